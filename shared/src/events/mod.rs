@@ -1,0 +1,1 @@
+//! Typed domain events from SQS, SNS and EventBridge, and the event envelope.

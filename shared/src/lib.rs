@@ -1,0 +1,18 @@
+//! # eventkit
+//!
+//! A toolkit for Rust event handlers on AWS Lambda: typed domain events from SQS, SNS and
+//! EventBridge (whatever carried them), an idempotency layer backed by DynamoDB, and
+//! partial-batch processing.
+//!
+//! Each concern lives in one module and composes around a plain `async fn(T) -> Result<Out, E>`
+//! handler:
+//!
+//! - [`events`]: receiving records from any source, the event envelope, versioned events,
+//!   publishing.
+//! - [`idempotency`]: once-per-key side effects, with DynamoDB and in-memory stores.
+#![warn(missing_docs)]
+#![warn(clippy::unwrap_used, clippy::expect_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod events;
+pub mod idempotency;

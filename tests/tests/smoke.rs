@@ -1,0 +1,143 @@
+//! Smoke tests of the local cloud itself: each asserts what actually arrived (or did not), so
+//! the later tests can trust SNS fan-out, filter policies, EventBridge rules and DynamoDB
+//! conditional writes as LocalStack and DynamoDB Local implement them.
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_sns::types::MessageAttributeValue;
+use eventkit_tests::LocalCloud;
+use serde_json::Value;
+
+/// How long to keep listening to be sure a filtered-out message does not arrive.
+const QUIET_PERIOD: Duration = Duration::from_secs(3);
+
+fn attribute(value: &str) -> MessageAttributeValue {
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()
+        .expect("attribute has a type")
+}
+
+#[tokio::test]
+async fn sns_delivers_to_sqs_in_the_sns_envelope() {
+    let cloud = LocalCloud::connect().await;
+    let topic = cloud.create_topic("smoke-envelope").await;
+    let queue = cloud.create_queue("smoke-envelope", &[]).await;
+    cloud.subscribe_queue(&topic, &queue, false, None).await;
+
+    cloud
+        .sns
+        .publish()
+        .topic_arn(&topic.arn)
+        .message(r#"{"orderId":"o-1"}"#)
+        .message_attributes("eventType", attribute("OrderPlaced"))
+        .send()
+        .await
+        .expect("Publish");
+
+    let received = cloud.receive(&queue, 1, Duration::from_secs(10)).await;
+    assert_eq!(received.len(), 1);
+    let body: Value = serde_json::from_str(received[0].body().unwrap_or_default()).expect("JSON envelope");
+    assert_eq!(body["Type"], "Notification");
+    assert_eq!(body["TopicArn"], topic.arn.as_str());
+    assert_eq!(body["Message"], r#"{"orderId":"o-1"}"#);
+    assert_eq!(body["MessageAttributes"]["eventType"]["Value"], "OrderPlaced");
+}
+
+#[tokio::test]
+async fn sns_raw_delivery_applies_the_filter_policy() {
+    let cloud = LocalCloud::connect().await;
+    let topic = cloud.create_topic("smoke-raw").await;
+    let queue = cloud.create_queue("smoke-raw", &[]).await;
+    cloud
+        .subscribe_queue(&topic, &queue, true, Some(r#"{"eventType":["OrderPlaced"]}"#))
+        .await;
+
+    for (event_type, body) in [("OrderCancelled", "filtered-out"), ("OrderPlaced", "wanted")] {
+        cloud
+            .sns
+            .publish()
+            .topic_arn(&topic.arn)
+            .message(body)
+            .message_attributes("eventType", attribute(event_type))
+            .send()
+            .await
+            .expect("Publish");
+    }
+
+    // Ask for two: only the matching one may come within the quiet period.
+    let received = cloud.receive(&queue, 2, QUIET_PERIOD).await;
+    let bodies: Vec<&str> = received.iter().filter_map(|m| m.body()).collect();
+    assert_eq!(bodies, ["wanted"], "raw body, and the filtered-out message never arrives");
+    let attributes = received[0].message_attributes().expect("raw delivery keeps attributes");
+    assert_eq!(attributes["eventType"].string_value(), Some("OrderPlaced"));
+}
+
+#[tokio::test]
+async fn eventbridge_rule_on_a_custom_bus_targets_a_queue() {
+    let cloud = LocalCloud::connect().await;
+    let bus = cloud.create_bus("smoke-bus").await;
+    let queue = cloud.create_queue("smoke-bus", &[]).await;
+    cloud
+        .route_to_queue(
+            &bus,
+            r#"{"source":["eventkit.orders"],"detail-type":["OrderPlaced"]}"#,
+            &queue,
+        )
+        .await;
+
+    let entry = |detail_type: &str, order: &str| {
+        aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+            .event_bus_name(&bus.name)
+            .source("eventkit.orders")
+            .detail_type(detail_type)
+            .detail(format!(r#"{{"orderId":"{order}"}}"#))
+            .build()
+    };
+    let response = cloud
+        .eventbridge
+        .put_events()
+        .entries(entry("OrderShipped", "o-ignored"))
+        .entries(entry("OrderPlaced", "o-2"))
+        .send()
+        .await
+        .expect("PutEvents");
+    assert_eq!(response.failed_entry_count(), 0);
+
+    let received = cloud.receive(&queue, 2, QUIET_PERIOD).await;
+    assert_eq!(received.len(), 1, "only the matching event arrives: {received:?}");
+    let event: Value = serde_json::from_str(received[0].body().unwrap_or_default()).expect("JSON event");
+    assert_eq!(event["detail-type"], "OrderPlaced");
+    assert_eq!(event["source"], "eventkit.orders");
+    assert_eq!(event["detail"]["orderId"], "o-2");
+}
+
+#[tokio::test]
+async fn dynamodb_conditional_put_succeeds_once_then_returns_the_old_item() {
+    let cloud = LocalCloud::connect().await;
+    let table = cloud.create_table("smoke-table", "id").await;
+    let put = |owner: &str| {
+        cloud
+            .dynamodb
+            .put_item()
+            .table_name(&table)
+            .item("id", AttributeValue::S("key-1".into()))
+            .item("owner", AttributeValue::S(owner.into()))
+            .condition_expression("attribute_not_exists(id)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+    };
+
+    put("first").await.expect("the first conditional put succeeds");
+    let error = put("second").await.expect_err("the second conditional put fails");
+    match error.into_service_error() {
+        PutItemError::ConditionalCheckFailedException(failed) => {
+            let old = failed.item().expect("ALL_OLD returns the old item");
+            assert_eq!(old.get("owner"), Some(&AttributeValue::S("first".into())));
+        }
+        other => panic!("expected ConditionalCheckFailed, got {other:?}"),
+    }
+}

@@ -1,0 +1,45 @@
+//! `cargo xtask test`: the one test command, for developers and CI alike. It brings the
+//! local cloud up, then runs the formatting check, clippy with warnings denied, and the whole
+//! workspace test suite pointed at the local cloud.
+
+use std::process::Command;
+
+use anyhow::{bail, Result};
+
+use crate::cloud::{workspace_root, LocalCloud};
+
+/// Runs every check in order, stopping at the first that fails.
+pub fn run(cloud: &LocalCloud, cargo_test_args: &[String]) -> Result<()> {
+    cloud.up()?;
+    let mut test = vec!["test", "--workspace"];
+    if !cargo_test_args.is_empty() {
+        test.push("--");
+        test.extend(cargo_test_args.iter().map(String::as_str));
+    }
+    let checks: [(&str, Vec<&str>); 3] = [
+        ("formatting", vec!["fmt", "--all", "--", "--check"]),
+        (
+            "clippy",
+            vec!["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
+        ),
+        ("tests", test),
+    ];
+    for (name, args) in checks {
+        println!("\n==> {name}: cargo {}", args.join(" "));
+        let status = Command::new(cargo())
+            .args(&args)
+            .current_dir(workspace_root())
+            .envs(cloud.env_vars())
+            .status()?;
+        if !status.success() {
+            bail!("{name} failed (cargo {})", args.join(" "));
+        }
+    }
+    println!("\nall checks passed");
+    Ok(())
+}
+
+/// The cargo that runs this xtask, so the pinned toolchain is used throughout.
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
