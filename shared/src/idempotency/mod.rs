@@ -1,0 +1,1 @@
+//! Once-per-key side effects, backed by DynamoDB or memory.
