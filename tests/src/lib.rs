@@ -96,11 +96,7 @@ fn endpoint(variable: &str, default: &str) -> String {
 
 /// Fails fast, with the fix in the message, instead of letting the SDK retry for a minute.
 fn require_reachable(service: &str, url: &str) {
-    let authority = url
-        .split("://")
-        .nth(1)
-        .unwrap_or(url)
-        .trim_end_matches('/');
+    let authority = url.split("://").nth(1).unwrap_or(url).trim_end_matches('/');
     let reachable = authority
         .to_socket_addrs()
         .ok()
@@ -118,7 +114,9 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    #[should_panic(expected = "LocalStack is not reachable at http://127.0.0.1:9: start the local cloud with `cargo xtask cloud up`")]
+    #[should_panic(
+        expected = "LocalStack is not reachable at http://127.0.0.1:9: start the local cloud with `cargo xtask cloud up`"
+    )]
     async fn an_unreachable_local_cloud_fails_with_the_fix_in_the_message() {
         // Port 9 (discard) has no listener here: connecting is refused at once.
         LocalCloud::connect_to("http://127.0.0.1:9", DEFAULT_DYNAMODB_URL).await;

@@ -35,12 +35,21 @@ pub struct Bus {
 impl LocalCloud {
     /// Creates a standard queue; `attributes` are extra queue attributes (for example a
     /// `RedrivePolicy` or `VisibilityTimeout`).
-    pub async fn create_queue(&self, prefix: &str, attributes: &[(QueueAttributeName, String)]) -> Queue {
-        self.create_queue_named(unique_name(prefix), attributes).await
+    pub async fn create_queue(
+        &self,
+        prefix: &str,
+        attributes: &[(QueueAttributeName, String)],
+    ) -> Queue {
+        self.create_queue_named(unique_name(prefix), attributes)
+            .await
     }
 
     /// Creates a FIFO queue (content-based deduplication off: senders give ids).
-    pub async fn create_fifo_queue(&self, prefix: &str, attributes: &[(QueueAttributeName, String)]) -> Queue {
+    pub async fn create_fifo_queue(
+        &self,
+        prefix: &str,
+        attributes: &[(QueueAttributeName, String)],
+    ) -> Queue {
         let mut attributes = attributes.to_vec();
         attributes.push((QueueAttributeName::FifoQueue, "true".into()));
         self.create_queue_named(format!("{}.fifo", unique_name(prefix)), &attributes)
@@ -65,20 +74,30 @@ impl LocalCloud {
                 prefix,
                 &[
                     (QueueAttributeName::RedrivePolicy, redrive.to_string()),
-                    (QueueAttributeName::VisibilityTimeout, visibility_timeout_secs.to_string()),
+                    (
+                        QueueAttributeName::VisibilityTimeout,
+                        visibility_timeout_secs.to_string(),
+                    ),
                 ],
             )
             .await;
         (queue, dlq)
     }
 
-    async fn create_queue_named(&self, name: String, attributes: &[(QueueAttributeName, String)]) -> Queue {
+    async fn create_queue_named(
+        &self,
+        name: String,
+        attributes: &[(QueueAttributeName, String)],
+    ) -> Queue {
         let mut request = self.sqs.create_queue().queue_name(&name);
         for (key, value) in attributes {
             request = request.attributes(key.clone(), value);
         }
         let created = request.send().await.expect("CreateQueue");
-        let url = created.queue_url().expect("CreateQueue returns a URL").to_string();
+        let url = created
+            .queue_url()
+            .expect("CreateQueue returns a URL")
+            .to_string();
         let arn = self
             .sqs
             .get_queue_attributes()
@@ -103,13 +122,22 @@ impl LocalCloud {
             .await
             .expect("CreateTopic");
         Topic {
-            arn: created.topic_arn().expect("CreateTopic returns an ARN").to_string(),
+            arn: created
+                .topic_arn()
+                .expect("CreateTopic returns an ARN")
+                .to_string(),
         }
     }
 
     /// Subscribes `queue` to `topic`, with raw message delivery or the SNS envelope, and an
     /// optional filter policy (on message attributes).
-    pub async fn subscribe_queue(&self, topic: &Topic, queue: &Queue, raw: bool, filter_policy: Option<&str>) {
+    pub async fn subscribe_queue(
+        &self,
+        topic: &Topic,
+        queue: &Queue,
+        raw: bool,
+        filter_policy: Option<&str>,
+    ) {
         let mut request = self
             .sns
             .subscribe()
@@ -160,7 +188,11 @@ impl LocalCloud {
             .send()
             .await
             .expect("PutTargets");
-        assert_eq!(response.failed_entry_count(), 0, "PutTargets failed: {response:?}");
+        assert_eq!(
+            response.failed_entry_count(),
+            0,
+            "PutTargets failed: {response:?}"
+        );
     }
 
     /// Receives until `expected` messages arrived or `timeout` passed, with all system and
@@ -192,7 +224,11 @@ impl LocalCloud {
             self.sqs
                 .delete_message()
                 .queue_url(&queue.url)
-                .receipt_handle(message.receipt_handle().expect("received message has a handle"))
+                .receipt_handle(
+                    message
+                        .receipt_handle()
+                        .expect("received message has a handle"),
+                )
                 .send()
                 .await
                 .expect("DeleteMessage");

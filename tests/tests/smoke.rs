@@ -40,11 +40,15 @@ async fn sns_delivers_to_sqs_in_the_sns_envelope() {
 
     let received = cloud.receive(&queue, 1, Duration::from_secs(10)).await;
     assert_eq!(received.len(), 1);
-    let body: Value = serde_json::from_str(received[0].body().unwrap_or_default()).expect("JSON envelope");
+    let body: Value =
+        serde_json::from_str(received[0].body().unwrap_or_default()).expect("JSON envelope");
     assert_eq!(body["Type"], "Notification");
     assert_eq!(body["TopicArn"], topic.arn.as_str());
     assert_eq!(body["Message"], r#"{"orderId":"o-1"}"#);
-    assert_eq!(body["MessageAttributes"]["eventType"]["Value"], "OrderPlaced");
+    assert_eq!(
+        body["MessageAttributes"]["eventType"]["Value"],
+        "OrderPlaced"
+    );
 }
 
 #[tokio::test]
@@ -53,10 +57,18 @@ async fn sns_raw_delivery_applies_the_filter_policy() {
     let topic = cloud.create_topic("smoke-raw").await;
     let queue = cloud.create_queue("smoke-raw", &[]).await;
     cloud
-        .subscribe_queue(&topic, &queue, true, Some(r#"{"eventType":["OrderPlaced"]}"#))
+        .subscribe_queue(
+            &topic,
+            &queue,
+            true,
+            Some(r#"{"eventType":["OrderPlaced"]}"#),
+        )
         .await;
 
-    for (event_type, body) in [("OrderCancelled", "filtered-out"), ("OrderPlaced", "wanted")] {
+    for (event_type, body) in [
+        ("OrderCancelled", "filtered-out"),
+        ("OrderPlaced", "wanted"),
+    ] {
         cloud
             .sns
             .publish()
@@ -71,8 +83,14 @@ async fn sns_raw_delivery_applies_the_filter_policy() {
     // Ask for two: only the matching one may come within the quiet period.
     let received = cloud.receive(&queue, 2, QUIET_PERIOD).await;
     let bodies: Vec<&str> = received.iter().filter_map(|m| m.body()).collect();
-    assert_eq!(bodies, ["wanted"], "raw body, and the filtered-out message never arrives");
-    let attributes = received[0].message_attributes().expect("raw delivery keeps attributes");
+    assert_eq!(
+        bodies,
+        ["wanted"],
+        "raw body, and the filtered-out message never arrives"
+    );
+    let attributes = received[0]
+        .message_attributes()
+        .expect("raw delivery keeps attributes");
     assert_eq!(attributes["eventType"].string_value(), Some("OrderPlaced"));
 }
 
@@ -108,8 +126,13 @@ async fn eventbridge_rule_on_a_custom_bus_targets_a_queue() {
     assert_eq!(response.failed_entry_count(), 0);
 
     let received = cloud.receive(&queue, 2, QUIET_PERIOD).await;
-    assert_eq!(received.len(), 1, "only the matching event arrives: {received:?}");
-    let event: Value = serde_json::from_str(received[0].body().unwrap_or_default()).expect("JSON event");
+    assert_eq!(
+        received.len(),
+        1,
+        "only the matching event arrives: {received:?}"
+    );
+    let event: Value =
+        serde_json::from_str(received[0].body().unwrap_or_default()).expect("JSON event");
     assert_eq!(event["detail-type"], "OrderPlaced");
     assert_eq!(event["source"], "eventkit.orders");
     assert_eq!(event["detail"]["orderId"], "o-2");
@@ -131,8 +154,12 @@ async fn dynamodb_conditional_put_succeeds_once_then_returns_the_old_item() {
             .send()
     };
 
-    put("first").await.expect("the first conditional put succeeds");
-    let error = put("second").await.expect_err("the second conditional put fails");
+    put("first")
+        .await
+        .expect("the first conditional put succeeds");
+    let error = put("second")
+        .await
+        .expect_err("the second conditional put fails");
     match error.into_service_error() {
         PutItemError::ConditionalCheckFailedException(failed) => {
             let old = failed.item().expect("ALL_OLD returns the old item");

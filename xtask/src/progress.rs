@@ -34,7 +34,11 @@ impl Step {
     pub fn done(self, outcome: &str) {
         let elapsed = self.bar.elapsed();
         self.bar.finish_and_clear();
-        println!("  ✓ {}: {outcome} ({:.1}s)", self.label, elapsed.as_secs_f64());
+        println!(
+            "  ✓ {}: {outcome} ({:.1}s)",
+            self.label,
+            elapsed.as_secs_f64()
+        );
     }
 
     /// Finishes the step with a cross; the caller reports the error.

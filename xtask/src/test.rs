@@ -20,7 +20,14 @@ pub fn run(cloud: &LocalCloud, cargo_test_args: &[String]) -> Result<()> {
         ("formatting", vec!["fmt", "--all", "--", "--check"]),
         (
             "clippy",
-            vec!["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
+            vec![
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
         ),
         ("tests", test),
     ];

