@@ -102,7 +102,7 @@ impl LocalCloud {
 
     /// Prints each service's health; fails when one is not healthy.
     pub fn status(&self) -> Result<()> {
-        println!("{:<16} {:<6} {:<8} {}", "service", "port", "pid", "health");
+        println!("service          port   pid      health");
         let mut all_healthy = true;
         for service in self.services() {
             let health = service.health();
