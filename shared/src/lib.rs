@@ -10,9 +10,17 @@
 //! - [`events`]: receiving records from any source, the event envelope, versioned events,
 //!   publishing.
 //! - [`idempotency`]: once-per-key side effects, with DynamoDB and in-memory stores.
+//! - [`batch`]: partial batch failures, FIFO ordering, deadlines, panic isolation.
+//! - [`handler`]: the composition of decoding, idempotency and the user's function.
+//! - [`runtime`]: `main` in a few lines, through lambda_runtime.
+//! - [`telemetry`]: structured logs per record and EMF metrics per batch.
 #![warn(missing_docs)]
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod batch;
 pub mod events;
+// pub mod handler;
 pub mod idempotency;
+// pub mod runtime;
+pub mod telemetry;

@@ -1,1 +1,80 @@
 //! Once-per-key side effects, backed by DynamoDB or memory.
+//!
+//! A handler wrapped by [`Idempotency::run`] runs at most once per idempotency key while its
+//! record lives, however often and however concurrently the record is delivered, and after
+//! whatever crash: a duplicate of a completed key replays the stored result without running
+//! the handler; a duplicate of a key in progress gets [`IdempotencyError::AlreadyInProgress`]
+//! so that it is retried later.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use eventkit::idempotency::{DynamoDbStore, Idempotency, IdempotencyConfig};
+//!
+//! # async fn example(client: aws_sdk_dynamodb::Client, payload: serde_json::Value) {
+//! let idempotency = Idempotency::new(
+//!     DynamoDbStore::new(client, "idempotency"),
+//!     IdempotencyConfig::new("orders").with_key_path("detail.orderId"),
+//! );
+//! let charged: Result<u64, _> = idempotency
+//!     .run(&payload, "message-1", Duration::from_secs(30), || async {
+//!         Ok::<_, std::io::Error>(4200) // charge the card once
+//!     })
+//!     .await;
+//! # }
+//! ```
+//!
+//! # How it works
+//!
+//! 1. The **key** is taken from the payload ([`KeySource`]: the envelope's `eventId` by
+//!    default), written as canonical JSON, hashed with SHA-256 and prefixed with the
+//!    configured name: `"{name}#{hex}"` (see [`key`] for the exact forms). A payload
+//!    without a key fails or runs without idempotency, per [`MissingKeyPolicy`].
+//! 2. With a cache configured, a live completed record cached in process is replayed.
+//! 3. The key is **claimed** with one conditional write of an `INPROGRESS` record carrying
+//!    a fresh owner token, the record expiry (`now + TTL`, epoch seconds) and the in-progress
+//!    expiry (`now + remaining`, epoch milliseconds). The write succeeds if the key is
+//!    absent, expired, or in progress with an expired window (a **takeover**: the claimant
+//!    ran out of time). Otherwise the existing record decides: `COMPLETED` replays,
+//!    `INPROGRESS` is [`AlreadyInProgress`](IdempotencyError::AlreadyInProgress), and with
+//!    payload validation a different payload is
+//!    [`PayloadValidation`](IdempotencyError::PayloadValidation).
+//! 4. The handler runs. Its result is stored (`COMPLETED`, new expiry) and its error removes
+//!    the claim so that a retry runs it again; both writes are **fenced**: accepted only
+//!    while the owner token still matches, so an invocation whose claim was taken over can
+//!    neither overwrite nor delete the new owner's record. A refused or failed write is
+//!    returned as an error, never swallowed.
+//!
+//! Each outcome is a `tracing` event with the fields `idempotency_key`, `record_id` and
+//! `outcome` (`completed`, `replayed`, `in_progress`, `validation_failed`, `takeover`,
+//! `completion_fenced`, `release_fenced`, `handler_failed`, `missing_key`, ...).
+//!
+//! # Differences from Powertools for AWS Lambda
+//!
+//! - Completion and deletion are conditional on the owner token (Powertools writes both
+//!   unconditionally, so a slow invocation can clobber the record of the one that took over).
+//! - A remaining time of zero is a real deadline, not "unknown".
+//! - Results are stored as JSON text and replayed exactly, falsy ones included.
+//! - The key prefix is a chosen name, not the handler function's name, so refactoring code
+//!   never changes keys; the key is computed once, before the handler can mutate anything.
+//! - A missing key fails by default.
+//! - No global state: each [`Idempotency`] has its own store, config, clock and cache.
+
+mod cache;
+mod clock;
+mod config;
+mod error;
+pub mod key;
+mod layer;
+mod record;
+mod store;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{IdempotencyConfig, MissingKeyPolicy, DEFAULT_NAME, DEFAULT_RECORD_TTL};
+pub use error::{IdempotencyError, StoreError};
+pub use key::{KeyPath, KeySource};
+pub use layer::Idempotency;
+pub use record::{IdempotencyRecord, Status};
+pub use store::{AttributeNames, ClaimOutcome, DynamoDbStore, IdempotencyStore, InMemoryStore};
+
+#[cfg(test)]
+mod tests;

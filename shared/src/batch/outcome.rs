@@ -1,0 +1,136 @@
+//! What happened to each record of a batch, and the responses Lambda expects from it.
+
+use std::time::Duration;
+
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse};
+
+use super::config::AllFailedPolicy;
+use super::error::{BatchError, ErrorClass};
+
+/// Why a record is reported failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The handler (or decoding, or idempotency) returned an error.
+    Error,
+    /// Another delivery of the same idempotency key is in progress.
+    InProgress,
+    /// The handler panicked; the panic was contained to this record.
+    Panicked,
+    /// FIFO: an earlier record of the same message group failed, so this one was not run.
+    SkippedAfterGroupFailure,
+    /// FIFO with [`FifoPolicy::StopBatch`](super::FifoPolicy::StopBatch): an earlier record
+    /// failed, so this one was not run.
+    SkippedAfterBatchStopped,
+    /// The invocation was too close to its deadline to start this record.
+    DeadlineReached,
+}
+
+/// A failed record: the class, what kind of failure, and the reason for the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordFailure {
+    /// Permanent (poison) or transient.
+    pub class: ErrorClass,
+    /// What kind of failure.
+    pub kind: FailureKind,
+    /// A human-readable reason.
+    pub reason: String,
+}
+
+/// One record's result, under the id used to report it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordOutcome<O> {
+    /// The record id (the SQS messageId for SQS batches).
+    pub id: String,
+    /// The handler's output, or why the record failed.
+    pub result: Result<O, RecordFailure>,
+}
+
+/// The outcome of a batch, in the order the records arrived.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchOutcome<O> {
+    /// One outcome per record, in arrival order.
+    pub records: Vec<RecordOutcome<O>>,
+    /// How long the batch took.
+    pub duration: Duration,
+}
+
+impl<O> BatchOutcome<O> {
+    /// The ids of the failed records, in arrival order.
+    pub fn failed_ids(&self) -> Vec<&str> {
+        self.failures().map(|(id, _)| id).collect()
+    }
+
+    /// The failed records with their failures.
+    pub fn failures(&self) -> impl Iterator<Item = (&str, &RecordFailure)> {
+        self.records.iter().filter_map(|record| {
+            record
+                .result
+                .as_ref()
+                .err()
+                .map(|failure| (record.id.as_str(), failure))
+        })
+    }
+
+    /// How many records succeeded.
+    pub fn succeeded(&self) -> usize {
+        self.records
+            .iter()
+            .filter(|record| record.result.is_ok())
+            .count()
+    }
+
+    /// How many records failed.
+    pub fn failed(&self) -> usize {
+        self.records.len() - self.succeeded()
+    }
+
+    /// The SQS partial batch response (ReportBatchItemFailures): exactly the failed ids.
+    /// When every record failed and the policy is [`AllFailedPolicy::Error`], an error.
+    pub fn sqs_response(
+        &self,
+        all_failed: AllFailedPolicy,
+    ) -> Result<SqsBatchResponse, BatchError> {
+        if all_failed == AllFailedPolicy::Error && !self.records.is_empty() && self.succeeded() == 0
+        {
+            let (first_id, first) = self.first_failure();
+            return Err(BatchError::AllFailed {
+                count: self.records.len(),
+                first_id,
+                first_reason: first,
+            });
+        }
+        let mut response = SqsBatchResponse::default();
+        response.batch_item_failures = self
+            .failed_ids()
+            .into_iter()
+            .map(|id| {
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = id.to_string();
+                failure
+            })
+            .collect();
+        Ok(response)
+    }
+
+    /// For direct (SNS, EventBridge) invocations: an error if any record failed, so that
+    /// Lambda's asynchronous retries and the function's DLQ apply.
+    pub fn require_all_succeeded(&self) -> Result<(), BatchError> {
+        if self.failed() == 0 {
+            return Ok(());
+        }
+        let (first_id, first_reason) = self.first_failure();
+        Err(BatchError::RecordsFailed {
+            failed: self.failed(),
+            total: self.records.len(),
+            first_id,
+            first_reason,
+        })
+    }
+
+    fn first_failure(&self) -> (String, String) {
+        self.failures()
+            .next()
+            .map(|(id, failure)| (id.to_string(), failure.reason.clone()))
+            .unwrap_or_default()
+    }
+}

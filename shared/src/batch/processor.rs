@@ -1,0 +1,204 @@
+//! Runs a per-record handler over a batch: concurrently for standard queues, in order per
+//! message group for FIFO queues, each record in its own tracing span, a panic contained to
+//! its record, and nothing started that the deadline would cut off.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::time::Instant;
+
+use futures::{FutureExt, StreamExt};
+use tracing::Instrument;
+
+use super::config::{BatchConfig, FifoPolicy};
+use super::deadline::Deadline;
+use super::error::{ErrorClass, RecordError};
+use super::outcome::{BatchOutcome, FailureKind, RecordFailure, RecordOutcome};
+use crate::events::EventRecord;
+use crate::telemetry::record_span;
+
+/// Runs batches with one [`BatchConfig`].
+#[derive(Clone, Debug, Default)]
+pub struct BatchProcessor {
+    config: BatchConfig,
+}
+
+impl BatchProcessor {
+    /// A processor with `config`.
+    pub fn new(config: BatchConfig) -> Self {
+        Self { config }
+    }
+
+    /// Its configuration.
+    pub fn config(&self) -> &BatchConfig {
+        &self.config
+    }
+
+    /// Runs `handler` for every record and returns each record's outcome in arrival order.
+    /// A batch whose records carry a message group id is treated as FIFO.
+    pub async fn process<H, Fut, O>(
+        &self,
+        records: Vec<EventRecord>,
+        deadline: Deadline,
+        handler: H,
+    ) -> BatchOutcome<O>
+    where
+        H: Fn(EventRecord) -> Fut,
+        Fut: Future<Output = Result<O, RecordError>>,
+    {
+        let started = Instant::now();
+        let count = records.len();
+        let fifo = records
+            .iter()
+            .any(|record| record.message_group_id().is_some());
+        let run = |record| self.run_one(record, deadline, &handler);
+        let mut outcomes: Vec<(usize, RecordOutcome<O>)> = match (fifo, self.config.fifo) {
+            (false, _) => {
+                futures::stream::iter(records.into_iter().enumerate())
+                    .map(|(index, record)| run(record).map(move |outcome| (index, outcome)))
+                    .buffer_unordered(self.config.max_concurrency)
+                    .collect()
+                    .await
+            }
+            (true, FifoPolicy::StopBatch) => {
+                let indexed: Vec<_> = records.into_iter().enumerate().collect();
+                in_order(indexed, FailureKind::SkippedAfterBatchStopped, &run).await
+            }
+            (true, FifoPolicy::SkipGroup) => {
+                futures::stream::iter(message_groups(records))
+                    .map(|group| in_order(group, FailureKind::SkippedAfterGroupFailure, &run))
+                    .buffer_unordered(self.config.max_concurrency)
+                    .flat_map(futures::stream::iter)
+                    .collect()
+                    .await
+            }
+        };
+        outcomes.sort_by_key(|(index, _)| *index);
+        debug_assert_eq!(outcomes.len(), count);
+        BatchOutcome {
+            records: outcomes.into_iter().map(|(_, outcome)| outcome).collect(),
+            duration: started.elapsed(),
+        }
+    }
+
+    async fn run_one<H, Fut, O>(
+        &self,
+        record: EventRecord,
+        deadline: Deadline,
+        handler: &H,
+    ) -> RecordOutcome<O>
+    where
+        H: Fn(EventRecord) -> Fut,
+        Fut: Future<Output = Result<O, RecordError>>,
+    {
+        let id = record.id().to_string();
+        let span = record_span(&record);
+        if deadline.remaining() <= self.config.deadline_margin {
+            let failure = RecordFailure {
+                class: ErrorClass::Transient,
+                kind: FailureKind::DeadlineReached,
+                reason: format!(
+                    "not started: less than {:?} left before the invocation's deadline",
+                    self.config.deadline_margin
+                ),
+            };
+            return report(id, Err(failure), span);
+        }
+        // The handler is called inside the guarded future, so a panic while building its
+        // future is contained as well as one while polling it.
+        let guarded = AssertUnwindSafe(async { handler(record).await }).catch_unwind();
+        let result = match guarded.instrument(span.clone()).await {
+            Ok(Ok(output)) => Ok(output),
+            Ok(Err(error)) => Err(RecordFailure {
+                class: error.class(),
+                kind: error.kind(),
+                reason: error.to_string(),
+            }),
+            Err(panic) => Err(RecordFailure {
+                class: ErrorClass::Transient,
+                kind: FailureKind::Panicked,
+                reason: format!("handler panicked: {}", panic_message(&*panic)),
+            }),
+        };
+        report(id, result, span)
+    }
+}
+
+/// Runs records one after another; after the first failure the rest are reported failed
+/// with `skipped` and never run, so their order is kept for the redelivery.
+async fn in_order<R, Fut, O>(
+    records: Vec<(usize, EventRecord)>,
+    skipped: FailureKind,
+    run: &R,
+) -> Vec<(usize, RecordOutcome<O>)>
+where
+    R: Fn(EventRecord) -> Fut,
+    Fut: Future<Output = RecordOutcome<O>>,
+{
+    let mut outcomes = Vec::with_capacity(records.len());
+    let mut failed: Option<String> = None;
+    for (index, record) in records {
+        let outcome = match &failed {
+            Some(first) => {
+                let failure = RecordFailure {
+                    class: ErrorClass::Transient,
+                    kind: skipped.clone(),
+                    reason: format!(
+                        "not run: earlier record {first} failed and order must be kept"
+                    ),
+                };
+                report(record.id().to_string(), Err(failure), record_span(&record))
+            }
+            None => run(record).await,
+        };
+        if outcome.result.is_err() && failed.is_none() {
+            failed = Some(outcome.id.clone());
+        }
+        outcomes.push((index, outcome));
+    }
+    outcomes
+}
+
+/// Splits a FIFO batch into its message groups, each in arrival order, groups in order of
+/// their first record.
+fn message_groups(records: Vec<EventRecord>) -> Vec<Vec<(usize, EventRecord)>> {
+    let mut positions: HashMap<String, usize> = HashMap::new();
+    let mut groups: Vec<Vec<(usize, EventRecord)>> = Vec::new();
+    for (index, record) in records.into_iter().enumerate() {
+        let group = record.message_group_id().unwrap_or_default().to_string();
+        let position = *positions.entry(group).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[position].push((index, record));
+    }
+    groups
+}
+
+/// Logs a failure (with its class, inside the record's span) and wraps the outcome.
+fn report<O>(
+    id: String,
+    result: Result<O, RecordFailure>,
+    span: tracing::Span,
+) -> RecordOutcome<O> {
+    if let Err(failure) = &result {
+        span.in_scope(|| {
+            tracing::warn!(
+                record_id = %id,
+                class = %failure.class,
+                kind = ?failure.kind,
+                reason = %failure.reason,
+                "record failed"
+            );
+        });
+    }
+    RecordOutcome { id, result }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(ToString::to_string)
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".into())
+}

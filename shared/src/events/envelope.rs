@@ -1,0 +1,278 @@
+//! The event envelope: the metadata every event of ours carries around its data.
+//!
+//! The envelope is the same JSON whatever carries it (an SQS body, an SNS message, an
+//! EventBridge `detail`), so a consumer decodes it the same way from any source, and the
+//! ids in it (rather than the carrier's message ids, which change on every hop) identify
+//! the event for idempotency and tracing.
+
+use chrono::{DateTime, Utc};
+use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::{Deserialize, Serialize};
+
+use super::error::DecodeReason;
+use super::versioned::VersionedEvent;
+
+/// A domain event with its metadata; camelCase on the wire.
+///
+/// ```json
+/// {"eventId": "…", "eventType": "CustomerRegistered", "eventVersion": 2,
+///  "source": "customers", "time": "2024-05-01T12:00:00Z",
+///  "correlationId": "…", "causationId": "…", "traceId": "Root=1-…", "data": {…}}
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventEnvelope<T> {
+    /// Unique id of this event; the default idempotency key.
+    pub event_id: String,
+    /// The event's type name, for example `CustomerRegistered`.
+    pub event_type: String,
+    /// The schema version of `data`.
+    pub event_version: u32,
+    /// The producer (service or bounded context) that emitted the event.
+    pub source: String,
+    /// When the event happened.
+    pub time: DateTime<Utc>,
+    /// Shared by every event of one business flow: the root event's id.
+    pub correlation_id: String,
+    /// The id of the event that caused this one (the event's own id for a root event).
+    pub causation_id: String,
+    /// The X-Ray trace header (`Root=1-…;Parent=…;Sampled=…`) of the flow, carried across
+    /// hops so a consumer can continue the trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+    /// The domain event itself.
+    pub data: T,
+}
+
+impl<T: VersionedEvent> EventEnvelope<T> {
+    /// A new root event of type `T` at its current version: a fresh id, the current time,
+    /// and itself as correlation and causation.
+    pub fn new(source: impl Into<String>, data: T) -> Self {
+        Self::from_parts(T::EVENT_TYPE, T::CURRENT_VERSION, source, data)
+    }
+
+    /// A new event caused by `cause`: same correlation id and trace, causation id is the
+    /// cause's event id.
+    pub fn caused_by<C>(cause: &EventEnvelope<C>, source: impl Into<String>, data: T) -> Self {
+        Self::new(source, data).following(cause)
+    }
+}
+
+impl<T> EventEnvelope<T> {
+    /// A new root event with an explicit type and version, for data that does not
+    /// implement [`VersionedEvent`] (for example a `serde_json::Value`).
+    pub fn from_parts(
+        event_type: impl Into<String>,
+        event_version: u32,
+        source: impl Into<String>,
+        data: T,
+    ) -> Self {
+        let event_id = uuid::Uuid::new_v4().to_string();
+        Self {
+            correlation_id: event_id.clone(),
+            causation_id: event_id.clone(),
+            event_id,
+            event_type: event_type.into(),
+            event_version,
+            source: source.into(),
+            time: Utc::now(),
+            trace_id: None,
+            data,
+        }
+    }
+
+    /// Makes this event a consequence of `cause`: its correlation id, its event id as
+    /// causation, and its trace when this event has none.
+    pub fn following<C>(mut self, cause: &EventEnvelope<C>) -> Self {
+        self.correlation_id = cause.correlation_id.clone();
+        self.causation_id = cause.event_id.clone();
+        if self.trace_id.is_none() {
+            self.trace_id = cause.trace_id.clone();
+        }
+        self
+    }
+
+    /// Sets the X-Ray trace header carried with the event.
+    pub fn with_trace_id(mut self, trace_id: impl Into<String>) -> Self {
+        self.trace_id = Some(trace_id.into());
+        self
+    }
+
+    /// The domain event, without its metadata.
+    pub fn into_data(self) -> T {
+        self.data
+    }
+
+    /// The same metadata around other data (for example after upcasting).
+    pub fn map_data<U>(self, f: impl FnOnce(T) -> U) -> EventEnvelope<U> {
+        EventEnvelope {
+            event_id: self.event_id,
+            event_type: self.event_type,
+            event_version: self.event_version,
+            source: self.source,
+            time: self.time,
+            correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
+            trace_id: self.trace_id,
+            data: f(self.data),
+        }
+    }
+}
+
+impl<T: DeserializeOwned> EventEnvelope<T> {
+    /// Parses an envelope from JSON, telling apart a body that is not an envelope at all
+    /// ([`DecodeReason::WrongEnvelope`]) from an envelope with a missing or bad field.
+    ///
+    /// This does not check `eventType` or upcast `eventVersion`; see
+    /// [`decode_event`](super::decode_event) for that.
+    pub fn from_json(json: &str) -> Result<Self, DecodeReason> {
+        require_envelope_shape(json)?;
+        serde_json::from_str(json).map_err(|error| DecodeReason::from_json(&error))
+    }
+}
+
+/// The keys that make a JSON object one of our envelopes rather than a bare domain object.
+#[derive(Deserialize)]
+struct EnvelopeProbe {
+    #[serde(rename = "eventType")]
+    event_type: Option<IgnoredAny>,
+    data: Option<IgnoredAny>,
+}
+
+fn require_envelope_shape(json: &str) -> Result<(), DecodeReason> {
+    if !json.trim_start().starts_with('{') {
+        return match serde_json::from_str::<IgnoredAny>(json) {
+            Ok(_) => Err(DecodeReason::wrong_envelope(
+                "expected an event envelope (a JSON object), found another JSON value",
+            )),
+            Err(error) => Err(DecodeReason::from_json(&error)),
+        };
+    }
+    let probe: EnvelopeProbe =
+        serde_json::from_str(json).map_err(|error| DecodeReason::from_json(&error))?;
+    if probe.event_type.is_none() && probe.data.is_none() {
+        return Err(DecodeReason::wrong_envelope(
+            "expected an event envelope, found a JSON object with neither `eventType` nor `data`",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    struct OrderPlaced {
+        order_id: String,
+    }
+
+    impl VersionedEvent for OrderPlaced {
+        const EVENT_TYPE: &'static str = "OrderPlaced";
+        const CURRENT_VERSION: u32 = 1;
+    }
+
+    fn order(id: &str) -> OrderPlaced {
+        OrderPlaced {
+            order_id: id.into(),
+        }
+    }
+
+    #[test]
+    fn a_root_event_correlates_with_itself() {
+        let event = EventEnvelope::new("orders", order("o-1"));
+        assert_eq!(event.event_type, "OrderPlaced");
+        assert_eq!(event.event_version, 1);
+        assert_eq!(event.correlation_id, event.event_id);
+        assert_eq!(event.causation_id, event.event_id);
+        assert_eq!(event.trace_id, None);
+        assert_ne!(
+            event.event_id,
+            EventEnvelope::new("orders", order("o-1")).event_id
+        );
+    }
+
+    #[test]
+    fn a_caused_event_keeps_correlation_and_trace() {
+        let root = EventEnvelope::new("orders", order("o-1")).with_trace_id("Root=1-abc");
+        let second = EventEnvelope::caused_by(&root, "billing", order("o-1"));
+        let third = EventEnvelope::caused_by(&second, "shipping", order("o-1"));
+        assert_eq!(second.correlation_id, root.event_id);
+        assert_eq!(second.causation_id, root.event_id);
+        assert_eq!(third.correlation_id, root.event_id);
+        assert_eq!(third.causation_id, second.event_id);
+        assert_eq!(third.trace_id.as_deref(), Some("Root=1-abc"));
+        assert_eq!(third.source, "shipping");
+    }
+
+    #[test]
+    fn wire_format_is_camel_case_and_omits_absent_trace() {
+        let event = EventEnvelope::new("orders", order("o-1"));
+        let json = serde_json::to_value(&event).unwrap();
+        let keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        for key in [
+            "eventId",
+            "eventType",
+            "eventVersion",
+            "source",
+            "time",
+            "correlationId",
+            "causationId",
+            "data",
+        ] {
+            assert!(keys.contains(&key), "{key} missing from {json}");
+        }
+        assert!(!keys.contains(&"traceId"));
+        let traced = serde_json::to_value(event.with_trace_id("Root=1-abc")).unwrap();
+        assert_eq!(traced["traceId"], "Root=1-abc");
+    }
+
+    #[test]
+    fn from_json_tells_wrong_envelope_from_missing_field() {
+        let event = EventEnvelope::new("orders", order("o-1"));
+        let json = serde_json::to_string(&event).unwrap();
+        assert_eq!(
+            EventEnvelope::<OrderPlaced>::from_json(&json).unwrap(),
+            event
+        );
+
+        let bare = r#"{"order_id": "o-1"}"#;
+        assert!(matches!(
+            EventEnvelope::<OrderPlaced>::from_json(bare),
+            Err(DecodeReason::WrongEnvelope { .. })
+        ));
+        assert!(matches!(
+            EventEnvelope::<OrderPlaced>::from_json("[1, 2]"),
+            Err(DecodeReason::WrongEnvelope { .. })
+        ));
+        assert!(matches!(
+            EventEnvelope::<OrderPlaced>::from_json("[1, 2"),
+            Err(DecodeReason::InvalidJson { .. })
+        ));
+        let mut without_correlation = serde_json::to_value(&event).unwrap();
+        without_correlation
+            .as_object_mut()
+            .unwrap()
+            .remove("correlationId");
+        assert_eq!(
+            EventEnvelope::<OrderPlaced>::from_json(&without_correlation.to_string()),
+            Err(DecodeReason::MissingField {
+                field: "correlationId".into()
+            })
+        );
+    }
+
+    #[test]
+    fn map_data_keeps_metadata() {
+        let event = EventEnvelope::new("orders", order("o-1"));
+        let mapped = event.clone().map_data(|o| o.order_id);
+        assert_eq!(mapped.event_id, event.event_id);
+        assert_eq!(mapped.data, "o-1");
+        assert_eq!(event.into_data(), order("o-1"));
+    }
+}

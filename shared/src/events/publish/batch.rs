@@ -1,0 +1,302 @@
+//! The service-independent part of publishing: cutting events into batches, sending each,
+//! and retrying only the entries reported as failed, with a bounded exponential backoff.
+
+use std::collections::BTreeSet;
+
+use super::{OutgoingEvent, PublishFailure, RetryPolicy, MAX_BATCH_BYTES, MAX_BATCH_ENTRIES};
+
+/// One entry a batch request reported as failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct EntryFailure {
+    /// The entry's position in the batch that was sent.
+    pub position: usize,
+    pub code: String,
+    pub message: String,
+    /// Whether sending it again may succeed (a throttle or an internal error, as opposed to
+    /// an entry the service will always refuse).
+    pub retryable: bool,
+}
+
+impl EntryFailure {
+    /// An entry that could not even be built into a request; never retried.
+    pub fn invalid(position: usize, message: String) -> Self {
+        Self {
+            position,
+            code: "InvalidEntry".into(),
+            message,
+            retryable: false,
+        }
+    }
+
+    /// A failure SNS or SQS reported for the entry whose batch id is `id` (we use the
+    /// position as id). Sender faults are not retried.
+    pub fn reported(id: &str, code: &str, message: Option<&str>, sender_fault: bool) -> Self {
+        Self {
+            // An id we did not send is reported (and skipped) by the retry loop.
+            position: id.parse().unwrap_or(usize::MAX),
+            code: code.to_string(),
+            message: message.unwrap_or_default().to_string(),
+            retryable: !sender_fault,
+        }
+    }
+}
+
+/// One service's batch API.
+pub(crate) trait BatchSender {
+    /// Sends `batch` (at most [`MAX_BATCH_ENTRIES`]) in one request. `Ok` lists the entries
+    /// that failed, by position; `Err` means the whole request failed (after the SDK's own
+    /// retries) and says why.
+    async fn send_batch(&self, batch: &[&OutgoingEvent]) -> Result<Vec<EntryFailure>, String>;
+}
+
+/// Sends every event; returns those that finally failed, ordered by index.
+pub(crate) async fn publish_all<S: BatchSender>(
+    sender: &S,
+    events: &[OutgoingEvent],
+    policy: &RetryPolicy,
+) -> Vec<PublishFailure> {
+    let mut failures = Vec::new();
+    for batch in batches(events) {
+        failures.extend(send_with_retries(sender, events, batch, policy).await);
+    }
+    failures.sort_by_key(|failure| failure.index);
+    failures
+}
+
+/// Indices of `events`, in order, cut at [`MAX_BATCH_ENTRIES`] entries or
+/// [`MAX_BATCH_BYTES`] bytes, whichever comes first.
+fn batches(events: &[OutgoingEvent]) -> Vec<Vec<usize>> {
+    let mut batches = Vec::new();
+    let mut current = Vec::new();
+    let mut current_bytes = 0;
+    for (index, event) in events.iter().enumerate() {
+        let size = event.size_bytes();
+        let full = current.len() == MAX_BATCH_ENTRIES || current_bytes + size > MAX_BATCH_BYTES;
+        if full && !current.is_empty() {
+            batches.push(std::mem::take(&mut current));
+            current_bytes = 0;
+        }
+        current.push(index);
+        current_bytes += size;
+    }
+    if !current.is_empty() {
+        batches.push(current);
+    }
+    batches
+}
+
+async fn send_with_retries<S: BatchSender>(
+    sender: &S,
+    events: &[OutgoingEvent],
+    batch: Vec<usize>,
+    policy: &RetryPolicy,
+) -> Vec<PublishFailure> {
+    let failure = |index: usize, code: String, message: String, attempts: u32| PublishFailure {
+        index,
+        event_id: events[index].event_id.clone(),
+        code,
+        message,
+        attempts,
+    };
+    let mut finally_failed = Vec::new();
+    let mut pending = batch;
+    let mut attempt = 1;
+    loop {
+        let last_attempt = attempt >= policy.max_attempts.max(1);
+        let entries: Vec<&OutgoingEvent> = pending.iter().map(|&index| &events[index]).collect();
+        let mut retry = BTreeSet::new();
+        match sender.send_batch(&entries).await {
+            Ok(entry_failures) => {
+                for entry in entry_failures {
+                    let Some(&index) = pending.get(entry.position) else {
+                        tracing::warn!(position = entry.position, code = %entry.code, "batch response names an entry that was not sent");
+                        continue;
+                    };
+                    if entry.retryable && !last_attempt {
+                        retry.insert(index);
+                    } else {
+                        finally_failed.push(failure(index, entry.code, entry.message, attempt));
+                    }
+                }
+            }
+            Err(message) if last_attempt => {
+                for &index in &pending {
+                    finally_failed.push(failure(
+                        index,
+                        "RequestFailed".into(),
+                        message.clone(),
+                        attempt,
+                    ));
+                }
+            }
+            Err(message) => {
+                tracing::warn!(%message, attempt, "batch request failed; retrying");
+                retry.extend(pending.iter().copied());
+            }
+        }
+        if retry.is_empty() {
+            return finally_failed;
+        }
+        attempt += 1;
+        tokio::time::sleep(policy.delay_before(attempt)).await;
+        pending = retry.into_iter().collect();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use super::*;
+
+    fn event(id: usize, body_bytes: usize) -> OutgoingEvent {
+        let envelope =
+            crate::events::EventEnvelope::from_parts("T", 1, "s", "x".repeat(body_bytes));
+        let mut outgoing = OutgoingEvent::from_envelope(&envelope).unwrap();
+        outgoing.event_id = format!("e-{id}");
+        outgoing
+    }
+
+    /// Fails entries by event id according to a script: `(event_id, times, retryable)`
+    /// fails that event the first `times` sends. Records every batch it saw.
+    struct ScriptedSender {
+        script: Vec<(&'static str, usize, bool)>,
+        request_failures: Mutex<usize>,
+        sent: Mutex<Vec<Vec<String>>>,
+    }
+
+    impl ScriptedSender {
+        fn new(script: Vec<(&'static str, usize, bool)>) -> Self {
+            Self {
+                script,
+                request_failures: Mutex::new(0),
+                sent: Mutex::new(Vec::new()),
+            }
+        }
+
+        fn sends_of(&self, event_id: &str) -> usize {
+            let sent = self.sent.lock().unwrap();
+            sent.iter().flatten().filter(|id| *id == event_id).count()
+        }
+    }
+
+    impl BatchSender for ScriptedSender {
+        async fn send_batch(&self, batch: &[&OutgoingEvent]) -> Result<Vec<EntryFailure>, String> {
+            assert!(batch.len() <= MAX_BATCH_ENTRIES);
+            {
+                let mut failures = self.request_failures.lock().unwrap();
+                if *failures > 0 {
+                    *failures -= 1;
+                    return Err("connection reset".into());
+                }
+            }
+            let mut sent = self.sent.lock().unwrap();
+            sent.push(batch.iter().map(|e| e.event_id.clone()).collect());
+            let failed = batch
+                .iter()
+                .enumerate()
+                .filter_map(|(position, entry)| {
+                    let (_, times, retryable) = self
+                        .script
+                        .iter()
+                        .find(|(id, _, _)| *id == entry.event_id)?;
+                    let sends = sent
+                        .iter()
+                        .flatten()
+                        .filter(|id| **id == entry.event_id)
+                        .count();
+                    (sends <= *times).then(|| EntryFailure {
+                        position,
+                        code: if *retryable {
+                            "InternalError".into()
+                        } else {
+                            "InvalidParameter".into()
+                        },
+                        message: format!("attempt {sends}"),
+                        retryable: *retryable,
+                    })
+                })
+                .collect();
+            Ok(failed)
+        }
+    }
+
+    fn fast(attempts: u32) -> RetryPolicy {
+        RetryPolicy::attempts(attempts)
+            .with_delays(Duration::from_millis(10), Duration::from_millis(40))
+    }
+
+    #[test]
+    fn cuts_batches_by_count_and_size() {
+        let small: Vec<_> = (0..23).map(|i| event(i, 10)).collect();
+        let sizes: Vec<usize> = batches(&small).iter().map(Vec::len).collect();
+        assert_eq!(sizes, [10, 10, 3]);
+
+        // 100 KiB each: two fit under 256 KiB, the third starts a new batch; an oversized
+        // event goes alone.
+        let big: Vec<_> = [100, 100, 100, 300, 1]
+            .iter()
+            .map(|kib| event(0, kib * 1024))
+            .collect();
+        assert_eq!(batches(&big), vec![vec![0, 1], vec![2], vec![3], vec![4]]);
+        assert!(batches(&[]).is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_only_failed_entries_until_they_pass() {
+        let events: Vec<_> = (0..12).map(|i| event(i, 10)).collect();
+        let sender = ScriptedSender::new(vec![("e-3", 2, true), ("e-11", 1, true)]);
+        let failures = publish_all(&sender, &events, &fast(4)).await;
+        assert!(failures.is_empty(), "{failures:?}");
+        assert_eq!(sender.sends_of("e-3"), 3);
+        assert_eq!(sender.sends_of("e-11"), 2);
+        assert_eq!(sender.sends_of("e-0"), 1);
+        let sent = sender.sent.lock().unwrap();
+        assert_eq!(sent[0].len(), 10);
+        assert_eq!(sent[1], ["e-3"]);
+        assert_eq!(sent[2], ["e-3"]);
+        assert_eq!(sent[3], ["e-10", "e-11"]);
+        assert_eq!(sent[4], ["e-11"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reports_what_still_fails_after_the_last_attempt() {
+        let events: Vec<_> = (0..5).map(|i| event(i, 10)).collect();
+        let sender = ScriptedSender::new(vec![("e-1", 100, true), ("e-4", 100, false)]);
+        let failures = publish_all(&sender, &events, &fast(3)).await;
+        assert_eq!(failures.len(), 2);
+        assert_eq!((failures[0].index, failures[0].attempts), (1, 3));
+        assert_eq!(failures[0].event_id, "e-1");
+        assert_eq!(failures[0].message, "attempt 3");
+        // A sender-fault failure is not retried: it would fail the same way.
+        assert_eq!((failures[1].index, failures[1].attempts), (4, 1));
+        assert_eq!(failures[1].code, "InvalidParameter");
+        assert_eq!(sender.sends_of("e-4"), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_request_is_retried_whole_then_reported() {
+        let events: Vec<_> = (0..3).map(|i| event(i, 10)).collect();
+        let sender = ScriptedSender::new(vec![]);
+        *sender.request_failures.lock().unwrap() = 2;
+        assert!(publish_all(&sender, &events, &fast(3)).await.is_empty());
+
+        *sender.request_failures.lock().unwrap() = 5;
+        let failures = publish_all(&sender, &events, &fast(2)).await;
+        assert_eq!(failures.len(), 3);
+        assert!(failures
+            .iter()
+            .all(|f| f.code == "RequestFailed" && f.attempts == 2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn backoff_is_bounded() {
+        let events = vec![event(0, 10)];
+        let sender = ScriptedSender::new(vec![("e-0", 100, true)]);
+        let started = tokio::time::Instant::now();
+        publish_all(&sender, &events, &fast(5)).await;
+        // 10 + 20 + 40 + 40 ms of (virtual) waiting between five attempts.
+        assert_eq!(started.elapsed(), Duration::from_millis(110));
+    }
+}

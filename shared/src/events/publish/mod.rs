@@ -1,0 +1,242 @@
+//! Publishing envelopes to SNS, EventBridge and SQS: in batches of up to 10, retrying only
+//! the entries AWS reports as failed, and returning the ones that finally failed.
+//!
+//! Batch APIs succeed as a request while failing individual entries, so a publisher that
+//! only checks the request result silently loses events. Here every call returns the
+//! entries that are still failed after bounded retries, by their index in the input, and
+//! the caller decides (fail the handler, store them, alert). Clients are passed in; nothing
+//! is global.
+//!
+//! Batches are sent one after the other and each is settled (retries included) before the
+//! next, so events keep their relative order across batches; within a batch, AWS may
+//! accept a later entry while an earlier one is retried.
+
+mod batch;
+mod eventbridge;
+mod sns;
+mod sqs;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::envelope::EventEnvelope;
+
+pub use eventbridge::EventBridgePublisher;
+pub use sns::SnsPublisher;
+pub use sqs::SqsPublisher;
+
+/// The most entries SNS PublishBatch, EventBridge PutEvents and SQS SendMessageBatch take
+/// in one request.
+pub const MAX_BATCH_ENTRIES: usize = 10;
+
+/// The most payload bytes put in one request: the smallest of the three services' request
+/// limits (256 KiB). A single larger event is still sent, alone, for AWS to judge.
+pub const MAX_BATCH_BYTES: usize = 256 * 1024;
+
+/// An event ready to send: its serialized envelope, the metadata the services need, and
+/// per-message delivery options.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutgoingEvent {
+    /// The envelope's `eventId`, to name the event in failures (and the default FIFO
+    /// deduplication id).
+    pub event_id: String,
+    /// The envelope's `eventType`: EventBridge's `detail-type`.
+    pub event_type: String,
+    /// The envelope's `source`: EventBridge's `source`.
+    pub source: String,
+    /// The envelope's `time`: EventBridge's `time`.
+    pub time: DateTime<Utc>,
+    /// The envelope's X-Ray trace header, passed on as the SQS `AWSTraceHeader` and the
+    /// EventBridge `TraceHeader` when it is one (starts with `Root=`).
+    pub trace_id: Option<String>,
+    /// The envelope as JSON: the SNS message, the SQS body, the EventBridge `detail`.
+    pub body: String,
+    /// String message attributes for SNS and SQS (SNS filter policies match on them);
+    /// `eventType` and `source` are set from the envelope. EventBridge has none: its rules
+    /// match on the event itself.
+    pub attributes: BTreeMap<String, String>,
+    /// Message group id for FIFO topics and queues.
+    pub group_id: Option<String>,
+    /// Deduplication id for FIFO topics and queues; `event_id` when unset.
+    pub deduplication_id: Option<String>,
+}
+
+impl OutgoingEvent {
+    /// Serializes `envelope` and takes its metadata.
+    pub fn from_envelope<T: Serialize>(
+        envelope: &EventEnvelope<T>,
+    ) -> Result<Self, serde_json::Error> {
+        let attributes = BTreeMap::from([
+            ("eventType".to_string(), envelope.event_type.clone()),
+            ("source".to_string(), envelope.source.clone()),
+        ]);
+        Ok(Self {
+            event_id: envelope.event_id.clone(),
+            event_type: envelope.event_type.clone(),
+            source: envelope.source.clone(),
+            time: envelope.time,
+            trace_id: envelope.trace_id.clone(),
+            body: serde_json::to_string(envelope)?,
+            attributes,
+            group_id: None,
+            deduplication_id: None,
+        })
+    }
+
+    /// Adds (or replaces) a string message attribute.
+    pub fn with_attribute(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.attributes.insert(name.into(), value.into());
+        self
+    }
+
+    /// Sets the FIFO message group id.
+    pub fn with_group_id(mut self, group_id: impl Into<String>) -> Self {
+        self.group_id = Some(group_id.into());
+        self
+    }
+
+    /// Sets the FIFO deduplication id (otherwise the event id).
+    pub fn with_deduplication_id(mut self, deduplication_id: impl Into<String>) -> Self {
+        self.deduplication_id = Some(deduplication_id.into());
+        self
+    }
+
+    /// The deduplication id a FIFO destination gets: explicit, or the event id, so that a
+    /// retried publish of the same event is deduplicated.
+    fn fifo_deduplication_id(&self) -> &str {
+        self.deduplication_id.as_deref().unwrap_or(&self.event_id)
+    }
+
+    /// The trace id if it is an X-Ray header; the services reject anything else, and a
+    /// malformed trace must not cost the event.
+    fn xray_trace_header(&self) -> Option<&str> {
+        self.trace_id
+            .as_deref()
+            .filter(|trace| trace.starts_with("Root="))
+    }
+
+    /// Roughly what the services count towards a request's size limit.
+    fn size_bytes(&self) -> usize {
+        let attributes: usize = self
+            .attributes
+            .iter()
+            .map(|(name, value)| name.len() + value.len() + "String".len())
+            .sum();
+        self.body.len() + self.event_type.len() + self.source.len() + attributes + 64
+    }
+}
+
+/// An event that was still not accepted after the last attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublishFailure {
+    /// Its index in the slice given to `publish`.
+    pub index: usize,
+    /// Its event id.
+    pub event_id: String,
+    /// The error code AWS gave for the entry, or `RequestFailed` when the whole request
+    /// failed, or `InvalidEntry` when the entry could not be built.
+    pub code: String,
+    /// AWS's message, or the request error.
+    pub message: String,
+    /// How many times it was sent.
+    pub attempts: u32,
+}
+
+/// How often, and how patiently, failed entries are sent again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RetryPolicy {
+    /// Attempts per entry, the first included (at least 1).
+    pub max_attempts: u32,
+    /// Wait before the second attempt; doubles for each further attempt.
+    pub base_delay: Duration,
+    /// Upper bound of the wait between attempts.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// Four attempts, waiting 100 ms, 200 ms, 400 ms (at most 2 s). The SDK already retries
+    /// throttled and failed requests with jitter; this covers entries a successful request
+    /// reported as failed.
+    fn default() -> Self {
+        Self {
+            max_attempts: 4,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(2),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// A policy of `max_attempts` attempts (at least one) with the default delays.
+    pub fn attempts(max_attempts: u32) -> Self {
+        Self {
+            max_attempts: max_attempts.max(1),
+            ..Self::default()
+        }
+    }
+
+    /// Sets the base and maximum delays.
+    pub fn with_delays(mut self, base_delay: Duration, max_delay: Duration) -> Self {
+        self.base_delay = base_delay;
+        self.max_delay = max_delay;
+        self
+    }
+
+    /// The wait before attempt `attempt` (2 or more).
+    fn delay_before(&self, attempt: u32) -> Duration {
+        let doublings = attempt.saturating_sub(2).min(20);
+        self.base_delay
+            .saturating_mul(1u32 << doublings)
+            .min(self.max_delay)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::EventEnvelope;
+
+    #[test]
+    fn outgoing_event_takes_envelope_metadata() {
+        let envelope =
+            EventEnvelope::from_parts("OrderPlaced", 1, "orders", serde_json::json!({"id": 1}))
+                .with_trace_id("Root=1-5759e988-bd862e3fe1be46a994272793");
+        let outgoing = OutgoingEvent::from_envelope(&envelope).unwrap();
+        assert_eq!(outgoing.event_id, envelope.event_id);
+        assert_eq!(outgoing.attributes["eventType"], "OrderPlaced");
+        assert_eq!(outgoing.attributes["source"], "orders");
+        assert_eq!(outgoing.fifo_deduplication_id(), envelope.event_id);
+        assert!(outgoing.xray_trace_header().is_some());
+        let body: EventEnvelope<serde_json::Value> = serde_json::from_str(&outgoing.body).unwrap();
+        assert_eq!(body, envelope);
+
+        let outgoing = outgoing
+            .with_deduplication_id("d-1")
+            .with_trace_id_for_test("not-xray");
+        assert_eq!(outgoing.fifo_deduplication_id(), "d-1");
+        assert_eq!(outgoing.xray_trace_header(), None);
+    }
+
+    impl OutgoingEvent {
+        fn with_trace_id_for_test(mut self, trace: &str) -> Self {
+            self.trace_id = Some(trace.into());
+            self
+        }
+    }
+
+    #[test]
+    fn delays_double_up_to_the_bound() {
+        let policy = RetryPolicy::attempts(10)
+            .with_delays(Duration::from_millis(100), Duration::from_millis(500));
+        let delays: Vec<u128> = (2..=6)
+            .map(|a| policy.delay_before(a).as_millis())
+            .collect();
+        assert_eq!(delays, [100, 200, 400, 500, 500]);
+        assert_eq!(RetryPolicy::attempts(0).max_attempts, 1);
+        assert_eq!(policy.delay_before(u32::MAX).as_millis(), 500);
+    }
+}

@@ -1,0 +1,95 @@
+//! Publishing to an SNS topic with PublishBatch.
+
+use aws_sdk_sns::error::DisplayErrorContext;
+use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
+
+use super::batch::{publish_all, BatchSender, EntryFailure};
+use super::{OutgoingEvent, PublishFailure, RetryPolicy};
+
+/// Publishes events to one SNS topic, with their attributes as SNS message attributes (for
+/// subscription filter policies). For a FIFO topic (ARN ending in `.fifo`) each event needs
+/// a group id; the deduplication id defaults to the event id.
+#[derive(Clone, Debug)]
+pub struct SnsPublisher {
+    client: aws_sdk_sns::Client,
+    topic_arn: String,
+    retry: RetryPolicy,
+}
+
+impl SnsPublisher {
+    /// A publisher to `topic_arn` with the default retry policy.
+    pub fn new(client: aws_sdk_sns::Client, topic_arn: impl Into<String>) -> Self {
+        Self {
+            client,
+            topic_arn: topic_arn.into(),
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    /// Sets the retry policy for failed entries.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Publishes `events`; returns those that finally failed.
+    pub async fn publish(&self, events: &[OutgoingEvent]) -> Vec<PublishFailure> {
+        publish_all(self, events, &self.retry).await
+    }
+
+    fn entry(
+        &self,
+        position: usize,
+        event: &OutgoingEvent,
+    ) -> Result<PublishBatchRequestEntry, String> {
+        let mut entry = PublishBatchRequestEntry::builder()
+            .id(position.to_string())
+            .message(&event.body)
+            .set_message_group_id(event.group_id.clone());
+        if self.topic_arn.ends_with(".fifo") {
+            entry = entry.message_deduplication_id(event.fifo_deduplication_id());
+        }
+        for (name, value) in &event.attributes {
+            let attribute = MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(value)
+                .build()
+                .map_err(|error| error.to_string())?;
+            entry = entry.message_attributes(name, attribute);
+        }
+        entry.build().map_err(|error| error.to_string())
+    }
+}
+
+impl BatchSender for SnsPublisher {
+    async fn send_batch(&self, batch: &[&OutgoingEvent]) -> Result<Vec<EntryFailure>, String> {
+        let mut failures = Vec::new();
+        let mut entries = Vec::new();
+        for (position, event) in batch.iter().enumerate() {
+            match self.entry(position, event) {
+                Ok(entry) => entries.push(entry),
+                Err(message) => failures.push(EntryFailure::invalid(position, message)),
+            }
+        }
+        if entries.is_empty() {
+            return Ok(failures);
+        }
+        let output = self
+            .client
+            .publish_batch()
+            .topic_arn(&self.topic_arn)
+            .set_publish_batch_request_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|error| DisplayErrorContext(&error).to_string())?;
+        failures.extend(output.failed().iter().map(|failed| {
+            EntryFailure::reported(
+                failed.id(),
+                failed.code(),
+                failed.message(),
+                failed.sender_fault(),
+            )
+        }));
+        Ok(failures)
+    }
+}

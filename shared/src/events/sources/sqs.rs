@@ -1,0 +1,144 @@
+//! SQS records, and the SNS notification or EventBridge event an SQS body may carry.
+//!
+//! Whatever is inside, the record id is the SQS messageId: that is what a partial batch
+//! response must name for SQS to redeliver the message.
+
+use std::collections::HashMap;
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use aws_lambda_events::sns::SnsMessage;
+use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+
+use super::{
+    refuse_nested, sns_attributes, DecodeOptions, Wrapper, EVENTBRIDGE_EVENT, SNS_MESSAGE,
+};
+use crate::events::error::DecodeReason;
+use crate::events::record::{EventRecord, MessageAttribute, Source};
+
+/// The records of an SQS event, one per message, in order, with default options.
+pub fn records_from_sqs(event: &SqsEvent) -> Vec<EventRecord> {
+    records_from_sqs_with(event, &DecodeOptions::default())
+}
+
+/// The records of an SQS event, one per message, in order.
+pub fn records_from_sqs_with(event: &SqsEvent, options: &DecodeOptions) -> Vec<EventRecord> {
+    event
+        .records
+        .iter()
+        .map(|message| record_from_sqs_message(message, options))
+        .collect()
+}
+
+/// The record of one SQS message: its body unwrapped if it is an SNS notification or an
+/// EventBridge event. Never fails; a bad message yields a record whose decode fails.
+pub fn record_from_sqs_message(message: &SqsMessage, options: &DecodeOptions) -> EventRecord {
+    let id = message.message_id.clone().unwrap_or_default();
+    let direct = if options.raw_sns_delivery {
+        Source::SnsViaSqs { raw: true }
+    } else {
+        Source::Sqs
+    };
+    let group_id = message.attributes.get("MessageGroupId").cloned();
+    let receive_count = message
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|count| count.parse().ok());
+    let with_delivery = |record: EventRecord| {
+        record
+            .with_message_group_id(group_id.clone())
+            .with_receive_count(receive_count)
+    };
+
+    // Lambda always sets both; without an id the failure could not be reported precisely,
+    // so the record fails (an empty id in a batch response makes SQS retry the whole batch).
+    if message.message_id.is_none() {
+        return with_delivery(EventRecord::failed(id, direct, missing("messageId")));
+    }
+    let Some(body) = message.body.as_deref() else {
+        return with_delivery(EventRecord::failed(id, direct, missing("body")));
+    };
+    if let Err(reason) = options.check_size(body) {
+        return with_delivery(EventRecord::failed(id, direct, reason));
+    }
+
+    let record = match super::detect_wrapper(body) {
+        None => EventRecord::new(id, direct, body).with_attributes(sqs_attributes(message)),
+        Some(Wrapper::SnsMessage { kind }) => {
+            let source = Source::SnsViaSqs { raw: false };
+            match unwrap_sns(body, &kind) {
+                Ok((inner, attributes)) => {
+                    EventRecord::new(id, source, inner).with_attributes(attributes)
+                }
+                Err(reason) => EventRecord::failed(id, source, reason),
+            }
+        }
+        Some(Wrapper::EventBridgeEvent) => {
+            let source = Source::EventBridgeViaSqs;
+            match unwrap_eventbridge(body) {
+                Ok(inner) => EventRecord::new(id, source, inner),
+                Err(reason) => EventRecord::failed(id, source, reason),
+            }
+        }
+    };
+    with_delivery(record)
+}
+
+fn missing(field: &str) -> DecodeReason {
+    DecodeReason::MissingField {
+        field: field.into(),
+    }
+}
+
+/// The SNS envelope (what SQS receives without raw delivery): the message and the SNS
+/// message attributes, which SNS puts in the envelope rather than on the SQS message.
+fn unwrap_sns(
+    body: &str,
+    kind: &str,
+) -> Result<(String, HashMap<String, MessageAttribute>), DecodeReason> {
+    // Subscription and unsubscribe confirmations reach a queue too (cross-account
+    // subscriptions); they carry no event.
+    if kind != "Notification" {
+        return Err(DecodeReason::wrong_envelope(format!(
+            "SNS {kind} message in an SQS body, not a Notification"
+        )));
+    }
+    let notification: SnsMessage = serde_json::from_str(body).map_err(|error| {
+        DecodeReason::wrong_envelope(format!(
+            "broken SNS notification in an SQS body: {}",
+            DecodeReason::from_json(&error)
+        ))
+    })?;
+    refuse_nested(&notification.message, SNS_MESSAGE)?;
+    Ok((
+        notification.message,
+        sns_attributes(&notification.message_attributes),
+    ))
+}
+
+/// An EventBridge event delivered to a queue: its `detail` is the body.
+fn unwrap_eventbridge(body: &str) -> Result<String, DecodeReason> {
+    let event: EventBridgeEvent = serde_json::from_str(body).map_err(|error| {
+        DecodeReason::wrong_envelope(format!(
+            "broken EventBridge event in an SQS body: {}",
+            DecodeReason::from_json(&error)
+        ))
+    })?;
+    let detail = event.detail.to_string();
+    refuse_nested(&detail, EVENTBRIDGE_EVENT)?;
+    Ok(detail)
+}
+
+fn sqs_attributes(message: &SqsMessage) -> HashMap<String, MessageAttribute> {
+    message
+        .message_attributes
+        .iter()
+        .map(|(name, attribute)| {
+            let converted = MessageAttribute {
+                data_type: attribute.data_type.clone().unwrap_or_default(),
+                string_value: attribute.string_value.clone(),
+                binary_value: attribute.binary_value.as_ref().map(|bytes| bytes.0.clone()),
+            };
+            (name.clone(), converted)
+        })
+        .collect()
+}

@@ -1,0 +1,93 @@
+//! Where "now" comes from.
+//!
+//! Every expiry decision (record TTL, in-progress window, cache freshness) is taken against a
+//! [`Clock`] so that tests can move time forward instead of sleeping, and so that the same
+//! instant is handed to the store: the stores never read the system clock themselves.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A source of the current time in milliseconds since the Unix epoch.
+pub trait Clock: Send + Sync {
+    /// The current time, in epoch milliseconds.
+    fn now_ms(&self) -> u64;
+}
+
+/// The system's wall clock, which is what DynamoDB's TTL and every other invocation use.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> u64 {
+        // A clock before 1970 is a broken host; treating it as the epoch makes every record
+        // look fresh rather than panicking inside a handler.
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, saturating_millis)
+    }
+}
+
+/// A clock that only moves when told to: for tests and local runs that exercise expiry
+/// without waiting. Clones share the same time.
+#[derive(Clone, Debug, Default)]
+pub struct ManualClock {
+    now_ms: Arc<AtomicU64>,
+}
+
+impl ManualClock {
+    /// A clock stopped at `now_ms` (epoch milliseconds).
+    pub fn new(now_ms: u64) -> Self {
+        Self {
+            now_ms: Arc::new(AtomicU64::new(now_ms)),
+        }
+    }
+
+    /// A clock stopped at the current system time.
+    pub fn at_system_time() -> Self {
+        Self::new(SystemClock.now_ms())
+    }
+
+    /// Moves the clock forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        self.now_ms
+            .fetch_add(saturating_millis(by), Ordering::SeqCst);
+    }
+
+    /// Sets the clock to `now_ms` (epoch milliseconds).
+    pub fn set(&self, now_ms: u64) {
+        self.now_ms.store(now_ms, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> u64 {
+        self.now_ms.load(Ordering::SeqCst)
+    }
+}
+
+/// Milliseconds in `duration`, saturating instead of truncating the `u128`.
+pub(crate) fn saturating_millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manual_clock_moves_only_when_told_and_clones_share_time() {
+        let clock = ManualClock::new(1_000);
+        let twin = clock.clone();
+        assert_eq!(clock.now_ms(), 1_000);
+        twin.advance(Duration::from_millis(250));
+        assert_eq!(clock.now_ms(), 1_250);
+        clock.set(5);
+        assert_eq!(twin.now_ms(), 5);
+    }
+
+    #[test]
+    fn system_clock_is_after_2020() {
+        assert!(SystemClock.now_ms() > 1_577_836_800_000);
+    }
+}

@@ -1,0 +1,198 @@
+//! Per-use configuration of the idempotency layer: how keys are named and found, what a
+//! missing key means, how long records live, what part of a payload is validated, and the
+//! cache size. Nothing here is global: two handlers in one process can use two configs.
+
+use std::time::Duration;
+
+use super::key::{KeyPath, KeySource};
+
+/// The name used when neither a name is given nor `AWS_LAMBDA_FUNCTION_NAME` is set (local
+/// runs and tests).
+pub const DEFAULT_NAME: &str = "eventkit";
+
+/// How long a record lives by default: one hour, like Powertools.
+pub const DEFAULT_RECORD_TTL: Duration = Duration::from_secs(60 * 60);
+
+/// What to do with a record whose payload has no idempotency key.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MissingKeyPolicy {
+    /// Fail the record with [`IdempotencyError::MissingKey`](super::IdempotencyError) (the
+    /// default). Powertools' default is to process without idempotency, which turns a typo
+    /// in a key path into silently repeated side effects; failing is the safe default.
+    #[default]
+    Fail,
+    /// Run the handler without idempotency and log a warning.
+    ProcessWithoutIdempotency,
+}
+
+/// The configuration of one use of the idempotency layer.
+#[derive(Clone, Debug)]
+pub struct IdempotencyConfig {
+    name: String,
+    key_source: KeySource,
+    missing_key: MissingKeyPolicy,
+    record_ttl: Duration,
+    payload_validation: Vec<KeyPath>,
+    cache_capacity: usize,
+}
+
+impl IdempotencyConfig {
+    /// A configuration whose keys are prefixed with `name`, with every other setting at its
+    /// default. Choose a name once and keep it: it is part of every key, so changing it
+    /// (or renaming the function, when the name defaults to the function name) makes every
+    /// earlier record unreachable.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            key_source: KeySource::default(),
+            missing_key: MissingKeyPolicy::default(),
+            record_ttl: DEFAULT_RECORD_TTL,
+            payload_validation: Vec::new(),
+            cache_capacity: 0,
+        }
+    }
+
+    /// A configuration named after the Lambda function (`AWS_LAMBDA_FUNCTION_NAME`), or
+    /// [`DEFAULT_NAME`] outside Lambda.
+    pub fn from_function_name() -> Self {
+        let name = std::env::var("AWS_LAMBDA_FUNCTION_NAME")
+            .ok()
+            .filter(|name| !name.is_empty())
+            .unwrap_or_else(|| DEFAULT_NAME.to_string());
+        Self::new(name)
+    }
+
+    /// Replaces the key name prefix.
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Takes the key from `source` (the default is the envelope's `eventId`).
+    pub fn with_key(mut self, source: KeySource) -> Self {
+        self.key_source = source;
+        self
+    }
+
+    /// Takes the key from one path of the payload (see [`KeyPath::parse`]).
+    pub fn with_key_path(self, path: impl Into<KeyPath>) -> Self {
+        self.with_key(KeySource::Path(path.into()))
+    }
+
+    /// Takes the key from several paths of the payload, hashed together.
+    pub fn with_key_paths<P: Into<KeyPath>>(self, paths: impl IntoIterator<Item = P>) -> Self {
+        self.with_key(KeySource::Paths(
+            paths.into_iter().map(Into::into).collect(),
+        ))
+    }
+
+    /// Computes the key with `function`, which returns `None` when the record has no key.
+    pub fn with_key_fn(
+        self,
+        function: impl Fn(&serde_json::Value) -> Option<serde_json::Value> + Send + Sync + 'static,
+    ) -> Self {
+        self.with_key(KeySource::function(function))
+    }
+
+    /// Sets what a missing key means.
+    pub fn on_missing_key(mut self, policy: MissingKeyPolicy) -> Self {
+        self.missing_key = policy;
+        self
+    }
+
+    /// Sets how long a record lives after it is written or completed (default one hour).
+    /// A duplicate arriving later runs the handler again.
+    pub fn with_record_ttl(mut self, ttl: Duration) -> Self {
+        self.record_ttl = ttl;
+        self
+    }
+
+    /// Validates the payload at `path` (the empty path: the whole payload) against the one
+    /// that created the stored record; a difference is a
+    /// [`PayloadValidation`](super::IdempotencyError::PayloadValidation) error. Call again to
+    /// validate several paths.
+    pub fn validate_payload(mut self, path: impl Into<KeyPath>) -> Self {
+        self.payload_validation.push(path.into());
+        self
+    }
+
+    /// Caches up to `capacity` completed records in process (0, the default, disables the
+    /// cache).
+    pub fn with_cache_capacity(mut self, capacity: usize) -> Self {
+        self.cache_capacity = capacity;
+        self
+    }
+
+    /// The key name prefix.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Where keys come from.
+    pub fn key_source(&self) -> &KeySource {
+        &self.key_source
+    }
+
+    /// What a missing key means.
+    pub fn missing_key_policy(&self) -> MissingKeyPolicy {
+        self.missing_key
+    }
+
+    /// How long records live.
+    pub fn record_ttl(&self) -> Duration {
+        self.record_ttl
+    }
+
+    /// The validated paths (empty: no payload validation).
+    pub fn payload_validation(&self) -> &[KeyPath] {
+        &self.payload_validation
+    }
+
+    /// The cache capacity (0: no cache).
+    pub fn cache_capacity(&self) -> usize {
+        self.cache_capacity
+    }
+}
+
+impl Default for IdempotencyConfig {
+    /// [`IdempotencyConfig::from_function_name`].
+    fn default() -> Self {
+        Self::from_function_name()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_documented_ones() {
+        let config = IdempotencyConfig::new("orders");
+        assert_eq!(config.name(), "orders");
+        assert!(matches!(config.key_source(), KeySource::EventId));
+        assert_eq!(config.missing_key_policy(), MissingKeyPolicy::Fail);
+        assert_eq!(config.record_ttl(), Duration::from_secs(3600));
+        assert!(config.payload_validation().is_empty());
+        assert_eq!(config.cache_capacity(), 0);
+    }
+
+    #[test]
+    fn builders_set_each_field() {
+        let config = IdempotencyConfig::new("a")
+            .with_name("b")
+            .with_key_paths(["detail.orderId", "/detail/customer"])
+            .on_missing_key(MissingKeyPolicy::ProcessWithoutIdempotency)
+            .with_record_ttl(Duration::from_secs(5))
+            .validate_payload("detail.amount")
+            .validate_payload("")
+            .with_cache_capacity(10);
+        assert_eq!(config.name(), "b");
+        assert!(matches!(config.key_source(), KeySource::Paths(paths) if paths.len() == 2));
+        assert_eq!(config.payload_validation().len(), 2);
+        assert_eq!(
+            config.payload_validation()[0].as_pointer(),
+            "/detail/amount"
+        );
+        assert_eq!(config.cache_capacity(), 10);
+    }
+}

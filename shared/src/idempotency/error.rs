@@ -1,0 +1,219 @@
+//! What can go wrong, as types a caller can act on: retry later ([`AlreadyInProgress`]),
+//! give up on the record ([`PayloadValidation`], [`MissingKey`]), or know that the handler's
+//! side effects happened but could not be recorded ([`CompletionFenced`],
+//! [`CompletionFailed`]). A store failure is never turned into a silent success.
+//!
+//! [`AlreadyInProgress`]: IdempotencyError::AlreadyInProgress
+//! [`PayloadValidation`]: IdempotencyError::PayloadValidation
+//! [`MissingKey`]: IdempotencyError::MissingKey
+//! [`CompletionFenced`]: IdempotencyError::CompletionFenced
+//! [`CompletionFailed`]: IdempotencyError::CompletionFailed
+
+use std::error::Error as StdError;
+
+/// A failure of an [`IdempotencyStore`](super::IdempotencyStore) operation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The idempotency table does not exist (or is not active).
+    #[error("idempotency table {table:?} does not exist: {message}")]
+    TableMissing {
+        /// The table name.
+        table: String,
+        /// What the service said.
+        message: String,
+    },
+    /// The store refused the request for capacity reasons, after the client's own retries.
+    #[error("idempotency store throttled the request: {message}")]
+    Throttled {
+        /// What the service said.
+        message: String,
+    },
+    /// The claim is no longer held by this owner token: its window expired and another
+    /// delivery took the key over (or the record is gone). The write was refused.
+    #[error("idempotency claim is no longer owned by this invocation")]
+    Fenced,
+    /// A stored record could not be read back (a missing or malformed attribute).
+    #[error("idempotency record {key:?} is malformed: {reason}")]
+    CorruptRecord {
+        /// The record's key.
+        key: String,
+        /// What was wrong with it.
+        reason: String,
+    },
+    /// Any other failure: network, credentials, validation by the service, ...
+    #[error("idempotency store request failed: {message}")]
+    Other {
+        /// A description including the service's error code when there is one.
+        message: String,
+        /// The underlying error.
+        #[source]
+        source: Option<Box<dyn StdError + Send + Sync>>,
+    },
+}
+
+impl StoreError {
+    /// An [`Other`](Self::Other) error with a message and no source.
+    pub fn other(message: impl Into<String>) -> Self {
+        Self::Other {
+            message: message.into(),
+            source: None,
+        }
+    }
+}
+
+/// The outcome of an idempotent call that did not return a result. `E` is the handler's error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdempotencyError<E> {
+    /// Another delivery of this key holds a live claim. Transient: retry the record later.
+    #[error("idempotency key {key} is already in progress (record {record_id})")]
+    AlreadyInProgress {
+        /// The idempotency key.
+        key: String,
+        /// The record being processed.
+        record_id: String,
+        /// When the other claim's window ends (epoch ms), if known.
+        in_progress_expiry_ms: Option<u64>,
+    },
+    /// The payload differs, in its validated part, from the one that created the stored
+    /// record under the same key. Permanent.
+    #[error(
+        "payload of record {record_id} does not match the one stored under idempotency key {key}"
+    )]
+    PayloadValidation {
+        /// The idempotency key.
+        key: String,
+        /// The record being processed.
+        record_id: String,
+    },
+    /// The payload has no idempotency key and the policy is to fail. Permanent.
+    #[error("record {record_id} has no idempotency key ({source_description})")]
+    MissingKey {
+        /// The record being processed.
+        record_id: String,
+        /// Where the key was looked for.
+        source_description: String,
+    },
+    /// The handler ran, but its claim had been taken over, so its result was not stored
+    /// (and the new owner's record was left alone).
+    #[error("handler for record {record_id} ran but its claim on idempotency key {key} was taken over; result not stored")]
+    CompletionFenced {
+        /// The idempotency key.
+        key: String,
+        /// The record being processed.
+        record_id: String,
+    },
+    /// The handler ran, but storing its result failed. The claim stays in progress until its
+    /// window ends.
+    #[error("handler for record {record_id} ran but storing its result under idempotency key {key} failed")]
+    CompletionFailed {
+        /// The idempotency key.
+        key: String,
+        /// The record being processed.
+        record_id: String,
+        /// The store's error.
+        #[source]
+        source: StoreError,
+    },
+    /// The handler failed, and its claim had been taken over, so it was not removed (the new
+    /// owner's record was left alone).
+    #[error("handler for record {record_id} failed and its claim on idempotency key {key} had been taken over")]
+    ReleaseFenced {
+        /// The idempotency key.
+        key: String,
+        /// The record being processed.
+        record_id: String,
+        /// The handler's error.
+        handler_error: E,
+    },
+    /// The handler failed, and removing its claim failed too. The claim stays in progress
+    /// until its window ends, after which a retry runs the handler again.
+    #[error("handler for record {record_id} failed and removing its claim on idempotency key {key} failed")]
+    ReleaseFailed {
+        /// The idempotency key.
+        key: String,
+        /// The record being processed.
+        record_id: String,
+        /// The store's error.
+        source: StoreError,
+        /// The handler's error.
+        handler_error: E,
+    },
+    /// The store failed before the handler ran; the handler did not run.
+    #[error("idempotency store failed for record {record_id} (key {key})")]
+    Store {
+        /// The idempotency key.
+        key: String,
+        /// The record being processed.
+        record_id: String,
+        /// The store's error.
+        #[source]
+        source: StoreError,
+    },
+    /// The handler's own error; its claim was removed, so a retry runs it again.
+    #[error("handler failed")]
+    Handler(#[source] E),
+    /// The handler ran, but its result could not be written as JSON. The claim was removed
+    /// (a result that cannot be stored cannot be replayed), so the error surfaces on every
+    /// delivery until the result type is fixed.
+    #[error("result of the handler for record {record_id} (key {key}) could not be serialized")]
+    ResultSerialization {
+        /// The idempotency key.
+        key: String,
+        /// The record being processed.
+        record_id: String,
+        /// The JSON error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A completed record's stored result could not be read as the handler's result type
+    /// (the type changed since it was stored). The handler did not run.
+    #[error("stored result under idempotency key {key} could not be read for record {record_id}")]
+    StoredResultUnreadable {
+        /// The idempotency key.
+        key: String,
+        /// The record being processed.
+        record_id: String,
+        /// The JSON error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl<E> IdempotencyError<E> {
+    /// Whether retrying the same record later can succeed without any change: the key is in
+    /// progress elsewhere, or the store failed before the handler ran.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::AlreadyInProgress { .. } | Self::Store { .. })
+    }
+
+    /// Whether the handler ran (its side effects may have happened) before this error.
+    pub fn handler_ran(&self) -> bool {
+        matches!(
+            self,
+            Self::CompletionFenced { .. }
+                | Self::CompletionFailed { .. }
+                | Self::ReleaseFenced { .. }
+                | Self::ReleaseFailed { .. }
+                | Self::ResultSerialization { .. }
+                | Self::Handler(_)
+        )
+    }
+
+    /// The handler's error, when the handler ran and failed.
+    pub fn handler_error(&self) -> Option<&E> {
+        match self {
+            Self::Handler(error)
+            | Self::ReleaseFenced {
+                handler_error: error,
+                ..
+            }
+            | Self::ReleaseFailed {
+                handler_error: error,
+                ..
+            } => Some(error),
+            _ => None,
+        }
+    }
+}

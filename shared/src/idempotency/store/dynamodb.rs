@@ -1,0 +1,491 @@
+//! The DynamoDB [`IdempotencyStore`]: one conditional request per operation, fenced by the
+//! owner token.
+//!
+//! # Table
+//!
+//! A table with a string partition key (`id` by default) and no sort key; turn on TTL on the
+//! `expiration` attribute so that DynamoDB deletes expired records (the claim condition does
+//! not depend on the deletion having happened).
+//!
+//! # Item
+//!
+//! | attribute (default name) | type | content |
+//! | --- | --- | --- |
+//! | `id` | S | the idempotency key |
+//! | `status` | S | `INPROGRESS` or `COMPLETED` |
+//! | `expiration` | N | epoch seconds; the TTL attribute |
+//! | `in_progress_expiration` | N | epoch milliseconds; the claimant's deadline |
+//! | `data` | S | the result as JSON text (so `0`, `""`, `{}` and `null` replay exactly) |
+//! | `validation` | S | the payload validation hash, when configured |
+//! | `owner` | S | the owner token of the claim |
+//!
+//! The names other than `owner` are those of Powertools for AWS Lambda; all are configurable
+//! through [`AttributeNames`].
+//!
+//! # Requests
+//!
+//! - Claim: `PutItem` with the condition `attribute_not_exists(#id) OR #expiry < :now OR
+//!   (#status = :inprogress AND attribute_exists(#in_progress_expiry) AND
+//!   #in_progress_expiry < :now_ms)`, `ReturnValuesOnConditionCheckFailure=ALL_OLD` (a
+//!   duplicate costs one request) and `ReturnValues=ALL_OLD` (a takeover can be reported).
+//!   Only when a failed condition does not return the old item is it read with a consistent
+//!   `GetItem`; if that finds nothing (the record was released in between) the put is tried
+//!   again, up to three times in all.
+//! - Complete: `UpdateItem` setting status, result and expiration, conditional on
+//!   `#owner = :owner`.
+//! - Release: `DeleteItem` conditional on `#owner = :owner`.
+//!
+//! A failed owner condition is [`StoreError::Fenced`]; `ResourceNotFoundException` is
+//! [`StoreError::TableMissing`]; throttling (after the SDK's own retries) is
+//! [`StoreError::Throttled`].
+
+use std::collections::HashMap;
+use std::error::Error as StdError;
+use std::fmt::Debug;
+
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::Client;
+
+use super::{ClaimOutcome, IdempotencyStore};
+use crate::idempotency::error::StoreError;
+use crate::idempotency::record::{IdempotencyRecord, Status};
+
+/// How many times a claim is attempted when the record it collided with vanished before it
+/// could be read.
+const CLAIM_ATTEMPTS: usize = 3;
+
+type Item = HashMap<String, AttributeValue>;
+
+/// The attribute names of an idempotency item.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttributeNames {
+    /// The partition key (default `id`).
+    pub key: String,
+    /// The status (default `status`).
+    pub status: String,
+    /// The record expiry in epoch seconds, the table's TTL attribute (default `expiration`).
+    pub expiration: String,
+    /// The in-progress expiry in epoch milliseconds (default `in_progress_expiration`).
+    pub in_progress_expiry: String,
+    /// The stored result (default `data`).
+    pub data: String,
+    /// The payload validation hash (default `validation`).
+    pub validation: String,
+    /// The owner token (default `owner`).
+    pub owner: String,
+}
+
+impl Default for AttributeNames {
+    fn default() -> Self {
+        Self {
+            key: "id".into(),
+            status: "status".into(),
+            expiration: "expiration".into(),
+            in_progress_expiry: "in_progress_expiration".into(),
+            data: "data".into(),
+            validation: "validation".into(),
+            owner: "owner".into(),
+        }
+    }
+}
+
+/// Idempotency records in a DynamoDB table.
+#[derive(Clone, Debug)]
+pub struct DynamoDbStore {
+    client: Client,
+    table: String,
+    names: AttributeNames,
+    return_old_item_on_conflict: bool,
+}
+
+impl DynamoDbStore {
+    /// A store in `table`, using `client` (configured by the caller: region, endpoint,
+    /// retries), with the default attribute names.
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            names: AttributeNames::default(),
+            return_old_item_on_conflict: true,
+        }
+    }
+
+    /// Uses other attribute names.
+    pub fn with_attribute_names(mut self, names: AttributeNames) -> Self {
+        self.names = names;
+        self
+    }
+
+    /// Whether a failed claim asks DynamoDB for the old item
+    /// (`ReturnValuesOnConditionCheckFailure=ALL_OLD`, the default). With `false`, every
+    /// duplicate costs a second request, a consistent `GetItem`, which is also what happens
+    /// automatically with a DynamoDB-compatible service that does not return the item.
+    pub fn with_return_old_item_on_conflict(mut self, enabled: bool) -> Self {
+        self.return_old_item_on_conflict = enabled;
+        self
+    }
+
+    /// The table name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// The attribute names in use.
+    pub fn attribute_names(&self) -> &AttributeNames {
+        &self.names
+    }
+
+    fn key_value(&self, key: &str) -> (String, AttributeValue) {
+        (self.names.key.clone(), AttributeValue::S(key.to_string()))
+    }
+
+    fn to_item(&self, record: &IdempotencyRecord) -> Item {
+        let names = &self.names;
+        let mut item = Item::new();
+        item.insert(names.key.clone(), AttributeValue::S(record.key.clone()));
+        item.insert(
+            names.status.clone(),
+            AttributeValue::S(record.status.as_str().to_string()),
+        );
+        item.insert(
+            names.expiration.clone(),
+            AttributeValue::N(record.expiration.to_string()),
+        );
+        let optional = [
+            (
+                &names.in_progress_expiry,
+                record
+                    .in_progress_expiry_ms
+                    .map(|ms| AttributeValue::N(ms.to_string())),
+            ),
+            (&names.data, record.result.clone().map(AttributeValue::S)),
+            (
+                &names.validation,
+                record.payload_hash.clone().map(AttributeValue::S),
+            ),
+            (&names.owner, record.owner.clone().map(AttributeValue::S)),
+        ];
+        for (name, value) in optional {
+            if let Some(value) = value {
+                item.insert(name.clone(), value);
+            }
+        }
+        item
+    }
+
+    fn parse_item(&self, item: &Item) -> Result<IdempotencyRecord, StoreError> {
+        let names = &self.names;
+        let key = string(item, &names.key)
+            .ok_or_else(|| corrupt("?", format!("no string attribute {:?}", names.key)))?;
+        let status = string(item, &names.status)
+            .ok_or_else(|| corrupt(&key, format!("no string attribute {:?}", names.status)))?
+            .parse::<Status>()
+            .map_err(|reason| corrupt(&key, reason))?;
+        let expiration = number(item, &names.expiration)
+            .map_err(|reason| corrupt(&key, reason))?
+            .ok_or_else(|| corrupt(&key, format!("no number attribute {:?}", names.expiration)))?;
+        let in_progress_expiry_ms =
+            number(item, &names.in_progress_expiry).map_err(|reason| corrupt(&key, reason))?;
+        Ok(IdempotencyRecord {
+            status,
+            expiration,
+            in_progress_expiry_ms,
+            result: string(item, &names.data),
+            payload_hash: string(item, &names.validation),
+            owner: string(item, &names.owner),
+            key,
+        })
+    }
+
+    async fn get_consistent(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let (name, value) = self.key_value(key);
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(name, value)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|error| store_error(&self.table, error))?;
+        output.item().map(|item| self.parse_item(item)).transpose()
+    }
+}
+
+fn string(item: &Item, name: &str) -> Option<String> {
+    match item.get(name) {
+        Some(AttributeValue::S(text)) => Some(text.clone()),
+        _ => None,
+    }
+}
+
+fn number(item: &Item, name: &str) -> Result<Option<u64>, String> {
+    match item.get(name) {
+        None | Some(AttributeValue::Null(_)) => Ok(None),
+        Some(AttributeValue::N(text)) => text
+            .parse::<u64>()
+            // Other writers (Powertools TypeScript, hand edits) may store a float.
+            .or_else(|_| text.parse::<f64>().map(|float| float as u64))
+            .map(Some)
+            .map_err(|_| format!("attribute {name:?} is not a number: {text:?}")),
+        Some(other) => Err(format!("attribute {name:?} is not a number: {other:?}")),
+    }
+}
+
+fn corrupt(key: &str, reason: impl Into<String>) -> StoreError {
+    StoreError::CorruptRecord {
+        key: key.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// Maps an SDK failure to a [`StoreError`] by its service error code, which is uniform
+/// across operations.
+fn store_error<E, R>(table: &str, error: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+    R: Debug + Send + Sync + 'static,
+{
+    let message = error
+        .message()
+        .map_or_else(|| DisplayErrorContext(&error).to_string(), str::to_string);
+    match error.code() {
+        Some("ResourceNotFoundException") => StoreError::TableMissing {
+            table: table.to_string(),
+            message,
+        },
+        Some(
+            "ThrottlingException"
+            | "ProvisionedThroughputExceededException"
+            | "RequestLimitExceeded",
+        ) => StoreError::Throttled { message },
+        code => StoreError::Other {
+            message: match code {
+                Some(code) => format!("{code}: {message}"),
+                None => DisplayErrorContext(&error).to_string(),
+            },
+            source: Some(Box::new(error)),
+        },
+    }
+}
+
+impl IdempotencyStore for DynamoDbStore {
+    async fn claim(
+        &self,
+        record: &IdempotencyRecord,
+        now_ms: u64,
+    ) -> Result<ClaimOutcome, StoreError> {
+        let names = &self.names;
+        let item = self.to_item(record);
+        // Left unset when disabled, for compatible services that do not know the parameter.
+        let on_conflict = self
+            .return_old_item_on_conflict
+            .then_some(ReturnValuesOnConditionCheckFailure::AllOld);
+        for _ in 0..CLAIM_ATTEMPTS {
+            let result = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item.clone()))
+                .condition_expression(
+                    "attribute_not_exists(#id) OR #expiry < :now OR (#status = :inprogress \
+                     AND attribute_exists(#in_progress_expiry) AND #in_progress_expiry < :now_ms)",
+                )
+                .expression_attribute_names("#id", &names.key)
+                .expression_attribute_names("#expiry", &names.expiration)
+                .expression_attribute_names("#status", &names.status)
+                .expression_attribute_names("#in_progress_expiry", &names.in_progress_expiry)
+                .expression_attribute_values(":now", AttributeValue::N((now_ms / 1000).to_string()))
+                .expression_attribute_values(":now_ms", AttributeValue::N(now_ms.to_string()))
+                .expression_attribute_values(
+                    ":inprogress",
+                    AttributeValue::S(Status::InProgress.as_str().to_string()),
+                )
+                .return_values(ReturnValue::AllOld)
+                .set_return_values_on_condition_check_failure(on_conflict.clone())
+                .send()
+                .await;
+            let error = match result {
+                Ok(output) => {
+                    // The claim is ours; an unreadable old item only costs the takeover report.
+                    let replaced = output.attributes().and_then(|old| {
+                        self.parse_item(old)
+                            .inspect_err(|error| {
+                                tracing::warn!(idempotency_key = %record.key, %error, "replaced idempotency record was unreadable");
+                            })
+                            .ok()
+                    });
+                    return Ok(ClaimOutcome::Claimed { replaced });
+                }
+                Err(error) => error,
+            };
+            let Some(PutItemError::ConditionalCheckFailedException(failed)) =
+                error.as_service_error()
+            else {
+                return Err(store_error(&self.table, error));
+            };
+            if let Some(old) = failed.item() {
+                return self.parse_item(old).map(ClaimOutcome::Exists);
+            }
+            match self.get_consistent(&record.key).await? {
+                Some(existing) if !existing.is_claimable(now_ms) => {
+                    return Ok(ClaimOutcome::Exists(existing));
+                }
+                // Released, or expired, between the put and the read: claim again.
+                _ => continue,
+            }
+        }
+        Err(StoreError::other(format!(
+            "claim of idempotency key {} kept colliding with a record that vanished before it \
+             could be read ({CLAIM_ATTEMPTS} attempts)",
+            record.key
+        )))
+    }
+
+    async fn complete(
+        &self,
+        key: &str,
+        owner: &str,
+        result: &str,
+        expiration: u64,
+    ) -> Result<(), StoreError> {
+        let names = &self.names;
+        let (key_name, key_value) = self.key_value(key);
+        let outcome = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(key_name, key_value)
+            .update_expression("SET #status = :completed, #data = :data, #expiry = :expiry")
+            .condition_expression("#owner = :owner")
+            .expression_attribute_names("#status", &names.status)
+            .expression_attribute_names("#data", &names.data)
+            .expression_attribute_names("#expiry", &names.expiration)
+            .expression_attribute_names("#owner", &names.owner)
+            .expression_attribute_values(
+                ":completed",
+                AttributeValue::S(Status::Completed.as_str().to_string()),
+            )
+            .expression_attribute_values(":data", AttributeValue::S(result.to_string()))
+            .expression_attribute_values(":expiry", AttributeValue::N(expiration.to_string()))
+            .expression_attribute_values(":owner", AttributeValue::S(owner.to_string()))
+            .send()
+            .await;
+        match outcome {
+            Ok(_) => Ok(()),
+            Err(error)
+                if matches!(
+                    error.as_service_error(),
+                    Some(UpdateItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Err(StoreError::Fenced)
+            }
+            Err(error) => Err(store_error(&self.table, error)),
+        }
+    }
+
+    async fn release(&self, key: &str, owner: &str) -> Result<(), StoreError> {
+        let (key_name, key_value) = self.key_value(key);
+        let outcome = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(key_name, key_value)
+            .condition_expression("#owner = :owner")
+            .expression_attribute_names("#owner", &self.names.owner)
+            .expression_attribute_values(":owner", AttributeValue::S(owner.to_string()))
+            .send()
+            .await;
+        match outcome {
+            Ok(_) => Ok(()),
+            Err(error)
+                if matches!(
+                    error.as_service_error(),
+                    Some(DeleteItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Err(StoreError::Fenced)
+            }
+            Err(error) => Err(store_error(&self.table, error)),
+        }
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        self.get_consistent(key).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> DynamoDbStore {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .build();
+        DynamoDbStore::new(Client::from_conf(config), "idempotency")
+    }
+
+    #[test]
+    fn records_round_trip_through_items() {
+        let store = store();
+        let record = IdempotencyRecord {
+            key: "fn#abc".into(),
+            status: Status::Completed,
+            expiration: 1_700_000_000,
+            in_progress_expiry_ms: Some(1_700_000_000_123),
+            result: Some("\"\"".into()),
+            payload_hash: Some("hash".into()),
+            owner: Some("token".into()),
+        };
+        let item = store.to_item(&record);
+        assert_eq!(item.get("id"), Some(&AttributeValue::S("fn#abc".into())));
+        assert_eq!(
+            item.get("expiration"),
+            Some(&AttributeValue::N("1700000000".into()))
+        );
+        assert_eq!(store.parse_item(&item).unwrap(), record);
+    }
+
+    #[test]
+    fn custom_attribute_names_are_used_and_malformed_items_are_reported() {
+        let names = AttributeNames {
+            key: "pk".into(),
+            owner: "claimed_by".into(),
+            ..AttributeNames::default()
+        };
+        let store = store().with_attribute_names(names);
+        let record = IdempotencyRecord {
+            key: "k".into(),
+            status: Status::InProgress,
+            expiration: 5,
+            in_progress_expiry_ms: None,
+            result: None,
+            payload_hash: None,
+            owner: Some("t".into()),
+        };
+        let mut item = store.to_item(&record);
+        assert!(item.contains_key("pk") && item.contains_key("claimed_by"));
+        assert!(!item.contains_key("in_progress_expiration"));
+        assert_eq!(store.parse_item(&item).unwrap(), record);
+
+        item.insert("status".into(), AttributeValue::S("DONE".into()));
+        assert!(matches!(
+            store.parse_item(&item),
+            Err(StoreError::CorruptRecord { .. })
+        ));
+        item.insert("status".into(), AttributeValue::S("COMPLETED".into()));
+        item.insert("expiration".into(), AttributeValue::N("soon".into()));
+        assert!(matches!(
+            store.parse_item(&item),
+            Err(StoreError::CorruptRecord { .. })
+        ));
+        item.insert("expiration".into(), AttributeValue::N("1.7e9".into()));
+        assert_eq!(store.parse_item(&item).unwrap().expiration, 1_700_000_000);
+    }
+}

@@ -1,0 +1,171 @@
+//! An in-memory [`IdempotencyStore`]: the same semantics as DynamoDB, for unit tests and
+//! local runs without a cloud. Records live in one process, so it gives no protection across
+//! Lambda instances; expired records are replaced on claim but otherwise kept (there is no
+//! TTL sweeper), which is fine for the short-lived processes it is meant for.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use super::{ClaimOutcome, IdempotencyStore};
+use crate::idempotency::error::StoreError;
+use crate::idempotency::record::{IdempotencyRecord, Status};
+
+/// Idempotency records in a `Mutex<HashMap>`.
+#[derive(Debug, Default)]
+pub struct InMemoryStore {
+    records: Mutex<HashMap<String, IdempotencyRecord>>,
+}
+
+impl InMemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many records are stored, expired ones included.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no record is stored.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    /// Inserts or replaces a record unconditionally: for tests that need a record in a
+    /// particular state.
+    pub fn insert(&self, record: IdempotencyRecord) {
+        self.lock().insert(record.key.clone(), record);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, IdempotencyRecord>> {
+        // A panic while holding the lock cannot leave a half-written record (every update is
+        // a single map operation), so a poisoned map is still consistent.
+        self.records.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn owned_by(record: &IdempotencyRecord, owner: &str) -> bool {
+    record.owner.as_deref() == Some(owner)
+}
+
+impl IdempotencyStore for InMemoryStore {
+    async fn claim(
+        &self,
+        record: &IdempotencyRecord,
+        now_ms: u64,
+    ) -> Result<ClaimOutcome, StoreError> {
+        let mut records = self.lock();
+        match records.get(&record.key) {
+            Some(existing) if !existing.is_claimable(now_ms) => {
+                Ok(ClaimOutcome::Exists(existing.clone()))
+            }
+            _ => {
+                let replaced = records.insert(record.key.clone(), record.clone());
+                Ok(ClaimOutcome::Claimed { replaced })
+            }
+        }
+    }
+
+    async fn complete(
+        &self,
+        key: &str,
+        owner: &str,
+        result: &str,
+        expiration: u64,
+    ) -> Result<(), StoreError> {
+        let mut records = self.lock();
+        match records.get_mut(key) {
+            Some(record) if owned_by(record, owner) => {
+                record.status = Status::Completed;
+                record.result = Some(result.to_string());
+                record.expiration = expiration;
+                Ok(())
+            }
+            _ => Err(StoreError::Fenced),
+        }
+    }
+
+    async fn release(&self, key: &str, owner: &str) -> Result<(), StoreError> {
+        let mut records = self.lock();
+        match records.get(key) {
+            Some(record) if owned_by(record, owner) => {
+                records.remove(key);
+                Ok(())
+            }
+            _ => Err(StoreError::Fenced),
+        }
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        Ok(self.lock().get(key).cloned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claim_record(owner: &str, now_ms: u64, window_ms: u64) -> IdempotencyRecord {
+        IdempotencyRecord {
+            key: "fn#k".into(),
+            status: Status::InProgress,
+            expiration: now_ms / 1000 + 3600,
+            in_progress_expiry_ms: Some(now_ms + window_ms),
+            result: None,
+            payload_hash: None,
+            owner: Some(owner.into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn claim_complete_and_duplicate() {
+        let store = InMemoryStore::new();
+        let first = claim_record("a", 10_000, 1_000);
+        assert_eq!(
+            store.claim(&first, 10_000).await.unwrap(),
+            ClaimOutcome::Claimed { replaced: None }
+        );
+        let second = claim_record("b", 10_500, 1_000);
+        assert_eq!(
+            store.claim(&second, 10_500).await.unwrap(),
+            ClaimOutcome::Exists(first.clone())
+        );
+        store.complete("fn#k", "a", "42", 99).await.unwrap();
+        let stored = store.get("fn#k").await.unwrap().unwrap();
+        assert_eq!(stored.status, Status::Completed);
+        assert_eq!(stored.result.as_deref(), Some("42"));
+        assert_eq!(stored.expiration, 99);
+    }
+
+    #[tokio::test]
+    async fn takeover_fences_the_old_owner() {
+        let store = InMemoryStore::new();
+        store
+            .claim(&claim_record("a", 10_000, 100), 10_000)
+            .await
+            .unwrap();
+        let taken = store
+            .claim(&claim_record("b", 10_101, 100), 10_101)
+            .await
+            .unwrap();
+        assert!(
+            matches!(taken, ClaimOutcome::Claimed { replaced: Some(old) } if old.owner.as_deref() == Some("a"))
+        );
+        assert!(matches!(
+            store.complete("fn#k", "a", "1", 99).await,
+            Err(StoreError::Fenced)
+        ));
+        assert!(matches!(
+            store.release("fn#k", "a").await,
+            Err(StoreError::Fenced)
+        ));
+        assert_eq!(store.len(), 1);
+        store.release("fn#k", "b").await.unwrap();
+        assert!(store.is_empty());
+        assert!(matches!(
+            store.complete("fn#k", "b", "1", 99).await,
+            Err(StoreError::Fenced)
+        ));
+    }
+}

@@ -1,0 +1,114 @@
+//! The persistence seam: one trait, [`IdempotencyStore`], with a DynamoDB implementation for
+//! production and an in-memory one for unit tests and local runs. Both implement the same
+//! four operations with the same semantics, and the integration tests run one suite against
+//! both.
+//!
+//! The operations are deliberately few and conditional, so that each is one request:
+//!
+//! - **claim**: write an `INPROGRESS` record if the key is absent, expired, or in progress
+//!   with an expired in-progress window ([`IdempotencyRecord::is_claimable`]); otherwise
+//!   return the live record;
+//! - **complete**: store the result, only if the caller still owns the claim;
+//! - **release**: remove the claim after a handler error, only if the caller still owns it;
+//! - **get**: read a record (diagnostics and tests; the claim already returns what exists).
+//!
+//! Owning the claim means holding the owner token written by the claim. A delivery whose
+//! window expired and whose key was taken over gets [`StoreError::Fenced`] from complete and
+//! release instead of overwriting or deleting the new owner's record.
+
+mod dynamodb;
+mod memory;
+
+use std::future::Future;
+use std::sync::Arc;
+
+pub use dynamodb::{AttributeNames, DynamoDbStore};
+pub use memory::InMemoryStore;
+
+use super::error::StoreError;
+use super::record::IdempotencyRecord;
+
+/// What a claim found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// The key is now claimed by the caller's record.
+    Claimed {
+        /// The record the claim replaced, when there was one (expired, or in progress with
+        /// an expired window: a takeover).
+        replaced: Option<IdempotencyRecord>,
+    },
+    /// A live record holds the key; it was not changed.
+    Exists(IdempotencyRecord),
+}
+
+/// Persistence for idempotency records. See the [module docs](self) for the semantics every
+/// implementation must have.
+pub trait IdempotencyStore: Send + Sync {
+    /// Writes `record` (status `INPROGRESS`, with its owner token) unless a live record holds
+    /// the key at `now_ms` (epoch milliseconds), in which case that record is returned.
+    fn claim(
+        &self,
+        record: &IdempotencyRecord,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<ClaimOutcome, StoreError>> + Send;
+
+    /// Marks the key `COMPLETED` with `result` (JSON text) and a new `expiration` (epoch
+    /// seconds), if `owner` still owns the claim; otherwise [`StoreError::Fenced`].
+    fn complete(
+        &self,
+        key: &str,
+        owner: &str,
+        result: &str,
+        expiration: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Deletes the claim if `owner` still owns it; otherwise [`StoreError::Fenced`].
+    fn release(
+        &self,
+        key: &str,
+        owner: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The record stored under `key`, expired or not.
+    fn get(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<IdempotencyRecord>, StoreError>> + Send;
+}
+
+/// Sharing one store between several [`Idempotency`](super::Idempotency) instances (or with
+/// a test that inspects it).
+impl<S: IdempotencyStore> IdempotencyStore for Arc<S> {
+    fn claim(
+        &self,
+        record: &IdempotencyRecord,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<ClaimOutcome, StoreError>> + Send {
+        (**self).claim(record, now_ms)
+    }
+
+    fn complete(
+        &self,
+        key: &str,
+        owner: &str,
+        result: &str,
+        expiration: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).complete(key, owner, result, expiration)
+    }
+
+    fn release(
+        &self,
+        key: &str,
+        owner: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).release(key, owner)
+    }
+
+    fn get(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<IdempotencyRecord>, StoreError>> + Send {
+        (**self).get(key)
+    }
+}
