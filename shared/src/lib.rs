@@ -20,7 +20,7 @@
 
 pub mod batch;
 pub mod events;
-// pub mod handler;
+pub mod handler;
 pub mod idempotency;
-// pub mod runtime;
+pub mod runtime;
 pub mod telemetry;

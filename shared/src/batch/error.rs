@@ -157,3 +157,17 @@ pub enum BatchError {
         first_reason: String,
     },
 }
+
+/// Lambda's error response names the failure, so the invocation's error is searchable.
+impl From<BatchError> for lambda_runtime::Diagnostic {
+    fn from(error: BatchError) -> Self {
+        let error_type = match &error {
+            BatchError::AllFailed { .. } => "eventkit.AllRecordsFailed",
+            BatchError::RecordsFailed { .. } => "eventkit.RecordsFailed",
+        };
+        Self {
+            error_type: error_type.into(),
+            error_message: error.to_string(),
+        }
+    }
+}

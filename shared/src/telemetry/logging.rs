@@ -30,8 +30,10 @@ pub fn init_logging() {
         builder
             .json()
             .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
+            // The span list carries the invocation's requestId (lambda_runtime's span) and
+            // the record's ids (ours) on every line.
+            .with_current_span(false)
+            .with_span_list(true)
             .try_init()
     } else {
         builder.try_init()

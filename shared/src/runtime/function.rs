@@ -1,0 +1,222 @@
+//! [`EventFunction`]: a [`Handler`] with its batch settings, run per invocation.
+
+use std::future::Future;
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use aws_lambda_events::sns::SnsEvent;
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use lambda_runtime::{service_fn, LambdaEvent};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::batch::{BatchConfig, BatchError, BatchOutcome, BatchProcessor, Deadline, RecordError};
+use crate::events::{
+    record_from_eventbridge_with, records_from_sns_with, records_from_sqs_with, DecodeOptions,
+    EventRecord,
+};
+use crate::handler::{FromRecord, Handled, Handler};
+use crate::idempotency::{IdempotencyStore, InMemoryStore};
+use crate::telemetry::{with_trace_id, BatchMetrics};
+
+/// A Lambda function: the typed handler, how batches run, how records are decoded, and the
+/// service name its metrics carry.
+#[derive(Debug)]
+pub struct EventFunction<F, S = InMemoryStore> {
+    handler: Handler<F, S>,
+    batch: BatchProcessor,
+    decode: DecodeOptions,
+    service: String,
+}
+
+impl<F, S> EventFunction<F, S> {
+    /// A function around `handler`, with default batch settings and the service name from
+    /// `EVENTKIT_SERVICE`, else `AWS_LAMBDA_FUNCTION_NAME`, else `eventkit`.
+    pub fn new(handler: Handler<F, S>) -> Self {
+        let service = std::env::var("EVENTKIT_SERVICE")
+            .or_else(|_| std::env::var("AWS_LAMBDA_FUNCTION_NAME"))
+            .unwrap_or_else(|_| "eventkit".into());
+        Self {
+            handler,
+            batch: BatchProcessor::default(),
+            decode: DecodeOptions::default(),
+            service,
+        }
+    }
+
+    /// Sets how batches run (concurrency, FIFO and all-failed policies, deadline margin).
+    pub fn with_batch_config(mut self, config: BatchConfig) -> Self {
+        self.batch = BatchProcessor::new(config);
+        self
+    }
+
+    /// Sets how records are built from Lambda events (body limit, raw SNS delivery).
+    pub fn with_decode_options(mut self, options: DecodeOptions) -> Self {
+        self.decode = options;
+        self
+    }
+
+    /// Sets the service name of the metrics.
+    pub fn with_service(mut self, service: impl Into<String>) -> Self {
+        self.service = service.into();
+        self
+    }
+
+    /// The wrapped handler.
+    pub fn handler(&self) -> &Handler<F, S> {
+        &self.handler
+    }
+}
+
+impl<F, S> EventFunction<F, S>
+where
+    S: IdempotencyStore,
+{
+    /// Runs every record of `records` and emits the batch's EMF metrics line.
+    pub async fn process<T, Fut, O, E>(
+        &self,
+        records: Vec<EventRecord>,
+        deadline: Deadline,
+    ) -> BatchOutcome<Handled<O>>
+    where
+        F: Fn(T) -> Fut,
+        T: FromRecord,
+        Fut: Future<Output = Result<O, E>>,
+        O: Serialize + DeserializeOwned,
+        E: Into<RecordError>,
+    {
+        let outcome = self
+            .batch
+            // Boxed: the composed future type (runtime, batch, idempotency, SDK) is otherwise
+            // deep enough to overflow rustc's layout query depth in a function's `main`.
+            .process(records, deadline, |record| {
+                Box::pin(self.handler.handle(record, deadline))
+            })
+            .await;
+        BatchMetrics::from_outcome(&outcome, |handled| handled.replayed).emit(&self.service);
+        outcome
+    }
+
+    /// An SQS invocation: the partial batch response listing exactly the failed message ids
+    /// (or an error when all failed and the policy says so).
+    pub async fn handle_sqs<T, Fut, O, E>(
+        &self,
+        event: &SqsEvent,
+        deadline: Deadline,
+    ) -> Result<SqsBatchResponse, BatchError>
+    where
+        F: Fn(T) -> Fut,
+        T: FromRecord,
+        Fut: Future<Output = Result<O, E>>,
+        O: Serialize + DeserializeOwned,
+        E: Into<RecordError>,
+    {
+        let records = records_from_sqs_with(event, &self.decode);
+        let outcome = self.process(records, deadline).await;
+        outcome.sqs_response(self.batch.config().all_failed)
+    }
+
+    /// A direct SNS invocation: an error if any record failed, so Lambda's asynchronous
+    /// retries and the function's DLQ apply.
+    pub async fn handle_sns<T, Fut, O, E>(
+        &self,
+        event: &SnsEvent,
+        deadline: Deadline,
+    ) -> Result<(), BatchError>
+    where
+        F: Fn(T) -> Fut,
+        T: FromRecord,
+        Fut: Future<Output = Result<O, E>>,
+        O: Serialize + DeserializeOwned,
+        E: Into<RecordError>,
+    {
+        let records = records_from_sns_with(event, &self.decode);
+        self.process(records, deadline)
+            .await
+            .require_all_succeeded()
+    }
+
+    /// A direct EventBridge invocation: an error if the event failed, so Lambda's
+    /// asynchronous retries and the function's DLQ apply.
+    pub async fn handle_eventbridge<T, Fut, O, E>(
+        &self,
+        event: &EventBridgeEvent,
+        deadline: Deadline,
+    ) -> Result<(), BatchError>
+    where
+        F: Fn(T) -> Fut,
+        T: FromRecord,
+        Fut: Future<Output = Result<O, E>>,
+        O: Serialize + DeserializeOwned,
+        E: Into<RecordError>,
+    {
+        let records = vec![record_from_eventbridge_with(event, &self.decode)];
+        self.process(records, deadline)
+            .await
+            .require_all_succeeded()
+    }
+
+    /// Serves SQS invocations from the Lambda Runtime API until the process is stopped.
+    pub async fn run_sqs<T, Fut, O, E>(self) -> Result<(), lambda_runtime::Error>
+    where
+        F: Fn(T) -> Fut,
+        T: FromRecord,
+        Fut: Future<Output = Result<O, E>>,
+        O: Serialize + DeserializeOwned,
+        E: Into<RecordError>,
+    {
+        let function = &self;
+        lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| async move {
+            let (deadline, trace_id) = invocation(&event);
+            with_trace_id(trace_id, function.handle_sqs(&event.payload, deadline)).await
+        }))
+        .await
+    }
+
+    /// Serves direct SNS invocations from the Lambda Runtime API.
+    pub async fn run_sns<T, Fut, O, E>(self) -> Result<(), lambda_runtime::Error>
+    where
+        F: Fn(T) -> Fut,
+        T: FromRecord,
+        Fut: Future<Output = Result<O, E>>,
+        O: Serialize + DeserializeOwned,
+        E: Into<RecordError>,
+    {
+        let function = &self;
+        lambda_runtime::run(service_fn(|event: LambdaEvent<SnsEvent>| async move {
+            let (deadline, trace_id) = invocation(&event);
+            with_trace_id(trace_id, function.handle_sns(&event.payload, deadline)).await
+        }))
+        .await
+    }
+
+    /// Serves direct EventBridge invocations from the Lambda Runtime API.
+    pub async fn run_eventbridge<T, Fut, O, E>(self) -> Result<(), lambda_runtime::Error>
+    where
+        F: Fn(T) -> Fut,
+        T: FromRecord,
+        Fut: Future<Output = Result<O, E>>,
+        O: Serialize + DeserializeOwned,
+        E: Into<RecordError>,
+    {
+        let function = &self;
+        lambda_runtime::run(service_fn(
+            |event: LambdaEvent<EventBridgeEvent>| async move {
+                let (deadline, trace_id) = invocation(&event);
+                with_trace_id(
+                    trace_id,
+                    function.handle_eventbridge(&event.payload, deadline),
+                )
+                .await
+            },
+        ))
+        .await
+    }
+}
+
+/// The deadline and trace id of one invocation.
+fn invocation<P>(event: &LambdaEvent<P>) -> (Deadline, Option<String>) {
+    (
+        Deadline::from_epoch_ms(event.context.deadline),
+        event.context.xray_trace_id.clone(),
+    )
+}
