@@ -22,6 +22,9 @@ mod error;
 mod outcome;
 mod processor;
 
+#[cfg(test)]
+mod tests;
+
 pub use config::{AllFailedPolicy, BatchConfig, FifoPolicy};
 pub use deadline::Deadline;
 pub use error::{BatchError, ErrorClass, RecordError};

@@ -83,3 +83,107 @@ impl BatchMetrics {
         println!("{}", self.to_emf(service));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::Value;
+
+    use super::*;
+    use crate::batch::{ErrorClass, RecordFailure, RecordOutcome};
+
+    fn failure(kind: FailureKind) -> RecordFailure {
+        RecordFailure {
+            class: ErrorClass::Transient,
+            kind,
+            reason: "x".into(),
+        }
+    }
+
+    /// Checks the document against the EMF specification's structure: `_aws` with a
+    /// millisecond timestamp and metric directives, every dimension and metric named in a
+    /// directive present at the root with a value of the right type.
+    fn assert_valid_emf(document: &Value) {
+        let aws = &document["_aws"];
+        assert!(aws["Timestamp"]
+            .as_u64()
+            .is_some_and(|t| t > 1_600_000_000_000));
+        let directives = aws["CloudWatchMetrics"].as_array().unwrap();
+        assert!(!directives.is_empty());
+        for directive in directives {
+            assert!(directive["Namespace"]
+                .as_str()
+                .is_some_and(|n| !n.is_empty()));
+            for set in directive["Dimensions"].as_array().unwrap() {
+                let set = set.as_array().unwrap();
+                assert!(set.len() <= 30);
+                for name in set {
+                    assert!(document[name.as_str().unwrap()].is_string());
+                }
+            }
+            let metrics = directive["Metrics"].as_array().unwrap();
+            assert!(metrics.len() <= 100);
+            for metric in metrics {
+                let name = metric["Name"].as_str().unwrap();
+                assert!(document[name].is_number(), "{name} has no numeric value");
+            }
+        }
+    }
+
+    #[test]
+    fn a_batch_becomes_one_valid_emf_line_with_its_counts() {
+        let outcome = BatchOutcome {
+            records: vec![
+                RecordOutcome {
+                    id: "a".into(),
+                    result: Ok(false),
+                },
+                RecordOutcome {
+                    id: "b".into(),
+                    result: Ok(true),
+                },
+                RecordOutcome {
+                    id: "c".into(),
+                    result: Ok(true),
+                },
+                RecordOutcome {
+                    id: "d".into(),
+                    result: Err(failure(FailureKind::InProgress)),
+                },
+                RecordOutcome {
+                    id: "e".into(),
+                    result: Err(failure(FailureKind::Error)),
+                },
+            ],
+            duration: Duration::from_millis(42),
+        };
+        let metrics = BatchMetrics::from_outcome(&outcome, |replayed| *replayed);
+        let line = metrics.to_emf("inventory").to_string();
+        assert!(!line.contains('\n'));
+        let document: Value = serde_json::from_str(&line).unwrap();
+        assert_valid_emf(&document);
+        let names: Vec<_> = document["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "RecordsProcessed",
+                "RecordsFailed",
+                "RecordsReplayed",
+                "RecordsInProgress",
+                "BatchDuration"
+            ]
+        );
+        assert_eq!(document["service"], "inventory");
+        assert_eq!(document["RecordsProcessed"], 3);
+        assert_eq!(document["RecordsFailed"], 2);
+        assert_eq!(document["RecordsReplayed"], 2);
+        assert_eq!(document["RecordsInProgress"], 1);
+        assert_eq!(document["BatchDuration"], 42);
+    }
+}
