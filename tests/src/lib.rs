@@ -7,6 +7,7 @@
 //! service does not answer, [`LocalCloud::connect`] fails the test with a message that says to
 //! run `cargo xtask cloud up`: nothing is skipped silently.
 
+mod event_source;
 mod messaging;
 mod tables;
 
@@ -16,6 +17,7 @@ use std::time::Duration;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
 
+pub use event_source::sqs_event;
 pub use messaging::{Bus, Queue, Topic};
 
 /// LocalStack's endpoint when `AWS_ENDPOINT_URL` is not set.

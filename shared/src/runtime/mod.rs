@@ -32,3 +32,6 @@
 mod function;
 
 pub use function::EventFunction;
+
+#[cfg(test)]
+mod tests;

@@ -6,6 +6,10 @@
 //! the logs by its correlation id.
 
 use serde::Deserialize;
+use tracing::Subscriber;
+use tracing_subscriber::fmt::format::{DefaultFields, Format, Full};
+use tracing_subscriber::fmt::{MakeWriter, SubscriberBuilder};
+use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
 use crate::events::EventRecord;
@@ -20,24 +24,42 @@ pub fn init_logging() {
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT")
         .is_ok_and(|format| format.eq_ignore_ascii_case("json"));
-    let builder = tracing_subscriber::fmt()
+    // An error means a subscriber is already installed: keep it.
+    if json {
+        let _ = json_subscriber(filter, std::io::stdout).try_init();
+    } else {
+        let _ = base(filter, std::io::stdout).try_init();
+    }
+}
+
+/// Lambda's JSON log lines: the event's fields at the top level, and the span list, which
+/// carries the invocation's `requestId` (lambda_runtime's span) and the record's ids (ours).
+fn json_subscriber<W>(filter: EnvFilter, writer: W) -> impl SubscriberInitExt + Subscriber
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    base(filter, writer)
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(true)
+        .finish()
+}
+
+fn base<W>(
+    filter: EnvFilter,
+    writer: W,
+) -> SubscriberBuilder<DefaultFields, Format<Full, ()>, EnvFilter, W>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_writer(writer)
         // CloudWatch adds its own timestamps per line; Lambda's logs have no colours.
         .without_time()
         .with_ansi(false)
-        .with_target(false);
-    let _ = if json {
-        builder
-            .json()
-            .flatten_event(true)
-            // The span list carries the invocation's requestId (lambda_runtime's span) and
-            // the record's ids (ours) on every line.
-            .with_current_span(false)
-            .with_span_list(true)
-            .try_init()
-    } else {
-        builder.try_init()
-    };
+        .with_target(false)
 }
 
 /// The ids the envelope carries, read without decoding the payload.
@@ -62,4 +84,62 @@ pub fn record_span(record: &EventRecord) -> tracing::Span {
         event_id = ids.event_id.as_deref().unwrap_or(""),
         correlation_id = ids.correlation_id.as_deref().unwrap_or(""),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use serde_json::Value;
+
+    use super::*;
+    use crate::events::Source;
+
+    /// Collects what the subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn every_line_in_a_record_span_carries_the_request_and_record_ids() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = json_subscriber(EnvFilter::new("info"), move || writer.clone());
+        let body = r#"{"eventId":"e-1","correlationId":"c-9","eventType":"OrderPlaced"}"#;
+        let record = EventRecord::new("m-1", Source::Sqs, body);
+        tracing::subscriber::with_default(subscriber, || {
+            // The span lambda_runtime opens per invocation.
+            let invocation = tracing::info_span!("Lambda runtime invoke", requestId = "req-7");
+            let _invocation = invocation.enter();
+            let _record = record_span(&record).entered();
+            tracing::info!(sku = "A-1", "reserved");
+            tracing::warn!("low stock");
+        });
+        let output = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<Value> = output
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        for line in &lines {
+            let spans = line["spans"].as_array().unwrap();
+            assert_eq!(spans[0]["requestId"], "req-7");
+            assert_eq!(spans[1]["record_id"], "m-1");
+            assert_eq!(spans[1]["event_id"], "e-1");
+            assert_eq!(spans[1]["correlation_id"], "c-9");
+        }
+        assert_eq!(lines[0]["message"], "reserved");
+        assert_eq!(lines[0]["sku"], "A-1");
+        assert_eq!(lines[1]["level"], "WARN");
+    }
 }
