@@ -8,7 +8,9 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde_json::Value;
 
+use super::payload::{InvocationError, LambdaPayload};
 use crate::batch::{BatchConfig, BatchError, BatchOutcome, BatchProcessor, Deadline, RecordError};
 use crate::events::{
     record_from_eventbridge_with, records_from_sns_with, records_from_sqs_with, DecodeOptions,
@@ -155,8 +157,42 @@ where
             .require_all_succeeded()
     }
 
-    /// Serves SQS invocations from the Lambda Runtime API until the process is stopped.
-    pub async fn run_sqs<T, Fut, O, E>(self) -> Result<(), lambda_runtime::Error>
+    /// One invocation of any kind: the SQS batch response for SQS, `null` for the
+    /// asynchronous (SNS, EventBridge) invocations, whose failures are errors.
+    pub async fn handle<T, Fut, O, E>(
+        &self,
+        payload: Value,
+        deadline: Deadline,
+    ) -> Result<Value, InvocationError>
+    where
+        F: Fn(T) -> Fut,
+        T: FromRecord,
+        Fut: Future<Output = Result<O, E>>,
+        O: Serialize + DeserializeOwned,
+        E: Into<RecordError>,
+    {
+        match LambdaPayload::parse(payload)? {
+            LambdaPayload::Sqs(event) => {
+                let response = self.handle_sqs(&event, deadline).await?;
+                serde_json::to_value(response).map_err(|source| InvocationError::Invalid {
+                    kind: "SQS response",
+                    source,
+                })
+            }
+            LambdaPayload::Sns(event) => {
+                self.handle_sns(&event, deadline).await?;
+                Ok(Value::Null)
+            }
+            LambdaPayload::EventBridge(event) => {
+                self.handle_eventbridge(&event, deadline).await?;
+                Ok(Value::Null)
+            }
+        }
+    }
+
+    /// Serves invocations from the Lambda Runtime API until the process is stopped: SQS,
+    /// SNS and EventBridge events alike, told apart by their shape.
+    pub async fn run<T, Fut, O, E>(self) -> Result<(), lambda_runtime::Error>
     where
         F: Fn(T) -> Fut,
         T: FromRecord,
@@ -165,58 +201,12 @@ where
         E: Into<RecordError>,
     {
         let function = &self;
-        lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| async move {
-            let (deadline, trace_id) = invocation(&event);
-            with_trace_id(trace_id, function.handle_sqs(&event.payload, deadline)).await
+        lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async move {
+            let deadline = Deadline::from_epoch_ms(event.context.deadline);
+            let trace_id = event.context.xray_trace_id.clone();
+            // Boxed for the same reason as the per-record future in `process`.
+            with_trace_id(trace_id, Box::pin(function.handle(event.payload, deadline))).await
         }))
         .await
     }
-
-    /// Serves direct SNS invocations from the Lambda Runtime API.
-    pub async fn run_sns<T, Fut, O, E>(self) -> Result<(), lambda_runtime::Error>
-    where
-        F: Fn(T) -> Fut,
-        T: FromRecord,
-        Fut: Future<Output = Result<O, E>>,
-        O: Serialize + DeserializeOwned,
-        E: Into<RecordError>,
-    {
-        let function = &self;
-        lambda_runtime::run(service_fn(|event: LambdaEvent<SnsEvent>| async move {
-            let (deadline, trace_id) = invocation(&event);
-            with_trace_id(trace_id, function.handle_sns(&event.payload, deadline)).await
-        }))
-        .await
-    }
-
-    /// Serves direct EventBridge invocations from the Lambda Runtime API.
-    pub async fn run_eventbridge<T, Fut, O, E>(self) -> Result<(), lambda_runtime::Error>
-    where
-        F: Fn(T) -> Fut,
-        T: FromRecord,
-        Fut: Future<Output = Result<O, E>>,
-        O: Serialize + DeserializeOwned,
-        E: Into<RecordError>,
-    {
-        let function = &self;
-        lambda_runtime::run(service_fn(
-            |event: LambdaEvent<EventBridgeEvent>| async move {
-                let (deadline, trace_id) = invocation(&event);
-                with_trace_id(
-                    trace_id,
-                    function.handle_eventbridge(&event.payload, deadline),
-                )
-                .await
-            },
-        ))
-        .await
-    }
-}
-
-/// The deadline and trace id of one invocation.
-fn invocation<P>(event: &LambdaEvent<P>) -> (Deadline, Option<String>) {
-    (
-        Deadline::from_epoch_ms(event.context.deadline),
-        event.context.xray_trace_id.clone(),
-    )
 }

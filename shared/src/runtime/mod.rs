@@ -21,17 +21,20 @@
 //!     let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&config), "idempotency");
 //!     let idempotency = Idempotency::new(store, IdempotencyConfig::from_function_name());
 //!     EventFunction::new(Handler::new(reserve).with_idempotency(idempotency))
-//!         .run_sqs()
+//!         .run()
 //!         .await
 //! }
 //! ```
 //!
-//! Each `handle_*` method is the whole invocation minus the Runtime API, so tests call it
-//! directly with a Lambda event and a deadline.
+//! [`EventFunction::handle`] (and `handle_sqs`, `handle_sns`, `handle_eventbridge`) is the
+//! whole invocation minus the Runtime API, so tests call it with a Lambda event and a
+//! deadline.
 
 mod function;
+mod payload;
 
 pub use function::EventFunction;
+pub use payload::{InvocationError, LambdaPayload};
 
 #[cfg(test)]
 mod tests;

@@ -110,3 +110,26 @@ async fn an_sqs_batch_that_all_failed_is_an_error_only_when_configured() {
         Err(BatchError::AllFailed { count: 2, .. })
     ));
 }
+
+#[tokio::test]
+async fn one_function_serves_every_trigger_told_apart_by_shape() {
+    let function = EventFunction::new(Handler::new(judge));
+    let sqs = json!({"Records": [
+        {"messageId": "m-1", "body": "{\"ok\": true}", "eventSource": "aws:sqs"},
+        {"messageId": "m-2", "body": "{\"ok\": false}", "eventSource": "aws:sqs"}
+    ]});
+    let response = function.handle(sqs, deadline()).await.unwrap();
+    assert_eq!(
+        response,
+        json!({"batchItemFailures": [{"itemIdentifier": "m-2"}]})
+    );
+
+    let sns = serde_json::to_value(sns_event(&[json!({"ok": true})])).unwrap();
+    assert_eq!(function.handle(sns, deadline()).await.unwrap(), Value::Null);
+
+    let unknown = function.handle(json!({"hello": "world"}), deadline()).await;
+    assert!(matches!(
+        unknown,
+        Err(super::InvocationError::Unrecognised(_))
+    ));
+}
