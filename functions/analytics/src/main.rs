@@ -1,2 +1,22 @@
-//! Placeholder until the function is written.
-fn main() {}
+//! The analytics function's entry point.
+
+use std::sync::Arc;
+
+use analytics::{Counters, ANALYTICS_TABLE};
+use orders::wiring;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    eventkit::telemetry::init_logging();
+    let config = aws_config::load_from_env().await;
+    let counters = Counters::new(
+        aws_sdk_dynamodb::Client::new(&config),
+        wiring::required(ANALYTICS_TABLE)?,
+    );
+    analytics::function(
+        Arc::new(counters),
+        wiring::idempotency(&config, "analytics")?,
+    )
+    .run()
+    .await
+}

@@ -1,2 +1,24 @@
-//! Placeholder until the function is written.
-fn main() {}
+//! The inventory function's entry point: clients and configuration built once, then the
+//! Runtime API loop.
+
+use std::sync::Arc;
+
+use inventory::{Inventory, Stock, INVENTORY_TABLE};
+use orders::wiring;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    eventkit::telemetry::init_logging();
+    let config = aws_config::load_from_env().await;
+    let stock = Stock::new(
+        aws_sdk_dynamodb::Client::new(&config),
+        wiring::required(INVENTORY_TABLE)?,
+    );
+    let inventory = Inventory::new(stock, wiring::orders_bus(&config)?);
+    inventory::function(
+        Arc::new(inventory),
+        wiring::idempotency(&config, "inventory")?,
+    )
+    .run()
+    .await
+}

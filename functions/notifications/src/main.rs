@@ -1,2 +1,22 @@
-//! Placeholder until the function is written.
-fn main() {}
+//! The notifications function's entry point.
+
+use std::sync::Arc;
+
+use notifications::{Outbox, NOTIFICATIONS_TABLE};
+use orders::wiring;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    eventkit::telemetry::init_logging();
+    let config = aws_config::load_from_env().await;
+    let outbox = Outbox::new(
+        aws_sdk_dynamodb::Client::new(&config),
+        wiring::required(NOTIFICATIONS_TABLE)?,
+    );
+    notifications::function(
+        Arc::new(outbox),
+        wiring::idempotency(&config, "notifications")?,
+    )
+    .run()
+    .await
+}

@@ -1,2 +1,19 @@
-//! Placeholder until the function is written.
-fn main() {}
+//! The payments function's entry point.
+
+use std::sync::Arc;
+
+use orders::wiring;
+use payments::{FakeProvider, Payments};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    eventkit::telemetry::init_logging();
+    let config = aws_config::load_from_env().await;
+    let payments = Payments::new(FakeProvider, wiring::orders_bus(&config)?);
+    payments::function(
+        Arc::new(payments),
+        wiring::idempotency(&config, "payments")?,
+    )
+    .run()
+    .await
+}

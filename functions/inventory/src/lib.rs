@@ -1,0 +1,156 @@
+//! Inventory: reserves every line of a placed order or none (StockReserved or
+//! StockReservationFailed), and puts the stock back when the order's payment fails
+//! (StockReleased), the saga's compensation.
+//!
+//! Triggers: the `orders` queue (OrderPlaced, raw SNS delivery) and the compensation queue
+//! (PaymentFailed from the bus), both SQS with partial batch responses.
+
+mod incoming;
+mod stock;
+
+use std::sync::Arc;
+
+use eventkit::batch::RecordError;
+use eventkit::events::EventBridgePublisher;
+use eventkit::events::EventEnvelope;
+use eventkit::handler::Handler;
+use eventkit::idempotency::{DynamoDbStore, Idempotency};
+use eventkit::runtime::EventFunction;
+use futures::future::BoxFuture;
+use orders::{
+    wiring, Order, PaymentFailed, StockReleased, StockReservationFailed, StockReserved, SOURCE,
+};
+use serde::{Deserialize, Serialize};
+
+pub use incoming::InventoryEvent;
+pub use stock::{Release, Reservation, Stock, StockError};
+
+/// The inventory table's name.
+pub const INVENTORY_TABLE: &str = "INVENTORY_TABLE";
+
+/// What the function did with an event (the idempotency layer stores it, and replays it
+/// for duplicates).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "outcome")]
+pub enum Handled {
+    /// Every line reserved; StockReserved published.
+    Reserved {
+        /// The order.
+        order_id: String,
+    },
+    /// Not enough stock; StockReservationFailed published.
+    Rejected {
+        /// The order.
+        order_id: String,
+        /// The first SKU short of stock.
+        sku: String,
+    },
+    /// A declined order's stock put back; StockReleased published.
+    Released {
+        /// The order.
+        order_id: String,
+    },
+    /// Nothing was reserved for the declined order (or it was released already).
+    NothingToRelease {
+        /// The order.
+        order_id: String,
+    },
+}
+
+/// The inventory service: its table and the bus it reports to.
+#[derive(Debug)]
+pub struct Inventory {
+    stock: Stock,
+    bus: EventBridgePublisher,
+}
+
+impl Inventory {
+    /// Inventory over `stock`, publishing to `bus`.
+    pub fn new(stock: Stock, bus: EventBridgePublisher) -> Self {
+        Self { stock, bus }
+    }
+
+    /// Handles one event.
+    pub async fn handle(&self, event: InventoryEvent) -> Result<Handled, RecordError> {
+        match event {
+            InventoryEvent::OrderPlaced(placed) => self.reserve(&placed).await,
+            InventoryEvent::PaymentFailed(failed) => self.release(&failed).await,
+        }
+    }
+
+    async fn reserve(
+        &self,
+        placed: &EventEnvelope<orders::OrderPlaced>,
+    ) -> Result<Handled, RecordError> {
+        let order: &Order = &placed.data.0;
+        match self
+            .stock
+            .reserve(order)
+            .await
+            .map_err(StockError::into_record_error)?
+        {
+            Reservation::Reserved => {
+                tracing::info!(order_id = %order.order_id, "stock reserved");
+                let event = EventEnvelope::caused_by(placed, SOURCE, StockReserved(order.clone()));
+                wiring::publish(&self.bus, &event).await?;
+                Ok(Handled::Reserved {
+                    order_id: order.order_id.clone(),
+                })
+            }
+            Reservation::Short { sku } => {
+                tracing::warn!(order_id = %order.order_id, %sku, "not enough stock; order rejected");
+                let reason = format!("not enough stock of {sku}");
+                let data = StockReservationFailed {
+                    order_id: order.order_id.clone(),
+                    sku: sku.clone(),
+                    reason,
+                };
+                wiring::publish(&self.bus, &EventEnvelope::caused_by(placed, SOURCE, data)).await?;
+                Ok(Handled::Rejected {
+                    order_id: order.order_id.clone(),
+                    sku,
+                })
+            }
+        }
+    }
+
+    async fn release(&self, failed: &EventEnvelope<PaymentFailed>) -> Result<Handled, RecordError> {
+        let order_id = failed.data.order.order_id.clone();
+        match self
+            .stock
+            .release(&order_id)
+            .await
+            .map_err(StockError::into_record_error)?
+        {
+            Release::Released { items } => {
+                tracing::info!(%order_id, "stock released after declined payment");
+                let data = StockReleased {
+                    order_id: order_id.clone(),
+                    items,
+                };
+                wiring::publish(&self.bus, &EventEnvelope::caused_by(failed, SOURCE, data)).await?;
+                Ok(Handled::Released { order_id })
+            }
+            Release::NothingReserved => {
+                tracing::warn!(%order_id, "no reservation to release");
+                Ok(Handled::NothingToRelease { order_id })
+            }
+        }
+    }
+}
+
+/// The handler type the function runs.
+pub type HandlerFn =
+    Box<dyn Fn(InventoryEvent) -> BoxFuture<'static, Result<Handled, RecordError>> + Send + Sync>;
+
+/// The Lambda function: `inventory` under the idempotency layer, keyed by eventId.
+pub fn function(
+    inventory: Arc<Inventory>,
+    idempotency: Idempotency<DynamoDbStore>,
+) -> EventFunction<HandlerFn, DynamoDbStore> {
+    let handle: HandlerFn = Box::new(move |event| {
+        let inventory = inventory.clone();
+        Box::pin(async move { inventory.handle(event).await })
+    });
+    EventFunction::new(Handler::new(handle).with_idempotency(idempotency))
+}

@@ -1,0 +1,91 @@
+//! What every function's `main` does the same way: read its configuration from the
+//! environment (the template's `Environment.Variables`), build the idempotency layer and
+//! the bus publisher once, at init.
+
+use eventkit::events::{EventBridgePublisher, EventEnvelope, OutgoingEvent};
+use eventkit::idempotency::{DynamoDbStore, Idempotency, IdempotencyConfig};
+use serde::Serialize;
+
+/// The idempotency table's name.
+pub const IDEMPOTENCY_TABLE: &str = "IDEMPOTENCY_TABLE";
+/// The event bus's name.
+pub const ORDERS_BUS_NAME: &str = "ORDERS_BUS_NAME";
+
+/// A required environment variable is missing.
+#[derive(Debug, thiserror::Error)]
+#[error("environment variable {0} is not set (the SAM template sets it; see infra/template.yaml)")]
+pub struct MissingVariable(pub &'static str);
+
+/// A required environment variable.
+pub fn required(name: &'static str) -> Result<String, MissingVariable> {
+    std::env::var(name)
+        .ok()
+        .filter(|value| !value.is_empty())
+        .ok_or(MissingVariable(name))
+}
+
+/// The idempotency layer on the table named by `IDEMPOTENCY_TABLE`. `name` prefixes every
+/// key: it is fixed per function, not taken from the deployed function name, which changes
+/// with the stack and would change every key.
+pub fn idempotency(
+    config: &aws_config::SdkConfig,
+    name: &str,
+) -> Result<Idempotency<DynamoDbStore>, MissingVariable> {
+    let store = DynamoDbStore::new(
+        aws_sdk_dynamodb::Client::new(config),
+        required(IDEMPOTENCY_TABLE)?,
+    );
+    Ok(Idempotency::new(store, IdempotencyConfig::new(name)))
+}
+
+/// The publisher for the bus named by `ORDERS_BUS_NAME`.
+pub fn orders_bus(config: &aws_config::SdkConfig) -> Result<EventBridgePublisher, MissingVariable> {
+    Ok(EventBridgePublisher::new(
+        aws_sdk_eventbridge::Client::new(config),
+        required(ORDERS_BUS_NAME)?,
+    ))
+}
+
+/// Why publishing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The envelope did not serialize.
+    #[error("event {event_id} did not serialize: {source}")]
+    Serialize {
+        /// The event.
+        event_id: String,
+        /// The serializer's error.
+        source: serde_json::Error,
+    },
+    /// The bus did not accept the event after the retries.
+    #[error("event {event_id} was not accepted by the bus: {reason}")]
+    Rejected {
+        /// The event.
+        event_id: String,
+        /// The last failure.
+        reason: String,
+    },
+}
+
+/// Publishes one event to the bus; an event still rejected after the publisher's retries is
+/// an error, so the record is retried rather than the event lost.
+pub async fn publish<T: Serialize>(
+    bus: &EventBridgePublisher,
+    event: &EventEnvelope<T>,
+) -> Result<(), PublishError> {
+    let outgoing =
+        OutgoingEvent::from_envelope(event).map_err(|source| PublishError::Serialize {
+            event_id: event.event_id.clone(),
+            source,
+        })?;
+    match bus.publish(&[outgoing]).await.into_iter().next() {
+        None => Ok(()),
+        Some(failure) => Err(PublishError::Rejected {
+            event_id: event.event_id.clone(),
+            reason: format!(
+                "{}: {} (after {} attempts)",
+                failure.code, failure.message, failure.attempts
+            ),
+        }),
+    }
+}
