@@ -9,6 +9,7 @@
 
 mod event_source;
 mod messaging;
+mod pipeline;
 mod tables;
 
 use std::net::{TcpStream, ToSocketAddrs};
@@ -19,6 +20,7 @@ use aws_sdk_dynamodb::config::Credentials;
 
 pub use event_source::sqs_event;
 pub use messaging::{Bus, Queue, Topic};
+pub use pipeline::{Item, Pipeline};
 
 /// LocalStack's endpoint when `AWS_ENDPOINT_URL` is not set.
 pub const DEFAULT_LOCALSTACK_URL: &str = "http://127.0.0.1:4566";

@@ -1,0 +1,143 @@
+//! The order pipeline's resources for one test: its four tables in DynamoDB Local (shaped as
+//! `infra/template.yaml` declares them), its bus in LocalStack, and a queue that captures
+//! everything published to the bus so a test can assert what a function emitted.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use eventkit::events::{EventBridgePublisher, EventEnvelope};
+use eventkit::idempotency::{DynamoDbStore, Idempotency, IdempotencyConfig};
+use serde_json::Value;
+
+use crate::{Bus, LocalCloud, Queue};
+
+/// A DynamoDB item.
+pub type Item = HashMap<String, AttributeValue>;
+
+/// One test's copy of the pipeline's resources.
+#[derive(Clone, Debug)]
+pub struct Pipeline {
+    /// The clients.
+    pub cloud: LocalCloud,
+    /// The idempotency table (`id`).
+    pub idempotency_table: String,
+    /// The inventory table (`sku`).
+    pub inventory_table: String,
+    /// The notifications table (`notificationId`).
+    pub notifications_table: String,
+    /// The analytics table (`pk`).
+    pub analytics_table: String,
+    /// The `orders` bus.
+    pub bus: Bus,
+    /// Receives every event put on the bus.
+    pub published: Queue,
+}
+
+impl Pipeline {
+    /// Creates the tables, the bus and the capture queue.
+    pub async fn create(cloud: &LocalCloud) -> Self {
+        let bus = cloud.create_bus("orders").await;
+        let published = cloud.create_queue("published", &[]).await;
+        cloud
+            .route_to_queue(&bus, r#"{"source": ["eventkit.orders"]}"#, &published)
+            .await;
+        Self {
+            idempotency_table: cloud.create_table("idempotency", "id").await,
+            inventory_table: cloud.create_table("inventory", "sku").await,
+            notifications_table: cloud.create_table("notifications", "notificationId").await,
+            analytics_table: cloud.create_table("analytics", "pk").await,
+            cloud: cloud.clone(),
+            bus,
+            published,
+        }
+    }
+
+    /// An idempotency layer named `name` on the pipeline's table.
+    pub fn idempotency(&self, name: &str) -> Idempotency<DynamoDbStore> {
+        Idempotency::new(
+            DynamoDbStore::new(self.cloud.dynamodb.clone(), &self.idempotency_table),
+            IdempotencyConfig::new(name),
+        )
+    }
+
+    /// A publisher to the pipeline's bus.
+    pub fn bus_publisher(&self) -> EventBridgePublisher {
+        EventBridgePublisher::new(self.cloud.eventbridge.clone(), &self.bus.name)
+    }
+
+    /// Sets the stock of each SKU.
+    pub async fn seed_stock(&self, stock: &[(&str, u64)]) {
+        for (sku, available) in stock {
+            self.cloud
+                .dynamodb
+                .put_item()
+                .table_name(&self.inventory_table)
+                .item("sku", AttributeValue::S((*sku).into()))
+                .item("available", AttributeValue::N(available.to_string()))
+                .send()
+                .await
+                .expect("PutItem stock");
+        }
+    }
+
+    /// The stock of `sku`.
+    pub async fn stock(&self, sku: &str) -> Option<u64> {
+        let item = self.item(&self.inventory_table, "sku", sku).await?;
+        item.get("available")?.as_n().ok()?.parse().ok()
+    }
+
+    /// An item by its string partition key, read consistently.
+    pub async fn item(&self, table: &str, key: &str, value: &str) -> Option<Item> {
+        self.cloud
+            .dynamodb
+            .get_item()
+            .table_name(table)
+            .key(key, AttributeValue::S(value.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("GetItem")
+            .item
+    }
+
+    /// Every item of `table`.
+    pub async fn scan(&self, table: &str) -> Vec<Item> {
+        self.cloud
+            .dynamodb
+            .scan()
+            .table_name(table)
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("Scan")
+            .items
+            .unwrap_or_default()
+    }
+
+    /// The envelopes published to the bus, waiting until `expected` arrived or `timeout`
+    /// passed (then returning what did), and then a moment more to catch extras.
+    pub async fn published_events(
+        &self,
+        expected: usize,
+        timeout: Duration,
+    ) -> Vec<EventEnvelope<Value>> {
+        let mut messages = self.cloud.receive(&self.published, expected, timeout).await;
+        messages.extend(
+            self.cloud
+                .receive(&self.published, usize::MAX, Duration::from_millis(1500))
+                .await,
+        );
+        self.cloud
+            .delete(&self.published, &messages.iter().collect::<Vec<_>>())
+            .await;
+        messages
+            .iter()
+            .map(|message| {
+                let event: Value = serde_json::from_str(message.body().unwrap_or_default())
+                    .expect("EventBridge event JSON");
+                serde_json::from_value(event["detail"].clone()).expect("detail is an envelope")
+            })
+            .collect()
+    }
+}
