@@ -27,6 +27,7 @@
 //! ```
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::de::DeserializeOwned;
@@ -76,32 +77,54 @@ pub struct Handled<O> {
     pub replayed: bool,
 }
 
-/// A user function `async fn(T) -> Result<O, E>` with its decoding and, optionally, its
-/// idempotency layer. `S` is the idempotency store (unused without idempotency).
-pub struct Handler<F, S = InMemoryStore> {
-    function: F,
-    idempotency: Option<Idempotency<S>>,
+/// One record's processing, as the batch runtime sees it: decode, run, say whether the
+/// result was replayed. [`Handler`] is the implementation for a user function.
+pub trait RecordHandler {
+    /// What the function returns for a record.
+    type Output: Serialize + DeserializeOwned;
+
+    /// Processes one record before `deadline`.
+    fn handle(
+        &self,
+        record: EventRecord,
+        deadline: Deadline,
+    ) -> impl Future<Output = Result<Handled<Self::Output>, RecordError>>;
 }
 
-impl<F> Handler<F> {
-    /// Wraps `function`, without idempotency.
-    pub fn new(function: F) -> Self {
+/// A user function `async fn(T) -> Result<O, E>` with its decoding and, optionally, its
+/// idempotency layer. `S` is the idempotency store (unused without idempotency).
+pub struct Handler<F, T, S = InMemoryStore> {
+    function: F,
+    idempotency: Option<Idempotency<S>>,
+    // The input type, fixed here so the record-handling impl names it.
+    input: PhantomData<fn(T)>,
+}
+
+impl<F, T> Handler<F, T> {
+    /// Wraps `function`, without idempotency. (The bound lets the compiler read `T` off
+    /// the function.)
+    pub fn new<Fut>(function: F) -> Self
+    where
+        F: Fn(T) -> Fut,
+    {
         Self {
             function,
             idempotency: None,
+            input: PhantomData,
         }
     }
 }
 
-impl<F, S> Handler<F, S> {
+impl<F, T, S> Handler<F, T, S> {
     /// Runs the function under `idempotency`: once per key, duplicates replayed.
     pub fn with_idempotency<S2: IdempotencyStore>(
         self,
         idempotency: Idempotency<S2>,
-    ) -> Handler<F, S2> {
+    ) -> Handler<F, T, S2> {
         Handler {
             function: self.function,
             idempotency: Some(idempotency),
+            input: PhantomData,
         }
     }
 
@@ -111,7 +134,7 @@ impl<F, S> Handler<F, S> {
     }
 }
 
-impl<F, S> std::fmt::Debug for Handler<F, S> {
+impl<F, T, S> std::fmt::Debug for Handler<F, T, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Handler")
             .field("idempotent", &self.idempotency.is_some())
@@ -119,24 +142,24 @@ impl<F, S> std::fmt::Debug for Handler<F, S> {
     }
 }
 
-impl<F, S> Handler<F, S>
+impl<F, T, S, Fut, O, E> RecordHandler for Handler<F, T, S>
 where
+    F: Fn(T) -> Fut,
+    T: FromRecord,
+    Fut: Future<Output = Result<O, E>>,
+    O: Serialize + DeserializeOwned,
+    E: Into<RecordError>,
     S: IdempotencyStore,
 {
-    /// Processes one record: a decoding failure is a permanent error naming the record; the
-    /// idempotency layer's in-progress window is the time left before `deadline`.
-    pub async fn handle<T, Fut, O, E>(
+    type Output = O;
+
+    /// A decoding failure is a permanent error naming the record; the idempotency layer's
+    /// in-progress window is the time left before `deadline`.
+    async fn handle(
         &self,
         record: EventRecord,
         deadline: Deadline,
-    ) -> Result<Handled<O>, RecordError>
-    where
-        F: Fn(T) -> Fut,
-        T: FromRecord,
-        Fut: Future<Output = Result<O, E>>,
-        O: Serialize + DeserializeOwned,
-        E: Into<RecordError>,
-    {
+    ) -> Result<Handled<O>, RecordError> {
         let input = T::from_record(&record).map_err(RecordError::permanent)?;
         let Some(idempotency) = &self.idempotency else {
             let output = (self.function)(input).await.map_err(Into::into)?;

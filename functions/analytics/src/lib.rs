@@ -57,15 +57,15 @@ impl Counters {
     }
 }
 
+/// The function's type: its handler, its input, its idempotency store.
+pub type Function = EventFunction<Handler<HandlerFn, EventRecord, DynamoDbStore>>;
+
 /// The handler type the function runs.
 pub type HandlerFn =
     Box<dyn Fn(EventRecord) -> BoxFuture<'static, Result<String, RecordError>> + Send + Sync>;
 
 /// The Lambda function: every count under the idempotency layer, keyed by eventId.
-pub fn function(
-    counters: Arc<Counters>,
-    idempotency: Idempotency<DynamoDbStore>,
-) -> EventFunction<HandlerFn, DynamoDbStore> {
+pub fn function(counters: Arc<Counters>, idempotency: Idempotency<DynamoDbStore>) -> Function {
     let handle: HandlerFn = Box::new(move |record| {
         let counters = counters.clone();
         Box::pin(async move { counters.count(record).await })

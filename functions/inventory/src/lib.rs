@@ -139,15 +139,15 @@ impl Inventory {
     }
 }
 
+/// The function's type: its handler, its input, its idempotency store.
+pub type Function = EventFunction<Handler<HandlerFn, InventoryEvent, DynamoDbStore>>;
+
 /// The handler type the function runs.
 pub type HandlerFn =
     Box<dyn Fn(InventoryEvent) -> BoxFuture<'static, Result<Handled, RecordError>> + Send + Sync>;
 
 /// The Lambda function: `inventory` under the idempotency layer, keyed by eventId.
-pub fn function(
-    inventory: Arc<Inventory>,
-    idempotency: Idempotency<DynamoDbStore>,
-) -> EventFunction<HandlerFn, DynamoDbStore> {
+pub fn function(inventory: Arc<Inventory>, idempotency: Idempotency<DynamoDbStore>) -> Function {
     let handle: HandlerFn = Box::new(move |event| {
         let inventory = inventory.clone();
         Box::pin(async move { inventory.handle(event).await })

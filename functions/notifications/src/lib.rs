@@ -34,16 +34,16 @@ pub struct Handled {
     pub sent_now: bool,
 }
 
+/// The function's type: its handler, its input, its idempotency store.
+pub type Function = EventFunction<Handler<HandlerFn, NotificationEvent, DynamoDbStore>>;
+
 /// The handler type the function runs.
 pub type HandlerFn = Box<
     dyn Fn(NotificationEvent) -> BoxFuture<'static, Result<Handled, RecordError>> + Send + Sync,
 >;
 
 /// The Lambda function: every notification under the idempotency layer, keyed by eventId.
-pub fn function(
-    outbox: Arc<Outbox>,
-    idempotency: Idempotency<DynamoDbStore>,
-) -> EventFunction<HandlerFn, DynamoDbStore> {
+pub fn function(outbox: Arc<Outbox>, idempotency: Idempotency<DynamoDbStore>) -> Function {
     let handle: HandlerFn = Box::new(move |event: NotificationEvent| {
         let outbox = outbox.clone();
         Box::pin(async move {

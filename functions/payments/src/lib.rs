@@ -83,6 +83,9 @@ impl Payments {
     }
 }
 
+/// The function's type: its handler, its input, its idempotency store.
+pub type Function = EventFunction<Handler<HandlerFn, EventEnvelope<StockReserved>, DynamoDbStore>>;
+
 /// The handler type the function runs.
 pub type HandlerFn = Box<
     dyn Fn(EventEnvelope<StockReserved>) -> BoxFuture<'static, Result<Handled, RecordError>>
@@ -91,10 +94,7 @@ pub type HandlerFn = Box<
 >;
 
 /// The Lambda function: `payments` under the idempotency layer, keyed by eventId.
-pub fn function(
-    payments: Arc<Payments>,
-    idempotency: Idempotency<DynamoDbStore>,
-) -> EventFunction<HandlerFn, DynamoDbStore> {
+pub fn function(payments: Arc<Payments>, idempotency: Idempotency<DynamoDbStore>) -> Function {
     let handle: HandlerFn = Box::new(move |event| {
         let payments = payments.clone();
         Box::pin(async move { payments.handle(event).await })

@@ -1,39 +1,34 @@
 //! [`EventFunction`]: a [`Handler`] with its batch settings, run per invocation.
 
-use std::future::Future;
-
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sns::SnsEvent;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{service_fn, LambdaEvent};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use serde_json::Value;
 
 use super::payload::{InvocationError, LambdaPayload};
-use crate::batch::{BatchConfig, BatchError, BatchOutcome, BatchProcessor, Deadline, RecordError};
+use crate::batch::{BatchConfig, BatchError, BatchOutcome, BatchProcessor, Deadline};
 use crate::events::{
     record_from_eventbridge_with, records_from_sns_with, records_from_sqs_with, DecodeOptions,
     EventRecord,
 };
-use crate::handler::{FromRecord, Handled, Handler};
-use crate::idempotency::{IdempotencyStore, InMemoryStore};
+use crate::handler::{Handled, RecordHandler};
 use crate::telemetry::{with_trace_id, BatchMetrics};
 
-/// A Lambda function: the typed handler, how batches run, how records are decoded, and the
+/// A Lambda function: the record handler (usually a [`Handler`](crate::handler::Handler)), how batches run, how records are decoded, and the
 /// service name its metrics carry.
 #[derive(Debug)]
-pub struct EventFunction<F, S = InMemoryStore> {
-    handler: Handler<F, S>,
+pub struct EventFunction<H> {
+    handler: H,
     batch: BatchProcessor,
     decode: DecodeOptions,
     service: String,
 }
 
-impl<F, S> EventFunction<F, S> {
+impl<H> EventFunction<H> {
     /// A function around `handler`, with default batch settings and the service name from
     /// `EVENTKIT_SERVICE`, else `AWS_LAMBDA_FUNCTION_NAME`, else `eventkit`.
-    pub fn new(handler: Handler<F, S>) -> Self {
+    pub fn new(handler: H) -> Self {
         let service = std::env::var("EVENTKIT_SERVICE")
             .or_else(|_| std::env::var("AWS_LAMBDA_FUNCTION_NAME"))
             .unwrap_or_else(|_| "eventkit".into());
@@ -64,28 +59,18 @@ impl<F, S> EventFunction<F, S> {
     }
 
     /// The wrapped handler.
-    pub fn handler(&self) -> &Handler<F, S> {
+    pub fn handler(&self) -> &H {
         &self.handler
     }
 }
 
-impl<F, S> EventFunction<F, S>
-where
-    S: IdempotencyStore,
-{
+impl<H: RecordHandler> EventFunction<H> {
     /// Runs every record of `records` and emits the batch's EMF metrics line.
-    pub async fn process<T, Fut, O, E>(
+    pub async fn process(
         &self,
         records: Vec<EventRecord>,
         deadline: Deadline,
-    ) -> BatchOutcome<Handled<O>>
-    where
-        F: Fn(T) -> Fut,
-        T: FromRecord,
-        Fut: Future<Output = Result<O, E>>,
-        O: Serialize + DeserializeOwned,
-        E: Into<RecordError>,
-    {
+    ) -> BatchOutcome<Handled<H::Output>> {
         let outcome = self
             .batch
             // Boxed: the composed future type (runtime, batch, idempotency, SDK) is otherwise
@@ -100,18 +85,11 @@ where
 
     /// An SQS invocation: the partial batch response listing exactly the failed message ids
     /// (or an error when all failed and the policy says so).
-    pub async fn handle_sqs<T, Fut, O, E>(
+    pub async fn handle_sqs(
         &self,
         event: &SqsEvent,
         deadline: Deadline,
-    ) -> Result<SqsBatchResponse, BatchError>
-    where
-        F: Fn(T) -> Fut,
-        T: FromRecord,
-        Fut: Future<Output = Result<O, E>>,
-        O: Serialize + DeserializeOwned,
-        E: Into<RecordError>,
-    {
+    ) -> Result<SqsBatchResponse, BatchError> {
         let records = records_from_sqs_with(event, &self.decode);
         let outcome = self.process(records, deadline).await;
         outcome.sqs_response(self.batch.config().all_failed)
@@ -119,18 +97,7 @@ where
 
     /// A direct SNS invocation: an error if any record failed, so Lambda's asynchronous
     /// retries and the function's DLQ apply.
-    pub async fn handle_sns<T, Fut, O, E>(
-        &self,
-        event: &SnsEvent,
-        deadline: Deadline,
-    ) -> Result<(), BatchError>
-    where
-        F: Fn(T) -> Fut,
-        T: FromRecord,
-        Fut: Future<Output = Result<O, E>>,
-        O: Serialize + DeserializeOwned,
-        E: Into<RecordError>,
-    {
+    pub async fn handle_sns(&self, event: &SnsEvent, deadline: Deadline) -> Result<(), BatchError> {
         let records = records_from_sns_with(event, &self.decode);
         self.process(records, deadline)
             .await
@@ -139,18 +106,11 @@ where
 
     /// A direct EventBridge invocation: an error if the event failed, so Lambda's
     /// asynchronous retries and the function's DLQ apply.
-    pub async fn handle_eventbridge<T, Fut, O, E>(
+    pub async fn handle_eventbridge(
         &self,
         event: &EventBridgeEvent,
         deadline: Deadline,
-    ) -> Result<(), BatchError>
-    where
-        F: Fn(T) -> Fut,
-        T: FromRecord,
-        Fut: Future<Output = Result<O, E>>,
-        O: Serialize + DeserializeOwned,
-        E: Into<RecordError>,
-    {
+    ) -> Result<(), BatchError> {
         let records = vec![record_from_eventbridge_with(event, &self.decode)];
         self.process(records, deadline)
             .await
@@ -159,18 +119,11 @@ where
 
     /// One invocation of any kind: the SQS batch response for SQS, `null` for the
     /// asynchronous (SNS, EventBridge) invocations, whose failures are errors.
-    pub async fn handle<T, Fut, O, E>(
+    pub async fn handle(
         &self,
         payload: Value,
         deadline: Deadline,
-    ) -> Result<Value, InvocationError>
-    where
-        F: Fn(T) -> Fut,
-        T: FromRecord,
-        Fut: Future<Output = Result<O, E>>,
-        O: Serialize + DeserializeOwned,
-        E: Into<RecordError>,
-    {
+    ) -> Result<Value, InvocationError> {
         match LambdaPayload::parse(payload)? {
             LambdaPayload::Sqs(event) => {
                 let response = self.handle_sqs(&event, deadline).await?;
@@ -192,14 +145,7 @@ where
 
     /// Serves invocations from the Lambda Runtime API until the process is stopped: SQS,
     /// SNS and EventBridge events alike, told apart by their shape.
-    pub async fn run<T, Fut, O, E>(self) -> Result<(), lambda_runtime::Error>
-    where
-        F: Fn(T) -> Fut,
-        T: FromRecord,
-        Fut: Future<Output = Result<O, E>>,
-        O: Serialize + DeserializeOwned,
-        E: Into<RecordError>,
-    {
+    pub async fn run(self) -> Result<(), lambda_runtime::Error> {
         let function = &self;
         lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async move {
             let deadline = Deadline::from_epoch_ms(event.context.deadline);
