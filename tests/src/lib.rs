@@ -8,6 +8,7 @@
 //! run `cargo xtask cloud up`: nothing is skipped silently.
 
 mod event_source;
+pub mod lambda_events;
 mod messaging;
 mod pipeline;
 mod tables;

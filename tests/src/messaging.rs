@@ -218,6 +218,20 @@ impl LocalCloud {
         received
     }
 
+    /// Receives and deletes until `expected` messages arrived or `timeout` passed, in the
+    /// order received. A FIFO queue holds back the rest of a message group while any of it
+    /// is in flight, so reading a whole FIFO queue needs each batch deleted before the next.
+    pub async fn drain(&self, queue: &Queue, expected: usize, timeout: Duration) -> Vec<Message> {
+        let deadline = Instant::now() + timeout;
+        let mut received = Vec::new();
+        while received.len() < expected && Instant::now() < deadline {
+            let batch = self.receive(queue, 1, Duration::from_secs(1)).await;
+            self.delete(queue, &batch.iter().collect::<Vec<_>>()).await;
+            received.extend(batch);
+        }
+        received
+    }
+
     /// Deletes messages by receipt handle (what Lambda does for a batch's successes).
     pub async fn delete(&self, queue: &Queue, messages: &[&Message]) {
         for message in messages {

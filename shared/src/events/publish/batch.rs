@@ -29,17 +29,30 @@ impl EntryFailure {
     }
 
     /// A failure SNS or SQS reported for the entry whose batch id is `id` (we use the
-    /// position as id). Sender faults are not retried.
+    /// position as id). Sender faults, and the codes that judge the entry itself, are not
+    /// retried.
     pub fn reported(id: &str, code: &str, message: Option<&str>, sender_fault: bool) -> Self {
         Self {
             // An id we did not send is reported (and skipped) by the retry loop.
             position: id.parse().unwrap_or(usize::MAX),
             code: code.to_string(),
             message: message.unwrap_or_default().to_string(),
-            retryable: !sender_fault,
+            retryable: !sender_fault && !ENTRY_VALIDATION_CODES.contains(&code),
         }
     }
 }
+
+/// SNS and SQS entry error codes that judge the entry itself: it fails the same way on
+/// every attempt, whatever `SenderFault` says (LocalStack, for one, reports every entry
+/// failure as not the sender's).
+const ENTRY_VALIDATION_CODES: &[&str] = &[
+    "InvalidMessageContents",
+    "InvalidParameter",
+    "InvalidParameterValue",
+    "MissingParameter",
+    "InvalidAttributeName",
+    "InvalidAttributeValue",
+];
 
 /// One service's batch API.
 pub(crate) trait BatchSender {
@@ -273,6 +286,14 @@ mod tests {
         assert_eq!((failures[1].index, failures[1].attempts), (4, 1));
         assert_eq!(failures[1].code, "InvalidParameter");
         assert_eq!(sender.sends_of("e-4"), 1);
+    }
+
+    #[test]
+    fn reported_validation_failures_are_never_retried() {
+        assert!(EntryFailure::reported("0", "InternalError", None, false).retryable);
+        assert!(!EntryFailure::reported("0", "InternalError", None, true).retryable);
+        let invalid = EntryFailure::reported("3", "InvalidMessageContents", Some("bad"), false);
+        assert_eq!((invalid.position, invalid.retryable), (3, false));
     }
 
     #[tokio::test(start_paused = true)]

@@ -5,10 +5,10 @@
 //! runtime does, rather than constructed field by field.
 
 mod carriers;
-// mod fixtures;
-// mod malformed;
-// mod properties;
-// mod sam_samples;
+mod fixtures;
+mod malformed;
+mod properties;
+mod sam_samples;
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sns::SnsEvent;

@@ -1,0 +1,337 @@
+//! Each function of the order pipeline, invoked with its `events/` samples exactly as Lambda
+//! would deliver them, against its own tables in DynamoDB Local and its own bus in
+//! LocalStack: the tables end as expected, the expected events are published, and a
+//! duplicate delivered twice has one effect.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use eventkit::batch::Deadline;
+use eventkit_tests::{LocalCloud, Pipeline};
+use serde_json::{json, Value};
+
+fn sample(path: &str) -> Value {
+    let path = format!("{}/../events/{path}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The envelope inside a one-record sample (SQS body, SNS message or EventBridge detail).
+fn envelope_of(sample: &Value) -> Value {
+    let record = &sample["Records"][0];
+    if let Some(message) = record["Sns"]["Message"].as_str() {
+        return serde_json::from_str(message).unwrap();
+    }
+    if let Some(body) = record["body"].as_str() {
+        let body: Value = serde_json::from_str(body).unwrap();
+        return if body.get("detail").is_some() {
+            body["detail"].clone()
+        } else {
+            body
+        };
+    }
+    sample["detail"].clone()
+}
+
+/// An SQS event carrying `envelope` as the body of one record.
+fn sqs_event_with(envelope: &Value, message_id: &str) -> Value {
+    json!({"Records": [{
+        "messageId": message_id, "receiptHandle": "r", "body": envelope.to_string(),
+        "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
+        "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:orders",
+        "awsRegion": "us-east-1"
+    }]})
+}
+
+fn deadline() -> Deadline {
+    Deadline::after(Duration::from_secs(30))
+}
+
+fn no_failures() -> Value {
+    json!({"batchItemFailures": []})
+}
+
+async fn seeded(pipeline: &Pipeline) {
+    let seed = sample("inventory/seed.json");
+    let stock: Vec<(String, u64)> = seed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| {
+            (
+                item["sku"].as_str().unwrap().to_string(),
+                item["available"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let stock: Vec<(&str, u64)> = stock.iter().map(|(sku, n)| (sku.as_str(), *n)).collect();
+    pipeline.seed_stock(&stock).await;
+}
+
+async fn inventory(pipeline: &Pipeline) -> inventory::Function {
+    seeded(pipeline).await;
+    let stock = inventory::Stock::new(pipeline.cloud.dynamodb.clone(), &pipeline.inventory_table);
+    let service = inventory::Inventory::new(stock, pipeline.bus_publisher());
+    inventory::function(Arc::new(service), pipeline.idempotency("inventory"))
+}
+
+async fn setup() -> Pipeline {
+    Pipeline::create(&LocalCloud::connect().await).await
+}
+
+#[tokio::test]
+async fn inventory_reserves_every_line_and_publishes_stock_reserved() {
+    let pipeline = setup().await;
+    let function = inventory(&pipeline).await;
+    let placed = sample("inventory/order-placed.sqs.json");
+    let cause = envelope_of(&placed);
+
+    let response = function.handle(placed, deadline()).await.unwrap();
+
+    assert_eq!(response, no_failures());
+    assert_eq!(pipeline.stock("KB-MECH-001").await, Some(49));
+    assert_eq!(pipeline.stock("MS-WIRELESS-002").await, Some(198));
+    let published = pipeline.published_events(1, Duration::from_secs(10)).await;
+    assert_eq!(published.len(), 1, "{published:?}");
+    let reserved = &published[0];
+    assert_eq!(reserved.event_type, "StockReserved");
+    assert_eq!(reserved.data["orderId"], cause["data"]["orderId"]);
+    assert_eq!(
+        reserved.correlation_id,
+        cause["correlationId"].as_str().unwrap()
+    );
+    assert_eq!(reserved.causation_id, cause["eventId"].as_str().unwrap());
+}
+
+#[tokio::test]
+async fn inventory_reserves_a_duplicate_once() {
+    let pipeline = setup().await;
+    let function = inventory(&pipeline).await;
+
+    for file in [
+        "inventory/order-placed.sqs.json",
+        "inventory/order-placed-duplicate.sqs.json",
+    ] {
+        let response = function.handle(sample(file), deadline()).await.unwrap();
+        assert_eq!(response, no_failures(), "{file}");
+    }
+
+    assert_eq!(pipeline.stock("KB-MECH-001").await, Some(49));
+    assert_eq!(pipeline.stock("MS-WIRELESS-002").await, Some(198));
+    let published = pipeline.published_events(1, Duration::from_secs(10)).await;
+    assert_eq!(
+        published.len(),
+        1,
+        "one StockReserved for two deliveries: {published:?}"
+    );
+}
+
+#[tokio::test]
+async fn inventory_rejects_an_order_it_cannot_fill_and_never_goes_negative() {
+    let pipeline = setup().await;
+    let function = inventory(&pipeline).await;
+
+    let response = function
+        .handle(sample("inventory/out-of-stock.sqs.json"), deadline())
+        .await
+        .unwrap();
+
+    assert_eq!(response, no_failures());
+    assert_eq!(pipeline.stock("HEADSET-005").await, Some(0));
+    let published = pipeline.published_events(1, Duration::from_secs(10)).await;
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0].event_type, "StockReservationFailed");
+    assert_eq!(published[0].data["sku"], "HEADSET-005");
+}
+
+#[tokio::test]
+async fn inventory_reports_a_poison_message_and_touches_nothing() {
+    let pipeline = setup().await;
+    let function = inventory(&pipeline).await;
+    let poison = sample("inventory/poison.sqs.json");
+    let message_id = poison["Records"][0]["messageId"].clone();
+
+    let response = function.handle(poison, deadline()).await.unwrap();
+
+    assert_eq!(
+        response,
+        json!({"batchItemFailures": [{"itemIdentifier": message_id}]})
+    );
+    assert_eq!(pipeline.stock("KB-MECH-001").await, Some(50));
+    let published = pipeline.published_events(0, Duration::from_secs(2)).await;
+    assert!(published.is_empty(), "{published:?}");
+}
+
+#[tokio::test]
+async fn a_declined_payment_releases_the_stock_once() {
+    let pipeline = setup().await;
+    let function = inventory(&pipeline).await;
+    let declined_order = sample("orders/03-declined-amount-ends-in-13.json");
+    let placed = sqs_event_with(&declined_order, "m-order-3");
+    assert_eq!(
+        function.handle(placed, deadline()).await.unwrap(),
+        no_failures()
+    );
+    assert_eq!(pipeline.stock("USB-C-HUB-004").await, Some(74));
+
+    // PaymentFailed, delivered twice (an EventBridge event inside the SQS body).
+    for _ in 0..2 {
+        let failed = sample("inventory/payment-failed.sqs.json");
+        assert_eq!(
+            function.handle(failed, deadline()).await.unwrap(),
+            no_failures()
+        );
+    }
+
+    assert_eq!(pipeline.stock("USB-C-HUB-004").await, Some(75));
+    let types: Vec<String> = pipeline
+        .published_events(2, Duration::from_secs(10))
+        .await
+        .into_iter()
+        .map(|event| event.event_type)
+        .collect();
+    assert_eq!(types, ["StockReserved", "StockReleased"]);
+    let reservation = pipeline
+        .item(
+            &pipeline.inventory_table,
+            "sku",
+            "reservation#ord-9e0f1a2b-3c4d-4e5f-a6b7-c8d9e0f1a333",
+        )
+        .await;
+    assert!(
+        reservation.is_none(),
+        "the reservation is gone once released"
+    );
+}
+
+fn payments(pipeline: &Pipeline) -> payments::Function {
+    let service = payments::Payments::new(payments::FakeProvider, pipeline.bus_publisher());
+    payments::function(Arc::new(service), pipeline.idempotency("payments"))
+}
+
+#[tokio::test]
+async fn payments_charges_once_and_declines_amounts_ending_in_13() {
+    let pipeline = setup().await;
+    let function = payments(&pipeline);
+    let reserved = sample("payments/stock-reserved.eventbridge.json");
+    let order_id = reserved["detail"]["data"]["orderId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    for _ in 0..2 {
+        let result = function.handle(reserved.clone(), deadline()).await.unwrap();
+        assert_eq!(result, Value::Null);
+    }
+    let declined = sample("payments/stock-reserved-declined.eventbridge.json");
+    function.handle(declined, deadline()).await.unwrap();
+
+    let mut published = pipeline.published_events(2, Duration::from_secs(10)).await;
+    published.sort_by(|a, b| a.event_type.cmp(&b.event_type));
+    let types: Vec<&str> = published.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(
+        types,
+        ["PaymentCompleted", "PaymentFailed"],
+        "one charge for two deliveries"
+    );
+    assert_eq!(published[0].data["paymentId"], format!("pay-{order_id}"));
+    assert_eq!(published[1].data["order"]["amountCents"], 4513);
+}
+
+fn notifications(pipeline: &Pipeline) -> notifications::Function {
+    let outbox = notifications::Outbox::new(
+        pipeline.cloud.dynamodb.clone(),
+        &pipeline.notifications_table,
+    );
+    notifications::function(Arc::new(outbox), pipeline.idempotency("notifications"))
+}
+
+#[tokio::test]
+async fn notifications_sends_one_email_per_event() {
+    let pipeline = setup().await;
+    let function = notifications(&pipeline);
+    let placed = sample("notifications/order-placed.sns.json");
+    let completed = sample("notifications/payment-completed.eventbridge.json");
+
+    for payload in [&placed, &placed, &completed, &completed] {
+        assert_eq!(
+            function.handle(payload.clone(), deadline()).await.unwrap(),
+            Value::Null
+        );
+    }
+
+    let emails = pipeline.scan(&pipeline.notifications_table).await;
+    assert_eq!(
+        emails.len(),
+        2,
+        "two events, two emails, whatever the deliveries"
+    );
+    let confirmation = pipeline
+        .item(
+            &pipeline.notifications_table,
+            "notificationId",
+            envelope_of(&placed)["eventId"].as_str().unwrap(),
+        )
+        .await
+        .expect("confirmation recorded");
+    assert_eq!(
+        confirmation["kind"],
+        AttributeValue::S("order-confirmation".into())
+    );
+    assert_eq!(
+        confirmation["to"],
+        AttributeValue::S("ada.lovelace@example.com".into())
+    );
+    let receipt = pipeline
+        .item(
+            &pipeline.notifications_table,
+            "notificationId",
+            completed["detail"]["eventId"].as_str().unwrap(),
+        )
+        .await
+        .expect("receipt recorded");
+    assert_eq!(receipt["kind"], AttributeValue::S("payment-receipt".into()));
+}
+
+#[tokio::test]
+async fn analytics_counts_each_event_exactly_once() {
+    let pipeline = setup().await;
+    let counters =
+        analytics::Counters::new(pipeline.cloud.dynamodb.clone(), &pipeline.analytics_table);
+    let function = analytics::function(Arc::new(counters), pipeline.idempotency("analytics"));
+    let batch = sample("analytics/order-events.sqs.json");
+
+    for _ in 0..2 {
+        assert_eq!(
+            function.handle(batch.clone(), deadline()).await.unwrap(),
+            no_failures()
+        );
+    }
+
+    let mut counts: Vec<(String, String)> = pipeline
+        .scan(&pipeline.analytics_table)
+        .await
+        .into_iter()
+        .map(|item| {
+            let pk = item["pk"].as_s().unwrap().clone();
+            let count = item["count"].as_n().unwrap().clone();
+            (pk, count)
+        })
+        .collect();
+    counts.sort();
+    let day = "2026-11-22";
+    let mut expected: Vec<(String, String)> = [
+        "OrderPlaced",
+        "PaymentCompleted",
+        "PaymentFailed",
+        "StockReleased",
+        "StockReservationFailed",
+        "StockReserved",
+    ]
+    .iter()
+    .map(|event_type| (format!("{event_type}#{day}"), "1".to_string()))
+    .collect();
+    expected.sort();
+    assert_eq!(counts, expected);
+}
