@@ -60,7 +60,9 @@ impl<T: VersionedEvent> EventEnvelope<T> {
 
 impl<T> EventEnvelope<T> {
     /// A new root event with an explicit type and version, for data that does not
-    /// implement [`VersionedEvent`] (for example a `serde_json::Value`).
+    /// implement [`VersionedEvent`] (for example a `serde_json::Value`). Created while an
+    /// invocation is handled, it carries that invocation's X-Ray trace id
+    /// ([`current_trace_id`](crate::telemetry::current_trace_id)).
     pub fn from_parts(
         event_type: impl Into<String>,
         event_version: u32,
@@ -76,7 +78,7 @@ impl<T> EventEnvelope<T> {
             event_version,
             source: source.into(),
             time: Utc::now(),
-            trace_id: None,
+            trace_id: crate::telemetry::current_trace_id(),
             data,
         }
     }
@@ -190,6 +192,23 @@ mod tests {
             event.event_id,
             EventEnvelope::new("orders", order("o-1")).event_id
         );
+    }
+
+    #[tokio::test]
+    async fn events_created_in_an_invocation_carry_its_trace() {
+        use crate::telemetry::with_trace_id;
+        let cause = EventEnvelope::new("orders", order("o-1")).with_trace_id("Root=1-old");
+        let (root, caused) = with_trace_id(Some("Root=1-now".into()), async {
+            let root = EventEnvelope::new("orders", order("o-2"));
+            (
+                root,
+                EventEnvelope::caused_by(&cause, "billing", order("o-1")),
+            )
+        })
+        .await;
+        assert_eq!(root.trace_id.as_deref(), Some("Root=1-now"));
+        // The invocation's own trace wins over the cause's: it continues the same trace.
+        assert_eq!(caused.trace_id.as_deref(), Some("Root=1-now"));
     }
 
     #[test]
