@@ -2,6 +2,7 @@
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    TimeToLiveSpecification,
 };
 
 use crate::{unique_name, LocalCloud};
@@ -32,6 +33,39 @@ impl LocalCloud {
             .send()
             .await
             .expect("CreateTable");
+        name
+    }
+}
+
+impl LocalCloud {
+    /// Creates an idempotency table in the layout `DynamoDbStore` expects by default: string
+    /// partition key `id`, TTL on `expiration`. Returns its name.
+    pub async fn create_idempotency_table(&self, prefix: &str) -> String {
+        self.create_table_with_ttl(prefix, "id", "expiration").await
+    }
+
+    /// Creates a table with a string partition key named `partition_key` and TTL enabled on
+    /// the attribute `ttl_attribute` (epoch seconds), and returns its name.
+    pub async fn create_table_with_ttl(
+        &self,
+        prefix: &str,
+        partition_key: &str,
+        ttl_attribute: &str,
+    ) -> String {
+        let name = self.create_table(prefix, partition_key).await;
+        self.dynamodb
+            .update_time_to_live()
+            .table_name(&name)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .enabled(true)
+                    .attribute_name(ttl_attribute)
+                    .build()
+                    .expect("TTL specification is complete"),
+            )
+            .send()
+            .await
+            .expect("UpdateTimeToLive");
         name
     }
 }

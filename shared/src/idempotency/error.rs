@@ -154,9 +154,10 @@ pub enum IdempotencyError<E> {
     /// The handler's own error; its claim was removed, so a retry runs it again.
     #[error("handler failed")]
     Handler(#[source] E),
-    /// The handler ran, but its result could not be written as JSON. The claim was removed
+    /// The handler ran, but its result could not be written as JSON. The claim is removed
     /// (a result that cannot be stored cannot be replayed), so the error surfaces on every
-    /// delivery until the result type is fixed.
+    /// delivery until the result type is fixed; if removing it fails too, that is logged
+    /// and the claim stays in progress until its window ends.
     #[error("result of the handler for record {record_id} (key {key}) could not be serialized")]
     ResultSerialization {
         /// The idempotency key.

@@ -134,11 +134,12 @@ impl<S: IdempotencyStore> Idempotency<S> {
         }
 
         let owner = uuid::Uuid::new_v4().to_string();
+        let in_progress_expiry_ms = now_ms.saturating_add(saturating_millis(remaining));
         let claim = IdempotencyRecord {
             key: key.clone(),
             status: Status::InProgress,
-            expiration: self.expiration(now_ms),
-            in_progress_expiry_ms: Some(now_ms.saturating_add(saturating_millis(remaining))),
+            expiration: self.claim_expiration(now_ms, in_progress_expiry_ms),
+            in_progress_expiry_ms: Some(in_progress_expiry_ms),
             result: None,
             payload_hash: payload_hash.clone(),
             owner: Some(owner.clone()),
@@ -191,6 +192,15 @@ impl<S: IdempotencyStore> Idempotency<S> {
 
     fn expiration(&self, now_ms: u64) -> u64 {
         (now_ms / 1000).saturating_add(self.config.record_ttl().as_secs())
+    }
+
+    /// The expiration of a claim: the record TTL, but never before the in-progress window
+    /// ends (rounded up to the second). With a TTL shorter than the time left, an expired
+    /// record would otherwise let a duplicate claim the key, and DynamoDB's TTL delete it,
+    /// while the claimant's handler is still running.
+    fn claim_expiration(&self, now_ms: u64, in_progress_expiry_ms: u64) -> u64 {
+        self.expiration(now_ms)
+            .max(in_progress_expiry_ms.div_ceil(1000))
     }
 
     fn handle_existing<T: DeserializeOwned, E>(

@@ -31,12 +31,14 @@
 //!    without a key fails or runs without idempotency, per [`MissingKeyPolicy`].
 //! 2. With a cache configured, a live completed record cached in process is replayed.
 //! 3. The key is **claimed** with one conditional write of an `INPROGRESS` record carrying
-//!    a fresh owner token, the record expiry (`now + TTL`, epoch seconds) and the in-progress
-//!    expiry (`now + remaining`, epoch milliseconds). The write succeeds if the key is
-//!    absent, expired, or in progress with an expired window (a **takeover**: the claimant
-//!    ran out of time). Otherwise the existing record decides: `COMPLETED` replays,
-//!    `INPROGRESS` is [`AlreadyInProgress`](IdempotencyError::AlreadyInProgress), and with
-//!    payload validation a different payload is
+//!    a fresh owner token, the in-progress expiry (`now + remaining`, epoch milliseconds) and
+//!    the record expiry (`now + TTL`, epoch seconds, but never before the in-progress expiry,
+//!    so that a short TTL cannot free a key whose handler is still running). The write
+//!    succeeds if the key is absent, expired, or in progress with an expired window (a
+//!    **takeover**: the claimant ran out of time). Otherwise the existing record decides:
+//!    `COMPLETED` replays, `INPROGRESS` is
+//!    [`AlreadyInProgress`](IdempotencyError::AlreadyInProgress), and with payload
+//!    validation a different payload is
 //!    [`PayloadValidation`](IdempotencyError::PayloadValidation).
 //! 4. The handler runs. Its result is stored (`COMPLETED`, new expiry) and its error removes
 //!    the claim so that a retry runs it again; both writes are **fenced**: accepted only
@@ -76,5 +78,7 @@ pub use layer::Idempotency;
 pub use record::{IdempotencyRecord, Status};
 pub use store::{AttributeNames, ClaimOutcome, DynamoDbStore, IdempotencyStore, InMemoryStore};
 
+#[cfg(test)]
+mod observability_tests;
 #[cfg(test)]
 mod tests;

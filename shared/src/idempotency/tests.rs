@@ -556,3 +556,25 @@ fn payload_hash_covers_the_validated_paths_only() {
     let (none, _) = layer(orders());
     assert_eq!(none.payload_hash(&event("e1")), None);
 }
+
+#[tokio::test]
+async fn a_claim_lives_at_least_as_long_as_its_in_progress_window() {
+    let (layer, clock) = layer(orders().with_record_ttl(Duration::from_secs(10)));
+    let key = layer.key_for(&event("e1")).unwrap();
+    let payload = event("e1");
+    let running = layer.run(&payload, "m1", Duration::from_millis(60_500), || async {
+        futures::future::pending::<Result<u32, Boom>>().await
+    });
+    assert!(futures::poll!(Box::pin(running)).is_pending());
+    let claim = layer.store().get(&key).await.unwrap().unwrap();
+    // The window ends at T0 + 60.5 s: the claim expires at the end of that second.
+    assert_eq!(claim.expiration, T0 / 1000 + 61);
+
+    clock.advance(Duration::from_secs(30));
+    assert!(matches!(
+        layer
+            .run(&event("e1"), "m2", WINDOW, || async { Ok::<u32, Boom>(2) })
+            .await,
+        Err(IdempotencyError::AlreadyInProgress { .. })
+    ));
+}

@@ -452,6 +452,42 @@ mod tests {
         assert_eq!(store.parse_item(&item).unwrap(), record);
     }
 
+    fn service_error(code: &str) -> StoreError {
+        use aws_sdk_dynamodb::config::http::HttpResponse;
+        use aws_sdk_dynamodb::error::ErrorMetadata;
+        let metadata = ErrorMetadata::builder()
+            .code(code)
+            .message("service says no")
+            .build();
+        let raw = HttpResponse::new(400.try_into().unwrap(), "".into());
+        store_error(
+            "idempotency",
+            SdkError::service_error(PutItemError::generic(metadata), raw),
+        )
+    }
+
+    #[test]
+    fn service_errors_map_to_typed_store_errors_by_code() {
+        assert!(matches!(
+            service_error("ResourceNotFoundException"),
+            StoreError::TableMissing { table, message } if table == "idempotency" && message == "service says no"
+        ));
+        for code in [
+            "ThrottlingException",
+            "ProvisionedThroughputExceededException",
+            "RequestLimitExceeded",
+        ] {
+            assert!(
+                matches!(service_error(code), StoreError::Throttled { .. }),
+                "{code}"
+            );
+        }
+        assert!(matches!(
+            service_error("ValidationException"),
+            StoreError::Other { message, source: Some(_) } if message == "ValidationException: service says no"
+        ));
+    }
+
     #[test]
     fn custom_attribute_names_are_used_and_malformed_items_are_reported() {
         let names = AttributeNames {

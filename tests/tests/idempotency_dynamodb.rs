@@ -1,0 +1,423 @@
+//! What only the DynamoDB store can show, against DynamoDB Local: the item as written (its
+//! attributes, epoch-second `expiration`, the table's TTL), what each outcome costs in
+//! requests (counted by an SDK interceptor), custom attribute names, and DynamoDB's own
+//! failures surfacing as typed errors. The semantics shared with the in-memory store are in
+//! `idempotency_semantics.rs`.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::error::BoxError;
+use aws_sdk_dynamodb::types::{AttributeValue, TimeToLiveStatus};
+use eventkit::idempotency::{
+    AttributeNames, Clock, DynamoDbStore, Idempotency, IdempotencyConfig, IdempotencyError,
+    ManualClock, StoreError, SystemClock,
+};
+use eventkit_tests::LocalCloud;
+use serde_json::{json, Value};
+
+const WINDOW: Duration = Duration::from_secs(60);
+
+#[derive(Debug, PartialEq, Eq)]
+struct Boom;
+
+fn event(id: &str) -> Value {
+    json!({"eventId": id, "eventType": "OrderPlaced", "data": {"orderId": "o-7", "amount": 10}})
+}
+
+/// Records the operation of every request the client sends (retries included).
+#[derive(Clone, Debug, Default)]
+struct RequestLog(Arc<Mutex<Vec<String>>>);
+
+impl RequestLog {
+    /// The operations sent since the last call.
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+impl Intercept for RequestLog {
+    fn name(&self) -> &'static str {
+        "RequestLog"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        // The JSON protocol names the operation in `X-Amz-Target: DynamoDB_20120810.PutItem`.
+        let target = context.request().headers().get("x-amz-target");
+        let operation = target.and_then(|target| target.rsplit('.').next());
+        self.0
+            .lock()
+            .unwrap()
+            .push(operation.unwrap_or("?").to_string());
+        Ok(())
+    }
+}
+
+fn logged_client(cloud: &LocalCloud, log: &RequestLog) -> aws_sdk_dynamodb::Client {
+    let config = cloud
+        .dynamodb
+        .config()
+        .to_builder()
+        .interceptor(log.clone())
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
+async fn raw_item(
+    cloud: &LocalCloud,
+    table: &str,
+    key_name: &str,
+    key: &str,
+) -> Option<HashMap<String, AttributeValue>> {
+    cloud
+        .dynamodb
+        .get_item()
+        .table_name(table)
+        .key(key_name, AttributeValue::S(key.to_string()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("GetItem")
+        .item
+}
+
+fn number(item: &HashMap<String, AttributeValue>, name: &str) -> u64 {
+    match item.get(name) {
+        Some(AttributeValue::N(text)) => text.parse().expect("an integer"),
+        other => panic!("{name} is not a number: {other:?}"),
+    }
+}
+
+fn string<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> &'a str {
+    match item.get(name) {
+        Some(AttributeValue::S(text)) => text,
+        other => panic!("{name} is not a string: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn first_execution_writes_the_documented_item_with_a_ttl_in_epoch_seconds() {
+    let cloud = LocalCloud::connect().await;
+    let table = cloud.create_idempotency_table("idem").await;
+    let clock = ManualClock::at_system_time();
+    let t0 = clock.now_ms();
+    let layer = Idempotency::new(
+        DynamoDbStore::new(cloud.dynamodb.clone(), &table),
+        IdempotencyConfig::new("orders").validate_payload("data"),
+    )
+    .with_clock(clock);
+
+    let out = layer
+        .run(&event("e1"), "m1", WINDOW, || async {
+            Ok::<_, Boom>(json!({"charged": 42}))
+        })
+        .await
+        .unwrap();
+    assert_eq!(out, json!({"charged": 42}));
+
+    let key = layer.key_for(&event("e1")).unwrap();
+    let item = raw_item(&cloud, &table, "id", &key)
+        .await
+        .expect("the item");
+    let names: BTreeSet<&str> = item.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        BTreeSet::from([
+            "id",
+            "status",
+            "expiration",
+            "in_progress_expiration",
+            "data",
+            "validation",
+            "owner"
+        ])
+    );
+    assert_eq!(string(&item, "id"), key);
+    assert_eq!(string(&item, "status"), "COMPLETED");
+    assert_eq!(string(&item, "data"), r#"{"charged":42}"#);
+    assert_eq!(
+        Some(string(&item, "validation")),
+        layer.payload_hash(&event("e1")).as_deref()
+    );
+    assert!(uuid::Uuid::parse_str(string(&item, "owner")).is_ok());
+    assert_eq!(number(&item, "in_progress_expiration"), t0 + 60_000);
+
+    // Epoch seconds (what DynamoDB's TTL reads), one hour after the completion.
+    let expiration = number(&item, "expiration");
+    assert_eq!(expiration, t0 / 1000 + 3600);
+    let wall_clock = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    assert!(expiration.abs_diff(wall_clock.as_secs() + 3600) < 60);
+
+    let ttl = cloud
+        .dynamodb
+        .describe_time_to_live()
+        .table_name(&table)
+        .send()
+        .await
+        .expect("DescribeTimeToLive")
+        .time_to_live_description
+        .expect("a TTL description");
+    assert_eq!(ttl.time_to_live_status, Some(TimeToLiveStatus::Enabled));
+    assert_eq!(ttl.attribute_name.as_deref(), Some("expiration"));
+}
+
+#[tokio::test]
+async fn a_duplicate_costs_exactly_one_request() {
+    let cloud = LocalCloud::connect().await;
+    let table = cloud.create_idempotency_table("idem").await;
+    let log = RequestLog::default();
+    let store = DynamoDbStore::new(logged_client(&cloud, &log), &table);
+    let layer = Idempotency::new(store.clone(), IdempotencyConfig::new("orders"))
+        .with_clock(ManualClock::at_system_time());
+    let runs = AtomicUsize::new(0);
+    let handler = |value: u32| {
+        runs.fetch_add(1, Ordering::SeqCst);
+        std::future::ready(Ok::<_, Boom>(value))
+    };
+
+    assert_eq!(
+        layer
+            .run(&event("e1"), "m1", WINDOW, || handler(1))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(log.take(), ["PutItem", "UpdateItem"], "claim, complete");
+
+    assert_eq!(
+        layer
+            .run(&event("e1"), "m2", WINDOW, || handler(2))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        log.take(),
+        ["PutItem"],
+        "a completed duplicate: the claim only"
+    );
+
+    let failed = layer
+        .run(&event("e2"), "m3", WINDOW, || async { Err::<u32, _>(Boom) })
+        .await;
+    assert!(matches!(failed, Err(IdempotencyError::Handler(Boom))));
+    assert_eq!(log.take(), ["PutItem", "DeleteItem"], "claim, release");
+
+    // An in-progress duplicate, while the first delivery's handler is running.
+    let duplicate = layer
+        .run(&event("e3"), "m4", WINDOW, || async {
+            log.take();
+            let outcome = layer.run(&event("e3"), "m5", WINDOW, || handler(5)).await;
+            let requests = log.take();
+            Ok::<_, Boom>((outcome.is_err(), requests))
+        })
+        .await
+        .unwrap();
+    assert_eq!(duplicate, (true, vec!["PutItem".to_string()]));
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+
+    // Without ALL_OLD on a failed condition, the record is read back: a second request.
+    let without_old_item = Idempotency::new(
+        store.with_return_old_item_on_conflict(false),
+        IdempotencyConfig::new("orders"),
+    );
+    log.take();
+    assert_eq!(
+        without_old_item
+            .run(&event("e1"), "m6", WINDOW, || handler(6))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(log.take(), ["PutItem", "GetItem"]);
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_missing_table_is_a_typed_error_before_and_after_the_handler() {
+    let cloud = LocalCloud::connect().await;
+    let runs = AtomicUsize::new(0);
+    let missing = Idempotency::new(
+        DynamoDbStore::new(cloud.dynamodb.clone(), "no-such-idempotency-table"),
+        IdempotencyConfig::new("orders"),
+    );
+    let error = missing
+        .run(&event("e1"), "m1", WINDOW, || {
+            runs.fetch_add(1, Ordering::SeqCst);
+            async { Ok::<u32, Boom>(1) }
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, IdempotencyError::Store { source: StoreError::TableMissing { table, .. }, .. } if table == "no-such-idempotency-table"),
+        "{error:?}"
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 0);
+
+    // The table disappears while the handler runs: completion and release both report it.
+    for handler_fails in [false, true] {
+        let table = cloud.create_idempotency_table("idem").await;
+        let layer = Idempotency::new(
+            DynamoDbStore::new(cloud.dynamodb.clone(), &table),
+            IdempotencyConfig::new("orders"),
+        );
+        let error = layer
+            .run(&event("e1"), "m1", WINDOW, || async {
+                cloud
+                    .dynamodb
+                    .delete_table()
+                    .table_name(&table)
+                    .send()
+                    .await
+                    .expect("DeleteTable");
+                if handler_fails {
+                    Err(Boom)
+                } else {
+                    Ok(1_u32)
+                }
+            })
+            .await
+            .unwrap_err();
+        assert!(error.handler_ran());
+        let source = match &error {
+            IdempotencyError::CompletionFailed { source, .. } if !handler_fails => source,
+            IdempotencyError::ReleaseFailed {
+                source,
+                handler_error: Boom,
+                ..
+            } if handler_fails => source,
+            other => panic!("unexpected {other:?}"),
+        };
+        assert!(
+            matches!(source, StoreError::TableMissing { .. }),
+            "{source:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn custom_attribute_names_are_written_and_used_in_the_conditions() {
+    let cloud = LocalCloud::connect().await;
+    let table = cloud.create_table_with_ttl("idem", "pk", "ttl").await;
+    let names = AttributeNames {
+        key: "pk".into(),
+        status: "state".into(),
+        expiration: "ttl".into(),
+        in_progress_expiry: "lease_until_ms".into(),
+        data: "result".into(),
+        validation: "payload_sha256".into(),
+        owner: "claimed_by".into(),
+    };
+    // An hour ahead, so that DynamoDB Local's TTL sweeper (on the real clock) leaves the
+    // 10-second record alone: the claim condition alone must find it expired.
+    let clock = ManualClock::new(SystemClock.now_ms() + 3_600_000);
+    let layer = Idempotency::new(
+        DynamoDbStore::new(cloud.dynamodb.clone(), &table).with_attribute_names(names),
+        IdempotencyConfig::new("orders")
+            .with_record_ttl(Duration::from_secs(10))
+            .validate_payload(""),
+    )
+    .with_clock(clock.clone());
+    let runs = AtomicUsize::new(0);
+    let handler = |value: u32| {
+        runs.fetch_add(1, Ordering::SeqCst);
+        std::future::ready(Ok::<_, Boom>(value))
+    };
+    let window = Duration::from_secs(5);
+
+    layer
+        .run(&event("e1"), "m1", window, || handler(1))
+        .await
+        .unwrap();
+    let key = layer.key_for(&event("e1")).unwrap();
+    let item = raw_item(&cloud, &table, "pk", &key)
+        .await
+        .expect("the item");
+    let names: BTreeSet<&str> = item.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        BTreeSet::from([
+            "pk",
+            "state",
+            "ttl",
+            "lease_until_ms",
+            "result",
+            "payload_sha256",
+            "claimed_by"
+        ])
+    );
+    assert_eq!(string(&item, "state"), "COMPLETED");
+
+    // Replay reads the custom names; the expiry condition compares the custom `ttl`.
+    let replayed = layer
+        .run(&event("e1"), "m2", window, || handler(2))
+        .await
+        .unwrap();
+    assert_eq!(replayed, 1);
+    let mut tampered = event("e1");
+    tampered["data"]["amount"] = json!(11);
+    assert!(matches!(
+        layer.run(&tampered, "m3", window, || handler(3)).await,
+        Err(IdempotencyError::PayloadValidation { .. })
+    ));
+    clock.advance(Duration::from_secs(11));
+    let rerun = layer
+        .run(&event("e1"), "m4", window, || handler(4))
+        .await
+        .unwrap();
+    assert_eq!((rerun, runs.load(Ordering::SeqCst)), (4, 2));
+}
+
+#[tokio::test]
+async fn a_malformed_item_is_a_typed_error_and_the_handler_does_not_run() {
+    let cloud = LocalCloud::connect().await;
+    let table = cloud.create_idempotency_table("idem").await;
+    let clock = ManualClock::at_system_time();
+    let layer = Idempotency::new(
+        DynamoDbStore::new(cloud.dynamodb.clone(), &table),
+        IdempotencyConfig::new("orders"),
+    )
+    .with_clock(clock.clone());
+    let key = layer.key_for(&event("e1")).unwrap();
+    // A live item someone else wrote, with a status this version does not know.
+    cloud
+        .dynamodb
+        .put_item()
+        .table_name(&table)
+        .item("id", AttributeValue::S(key.clone()))
+        .item("status", AttributeValue::S("DONE".into()))
+        .item(
+            "expiration",
+            AttributeValue::N((clock.now_ms() / 1000 + 3600).to_string()),
+        )
+        .send()
+        .await
+        .expect("PutItem");
+
+    let runs = AtomicUsize::new(0);
+    let error = layer
+        .run(&event("e1"), "m1", WINDOW, || {
+            runs.fetch_add(1, Ordering::SeqCst);
+            async { Ok::<u32, Boom>(1) }
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, IdempotencyError::Store { source: StoreError::CorruptRecord { key: bad, .. }, .. } if *bad == key),
+        "{error:?}"
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 0);
+    let item = raw_item(&cloud, &table, "id", &key)
+        .await
+        .expect("the item");
+    assert_eq!(string(&item, "status"), "DONE", "left as it was");
+}
