@@ -1,0 +1,62 @@
+//! The idempotency semantics of issue 4, each scenario written once, generic over the store,
+//! and run against both stores: `in_memory::*` on [`InMemoryStore`], `dynamodb::*` on
+//! [`DynamoDbStore`] in DynamoDB Local (a fresh table with TTL on `expiration` per test).
+//!
+//! Time is a [`ManualClock`] moved forward explicitly. The store conditions compare against
+//! the layer's clock, so expiry is tested without sleeping. The clock starts an hour ahead of
+//! the real time: DynamoDB Local's TTL sweeper runs on the real clock and deletes expired
+//! items within seconds, and this way it never removes a record a scenario still needs
+//! (even one with a 10-second TTL on a slow machine), so the conditions themselves must
+//! decide what has expired.
+
+mod concurrency;
+mod expiry;
+mod failures;
+mod records;
+mod support;
+
+use concurrency::*;
+use expiry::*;
+use failures::*;
+use records::*;
+use support::{dynamodb_store, InMemoryStore};
+
+/// Instantiates each scenario for both stores.
+macro_rules! for_both_stores {
+    ($($scenario:ident),* $(,)?) => {
+        mod in_memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $scenario() {
+                    super::$scenario(super::InMemoryStore::new()).await;
+                }
+            )*
+        }
+        mod dynamodb {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $scenario() {
+                    super::$scenario(super::dynamodb_store().await).await;
+                }
+            )*
+        }
+    };
+}
+
+for_both_stores!(
+    first_execution_stores_completed_with_the_result,
+    a_duplicate_replays_the_stored_result_without_running_the_handler,
+    a_key_in_progress_gives_the_typed_error,
+    an_expired_record_runs_again,
+    a_live_claim_outlives_a_record_ttl_shorter_than_its_window,
+    an_expired_in_progress_window_is_taken_over,
+    takeover_fencing_refuses_the_old_owners_completion_and_delete,
+    a_handler_error_removes_the_claim_and_a_retry_succeeds,
+    payload_tampering_is_detected_from_the_store_and_from_the_cache,
+    keys_survive_json_key_order_and_the_handler_mutating_its_input,
+    a_missing_key_fails_or_runs_without_idempotency,
+    falsy_results_replay_exactly,
+    fifty_concurrent_deliveries_of_one_key_run_the_handler_once,
+    a_thousand_keys_delivered_three_times_run_a_thousand_times,
+    store_failures_surface_as_typed_errors,
+);
