@@ -4,15 +4,22 @@
 //!   installed into `.local-cloud/` on first use.
 //! - `test`: the one test command (local cloud, fmt, clippy, the whole test suite), the same
 //!   one CI runs.
+//! - `tools`: the infra checks' tools (SAM CLI, cfn-lint, cargo-lambda, checkov), installed
+//!   into `.local-cloud/tools/` on first use.
+//! - `demo | dev | send`: the order pipeline run locally, end to end, as real Lambda
+//!   binaries (the library's `local_lambda`).
+//! - `bench`: eventkit measured against Powertools for AWS Lambda (Python and TypeScript);
+//!   writes `BENCHMARKS.md`.
 
-mod cloud;
-mod progress;
+mod bench;
 mod test;
+mod tools;
 
 use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use xtask::{cloud, demo, dev, progress, send};
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "eventkit developer commands")]
@@ -38,6 +45,19 @@ enum Command {
         #[arg(last = true)]
         cargo_test_args: Vec<String>,
     },
+    /// Install the infra checks' tools (SAM CLI, cfn-lint, cargo-lambda, checkov) on first use.
+    Tools,
+    /// Run the order pipeline locally: resources from infra/template.yaml, the four functions
+    /// as real binaries, the sample orders sent, a summary; fails if it did not settle as
+    /// expected.
+    Demo(demo::DemoArgs),
+    /// The demo, then keep running: rebuild and restart a function when its code changes.
+    Dev(demo::DemoArgs),
+    /// Publish an event (an envelope JSON file) into the pipeline `dev` runs.
+    Send(send::SendArgs),
+    /// Measure eventkit against Powertools for AWS Lambda (Python and TypeScript) and write
+    /// BENCHMARKS.md.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,5 +78,10 @@ fn run(cli: Cli) -> Result<()> {
             ports,
             cargo_test_args,
         } => test::run(&cloud::LocalCloud::new(ports)?, &cargo_test_args),
+        Command::Tools => tools::run(),
+        Command::Demo(args) => demo::run(&args),
+        Command::Dev(args) => dev::run(&args),
+        Command::Send(args) => send::run(&args),
+        Command::Bench(args) => bench::run(&args),
     }
 }

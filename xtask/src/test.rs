@@ -1,16 +1,19 @@
 //! `cargo xtask test`: the one test command, for developers and CI alike. It brings the
-//! local cloud up, then runs the formatting check, clippy with warnings denied, and the whole
-//! workspace test suite pointed at the local cloud.
+//! local cloud up and installs the infra checks' tools, then runs the formatting check,
+//! clippy with warnings denied, and the whole workspace test suite pointed at the local cloud
+//! and the tools.
 
 use std::process::Command;
 
 use anyhow::{bail, Result};
 
 use crate::cloud::{workspace_root, LocalCloud};
+use crate::tools;
 
 /// Runs every check in order, stopping at the first that fails.
 pub fn run(cloud: &LocalCloud, cargo_test_args: &[String]) -> Result<()> {
     cloud.up()?;
+    let tools_bin = tools::install()?;
     let mut test = vec!["test", "--workspace"];
     if !cargo_test_args.is_empty() {
         test.push("--");
@@ -37,6 +40,7 @@ pub fn run(cloud: &LocalCloud, cargo_test_args: &[String]) -> Result<()> {
             .args(&args)
             .current_dir(workspace_root())
             .envs(cloud.env_vars())
+            .env(tools::TOOLS_BIN_VAR, &tools_bin)
             .status()?;
         if !status.success() {
             bail!("{name} failed (cargo {})", args.join(" "));

@@ -110,7 +110,7 @@ pub fn dynamodb_local_home(dir: &Path) -> Result<PathBuf> {
 
 /// Runs an install command with its output appended to `log`, showing its latest line as
 /// the step's detail so a long install visibly moves.
-fn run_logged(command: &mut Command, log: &Path, step: &Step) -> Result<()> {
+pub fn run_logged(command: &mut Command, log: &Path, step: &Step) -> Result<()> {
     let mut log_file = fs::File::options().create(true).append(true).open(log)?;
     let mut child = command
         .stdin(Stdio::null())

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 
+pub use install::run_logged;
 use service::{Health, Service, ServiceKind};
 
 /// The region and credentials every local client uses; LocalStack and DynamoDB Local accept

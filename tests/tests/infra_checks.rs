@@ -1,0 +1,20 @@
+//! The infrastructure checks: the SAM template (`infra/template.yaml`) passes cfn-lint,
+//! `sam validate --lint` and checkov, `sam build` produces every function's bootstrap, the
+//! template's structure keeps the pipeline's guarantees (DLQs, retries, partial batch
+//! failures, encryption, TLS-only access), and every sample event in `events/` parses as the
+//! Lambda event its name says.
+//!
+//! The tools come from `cargo xtask tools` (which `cargo xtask test` runs), found through
+//! `EVENTKIT_TOOLS_BIN`.
+
+#[path = "infra_checks/support.rs"]
+mod support;
+
+#[path = "infra_checks/tools.rs"]
+mod tools;
+
+#[path = "infra_checks/template.rs"]
+mod template;
+
+#[path = "infra_checks/samples.rs"]
+mod samples;

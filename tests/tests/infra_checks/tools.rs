@@ -1,0 +1,126 @@
+//! The template through the tools a deployment relies on: each test asserts the tool's exit
+//! status and what its output says.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::support::{describe, resources, run_tool, workspace_root, TEMPLATE};
+
+#[test]
+fn cfn_lint_finds_nothing() {
+    let output = run_tool("cfn-lint", &["--format", "json", TEMPLATE], &[]);
+    let findings: Vec<Value> = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|_| panic!("cfn-lint printed no JSON: {}", describe(&output)));
+    assert!(
+        output.status.success() && findings.is_empty(),
+        "cfn-lint: {}",
+        describe(&output)
+    );
+}
+
+#[test]
+fn sam_validate_lint_passes() {
+    // No --template-file: samconfig.toml's [default.validate] names the template, so this
+    // checks the config too.
+    let output = run_tool("sam", &["validate", "--lint"], &[]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("infra/template.yaml is a valid SAM Template"),
+        "sam validate --lint: {}",
+        describe(&output)
+    );
+}
+
+#[test]
+fn checkov_fails_no_check_and_every_skip_says_why() {
+    // --skip-download: no call to Prisma Cloud for guidelines (there is no network here).
+    let output = run_tool(
+        "checkov",
+        &[
+            "--framework",
+            "cloudformation",
+            "--file",
+            TEMPLATE,
+            "--output",
+            "json",
+            "--skip-download",
+        ],
+        &[],
+    );
+    let report: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|_| panic!("checkov printed no JSON: {}", describe(&output)));
+    // One framework gives one report; checkov wraps several in a list.
+    let report = report.as_array().map_or(&report, |reports| &reports[0]);
+    let summary = &report["summary"];
+    assert!(
+        output.status.success() && summary["failed"] == 0 && summary["parsing_errors"] == 0,
+        "checkov: {summary}\n{}",
+        describe(&output)
+    );
+    assert!(
+        summary["passed"].as_u64().unwrap_or(0) > 0,
+        "checkov ran no check: {summary}"
+    );
+    for skipped in report["results"]["skipped_checks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let comment = skipped["check_result"]["suppress_comment"]
+            .as_str()
+            .unwrap_or("");
+        assert!(
+            comment.len() > 20,
+            "{} on {} is skipped without a justification",
+            skipped["check_id"],
+            skipped["resource"]
+        );
+    }
+}
+
+/// One `sam build` of every function. x86_64, not the template's default arm64: the pinned
+/// toolchain has only the x86_64 std, and for arm64 cargo-lambda runs `rustup target add
+/// aarch64-unknown-linux-gnu`, a download from rustup's server that changes the machine and
+/// fails where that server is out of reach. CARGO_TARGET_DIR keeps cargo's cache between
+/// runs (a clean release build of the functions takes about 7 minutes on 2 cores).
+#[test]
+fn sam_build_produces_a_bootstrap_for_every_function() {
+    let root = workspace_root();
+    let build_dir = root.join("target/sam-build");
+    let cargo_target = root.join("target/sam-cargo");
+    let _ = std::fs::remove_dir_all(&build_dir);
+    let build_dir_arg = build_dir.to_string_lossy();
+    let output = run_tool(
+        "sam",
+        &[
+            "build",
+            "--build-dir",
+            &build_dir_arg,
+            "--parameter-overrides",
+            "Architecture=x86_64",
+        ],
+        &[("CARGO_TARGET_DIR", &cargo_target.to_string_lossy())],
+    );
+    assert!(
+        output.status.success()
+            && String::from_utf8_lossy(&output.stdout).contains("Build Succeeded"),
+        "sam build: {}",
+        describe(&output)
+    );
+    let functions = resources("AWS::Serverless::Function");
+    assert_eq!(functions.len(), 4, "the pipeline has four functions");
+    for (logical_id, _) in functions {
+        assert_x86_64_executable(&build_dir.join(logical_id).join("bootstrap"));
+    }
+}
+
+/// An ELF executable for x86-64 (`e_machine` 0x3e), so the binary really was built.
+fn assert_x86_64_executable(path: &Path) {
+    let bytes = std::fs::read(path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+    assert!(
+        bytes.len() > 64 && bytes.starts_with(b"\x7fELF") && bytes[18] == 0x3e,
+        "{} is not an x86-64 ELF executable",
+        path.display()
+    );
+}

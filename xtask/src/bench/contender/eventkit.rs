@@ -1,0 +1,101 @@
+//! eventkit as a function uses it (see the README): a typed handler under the idempotency
+//! layer on DynamoDB, run by `EventFunction::handle`, with the functions' logging.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use eventkit::batch::Deadline;
+use eventkit::events::{EventEnvelope, VersionedEvent};
+use eventkit::handler::{Handler, RecordHandler};
+use eventkit::idempotency::{DynamoDbStore, Idempotency, IdempotencyConfig};
+use eventkit::runtime::EventFunction;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::protocol::{failures_in, Contender};
+
+/// The time left in each invocation, as the peers are told too.
+const INVOCATION_TIME: Duration = Duration::from_secs(60);
+
+// Every field is decoded, as a real handler's would be, though the function reads only some.
+#[allow(dead_code)]
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OrderPlaced {
+    order_id: String,
+    customer_id: String,
+    items: Vec<Item>,
+    total_cents: u64,
+}
+
+#[allow(dead_code)]
+#[derive(Deserialize)]
+struct Item {
+    sku: String,
+    quantity: u64,
+}
+
+impl VersionedEvent for OrderPlaced {
+    const EVENT_TYPE: &'static str = "OrderPlaced";
+    const CURRENT_VERSION: u32 = 1;
+}
+
+/// What every contender's function returns, and the idempotency layer stores.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Reserved {
+    order_id: String,
+    units: u64,
+    reserved: bool,
+}
+
+struct Eventkit<H> {
+    function: EventFunction<H>,
+    runs: Arc<AtomicUsize>,
+}
+
+impl<H: RecordHandler> Contender for Eventkit<H> {
+    async fn invoke(&self, payload: &str) -> Result<usize> {
+        let payload: Value = serde_json::from_str(payload).context("parsing the event")?;
+        let response = self
+            .function
+            .handle(payload, Deadline::after(INVOCATION_TIME))
+            .await
+            .context("the invocation failed")?;
+        // Lambda's runtime serializes the response; so does every contender.
+        let text = serde_json::to_string(&response)?;
+        std::hint::black_box(text);
+        Ok(failures_in(&response))
+    }
+
+    fn runs(&self) -> usize {
+        self.runs.load(Ordering::Relaxed)
+    }
+}
+
+/// The eventkit contender on `table`, with the SDK configured from the environment.
+pub async fn contender(table: &str) -> impl Contender {
+    eventkit::telemetry::init_logging();
+    let config = aws_config::load_from_env().await;
+    let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&config), table);
+    let idempotency = Idempotency::new(store, IdempotencyConfig::new("bench"));
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counter = runs.clone();
+    let handler = Handler::new(move |order: EventEnvelope<OrderPlaced>| {
+        counter.fetch_add(1, Ordering::Relaxed);
+        let units = order.data.items.iter().map(|item| item.quantity).sum();
+        async move {
+            Ok::<_, std::io::Error>(Reserved {
+                order_id: order.data.order_id,
+                units,
+                reserved: true,
+            })
+        }
+    });
+    Eventkit {
+        function: EventFunction::new(handler.with_idempotency(idempotency)),
+        runs,
+    }
+}

@@ -1,0 +1,42 @@
+//! `bench-eventkit`: the Rust contenders of `cargo xtask bench`, one process per run so that
+//! its CPU time and peak memory are its own.
+//!
+//! `bench-eventkit eventkit <workload> <table>` runs eventkit's `EventFunction` with the
+//! DynamoDB idempotency layer; `bench-eventkit raw <workload> <table>` runs the raw-request
+//! baseline. Both speak the protocol in [`protocol`] on stdout and stdin; the SDK finds
+//! DynamoDB (the counting proxy) through `AWS_ENDPOINT_URL_DYNAMODB`.
+
+mod eventkit;
+mod protocol;
+mod raw;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Result};
+
+use protocol::{drive, Workload};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("bench-eventkit: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [mode, workload, table] = args.as_slice() else {
+        bail!("usage: bench-eventkit eventkit|raw <workload.jsonl> <table>");
+    };
+    let workload = Workload::read(&PathBuf::from(workload))?;
+    match mode.as_str() {
+        "eventkit" => drive(&eventkit::contender(table).await, &workload).await,
+        "raw" => drive(&raw::contender(table).await, &workload).await,
+        other => bail!("unknown contender {other:?}: eventkit or raw"),
+    }
+}

@@ -1,0 +1,112 @@
+//! The raw-request baseline: the requests an idempotency layer cannot avoid, sent straight
+//! through the SDK with nothing around them, at the same concurrency as eventkit (every record
+//! of a batch at once). A record is a conditional `PutItem` claim, then an `UpdateItem`
+//! completion when the claim succeeded; a duplicate's claim fails and returns the old item.
+//! Its rate is what DynamoDB Local itself serves for this workload: the ceiling.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::{Context, Result};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::Client;
+use serde_json::Value;
+
+use crate::protocol::Contender;
+
+struct Raw {
+    client: Client,
+    table: String,
+    runs: AtomicUsize,
+}
+
+/// How one record went.
+enum Outcome {
+    Completed,
+    Duplicate,
+    Failed,
+}
+
+impl Raw {
+    async fn record(&self, event_id: &str) -> Outcome {
+        let key = AttributeValue::S(format!("raw#{event_id}"));
+        let claim = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("id", key.clone())
+            .item("status", AttributeValue::S("INPROGRESS".into()))
+            .item("expiration", AttributeValue::N("4102444800".into()))
+            .item("owner", AttributeValue::S(event_id.into()))
+            .condition_expression("attribute_not_exists(id)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match claim {
+            Ok(_) => {}
+            Err(error)
+                if matches!(
+                    error.as_service_error(),
+                    Some(PutItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                return Outcome::Duplicate;
+            }
+            Err(_) => return Outcome::Failed,
+        }
+        let completion = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("id", key)
+            .update_expression("SET #status = :completed, #data = :data")
+            .condition_expression("#owner = :owner")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#data", "data")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":completed", AttributeValue::S("COMPLETED".into()))
+            .expression_attribute_values(":data", AttributeValue::S("{}".into()))
+            .expression_attribute_values(":owner", AttributeValue::S(event_id.into()))
+            .send()
+            .await;
+        self.runs.fetch_add(1, Ordering::Relaxed);
+        match completion {
+            Ok(_) => Outcome::Completed,
+            Err(_) => Outcome::Failed,
+        }
+    }
+}
+
+impl Contender for Raw {
+    async fn invoke(&self, payload: &str) -> Result<usize> {
+        let event: Value = serde_json::from_str(payload).context("parsing the event")?;
+        let event_ids: Vec<String> = event["Records"]
+            .as_array()
+            .context("the event has no Records")?
+            .iter()
+            .map(|record| {
+                let body: Value = serde_json::from_str(record["body"].as_str().unwrap_or("{}"))?;
+                Ok(body["eventId"].as_str().unwrap_or_default().to_string())
+            })
+            .collect::<Result<_>>()?;
+        let outcomes = futures::future::join_all(event_ids.iter().map(|id| self.record(id))).await;
+        Ok(outcomes
+            .iter()
+            .filter(|outcome| matches!(outcome, Outcome::Failed))
+            .count())
+    }
+
+    fn runs(&self) -> usize {
+        self.runs.load(Ordering::Relaxed)
+    }
+}
+
+/// The baseline on `table`, with the SDK configured from the environment.
+pub async fn contender(table: &str) -> impl Contender {
+    let config = aws_config::load_from_env().await;
+    Raw {
+        client: Client::new(&config),
+        table: table.to_string(),
+        runs: AtomicUsize::new(0),
+    }
+}

@@ -1,0 +1,201 @@
+//! The measuring itself, in order: the throughput rounds (every contender once per round,
+//! so a disturbance from outside hits all of them alike), the latency runs with every round
+//! trip delayed, and the function binaries' cold starts.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use xtask::progress::Step;
+
+use super::coldstart;
+use super::peers::Peers;
+use super::procfs;
+use super::proxy::Proxy;
+use super::report::number;
+use super::runner::{self, Contender, Programs, Run, Setting};
+use super::summary::{FunctionStarts, Measured};
+use super::tables::Tables;
+use super::workload::{self, BATCH_SIZE};
+use super::{release_dir, BenchArgs, FUNCTIONS};
+
+/// Everything one `cargo xtask bench` measures.
+pub struct Measurements {
+    /// Per contender, in [`Contender::ALL`] order.
+    pub contenders: Vec<Measured>,
+    /// Per function binary.
+    pub functions: Vec<FunctionStarts>,
+    /// The load average before and after measuring (other work on the machine).
+    pub load: (String, String),
+}
+
+/// Runs every measurement.
+pub async fn everything(
+    args: &BenchArgs,
+    dynamodb: &str,
+    dir: &Path,
+    peers: Peers,
+) -> Result<Measurements> {
+    let load_before = load_average();
+    let upstream: SocketAddr = dynamodb
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .with_context(|| format!("DynamoDB Local's endpoint {dynamodb} is not host:port"))?;
+    let programs = Programs {
+        bench_eventkit: release_dir().join("bench-eventkit"),
+        peers,
+    };
+    let bench = Bench {
+        programs,
+        tables: Tables::new(dynamodb).await,
+        upstream,
+        server_pid: dynamodb_local_pid(),
+        dir: dir.to_path_buf(),
+        run_id: uuid::Uuid::new_v4().simple().to_string()[..8].to_string(),
+    };
+    let throughput = dir.join("workload.jsonl");
+    workload::write(&throughput, args.batches)?;
+    let latency = dir.join("workload-latency.jsonl");
+    workload::write(&latency, args.latency_batches)?;
+
+    let mut rounds: Vec<Vec<Run>> = vec![Vec::new(); Contender::ALL.len()];
+    for round in 1..=args.rounds {
+        for (index, contender) in Contender::ALL.into_iter().enumerate() {
+            let label = format!("round {round}/{}: {}", args.rounds, contender.label());
+            let run = bench
+                .run(contender, &label, &throughput, args.batches, Duration::ZERO)
+                .await?;
+            rounds[index].push(run);
+        }
+    }
+    let delay = Duration::from_millis(args.delay_ms);
+    let mut contenders = Vec::new();
+    for (contender, rounds) in Contender::ALL.into_iter().zip(rounds) {
+        let label = format!("{} ms round trips: {}", args.delay_ms, contender.label());
+        let latency = bench
+            .run(contender, &label, &latency, args.latency_batches, delay)
+            .await?;
+        contenders.push(Measured {
+            contender,
+            rounds,
+            latency,
+            records: args.batches * BATCH_SIZE,
+        });
+    }
+
+    let mut functions = Vec::new();
+    for function in FUNCTIONS {
+        let step = Step::start(format!("cold start: {function}"));
+        let binary = release_dir().join(function);
+        let starts = coldstart::measure(&binary, function, dynamodb, args.cold_starts).await;
+        let starts = match starts {
+            Ok(starts) => starts,
+            Err(error) => {
+                step.fail();
+                return Err(error);
+            }
+        };
+        let measured = FunctionStarts {
+            name: function.to_string(),
+            starts,
+            binary_bytes: std::fs::metadata(&binary)?.len(),
+        };
+        step.done(&format!("median {:.1} ms", measured.median_ms()));
+        functions.push(measured);
+    }
+    Ok(Measurements {
+        contenders,
+        functions,
+        load: (load_before, load_average()),
+    })
+}
+
+/// What every run shares.
+struct Bench {
+    programs: Programs,
+    tables: Tables,
+    upstream: SocketAddr,
+    server_pid: Option<u32>,
+    dir: std::path::PathBuf,
+    run_id: String,
+}
+
+impl Bench {
+    /// One run of `contender` on a fresh table behind a fresh proxy.
+    async fn run(
+        &self,
+        contender: Contender,
+        label: &str,
+        workload: &Path,
+        batches: usize,
+        delay: Duration,
+    ) -> Result<Run> {
+        let step = Step::start(label);
+        let table = format!(
+            "bench-{}-{}-{}",
+            contender.slug(),
+            self.run_id,
+            uuid::Uuid::new_v4().simple()
+        );
+        let log = self.dir.join(format!("{}.log", contender.slug()));
+        let result = async {
+            let proxy = Proxy::start(self.upstream, delay).await?;
+            self.tables.create(&table).await?;
+            let setting = Setting {
+                workload,
+                records: batches * BATCH_SIZE,
+                proxy: &proxy,
+                server_pid: self.server_pid,
+                log: &log,
+            };
+            let run = runner::run(&self.programs, contender, &table, &setting).await;
+            let deleted = self.tables.delete(&table).await;
+            let run = run?;
+            deleted?;
+            Ok::<_, anyhow::Error>(run)
+        }
+        .await;
+        match result {
+            Ok(run) => {
+                let rate = |seconds: f64| number((batches * BATCH_SIZE) as f64 / seconds, 0);
+                step.done(&format!(
+                    "new {} records/s, duplicate {} records/s",
+                    rate(run.new.report.seconds),
+                    rate(run.duplicate.report.seconds)
+                ));
+                Ok(run)
+            }
+            Err(error) => {
+                step.fail();
+                Err(error)
+            }
+        }
+    }
+}
+
+/// DynamoDB Local's pid, from the local cloud's pid file, if it names a live DynamoDB Local.
+fn dynamodb_local_pid() -> Option<u32> {
+    let pid_file = xtask::cloud::workspace_root().join(".local-cloud/dynamodb-local/run.pid");
+    let pid: u32 = std::fs::read_to_string(pid_file)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    procfs::command_line(pid)
+        .is_some_and(|line| line.contains("DynamoDBLocal.jar"))
+        .then_some(pid)
+}
+
+/// The 1, 5 and 15 minute load averages.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_else(|_| "unknown".into())
+}

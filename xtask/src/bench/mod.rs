@@ -1,0 +1,137 @@
+//! `cargo xtask bench`: eventkit against Powertools for AWS Lambda (Python and TypeScript),
+//! measured side by side in one run against the same DynamoDB Local, written to
+//! `BENCHMARKS.md` with a plot.
+//!
+//! Each contender is its own process (so its CPU time and peak memory are its own) running
+//! the same workload through its own batch processor and idempotency layer, on its own table,
+//! with its SDK pointed at a proxy that counts the DynamoDB requests (and, for the latency
+//! runs, delays each one). A raw-request baseline measures what DynamoDB Local itself serves.
+//! Then the function binaries' cold starts are timed against a bare Runtime API listener.
+
+mod coldstart;
+mod criterion;
+mod document;
+mod measure;
+mod peers;
+mod plot;
+mod procfs;
+mod proxy;
+mod report;
+mod runner;
+mod summary;
+mod tables;
+mod targets;
+mod workload;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use xtask::cloud::{self, run_logged, workspace_root, LocalCloud};
+use xtask::progress::Step;
+
+/// The function binaries whose cold start and size are measured.
+pub const FUNCTIONS: [&str; 4] = ["inventory", "payments", "notifications", "analytics"];
+
+/// `cargo xtask bench` options.
+#[derive(Args, Clone)]
+pub struct BenchArgs {
+    /// Batches of 10 records per phase in each throughput round.
+    #[arg(long, default_value_t = 200)]
+    pub batches: usize,
+    /// Throughput rounds per contender; the report shows the median.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// Batches per phase in the latency runs.
+    #[arg(long, default_value_t = 20)]
+    pub latency_batches: usize,
+    /// The latency added to every DynamoDB round trip in the latency runs, in milliseconds.
+    #[arg(long, default_value_t = 5)]
+    pub delay_ms: u64,
+    /// Starts of each function binary in the cold-start measurement.
+    #[arg(long, default_value_t = 20)]
+    pub cold_starts: usize,
+    /// Also run the criterion benchmarks of the in-process hot paths.
+    #[arg(long)]
+    pub criterion: bool,
+    #[command(flatten)]
+    ports: cloud::Ports,
+}
+
+/// Runs the whole benchmark and writes `BENCHMARKS.md`.
+pub fn run(args: &BenchArgs) -> Result<()> {
+    let local_cloud = LocalCloud::new(args.ports)?;
+    local_cloud.up()?;
+    let dynamodb = local_cloud
+        .env_vars()
+        .into_iter()
+        .find(|(name, _)| *name == "AWS_ENDPOINT_URL_DYNAMODB")
+        .map(|(_, url)| url)
+        .context("the local cloud has no DynamoDB endpoint")?;
+    let dir = workspace_root().join(".local-cloud/bench");
+    std::fs::create_dir_all(&dir)?;
+    build(&dir)?;
+    let peers = peers::install(&dir)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let measured = runtime.block_on(measure::everything(args, &dynamodb, &dir, peers))?;
+    let criterion = if args.criterion {
+        Some(criterion::run(&dir)?)
+    } else {
+        None
+    };
+    document::publish(args, &measured, criterion.as_deref())
+}
+
+/// The release target folder.
+fn release_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| workspace_root().join("target"), PathBuf::from)
+        .join("release")
+}
+
+/// Builds, in release, the eventkit contender and the function binaries.
+fn build(dir: &std::path::Path) -> Result<()> {
+    let step = Step::start("building the contender and the functions (release)");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let log = dir.join("build.log");
+    let mut functions = vec!["build", "--release"];
+    for function in FUNCTIONS {
+        functions.extend(["-p", function]);
+    }
+    let result = run_logged(
+        Command::new(&cargo)
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "xtask",
+                "--bin",
+                "bench-eventkit",
+            ])
+            .current_dir(workspace_root()),
+        &log,
+        &step,
+    )
+    .and_then(|()| {
+        run_logged(
+            Command::new(&cargo)
+                .args(&functions)
+                .current_dir(workspace_root()),
+            &log,
+            &step,
+        )
+    });
+    match result {
+        Ok(()) => {
+            step.done("built");
+            Ok(())
+        }
+        Err(error) => {
+            step.fail();
+            Err(error)
+        }
+    }
+}

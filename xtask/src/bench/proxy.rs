@@ -1,0 +1,209 @@
+//! A small HTTP/1.1 proxy in front of DynamoDB Local. It counts the requests that pass by
+//! operation (the `X-Amz-Target` header), and can hold each request for a fixed time before
+//! forwarding it, which gives every DynamoDB round trip the latency of a real network.
+//!
+//! Only the request direction is parsed (request line, headers, a `Content-Length` body);
+//! responses are copied through untouched.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
+
+/// Requests seen per operation (`PutItem`, `UpdateItem`, ...).
+pub type Counts = BTreeMap<String, u64>;
+
+/// The operation recorded for a request the proxy could not parse; its presence makes the
+/// counts unusable.
+pub const UNPARSED: &str = "!unparsed";
+
+/// A running proxy; dropping it stops it and every connection it relays.
+pub struct Proxy {
+    addr: SocketAddr,
+    counts: Arc<Mutex<Counts>>,
+    task: JoinHandle<()>,
+}
+
+impl Proxy {
+    /// Listens on a free loopback port and forwards to `upstream`, holding each request for
+    /// `delay` first.
+    pub async fn start(upstream: SocketAddr, delay: Duration) -> Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let counts = Arc::new(Mutex::new(Counts::new()));
+        let task = tokio::spawn(accept(listener, upstream, delay, counts.clone()));
+        Ok(Self { addr, counts, task })
+    }
+
+    /// The endpoint URL for the SDKs (`AWS_ENDPOINT_URL_DYNAMODB`).
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The requests counted so far.
+    pub fn counts(&self) -> Counts {
+        self.counts
+            .lock()
+            .map(|counts| counts.clone())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn accept(
+    listener: TcpListener,
+    upstream: SocketAddr,
+    delay: Duration,
+    counts: Arc<Mutex<Counts>>,
+) {
+    // Owned here, so that aborting this task drops (and aborts) every connection task.
+    let mut connections = JoinSet::new();
+    loop {
+        let Ok((client, _)) = listener.accept().await else {
+            continue;
+        };
+        connections.spawn(relay(client, upstream, delay, counts.clone()));
+        while connections.try_join_next().is_some() {}
+    }
+}
+
+async fn relay(
+    client: TcpStream,
+    upstream: SocketAddr,
+    delay: Duration,
+    counts: Arc<Mutex<Counts>>,
+) -> Result<()> {
+    let server = TcpStream::connect(upstream).await?;
+    client.set_nodelay(true)?;
+    server.set_nodelay(true)?;
+    let (client_read, mut client_write) = client.into_split();
+    let (mut server_read, server_write) = server.into_split();
+    let responses = async {
+        let copied = tokio::io::copy(&mut server_read, &mut client_write).await;
+        let _ = client_write.shutdown().await;
+        copied
+    };
+    let requests = forward_requests(BufReader::new(client_read), server_write, delay, &counts);
+    let (requests, responses) = tokio::join!(requests, responses);
+    if let Err(error) = requests {
+        record(&counts, UNPARSED);
+        return Err(error);
+    }
+    responses?;
+    Ok(())
+}
+
+/// Forwards requests one by one, counting each and holding it for `delay` (measured from
+/// its first byte) before it goes upstream.
+async fn forward_requests<R, W>(
+    mut client: BufReader<R>,
+    mut server: W,
+    delay: Duration,
+    counts: &Mutex<Counts>,
+) -> Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    loop {
+        let mut head = Vec::new();
+        if client.read_until(b'\n', &mut head).await? == 0 {
+            let _ = server.shutdown().await;
+            return Ok(());
+        }
+        let arrived = Instant::now();
+        let (mut body_length, mut operation) = (0u64, String::from("(none)"));
+        loop {
+            let start = head.len();
+            if client.read_until(b'\n', &mut head).await? == 0 {
+                bail!("the connection closed inside a request's headers");
+            }
+            let line = String::from_utf8_lossy(&head[start..]);
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            let Some((name, value)) = line.split_once(':') else {
+                continue;
+            };
+            let value = value.trim();
+            match name.trim().to_ascii_lowercase().as_str() {
+                "content-length" => body_length = value.parse().context("Content-Length")?,
+                "x-amz-target" => {
+                    operation = value.rsplit('.').next().unwrap_or(value).to_string();
+                }
+                "transfer-encoding" => bail!("chunked request bodies are not supported"),
+                _ => {}
+            }
+        }
+        record(counts, &operation);
+        tokio::time::sleep_until(arrived + delay).await;
+        server.write_all(&head).await?;
+        // The body is streamed, so a client that waits for `100 Continue` is not stuck.
+        let copied = tokio::io::copy(&mut (&mut client).take(body_length), &mut server).await?;
+        if copied != body_length {
+            bail!("the connection closed inside a request's body");
+        }
+    }
+}
+
+fn record(counts: &Mutex<Counts>, operation: &str) {
+    if let Ok(mut counts) = counts.lock() {
+        *counts.entry(operation.to_string()).or_default() += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn requests_are_counted_by_operation_and_forwarded_whole() {
+        let upstream = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let upstream_addr = upstream.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut stream, _) = upstream.accept().await.unwrap();
+            let mut received = vec![0; 2048];
+            let mut total = 0;
+            while !String::from_utf8_lossy(&received[..total]).ends_with("{\"b\":2}") {
+                total += stream.read(&mut received[total..]).await.unwrap();
+            }
+            stream.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await.unwrap();
+            String::from_utf8_lossy(&received[..total]).into_owned()
+        });
+        let proxy = Proxy::start(upstream_addr, Duration::from_millis(5))
+            .await
+            .unwrap();
+        let mut client = TcpStream::connect(proxy.addr).await.unwrap();
+        let request = |target: &str, body: &str| {
+            format!(
+                "POST / HTTP/1.1\r\nX-Amz-Target: DynamoDB_20120810.{target}\r\n\
+                 content-length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        };
+        let started = std::time::Instant::now();
+        let both = request("PutItem", "{\"a\":1}") + &request("UpdateItem", "{\"b\":2}");
+        client.write_all(both.as_bytes()).await.unwrap();
+        let forwarded = server.await.unwrap();
+        assert_eq!(forwarded, both);
+        assert!(started.elapsed() >= Duration::from_millis(5));
+        let mut response = vec![0; 19];
+        client.read_exact(&mut response).await.unwrap();
+        assert_eq!(
+            proxy.counts(),
+            Counts::from([("PutItem".into(), 1), ("UpdateItem".into(), 1)])
+        );
+    }
+}

@@ -1,0 +1,168 @@
+//! The targets, checked against the measurements, each with what was measured and,
+//! when missed, by how much.
+
+use super::runner::Contender;
+use super::summary::{FunctionStarts, Measured, Which};
+
+/// Cold start limit, milliseconds.
+const COLD_START_MS: f64 = 20.0;
+/// Peak RSS limit, bytes (30 MB).
+const PEAK_RSS_BYTES: u64 = 30 * 1024 * 1024;
+
+/// One target.
+pub struct Target {
+    /// What is asked.
+    pub goal: &'static str,
+    /// What was measured.
+    pub measured: String,
+    /// Whether it holds.
+    pub met: bool,
+}
+
+/// The measurements of the contenders, by name.
+pub struct Field<'a> {
+    /// eventkit.
+    pub eventkit: &'a Measured,
+    /// The raw-request baseline.
+    pub raw: &'a Measured,
+    /// The two peers.
+    pub peers: [&'a Measured; 2],
+}
+
+impl<'a> Field<'a> {
+    /// Picks the contenders out of `measured`; `None` if one is missing.
+    pub fn new(measured: &'a [Measured]) -> Option<Self> {
+        let find = |who| measured.iter().find(|m| m.contender == who);
+        Some(Self {
+            eventkit: find(Contender::Eventkit)?,
+            raw: find(Contender::Raw)?,
+            peers: [find(Contender::Python)?, find(Contender::Node)?],
+        })
+    }
+
+    /// The peer with the higher records per second in `which`.
+    pub fn faster_peer(&self, which: Which) -> &'a Measured {
+        let [a, b] = self.peers;
+        if a.records_per_second(which) >= b.records_per_second(which) {
+            a
+        } else {
+            b
+        }
+    }
+}
+
+/// Every target, in the order.
+pub fn evaluate(field: &Field, functions: &[FunctionStarts], delay_ms: f64) -> Vec<Target> {
+    let ours = field.eventkit;
+    let mut targets = Vec::new();
+
+    let mut met = true;
+    let measured = Which::BOTH.map(|which| {
+        let peer = field.faster_peer(which);
+        let ratio = peer.cpu_us_per_record(which) / ours.cpu_us_per_record(which);
+        met &= ratio >= 10.0;
+        format!(
+            "{}: {:.0} µs vs {:.0} µs ({}), {ratio:.1}× less",
+            which.label(),
+            ours.cpu_us_per_record(which),
+            peer.cpu_us_per_record(which),
+            peer.contender.label()
+        )
+    });
+    targets.push(Target {
+        goal: "client CPU per record at least 10× less than the faster peer's",
+        measured: measured.join("; "),
+        met,
+    });
+
+    let new_ms = ours.latency_ms(Which::New);
+    let trips = |m: &Measured| m.latency_ms(Which::New) / delay_ms;
+    targets.push(Target {
+        goal: "new batch of 10 within 3 round trips when each costs 5 ms",
+        measured: format!(
+            "{new_ms:.1} ms = {:.1} round trips (Python {:.1}, TypeScript {:.1})",
+            trips(ours),
+            trips(field.peers[0]),
+            trips(field.peers[1])
+        ),
+        met: new_ms <= 3.0 * delay_ms,
+    });
+
+    let mut met = true;
+    let measured = Which::BOTH.map(|which| {
+        let peer = field.faster_peer(which);
+        let ratio = ours.records_per_second(which) / peer.records_per_second(which);
+        met &= ratio >= 1.0;
+        format!(
+            "{}: {:.0} vs {:.0} ({}), {ratio:.2}×",
+            which.label(),
+            ours.records_per_second(which),
+            peer.records_per_second(which),
+            peer.contender.label()
+        )
+    });
+    targets.push(Target {
+        goal: "records per second at least the faster peer's",
+        measured: measured.join("; "),
+        met,
+    });
+
+    let mut met = true;
+    let measured = Which::BOTH.map(|which| {
+        let share = ours.request_rate(which) / field.raw.request_rate(which);
+        met &= share >= 0.9;
+        format!(
+            "{}: {:.0} of {:.0} requests/s ({:.0}%)",
+            which.label(),
+            ours.request_rate(which),
+            field.raw.request_rate(which),
+            share * 100.0
+        )
+    });
+    targets.push(Target {
+        goal: "request rate within 10% of what DynamoDB Local serves (raw baseline)",
+        measured: measured.join("; "),
+        met,
+    });
+
+    let new = ours.requests_per_record(Which::New);
+    let duplicate = ours.requests_per_record(Which::Duplicate);
+    targets.push(Target {
+        goal: "DynamoDB requests per record: at most 2 new, exactly 1 duplicate",
+        measured: format!("new {new:.2}, duplicate {duplicate:.2}"),
+        met: new <= 2.0 && (duplicate - 1.0).abs() < 1e-9,
+    });
+
+    let slowest = functions
+        .iter()
+        .max_by(|a, b| a.median_ms().total_cmp(&b.median_ms()));
+    targets.push(Target {
+        goal: "cold start at most 20 ms (median, each function)",
+        measured: slowest.map_or_else(
+            || "not measured".into(),
+            |f| format!("slowest: {} {:.1} ms", f.name, f.median_ms()),
+        ),
+        met: slowest.is_some_and(|f| f.median_ms() <= COLD_START_MS),
+    });
+
+    let functions_peak = functions
+        .iter()
+        .map(FunctionStarts::peak_rss_bytes)
+        .max()
+        .unwrap_or_default();
+    targets.push(Target {
+        goal: "peak RSS at most 30 MB",
+        measured: format!(
+            "bench process {}, functions at first event ≤ {}",
+            megabytes(ours.peak_rss_bytes()),
+            megabytes(functions_peak)
+        ),
+        met: ours.peak_rss_bytes() <= PEAK_RSS_BYTES && functions_peak <= PEAK_RSS_BYTES,
+    });
+    targets
+}
+
+/// Bytes as MB with one decimal.
+pub fn megabytes(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / (1024.0 * 1024.0))
+}

@@ -1,0 +1,239 @@
+//! An `AWS::Serverless::Function` as the local Lambda runs it: its process's environment
+//! (what Lambda sets, plus the template's variables), its SQS event sources, and how its
+//! asynchronous invocations (SNS, EventBridge) are retried and dead-lettered.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde_json::{Map, Value};
+
+use super::clients::Endpoints;
+use super::host::FunctionSpec;
+use super::resources::QueueInfo;
+use super::template::{scalar_text, Resource, ACCOUNT_ID};
+use crate::cloud::REGION;
+
+/// An SQS event source mapping.
+#[derive(Clone, Debug)]
+pub struct QueueSource {
+    /// The event's name in the template (`OrderPlaced`).
+    pub event: String,
+    /// The queue polled.
+    pub queue: QueueInfo,
+    /// At most this many records per invocation.
+    pub batch_size: u32,
+    /// How long to gather records before invoking with fewer than `batch_size`.
+    pub batching_window: Duration,
+    /// Whether the function's partial batch response is honoured.
+    pub report_batch_item_failures: bool,
+    /// Concurrent pollers (`ScalingConfig.MaximumConcurrency`).
+    pub max_concurrency: u32,
+}
+
+/// How Lambda handles the function's asynchronous invocations.
+#[derive(Clone, Debug)]
+pub struct AsyncInvokeConfig {
+    /// Retries after the first attempt (`EventInvokeConfig.MaximumRetryAttempts`, 2 by default).
+    pub max_retries: u32,
+    /// Events older than this are not invoked any more (`MaximumEventAgeInSeconds`).
+    pub max_event_age: Duration,
+    /// `DeadLetterQueue` (SQS): the event, with the error as message attributes.
+    pub dead_letter_queue: Option<QueueInfo>,
+    /// `EventInvokeConfig.DestinationConfig.OnFailure` (SQS): an invocation record.
+    pub on_failure: Option<QueueInfo>,
+}
+
+/// A function with everything that invokes it.
+#[derive(Clone, Debug)]
+pub struct FunctionDecl {
+    /// How its processes run.
+    pub spec: FunctionSpec,
+    /// Its SQS event sources.
+    pub queue_sources: Vec<QueueSource>,
+    /// Where SNS and EventBridge put its asynchronous invocations (Lambda's internal queue,
+    /// made visible); `None` when nothing invokes it asynchronously.
+    pub async_queue: Option<QueueInfo>,
+    /// The subscription ARN of each topic that invokes the function (the SNS event names it).
+    pub sns_subscriptions: BTreeMap<String, String>,
+    /// Retries and failure destinations of asynchronous invocations.
+    pub async_invoke: AsyncInvokeConfig,
+}
+
+/// SAM's `Globals.Function` under a function's own properties: maps merge (so environment
+/// variables add up), anything else the function declares wins.
+pub fn with_globals(globals: &Value, properties: &Value) -> Value {
+    match (globals, properties) {
+        (Value::Object(base), Value::Object(own)) => {
+            let mut merged: Map<String, Value> = base.clone();
+            for (key, value) in own {
+                let combined = match merged.get(key) {
+                    Some(global) if global.is_object() && value.is_object() => {
+                        with_globals(global, value)
+                    }
+                    _ => value.clone(),
+                };
+                merged.insert(key.clone(), combined);
+            }
+            Value::Object(merged)
+        }
+        (_, Value::Null) => globals.clone(),
+        _ => properties.clone(),
+    }
+}
+
+/// The function's name, ARN, binary, limits and environment, from its resolved properties.
+pub fn function_spec(
+    resource: &Resource,
+    properties: &Value,
+    stack_name: &str,
+    binaries: &Path,
+    endpoints: &Endpoints,
+) -> Result<FunctionSpec> {
+    let name = properties["FunctionName"].as_str().map_or_else(
+        || bounded(&format!("{stack_name}-{}", resource.logical_id), 64),
+        str::to_string,
+    );
+    let binary = resource.metadata["BuildProperties"]["Binary"]
+        .as_str()
+        .or_else(|| properties["Handler"].as_str())
+        .with_context(|| {
+            format!(
+                "{}: no Metadata.BuildProperties.Binary nor Handler names its binary",
+                resource.logical_id
+            )
+        })?;
+    let number = |field: &str, default: u64| {
+        scalar_text(&properties[field])
+            .parse::<u64>()
+            .unwrap_or(default)
+    };
+    let timeout = Duration::from_secs(number("Timeout", 3));
+    let memory_mb = u32::try_from(number("MemorySize", 128)).unwrap_or(128);
+    let binary = binaries.join(binary);
+    let task_root = binary
+        .parent()
+        .map(|dir| dir.display().to_string())
+        .unwrap_or_default();
+
+    let mut environment: BTreeMap<String, String> = BTreeMap::new();
+    if let Some(variables) = properties["Environment"]["Variables"].as_object() {
+        for (variable, value) in variables {
+            environment.insert(variable.clone(), scalar_text(value));
+        }
+    }
+    for (variable, value) in endpoints.process_env() {
+        environment.insert(variable.to_string(), value);
+    }
+    let log_stream = format!(
+        "{}/[$LATEST]{}",
+        chrono::Utc::now().format("%Y/%m/%d"),
+        uuid::Uuid::new_v4().simple()
+    );
+    let lambda = [
+        ("AWS_LAMBDA_FUNCTION_NAME", name.clone()),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", memory_mb.to_string()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_string()),
+        ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}")),
+        ("AWS_LAMBDA_LOG_STREAM_NAME", log_stream),
+        ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".to_string()),
+        (
+            "_HANDLER",
+            properties["Handler"]
+                .as_str()
+                .unwrap_or("bootstrap")
+                .to_string(),
+        ),
+        ("LAMBDA_TASK_ROOT", task_root.clone()),
+        ("LAMBDA_RUNTIME_DIR", task_root),
+        ("TZ", ":UTC".to_string()),
+        ("LANG", "en_US.UTF-8".to_string()),
+    ];
+    for (variable, value) in lambda {
+        environment.insert(variable.to_string(), value);
+    }
+    // Lambda sets the log format and level from LoggingConfig (the level only for JSON).
+    let logging = &properties["LoggingConfig"];
+    if let Some(format) = logging["LogFormat"].as_str() {
+        environment.insert("AWS_LAMBDA_LOG_FORMAT".into(), format.to_string());
+        if format.eq_ignore_ascii_case("json") {
+            if let Some(level) = logging["ApplicationLogLevel"].as_str() {
+                environment.insert("AWS_LAMBDA_LOG_LEVEL".into(), level.to_string());
+            }
+        }
+    }
+    Ok(FunctionSpec {
+        logical_id: resource.logical_id.clone(),
+        arn: function_arn(&name),
+        name,
+        binary,
+        timeout,
+        memory_mb,
+        environment,
+    })
+}
+
+/// A function's ARN in the local account.
+pub fn function_arn(name: &str) -> String {
+    format!("arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}")
+}
+
+/// An SQS event's source mapping, its queue already looked up.
+pub fn queue_source(event: &str, properties: &Value, queue: QueueInfo) -> QueueSource {
+    let number = |value: &Value, default: u64| scalar_text(value).parse::<u64>().unwrap_or(default);
+    QueueSource {
+        event: event.to_string(),
+        queue,
+        batch_size: u32::try_from(number(&properties["BatchSize"], 10)).unwrap_or(10),
+        batching_window: Duration::from_secs(number(
+            &properties["MaximumBatchingWindowInSeconds"],
+            0,
+        )),
+        report_batch_item_failures: properties["FunctionResponseTypes"]
+            .as_array()
+            .is_some_and(|types| types.iter().any(|t| t == "ReportBatchItemFailures")),
+        max_concurrency: u32::try_from(number(
+            &properties["ScalingConfig"]["MaximumConcurrency"],
+            2,
+        ))
+        .unwrap_or(2),
+    }
+}
+
+/// The retry settings of `EventInvokeConfig` (failure destinations are looked up by the
+/// caller, which knows the queues).
+pub fn async_invoke_limits(properties: &Value) -> (u32, Duration) {
+    let config = &properties["EventInvokeConfig"];
+    let retries = scalar_text(&config["MaximumRetryAttempts"])
+        .parse::<u32>()
+        .unwrap_or(2);
+    let age = scalar_text(&config["MaximumEventAgeInSeconds"])
+        .parse::<u64>()
+        .unwrap_or(21_600);
+    (retries, Duration::from_secs(age))
+}
+
+/// `text` cut to `limit` characters (AWS name limits).
+pub fn bounded(text: &str, limit: usize) -> String {
+    text.chars().take(limit).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn globals_merge_under_the_functions_own_properties() {
+        let globals = json!({"Timeout": 15, "Environment": {"Variables": {"A": "1"}}});
+        let own = json!({"Timeout": 30, "Environment": {"Variables": {"B": "2"}}});
+        assert_eq!(
+            with_globals(&globals, &own),
+            json!({"Timeout": 30, "Environment": {"Variables": {"A": "1", "B": "2"}}})
+        );
+    }
+}

@@ -1,0 +1,218 @@
+//! A function hosted locally: its invocation queue and its execution environments (each a
+//! process of the real binary behind its own Runtime API). Event sources call
+//! [`FunctionHost::invoke`] and get the outcome, as Lambda's services do.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::invocation::{Invocation, Outcome};
+use super::logs::FunctionLog;
+use super::supervisor::{supervise, EnvironmentControl, EnvironmentLinks};
+
+/// What a function is, as the template declares it.
+#[derive(Clone, Debug)]
+pub struct FunctionSpec {
+    /// Its logical id in the template.
+    pub logical_id: String,
+    /// Its name (`AWS_LAMBDA_FUNCTION_NAME`).
+    pub name: String,
+    /// Its ARN.
+    pub arn: String,
+    /// The binary to run.
+    pub binary: PathBuf,
+    /// Its timeout.
+    pub timeout: Duration,
+    /// Its memory size in MB.
+    pub memory_mb: u32,
+    /// Every variable its process gets, but `AWS_LAMBDA_RUNTIME_API`.
+    pub environment: BTreeMap<String, String>,
+}
+
+/// What happened to a function's invocations and processes.
+#[derive(Debug, Default)]
+pub struct HostStats {
+    /// Invocations that ended, successfully or not.
+    pub invocations: AtomicU64,
+    /// Invocations that ended with a function error, a crash or a timeout.
+    pub errors: AtomicU64,
+    /// Processes that crashed (exited on their own, or failed to initialise).
+    pub crashes: AtomicU64,
+    /// Invocations stopped at the timeout.
+    pub timeouts: AtomicU64,
+    /// Processes started again after one ended.
+    pub restarts: AtomicU64,
+}
+
+/// A snapshot of [`HostStats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HostCounts {
+    /// Invocations that ended.
+    pub invocations: u64,
+    /// Invocations that failed.
+    pub errors: u64,
+    /// Processes that crashed.
+    pub crashes: u64,
+    /// Invocations stopped at the timeout.
+    pub timeouts: u64,
+    /// Process restarts.
+    pub restarts: u64,
+}
+
+/// A function with its running environments.
+#[derive(Debug)]
+pub struct FunctionHost {
+    spec: Arc<FunctionSpec>,
+    queue: mpsc::UnboundedSender<Invocation>,
+    environments: Vec<Arc<EnvironmentControl>>,
+    stats: Arc<HostStats>,
+    log: FunctionLog,
+    pending: Arc<AtomicU64>,
+}
+
+impl FunctionHost {
+    /// Starts `environments` processes of the function (at least one); they run until
+    /// `stopped` is cancelled.
+    pub fn start(
+        spec: FunctionSpec,
+        environments: usize,
+        log: FunctionLog,
+        stopped: &CancellationToken,
+    ) -> Self {
+        let spec = Arc::new(spec);
+        let (queue, receiver) = mpsc::unbounded_channel();
+        let shared = Arc::new(tokio::sync::Mutex::new(receiver));
+        let stats = Arc::new(HostStats::default());
+        let controls: Vec<Arc<EnvironmentControl>> = (0..environments.max(1))
+            .map(|_| Arc::new(EnvironmentControl::default()))
+            .collect();
+        for control in &controls {
+            let links = EnvironmentLinks {
+                queue: shared.clone(),
+                requeue: queue.clone(),
+                log: log.clone(),
+                stats: stats.clone(),
+                control: control.clone(),
+                stopped: stopped.clone(),
+            };
+            tokio::spawn(supervise(spec.clone(), links));
+        }
+        Self {
+            spec,
+            queue,
+            environments: controls,
+            stats,
+            log,
+            pending: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// The function as declared.
+    pub fn spec(&self) -> &FunctionSpec {
+        &self.spec
+    }
+
+    /// The function's log.
+    pub fn log(&self) -> &FunctionLog {
+        &self.log
+    }
+
+    /// Invokes the function with `payload` and waits for the outcome.
+    pub async fn invoke(&self, payload: Value) -> Outcome {
+        let (reply, outcome) = oneshot::channel();
+        let invocation = Invocation {
+            request_id: uuid::Uuid::new_v4().to_string(),
+            payload,
+            trace_id: trace_header(),
+            reply,
+        };
+        self.pending.fetch_add(1, Ordering::SeqCst);
+        let outcome = if self.queue.send(invocation).is_ok() {
+            outcome
+                .await
+                .unwrap_or_else(|_| Outcome::Crashed("the local Lambda stopped".into()))
+        } else {
+            Outcome::Crashed("the local Lambda stopped".into())
+        };
+        self.pending.fetch_sub(1, Ordering::SeqCst);
+        self.stats.invocations.fetch_add(1, Ordering::SeqCst);
+        if !outcome.succeeded() {
+            self.stats.errors.fetch_add(1, Ordering::SeqCst);
+        }
+        if matches!(outcome, Outcome::TimedOut(_)) {
+            self.stats.timeouts.fetch_add(1, Ordering::SeqCst);
+        }
+        outcome
+    }
+
+    /// Invocations queued or running.
+    pub fn pending(&self) -> u64 {
+        self.pending.load(Ordering::SeqCst)
+    }
+
+    /// The counters so far.
+    pub fn counts(&self) -> HostCounts {
+        let read = |counter: &AtomicU64| counter.load(Ordering::SeqCst);
+        HostCounts {
+            invocations: read(&self.stats.invocations),
+            errors: read(&self.stats.errors),
+            crashes: read(&self.stats.crashes),
+            timeouts: read(&self.stats.timeouts),
+            restarts: read(&self.stats.restarts),
+        }
+    }
+
+    /// Waits until every environment finished its init and asked for work.
+    pub async fn wait_ready(&self, timeout: Duration) -> Result<()> {
+        let started = Instant::now();
+        while !self.environments.iter().all(|env| env.ready()) {
+            if started.elapsed() > timeout {
+                bail!(
+                    "{} did not start within {}s; see {}",
+                    self.spec.logical_id,
+                    timeout.as_secs(),
+                    self.log.path().display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+
+    /// Replaces every process (the binary was rebuilt).
+    pub fn restart(&self) {
+        self.environments.iter().for_each(|env| env.restart());
+    }
+
+    /// Kills (SIGKILL) the process running an invocation, as a crash would; returns its
+    /// pid, or `None` when no process is busy.
+    pub fn kill_busy_process(&self) -> Option<u32> {
+        let busy = self.environments.iter().find(|env| env.busy())?;
+        let pid = busy.pid();
+        let raw = i32::try_from(pid).ok().filter(|pid| *pid > 0)?;
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(raw),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .ok()?;
+        Some(pid)
+    }
+}
+
+/// An X-Ray trace header for a new trace, as Lambda passes it with active tracing.
+fn trace_header() -> String {
+    let seconds = chrono::Utc::now().timestamp();
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!(
+        "Root=1-{seconds:08x}-{};Parent={};Sampled=1",
+        &id[..24],
+        &id[16..32]
+    )
+}

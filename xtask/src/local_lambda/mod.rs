@@ -1,0 +1,334 @@
+//! The local Lambda: the template's functions run as their real binaries against a Runtime
+//! API of our own, invoked by event sources that behave as Lambda's do, over resources
+//! created from `infra/template.yaml` in the local cloud. `cargo xtask demo | dev` and the
+//! end-to-end tests run the order pipeline with it; no Docker is involved.
+//!
+//! The pieces, from the bottom up:
+//! - [`template`]: the template read and its intrinsic functions resolved;
+//! - [`stack`] and [`resources`]: the resources created under one stack name;
+//! - [`runtime_api`], [`supervisor`] and [`host`]: a function's processes, each behind its own
+//!   Runtime API server, restarted when they crash or time out;
+//! - [`event_sources`]: SQS polling with partial batch responses, and asynchronous
+//!   invocation with retries and dead-letter queues for SNS and EventBridge;
+//! - [`logs`]: each function's log file, parsed for metrics and journeys.
+
+pub mod build;
+pub mod clients;
+pub mod event_sources;
+pub mod functions;
+pub mod host;
+pub mod invocation;
+pub mod logs;
+pub mod resolver;
+pub mod resources;
+pub mod runtime_api;
+pub mod stack;
+pub mod supervisor;
+pub mod template;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use aws_sdk_sqs::types::{Message, QueueAttributeName};
+use tokio_util::sync::CancellationToken;
+
+use clients::Clients;
+use host::FunctionHost;
+use logs::FunctionLog;
+use resources::QueueInfo;
+use stack::Stack;
+
+/// How the functions run.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Where each function's log goes (`<dir>/<binary>.log`).
+    pub logs: PathBuf,
+    /// Execution environments (processes) per function.
+    pub environments: usize,
+    /// Waits before each retry of a failed asynchronous invocation (Lambda: ~1 min, ~2 min).
+    pub async_retry_delays: Vec<Duration>,
+    /// How long a function may take to initialise.
+    pub ready_timeout: Duration,
+}
+
+impl RunOptions {
+    /// One environment per function, asynchronous retries after 1 s and 2 s.
+    pub fn new(logs: PathBuf) -> Self {
+        Self {
+            logs,
+            environments: 1,
+            async_retry_delays: vec![Duration::from_secs(1), Duration::from_secs(2)],
+            ready_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Messages still on their way: per polled queue (visible, in flight or delayed), and
+/// invocations queued or running.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Messages per queue name, for queues that have any.
+    pub queued: BTreeMap<String, u64>,
+    /// Invocations queued or running, per function.
+    pub invocations: BTreeMap<String, u64>,
+}
+
+impl Backlog {
+    /// Whether nothing is on its way.
+    pub fn is_empty(&self) -> bool {
+        self.queued.is_empty() && self.invocations.is_empty()
+    }
+
+    /// A one-line description, for progress display.
+    pub fn describe(&self) -> String {
+        let queued: u64 = self.queued.values().sum();
+        let running: u64 = self.invocations.values().sum();
+        format!("{queued} message(s) queued, {running} invocation(s) running")
+    }
+}
+
+/// The stack's functions running, with their event sources.
+pub struct LocalPipeline {
+    clients: Clients,
+    stack: Stack,
+    hosts: BTreeMap<String, Arc<FunctionHost>>,
+    stopped: CancellationToken,
+}
+
+impl LocalPipeline {
+    /// Starts every function of `stack` and waits until each finished its init, then starts
+    /// the event sources.
+    pub async fn run(clients: Clients, stack: Stack, options: &RunOptions) -> Result<Self> {
+        let stopped = CancellationToken::new();
+        let mut hosts = BTreeMap::new();
+        for (logical, function) in &stack.functions {
+            let stem = function.spec.binary.file_name().map_or_else(
+                || logical.clone(),
+                |name| name.to_string_lossy().into_owned(),
+            );
+            let log = FunctionLog::create(&options.logs, logical, &stem)?;
+            if !function.spec.binary.is_file() {
+                bail!(
+                    "{logical}: binary {} not found (build it with cargo build --bin {stem})",
+                    function.spec.binary.display()
+                );
+            }
+            let host =
+                FunctionHost::start(function.spec.clone(), options.environments, log, &stopped);
+            hosts.insert(logical.clone(), Arc::new(host));
+        }
+        let pipeline = Self {
+            clients,
+            stack,
+            hosts,
+            stopped,
+        };
+        for host in pipeline.hosts.values() {
+            host.wait_ready(options.ready_timeout).await?;
+        }
+        pipeline.start_event_sources(options);
+        Ok(pipeline)
+    }
+
+    fn start_event_sources(&self, options: &RunOptions) {
+        for (logical, function) in &self.stack.functions {
+            let Some(host) = self.hosts.get(logical) else {
+                continue;
+            };
+            for source in &function.queue_sources {
+                // More pollers than environments would only queue batches at the host.
+                let pollers = usize::try_from(source.max_concurrency)
+                    .unwrap_or(1)
+                    .clamp(1, options.environments.max(1));
+                for _ in 0..pollers {
+                    tokio::spawn(event_sources::queue_poller::poll_queue(
+                        self.clients.clone(),
+                        source.clone(),
+                        host.clone(),
+                        self.stopped.clone(),
+                    ));
+                }
+            }
+            tokio::spawn(event_sources::async_invoker::invoke_async(
+                self.clients.clone(),
+                function.clone(),
+                host.clone(),
+                options.async_retry_delays.clone(),
+                self.stopped.clone(),
+            ));
+        }
+    }
+
+    /// The SDK clients.
+    pub fn clients(&self) -> &Clients {
+        &self.clients
+    }
+
+    /// The created resources.
+    pub fn stack(&self) -> &Stack {
+        &self.stack
+    }
+
+    /// The function declared as `logical`.
+    pub fn host(&self, logical: &str) -> Result<&Arc<FunctionHost>> {
+        self.hosts
+            .get(logical)
+            .with_context(|| format!("the template declares no function {logical}"))
+    }
+
+    /// Every function, by logical id.
+    pub fn hosts(&self) -> &BTreeMap<String, Arc<FunctionHost>> {
+        &self.hosts
+    }
+
+    /// What is still on its way through the pipeline.
+    pub async fn backlog(&self) -> Result<Backlog> {
+        let mut backlog = Backlog::default();
+        for queue in self.polled_queues() {
+            let count = queue_depth(&self.clients, &queue).await?;
+            if count > 0 {
+                backlog.queued.insert(queue.name.clone(), count);
+            }
+        }
+        for (logical, host) in &self.hosts {
+            if host.pending() > 0 {
+                backlog.invocations.insert(logical.clone(), host.pending());
+            }
+        }
+        Ok(backlog)
+    }
+
+    /// Waits until nothing has been on its way for `quiet` (SNS and EventBridge deliver a
+    /// moment after they accept), or fails after `timeout` naming what is still pending.
+    pub async fn wait_until_settled(
+        &self,
+        quiet: Duration,
+        timeout: Duration,
+        mut progress: impl FnMut(&Backlog),
+    ) -> Result<()> {
+        let started = Instant::now();
+        let mut quiet_since: Option<Instant> = None;
+        loop {
+            let backlog = self.backlog().await?;
+            progress(&backlog);
+            if backlog.is_empty() {
+                let since = *quiet_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= quiet {
+                    return Ok(());
+                }
+            } else {
+                quiet_since = None;
+            }
+            if started.elapsed() > timeout {
+                bail!(
+                    "the pipeline did not settle within {}s: {:?}",
+                    timeout.as_secs(),
+                    backlog
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// The queues the functions consume (declared and delivery queues).
+    pub fn polled_queues(&self) -> Vec<QueueInfo> {
+        let mut queues: Vec<QueueInfo> = self
+            .stack
+            .functions
+            .values()
+            .flat_map(|f| {
+                f.queue_sources
+                    .iter()
+                    .map(|s| s.queue.clone())
+                    .chain(f.async_queue.clone())
+            })
+            .collect();
+        queues.sort_by(|a, b| a.name.cmp(&b.name));
+        queues.dedup();
+        queues
+    }
+
+    /// The messages in each dead-letter queue of the stack (left in place).
+    pub async fn dead_letters(&self) -> Result<BTreeMap<String, Vec<Message>>> {
+        let mut found = BTreeMap::new();
+        for (logical, queue) in self.stack.dead_letter_queues() {
+            found.insert(logical, peek(&self.clients, &queue).await?);
+        }
+        Ok(found)
+    }
+
+    /// Stops the event sources and the functions' processes.
+    pub fn stop(&self) {
+        self.stopped.cancel();
+    }
+
+    /// Stops everything and deletes the stack's resources.
+    pub async fn shut_down(mut self) {
+        self.stop();
+        // Give the supervisors a moment to stop their processes in order.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        self.stack.delete(&self.clients).await;
+    }
+}
+
+impl Drop for LocalPipeline {
+    fn drop(&mut self) {
+        // The processes are killed with their supervisors (kill on drop).
+        self.stopped.cancel();
+    }
+}
+
+/// Messages in `queue`: visible, in flight and delayed.
+pub async fn queue_depth(clients: &Clients, queue: &QueueInfo) -> Result<u64> {
+    let output = clients
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&queue.url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+        .send()
+        .await
+        .with_context(|| format!("reading the depth of {}", queue.name))?;
+    Ok(output
+        .attributes()
+        .map(|attributes| {
+            attributes
+                .values()
+                .filter_map(|value| value.parse::<u64>().ok())
+                .sum()
+        })
+        .unwrap_or(0))
+}
+
+/// Every message of `queue`, received and left to become visible again a few seconds later.
+pub async fn peek(clients: &Clients, queue: &QueueInfo) -> Result<Vec<Message>> {
+    let mut seen: Vec<Message> = Vec::new();
+    loop {
+        let output = clients
+            .sqs
+            .receive_message()
+            .queue_url(&queue.url)
+            .max_number_of_messages(10)
+            .visibility_timeout(5)
+            .wait_time_seconds(0)
+            .message_attribute_names("All")
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+            .send()
+            .await
+            .with_context(|| format!("reading {}", queue.name))?;
+        let fresh: Vec<Message> = output
+            .messages
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|m| !seen.iter().any(|s| s.message_id() == m.message_id()))
+            .collect();
+        if fresh.is_empty() {
+            return Ok(seen);
+        }
+        seen.extend(fresh);
+    }
+}

@@ -1,0 +1,346 @@
+//! The template's resources created in the local cloud under one stack name, in dependency
+//! order, and deleted again on request. Function event sources that Lambda would wire up
+//! itself (SNS subscriptions and EventBridge rules that invoke a function) end in a
+//! delivery queue per function, which the local Lambda drains with Lambda's asynchronous
+//! invocation semantics.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+
+mod teardown;
+mod wiring;
+
+pub use teardown::delete_by_name;
+
+use super::clients::{Clients, Endpoints};
+use super::functions::{bounded, with_globals, FunctionDecl};
+use super::resolver::{Attributes, Resolver};
+use super::resources::{create_bus, create_queue, create_table, create_topic, QueueInfo};
+use super::template::{Resource, Template};
+use crate::cloud::REGION;
+use teardown::Created;
+
+/// Resource types the local pipeline creates.
+const CREATED: &[&str] = &[
+    "AWS::DynamoDB::Table",
+    "AWS::SNS::Topic",
+    "AWS::SQS::Queue",
+    "AWS::Events::EventBus",
+    "AWS::Serverless::Function",
+    "AWS::SNS::Subscription",
+    "AWS::Events::Rule",
+];
+
+/// Resource types with no local effect: LocalStack does not enforce access policies.
+const IGNORED: &[&str] = &[
+    "AWS::SNS::TopicPolicy",
+    "AWS::SQS::QueuePolicy",
+    "AWS::IAM::Role",
+    "AWS::IAM::Policy",
+    "AWS::IAM::ManagedPolicy",
+    "AWS::Lambda::Permission",
+    "AWS::Logs::LogGroup",
+];
+
+/// How to create a stack.
+#[derive(Clone, Debug)]
+pub struct StackOptions {
+    /// The stack's name (`AWS::StackName`); every physical name derives from it.
+    pub name: String,
+    /// The template.
+    pub template: PathBuf,
+    /// Parameter values, over the template's defaults.
+    pub parameters: HashMap<String, String>,
+    /// A visibility timeout for every declared queue instead of the template's: the local
+    /// time scale, so that failed records come back in seconds rather than minutes.
+    pub visibility_timeout: Option<u32>,
+    /// Where the functions' binaries are.
+    pub binaries: PathBuf,
+    /// The local cloud.
+    pub endpoints: Endpoints,
+}
+
+/// The created stack.
+#[derive(Debug)]
+pub struct Stack {
+    /// Its name.
+    pub name: String,
+    /// Table names by logical id.
+    pub tables: BTreeMap<String, String>,
+    /// Declared queues by logical id.
+    pub queues: BTreeMap<String, QueueInfo>,
+    /// Topic ARNs by logical id.
+    pub topics: BTreeMap<String, String>,
+    /// Bus names by logical id.
+    pub buses: BTreeMap<String, String>,
+    /// Functions by logical id.
+    pub functions: BTreeMap<String, FunctionDecl>,
+    /// Resources not created, with why.
+    pub skipped: Vec<(String, String)>,
+    resolver: Resolver,
+    created: Vec<Created>,
+    dead_letter_arns: BTreeSet<String>,
+    redrives: BTreeMap<String, String>,
+}
+
+impl Stack {
+    /// Creates every resource of the template; `progress` hears each logical id as it
+    /// starts. On failure, what was created is deleted again.
+    pub async fn create(
+        clients: &Clients,
+        options: &StackOptions,
+        progress: impl Fn(&str),
+    ) -> Result<Self> {
+        let template = Template::load(&options.template)?;
+        let mut parameters: HashMap<String, String> = template
+            .parameters
+            .iter()
+            .filter_map(|(name, default)| Some((name.clone(), default.clone()?)))
+            .collect();
+        parameters.extend(options.parameters.clone());
+        let mut stack = Self {
+            name: options.name.clone(),
+            tables: BTreeMap::new(),
+            queues: BTreeMap::new(),
+            topics: BTreeMap::new(),
+            buses: BTreeMap::new(),
+            functions: BTreeMap::new(),
+            skipped: Vec::new(),
+            resolver: Resolver::new(&options.name, REGION, parameters),
+            created: Vec::new(),
+            dead_letter_arns: BTreeSet::new(),
+            redrives: BTreeMap::new(),
+        };
+        for resource in &template.resources {
+            if IGNORED.contains(&resource.kind.as_str()) {
+                stack.skipped.push((
+                    resource.logical_id.clone(),
+                    format!("{} (not enforced locally)", resource.kind),
+                ));
+            } else if !CREATED.contains(&resource.kind.as_str()) {
+                bail!(
+                    "{} is a {}, which the local pipeline cannot create yet \
+                     (xtask/src/local_lambda/stack.rs)",
+                    resource.logical_id,
+                    resource.kind
+                );
+            }
+        }
+        for resource in template.in_dependency_order(CREATED)? {
+            progress(&resource.logical_id);
+            let created = stack
+                .create_resource(clients, options, &template, resource)
+                .await
+                .with_context(|| format!("creating {}", resource.logical_id));
+            if let Err(error) = created {
+                stack.delete(clients).await;
+                return Err(error);
+            }
+        }
+        Ok(stack)
+    }
+
+    async fn create_resource(
+        &mut self,
+        clients: &Clients,
+        options: &StackOptions,
+        template: &Template,
+        resource: &Resource,
+    ) -> Result<()> {
+        let logical = resource.logical_id.as_str();
+        if resource.kind == "AWS::Serverless::Function" {
+            let merged = with_globals(&template.function_globals, &resource.properties);
+            let properties = self.resolver.resolve(&merged)?;
+            return self
+                .declare_function(clients, options, resource, &properties)
+                .await;
+        }
+        let properties = self.resolver.resolve(&resource.properties)?;
+        let named = |field: &str, limit: usize| {
+            properties[field].as_str().map_or_else(
+                || bounded(&format!("{}-{logical}", self.name), limit),
+                str::to_string,
+            )
+        };
+        let attributes = match resource.kind.as_str() {
+            "AWS::DynamoDB::Table" => {
+                let name = named("TableName", 255);
+                create_table(clients, &name, &properties).await?;
+                self.created.push(Created::Table(name.clone()));
+                self.tables.insert(logical.into(), name.clone());
+                attributes(name.clone(), [("Arn", table_arn(&name))])
+            }
+            "AWS::SQS::Queue" => {
+                let name = named("QueueName", 80);
+                let queue =
+                    create_queue(clients, &name, &properties, options.visibility_timeout).await?;
+                let redrive = &properties["RedrivePolicy"];
+                let redrive: Value = match redrive {
+                    Value::String(text) => serde_json::from_str(text).unwrap_or(Value::Null),
+                    other => other.clone(),
+                };
+                if let Some(dlq) = redrive["deadLetterTargetArn"].as_str() {
+                    self.dead_letter_arns.insert(dlq.to_string());
+                    self.redrives.insert(queue.arn.clone(), dlq.to_string());
+                }
+                self.created.push(Created::Queue(queue.url.clone()));
+                self.queues.insert(logical.into(), queue.clone());
+                attributes(
+                    queue.url.clone(),
+                    [
+                        ("Arn", queue.arn),
+                        ("QueueName", name),
+                        ("QueueUrl", queue.url),
+                    ],
+                )
+            }
+            "AWS::SNS::Topic" => {
+                let name = named("TopicName", 256);
+                let arn = create_topic(clients, &name, &properties).await?;
+                self.created.push(Created::Topic(arn.clone()));
+                self.topics.insert(logical.into(), arn.clone());
+                attributes(arn.clone(), [("TopicArn", arn), ("TopicName", name)])
+            }
+            "AWS::SNS::Subscription" => {
+                let arn = self.subscribe_declared(clients, &properties).await?;
+                attributes(arn, [])
+            }
+            "AWS::Events::EventBus" => {
+                let name = named("Name", 256);
+                let arn = create_bus(clients, &name).await?;
+                self.created.push(Created::Bus(name.clone()));
+                self.buses.insert(logical.into(), name.clone());
+                attributes(name.clone(), [("Arn", arn), ("Name", name)])
+            }
+            "AWS::Events::Rule" => {
+                let name = named("Name", 64);
+                let arn = self.rule_declared(clients, &name, &properties).await?;
+                attributes(name, [("Arn", arn)])
+            }
+            other => bail!("{other} is not created locally"),
+        };
+        self.resolver.record(logical, attributes);
+        Ok(())
+    }
+
+    fn function_by_arn(&self, arn: &str) -> Option<String> {
+        self.functions
+            .iter()
+            .find(|(_, function)| function.spec.arn == arn || function.spec.name == arn)
+            .map(|(logical, _)| logical.clone())
+    }
+
+    /// A queue of the stack (declared or a delivery queue) by its ARN.
+    pub fn queue_by_arn(&self, arn: &str) -> Result<QueueInfo> {
+        self.queues
+            .values()
+            .chain(
+                self.functions
+                    .values()
+                    .filter_map(|f| f.async_queue.as_ref()),
+            )
+            .find(|queue| queue.arn == arn)
+            .cloned()
+            .with_context(|| format!("no queue of the stack has the ARN {arn}"))
+    }
+
+    /// The logical id of the declared queue named by `logical_or_name`.
+    pub fn queue(&self, logical: &str) -> Result<&QueueInfo> {
+        self.queues
+            .get(logical)
+            .with_context(|| format!("the template declares no queue {logical}"))
+    }
+
+    /// The name of the table declared as `logical`.
+    pub fn table(&self, logical: &str) -> Result<&str> {
+        self.tables
+            .get(logical)
+            .map(String::as_str)
+            .with_context(|| format!("the template declares no table {logical}"))
+    }
+
+    /// What `!Ref` / `!GetAtt` of `logical` gave, for outputs such as a topic ARN.
+    pub fn attributes(&self, logical: &str) -> Option<&Attributes> {
+        self.resolver.attributes(logical)
+    }
+
+    /// The declared queues that receive what failed elsewhere (redrive targets, function
+    /// DLQs and OnFailure destinations, rule DLQs), by logical id.
+    pub fn dead_letter_queues(&self) -> Vec<(String, QueueInfo)> {
+        self.queues
+            .iter()
+            .filter(|(_, queue)| self.dead_letter_arns.contains(&queue.arn))
+            .map(|(logical, queue)| (logical.clone(), queue.clone()))
+            .collect()
+    }
+
+    /// The dead-letter queues (logical ids) of what `function` fails: its source queues'
+    /// redrive targets, its DLQ and its OnFailure destination.
+    pub fn function_dead_letter_queues(&self, function: &str) -> Vec<String> {
+        let Some(declared) = self.functions.get(function) else {
+            return Vec::new();
+        };
+        let arns: Vec<&String> = declared
+            .queue_sources
+            .iter()
+            .filter_map(|source| self.redrives.get(&source.queue.arn))
+            .chain(
+                declared
+                    .async_invoke
+                    .dead_letter_queue
+                    .iter()
+                    .map(|q| &q.arn),
+            )
+            .chain(declared.async_invoke.on_failure.iter().map(|q| &q.arn))
+            .collect();
+        let mut logical: Vec<String> = self
+            .queues
+            .iter()
+            .filter(|(_, queue)| arns.contains(&&queue.arn))
+            .map(|(name, _)| name.clone())
+            .collect();
+        logical.dedup();
+        logical
+    }
+
+    /// Every queue the pipeline's messages pass through: declared ones and the functions'
+    /// delivery queues.
+    pub fn all_queues(&self) -> Vec<QueueInfo> {
+        self.queues
+            .values()
+            .cloned()
+            .chain(
+                self.functions
+                    .values()
+                    .filter_map(|f| f.async_queue.clone()),
+            )
+            .collect()
+    }
+}
+
+fn attributes<const N: usize>(reference: String, values: [(&str, String); N]) -> Attributes {
+    Attributes {
+        reference,
+        attributes: values
+            .into_iter()
+            .map(|(name, value)| (name.to_string(), value))
+            .collect(),
+    }
+}
+
+fn table_arn(name: &str) -> String {
+    format!(
+        "arn:aws:dynamodb:{REGION}:{}:table/{name}",
+        super::template::ACCOUNT_ID
+    )
+}
+
+fn resolved_text(properties: &Value, field: &str) -> Result<String> {
+    properties[field]
+        .as_str()
+        .map(str::to_string)
+        .with_context(|| format!("{field} is missing or not a string"))
+}
