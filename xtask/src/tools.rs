@@ -1,6 +1,6 @@
 //! `cargo xtask tools`: the tools of the infra checks (SAM CLI, cfn-lint, cargo-lambda with
 //! zig, checkov), all from PyPI, installed on first use into `.local-cloud/tools/` from the
-//! pinned lists in `xtask/tools/`.
+//! pinned lists in `xtask/tools/`, and the arm64 Rust target the functions are built for.
 //!
 //! checkov pins a boto3 that the SAM CLI cannot run with, so each has its own venv; their
 //! commands are linked into one folder, `.local-cloud/tools/bin`, which the tests find
@@ -16,6 +16,9 @@ use anyhow::{Context, Result};
 
 use crate::cloud::{run_logged, workspace_root};
 use crate::progress::Step;
+
+/// The Rust target of the functions' architecture, arm64.
+pub const ARM64_TARGET: &str = "aarch64-unknown-linux-gnu";
 
 /// The variable through which the tests find the tools' folder.
 pub const TOOLS_BIN_VAR: &str = "EVENTKIT_TOOLS_BIN";
@@ -57,7 +60,49 @@ pub fn install() -> Result<PathBuf> {
     }
     // cargo-lambda links with zig; the ziglang wheel ships the binary inside the package.
     link(&ziglang_binary(&root.join("sam/venv"))?, &bin.join("zig"))?;
+    add_arm64_target()?;
     Ok(bin)
+}
+
+/// The std of the functions' architecture, arm64 (Graviton), for `sam build` and the bench's
+/// bootstrap sizes. `rustup target add` is quick and changes nothing when it is installed.
+fn add_arm64_target() -> Result<()> {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .current_dir(workspace_root())
+        .output()
+        .context("rustup is needed to add the arm64 target (https://rustup.rs)")?;
+    if String::from_utf8_lossy(&installed.stdout)
+        .lines()
+        .any(|target| target.trim() == ARM64_TARGET)
+    {
+        return Ok(());
+    }
+    let step = Step::start(format!("adding the Rust target {ARM64_TARGET} (first use)"));
+    let log = workspace_root().join(".local-cloud/tools/rustup.log");
+    // From the workspace root, so the target goes to the pinned toolchain.
+    let result = run_logged(
+        Command::new("rustup")
+            .args(["target", "add", ARM64_TARGET])
+            .current_dir(workspace_root()),
+        &log,
+        &step,
+    );
+    match result {
+        Ok(()) => {
+            step.done("added");
+            Ok(())
+        }
+        Err(error) => {
+            step.fail();
+            Err(error).with_context(|| {
+                format!(
+                    "`rustup target add {ARM64_TARGET}` failed (see {})",
+                    log.display()
+                )
+            })
+        }
+    }
 }
 
 /// `cargo xtask tools`: installs, then says where the tools are.

@@ -134,12 +134,10 @@ fn document(
          Cold start: from spawning the release binary until its first \
          `GET /2018-06-01/runtime/invocation/next`, median of {} starts, with the environment \
          Lambda gives a function (128 MB, region, credentials, table and bus names).\n\n{}\n\
-         **Sizes are of x86_64 binaries, not arm64**: this machine has only the x86_64 Rust \
-         standard library, and `rustup target add aarch64-unknown-linux-gnu` cannot download \
-         (only crates.io, PyPI, npm and Debian are reachable). cargo-lambda with zig (both from \
-         PyPI) only supplies the cross linker; it still needs the aarch64 `std` from rustup, and \
-         the toolchain has no `rust-src` to build `std` itself. The sizes are of stripped release \
-         builds with thin LTO and one codegen unit (the workspace profile).\n",
+         Cold starts are of the x86_64 release binaries, the architecture of this machine; \
+         the arm64 bootstrap is what `sam build` deploys (`cargo lambda build --release \
+         --arm64`, cross-compiled with zig). Both are release builds of the workspace profile: \
+         thin LTO, one codegen unit, stripped.\n",
         args.cold_starts,
         functions.markdown()
     )?;

@@ -18,7 +18,7 @@ use super::runner::{self, Contender, Programs, Run, Setting};
 use super::summary::{FunctionStarts, Measured};
 use super::tables::Tables;
 use super::workload::{self, BATCH_SIZE};
-use super::{release_dir, BenchArgs, FUNCTIONS};
+use super::{arm64_bootstrap, release_dir, BenchArgs, FUNCTIONS};
 
 /// Everything one `cargo xtask bench` measures.
 pub struct Measurements {
@@ -101,6 +101,7 @@ pub async fn everything(
             name: function.to_string(),
             starts,
             binary_bytes: std::fs::metadata(&binary)?.len(),
+            arm64_bootstrap_bytes: std::fs::metadata(arm64_bootstrap(function))?.len(),
         };
         step.done(&format!("median {:.1} ms", measured.median_ms()));
         functions.push(measured);

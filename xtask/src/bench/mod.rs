@@ -87,20 +87,35 @@ pub fn run(args: &BenchArgs) -> Result<()> {
 
 /// The release target folder.
 fn release_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| workspace_root().join("target"), PathBuf::from)
-        .join("release")
+    target_dir().join("release")
 }
 
-/// Builds, in release, the eventkit contender and the function binaries.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| workspace_root().join("target"), PathBuf::from)
+}
+
+/// Where `cargo lambda build --arm64` puts a function's bootstrap.
+fn arm64_bootstrap(function: &str) -> PathBuf {
+    target_dir().join("lambda").join(function).join("bootstrap")
+}
+
+/// Builds, in release, the eventkit contender and the function binaries, for this machine
+/// (to start them) and as arm64 bootstraps (to weigh what is deployed).
 fn build(dir: &std::path::Path) -> Result<()> {
-    let step = Step::start("building the contender and the functions (release)");
+    let step = Step::start("building the contender and the functions (release; x86_64 and arm64)");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let log = dir.join("build.log");
     let mut functions = vec!["build", "--release"];
+    let mut arm64 = vec!["lambda", "build", "--release", "--arm64"];
     for function in FUNCTIONS {
         functions.extend(["-p", function]);
+        arm64.extend(["-p", function]);
     }
+    let tools_bin = crate::tools::install()?;
+    let path = std::env::join_paths(std::iter::once(tools_bin.clone()).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))?;
     let result = run_logged(
         Command::new(&cargo)
             .args([
@@ -119,6 +134,17 @@ fn build(dir: &std::path::Path) -> Result<()> {
         run_logged(
             Command::new(&cargo)
                 .args(&functions)
+                .current_dir(workspace_root()),
+            &log,
+            &step,
+        )
+    })
+    .and_then(|()| {
+        // cargo-lambda finds zig, its cross linker, on the PATH.
+        run_logged(
+            Command::new(tools_bin.join("cargo-lambda"))
+                .args(&arm64)
+                .env("PATH", &path)
                 .current_dir(workspace_root()),
             &log,
             &step,

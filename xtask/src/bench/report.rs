@@ -191,7 +191,8 @@ pub fn functions(functions: &[FunctionStarts]) -> Grid {
         "cold start, median",
         "cold start, slowest",
         "RSS at first event",
-        "release binary (x86_64)",
+        "arm64 bootstrap (deployed)",
+        "x86_64 binary (started here)",
     ]
     .map(String::from)
     .to_vec();
@@ -203,6 +204,7 @@ pub fn functions(functions: &[FunctionStarts]) -> Grid {
                 format!("{:.1} ms", f.median_ms()),
                 format!("{:.1} ms", f.max_ms()),
                 megabytes(f.peak_rss_bytes()),
+                megabytes(f.arm64_bootstrap_bytes),
                 megabytes(f.binary_bytes),
             ]
         })

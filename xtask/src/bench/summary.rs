@@ -128,8 +128,12 @@ pub struct FunctionStarts {
     pub name: String,
     /// Every measured start.
     pub starts: Vec<Start>,
-    /// The release binary's size in bytes.
+    /// The size in bytes of the release binary whose starts were measured (this machine's
+    /// architecture, x86_64).
     pub binary_bytes: u64,
+    /// The size in bytes of the arm64 release bootstrap `cargo lambda build --arm64` makes,
+    /// what the template deploys.
+    pub arm64_bootstrap_bytes: u64,
 }
 
 impl FunctionStarts {
