@@ -5,7 +5,7 @@ use std::sync::Arc;
 use analytics::{Counters, ANALYTICS_TABLE};
 use orders::wiring;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     eventkit::telemetry::init_logging();
     let config = aws_config::load_from_env().await;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use orders::wiring;
 use payments::{FakeProvider, Payments};
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     eventkit::telemetry::init_logging();
     let config = aws_config::load_from_env().await;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::process::Command;
 
 use super::procfs;
@@ -83,8 +83,10 @@ pub async fn measure(
         })
         .await
         .unwrap_or_else(|_| Err(anyhow::anyhow!("it did not ask for an event within {TIMEOUT:?}")));
+        // The request's connection stays open until the RSS is read: closing it would make
+        // the function fail its `next` call and exit, perhaps before /proc is read.
         let measured = match ready {
-            Ok(ready) => {
+            Ok((ready, _connection)) => {
                 procfs::peak_rss_bytes(pid).map(|peak| (ready.duration_since(spawned), peak))
             }
             Err(error) => Err(error),
@@ -105,14 +107,15 @@ pub async fn measure(
     Ok(starts)
 }
 
-/// The moment a connection's first request is `invocation/next`.
-async fn wait_for_next(listener: &TcpListener) -> Result<Instant> {
+/// The moment a connection's first request is `invocation/next`, and that connection.
+async fn wait_for_next(listener: &TcpListener) -> Result<(Instant, BufReader<TcpStream>)> {
     loop {
         let (stream, _) = listener.accept().await?;
         let mut line = String::new();
-        BufReader::new(stream).read_line(&mut line).await?;
+        let mut connection = BufReader::new(stream);
+        connection.read_line(&mut line).await?;
         if line.starts_with(NEXT_INVOCATION) {
-            return Ok(Instant::now());
+            return Ok((Instant::now(), connection));
         }
     }
 }

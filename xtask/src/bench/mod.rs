@@ -5,7 +5,7 @@
 //! Each contender is its own process (so its CPU time and peak memory are its own) running
 //! the same workload through its own batch processor and idempotency layer, on its own table,
 //! with its SDK pointed at a proxy that counts the DynamoDB requests (and, for the latency
-//! runs, delays each one). A raw-request baseline measures what DynamoDB Local itself serves.
+//! runs, makes each round trip cost 5 ms). A raw-request baseline measures what DynamoDB Local itself serves.
 //! Then the function binaries' cold starts are timed against a bare Runtime API listener.
 
 mod coldstart;
@@ -46,7 +46,7 @@ pub struct BenchArgs {
     /// Batches per phase in the latency runs.
     #[arg(long, default_value_t = 20)]
     pub latency_batches: usize,
-    /// The latency added to every DynamoDB round trip in the latency runs, in milliseconds.
+    /// What every DynamoDB round trip costs at least in the latency runs, in milliseconds.
     #[arg(long, default_value_t = 5)]
     pub delay_ms: u64,
     /// Starts of each function binary in the cold-start measurement.

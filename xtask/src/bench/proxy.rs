@@ -1,9 +1,14 @@
 //! A small HTTP/1.1 proxy in front of DynamoDB Local. It counts the requests that pass by
-//! operation (the `X-Amz-Target` header), and can hold each request for a fixed time before
-//! forwarding it, which gives every DynamoDB round trip the latency of a real network.
+//! operation (the `X-Amz-Target` header), and can give every round trip a fixed latency: a
+//! request goes upstream at once, and its response is released no earlier than `delay` after
+//! the request's first byte arrived. So a round trip costs what a call to DynamoDB in the
+//! same region does, its service time included, and DynamoDB Local's own time only shows
+//! where it exceeds the delay.
 //!
 //! Only the request direction is parsed (request line, headers, a `Content-Length` body);
-//! responses are copied through untouched.
+//! responses are copied through untouched. Holding responses relies on the clients not
+//! pipelining (none of the SDKs does): on a connection, the response that starts after a
+//! request was forwarded is that request's.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -31,8 +36,8 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// Listens on a free loopback port and forwards to `upstream`, holding each request for
-    /// `delay` first.
+    /// Listens on a free loopback port and forwards to `upstream`, releasing each response
+    /// no earlier than `delay` after its request arrived.
     pub async fn start(upstream: SocketAddr, delay: Duration) -> Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -89,12 +94,19 @@ async fn relay(
     server.set_nodelay(true)?;
     let (client_read, mut client_write) = client.into_split();
     let (mut server_read, server_write) = server.into_split();
+    let (arrivals_tx, mut arrivals) = tokio::sync::mpsc::unbounded_channel();
     let responses = async {
-        let copied = tokio::io::copy(&mut server_read, &mut client_write).await;
+        let released =
+            release_responses(&mut server_read, &mut client_write, &mut arrivals, delay).await;
         let _ = client_write.shutdown().await;
-        copied
+        released
     };
-    let requests = forward_requests(BufReader::new(client_read), server_write, delay, &counts);
+    let requests = forward_requests(
+        BufReader::new(client_read),
+        server_write,
+        arrivals_tx,
+        &counts,
+    );
     let (requests, responses) = tokio::join!(requests, responses);
     if let Err(error) = requests {
         record(&counts, UNPARSED);
@@ -104,12 +116,38 @@ async fn relay(
     Ok(())
 }
 
-/// Forwards requests one by one, counting each and holding it for `delay` (measured from
-/// its first byte) before it goes upstream.
+/// Copies responses to the client, holding the first bytes of each until `delay` after its
+/// request arrived.
+async fn release_responses<R, W>(
+    server: &mut R,
+    client: &mut W,
+    arrivals: &mut tokio::sync::mpsc::UnboundedReceiver<Instant>,
+    delay: Duration,
+) -> Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buffer = vec![0; 64 * 1024];
+    loop {
+        let read = server.read(&mut buffer).await?;
+        if read == 0 {
+            return Ok(());
+        }
+        // A request forwarded and not yet answered: these bytes start its response.
+        if let Ok(arrived) = arrivals.try_recv() {
+            tokio::time::sleep_until(arrived + delay).await;
+        }
+        client.write_all(&buffer[..read]).await?;
+    }
+}
+
+/// Forwards requests one by one as they come, counting each and telling the response side
+/// when it arrived.
 async fn forward_requests<R, W>(
     mut client: BufReader<R>,
     mut server: W,
-    delay: Duration,
+    arrivals: tokio::sync::mpsc::UnboundedSender<Instant>,
     counts: &Mutex<Counts>,
 ) -> Result<()>
 where
@@ -148,7 +186,8 @@ where
             }
         }
         record(counts, &operation);
-        tokio::time::sleep_until(arrived + delay).await;
+        // Sent before the request goes upstream, so it is there before its response.
+        let _ = arrivals.send(arrived);
         server.write_all(&head).await?;
         // The body is streamed, so a client that waits for `100 Continue` is not stuck.
         let copied = tokio::io::copy(&mut (&mut client).take(body_length), &mut server).await?;
@@ -198,9 +237,12 @@ mod tests {
         client.write_all(both.as_bytes()).await.unwrap();
         let forwarded = server.await.unwrap();
         assert_eq!(forwarded, both);
-        assert!(started.elapsed() >= Duration::from_millis(5));
         let mut response = vec![0; 19];
         client.read_exact(&mut response).await.unwrap();
+        assert_eq!(response, b"HTTP/1.1 200 OK\r\n\r\n");
+        // The request went upstream at once; its response was held until the round trip
+        // had cost the delay.
+        assert!(started.elapsed() >= Duration::from_millis(5));
         assert_eq!(
             proxy.counts(),
             Counts::from([("PutItem".into(), 1), ("UpdateItem".into(), 1)])

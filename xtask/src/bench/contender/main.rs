@@ -17,7 +17,7 @@ use anyhow::{bail, Result};
 
 use protocol::{drive, Workload};
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
