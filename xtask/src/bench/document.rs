@@ -255,9 +255,10 @@ fn limits(field: &Field) -> String {
          {sdk_floor:.0} µs and {:.0} µs. The SDK's per-request work (request building, SigV4 \
          signing, HTTP, DynamoDB's JSON protocol) is most of eventkit's cost; what eventkit adds \
          on top (decoding, key hashing, batch bookkeeping, the per-record log line and the \
-         EMF line per batch) is the difference. A multi-threaded tokio runtime cost about a \
-         third more CPU per record than the current-thread one the functions now use (measured \
-         2026-11-23, 421 → 373 µs new, 211 → 159 µs duplicate, in the same conditions).",
+         EMF line per batch) is the difference. The functions and this contender run on a \
+         current-thread tokio runtime: in earlier runs on this machine the multi-threaded one \
+         cost more CPU per record (421 to 589 µs new, 211 to 278 µs duplicate, against 373 and \
+         159 with the current-thread one; different runs, so only roughly comparable).",
         ours.cpu_us_per_record(new),
         ours.cpu_us_per_record(Which::Duplicate),
         raw.cpu_us_per_record(Which::Duplicate),
