@@ -205,6 +205,58 @@ async fn a_declined_payment_releases_the_stock_once() {
     );
 }
 
+/// What the idempotency table holds after a handler ran, published and then died before
+/// its completion was written (a crash, a timeout, a failed completion write), once the
+/// claim's window has passed: nothing. The next delivery runs the handler again.
+async fn lose_every_completion(pipeline: &Pipeline) {
+    for item in pipeline.scan(&pipeline.idempotency_table).await {
+        pipeline
+            .cloud
+            .dynamodb
+            .delete_item()
+            .table_name(&pipeline.idempotency_table)
+            .key("id", item["id"].clone())
+            .send()
+            .await
+            .expect("DeleteItem");
+    }
+}
+
+#[tokio::test]
+async fn inventory_rerun_after_a_lost_completion_republishes_under_the_same_event_id() {
+    let pipeline = setup().await;
+    let function = inventory(&pipeline).await;
+    let placed = sample("inventory/order-placed.sqs.json");
+
+    function.handle(placed.clone(), deadline()).await.unwrap();
+    lose_every_completion(&pipeline).await;
+    function.handle(placed, deadline()).await.unwrap();
+
+    // The reservation is not repeated (its own condition), and the event the rerun
+    // publishes is the same event: the consumers' idempotency absorbs it.
+    assert_eq!(pipeline.stock("KB-MECH-001").await, Some(49));
+    let published = pipeline.published_events(2, Duration::from_secs(10)).await;
+    assert_eq!(published.len(), 2, "{published:?}");
+    assert_eq!(published[0].event_type, "StockReserved");
+    assert_eq!(published[0].event_id, published[1].event_id);
+}
+
+#[tokio::test]
+async fn payments_rerun_after_a_lost_completion_republishes_under_the_same_event_id() {
+    let pipeline = setup().await;
+    let function = payments(&pipeline);
+    let reserved = sample("payments/stock-reserved.eventbridge.json");
+
+    function.handle(reserved.clone(), deadline()).await.unwrap();
+    lose_every_completion(&pipeline).await;
+    function.handle(reserved, deadline()).await.unwrap();
+
+    let published = pipeline.published_events(2, Duration::from_secs(10)).await;
+    assert_eq!(published.len(), 2, "{published:?}");
+    assert_eq!(published[0].event_type, "PaymentCompleted");
+    assert_eq!(published[0].event_id, published[1].event_id);
+}
+
 fn payments(pipeline: &Pipeline) -> payments::Function {
     let service = payments::Payments::new(payments::FakeProvider, pipeline.bus_publisher());
     payments::function(Arc::new(service), pipeline.idempotency("payments"))

@@ -52,10 +52,72 @@ impl<T: VersionedEvent> EventEnvelope<T> {
     }
 
     /// A new event caused by `cause`: same correlation id and trace, causation id is the
-    /// cause's event id.
+    /// cause's event id, and a **stable** event id derived from the cause (see
+    /// [`derived_event_id`]): a handler that runs again for the same cause (after a crash,
+    /// a timeout, a lost completion) publishes the very same event id, which the consumers'
+    /// idempotency absorbs.
+    ///
+    /// A handler that emits several events of one type for one cause tells them apart with
+    /// [`caused_by_discriminated`](Self::caused_by_discriminated); two events built here from
+    /// the same cause, type and source share their id by design.
+    ///
+    /// ```
+    /// # use eventkit::events::{EventEnvelope, VersionedEvent};
+    /// # #[derive(serde::Serialize)] struct OrderPlaced; #[derive(serde::Serialize)] struct StockReserved;
+    /// # impl VersionedEvent for OrderPlaced { const EVENT_TYPE: &'static str = "OrderPlaced"; const CURRENT_VERSION: u32 = 1; }
+    /// # impl VersionedEvent for StockReserved { const EVENT_TYPE: &'static str = "StockReserved"; const CURRENT_VERSION: u32 = 1; }
+    /// let placed = EventEnvelope::new("orders", OrderPlaced);
+    /// let first = EventEnvelope::caused_by(&placed, "inventory", StockReserved);
+    /// let rerun = EventEnvelope::caused_by(&placed, "inventory", StockReserved);
+    /// assert_eq!(first.event_id, rerun.event_id);
+    /// assert_eq!(first.causation_id, placed.event_id);
+    /// ```
     pub fn caused_by<C>(cause: &EventEnvelope<C>, source: impl Into<String>, data: T) -> Self {
         Self::new(source, data).following(cause)
     }
+
+    /// Like [`caused_by`](Self::caused_by), for one of several events of the same type and
+    /// source caused by one event: `discriminator` (a line number, a SKU, a recipient) is
+    /// part of the derived id, so each event keeps its own id and every rerun repeats it.
+    pub fn caused_by_discriminated<C>(
+        cause: &EventEnvelope<C>,
+        source: impl Into<String>,
+        discriminator: &str,
+        data: T,
+    ) -> Self {
+        let mut event = Self::caused_by(cause, source, data);
+        event.event_id = derived_event_id(
+            &cause.event_id,
+            &event.event_type,
+            &event.source,
+            Some(discriminator),
+        );
+        event
+    }
+}
+
+/// The namespace of derived event ids (a UUID v5 namespace of eventkit's own; changing it
+/// would change every derived id).
+const DERIVED_ID_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6a4f_0b52_8d0e_4c1b_9a57_3e5d_2c71_e0a9);
+
+/// The id of an event caused by the event `cause_event_id`: a name-based UUID (version 5,
+/// SHA-1) in eventkit's namespace `6a4f0b52-8d0e-4c1b-9a57-3e5d2c71e0a9`, of the name
+/// `["<cause_event_id>","<event_type>","<source>",<discriminator or null>]` written as
+/// compact JSON (so no two inputs share a name).
+///
+/// The same cause, type, source and discriminator always give the same id, in any process
+/// and any language that implements UUID v5: a handler that reruns for the same cause
+/// republishes the same ids. The event's version and data are left out on purpose: a rerun
+/// under a newer deployment that emits the next version, or differently computed data, is
+/// still the same event.
+pub fn derived_event_id(
+    cause_event_id: &str,
+    event_type: &str,
+    source: &str,
+    discriminator: Option<&str>,
+) -> String {
+    let name = serde_json::json!([cause_event_id, event_type, source, discriminator]).to_string();
+    uuid::Uuid::new_v5(&DERIVED_ID_NAMESPACE, name.as_bytes()).to_string()
 }
 
 impl<T> EventEnvelope<T> {
@@ -84,13 +146,30 @@ impl<T> EventEnvelope<T> {
     }
 
     /// Makes this event a consequence of `cause`: its correlation id, its event id as
-    /// causation, and its trace when this event has none.
+    /// causation, its trace when this event has none, and the stable id
+    /// [`derived_event_id`] gives for the cause, this event's type and source.
     pub fn following<C>(mut self, cause: &EventEnvelope<C>) -> Self {
+        self.event_id = derived_event_id(&cause.event_id, &self.event_type, &self.source, None);
         self.correlation_id = cause.correlation_id.clone();
         self.causation_id = cause.event_id.clone();
         if self.trace_id.is_none() {
             self.trace_id = cause.trace_id.clone();
         }
+        self
+    }
+
+    /// Gives the event the id `event_id`, for a root event whose producer has a stable id
+    /// of its own (an order number, a request id) so that its retries are recognised as the
+    /// same event. A root event's correlation and causation ids follow its id.
+    pub fn with_event_id(mut self, event_id: impl Into<String>) -> Self {
+        let event_id = event_id.into();
+        if self.correlation_id == self.event_id {
+            self.correlation_id.clone_from(&event_id);
+        }
+        if self.causation_id == self.event_id {
+            self.causation_id.clone_from(&event_id);
+        }
+        self.event_id = event_id;
         self
     }
 
@@ -180,6 +259,9 @@ mod tests {
         }
     }
 
+    // Computed with Python's uuid.uuid5, not with this code.
+    const PINNED_DERIVED_ID: &str = "4530ada4-c3dd-53e1-a95a-4105f0cbf7cb";
+
     #[test]
     fn a_root_event_correlates_with_itself() {
         let event = EventEnvelope::new("orders", order("o-1"));
@@ -222,6 +304,76 @@ mod tests {
         assert_eq!(third.causation_id, second.event_id);
         assert_eq!(third.trace_id.as_deref(), Some("Root=1-abc"));
         assert_eq!(third.source, "shipping");
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    struct StockReserved {
+        order_id: String,
+    }
+
+    impl VersionedEvent for StockReserved {
+        const EVENT_TYPE: &'static str = "StockReserved";
+        const CURRENT_VERSION: u32 = 1;
+    }
+
+    #[test]
+    fn a_caused_event_has_the_same_id_every_time_it_is_made() {
+        let placed = EventEnvelope::new("orders", order("o-1"));
+        let reserved = || {
+            EventEnvelope::caused_by(
+                &placed,
+                "inventory",
+                StockReserved {
+                    order_id: "o-1".into(),
+                },
+            )
+        };
+        // A rerun of the handler (after a crash before its completion) makes the same event.
+        assert_eq!(reserved().event_id, reserved().event_id);
+        assert_ne!(reserved().event_id, placed.event_id);
+        // Each part of the derivation changes the id.
+        let other_cause = EventEnvelope::new("orders", order("o-1"));
+        let ids = [
+            reserved().event_id,
+            EventEnvelope::caused_by(&other_cause, "inventory", reserved().data).event_id,
+            EventEnvelope::caused_by(&placed, "warehouse", reserved().data).event_id,
+            EventEnvelope::caused_by(&placed, "inventory", order("o-1")).event_id,
+            EventEnvelope::caused_by_discriminated(&placed, "inventory", "1", reserved().data)
+                .event_id,
+            EventEnvelope::caused_by_discriminated(&placed, "inventory", "2", reserved().data)
+                .event_id,
+        ];
+        let distinct: std::collections::BTreeSet<_> = ids.iter().collect();
+        assert_eq!(distinct.len(), ids.len(), "{ids:?}");
+    }
+
+    #[test]
+    fn the_derivation_is_the_documented_uuid_v5() {
+        // Pinned: a change here changes every derived id in flight, and consumers would
+        // see reruns as new events. Reproducible outside Rust, for example in Python:
+        // uuid.uuid5(uuid.UUID("6a4f0b52-8d0e-4c1b-9a57-3e5d2c71e0a9"),
+        //            '["e-1","StockReserved","inventory",null]')
+        let id = derived_event_id("e-1", "StockReserved", "inventory", None);
+        assert_eq!(id, PINNED_DERIVED_ID);
+        let parsed = uuid::Uuid::parse_str(&id).unwrap();
+        assert_eq!(parsed.get_version_num(), 5);
+        // Field boundaries cannot be shifted to produce the same name.
+        assert_ne!(
+            derived_event_id("e-1", "Stock", "Reservedinventory", None),
+            id
+        );
+        assert_ne!(
+            derived_event_id("e-1", "StockReserved", "inventory", Some("")),
+            id
+        );
+    }
+
+    #[test]
+    fn a_root_event_can_take_its_producers_id() {
+        let event = EventEnvelope::new("orders", order("o-1")).with_event_id("order-o-1");
+        assert_eq!(event.event_id, "order-o-1");
+        assert_eq!(event.correlation_id, "order-o-1");
+        assert_eq!(event.causation_id, "order-o-1");
     }
 
     #[test]

@@ -49,7 +49,7 @@ mod versioned;
 #[cfg(test)]
 mod tests;
 
-pub use envelope::EventEnvelope;
+pub use envelope::{derived_event_id, EventEnvelope};
 pub use error::{DecodeError, DecodeReason};
 pub use publish::{
     EventBridgePublisher, OutgoingEvent, PublishFailure, RetryPolicy, SnsPublisher, SqsPublisher,
