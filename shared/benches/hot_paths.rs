@@ -11,9 +11,11 @@ use std::time::Duration;
 use aws_lambda_events::sqs::SqsEvent;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use eventkit::batch::{AllFailedPolicy, BatchProcessor, Deadline};
-use eventkit::events::{records_from_sqs, EventEnvelope, EventRecord, VersionedEvent};
-use eventkit::handler::{Handler, RecordHandler};
-use eventkit::idempotency::{key, Idempotency, IdempotencyConfig, InMemoryStore};
+use eventkit::events::{records_from, DecodeOptions, EventEnvelope, EventRecord, VersionedEvent};
+use eventkit::handler::{Handler, Invocation, RecordHandler, RecordHandlerExt};
+use eventkit::idempotency::{
+    key, Idempotency, IdempotencyConfig, IdempotencyLayer, Idempotent, InMemoryStore,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -80,7 +82,7 @@ fn sqs_batch_json() -> String {
 
 fn records() -> Vec<EventRecord> {
     let event: SqsEvent = serde_json::from_str(&sqs_batch_json()).unwrap();
-    records_from_sqs(&event)
+    records_from(&event, &DecodeOptions::default())
 }
 
 fn decode(c: &mut Criterion) {
@@ -89,7 +91,7 @@ fn decode(c: &mut Criterion) {
     group.bench_function("sqs_batch_of_10_to_typed_envelopes", |b| {
         b.iter(|| {
             let event: SqsEvent = serde_json::from_str(black_box(&text)).unwrap();
-            for record in records_from_sqs(&event) {
+            for record in records_from(&event, &DecodeOptions::default()) {
                 black_box(record.event::<OrderPlaced>().unwrap());
             }
         });
@@ -117,14 +119,18 @@ fn batch(c: &mut Criterion) {
         .unwrap();
     let processor = BatchProcessor::default();
     let deadline = Deadline::after(Duration::from_secs(60));
+    let invocation = Invocation::new(deadline);
     let handler_on = |store| {
-        Handler::new(reserve)
-            .with_idempotency(Idempotency::new(store, IdempotencyConfig::new("bench")))
+        Handler::new(reserve).layer(IdempotencyLayer::new(
+            store,
+            IdempotencyConfig::new("bench"),
+        ))
     };
-    let run = |handler: &Handler<_, _, InMemoryStore>, records: Vec<EventRecord>| {
-        let outcome = runtime.block_on(
-            processor.process(records, deadline, |record| handler.handle(record, deadline)),
-        );
+    let run = |handler: &Idempotent<_, InMemoryStore>, records: Vec<EventRecord>| {
+        let invocation = &invocation;
+        let outcome = runtime.block_on(processor.process(records, deadline, |record| async move {
+            handler.handle(&record, invocation).await
+        }));
         black_box(outcome.sqs_response(AllFailedPolicy::ReportAll).unwrap());
     };
     let mut group = c.benchmark_group("batch");

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use eventkit::batch::{Deadline, RecordError};
-use eventkit::events::{records_from_sqs, EventEnvelope, VersionedEvent};
-use eventkit::handler::{Handler, Json};
-use eventkit::idempotency::{DynamoDbStore, Idempotency, IdempotencyConfig};
+use eventkit::events::{records_from, DecodeOptions, EventEnvelope, VersionedEvent};
+use eventkit::handler::{Handler, Json, RecordHandlerExt};
+use eventkit::idempotency::{DynamoDbStore, IdempotencyConfig, IdempotencyLayer};
 use eventkit::runtime::EventFunction;
 use eventkit_tests::{sqs_event, LocalCloud, Queue};
 use serde::{Deserialize, Serialize};
@@ -186,7 +186,7 @@ async fn a_batch_of_ten_with_three_duplicates_and_two_failures() {
             Ok::<_, RecordError>(format!("reserved {}", event.data.order_id))
         }
     })
-    .with_idempotency(Idempotency::new(
+    .layer(IdempotencyLayer::new(
         DynamoDbStore::new(cloud.dynamodb.clone(), idempotency_table),
         IdempotencyConfig::new("inventory"),
     ));
@@ -231,7 +231,9 @@ async fn a_batch_of_ten_with_three_duplicates_and_two_failures() {
     assert_eq!(batch.len(), 10);
 
     let event = sqs_event(&queue, &batch);
-    let outcome = function.process(records_from_sqs(&event), deadline()).await;
+    let outcome = function
+        .process(records_from(&event, &DecodeOptions::default()), deadline())
+        .await;
     let response = function.handle_sqs(&event, deadline()).await.unwrap();
 
     let ids_where = |wanted: &dyn Fn(&str) -> bool| -> Vec<String> {

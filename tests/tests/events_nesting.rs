@@ -8,9 +8,8 @@ use std::time::Duration;
 
 use aws_sdk_sqs::types::Message;
 use eventkit::events::{
-    record_from_eventbridge, records_from_sns, records_from_sqs, records_from_sqs_with,
-    DecodeOptions, EventBridgePublisher, EventEnvelope, EventRecord, OutgoingEvent, SnsPublisher,
-    Source, SqsPublisher, UpcastError, VersionedEvent,
+    records_from, DecodeOptions, EventBridgePublisher, EventEnvelope, EventRecord, OutgoingEvent,
+    SnsPublisher, Source, SqsPublisher, UpcastError, VersionedEvent,
 };
 use eventkit_tests::lambda_events::{eventbridge_event, sns_event};
 use eventkit_tests::{sqs_event, LocalCloud, Queue};
@@ -145,7 +144,7 @@ async fn sns_to_sqs_raw_and_enveloped_decode_like_direct_sns() {
     assert_eq!(failures, []);
 
     let raw = received(&cloud, &raw_queue, 2).await;
-    let raw_records = records_from_sqs_with(
+    let raw_records = records_from(
         &sqs_event(&raw_queue, &raw),
         &DecodeOptions::default().with_raw_sns_delivery(true),
     );
@@ -153,7 +152,10 @@ async fn sns_to_sqs_raw_and_enveloped_decode_like_direct_sns() {
     published.assert_decoded(&raw_records, "SNS to SQS, raw");
 
     let enveloped = received(&cloud, &enveloped_queue, 2).await;
-    let enveloped_records = records_from_sqs(&sqs_event(&enveloped_queue, &enveloped));
+    let enveloped_records = records_from(
+        &sqs_event(&enveloped_queue, &enveloped),
+        &DecodeOptions::default(),
+    );
     assert_sqs_ids(&enveloped_records, &enveloped);
     published.assert_decoded(&enveloped_records, "SNS to SQS, enveloped");
 
@@ -162,7 +164,10 @@ async fn sns_to_sqs_raw_and_enveloped_decode_like_direct_sns() {
     for message in &enveloped {
         let notification = message.body().unwrap_or_default();
         let sns_id = serde_json::from_str::<Value>(notification).unwrap()["MessageId"].clone();
-        let records = records_from_sns(&sns_event(notification, &format!("{}:sub", topic.arn)));
+        let records = records_from(
+            &sns_event(notification, &format!("{}:sub", topic.arn)),
+            &DecodeOptions::default(),
+        );
         assert_eq!(records.len(), 1);
         assert_eq!(records[0].id(), sns_id.as_str().unwrap());
         direct_records.extend(records);
@@ -208,7 +213,7 @@ async fn eventbridge_to_sqs_decodes_like_direct_eventbridge() {
     assert_eq!(failures, []);
 
     let messages = received(&cloud, &queue, 2).await;
-    let nested = records_from_sqs(&sqs_event(&queue, &messages));
+    let nested = records_from(&sqs_event(&queue, &messages), &DecodeOptions::default());
     assert_sqs_ids(&nested, &messages);
     assert!(nested
         .iter()
@@ -220,7 +225,7 @@ async fn eventbridge_to_sqs_decodes_like_direct_eventbridge() {
         .iter()
         .map(|message| {
             let event = eventbridge_event(message.body().unwrap_or_default());
-            let record = record_from_eventbridge(&event);
+            let record = records_from(&event, &DecodeOptions::default()).remove(0);
             assert_eq!(Some(record.id()), event.id.as_deref());
             assert_eq!(record.source(), Source::EventBridge);
             record
@@ -241,7 +246,7 @@ async fn sqs_direct_decodes_the_same() {
     assert_eq!(failures, []);
 
     let messages = received(&cloud, &queue, 2).await;
-    let records = records_from_sqs(&sqs_event(&queue, &messages));
+    let records = records_from(&sqs_event(&queue, &messages), &DecodeOptions::default());
     assert_sqs_ids(&records, &messages);
     assert!(records.iter().all(
         |r| r.source() == Source::Sqs && r.attribute("eventType") == Some("CustomerRegistered")

@@ -9,8 +9,8 @@ use std::time::Duration;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use eventkit::events::{
-    records_from_sqs, records_from_sqs_with, DecodeOptions, EventBridgePublisher, EventEnvelope,
-    OutgoingEvent, PublishFailure, RetryPolicy, SnsPublisher, SqsPublisher,
+    records_from, DecodeOptions, EventBridgePublisher, EventEnvelope, OutgoingEvent,
+    PublishFailure, RetryPolicy, SnsPublisher, SqsPublisher,
 };
 use eventkit_tests::{sqs_event, unique_name, LocalCloud, Queue, DEFAULT_LOCALSTACK_URL, REGION};
 use serde_json::{json, Value};
@@ -41,9 +41,9 @@ fn event_ids<'a>(
 /// The envelopes in `messages`, through the same records a handler gets.
 fn decoded(queue: &Queue, messages: &[Message], raw_sns: bool) -> Vec<EventEnvelope<Value>> {
     let options = DecodeOptions::default().with_raw_sns_delivery(raw_sns);
-    records_from_sqs_with(&sqs_event(queue, messages), &options)
+    records_from(&sqs_event(queue, messages), &options)
         .iter()
-        .map(|record| record.envelope::<Value>().unwrap())
+        .map(|record| record.decode::<EventEnvelope<Value>>().unwrap())
         .collect()
 }
 
@@ -93,10 +93,10 @@ async fn sns_publishes_in_batches_with_attributes_that_filter_policies_match() {
     assert_eq!(failures, []);
 
     let all = arrive_exactly(&cloud, &everything, 15).await;
-    let all_records = records_from_sqs(&sqs_event(&everything, &all));
+    let all_records = records_from(&sqs_event(&everything, &all), &DecodeOptions::default());
     assert_eq!(all_records.len(), 15);
     for record in &all_records {
-        let envelope = record.envelope::<Value>().unwrap();
+        let envelope = record.decode::<EventEnvelope<Value>>().unwrap();
         assert_eq!(
             record.attribute("eventType"),
             Some(envelope.event_type.as_str())
@@ -195,7 +195,7 @@ async fn sqs_sends_in_batches_with_attributes_and_trace_header() {
     assert_eq!(failures, []);
 
     let messages = arrive_exactly(&cloud, &queue, 12).await;
-    for record in records_from_sqs(&sqs_event(&queue, &messages)) {
+    for record in records_from(&sqs_event(&queue, &messages), &DecodeOptions::default()) {
         assert_eq!(record.attribute("eventType"), Some("CustomerRegistered"));
         assert_eq!(record.attribute("tenant"), Some("acme"));
     }

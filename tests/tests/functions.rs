@@ -3,7 +3,6 @@
 //! LocalStack: the tables end as expected, the expected events are published, and a
 //! duplicate delivered twice has one effect.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -73,7 +72,7 @@ async fn inventory(pipeline: &Pipeline) -> inventory::Function {
     seeded(pipeline).await;
     let stock = inventory::Stock::new(pipeline.cloud.dynamodb.clone(), &pipeline.inventory_table);
     let service = inventory::Inventory::new(stock, pipeline.bus_publisher());
-    inventory::function(Arc::new(service), pipeline.idempotency("inventory"))
+    inventory::function(service, pipeline.idempotency("inventory"))
 }
 
 async fn setup() -> Pipeline {
@@ -259,7 +258,7 @@ async fn payments_rerun_after_a_lost_completion_republishes_under_the_same_event
 
 fn payments(pipeline: &Pipeline) -> payments::Function {
     let service = payments::Payments::new(payments::FakeProvider, pipeline.bus_publisher());
-    payments::function(Arc::new(service), pipeline.idempotency("payments"))
+    payments::function(service, pipeline.idempotency("payments"))
 }
 
 #[tokio::test]
@@ -296,7 +295,7 @@ fn notifications(pipeline: &Pipeline) -> notifications::Function {
         pipeline.cloud.dynamodb.clone(),
         &pipeline.notifications_table,
     );
-    notifications::function(Arc::new(outbox), pipeline.idempotency("notifications"))
+    notifications::function(outbox, pipeline.idempotency("notifications"))
 }
 
 #[tokio::test]
@@ -351,7 +350,7 @@ async fn analytics_counts_each_event_exactly_once() {
     let pipeline = setup().await;
     let counters =
         analytics::Counters::new(pipeline.cloud.dynamodb.clone(), &pipeline.analytics_table);
-    let function = analytics::function(Arc::new(counters), pipeline.idempotency("analytics"));
+    let function = analytics::function(counters, pipeline.idempotency("analytics"));
     let batch = sample("analytics/order-events.sqs.json");
 
     for _ in 0..2 {

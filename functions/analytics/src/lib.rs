@@ -3,16 +3,14 @@
 //! redelivered event would count twice); the idempotency layer makes them exactly-once.
 //! Consumes an SQS queue fed by the bus (every event) and by the topic (OrderPlaced).
 
-use std::sync::Arc;
-
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::AttributeValue;
 use eventkit::batch::RecordError;
-use eventkit::events::EventRecord;
-use eventkit::handler::Handler;
-use eventkit::idempotency::{DynamoDbStore, Idempotency};
+use eventkit::events::EventEnvelope;
+use eventkit::handler::{EventHandler, Handler, Invocation, Json, RecordHandlerExt};
+use eventkit::idempotency::{DynamoDbStore, Idempotency, IdempotencyLayer, Idempotent};
 use eventkit::runtime::EventFunction;
-use futures::future::BoxFuture;
+use serde_json::Value;
 
 /// The analytics table's name.
 pub const ANALYTICS_TABLE: &str = "ANALYTICS_TABLE";
@@ -35,10 +33,7 @@ impl Counters {
 
     /// Counts one event (any type); returns the counter's key. The day is the event's own
     /// (its envelope `time`), so a late redelivery counts on the right day.
-    pub async fn count(&self, record: EventRecord) -> Result<String, RecordError> {
-        let event = record
-            .envelope::<serde_json::Value>()
-            .map_err(RecordError::permanent)?;
+    pub async fn count(&self, event: &EventEnvelope<Value>) -> Result<String, RecordError> {
         let key = format!("{}#{}", event.event_type, event.time.format("%Y-%m-%d"));
         self.client
             .update_item()
@@ -57,18 +52,25 @@ impl Counters {
     }
 }
 
-/// The function's type: its handler, its input, its idempotency store.
-pub type Function = EventFunction<Handler<HandlerFn, EventRecord, DynamoDbStore>>;
+/// Any event of ours, whatever its type: only the envelope is read.
+impl EventHandler for Counters {
+    type Event = Json<EventEnvelope<Value>>;
+    type Output = String;
+    type Error = RecordError;
 
-/// The handler type the function runs.
-pub type HandlerFn =
-    Box<dyn Fn(EventRecord) -> BoxFuture<'static, Result<String, RecordError>> + Send + Sync>;
+    async fn handle(
+        &self,
+        Json(event): Self::Event,
+        _: &Invocation,
+    ) -> Result<String, RecordError> {
+        self.count(&event).await
+    }
+}
+
+/// The function's type: the counters, under the idempotency layer.
+pub type Function = EventFunction<Idempotent<Handler<Counters>, DynamoDbStore>>;
 
 /// The Lambda function: every count under the idempotency layer, keyed by eventId.
-pub fn function(counters: Arc<Counters>, idempotency: Idempotency<DynamoDbStore>) -> Function {
-    let handle: HandlerFn = Box::new(move |record| {
-        let counters = counters.clone();
-        Box::pin(async move { counters.count(record).await })
-    });
-    EventFunction::new(Handler::new(handle).with_idempotency(idempotency))
+pub fn function(counters: Counters, idempotency: Idempotency<DynamoDbStore>) -> Function {
+    EventFunction::new(Handler::from_service(counters).layer(IdempotencyLayer::from(idempotency)))
 }

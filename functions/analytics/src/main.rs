@@ -1,7 +1,5 @@
 //! The analytics function's entry point.
 
-use std::sync::Arc;
-
 use analytics::{Counters, ANALYTICS_TABLE};
 use orders::wiring;
 
@@ -13,10 +11,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         aws_sdk_dynamodb::Client::new(&config),
         wiring::required(ANALYTICS_TABLE)?,
     );
-    analytics::function(
-        Arc::new(counters),
-        wiring::idempotency(&config, "analytics")?,
-    )
-    .run()
-    .await
+    analytics::function(counters, wiring::idempotency(&config, "analytics")?)
+        .with_metrics(wiring::service_name())
+        .run()
+        .await
 }

@@ -1,7 +1,7 @@
 //! The two events inventory consumes, told apart by the envelope's `eventType`.
 
 use eventkit::events::{DecodeError, DecodeReason, EventEnvelope, EventRecord, VersionedEvent};
-use eventkit::handler::FromRecord;
+use eventkit::handler::{FromRecord, Invocation};
 use orders::{OrderPlaced, PaymentFailed};
 
 /// An event for inventory.
@@ -14,12 +14,11 @@ pub enum InventoryEvent {
 }
 
 impl FromRecord for InventoryEvent {
-    fn from_record(record: &EventRecord) -> Result<Self, DecodeError> {
-        let head = record.envelope::<serde_json::Value>()?;
-        match head.event_type.as_str() {
+    fn from_record(record: &EventRecord, _: &Invocation) -> Result<Self, DecodeError> {
+        match record.event_type()? {
             OrderPlaced::EVENT_TYPE => record.event().map(Self::OrderPlaced),
             PaymentFailed::EVENT_TYPE => record.event().map(Self::PaymentFailed),
-            other => Err(record.error(DecodeReason::UnknownEventType {
+            other => Err(record.decode_error(DecodeReason::UnknownEventType {
                 expected: "OrderPlaced or PaymentFailed".into(),
                 found: other.into(),
             })),

@@ -8,15 +8,12 @@
 mod incoming;
 mod stock;
 
-use std::sync::Arc;
-
 use eventkit::batch::RecordError;
 use eventkit::events::EventBridgePublisher;
 use eventkit::events::EventEnvelope;
-use eventkit::handler::Handler;
-use eventkit::idempotency::{DynamoDbStore, Idempotency};
+use eventkit::handler::{EventHandler, Handler, Invocation, RecordHandlerExt};
+use eventkit::idempotency::{DynamoDbStore, Idempotency, IdempotencyLayer, Idempotent};
 use eventkit::runtime::EventFunction;
-use futures::future::BoxFuture;
 use orders::{
     wiring, Order, PaymentFailed, StockReleased, StockReservationFailed, StockReserved, SOURCE,
 };
@@ -70,25 +67,12 @@ impl Inventory {
         Self { stock, bus }
     }
 
-    /// Handles one event.
-    pub async fn handle(&self, event: InventoryEvent) -> Result<Handled, RecordError> {
-        match event {
-            InventoryEvent::OrderPlaced(placed) => self.reserve(&placed).await,
-            InventoryEvent::PaymentFailed(failed) => self.release(&failed).await,
-        }
-    }
-
     async fn reserve(
         &self,
         placed: &EventEnvelope<orders::OrderPlaced>,
     ) -> Result<Handled, RecordError> {
         let order: &Order = &placed.data.0;
-        match self
-            .stock
-            .reserve(order)
-            .await
-            .map_err(StockError::into_record_error)?
-        {
+        match self.stock.reserve(order).await? {
             Reservation::Reserved => {
                 tracing::info!(order_id = %order.order_id, "stock reserved");
                 let event = EventEnvelope::caused_by(placed, SOURCE, StockReserved(order.clone()));
@@ -116,12 +100,7 @@ impl Inventory {
 
     async fn release(&self, failed: &EventEnvelope<PaymentFailed>) -> Result<Handled, RecordError> {
         let order_id = failed.data.order.order_id.clone();
-        match self
-            .stock
-            .release(&order_id)
-            .await
-            .map_err(StockError::into_record_error)?
-        {
+        match self.stock.release(&order_id).await? {
             Release::Released { items } => {
                 tracing::info!(%order_id, "stock released after declined payment");
                 let data = StockReleased {
@@ -139,18 +118,23 @@ impl Inventory {
     }
 }
 
-/// The function's type: its handler, its input, its idempotency store.
-pub type Function = EventFunction<Handler<HandlerFn, InventoryEvent, DynamoDbStore>>;
+impl EventHandler for Inventory {
+    type Event = InventoryEvent;
+    type Output = Handled;
+    type Error = RecordError;
 
-/// The handler type the function runs.
-pub type HandlerFn =
-    Box<dyn Fn(InventoryEvent) -> BoxFuture<'static, Result<Handled, RecordError>> + Send + Sync>;
+    async fn handle(&self, event: InventoryEvent, _: &Invocation) -> Result<Handled, RecordError> {
+        match event {
+            InventoryEvent::OrderPlaced(placed) => self.reserve(&placed).await,
+            InventoryEvent::PaymentFailed(failed) => self.release(&failed).await,
+        }
+    }
+}
+
+/// The function's type: the inventory service, under the idempotency layer.
+pub type Function = EventFunction<Idempotent<Handler<Inventory>, DynamoDbStore>>;
 
 /// The Lambda function: `inventory` under the idempotency layer, keyed by eventId.
-pub fn function(inventory: Arc<Inventory>, idempotency: Idempotency<DynamoDbStore>) -> Function {
-    let handle: HandlerFn = Box::new(move |event| {
-        let inventory = inventory.clone();
-        Box::pin(async move { inventory.handle(event).await })
-    });
-    EventFunction::new(Handler::new(handle).with_idempotency(idempotency))
+pub fn function(inventory: Inventory, idempotency: Idempotency<DynamoDbStore>) -> Function {
+    EventFunction::new(Handler::from_service(inventory).layer(IdempotencyLayer::from(idempotency)))
 }

@@ -1,8 +1,6 @@
 //! The inventory function's entry point: clients and configuration built once, then the
 //! Runtime API loop.
 
-use std::sync::Arc;
-
 use inventory::{Inventory, Stock, INVENTORY_TABLE};
 use orders::wiring;
 
@@ -15,10 +13,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         wiring::required(INVENTORY_TABLE)?,
     );
     let inventory = Inventory::new(stock, wiring::orders_bus(&config)?);
-    inventory::function(
-        Arc::new(inventory),
-        wiring::idempotency(&config, "inventory")?,
-    )
-    .run()
-    .await
+    inventory::function(inventory, wiring::idempotency(&config, "inventory")?)
+        .with_metrics(wiring::service_name())
+        .run()
+        .await
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
-use eventkit::batch::RecordError;
+use eventkit::batch::{Classify, ErrorClass};
 use orders::{LineItem, Order};
 
 /// DynamoDB's limit on the actions of one transaction (one is the reservation item).
@@ -56,13 +56,12 @@ pub enum StockError {
     Table(String),
 }
 
-impl StockError {
-    /// Its class for the batch: an invalid order is poison, a table failure is transient.
-    /// (eventkit turns any error into a transient one with `?`; this says which is which.)
-    pub fn into_record_error(self) -> RecordError {
+/// An invalid order is poison, a table failure is transient: said once, here, so `?` keeps it.
+impl Classify for StockError {
+    fn class(&self) -> ErrorClass {
         match self {
-            StockError::InvalidOrder { .. } => RecordError::permanent(self),
-            StockError::Table(_) => RecordError::transient(self),
+            StockError::InvalidOrder { .. } => ErrorClass::Permanent,
+            StockError::Table(_) => ErrorClass::Transient,
         }
     }
 }

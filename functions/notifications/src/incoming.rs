@@ -1,7 +1,7 @@
 //! The events a customer hears about, and the email each one becomes.
 
 use eventkit::events::{DecodeError, DecodeReason, EventEnvelope, EventRecord, VersionedEvent};
-use eventkit::handler::FromRecord;
+use eventkit::handler::{FromRecord, Invocation};
 use orders::{OrderPlaced, PaymentCompleted};
 
 use crate::outbox::Email;
@@ -16,12 +16,11 @@ pub enum NotificationEvent {
 }
 
 impl FromRecord for NotificationEvent {
-    fn from_record(record: &EventRecord) -> Result<Self, DecodeError> {
-        let head = record.envelope::<serde_json::Value>()?;
-        match head.event_type.as_str() {
+    fn from_record(record: &EventRecord, _: &Invocation) -> Result<Self, DecodeError> {
+        match record.event_type()? {
             OrderPlaced::EVENT_TYPE => record.event().map(Self::OrderPlaced),
             PaymentCompleted::EVENT_TYPE => record.event().map(Self::PaymentCompleted),
-            other => Err(record.error(DecodeReason::UnknownEventType {
+            other => Err(record.decode_error(DecodeReason::UnknownEventType {
                 expected: "OrderPlaced or PaymentCompleted".into(),
                 found: other.into(),
             })),

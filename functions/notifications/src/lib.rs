@@ -9,13 +9,10 @@
 mod incoming;
 mod outbox;
 
-use std::sync::Arc;
-
 use eventkit::batch::RecordError;
-use eventkit::handler::Handler;
-use eventkit::idempotency::{DynamoDbStore, Idempotency};
+use eventkit::handler::{EventHandler, Handler, Invocation, RecordHandlerExt};
+use eventkit::idempotency::{DynamoDbStore, Idempotency, IdempotencyLayer, Idempotent};
 use eventkit::runtime::EventFunction;
-use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 pub use incoming::NotificationEvent;
@@ -34,31 +31,35 @@ pub struct Handled {
     pub sent_now: bool,
 }
 
-/// The function's type: its handler, its input, its idempotency store.
-pub type Function = EventFunction<Handler<HandlerFn, NotificationEvent, DynamoDbStore>>;
+/// One email per event: written only if absent, so even a second run sends nothing.
+impl EventHandler for Outbox {
+    type Event = NotificationEvent;
+    type Output = Handled;
+    type Error = RecordError;
 
-/// The handler type the function runs.
-pub type HandlerFn = Box<
-    dyn Fn(NotificationEvent) -> BoxFuture<'static, Result<Handled, RecordError>> + Send + Sync,
->;
+    async fn handle(
+        &self,
+        event: NotificationEvent,
+        _: &Invocation,
+    ) -> Result<Handled, RecordError> {
+        let email = event.email();
+        let sent_now = self.send(&email).await?;
+        if sent_now {
+            tracing::info!(to = %email.to, subject = %email.subject, "email sent");
+        } else {
+            tracing::info!(notification_id = %email.notification_id, "email already sent");
+        }
+        Ok(Handled {
+            notification_id: email.notification_id,
+            sent_now,
+        })
+    }
+}
+
+/// The function's type: the outbox, under the idempotency layer.
+pub type Function = EventFunction<Idempotent<Handler<Outbox>, DynamoDbStore>>;
 
 /// The Lambda function: every notification under the idempotency layer, keyed by eventId.
-pub fn function(outbox: Arc<Outbox>, idempotency: Idempotency<DynamoDbStore>) -> Function {
-    let handle: HandlerFn = Box::new(move |event: NotificationEvent| {
-        let outbox = outbox.clone();
-        Box::pin(async move {
-            let email = event.email();
-            let sent_now = outbox.send(&email).await?;
-            if sent_now {
-                tracing::info!(to = %email.to, subject = %email.subject, "email sent");
-            } else {
-                tracing::info!(notification_id = %email.notification_id, "email already sent");
-            }
-            Ok(Handled {
-                notification_id: email.notification_id,
-                sent_now,
-            })
-        })
-    });
-    EventFunction::new(Handler::new(handle).with_idempotency(idempotency))
+pub fn function(outbox: Outbox, idempotency: Idempotency<DynamoDbStore>) -> Function {
+    EventFunction::new(Handler::from_service(outbox).layer(IdempotencyLayer::from(idempotency)))
 }

@@ -1,7 +1,5 @@
 //! The notifications function's entry point.
 
-use std::sync::Arc;
-
 use notifications::{Outbox, NOTIFICATIONS_TABLE};
 use orders::wiring;
 
@@ -13,10 +11,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         aws_sdk_dynamodb::Client::new(&config),
         wiring::required(NOTIFICATIONS_TABLE)?,
     );
-    notifications::function(
-        Arc::new(outbox),
-        wiring::idempotency(&config, "notifications")?,
-    )
-    .run()
-    .await
+    notifications::function(outbox, wiring::idempotency(&config, "notifications")?)
+        .with_metrics(wiring::service_name())
+        .run()
+        .await
 }

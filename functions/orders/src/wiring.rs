@@ -38,6 +38,14 @@ pub fn idempotency(
     Ok(Idempotency::new(store, IdempotencyConfig::new(name)))
 }
 
+/// The service name of the function's metrics: `EVENTKIT_SERVICE`, else the function's
+/// name (`AWS_LAMBDA_FUNCTION_NAME`), else `eventkit`.
+pub fn service_name() -> String {
+    std::env::var("EVENTKIT_SERVICE")
+        .or_else(|_| std::env::var("AWS_LAMBDA_FUNCTION_NAME"))
+        .unwrap_or_else(|_| "eventkit".into())
+}
+
 /// The publisher for the bus named by `ORDERS_BUS_NAME`.
 pub fn orders_bus(config: &aws_config::SdkConfig) -> Result<EventBridgePublisher, MissingVariable> {
     Ok(EventBridgePublisher::new(
@@ -66,6 +74,9 @@ pub enum PublishError {
         reason: String,
     },
 }
+
+/// A publish that failed may succeed on the next delivery.
+impl eventkit::batch::Classify for PublishError {}
 
 /// Publishes one event to the bus; an event still rejected after the publisher's retries is
 /// an error, so the record is retried rather than the event lost.

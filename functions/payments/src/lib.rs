@@ -3,14 +3,11 @@
 
 mod provider;
 
-use std::sync::Arc;
-
 use eventkit::batch::RecordError;
 use eventkit::events::{EventBridgePublisher, EventEnvelope};
-use eventkit::handler::Handler;
-use eventkit::idempotency::{DynamoDbStore, Idempotency};
+use eventkit::handler::{EventHandler, Handler, Invocation, RecordHandlerExt};
+use eventkit::idempotency::{DynamoDbStore, Idempotency, IdempotencyLayer, Idempotent};
 use eventkit::runtime::EventFunction;
-use futures::future::BoxFuture;
 use orders::{wiring, PaymentCompleted, PaymentFailed, StockReserved, SOURCE};
 use serde::{Deserialize, Serialize};
 
@@ -47,10 +44,7 @@ impl Payments {
     }
 
     /// Charges one reserved order.
-    pub async fn handle(
-        &self,
-        reserved: EventEnvelope<StockReserved>,
-    ) -> Result<Handled, RecordError> {
+    async fn charge(&self, reserved: EventEnvelope<StockReserved>) -> Result<Handled, RecordError> {
         let order = reserved.data.0.clone();
         match self.provider.charge(&order) {
             Charge::Approved { payment_id } => {
@@ -83,21 +77,24 @@ impl Payments {
     }
 }
 
-/// The function's type: its handler, its input, its idempotency store.
-pub type Function = EventFunction<Handler<HandlerFn, EventEnvelope<StockReserved>, DynamoDbStore>>;
+impl EventHandler for Payments {
+    type Event = EventEnvelope<StockReserved>;
+    type Output = Handled;
+    type Error = RecordError;
 
-/// The handler type the function runs.
-pub type HandlerFn = Box<
-    dyn Fn(EventEnvelope<StockReserved>) -> BoxFuture<'static, Result<Handled, RecordError>>
-        + Send
-        + Sync,
->;
+    async fn handle(
+        &self,
+        reserved: EventEnvelope<StockReserved>,
+        _: &Invocation,
+    ) -> Result<Handled, RecordError> {
+        self.charge(reserved).await
+    }
+}
+
+/// The function's type: the payments service, under the idempotency layer.
+pub type Function = EventFunction<Idempotent<Handler<Payments>, DynamoDbStore>>;
 
 /// The Lambda function: `payments` under the idempotency layer, keyed by eventId.
-pub fn function(payments: Arc<Payments>, idempotency: Idempotency<DynamoDbStore>) -> Function {
-    let handle: HandlerFn = Box::new(move |event| {
-        let payments = payments.clone();
-        Box::pin(async move { payments.handle(event).await })
-    });
-    EventFunction::new(Handler::new(handle).with_idempotency(idempotency))
+pub fn function(payments: Payments, idempotency: Idempotency<DynamoDbStore>) -> Function {
+    EventFunction::new(Handler::from_service(payments).layer(IdempotencyLayer::from(idempotency)))
 }

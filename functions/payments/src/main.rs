@@ -1,7 +1,5 @@
 //! The payments function's entry point.
 
-use std::sync::Arc;
-
 use orders::wiring;
 use payments::{FakeProvider, Payments};
 
@@ -10,10 +8,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     eventkit::telemetry::init_logging();
     let config = aws_config::load_from_env().await;
     let payments = Payments::new(FakeProvider, wiring::orders_bus(&config)?);
-    payments::function(
-        Arc::new(payments),
-        wiring::idempotency(&config, "payments")?,
-    )
-    .run()
-    .await
+    payments::function(payments, wiring::idempotency(&config, "payments")?)
+        .with_metrics(wiring::service_name())
+        .run()
+        .await
 }

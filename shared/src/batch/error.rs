@@ -6,7 +6,6 @@ use std::error::Error as StdError;
 use std::fmt;
 
 use super::outcome::FailureKind;
-use crate::idempotency::IdempotencyError;
 
 /// Whether retrying a record can help.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -26,10 +25,70 @@ impl fmt::Display for ErrorClass {
     }
 }
 
-type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+/// A boxed error, as [`RecordError`] keeps its cause.
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
-/// Why one record failed. Any error converts into a transient one with `?`; mark input
-/// errors with [`RecordError::permanent`].
+/// Says once, on an error type, whether a record that failed with it can succeed later.
+///
+/// Implement it on your handler's error type and return that type from the handler (or use
+/// `?` into a [`RecordError`]): the class travels with the error to the batch response and
+/// the logs. The default is [`ErrorClass::Transient`], so `impl Classify for MyError {}`
+/// declares an error that a retry may fix.
+///
+/// ```
+/// use eventkit::batch::{Classify, ErrorClass};
+///
+/// #[derive(Debug, thiserror::Error)]
+/// enum StockError {
+///     #[error("order {0} has no items")]
+///     InvalidOrder(String),
+///     #[error("inventory table unavailable")]
+///     Table(#[source] std::io::Error),
+/// }
+///
+/// impl Classify for StockError {
+///     fn class(&self) -> ErrorClass {
+///         match self {
+///             Self::InvalidOrder(_) => ErrorClass::Permanent,
+///             Self::Table(_) => ErrorClass::Transient,
+///         }
+///     }
+/// }
+/// ```
+pub trait Classify {
+    /// Whether retrying can help; transient unless the type says otherwise.
+    fn class(&self) -> ErrorClass {
+        ErrorClass::Transient
+    }
+}
+
+/// I/O failures are worth retrying.
+impl Classify for std::io::Error {}
+
+/// A JSON value that does not fit a type will not fit it on the next delivery either.
+impl Classify for serde_json::Error {
+    fn class(&self) -> ErrorClass {
+        ErrorClass::Permanent
+    }
+}
+
+/// A record that does not decode will not decode on the next delivery either.
+impl Classify for crate::events::DecodeError {
+    fn class(&self) -> ErrorClass {
+        ErrorClass::Permanent
+    }
+}
+
+/// An AWS SDK request failure (network, throttling, a service error): retry later.
+impl<E, R> Classify for aws_sdk_dynamodb::error::SdkError<E, R> {}
+
+/// Why one record failed: its [class](ErrorClass), and the error that caused it as its
+/// [`source`](StdError::source), kept with its type and its own causes.
+///
+/// `?` converts any error that implements [`Classify`] into a `RecordError` of the class
+/// the error declares; [`permanent`](Self::permanent) and [`transient`](Self::transient)
+/// classify any other error (or a message) at the call site, and [`ResultExt`] does the
+/// same on a `Result`.
 #[derive(Debug)]
 pub struct RecordError {
     class: ErrorClass,
@@ -38,20 +97,30 @@ pub struct RecordError {
 }
 
 impl RecordError {
-    /// A permanent (poison) error.
+    /// A permanent (poison) error: retrying the record cannot help.
     pub fn permanent(error: impl Into<BoxError>) -> Self {
+        Self::new(ErrorClass::Permanent, error)
+    }
+
+    /// A transient error: a later delivery may succeed.
+    pub fn transient(error: impl Into<BoxError>) -> Self {
+        Self::new(ErrorClass::Transient, error)
+    }
+
+    /// An error of `class`.
+    pub fn new(class: ErrorClass, error: impl Into<BoxError>) -> Self {
         Self {
-            class: ErrorClass::Permanent,
+            class,
             kind: FailureKind::Error,
             source: error.into(),
         }
     }
 
-    /// A transient error.
-    pub fn transient(error: impl Into<BoxError>) -> Self {
+    /// Another delivery of the record's idempotency key is in progress (transient).
+    pub(crate) fn in_progress(error: impl Into<BoxError>) -> Self {
         Self {
             class: ErrorClass::Transient,
-            kind: FailureKind::Error,
+            kind: FailureKind::InProgress,
             source: error.into(),
         }
     }
@@ -66,41 +135,20 @@ impl RecordError {
         self.kind.clone()
     }
 
-    /// The underlying error.
-    pub fn source(&self) -> &(dyn StdError + Send + Sync + 'static) {
+    /// The error that caused this one, to downcast to the handler's own error type.
+    pub fn cause(&self) -> &(dyn StdError + Send + Sync + 'static) {
         &*self.source
     }
 
-    /// Converts an idempotency outcome, keeping the handler's own error (and its class)
-    /// when the handler ran and failed.
-    pub fn from_idempotency<E: Into<RecordError>>(error: IdempotencyError<E>) -> Self {
-        let class = if error.is_transient() {
-            ErrorClass::Transient
-        } else {
-            ErrorClass::Permanent
-        };
-        match error {
-            IdempotencyError::Handler(handler_error) => handler_error.into(),
-            // The claim is left in progress or taken over: a later delivery finds out which.
-            IdempotencyError::CompletionFailed { .. }
-            | IdempotencyError::CompletionFenced { .. }
-            | IdempotencyError::ReleaseFailed { .. }
-            | IdempotencyError::ReleaseFenced { .. } => {
-                Self::transient(Described(error.to_string()))
-            }
-            other => Self {
-                class,
-                kind: match other {
-                    IdempotencyError::AlreadyInProgress { .. } => FailureKind::InProgress,
-                    _ => FailureKind::Error,
-                },
-                source: Box::new(Described(other.to_string())),
-            },
-        }
+    /// The cause, if it is an `E`.
+    pub fn downcast_ref<E: StdError + 'static>(&self) -> Option<&E> {
+        self.source.downcast_ref()
     }
 }
 
 impl fmt::Display for RecordError {
+    /// The cause and each of its own causes, `: `-separated: the whole story on one line,
+    /// as the batch response's reason and Lambda's error message need it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.source)?;
         let mut cause = self.source.source();
@@ -112,23 +160,70 @@ impl fmt::Display for RecordError {
     }
 }
 
-impl<E: Into<BoxError>> From<E> for RecordError {
+impl StdError for RecordError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        Some(&*self.source)
+    }
+}
+
+/// `?` on a classified error keeps its class.
+impl<E> From<E> for RecordError
+where
+    E: Classify + StdError + Send + Sync + 'static,
+{
     fn from(error: E) -> Self {
+        Self::new(error.class(), error)
+    }
+}
+
+/// `?` on a message: transient.
+impl From<&str> for RecordError {
+    fn from(message: &str) -> Self {
+        Self::transient(message)
+    }
+}
+
+/// `?` on a message: transient.
+impl From<String> for RecordError {
+    fn from(message: String) -> Self {
+        Self::transient(message)
+    }
+}
+
+/// `?` on a boxed error, whose type says nothing of its class: transient.
+impl From<BoxError> for RecordError {
+    fn from(error: BoxError) -> Self {
         Self::transient(error)
     }
 }
 
-/// An error message that outlives the generic error it came from.
-#[derive(Debug)]
-struct Described(String);
-
-impl fmt::Display for Described {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
+/// Classifies the error of a `Result` at the call site, for errors whose type does not
+/// implement [`Classify`] (a third-party error, a message).
+///
+/// ```
+/// use eventkit::batch::{RecordError, ResultExt};
+///
+/// fn quantity(text: &str) -> Result<u32, RecordError> {
+///     text.parse::<u32>().permanent() // bad input never parses
+/// }
+/// # assert!(quantity("x").is_err());
+/// ```
+pub trait ResultExt<T> {
+    /// A failure is permanent.
+    fn permanent(self) -> Result<T, RecordError>;
+    /// A failure is transient.
+    fn transient(self) -> Result<T, RecordError>;
 }
 
-impl StdError for Described {}
+impl<T, E: Into<BoxError>> ResultExt<T> for Result<T, E> {
+    fn permanent(self) -> Result<T, RecordError> {
+        self.map_err(RecordError::permanent)
+    }
+
+    fn transient(self) -> Result<T, RecordError> {
+        self.map_err(RecordError::transient)
+    }
+}
 
 /// Why a whole invocation failed.
 #[derive(Debug, thiserror::Error)]

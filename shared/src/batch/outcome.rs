@@ -6,6 +6,7 @@ use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse};
 
 use super::config::AllFailedPolicy;
 use super::error::{BatchError, ErrorClass};
+use crate::telemetry::BatchMetrics;
 
 /// Why a record is reported failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -127,10 +128,69 @@ impl<O> BatchOutcome<O> {
         })
     }
 
+    /// The batch's metrics; `replayed` says which successes were duplicates.
+    pub fn metrics(&self, replayed: impl Fn(&O) -> bool) -> BatchMetrics {
+        BatchMetrics {
+            processed: self.succeeded(),
+            failed: self.failed(),
+            replayed: self
+                .records
+                .iter()
+                .filter(|record| record.result.as_ref().is_ok_and(&replayed))
+                .count(),
+            in_progress: self
+                .failures()
+                .filter(|(_, failure)| failure.kind == FailureKind::InProgress)
+                .count(),
+            duration_ms: u64::try_from(self.duration.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+
     fn first_failure(&self) -> (String, String) {
         self.failures()
             .next()
             .map(|(id, failure)| (id.to_string(), failure.reason.clone()))
             .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(kind: FailureKind) -> RecordFailure {
+        RecordFailure {
+            class: ErrorClass::Transient,
+            kind,
+            reason: "x".into(),
+        }
+    }
+
+    #[test]
+    fn a_batch_counts_its_outcomes() {
+        let record = |id: &str, result| RecordOutcome {
+            id: id.into(),
+            result,
+        };
+        let outcome = BatchOutcome {
+            records: vec![
+                record("a", Ok(false)),
+                record("b", Ok(true)),
+                record("c", Ok(true)),
+                record("d", Err(failure(FailureKind::InProgress))),
+                record("e", Err(failure(FailureKind::Error))),
+            ],
+            duration: Duration::from_millis(42),
+        };
+        assert_eq!(
+            outcome.metrics(|replayed| *replayed),
+            BatchMetrics {
+                processed: 3,
+                failed: 2,
+                replayed: 2,
+                in_progress: 1,
+                duration_ms: 42,
+            }
+        );
     }
 }

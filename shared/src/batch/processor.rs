@@ -92,7 +92,7 @@ impl BatchProcessor {
         Fut: Future<Output = Result<O, RecordError>>,
     {
         let id = record.id().to_string();
-        let span = record_span(&record);
+        let span = span_of(&record);
         if deadline.remaining() <= self.config.deadline_margin {
             let failure = RecordFailure {
                 class: ErrorClass::Transient,
@@ -147,7 +147,7 @@ where
                         "not run: earlier record {first} failed and order must be kept"
                     ),
                 };
-                report(record.id().to_string(), Err(failure), record_span(&record))
+                report(record.id().to_string(), Err(failure), span_of(&record))
             }
             None => run(record).await,
         };
@@ -173,6 +173,18 @@ fn message_groups(records: Vec<EventRecord>) -> Vec<Vec<(usize, EventRecord)>> {
         groups[position].push((index, record));
     }
     groups
+}
+
+/// The record's span, with its event's ids when its body is an envelope (read from the JSON
+/// the record parsed once, which the handler's decode uses too).
+fn span_of(record: &EventRecord) -> tracing::Span {
+    let json = record.json().ok();
+    let field = |name| {
+        json.and_then(|json| json.get(name))
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("")
+    };
+    record_span(record.id(), field("eventId"), field("correlationId"))
 }
 
 /// Logs a failure (with its class, inside the record's span) and wraps the outcome.

@@ -6,8 +6,9 @@
 //! the event for idempotency and tracing.
 
 use chrono::{DateTime, Utc};
-use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::error::DecodeReason;
 use super::versioned::VersionedEvent;
@@ -98,7 +99,8 @@ impl<T: VersionedEvent> EventEnvelope<T> {
 
 /// The namespace of derived event ids (a UUID v5 namespace of eventkit's own; changing it
 /// would change every derived id).
-const DERIVED_ID_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6a4f_0b52_8d0e_4c1b_9a57_3e5d_2c71_e0a9);
+const DERIVED_ID_NAMESPACE: uuid::Uuid =
+    uuid::Uuid::from_u128(0x6a4f_0b52_8d0e_4c1b_9a57_3e5d_2c71_e0a9);
 
 /// The id of an event caused by the event `cause_event_id`: a name-based UUID (version 5,
 /// SHA-1) in eventkit's namespace `6a4f0b52-8d0e-4c1b-9a57-3e5d2c71e0a9`, of the name
@@ -204,34 +206,30 @@ impl<T: DeserializeOwned> EventEnvelope<T> {
     /// Parses an envelope from JSON, telling apart a body that is not an envelope at all
     /// ([`DecodeReason::WrongEnvelope`]) from an envelope with a missing or bad field.
     ///
-    /// This does not check `eventType` or upcast `eventVersion`; see
-    /// [`decode_event`](super::decode_event) for that.
+    /// This does not check `eventType` or upcast `eventVersion`; decoding a record with
+    /// [`EventRecord::event`](super::EventRecord::event) does.
     pub fn from_json(json: &str) -> Result<Self, DecodeReason> {
-        require_envelope_shape(json)?;
-        serde_json::from_str(json).map_err(|error| DecodeReason::from_json(&error))
+        let value: Value =
+            serde_json::from_str(json).map_err(|error| DecodeReason::from_json(&error))?;
+        Self::from_value(&value)
+    }
+
+    /// [`from_json`](Self::from_json) on JSON already parsed.
+    pub(crate) fn from_value(value: &Value) -> Result<Self, DecodeReason> {
+        require_envelope_shape(value)?;
+        Self::deserialize(value).map_err(|error| DecodeReason::from_json(&error))
     }
 }
 
-/// The keys that make a JSON object one of our envelopes rather than a bare domain object.
-#[derive(Deserialize)]
-struct EnvelopeProbe {
-    #[serde(rename = "eventType")]
-    event_type: Option<IgnoredAny>,
-    data: Option<IgnoredAny>,
-}
-
-fn require_envelope_shape(json: &str) -> Result<(), DecodeReason> {
-    if !json.trim_start().starts_with('{') {
-        return match serde_json::from_str::<IgnoredAny>(json) {
-            Ok(_) => Err(DecodeReason::wrong_envelope(
-                "expected an event envelope (a JSON object), found another JSON value",
-            )),
-            Err(error) => Err(DecodeReason::from_json(&error)),
-        };
-    }
-    let probe: EnvelopeProbe =
-        serde_json::from_str(json).map_err(|error| DecodeReason::from_json(&error))?;
-    if probe.event_type.is_none() && probe.data.is_none() {
+/// An envelope is a JSON object with `eventType` or `data`: a bare domain object has neither.
+fn require_envelope_shape(value: &Value) -> Result<(), DecodeReason> {
+    let Some(object) = value.as_object() else {
+        return Err(DecodeReason::wrong_envelope(
+            "expected an event envelope (a JSON object), found another JSON value",
+        ));
+    };
+    let present = |key| object.get(key).is_some_and(|value| !value.is_null());
+    if !present("eventType") && !present("data") {
         return Err(DecodeReason::wrong_envelope(
             "expected an event envelope, found a JSON object with neither `eventType` nor `data`",
         ));

@@ -2,21 +2,24 @@
 //!
 //! A handler receives its domain type the same way whatever carried it:
 //!
-//! 1. turn the Lambda event into records ([`records_from_sqs`], [`records_from_sns`],
-//!    [`record_from_eventbridge`]); SNS notifications and EventBridge events inside SQS
-//!    bodies are unwrapped here;
+//! 1. turn the Lambda event into records with [`records_from`] (an `SqsEvent`, `SnsEvent`
+//!    or `EventBridgeEvent` of `aws_lambda_events`); SNS notifications and EventBridge
+//!    events inside SQS bodies are unwrapped here, and each body is parsed once;
 //! 2. decode each record on its own ([`EventRecord::event`] for a versioned envelope,
-//!    [`EventRecord::data`] for just the domain struct, [`EventRecord::decode`] for any
-//!    type); a bad record yields a [`DecodeError`] naming its id and never affects the
-//!    others.
+//!    [`EventRecord::decode`] for any other type); a bad record yields a [`DecodeError`]
+//!    naming its id and never affects the others.
 //!
-//! The other direction: wrap domain events in an [`EventEnvelope`], turn them into
-//! [`OutgoingEvent`]s and publish them with [`SnsPublisher`], [`EventBridgePublisher`] or
-//! [`SqsPublisher`], which return the entries that finally failed.
+//! [`EventFunction`](crate::runtime::EventFunction) does both for a handler; this module is
+//! for code that works on records itself.
+//!
+//! The other direction: wrap domain events in an [`EventEnvelope`] (an event caused by
+//! another gets a [stable id](derived_event_id)), turn them into [`OutgoingEvent`]s and
+//! publish them with [`SnsPublisher`], [`EventBridgePublisher`] or [`SqsPublisher`], which
+//! return the entries that finally failed.
 //!
 //! ```
 //! use aws_lambda_events::sqs::SqsEvent;
-//! use eventkit::events::{records_from_sqs, DecodeError, VersionedEvent};
+//! use eventkit::events::{records_from, DecodeError, DecodeOptions, VersionedEvent};
 //! use serde::Deserialize;
 //!
 //! #[derive(Deserialize)]
@@ -29,9 +32,9 @@
 //!
 //! fn handle(event: &SqsEvent) -> Vec<DecodeError> {
 //!     let mut failed = Vec::new();
-//!     for record in records_from_sqs(event) {
-//!         match record.data::<OrderPlaced>() {
-//!             Ok(order) => println!("order {}", order.order_id),
+//!     for record in records_from(event, &DecodeOptions::default()) {
+//!         match record.event::<OrderPlaced>() {
+//!             Ok(order) => println!("order {}", order.data.order_id),
 //!             Err(error) => failed.push(error), // error.record_id goes in the batch response
 //!         }
 //!     }
@@ -56,9 +59,5 @@ pub use publish::{
     MAX_BATCH_BYTES, MAX_BATCH_ENTRIES,
 };
 pub use record::{EventRecord, MessageAttribute, Source};
-pub use sources::{
-    record_from_eventbridge, record_from_eventbridge_with, record_from_sqs_message,
-    records_from_sns, records_from_sns_with, records_from_sqs, records_from_sqs_with,
-    DecodeOptions, DEFAULT_MAX_BODY_BYTES,
-};
-pub use versioned::{decode_event, upcast_envelope, UpcastError, VersionedEvent};
+pub use sources::{records_from, CarriesRecords, DecodeOptions, DEFAULT_MAX_BODY_BYTES};
+pub use versioned::{UpcastError, VersionedEvent};

@@ -8,12 +8,14 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::OnceLock;
 
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use super::envelope::EventEnvelope;
 use super::error::{DecodeError, DecodeReason};
-use super::versioned::{decode_event, VersionedEvent};
+use super::versioned::{decode_event_value, VersionedEvent};
 
 /// Which service (or nesting of services) delivered a record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -73,8 +75,11 @@ impl MessageAttribute {
     }
 }
 
-/// One received message with its carrier unwrapped.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One received message with its carrier unwrapped, its body parsed once.
+///
+/// Build records from a Lambda event with [`records_from`](super::records_from); a record
+/// whose carrier could not be unwrapped keeps that error and returns it from every decode.
+#[derive(Clone, Debug)]
 pub struct EventRecord {
     id: String,
     source: Source,
@@ -82,10 +87,28 @@ pub struct EventRecord {
     message_group_id: Option<String>,
     receive_count: Option<u32>,
     body: Result<String, DecodeReason>,
+    // The body's JSON, parsed at most once (by the carrier's unwrapping, or on first use) and
+    // shared by the log span, the idempotency key and the typed decode.
+    json: OnceLock<Result<Value, DecodeReason>>,
 }
 
+/// Two records are equal when they carry the same message (the parsed JSON follows).
+impl PartialEq for EventRecord {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+            && self.source == other.source
+            && self.attributes == other.attributes
+            && self.message_group_id == other.message_group_id
+            && self.receive_count == other.receive_count
+            && self.body == other.body
+    }
+}
+
+impl Eq for EventRecord {}
+
 impl EventRecord {
-    /// A record with `body` as its decoded (innermost) body and no metadata.
+    /// A record with `body` as its decoded (innermost) body and no metadata: what a unit
+    /// test builds.
     pub fn new(id: impl Into<String>, source: Source, body: impl Into<String>) -> Self {
         Self::with_body(id, source, Ok(body.into()))
     }
@@ -107,7 +130,21 @@ impl EventRecord {
             message_group_id: None,
             receive_count: None,
             body,
+            json: OnceLock::new(),
         }
+    }
+
+    /// A record whose body the carrier's unwrapping has already parsed.
+    pub(crate) fn parsed(
+        id: impl Into<String>,
+        source: Source,
+        body: String,
+        json: Result<Value, DecodeReason>,
+    ) -> Self {
+        let record = Self::with_body(id, source, Ok(body));
+        // Freshly made, so the cell is empty and the value is kept.
+        let _ = record.json.set(json);
+        record
     }
 
     /// Sets the message attributes.
@@ -166,44 +203,75 @@ impl EventRecord {
     pub fn body(&self) -> Result<&str, DecodeError> {
         self.body
             .as_deref()
-            .map_err(|reason| self.error(reason.clone()))
+            .map_err(|reason| self.decode_error(reason.clone()))
     }
 
-    /// The body as untyped JSON, for code that works on any payload (idempotency keys,
-    /// logging).
-    pub fn json(&self) -> Result<serde_json::Value, DecodeError> {
-        self.decode()
+    /// The body as JSON, parsed once however often it is asked for: what idempotency keys
+    /// and key paths are evaluated on.
+    pub fn json(&self) -> Result<&Value, DecodeError> {
+        let parsed = self.json.get_or_init(|| match &self.body {
+            Ok(body) => parse_json(body),
+            Err(reason) => Err(reason.clone()),
+        });
+        parsed
+            .as_ref()
+            .map_err(|reason| self.decode_error(reason.clone()))
     }
 
-    /// The body as any `T`: a bare domain type, or `EventEnvelope<T>` for the envelope
-    /// without checks on its type and version.
+    /// The body as any `T` (a bare domain type), deserialized from the parsed JSON.
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, DecodeError> {
-        serde_json::from_str(self.body()?)
-            .map_err(|error| self.error(DecodeReason::from_json(&error)))
+        T::deserialize(self.json()?)
+            .map_err(|error| self.decode_error(DecodeReason::from_json(&error)))
     }
 
-    /// The body as an event envelope around `T`, telling a body that is no envelope at all
-    /// ([`DecodeReason::WrongEnvelope`]) from one with a bad field. Does not check the
-    /// event type or version; use [`event`](Self::event) for that.
-    pub fn envelope<T: DeserializeOwned>(&self) -> Result<EventEnvelope<T>, DecodeError> {
-        EventEnvelope::from_json(self.body()?).map_err(|reason| self.error(reason))
-    }
-
-    /// The body as an envelope of the versioned event `T`: checks `eventType` and upcasts
-    /// older versions to the current struct.
+    /// The body as an envelope of the versioned event `T`: a body that is no envelope at all
+    /// is told from one with a bad field, `eventType` is checked, a blank `eventId` refused,
+    /// and older versions upcast to the current struct.
     pub fn event<T: VersionedEvent>(&self) -> Result<EventEnvelope<T>, DecodeError> {
-        decode_event(self.body()?).map_err(|reason| self.error(reason))
+        decode_event_value(self.json()?).map_err(|reason| self.decode_error(reason))
     }
 
-    /// Just the domain event `T` (current version), without its metadata.
-    pub fn data<T: VersionedEvent>(&self) -> Result<T, DecodeError> {
-        self.event().map(EventEnvelope::into_data)
+    /// The envelope's `eventType`, read from the parsed JSON without decoding the rest: the
+    /// one dispatch point of a handler that consumes several event types.
+    pub fn event_type(&self) -> Result<&str, DecodeError> {
+        let json = self.json()?;
+        match json.get("eventType") {
+            Some(Value::String(event_type)) => Ok(event_type),
+            Some(other) => Err(self.decode_error(DecodeReason::InvalidData {
+                detail: format!("`eventType` is {other}, not a string"),
+            })),
+            None if json.is_object() => Err(self.decode_error(DecodeReason::MissingField {
+                field: "eventType".into(),
+            })),
+            None => Err(self.decode_error(DecodeReason::wrong_envelope(
+                "expected an event envelope (a JSON object), found another JSON value",
+            ))),
+        }
     }
 
-    /// An error about this record.
-    pub fn error(&self, reason: DecodeReason) -> DecodeError {
+    /// Builds the error that names this record and says what was wrong with it.
+    pub fn decode_error(&self, reason: DecodeReason) -> DecodeError {
         DecodeError::new(self.id.clone(), reason)
     }
+}
+
+/// Parses a body. Valid JSON nested deeper than the parser's recursion limit (128 levels)
+/// cannot be held as a value; when it is no object, it is no envelope either, and is
+/// reported as that rather than as invalid (it is skipped without recursion to tell).
+pub(crate) fn parse_json(text: &str) -> Result<Value, DecodeReason> {
+    serde_json::from_str(text).map_err(|error| {
+        let too_deep = error.to_string().starts_with("recursion limit exceeded");
+        if too_deep
+            && !text.trim_start().starts_with('{')
+            && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
+        {
+            DecodeReason::wrong_envelope(
+                "expected an event envelope (a JSON object), found another JSON value",
+            )
+        } else {
+            DecodeReason::from_json(&error)
+        }
+    })
 }
 
 #[cfg(test)]
@@ -223,7 +291,10 @@ mod tests {
         let record = EventRecord::new("m-1", Source::Sqs, envelope_body());
         assert_eq!(record.json().unwrap()["eventId"], "e-1");
         assert_eq!(
-            record.envelope::<serde_json::Value>().unwrap().data["name"],
+            record
+                .decode::<EventEnvelope<serde_json::Value>>()
+                .unwrap()
+                .data["name"],
             "Ada Lovelace"
         );
         assert_eq!(
@@ -231,7 +302,7 @@ mod tests {
             2
         );
         assert_eq!(
-            record.data::<CustomerRegistered>().unwrap().last_name,
+            record.event::<CustomerRegistered>().unwrap().data.last_name,
             "Lovelace"
         );
     }
@@ -243,7 +314,7 @@ mod tests {
         let expected = DecodeError::new("m-2", reason);
         assert_eq!(record.body().unwrap_err(), expected);
         assert_eq!(record.json().unwrap_err(), expected);
-        assert_eq!(record.data::<CustomerRegistered>().unwrap_err(), expected);
+        assert_eq!(record.event::<CustomerRegistered>().unwrap_err(), expected);
     }
 
     #[test]

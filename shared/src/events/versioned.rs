@@ -37,7 +37,7 @@
 //! }
 //! ```
 
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::Value;
 
 use super::envelope::EventEnvelope;
@@ -70,43 +70,58 @@ pub enum UpcastError {
     Data(#[from] serde_json::Error),
 }
 
-/// Decodes an envelope of event type `T` from JSON: checks `eventType`, accepts every
-/// version `T` knows and yields the current struct (with `eventVersion` set to the current
-/// version, since that is what `data` now is).
-pub fn decode_event<T: VersionedEvent>(json: &str) -> Result<EventEnvelope<T>, DecodeReason> {
-    upcast_envelope(EventEnvelope::<Value>::from_json(json)?)
+/// Decodes an envelope of event type `T` from JSON; see [`decode_event_value`].
+#[cfg(test)]
+pub(crate) fn decode_event<T: VersionedEvent>(
+    json: &str,
+) -> Result<EventEnvelope<T>, DecodeReason> {
+    let value: Value =
+        serde_json::from_str(json).map_err(|error| DecodeReason::from_json(&error))?;
+    decode_event_value(&value)
 }
 
-/// Checks and upcasts an already parsed envelope; see [`decode_event`].
-pub fn upcast_envelope<T: VersionedEvent>(
-    envelope: EventEnvelope<Value>,
+/// Decodes an envelope of event type `T` from parsed JSON: checks `eventType` and that
+/// `eventId` is not blank, accepts every version `T` knows and yields the current struct
+/// (with `eventVersion` set to the current version, since that is what `data` now is).
+/// The current version's data is deserialized straight from `value`, without a copy.
+pub(crate) fn decode_event_value<T: VersionedEvent>(
+    value: &Value,
 ) -> Result<EventEnvelope<T>, DecodeReason> {
-    if envelope.event_type != T::EVENT_TYPE {
+    let head = EventEnvelope::<IgnoredAny>::from_value(value)?;
+    if head.event_type != T::EVENT_TYPE {
         return Err(DecodeReason::UnknownEventType {
             expected: T::EVENT_TYPE.to_string(),
-            found: envelope.event_type,
+            found: head.event_type,
         });
     }
-    let version = envelope.event_version;
+    // Every event with a blank id would share one idempotency key.
+    if head.event_id.trim().is_empty() {
+        return Err(DecodeReason::InvalidData {
+            detail: "`eventId` is empty: every event needs an id of its own".into(),
+        });
+    }
+    let version = head.event_version;
     let unknown_version = || DecodeReason::UnknownVersion {
         event_type: T::EVENT_TYPE.to_string(),
         version,
         current: T::CURRENT_VERSION,
     };
-    let mut envelope = envelope;
-    let data = std::mem::take(&mut envelope.data);
+    let data = &value["data"];
     let data = match version.cmp(&T::CURRENT_VERSION) {
         std::cmp::Ordering::Equal => {
-            serde_json::from_value(data).map_err(|error| DecodeReason::from_json(&error))?
+            T::deserialize(data).map_err(|error| DecodeReason::from_json(&error))?
         }
         std::cmp::Ordering::Greater => return Err(unknown_version()),
-        std::cmp::Ordering::Less => T::upcast(version, data).map_err(|error| match error {
-            UpcastError::UnknownVersion => unknown_version(),
-            UpcastError::Data(error) => DecodeReason::from_json(&error),
-        })?,
+        std::cmp::Ordering::Less => {
+            T::upcast(version, data.clone()).map_err(|error| match error {
+                UpcastError::UnknownVersion => unknown_version(),
+                UpcastError::Data(error) => DecodeReason::from_json(&error),
+            })?
+        }
     };
+    let mut envelope = head.map_data(|_| data);
     envelope.event_version = T::CURRENT_VERSION;
-    Ok(envelope.map_data(|_| data))
+    Ok(envelope)
 }
 
 #[cfg(test)]

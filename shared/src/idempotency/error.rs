@@ -11,6 +11,8 @@
 
 use std::error::Error as StdError;
 
+use crate::batch::RecordError;
+
 /// A failure of an [`IdempotencyStore`](super::IdempotencyStore) operation.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -95,6 +97,15 @@ pub enum IdempotencyError<E> {
         /// Where the key was looked for.
         source_description: String,
     },
+    /// The payload's key is an empty or blank string (an empty `eventId`, say): it would make
+    /// every such record share one key. Permanent, whatever the missing-key policy.
+    #[error("record {record_id} has a blank idempotency key ({source_description})")]
+    BlankKey {
+        /// The record being processed.
+        record_id: String,
+        /// Where the key was taken from.
+        source_description: String,
+    },
     /// The handler ran, but its claim had been taken over, so its result was not stored
     /// (and the new owner's record was left alone).
     #[error("handler for record {record_id} ran but its claim on idempotency key {key} was taken over; result not stored")]
@@ -154,11 +165,14 @@ pub enum IdempotencyError<E> {
     /// The handler's own error; its claim was removed, so a retry runs it again.
     #[error("handler failed")]
     Handler(#[source] E),
-    /// The handler ran, but its result could not be written as JSON. The claim is removed
+    /// The handler ran, but its result could not be written as JSON, or its JSON does not
+    /// read back as its type (an `f64` NaN is written as `null`). The claim is removed
     /// (a result that cannot be stored cannot be replayed), so the error surfaces on every
     /// delivery until the result type is fixed; if removing it fails too, that is logged
     /// and the claim stays in progress until its window ends.
-    #[error("result of the handler for record {record_id} (key {key}) could not be serialized")]
+    #[error(
+        "result of the handler for record {record_id} (key {key}) cannot be stored and replayed"
+    )]
     ResultSerialization {
         /// The idempotency key.
         key: String,
@@ -215,6 +229,30 @@ impl<E> IdempotencyError<E> {
                 ..
             } => Some(error),
             _ => None,
+        }
+    }
+}
+
+/// An idempotency outcome as a record's error: the handler's own error as it was; a key in
+/// progress elsewhere as [`FailureKind::InProgress`](crate::batch::FailureKind::InProgress);
+/// a store failure, or a handler that ran but could not be recorded, transient (a later
+/// delivery finds out what happened); bad input permanent. The idempotency error stays the
+/// source, with the store's error under it.
+impl From<IdempotencyError<RecordError>> for RecordError {
+    fn from(error: IdempotencyError<RecordError>) -> Self {
+        match error {
+            IdempotencyError::Handler(handler_error) => handler_error,
+            IdempotencyError::AlreadyInProgress { .. } => RecordError::in_progress(error),
+            IdempotencyError::PayloadValidation { .. }
+            | IdempotencyError::MissingKey { .. }
+            | IdempotencyError::BlankKey { .. }
+            | IdempotencyError::ResultSerialization { .. }
+            | IdempotencyError::StoredResultUnreadable { .. } => RecordError::permanent(error),
+            IdempotencyError::Store { .. }
+            | IdempotencyError::CompletionFenced { .. }
+            | IdempotencyError::CompletionFailed { .. }
+            | IdempotencyError::ReleaseFenced { .. }
+            | IdempotencyError::ReleaseFailed { .. } => RecordError::transient(error),
         }
     }
 }

@@ -37,10 +37,11 @@ use std::sync::Arc;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-/// A location inside a JSON payload, stored as a JSON Pointer.
+/// A location inside a JSON payload, stored as a JSON Pointer; shown as it was written.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct KeyPath {
     pointer: String,
+    written: String,
 }
 
 impl KeyPath {
@@ -55,7 +56,10 @@ impl KeyPath {
                 .map(|segment| format!("/{}", segment.replace('~', "~0").replace('/', "~1")))
                 .collect()
         };
-        Self { pointer }
+        Self {
+            pointer,
+            written: path.to_string(),
+        }
     }
 
     /// The path as a JSON Pointer.
@@ -84,9 +88,10 @@ impl From<String> for KeyPath {
     }
 }
 
+/// The path as the user wrote it (`detail.orderId` stays `detail.orderId`).
 impl fmt::Display for KeyPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.pointer)
+        f.write_str(&self.written)
     }
 }
 
@@ -133,6 +138,36 @@ impl KeySource {
                 .map(Value::Array),
             Self::Function(function) => function(payload).filter(|value| !value.is_null()),
         }
+    }
+}
+
+/// Where the key is looked for, in words for error messages: "the envelope's `eventId`",
+/// "key path `detail.orderId`".
+impl fmt::Display for KeySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::EventId => f.write_str("the envelope's `eventId`"),
+            Self::Path(path) => write!(f, "key path `{path}`"),
+            Self::Paths(paths) => {
+                f.write_str("key paths ")?;
+                for (index, path) in paths.iter().enumerate() {
+                    let separator = if index == 0 { "" } else { ", " };
+                    write!(f, "{separator}`{path}`")?;
+                }
+                Ok(())
+            }
+            Self::Function(_) => f.write_str("the key function"),
+        }
+    }
+}
+
+/// True for a key value that identifies nothing: an empty or blank string (alone or inside
+/// a composite key). Such a value would make every record that has it share one key.
+pub fn is_blank(value: &Value) -> bool {
+    match value {
+        Value::String(text) => text.trim().is_empty(),
+        Value::Array(values) => values.iter().any(is_blank),
+        _ => false,
     }
 }
 

@@ -1,387 +1,115 @@
-//! The orchestrator, [`Idempotency`]: key, cache, claim, handler, fenced completion or
-//! release, in that order, with one tracing event per outcome.
+//! The idempotency layer: [`IdempotencyLayer`] wraps any record handler in [`Idempotent`],
+//! which runs it at most once per idempotency key and replays the stored result for
+//! duplicates, saying so in its result ([`Handled::replayed`]).
 
 use std::future::Future;
-use std::num::NonZeroUsize;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
-use serde_json::Value;
+use super::config::IdempotencyConfig;
+use super::run::{Idempotency, Outcome};
+use super::store::IdempotencyStore;
+use crate::batch::RecordError;
+use crate::events::EventRecord;
+use crate::handler::{Handled, Invocation, RecordHandler};
 
-use super::cache::RecordCache;
-use super::clock::{saturating_millis, Clock, SystemClock};
-use super::config::{IdempotencyConfig, MissingKeyPolicy};
-use super::error::{IdempotencyError, StoreError};
-use super::key::{hash_value, idempotency_key};
-use super::record::{IdempotencyRecord, Status};
-use super::store::{ClaimOutcome, IdempotencyStore};
-
-/// Runs handlers at most once per idempotency key (see the [module docs](super)).
-pub struct Idempotency<S> {
-    store: S,
-    config: IdempotencyConfig,
-    clock: Arc<dyn Clock>,
-    cache: Option<RecordCache>,
+/// A tower [`Layer`](tower::Layer) that makes a record handler idempotent (see the
+/// [module docs](super) for the semantics).
+///
+/// The key is taken from the record's decoded body (the innermost message, not the Lambda
+/// event): by default the envelope's `eventId`, or what
+/// [`IdempotencyConfig::with_key_path`] selects. The in-progress window is the time left
+/// before the invocation's deadline, measured on the layer's clock.
+#[derive(Debug)]
+pub struct IdempotencyLayer<S> {
+    idempotency: Arc<Idempotency<S>>,
 }
 
-impl<S: std::fmt::Debug> std::fmt::Debug for Idempotency<S> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Idempotency")
-            .field("store", &self.store)
-            .field("config", &self.config)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<S: IdempotencyStore> Idempotency<S> {
-    /// An idempotency layer over `store`, configured by `config`, on the system clock.
-    pub fn new(store: S, config: IdempotencyConfig) -> Self {
-        let cache = NonZeroUsize::new(config.cache_capacity()).map(RecordCache::new);
+impl<S> Clone for IdempotencyLayer<S> {
+    fn clone(&self) -> Self {
         Self {
-            store,
-            config,
-            clock: Arc::new(SystemClock),
-            cache,
-        }
-    }
-
-    /// Uses `clock` instead of the system clock (tests, simulations).
-    pub fn with_clock(mut self, clock: impl Clock + 'static) -> Self {
-        self.clock = Arc::new(clock);
-        self
-    }
-
-    /// The store.
-    pub fn store(&self) -> &S {
-        &self.store
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> &IdempotencyConfig {
-        &self.config
-    }
-
-    /// The idempotency key of `payload` (`"{name}#{sha256 hex}"`), or `None` when it has none.
-    pub fn key_for(&self, payload: &Value) -> Option<String> {
-        self.config
-            .key_source()
-            .extract(payload)
-            .map(|value| idempotency_key(self.config.name(), &value))
-    }
-
-    /// The payload validation hash of `payload`, or `None` when validation is off. Missing
-    /// validated values hash as `null`.
-    pub fn payload_hash(&self, payload: &Value) -> Option<String> {
-        match self.config.payload_validation() {
-            [] => None,
-            [path] => Some(hash_value(path.select(payload).unwrap_or(&Value::Null))),
-            paths => Some(hash_value(&Value::Array(
-                paths
-                    .iter()
-                    .map(|path| path.select(payload).cloned().unwrap_or(Value::Null))
-                    .collect(),
-            ))),
-        }
-    }
-
-    /// The time left until `deadline_ms` (epoch milliseconds, as in the Lambda context),
-    /// zero when it has passed: the `remaining` to pass to [`run`](Self::run).
-    pub fn remaining_until(&self, deadline_ms: u64) -> Duration {
-        Duration::from_millis(deadline_ms.saturating_sub(self.clock.now_ms()))
-    }
-
-    /// Runs `handler` unless this payload's key has already been processed, and returns its
-    /// result, or the stored result of the earlier run.
-    ///
-    /// - `payload`: the record (or whole event) the key and validation hash are taken from.
-    ///   Both are computed once, before the handler runs, so nothing the handler does can
-    ///   change the key its result is stored under.
-    /// - `record_id`: identifies the record in logs (an SQS `messageId`, a request id).
-    /// - `remaining`: time left before the invocation's deadline. The claim can be taken over
-    ///   by another delivery once it has passed, because by then this invocation has been
-    ///   stopped. Zero is valid and means exactly that: the claim is immediately takeable
-    ///   (Powertools TypeScript treats zero as "unknown" and blocks the key for the whole
-    ///   record TTL instead).
-    ///
-    /// The handler's result must survive a JSON round trip (`T: Serialize +
-    /// DeserializeOwned`); falsy values (`0`, `""`, `{}`, `null`, `false`) replay exactly.
-    pub async fn run<F, Fut, T, E>(
-        &self,
-        payload: &Value,
-        record_id: &str,
-        remaining: Duration,
-        handler: F,
-    ) -> Result<T, IdempotencyError<E>>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<T, E>>,
-        T: Serialize + DeserializeOwned,
-    {
-        let Some(key) = self.key_for(payload) else {
-            return self.run_without_key(record_id, handler).await;
-        };
-        let payload_hash = self.payload_hash(payload);
-        let now_ms = self.clock.now_ms();
-
-        if let Some(cached) = self
-            .cache
-            .as_ref()
-            .and_then(|cache| cache.get(&key, now_ms))
-        {
-            return self.replay(&cached, payload_hash.as_deref(), record_id, "cache");
-        }
-
-        let owner = uuid::Uuid::new_v4().to_string();
-        let in_progress_expiry_ms = now_ms.saturating_add(saturating_millis(remaining));
-        let claim = IdempotencyRecord {
-            key: key.clone(),
-            status: Status::InProgress,
-            expiration: self.claim_expiration(now_ms, in_progress_expiry_ms),
-            in_progress_expiry_ms: Some(in_progress_expiry_ms),
-            result: None,
-            payload_hash: payload_hash.clone(),
-            owner: Some(owner.clone()),
-        };
-        match self.store.claim(&claim, now_ms).await {
-            Ok(ClaimOutcome::Claimed { replaced }) => log_replaced(&key, record_id, replaced),
-            Ok(ClaimOutcome::Exists(existing)) => {
-                return self.handle_existing(existing, payload_hash.as_deref(), record_id);
-            }
-            Err(source) => {
-                tracing::error!(idempotency_key = %key, record_id, outcome = "store_error", error = %source, "idempotency claim failed; handler not run");
-                return Err(IdempotencyError::Store {
-                    key,
-                    record_id: record_id.to_string(),
-                    source,
-                });
-            }
-        }
-
-        match handler().await {
-            Ok(value) => self.complete(claim, value, record_id).await,
-            Err(handler_error) => self.release(&key, &owner, record_id, handler_error).await,
-        }
-    }
-
-    async fn run_without_key<F, Fut, T, E>(
-        &self,
-        record_id: &str,
-        handler: F,
-    ) -> Result<T, IdempotencyError<E>>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<T, E>>,
-    {
-        let source_description = format!("{:?}", self.config.key_source());
-        match self.config.missing_key_policy() {
-            MissingKeyPolicy::Fail => {
-                tracing::warn!(record_id, outcome = "missing_key", key_source = %source_description, "record has no idempotency key; failing it");
-                Err(IdempotencyError::MissingKey {
-                    record_id: record_id.to_string(),
-                    source_description,
-                })
-            }
-            MissingKeyPolicy::ProcessWithoutIdempotency => {
-                tracing::warn!(record_id, outcome = "missing_key", key_source = %source_description, "record has no idempotency key; processing it without idempotency");
-                handler().await.map_err(IdempotencyError::Handler)
-            }
-        }
-    }
-
-    fn expiration(&self, now_ms: u64) -> u64 {
-        (now_ms / 1000).saturating_add(self.config.record_ttl().as_secs())
-    }
-
-    /// The expiration of a claim: the record TTL, but never before the in-progress window
-    /// ends (rounded up to the second). With a TTL shorter than the time left, an expired
-    /// record would otherwise let a duplicate claim the key, and DynamoDB's TTL delete it,
-    /// while the claimant's handler is still running.
-    fn claim_expiration(&self, now_ms: u64, in_progress_expiry_ms: u64) -> u64 {
-        self.expiration(now_ms)
-            .max(in_progress_expiry_ms.div_ceil(1000))
-    }
-
-    fn handle_existing<T: DeserializeOwned, E>(
-        &self,
-        existing: IdempotencyRecord,
-        payload_hash: Option<&str>,
-        record_id: &str,
-    ) -> Result<T, IdempotencyError<E>> {
-        match existing.status {
-            Status::Completed => {
-                let replayed = self.replay(&existing, payload_hash, record_id, "store");
-                if replayed.is_ok() {
-                    if let Some(cache) = &self.cache {
-                        cache.put(existing);
-                    }
-                }
-                replayed
-            }
-            Status::InProgress => {
-                check_payload(&existing, payload_hash, record_id)?;
-                tracing::info!(idempotency_key = %existing.key, record_id, outcome = "in_progress", in_progress_expiry_ms = existing.in_progress_expiry_ms, "idempotency key is in progress elsewhere; retry later");
-                Err(IdempotencyError::AlreadyInProgress {
-                    key: existing.key,
-                    record_id: record_id.to_string(),
-                    in_progress_expiry_ms: existing.in_progress_expiry_ms,
-                })
-            }
-        }
-    }
-
-    fn replay<T: DeserializeOwned, E>(
-        &self,
-        record: &IdempotencyRecord,
-        payload_hash: Option<&str>,
-        record_id: &str,
-        from: &'static str,
-    ) -> Result<T, IdempotencyError<E>> {
-        check_payload(record, payload_hash, record_id)?;
-        let Some(stored) = record.result.as_deref() else {
-            return Err(IdempotencyError::Store {
-                key: record.key.clone(),
-                record_id: record_id.to_string(),
-                source: StoreError::CorruptRecord {
-                    key: record.key.clone(),
-                    reason: "completed record has no result".into(),
-                },
-            });
-        };
-        match serde_json::from_str(stored) {
-            Ok(value) => {
-                tracing::info!(idempotency_key = %record.key, record_id, outcome = "replayed", from, "duplicate delivery; replayed the stored result without running the handler");
-                Ok(value)
-            }
-            Err(source) => {
-                tracing::error!(idempotency_key = %record.key, record_id, outcome = "stored_result_unreadable", error = %source, "stored result does not fit the handler's result type");
-                Err(IdempotencyError::StoredResultUnreadable {
-                    key: record.key.clone(),
-                    record_id: record_id.to_string(),
-                    source,
-                })
-            }
-        }
-    }
-
-    async fn complete<T: Serialize, E>(
-        &self,
-        claim: IdempotencyRecord,
-        value: T,
-        record_id: &str,
-    ) -> Result<T, IdempotencyError<E>> {
-        let key = claim.key.clone();
-        let owner = claim.owner.clone().unwrap_or_default();
-        let result = match serde_json::to_string(&value) {
-            Ok(result) => result,
-            Err(source) => {
-                tracing::error!(idempotency_key = %key, record_id, outcome = "result_not_serializable", error = %source, "handler result cannot be stored; removing the claim");
-                if let Err(error) = self.store.release(&key, &owner).await {
-                    tracing::error!(idempotency_key = %key, record_id, %error, "removing the claim failed too");
-                }
-                return Err(IdempotencyError::ResultSerialization {
-                    key,
-                    record_id: record_id.to_string(),
-                    source,
-                });
-            }
-        };
-        // The record lives for the TTL from completion, not from the claim.
-        let expiration = self.expiration(self.clock.now_ms());
-        match self.store.complete(&key, &owner, &result, expiration).await {
-            Ok(()) => {
-                tracing::info!(idempotency_key = %key, record_id, outcome = "completed", "claimed the idempotency key, ran the handler and stored its result");
-                if let Some(cache) = &self.cache {
-                    cache.put(IdempotencyRecord {
-                        status: Status::Completed,
-                        expiration,
-                        result: Some(result),
-                        ..claim
-                    });
-                }
-                Ok(value)
-            }
-            Err(StoreError::Fenced) => {
-                tracing::error!(idempotency_key = %key, record_id, outcome = "completion_fenced", "handler ran but its claim was taken over; result not stored");
-                Err(IdempotencyError::CompletionFenced {
-                    key,
-                    record_id: record_id.to_string(),
-                })
-            }
-            Err(source) => {
-                tracing::error!(idempotency_key = %key, record_id, outcome = "completion_failed", error = %source, "handler ran but storing its result failed");
-                Err(IdempotencyError::CompletionFailed {
-                    key,
-                    record_id: record_id.to_string(),
-                    source,
-                })
-            }
-        }
-    }
-
-    async fn release<T, E>(
-        &self,
-        key: &str,
-        owner: &str,
-        record_id: &str,
-        handler_error: E,
-    ) -> Result<T, IdempotencyError<E>> {
-        match self.store.release(key, owner).await {
-            Ok(()) => {
-                tracing::info!(idempotency_key = %key, record_id, outcome = "handler_failed", "handler failed; claim removed so a retry runs it again");
-                Err(IdempotencyError::Handler(handler_error))
-            }
-            Err(StoreError::Fenced) => {
-                tracing::warn!(idempotency_key = %key, record_id, outcome = "release_fenced", "handler failed and its claim had been taken over; the new owner's record was left alone");
-                Err(IdempotencyError::ReleaseFenced {
-                    key: key.to_string(),
-                    record_id: record_id.to_string(),
-                    handler_error,
-                })
-            }
-            Err(source) => {
-                tracing::error!(idempotency_key = %key, record_id, outcome = "release_failed", error = %source, "handler failed and removing its claim failed");
-                Err(IdempotencyError::ReleaseFailed {
-                    key: key.to_string(),
-                    record_id: record_id.to_string(),
-                    source,
-                    handler_error,
-                })
-            }
+            idempotency: self.idempotency.clone(),
         }
     }
 }
 
-/// Compares the payload hash with the stored one. A record stored without a hash (written
-/// before validation was turned on) is not compared: there is nothing to compare with.
-fn check_payload<E>(
-    record: &IdempotencyRecord,
-    payload_hash: Option<&str>,
-    record_id: &str,
-) -> Result<(), IdempotencyError<E>> {
-    match (record.payload_hash.as_deref(), payload_hash) {
-        (Some(stored), Some(current)) if stored != current => {
-            tracing::warn!(idempotency_key = %record.key, record_id, outcome = "validation_failed", "payload differs from the one stored under this idempotency key");
-            Err(IdempotencyError::PayloadValidation {
-                key: record.key.clone(),
-                record_id: record_id.to_string(),
+impl<S: IdempotencyStore> IdempotencyLayer<S> {
+    /// A layer over `store` with `config`, on the system clock.
+    pub fn new(store: S, config: IdempotencyConfig) -> Self {
+        Self::from(Idempotency::new(store, config))
+    }
+}
+
+impl<S> From<Idempotency<S>> for IdempotencyLayer<S> {
+    /// A layer around an already configured [`Idempotency`] (a test clock, say).
+    fn from(idempotency: Idempotency<S>) -> Self {
+        Self {
+            idempotency: Arc::new(idempotency),
+        }
+    }
+}
+
+impl<H, S> tower::Layer<H> for IdempotencyLayer<S> {
+    type Service = Idempotent<H, S>;
+
+    fn layer(&self, inner: H) -> Idempotent<H, S> {
+        Idempotent {
+            inner,
+            idempotency: self.idempotency.clone(),
+        }
+    }
+}
+
+/// A record handler run at most once per idempotency key (made by [`IdempotencyLayer`]).
+#[derive(Debug)]
+pub struct Idempotent<H, S> {
+    inner: H,
+    idempotency: Arc<Idempotency<S>>,
+}
+
+impl<H, S> Idempotent<H, S> {
+    /// The idempotency settings and store.
+    pub fn idempotency(&self) -> &Idempotency<S> {
+        &self.idempotency
+    }
+
+    /// The wrapped handler.
+    pub fn inner(&self) -> &H {
+        &self.inner
+    }
+}
+
+impl<H: RecordHandler, S: IdempotencyStore> RecordHandler for Idempotent<H, S> {
+    type Output = H::Output;
+
+    async fn handle(
+        &self,
+        record: &EventRecord,
+        invocation: &Invocation,
+    ) -> Result<Handled<H::Output>, RecordError> {
+        // A body that is not JSON has no key: it fails as the poison it is, before any claim.
+        let payload = record
+            .json()
+            .map_err(|error| RecordError::permanent(error.reason))?;
+        let remaining = self
+            .idempotency
+            .remaining_until(invocation.deadline().epoch_ms());
+        let outcome = self
+            .idempotency
+            .execute(payload, record.id(), remaining, || {
+                // Boxed: the inner handler's future, nested in the store's and the batch's,
+                // is otherwise deep enough to overflow rustc's layout query depth.
+                let inner: Pin<Box<dyn Future<Output = _> + '_>> =
+                    Box::pin(self.inner.handle(record, invocation));
+                async { inner.await.map(|handled| handled.output) }
             })
-        }
-        _ => Ok(()),
-    }
-}
-
-fn log_replaced(key: &str, record_id: &str, replaced: Option<IdempotencyRecord>) {
-    match replaced {
-        Some(old) if old.status == Status::InProgress => {
-            tracing::warn!(idempotency_key = %key, record_id, outcome = "takeover", previous_in_progress_expiry_ms = old.in_progress_expiry_ms, "took over an in-progress claim whose window had expired");
-        }
-        Some(_) => {
-            tracing::info!(idempotency_key = %key, record_id, outcome = "expired_record_replaced", "earlier record had expired; running the handler again");
-        }
-        None => {
-            tracing::debug!(idempotency_key = %key, record_id, outcome = "claimed", "claimed the idempotency key");
-        }
+            .await?;
+        Ok(match outcome {
+            Outcome::Computed(output) => Handled::computed(output),
+            Outcome::Replayed(output) => Handled {
+                output,
+                replayed: true,
+            },
+        })
     }
 }

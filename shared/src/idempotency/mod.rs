@@ -68,14 +68,16 @@ mod error;
 pub mod key;
 mod layer;
 mod record;
+mod run;
 mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{IdempotencyConfig, MissingKeyPolicy, DEFAULT_NAME, DEFAULT_RECORD_TTL};
 pub use error::{IdempotencyError, StoreError};
 pub use key::{KeyPath, KeySource};
-pub use layer::Idempotency;
+pub use layer::{IdempotencyLayer, Idempotent};
 pub use record::{IdempotencyRecord, Status};
+pub use run::{Idempotency, Outcome};
 pub use store::{AttributeNames, ClaimOutcome, DynamoDbStore, IdempotencyStore, InMemoryStore};
 
 #[cfg(test)]

@@ -1,42 +1,41 @@
-//! [`EventFunction`]: a [`Handler`] with its batch settings, run per invocation.
+//! [`EventFunction`]: a record handler with its batch settings, run per invocation.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sns::SnsEvent;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
-use lambda_runtime::{service_fn, LambdaEvent};
+use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 
 use super::payload::{InvocationError, LambdaPayload};
-use crate::batch::{BatchConfig, BatchError, BatchOutcome, BatchProcessor, Deadline};
-use crate::events::{
-    record_from_eventbridge_with, records_from_sns_with, records_from_sqs_with, DecodeOptions,
-    EventRecord,
-};
-use crate::handler::{Handled, RecordHandler};
-use crate::telemetry::{with_trace_id, BatchMetrics};
+use crate::batch::{BatchConfig, BatchError, BatchOutcome, BatchProcessor};
+use crate::events::{records_from, DecodeOptions, EventRecord};
+use crate::handler::{Handled, Invocation, RecordHandler};
+use crate::telemetry::with_trace_id;
 
-/// A Lambda function: the record handler (usually a [`Handler`](crate::handler::Handler)), how batches run, how records are decoded, and the
-/// service name its metrics carry.
+/// A Lambda function: the record handler (a [`Handler`](crate::handler::Handler) and its
+/// layers), how batches run, how records are built, and whether each batch reports EMF
+/// metrics.
 #[derive(Debug)]
 pub struct EventFunction<H> {
     handler: H,
     batch: BatchProcessor,
     decode: DecodeOptions,
-    service: String,
+    metrics_service: Option<String>,
 }
 
 impl<H> EventFunction<H> {
-    /// A function around `handler`, with default batch settings and the service name from
-    /// `EVENTKIT_SERVICE`, else `AWS_LAMBDA_FUNCTION_NAME`, else `eventkit`.
+    /// A function around `handler`, with default batch and decode settings and no metrics.
     pub fn new(handler: H) -> Self {
-        let service = std::env::var("EVENTKIT_SERVICE")
-            .or_else(|_| std::env::var("AWS_LAMBDA_FUNCTION_NAME"))
-            .unwrap_or_else(|_| "eventkit".into());
         Self {
             handler,
             batch: BatchProcessor::default(),
             decode: DecodeOptions::default(),
-            service,
+            metrics_service: None,
         }
     }
 
@@ -52,9 +51,11 @@ impl<H> EventFunction<H> {
         self
     }
 
-    /// Sets the service name of the metrics.
-    pub fn with_service(mut self, service: impl Into<String>) -> Self {
-        self.service = service.into();
+    /// Prints one CloudWatch EMF line per batch (records processed, failed, replayed, in
+    /// progress; batch duration) with `service` as its dimension. Off by default, so tests
+    /// and functions that do not want metrics print nothing.
+    pub fn with_metrics(mut self, service: impl Into<String>) -> Self {
+        self.metrics_service = Some(service.into());
         self
     }
 
@@ -65,22 +66,56 @@ impl<H> EventFunction<H> {
 }
 
 impl<H: RecordHandler> EventFunction<H> {
-    /// Runs every record of `records` and emits the batch's EMF metrics line.
+    /// Runs every record of `records` (and prints the batch's EMF line when metrics are on).
     pub async fn process(
         &self,
         records: Vec<EventRecord>,
-        deadline: Deadline,
+        invocation: impl Into<Invocation>,
     ) -> BatchOutcome<Handled<H::Output>> {
+        let invocation = &invocation.into();
         let outcome = self
             .batch
             // Boxed: the composed future type (runtime, batch, idempotency, SDK) is otherwise
             // deep enough to overflow rustc's layout query depth in a function's `main`.
-            .process(records, deadline, |record| {
-                Box::pin(self.handler.handle(record, deadline))
+            .process(records, invocation.deadline(), |record| {
+                Box::pin(async move { self.handler.handle(&record, invocation).await })
             })
             .await;
-        BatchMetrics::from_outcome(&outcome, |handled| handled.replayed).emit(&self.service);
+        if let Some(service) = &self.metrics_service {
+            outcome.metrics(|handled| handled.replayed).emit(service);
+        }
         outcome
+    }
+
+    /// One invocation of any kind: the SQS partial batch response (exactly the failed
+    /// message ids) for SQS, `null` for the asynchronous (SNS, EventBridge) invocations,
+    /// whose failures are errors so that Lambda's retries and the function's DLQ apply.
+    ///
+    /// This is the whole invocation minus the Runtime API: a test calls it with a Lambda
+    /// event (as JSON) and an [`Invocation`] (or just a [`Deadline`](crate::batch::Deadline)).
+    pub async fn handle(
+        &self,
+        payload: Value,
+        invocation: impl Into<Invocation>,
+    ) -> Result<Value, InvocationError> {
+        let invocation = invocation.into();
+        match LambdaPayload::parse(payload)? {
+            LambdaPayload::Sqs(event) => {
+                let response = self.handle_sqs(&event, invocation).await?;
+                serde_json::to_value(response).map_err(|source| InvocationError::Invalid {
+                    kind: "SQS response",
+                    source,
+                })
+            }
+            LambdaPayload::Sns(event) => {
+                self.handle_sns(&event, invocation).await?;
+                Ok(Value::Null)
+            }
+            LambdaPayload::EventBridge(event) => {
+                self.handle_eventbridge(&event, invocation).await?;
+                Ok(Value::Null)
+            }
+        }
     }
 
     /// An SQS invocation: the partial batch response listing exactly the failed message ids
@@ -88,18 +123,22 @@ impl<H: RecordHandler> EventFunction<H> {
     pub async fn handle_sqs(
         &self,
         event: &SqsEvent,
-        deadline: Deadline,
+        invocation: impl Into<Invocation>,
     ) -> Result<SqsBatchResponse, BatchError> {
-        let records = records_from_sqs_with(event, &self.decode);
-        let outcome = self.process(records, deadline).await;
+        let records = records_from(event, &self.decode);
+        let outcome = self.process(records, invocation).await;
         outcome.sqs_response(self.batch.config().all_failed)
     }
 
     /// A direct SNS invocation: an error if any record failed, so Lambda's asynchronous
     /// retries and the function's DLQ apply.
-    pub async fn handle_sns(&self, event: &SnsEvent, deadline: Deadline) -> Result<(), BatchError> {
-        let records = records_from_sns_with(event, &self.decode);
-        self.process(records, deadline)
+    pub async fn handle_sns(
+        &self,
+        event: &SnsEvent,
+        invocation: impl Into<Invocation>,
+    ) -> Result<(), BatchError> {
+        let records = records_from(event, &self.decode);
+        self.process(records, invocation)
             .await
             .require_all_succeeded()
     }
@@ -109,50 +148,83 @@ impl<H: RecordHandler> EventFunction<H> {
     pub async fn handle_eventbridge(
         &self,
         event: &EventBridgeEvent,
-        deadline: Deadline,
+        invocation: impl Into<Invocation>,
     ) -> Result<(), BatchError> {
-        let records = vec![record_from_eventbridge_with(event, &self.decode)];
-        self.process(records, deadline)
+        let records = records_from(event, &self.decode);
+        self.process(records, invocation)
             .await
             .require_all_succeeded()
     }
+}
 
-    /// One invocation of any kind: the SQS batch response for SQS, `null` for the
-    /// asynchronous (SNS, EventBridge) invocations, whose failures are errors.
-    pub async fn handle(
-        &self,
-        payload: Value,
-        deadline: Deadline,
-    ) -> Result<Value, InvocationError> {
-        match LambdaPayload::parse(payload)? {
-            LambdaPayload::Sqs(event) => {
-                let response = self.handle_sqs(&event, deadline).await?;
-                serde_json::to_value(response).map_err(|source| InvocationError::Invalid {
-                    kind: "SQS response",
-                    source,
-                })
-            }
-            LambdaPayload::Sns(event) => {
-                self.handle_sns(&event, deadline).await?;
-                Ok(Value::Null)
-            }
-            LambdaPayload::EventBridge(event) => {
-                self.handle_eventbridge(&event, deadline).await?;
-                Ok(Value::Null)
-            }
+impl<H: RecordHandler + 'static> EventFunction<H> {
+    /// The function as a tower `Service<LambdaEvent<Value>>`, for
+    /// `lambda_runtime::Runtime::new(..)`, so that lambda_runtime's own layers (tracing,
+    /// OpenTelemetry) and the user's wrap it:
+    ///
+    /// ```no_run
+    /// # use eventkit::handler::{Handler, Json};
+    /// # use eventkit::runtime::EventFunction;
+    /// # async fn handle(_: Json<serde_json::Value>) -> Result<(), std::io::Error> { Ok(()) }
+    /// # async fn example() -> Result<(), lambda_runtime::Error> {
+    /// let function = EventFunction::new(Handler::new(handle));
+    /// lambda_runtime::Runtime::new(function.into_service())
+    ///     .layer(lambda_runtime::layers::TracingLayer::new())
+    ///     .run()
+    ///     .await
+    /// # }
+    /// ```
+    pub fn into_service(self) -> EventService<H> {
+        EventService {
+            function: Arc::new(self),
         }
     }
 
-    /// Serves invocations from the Lambda Runtime API until the process is stopped: SQS,
-    /// SNS and EventBridge events alike, told apart by their shape.
+    /// Serves invocations from the Lambda Runtime API until the process is stopped, with
+    /// lambda_runtime's tracing layer (the invocation's span carries its `requestId`): the
+    /// short path for [`into_service`](Self::into_service).
     pub async fn run(self) -> Result<(), lambda_runtime::Error> {
-        let function = &self;
-        lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async move {
-            let deadline = Deadline::from_epoch_ms(event.context.deadline);
-            let trace_id = event.context.xray_trace_id.clone();
-            // Boxed for the same reason as the per-record future in `process`.
-            with_trace_id(trace_id, Box::pin(function.handle(event.payload, deadline))).await
-        }))
-        .await
+        lambda_runtime::Runtime::new(self.into_service())
+            .layer(lambda_runtime::layers::TracingLayer::new())
+            .run()
+            .await
+    }
+}
+
+/// An [`EventFunction`] as a tower `Service<LambdaEvent<Value>>` (see
+/// [`EventFunction::into_service`]). Cheap to clone: clones share the function.
+#[derive(Debug)]
+pub struct EventService<H> {
+    function: Arc<EventFunction<H>>,
+}
+
+impl<H> Clone for EventService<H> {
+    fn clone(&self) -> Self {
+        Self {
+            function: self.function.clone(),
+        }
+    }
+}
+
+/// The future of one invocation of an [`EventService`].
+pub type InvocationFuture = Pin<Box<dyn Future<Output = Result<Value, InvocationError>>>>;
+
+impl<H: RecordHandler + 'static> tower::Service<LambdaEvent<Value>> for EventService<H> {
+    type Response = Value;
+    type Error = InvocationError;
+    type Future = InvocationFuture;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, event: LambdaEvent<Value>) -> Self::Future {
+        let function = self.function.clone();
+        Box::pin(async move {
+            let invocation = Invocation::from_context(&event.context);
+            // Events created while the invocation runs carry its X-Ray trace.
+            let trace_id = invocation.trace_id().map(str::to_string);
+            with_trace_id(trace_id, function.handle(event.payload, invocation)).await
+        })
     }
 }

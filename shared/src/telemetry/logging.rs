@@ -5,14 +5,11 @@
 //! span lambda_runtime opens per invocation), so one order's journey can be followed through
 //! the logs by its correlation id.
 
-use serde::Deserialize;
 use tracing::Subscriber;
 use tracing_subscriber::fmt::format::{DefaultFields, Format, Full};
 use tracing_subscriber::fmt::{MakeWriter, SubscriberBuilder};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
-
-use crate::events::EventRecord;
 
 /// Installs the global tracing subscriber once, at init: JSON lines when Lambda's log format
 /// is JSON (`AWS_LAMBDA_LOG_FORMAT=JSON`), plain text otherwise; the level from `RUST_LOG`
@@ -62,28 +59,10 @@ where
         .with_target(false)
 }
 
-/// The ids the envelope carries, read without decoding the payload.
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-struct EnvelopeIds {
-    event_id: Option<String>,
-    correlation_id: Option<String>,
-}
-
-/// The span a record is processed in: its id, and the envelope's event and correlation ids
-/// when the body is an envelope.
-pub fn record_span(record: &EventRecord) -> tracing::Span {
-    let ids = record
-        .body()
-        .ok()
-        .and_then(|body| serde_json::from_str::<EnvelopeIds>(body).ok())
-        .unwrap_or_default();
-    tracing::info_span!(
-        "record",
-        record_id = %record.id(),
-        event_id = ids.event_id.as_deref().unwrap_or(""),
-        correlation_id = ids.correlation_id.as_deref().unwrap_or(""),
-    )
+/// The span a record is processed in: its id, and its event's id and correlation id (empty
+/// when the record is not an event envelope).
+pub fn record_span(record_id: &str, event_id: &str, correlation_id: &str) -> tracing::Span {
+    tracing::info_span!("record", record_id, event_id, correlation_id)
 }
 
 #[cfg(test)]
@@ -94,7 +73,6 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::events::Source;
 
     /// Collects what the subscriber writes.
     #[derive(Clone, Default)]
@@ -115,13 +93,11 @@ mod tests {
         let captured = Captured::default();
         let writer = captured.clone();
         let subscriber = json_subscriber(EnvFilter::new("info"), move || writer.clone());
-        let body = r#"{"eventId":"e-1","correlationId":"c-9","eventType":"OrderPlaced"}"#;
-        let record = EventRecord::new("m-1", Source::Sqs, body);
         tracing::subscriber::with_default(subscriber, || {
             // The span lambda_runtime opens per invocation.
             let invocation = tracing::info_span!("Lambda runtime invoke", requestId = "req-7");
             let _invocation = invocation.enter();
-            let _record = record_span(&record).entered();
+            let _record = record_span("m-1", "e-1", "c-9").entered();
             tracing::info!(sku = "A-1", "reserved");
             tracing::warn!("low stock");
         });

@@ -13,15 +13,12 @@ mod sqs;
 use std::collections::HashMap;
 
 use aws_lambda_events::encodings::Base64Data;
-use serde::de::IgnoredAny;
-use serde::Deserialize;
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use aws_lambda_events::sns::SnsEvent;
+use aws_lambda_events::sqs::SqsEvent;
 
 use super::error::DecodeReason;
-use super::record::MessageAttribute;
-
-pub use eventbridge::{record_from_eventbridge, record_from_eventbridge_with};
-pub use sns::{records_from_sns, records_from_sns_with};
-pub use sqs::{record_from_sqs_message, records_from_sqs, records_from_sqs_with};
+use super::record::{EventRecord, MessageAttribute};
 
 /// SQS's historical maximum message size (256 KiB), the default body limit.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
@@ -73,6 +70,9 @@ impl DecodeOptions {
     }
 }
 
+#[cfg(test)]
+pub(crate) use sqs::record_from_sqs_message;
+
 const SNS_MESSAGE: &str = "an SNS message";
 const EVENTBRIDGE_EVENT: &str = "an EventBridge event";
 
@@ -95,46 +95,88 @@ impl Wrapper {
     }
 }
 
-/// Only the keys that identify a wrapper; everything else is skipped unparsed.
-#[derive(Deserialize)]
-struct WrapperProbe {
-    #[serde(rename = "Type")]
-    sns_type: Option<serde_json::Value>,
-    #[serde(rename = "TopicArn")]
-    topic_arn: Option<IgnoredAny>,
-    #[serde(rename = "detail-type")]
-    detail_type: Option<IgnoredAny>,
+/// A body parsed once: its JSON (or why it is not JSON), which the record keeps.
+fn parse(body: &str) -> Result<serde_json::Value, DecodeReason> {
+    super::record::parse_json(body)
 }
 
-/// Which wrapper, if any, `body` is. Anything that is not a JSON object (plain text,
-/// invalid JSON, arrays) is no wrapper: it is left for the handler's decode to judge.
-fn detect_wrapper(body: &str) -> Option<Wrapper> {
-    if !body.trim_start().starts_with('{') {
-        return None;
-    }
-    let probe: WrapperProbe = serde_json::from_str(body).ok()?;
-    match (probe.sns_type, probe.topic_arn, probe.detail_type) {
-        (Some(kind), Some(_), _) => Some(Wrapper::SnsMessage {
+/// Which wrapper, if any, a parsed body is: an object with `Type` and `TopicArn` (SNS) or
+/// with `detail-type` (EventBridge). Anything else (plain text, invalid JSON, arrays, our
+/// envelopes) is no wrapper: it is left for the handler's decode to judge.
+fn wrapper_of(json: &Result<serde_json::Value, DecodeReason>) -> Option<Wrapper> {
+    let object = json.as_ref().ok()?.as_object()?;
+    let present = |key| object.get(key).is_some_and(|value| !value.is_null());
+    match (
+        object.get("Type"),
+        present("TopicArn"),
+        present("detail-type"),
+    ) {
+        (Some(kind), true, _) if !kind.is_null() => Some(Wrapper::SnsMessage {
             kind: match kind {
-                serde_json::Value::String(kind) => kind,
+                serde_json::Value::String(kind) => kind.clone(),
                 other => other.to_string(),
             },
         }),
-        (_, _, Some(_)) => Some(Wrapper::EventBridgeEvent),
+        (_, _, true) => Some(Wrapper::EventBridgeEvent),
         _ => None,
     }
 }
 
+#[cfg(test)]
+fn detect_wrapper(body: &str) -> Option<Wrapper> {
+    wrapper_of(&parse(body))
+}
+
 /// One level of nesting is unwrapped; a wrapper inside the unwrapped body is refused rather
 /// than handed to the handler as if it were the event.
-fn refuse_nested(inner: &str, outer: &str) -> Result<(), DecodeReason> {
-    match detect_wrapper(inner) {
+fn refuse_nested(
+    inner: &Result<serde_json::Value, DecodeReason>,
+    outer: &str,
+) -> Result<(), DecodeReason> {
+    match wrapper_of(inner) {
         Some(wrapper) => Err(DecodeReason::wrong_envelope(format!(
             "{} inside {outer}: only one level of nesting is unwrapped",
             wrapper.name(),
         ))),
         None => Ok(()),
     }
+}
+
+/// A Lambda event that carries records: SQS, SNS and EventBridge events, and
+/// [`LambdaPayload`](crate::runtime::LambdaPayload), which is any of them.
+pub trait CarriesRecords {
+    /// Its records, in order, each with its carrier unwrapped and its body parsed once.
+    fn records(&self, options: &DecodeOptions) -> Vec<EventRecord>;
+}
+
+impl CarriesRecords for SqsEvent {
+    fn records(&self, options: &DecodeOptions) -> Vec<EventRecord> {
+        sqs::records_from_sqs(self, options)
+    }
+}
+
+impl CarriesRecords for SnsEvent {
+    fn records(&self, options: &DecodeOptions) -> Vec<EventRecord> {
+        sns::records_from_sns(self, options)
+    }
+}
+
+impl CarriesRecords for EventBridgeEvent {
+    fn records(&self, options: &DecodeOptions) -> Vec<EventRecord> {
+        vec![eventbridge::record_from_eventbridge(self, options)]
+    }
+}
+
+/// The records of a Lambda event (an `SqsEvent`, `SnsEvent` or `EventBridgeEvent` of
+/// `aws_lambda_events`, or a [`LambdaPayload`](crate::runtime::LambdaPayload)), in order,
+/// one per message: the one way to get records. SNS notifications and EventBridge events
+/// inside SQS bodies are unwrapped; a record that cannot be unwrapped still comes out, and
+/// fails alone when decoded.
+pub fn records_from<E: CarriesRecords + ?Sized>(
+    event: &E,
+    options: &DecodeOptions,
+) -> Vec<EventRecord> {
+    event.records(options)
 }
 
 /// SNS message attributes (`{"Type": …, "Value": …}`, binary values base64-encoded) as

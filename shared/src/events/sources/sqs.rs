@@ -9,19 +9,17 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sns::SnsMessage;
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 
+use serde_json::Value;
+
 use super::{
-    refuse_nested, sns_attributes, DecodeOptions, Wrapper, EVENTBRIDGE_EVENT, SNS_MESSAGE,
+    parse, refuse_nested, sns_attributes, wrapper_of, DecodeOptions, Wrapper, EVENTBRIDGE_EVENT,
+    SNS_MESSAGE,
 };
 use crate::events::error::DecodeReason;
 use crate::events::record::{EventRecord, MessageAttribute, Source};
 
-/// The records of an SQS event, one per message, in order, with default options.
-pub fn records_from_sqs(event: &SqsEvent) -> Vec<EventRecord> {
-    records_from_sqs_with(event, &DecodeOptions::default())
-}
-
 /// The records of an SQS event, one per message, in order.
-pub fn records_from_sqs_with(event: &SqsEvent, options: &DecodeOptions) -> Vec<EventRecord> {
+pub(super) fn records_from_sqs(event: &SqsEvent, options: &DecodeOptions) -> Vec<EventRecord> {
     event
         .records
         .iter()
@@ -31,7 +29,10 @@ pub fn records_from_sqs_with(event: &SqsEvent, options: &DecodeOptions) -> Vec<E
 
 /// The record of one SQS message: its body unwrapped if it is an SNS notification or an
 /// EventBridge event. Never fails; a bad message yields a record whose decode fails.
-pub fn record_from_sqs_message(message: &SqsMessage, options: &DecodeOptions) -> EventRecord {
+pub(crate) fn record_from_sqs_message(
+    message: &SqsMessage,
+    options: &DecodeOptions,
+) -> EventRecord {
     let id = message.message_id.clone().unwrap_or_default();
     let direct = if options.raw_sns_delivery {
         Source::SnsViaSqs { raw: true }
@@ -61,21 +62,23 @@ pub fn record_from_sqs_message(message: &SqsMessage, options: &DecodeOptions) ->
         return with_delivery(EventRecord::failed(id, direct, reason));
     }
 
-    let record = match super::detect_wrapper(body) {
-        None => EventRecord::new(id, direct, body).with_attributes(sqs_attributes(message)),
+    let json = parse(body);
+    let record = match wrapper_of(&json) {
+        None => EventRecord::parsed(id, direct, body.to_string(), json)
+            .with_attributes(sqs_attributes(message)),
         Some(Wrapper::SnsMessage { kind }) => {
             let source = Source::SnsViaSqs { raw: false };
-            match unwrap_sns(body, &kind) {
-                Ok((inner, attributes)) => {
-                    EventRecord::new(id, source, inner).with_attributes(attributes)
+            match json.and_then(|json| unwrap_sns(json, &kind)) {
+                Ok((inner, inner_json, attributes)) => {
+                    EventRecord::parsed(id, source, inner, inner_json).with_attributes(attributes)
                 }
                 Err(reason) => EventRecord::failed(id, source, reason),
             }
         }
         Some(Wrapper::EventBridgeEvent) => {
             let source = Source::EventBridgeViaSqs;
-            match unwrap_eventbridge(body) {
-                Ok(inner) => EventRecord::new(id, source, inner),
+            match json.and_then(unwrap_eventbridge) {
+                Ok((inner, inner_json)) => EventRecord::parsed(id, source, inner, inner_json),
                 Err(reason) => EventRecord::failed(id, source, reason),
             }
         }
@@ -89,12 +92,10 @@ fn missing(field: &str) -> DecodeReason {
     }
 }
 
-/// The SNS envelope (what SQS receives without raw delivery): the message and the SNS
-/// message attributes, which SNS puts in the envelope rather than on the SQS message.
-fn unwrap_sns(
-    body: &str,
-    kind: &str,
-) -> Result<(String, HashMap<String, MessageAttribute>), DecodeReason> {
+/// The SNS envelope (what SQS receives without raw delivery): the message (and its JSON)
+/// and the SNS message attributes, which SNS puts in the envelope rather than on the SQS
+/// message.
+fn unwrap_sns(json: Value, kind: &str) -> Result<Unwrapped, DecodeReason> {
     // Subscription and unsubscribe confirmations reach a queue too (cross-account
     // subscriptions); they carry no event.
     if kind != "Notification" {
@@ -102,30 +103,40 @@ fn unwrap_sns(
             "SNS {kind} message in an SQS body, not a Notification"
         )));
     }
-    let notification: SnsMessage = serde_json::from_str(body).map_err(|error| {
+    let notification: SnsMessage = serde_json::from_value(json).map_err(|error| {
         DecodeReason::wrong_envelope(format!(
             "broken SNS notification in an SQS body: {}",
             DecodeReason::from_json(&error)
         ))
     })?;
-    refuse_nested(&notification.message, SNS_MESSAGE)?;
+    let inner = parse(&notification.message);
+    refuse_nested(&inner, SNS_MESSAGE)?;
     Ok((
         notification.message,
+        inner,
         sns_attributes(&notification.message_attributes),
     ))
 }
 
+/// A message taken out of its wrapper: its text, its JSON, its attributes.
+type Unwrapped = (
+    String,
+    Result<Value, DecodeReason>,
+    HashMap<String, MessageAttribute>,
+);
+
 /// An EventBridge event delivered to a queue: its `detail` is the body.
-fn unwrap_eventbridge(body: &str) -> Result<String, DecodeReason> {
-    let event: EventBridgeEvent = serde_json::from_str(body).map_err(|error| {
+fn unwrap_eventbridge(json: Value) -> Result<(String, Result<Value, DecodeReason>), DecodeReason> {
+    let event: EventBridgeEvent = serde_json::from_value(json).map_err(|error| {
         DecodeReason::wrong_envelope(format!(
             "broken EventBridge event in an SQS body: {}",
             DecodeReason::from_json(&error)
         ))
     })?;
-    let detail = event.detail.to_string();
+    let detail = Ok(event.detail);
     refuse_nested(&detail, EVENTBRIDGE_EVENT)?;
-    Ok(detail)
+    let text = detail.as_ref().map(Value::to_string).unwrap_or_default();
+    Ok((text, detail))
 }
 
 fn sqs_attributes(message: &SqsMessage) -> HashMap<String, MessageAttribute> {

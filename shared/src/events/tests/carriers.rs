@@ -1,11 +1,11 @@
 //! The same envelope, carried every supported way, decodes to the same event; the record's
 //! id, source and metadata come from the right layer.
 
-use super::*;
-use crate::events::{
-    record_from_eventbridge, records_from_sns, records_from_sqs, records_from_sqs_with,
-    DecodeOptions, EventRecord, MessageAttribute, Source,
+use super::shorthands::{
+    record_from_eventbridge, records_from_sns, records_from_sqs, records_from_sqs_with, Views,
 };
+use super::*;
+use crate::events::{DecodeOptions, EventRecord, MessageAttribute, Source};
 
 fn only(mut records: Vec<EventRecord>) -> EventRecord {
     assert_eq!(records.len(), 1);
@@ -59,7 +59,7 @@ fn every_carrier_yields_the_same_event() {
             "{source}"
         );
         assert_eq!(
-            record.json().unwrap(),
+            record.json().unwrap().clone(),
             serde_json::to_value(&event).unwrap(),
             "{source}"
         );

@@ -5,11 +5,11 @@
 use aws_lambda_events::sqs::{SqsApiMessage, SqsBatchResponse, SqsMessage};
 use serde::Deserialize;
 
-use super::*;
-use crate::events::{
-    record_from_eventbridge, record_from_sqs_message, records_from_sns, records_from_sqs,
-    DecodeOptions, DecodeReason, EventRecord, MessageAttribute, Source,
+use super::shorthands::{
+    record_from_eventbridge, record_from_sqs_message, records_from_sns, records_from_sqs, Views,
 };
+use super::*;
+use crate::events::{DecodeOptions, DecodeReason, EventRecord, MessageAttribute, Source};
 
 macro_rules! fixture {
     ($name:literal) => {
@@ -239,13 +239,13 @@ fn eventbridge_events_direct_and_as_a_rule_target_queue() {
         let direct = record_from_eventbridge(&serde_json::from_str(json).unwrap());
         assert_eq!(direct.id(), id);
         assert_eq!(direct.source(), Source::EventBridge);
-        assert_eq!(direct.json().unwrap(), detail);
+        assert_eq!(direct.json().unwrap(), &detail);
         assert_wrong_envelope(&direct);
 
         let nested = records_from_sqs(&sqs_event_of(&[json]));
         assert_eq!(nested[0].id(), "m-0");
         assert_eq!(nested[0].source(), Source::EventBridgeViaSqs);
-        assert_eq!(nested[0].json().unwrap(), detail);
+        assert_eq!(nested[0].json().unwrap(), &detail);
         assert!(nested[0].attributes().is_empty());
     }
 }

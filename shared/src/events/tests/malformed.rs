@@ -1,12 +1,12 @@
 //! Bad input fails one record with a reason a handler can act on, names that record, and
 //! leaves the rest of its batch decodable.
 
-use super::*;
-use crate::events::{
+use super::shorthands::{
     record_from_eventbridge, record_from_eventbridge_with, records_from_sns, records_from_sns_with,
-    records_from_sqs, records_from_sqs_with, DecodeError, DecodeOptions, DecodeReason,
-    DEFAULT_MAX_BODY_BYTES,
+    records_from_sqs, records_from_sqs_with,
 };
+use super::*;
+use crate::events::{DecodeError, DecodeOptions, DecodeReason, DEFAULT_MAX_BODY_BYTES};
 
 /// What a bad record must fail with: the exact reason, or the variant when the reason
 /// carries a parser message.

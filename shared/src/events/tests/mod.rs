@@ -10,6 +10,61 @@ mod malformed;
 mod properties;
 mod sam_samples;
 
+/// The per-carrier shorthands these tests were written with, as thin calls of the one
+/// public way ([`records_from`](crate::events::records_from)).
+pub(super) mod shorthands {
+    use aws_lambda_events::eventbridge::EventBridgeEvent;
+    use aws_lambda_events::sns::SnsEvent;
+    use aws_lambda_events::sqs::SqsEvent;
+    use serde::de::DeserializeOwned;
+
+    use crate::events::{
+        records_from, DecodeError, DecodeOptions, EventEnvelope, EventRecord, VersionedEvent,
+    };
+
+    pub(crate) use crate::events::sources::record_from_sqs_message;
+    pub(crate) use crate::events::versioned::decode_event;
+
+    pub fn records_from_sqs(event: &SqsEvent) -> Vec<EventRecord> {
+        records_from(event, &DecodeOptions::default())
+    }
+    pub fn records_from_sqs_with(event: &SqsEvent, options: &DecodeOptions) -> Vec<EventRecord> {
+        records_from(event, options)
+    }
+    pub fn records_from_sns(event: &SnsEvent) -> Vec<EventRecord> {
+        records_from(event, &DecodeOptions::default())
+    }
+    pub fn records_from_sns_with(event: &SnsEvent, options: &DecodeOptions) -> Vec<EventRecord> {
+        records_from(event, options)
+    }
+    pub fn record_from_eventbridge(event: &EventBridgeEvent) -> EventRecord {
+        record_from_eventbridge_with(event, &DecodeOptions::default())
+    }
+    pub fn record_from_eventbridge_with(
+        event: &EventBridgeEvent,
+        options: &DecodeOptions,
+    ) -> EventRecord {
+        records_from(event, options).remove(0)
+    }
+
+    /// The views the tests compare.
+    pub trait Views {
+        /// The envelope, shape checked, type and version not.
+        fn envelope<T: DeserializeOwned>(&self) -> Result<EventEnvelope<T>, DecodeError>;
+        /// The current version's data.
+        fn data<T: VersionedEvent>(&self) -> Result<T, DecodeError>;
+    }
+
+    impl Views for EventRecord {
+        fn envelope<T: DeserializeOwned>(&self) -> Result<EventEnvelope<T>, DecodeError> {
+            EventEnvelope::from_value(self.json()?).map_err(|reason| self.decode_error(reason))
+        }
+        fn data<T: VersionedEvent>(&self) -> Result<T, DecodeError> {
+            self.event().map(EventEnvelope::into_data)
+        }
+    }
+}
+
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sns::SnsEvent;
 use aws_lambda_events::sqs::SqsEvent;

@@ -5,12 +5,13 @@
 use chrono::{DateTime, Utc};
 use proptest::prelude::*;
 
+use super::shorthands::{
+    decode_event, record_from_eventbridge, records_from_sns, records_from_sqs,
+    records_from_sqs_with, Views,
+};
 use super::*;
 use crate::events::versioned::tests::CustomerRegisteredV1;
-use crate::events::{
-    decode_event, record_from_eventbridge, records_from_sns, records_from_sqs,
-    records_from_sqs_with, DecodeOptions, DecodeReason, EventRecord,
-};
+use crate::events::{DecodeOptions, DecodeReason, EventRecord};
 
 /// Any instant from 1970 to 9999 with nanosecond precision: RFC 3339 has four-digit years.
 fn instant() -> impl Strategy<Value = DateTime<Utc>> {
@@ -22,7 +23,12 @@ fn envelope_of<T: std::fmt::Debug>(
     data: impl Strategy<Value = T>,
 ) -> impl Strategy<Value = EventEnvelope<T>> {
     (
-        (any::<String>(), any::<String>(), any::<String>()),
+        // Any id but a blank one, which decoding refuses (a blank id would be everyone's key).
+        (
+            any::<String>().prop_filter("a blank eventId is refused", |id| !id.trim().is_empty()),
+            any::<String>(),
+            any::<String>(),
+        ),
         (
             any::<String>(),
             instant(),
@@ -107,6 +113,19 @@ fn v1_envelope(current: &EventEnvelope<CustomerRegistered>, name: &str) -> Strin
 }
 
 proptest! {
+    #[test]
+    fn a_blank_event_id_is_refused_through_every_carrier(
+        envelope in envelope_of(customer()),
+        blank in "[ \t\n]{0,3}",
+    ) {
+        let envelope = EventEnvelope { event_id: blank, ..envelope };
+        for record in every_carrier(&envelope) {
+            let error = record.event::<CustomerRegistered>().unwrap_err();
+            prop_assert!(matches!(error.reason, DecodeReason::InvalidData { .. }), "{}", error);
+            prop_assert!(error.to_string().contains("eventId"), "{}", error);
+        }
+    }
+
     #[test]
     fn every_carrier_round_trips_any_typed_envelope(envelope in envelope_of(customer())) {
         for record in every_carrier(&envelope) {

@@ -8,8 +8,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use eventkit::batch::Deadline;
 use eventkit::events::{EventEnvelope, VersionedEvent};
-use eventkit::handler::{Handler, RecordHandler};
-use eventkit::idempotency::{DynamoDbStore, Idempotency, IdempotencyConfig};
+use eventkit::handler::{Handler, RecordHandler, RecordHandlerExt};
+use eventkit::idempotency::{DynamoDbStore, IdempotencyConfig, IdempotencyLayer};
 use eventkit::runtime::EventFunction;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -80,7 +80,7 @@ pub async fn contender(table: &str) -> impl Contender {
     eventkit::telemetry::init_logging();
     let config = aws_config::load_from_env().await;
     let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&config), table);
-    let idempotency = Idempotency::new(store, IdempotencyConfig::new("bench"));
+    let idempotency = IdempotencyLayer::new(store, IdempotencyConfig::new("bench"));
     let runs = Arc::new(AtomicUsize::new(0));
     let counter = runs.clone();
     let handler = Handler::new(move |order: EventEnvelope<OrderPlaced>| {
@@ -95,7 +95,8 @@ pub async fn contender(table: &str) -> impl Contender {
         }
     });
     Eventkit {
-        function: EventFunction::new(handler.with_idempotency(idempotency)),
+        // With its EMF line per batch, as a deployed function has.
+        function: EventFunction::new(handler.layer(idempotency)).with_metrics("bench"),
         runs,
     }
 }
