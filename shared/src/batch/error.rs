@@ -229,7 +229,10 @@ impl<T, E: Into<BoxError>> ResultExt<T> for Result<T, E> {
 #[derive(Debug, thiserror::Error)]
 pub enum BatchError {
     /// Every record of the batch failed and the policy is to fail the invocation.
-    #[error("all {count} records of the batch failed; first: record {first_id}: {first_reason}")]
+    #[error(
+        "all {count} records of the batch failed; first: {}",
+        naming(first_id, first_reason)
+    )]
     AllFailed {
         /// How many records failed.
         count: usize,
@@ -240,7 +243,10 @@ pub enum BatchError {
     },
     /// A direct (SNS or EventBridge) invocation had failed records; Lambda's async retries
     /// and the function's DLQ or on-failure destination take over.
-    #[error("{failed} of {total} records failed; first: record {first_id}: {first_reason}")]
+    #[error(
+        "{failed} of {total} records failed; first: {}",
+        naming(first_id, first_reason)
+    )]
     RecordsFailed {
         /// How many records failed.
         failed: usize,
@@ -251,6 +257,16 @@ pub enum BatchError {
         /// Why it failed.
         first_reason: String,
     },
+}
+
+/// A failure's reason naming its record once: a decode error's reason names it already.
+fn naming(record_id: &str, reason: &str) -> String {
+    let prefix = format!("record {record_id}: ");
+    if reason.starts_with(&prefix) {
+        reason.to_string()
+    } else {
+        format!("{prefix}{reason}")
+    }
 }
 
 /// Lambda's error response names the failure, so the invocation's error is searchable.

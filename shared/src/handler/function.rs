@@ -116,9 +116,7 @@ impl<H: EventHandler> RecordHandler for Handler<H> {
         record: &EventRecord,
         invocation: &Invocation,
     ) -> Result<Handled<H::Output>, RecordError> {
-        // The reason only: the batch names the record once, in its own report.
-        let event = H::Event::from_record(record, invocation)
-            .map_err(|error| RecordError::permanent(error.reason))?;
+        let event = H::Event::from_record(record, invocation).map_err(RecordError::permanent)?;
         let output = self
             .inner
             .handle(event, invocation)

