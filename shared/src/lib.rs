@@ -19,8 +19,15 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod batch;
+/// The crate to log with: every line logged in a record's span carries its ids.
+pub use tracing;
 pub mod events;
 pub mod handler;
 pub mod idempotency;
 pub mod runtime;
 pub mod telemetry;
+
+/// The README's code, compiled (and the test example run) as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

@@ -2,7 +2,7 @@
 //! environment (the template's `Environment.Variables`), build the idempotency layer and
 //! the bus publisher once, at init.
 
-use eventkit::events::{EventBridgePublisher, EventEnvelope, OutgoingEvent};
+use eventkit::events::{EventBridgePublisher, EventEnvelope, OutgoingEvent, PublishFailure};
 use eventkit::idempotency::{DynamoDbStore, Idempotency, IdempotencyConfig};
 use serde::Serialize;
 
@@ -65,14 +65,9 @@ pub enum PublishError {
         /// The serializer's error.
         source: serde_json::Error,
     },
-    /// The bus did not accept the event after the retries.
-    #[error("event {event_id} was not accepted by the bus: {reason}")]
-    Rejected {
-        /// The event.
-        event_id: String,
-        /// The last failure.
-        reason: String,
-    },
+    /// The bus did not accept the event after the publisher's retries.
+    #[error(transparent)]
+    Rejected(#[from] PublishFailure),
 }
 
 /// A publish that failed may succeed on the next delivery.
@@ -89,14 +84,5 @@ pub async fn publish<T: Serialize>(
             event_id: event.event_id.clone(),
             source,
         })?;
-    match bus.publish(&[outgoing]).await.into_iter().next() {
-        None => Ok(()),
-        Some(failure) => Err(PublishError::Rejected {
-            event_id: event.event_id.clone(),
-            reason: format!(
-                "{}: {} (after {} attempts)",
-                failure.code, failure.message, failure.attempts
-            ),
-        }),
-    }
+    Ok(bus.publish_one(&outgoing).await?)
 }

@@ -5,7 +5,23 @@
 use std::error::Error as StdError;
 use std::fmt;
 
-use super::outcome::FailureKind;
+/// Why a record is reported failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The handler (or decoding, or idempotency) returned an error.
+    Error,
+    /// Another delivery of the same idempotency key is in progress.
+    InProgress,
+    /// The handler panicked; the panic was contained to this record.
+    Panicked,
+    /// FIFO: an earlier record of the same message group failed, so this one was not run.
+    SkippedAfterGroupFailure,
+    /// FIFO with [`FifoPolicy::StopBatch`](super::FifoPolicy::StopBatch): an earlier record
+    /// failed, so this one was not run.
+    SkippedAfterBatchStopped,
+    /// The invocation was too close to its deadline to start this record.
+    DeadlineReached,
+}
 
 /// Whether retrying a record can help.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -78,6 +94,10 @@ impl Classify for crate::events::DecodeError {
         ErrorClass::Permanent
     }
 }
+
+/// An event the bus, topic or queue did not accept after the retries: a later delivery may
+/// publish it.
+impl Classify for crate::events::PublishFailure {}
 
 /// An AWS SDK request failure (network, throttling, a service error): retry later.
 impl<E, R> Classify for aws_sdk_dynamodb::error::SdkError<E, R> {}

@@ -27,6 +27,6 @@ mod tests;
 
 pub use config::{AllFailedPolicy, BatchConfig, FifoPolicy};
 pub use deadline::Deadline;
-pub use error::{BatchError, BoxError, Classify, ErrorClass, RecordError, ResultExt};
-pub use outcome::{BatchOutcome, FailureKind, RecordFailure, RecordOutcome};
+pub use error::{BatchError, BoxError, Classify, ErrorClass, FailureKind, RecordError, ResultExt};
+pub use outcome::{BatchOutcome, RecordFailure, RecordOutcome};
 pub use processor::BatchProcessor;

@@ -5,26 +5,8 @@ use std::time::Duration;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse};
 
 use super::config::AllFailedPolicy;
-use super::error::{BatchError, ErrorClass};
+use super::error::{BatchError, ErrorClass, FailureKind};
 use crate::telemetry::BatchMetrics;
-
-/// Why a record is reported failed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum FailureKind {
-    /// The handler (or decoding, or idempotency) returned an error.
-    Error,
-    /// Another delivery of the same idempotency key is in progress.
-    InProgress,
-    /// The handler panicked; the panic was contained to this record.
-    Panicked,
-    /// FIFO: an earlier record of the same message group failed, so this one was not run.
-    SkippedAfterGroupFailure,
-    /// FIFO with [`FifoPolicy::StopBatch`](super::FifoPolicy::StopBatch): an earlier record
-    /// failed, so this one was not run.
-    SkippedAfterBatchStopped,
-    /// The invocation was too close to its deadline to start this record.
-    DeadlineReached,
-}
 
 /// A failed record: the class, what kind of failure, and the reason for the log.
 #[derive(Clone, Debug, PartialEq, Eq)]

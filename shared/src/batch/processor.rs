@@ -12,8 +12,9 @@ use tracing::Instrument;
 
 use super::config::{BatchConfig, FifoPolicy};
 use super::deadline::Deadline;
+use super::error::FailureKind;
 use super::error::{ErrorClass, RecordError};
-use super::outcome::{BatchOutcome, FailureKind, RecordFailure, RecordOutcome};
+use super::outcome::{BatchOutcome, RecordFailure, RecordOutcome};
 use crate::events::EventRecord;
 use crate::telemetry::record_span;
 

@@ -64,7 +64,7 @@ impl<T: VersionedEvent> EventEnvelope<T> {
     ///
     /// ```
     /// # use eventkit::events::{EventEnvelope, VersionedEvent};
-    /// # #[derive(serde::Serialize)] struct OrderPlaced; #[derive(serde::Serialize)] struct StockReserved;
+    /// # #[derive(serde::Deserialize)] struct OrderPlaced; #[derive(serde::Deserialize)] struct StockReserved;
     /// # impl VersionedEvent for OrderPlaced { const EVENT_TYPE: &'static str = "OrderPlaced"; const CURRENT_VERSION: u32 = 1; }
     /// # impl VersionedEvent for StockReserved { const EVENT_TYPE: &'static str = "StockReserved"; const CURRENT_VERSION: u32 = 1; }
     /// let placed = EventEnvelope::new("orders", OrderPlaced);

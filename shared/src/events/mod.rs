@@ -42,6 +42,7 @@
 //! }
 //! ```
 
+mod decode;
 mod envelope;
 mod error;
 mod publish;

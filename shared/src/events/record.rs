@@ -13,9 +13,10 @@ use std::sync::OnceLock;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::decode::decode_event_value;
 use super::envelope::EventEnvelope;
 use super::error::{DecodeError, DecodeReason};
-use super::versioned::{decode_event_value, VersionedEvent};
+use super::versioned::VersionedEvent;
 
 /// Which service (or nesting of services) delivered a record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

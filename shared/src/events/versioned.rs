@@ -37,11 +37,8 @@
 //! }
 //! ```
 
-use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
-
-use super::envelope::EventEnvelope;
-use super::error::DecodeReason;
 
 /// A domain event type with a name and a schema version.
 pub trait VersionedEvent: DeserializeOwned {
@@ -68,60 +65,6 @@ pub enum UpcastError {
     /// The data does not fit the old version's struct.
     #[error(transparent)]
     Data(#[from] serde_json::Error),
-}
-
-/// Decodes an envelope of event type `T` from JSON; see [`decode_event_value`].
-#[cfg(test)]
-pub(crate) fn decode_event<T: VersionedEvent>(
-    json: &str,
-) -> Result<EventEnvelope<T>, DecodeReason> {
-    let value: Value =
-        serde_json::from_str(json).map_err(|error| DecodeReason::from_json(&error))?;
-    decode_event_value(&value)
-}
-
-/// Decodes an envelope of event type `T` from parsed JSON: checks `eventType` and that
-/// `eventId` is not blank, accepts every version `T` knows and yields the current struct
-/// (with `eventVersion` set to the current version, since that is what `data` now is).
-/// The current version's data is deserialized straight from `value`, without a copy.
-pub(crate) fn decode_event_value<T: VersionedEvent>(
-    value: &Value,
-) -> Result<EventEnvelope<T>, DecodeReason> {
-    let head = EventEnvelope::<IgnoredAny>::from_value(value)?;
-    if head.event_type != T::EVENT_TYPE {
-        return Err(DecodeReason::UnknownEventType {
-            expected: T::EVENT_TYPE.to_string(),
-            found: head.event_type,
-        });
-    }
-    // Every event with a blank id would share one idempotency key.
-    if head.event_id.trim().is_empty() {
-        return Err(DecodeReason::InvalidData {
-            detail: "`eventId` is empty: every event needs an id of its own".into(),
-        });
-    }
-    let version = head.event_version;
-    let unknown_version = || DecodeReason::UnknownVersion {
-        event_type: T::EVENT_TYPE.to_string(),
-        version,
-        current: T::CURRENT_VERSION,
-    };
-    let data = &value["data"];
-    let data = match version.cmp(&T::CURRENT_VERSION) {
-        std::cmp::Ordering::Equal => {
-            T::deserialize(data).map_err(|error| DecodeReason::from_json(&error))?
-        }
-        std::cmp::Ordering::Greater => return Err(unknown_version()),
-        std::cmp::Ordering::Less => {
-            T::upcast(version, data.clone()).map_err(|error| match error {
-                UpcastError::UnknownVersion => unknown_version(),
-                UpcastError::Data(error) => DecodeReason::from_json(&error),
-            })?
-        }
-    };
-    let mut envelope = head.map_data(|_| data);
-    envelope.event_version = T::CURRENT_VERSION;
-    Ok(envelope)
 }
 
 #[cfg(test)]
@@ -169,75 +112,5 @@ pub(crate) mod tests {
                 _ => Err(UpcastError::UnknownVersion),
             }
         }
-    }
-
-    fn envelope_json(event_type: &str, version: u32, data: Value) -> String {
-        let envelope = EventEnvelope::from_parts(event_type, version, "customers", data);
-        serde_json::to_string(&envelope).unwrap()
-    }
-
-    #[test]
-    fn current_version_decodes_directly() {
-        let data =
-            serde_json::json!({"customerId": "c-1", "firstName": "Ada", "lastName": "Lovelace"});
-        let event =
-            decode_event::<CustomerRegistered>(&envelope_json("CustomerRegistered", 2, data))
-                .unwrap();
-        assert_eq!(event.data.first_name, "Ada");
-        assert_eq!(event.event_version, 2);
-    }
-
-    #[test]
-    fn old_version_upcasts_to_current() {
-        let data = serde_json::json!({"customerId": "c-1", "name": "Ada Lovelace"});
-        let event =
-            decode_event::<CustomerRegistered>(&envelope_json("CustomerRegistered", 1, data))
-                .unwrap();
-        assert_eq!(
-            event.data,
-            CustomerRegistered {
-                customer_id: "c-1".into(),
-                first_name: "Ada".into(),
-                last_name: "Lovelace".into()
-            }
-        );
-        assert_eq!(event.event_version, 2);
-    }
-
-    #[test]
-    fn unknown_versions_and_types_are_typed_errors() {
-        let data = serde_json::json!({"customerId": "c-1", "name": "Ada"});
-        for version in [0, 3, u32::MAX] {
-            assert_eq!(
-                decode_event::<CustomerRegistered>(&envelope_json(
-                    "CustomerRegistered",
-                    version,
-                    data.clone()
-                )),
-                Err(DecodeReason::UnknownVersion {
-                    event_type: "CustomerRegistered".into(),
-                    version,
-                    current: 2
-                }),
-            );
-        }
-        assert_eq!(
-            decode_event::<CustomerRegistered>(&envelope_json("OrderPlaced", 2, data)),
-            Err(DecodeReason::UnknownEventType {
-                expected: "CustomerRegistered".into(),
-                found: "OrderPlaced".into()
-            }),
-        );
-    }
-
-    #[test]
-    fn bad_old_data_names_the_missing_field() {
-        let data = serde_json::json!({"customerId": "c-1"});
-        assert_eq!(
-            decode_event::<CustomerRegistered>(&envelope_json("CustomerRegistered", 1, data)),
-            Err(DecodeReason::MissingField {
-                field: "name".into()
-            }),
-        );
     }
 }

@@ -6,10 +6,6 @@ use std::time::Duration;
 
 use super::key::{KeyPath, KeySource};
 
-/// The name used when neither a name is given nor `AWS_LAMBDA_FUNCTION_NAME` is set (local
-/// runs and tests).
-pub const DEFAULT_NAME: &str = "eventkit";
-
 /// How long a record lives by default: one hour, like Powertools.
 pub const DEFAULT_RECORD_TTL: Duration = Duration::from_secs(60 * 60);
 
@@ -38,9 +34,10 @@ pub struct IdempotencyConfig {
 
 impl IdempotencyConfig {
     /// A configuration whose keys are prefixed with `name`, with every other setting at its
-    /// default. Choose a name once and keep it: it is part of every key, so changing it
-    /// (or renaming the function, when the name defaults to the function name) makes every
-    /// earlier record unreachable.
+    /// default. Choose a name once, in code, and keep it: it is part of every key, so
+    /// changing it makes every earlier record unreachable and lets duplicates through. That
+    /// is why there is no default taken from the deployed function's name, which changes with
+    /// the stack (`sam deploy` to a new stack, a rename) while the records stay.
     pub fn new(name: impl Into<String>) -> Self {
         Self {
             name: name.into(),
@@ -50,16 +47,6 @@ impl IdempotencyConfig {
             payload_validation: Vec::new(),
             cache_capacity: 0,
         }
-    }
-
-    /// A configuration named after the Lambda function (`AWS_LAMBDA_FUNCTION_NAME`), or
-    /// [`DEFAULT_NAME`] outside Lambda.
-    pub fn from_function_name() -> Self {
-        let name = std::env::var("AWS_LAMBDA_FUNCTION_NAME")
-            .ok()
-            .filter(|name| !name.is_empty())
-            .unwrap_or_else(|| DEFAULT_NAME.to_string());
-        Self::new(name)
     }
 
     /// Replaces the key name prefix.
@@ -74,7 +61,11 @@ impl IdempotencyConfig {
         self
     }
 
-    /// Takes the key from one path of the payload (see [`KeyPath::parse`]).
+    /// Takes the key from one path of the payload (see [`KeyPath::parse`]). The path is
+    /// evaluated on the record's decoded body (the innermost message: the SQS body, the SNS
+    /// message, the EventBridge `detail`), never on the Lambda event around it; with an
+    /// eventkit envelope, `data.orderId` is the order id. The default key, the envelope's
+    /// `eventId`, needs an envelope: for bare JSON bodies, give a path.
     pub fn with_key_path(self, path: impl Into<KeyPath>) -> Self {
         self.with_key(KeySource::Path(path.into()))
     }
@@ -151,13 +142,6 @@ impl IdempotencyConfig {
     /// The cache capacity (0: no cache).
     pub fn cache_capacity(&self) -> usize {
         self.cache_capacity
-    }
-}
-
-impl Default for IdempotencyConfig {
-    /// [`IdempotencyConfig::from_function_name`].
-    fn default() -> Self {
-        Self::from_function_name()
     }
 }
 

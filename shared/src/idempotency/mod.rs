@@ -72,7 +72,7 @@ mod run;
 mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{IdempotencyConfig, MissingKeyPolicy, DEFAULT_NAME, DEFAULT_RECORD_TTL};
+pub use config::{IdempotencyConfig, MissingKeyPolicy, DEFAULT_RECORD_TTL};
 pub use error::{IdempotencyError, StoreError};
 pub use key::{KeyPath, KeySource};
 pub use layer::{IdempotencyLayer, Idempotent};

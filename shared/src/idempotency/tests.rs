@@ -578,3 +578,89 @@ async fn a_claim_lives_at_least_as_long_as_its_in_progress_window() {
         Err(IdempotencyError::AlreadyInProgress { .. })
     ));
 }
+
+#[tokio::test]
+async fn a_panicking_handler_releases_its_claim_so_a_retry_runs_at_once() {
+    use futures::FutureExt;
+
+    let (layer, _) = layer(orders());
+    let panicked = std::panic::AssertUnwindSafe(layer.run(&event("e1"), "m1", WINDOW, || async {
+        if true {
+            panic!("handler bug");
+        }
+        Ok::<u32, Boom>(1)
+    }))
+    .catch_unwind()
+    .await;
+    assert!(panicked.is_err(), "the panic goes on unwinding");
+    let key = layer.key_for(&event("e1")).unwrap();
+    assert_eq!(layer.store().get(&key).await.unwrap(), None);
+    // Inside what would have been the in-progress window, a retry runs the handler.
+    let runs = AtomicUsize::new(0);
+    let retried: u32 = layer
+        .run(&event("e1"), "m2", WINDOW, || counted(&runs, 7))
+        .await
+        .unwrap();
+    assert_eq!((retried, runs.load(Ordering::SeqCst)), (7, 1));
+}
+
+#[tokio::test]
+async fn a_blank_key_is_refused_and_never_taken() {
+    for config in [orders(), orders().with_key_path("detail.orderId")] {
+        let (layer, _) = layer(config);
+        for blank in ["", "  "] {
+            let payload = json!({"eventId": blank, "detail": {"orderId": blank}});
+            let runs = AtomicUsize::new(0);
+            let error = layer
+                .run(&payload, "m1", WINDOW, || counted(&runs, 1))
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(error, IdempotencyError::BlankKey { .. }),
+                "{error:?}"
+            );
+            assert_eq!(runs.load(Ordering::SeqCst), 0);
+            assert!(layer.store().is_empty(), "no key was claimed");
+        }
+    }
+    // The configured key is named as the user wrote it.
+    let (layer, _) = layer(orders().with_key_path("detail.orderId"));
+    let error = layer
+        .run(
+            &json!({"detail": {"orderId": ""}}),
+            "m1",
+            WINDOW,
+            || async { Ok::<u32, Boom>(1) },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("key path `detail.orderId`"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_result_that_does_not_read_back_is_not_stored() {
+    let (layer, _) = layer(orders());
+    let error = layer
+        .run(&event("e1"), "m1", WINDOW, || async {
+            Ok::<f64, Boom>(f64::NAN) // written as `null`, which no f64 reads back from
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, IdempotencyError::ResultSerialization { .. }),
+        "{error:?}"
+    );
+    // The claim is released: the next delivery runs the handler instead of failing forever
+    // on an unreadable stored result.
+    assert!(layer.store().is_empty());
+    let fixed: f64 = layer
+        .run(&event("e1"), "m2", WINDOW, || async {
+            Ok::<f64, Boom>(1.5)
+        })
+        .await
+        .unwrap();
+    assert_eq!(fixed, 1.5);
+}

@@ -156,3 +156,80 @@ async fn a_dead_lettered_events_error_names_its_record_once() {
     assert_eq!(message.matches("sns-poison").count(), 1, "{message}");
     assert!(message.contains("invalid JSON"), "{message}");
 }
+
+/// A user's own tower layer: records the request id of every invocation it sees.
+#[derive(Clone, Default)]
+struct SeenRequests(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+struct Watched<S> {
+    inner: S,
+    seen: SeenRequests,
+}
+
+impl<S> tower::Layer<S> for SeenRequests {
+    type Service = Watched<S>;
+
+    fn layer(&self, inner: S) -> Watched<S> {
+        Watched {
+            inner,
+            seen: self.clone(),
+        }
+    }
+}
+
+impl<S: tower::Service<lambda_runtime::LambdaEvent<Value>>>
+    tower::Service<lambda_runtime::LambdaEvent<Value>> for Watched<S>
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, event: lambda_runtime::LambdaEvent<Value>) -> Self::Future {
+        let request_id = event.context.request_id.clone();
+        self.seen.0.lock().unwrap().push(request_id);
+        self.inner.call(event)
+    }
+}
+
+/// The same stack under lambda_runtime's Runtime with its own tracing layer: this only has to
+/// compile (a Runtime needs the Lambda environment to be built).
+#[allow(dead_code)]
+fn runs_under_lambda_runtime(seen: SeenRequests) {
+    let service = tower::ServiceBuilder::new()
+        .layer(seen)
+        .service(EventFunction::new(Handler::new(judge)).into_service());
+    let _runtime =
+        lambda_runtime::Runtime::new(service).layer(lambda_runtime::layers::TracingLayer::new());
+}
+
+#[tokio::test]
+async fn a_user_supplied_layer_sees_every_invocation() {
+    use tower::Service;
+
+    let seen = SeenRequests::default();
+    let mut service = tower::ServiceBuilder::new()
+        .layer(seen.clone())
+        .service(EventFunction::new(Handler::new(judge)).into_service());
+    for (request, ok) in [("req-1", true), ("req-2", false), ("req-3", true)] {
+        let mut context = lambda_runtime::Context::default();
+        context.request_id = request.into();
+        context.deadline = deadline().epoch_ms();
+        let event = json!({"Records": [
+            {"messageId": format!("m-{request}"), "body": json!({"ok": ok}).to_string(), "eventSource": "aws:sqs"}
+        ]});
+        let response = service
+            .call(lambda_runtime::LambdaEvent::new(event, context))
+            .await
+            .unwrap();
+        let failures = response["batchItemFailures"].as_array().unwrap().len();
+        assert_eq!(failures, usize::from(!ok), "{request}: {response}");
+    }
+    assert_eq!(*seen.0.lock().unwrap(), ["req-1", "req-2", "req-3"]);
+}

@@ -130,7 +130,8 @@ impl OutgoingEvent {
 }
 
 /// An event that was still not accepted after the last attempt.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("event {event_id} was not published after {attempts} attempts: {code}: {message}")]
 pub struct PublishFailure {
     /// Its index in the slice given to `publish`.
     pub index: usize,

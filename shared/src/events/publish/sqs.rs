@@ -35,7 +35,17 @@ impl SqsPublisher {
         self
     }
 
+    /// Publishes one event, retried as [`publish`](Self::publish) retries: `Err` when it was
+    /// still not accepted after the last attempt.
+    pub async fn publish_one(&self, event: &OutgoingEvent) -> Result<(), PublishFailure> {
+        match self.publish(std::slice::from_ref(event)).await.pop() {
+            None => Ok(()),
+            Some(failure) => Err(failure),
+        }
+    }
+
     /// Sends `events`; returns those that finally failed.
+    #[must_use = "the events in the returned list were not published"]
     pub async fn publish(&self, events: &[OutgoingEvent]) -> Vec<PublishFailure> {
         publish_all(self, events, &self.retry).await
     }

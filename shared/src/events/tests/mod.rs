@@ -22,8 +22,8 @@ pub(super) mod shorthands {
         records_from, DecodeError, DecodeOptions, EventEnvelope, EventRecord, VersionedEvent,
     };
 
+    pub(crate) use crate::events::decode::decode_event;
     pub(crate) use crate::events::sources::record_from_sqs_message;
-    pub(crate) use crate::events::versioned::decode_event;
 
     pub fn records_from_sqs(event: &SqsEvent) -> Vec<EventRecord> {
         records_from(event, &DecodeOptions::default())
