@@ -48,14 +48,16 @@ pub struct RunOptions {
     pub logs: PathBuf,
     /// Execution environments (processes) per function.
     pub environments: usize,
-    /// Waits before each retry of a failed asynchronous invocation (Lambda: ~1 min, ~2 min).
+    /// Waits before each retry of a failed asynchronous invocation (Lambda: ~1 min, ~2 min),
+    /// each at least the function's timeout (see `async_invoker::retry_delay`).
     pub async_retry_delays: Vec<Duration>,
     /// How long a function may take to initialise.
     pub ready_timeout: Duration,
 }
 
 impl RunOptions {
-    /// One environment per function, asynchronous retries after 1 s and 2 s.
+    /// One environment per function, asynchronous retries after 1 s and 2 s, or the
+    /// function's timeout when that is longer.
     pub fn new(logs: PathBuf) -> Self {
         Self {
             logs,

@@ -162,7 +162,7 @@ impl Delivery {
                     .or(self.retry_delays.last())
                     .copied()
                     .unwrap_or_default();
-                tokio::time::sleep(delay).await;
+                tokio::time::sleep(retry_delay(delay, self.function.spec.timeout)).await;
             }
         }
         Err(Failed {
@@ -274,6 +274,17 @@ fn invocation_record(host: &FunctionHost, failed: &Failed, request_id: &str) -> 
 }
 
 /// How long ago the event was accepted (its delivery message's SentTimestamp).
+/// The wait before a retry: the configured one, but never shorter than the function's
+/// timeout. A crashed or timed-out invocation's idempotency claim stays in progress until
+/// its deadline (at most one timeout after it started), so a retry sooner than that would
+/// only find the key in progress, and after the last one the event would be dead-lettered
+/// without ever having run to completion. Lambda's own waits (about one and two minutes)
+/// are longer than the pipeline's timeouts; the local run keeps that order while scaling
+/// the waits down.
+fn retry_delay(configured: Duration, timeout: Duration) -> Duration {
+    configured.max(timeout)
+}
+
 fn age(message: &Message) -> Duration {
     let sent_ms = message
         .attributes()
@@ -287,4 +298,19 @@ fn age(message: &Message) -> Duration {
     sent_ms.map_or(Duration::ZERO, |sent| {
         Duration::from_millis(now_ms.saturating_sub(sent))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_retry_waits_for_the_crashed_invocations_claim_to_end() {
+        let timeout = Duration::from_secs(15);
+        assert_eq!(retry_delay(Duration::from_secs(1), timeout), timeout);
+        assert_eq!(
+            retry_delay(Duration::from_secs(60), timeout),
+            Duration::from_secs(60)
+        );
+    }
 }
