@@ -99,14 +99,19 @@ pub fn transformed() -> &'static Value {
         let sam = std::fs::canonicalize(&sam)
             .unwrap_or_else(|error| panic!("{}: {error}", sam.display()));
         let python = sam.with_file_name("python");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/infra_checks/sam_transform.py");
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/infra_checks/sam_transform.py");
         let output = Command::new(&python)
             .arg(&script)
             .arg(TEMPLATE)
             .current_dir(workspace_root())
             .output()
             .unwrap_or_else(|error| panic!("running {}: {error}", python.display()));
-        assert!(output.status.success(), "the SAM transform: {}", describe(&output));
+        assert!(
+            output.status.success(),
+            "the SAM transform: {}",
+            describe(&output)
+        );
         serde_json::from_slice(&output.stdout).expect("the transformed template is JSON")
     })
 }

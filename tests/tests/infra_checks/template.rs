@@ -327,7 +327,9 @@ fn orders_reach_inventory_and_notifications_filtered_and_analytics_unfiltered() 
     let order_placed = serde_json::json!({"eventType": ["OrderPlaced"]});
     let subscriptions: Vec<_> = resources("AWS::SNS::Subscription")
         .into_iter()
-        .filter(|(_, subscription)| target(&subscription["Properties"]["TopicArn"]) == Some("OrdersTopic"))
+        .filter(|(_, subscription)| {
+            target(&subscription["Properties"]["TopicArn"]) == Some("OrdersTopic")
+        })
         .collect();
     for (id, subscription) in &subscriptions {
         let properties = &subscription["Properties"];

@@ -160,7 +160,11 @@ fn each_samconfig_environment_builds_and_deploys_for_one_architecture() {
 
 #[test]
 fn sam_validate_lint_passes_with_the_x86_64_environment() {
-    let output = run_tool("sam", &["validate", "--lint", "--config-env", "x86_64"], &[]);
+    let output = run_tool(
+        "sam",
+        &["validate", "--lint", "--config-env", "x86_64"],
+        &[],
+    );
     assert!(
         output.status.success()
             && String::from_utf8_lossy(&output.stdout).contains("is a valid SAM Template"),

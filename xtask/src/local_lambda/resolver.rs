@@ -58,7 +58,10 @@ impl Resolver {
     }
 
     /// The template's conditions (`Conditions`), evaluated when a resource or `Fn::If` asks.
-    pub fn with_conditions(mut self, conditions: impl IntoIterator<Item = (String, Value)>) -> Self {
+    pub fn with_conditions(
+        mut self,
+        conditions: impl IntoIterator<Item = (String, Value)>,
+    ) -> Self {
         self.conditions.extend(conditions);
         self
     }
@@ -75,11 +78,10 @@ impl Resolver {
 
     /// A condition function: `Fn::Equals`, `Fn::Not`, `Fn::And`, `Fn::Or`, `Condition`.
     fn evaluate(&self, condition: &Value) -> Result<bool> {
-        let Some((function, argument)) = condition.as_object().and_then(|map| {
-            (map.len() == 1)
-                .then(|| map.iter().next())
-                .flatten()
-        }) else {
+        let Some((function, argument)) = condition
+            .as_object()
+            .and_then(|map| (map.len() == 1).then(|| map.iter().next()).flatten())
+        else {
             bail!("{condition} is not a condition function");
         };
         let operands = || {
@@ -162,7 +164,11 @@ impl Resolver {
             bail!("Fn::If takes [condition, value if true, value if false], found {argument}");
         };
         let name = condition.as_str().context("Fn::If names a condition")?;
-        let chosen = if self.condition(name)? { then } else { otherwise };
+        let chosen = if self.condition(name)? {
+            then
+        } else {
+            otherwise
+        };
         self.resolve_present(chosen)
     }
 
@@ -291,10 +297,9 @@ impl Resolver {
     }
 
     fn split(&self, argument: &Value) -> Result<Value> {
-        let (Some(separator), Some(text)) = (
-            argument.get(0).and_then(Value::as_str),
-            argument.get(1),
-        ) else {
+        let (Some(separator), Some(text)) =
+            (argument.get(0).and_then(Value::as_str), argument.get(1))
+        else {
             bail!("Fn::Split takes [separator, text]");
         };
         let text = self.resolve_string(text)?;

@@ -378,7 +378,11 @@ Resources:
     fn conditions_decide_fn_if_and_novalue_removes_what_it_stands_for() {
         let template = Template::parse(CONDITIONAL).unwrap();
         assert_eq!(
-            template.resource("Subscription").unwrap().condition.as_deref(),
+            template
+                .resource("Subscription")
+                .unwrap()
+                .condition
+                .as_deref(),
             Some("HasEmail")
         );
         let resolver = |parameters: &[(&str, &str)]| {
@@ -386,7 +390,11 @@ Resources:
                 .parameters
                 .iter()
                 .filter_map(|(name, default)| Some((name.clone(), default.clone()?)))
-                .chain(parameters.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+                .chain(
+                    parameters
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string())),
+                )
                 .collect();
             Resolver::new("stack", "us-east-1", parameters)
                 .with_conditions(template.conditions.clone())
