@@ -64,6 +64,15 @@ async fn an_order_flows_through_all_four_functions_and_every_table_ends_as_expec
     for (queue, messages) in run.dead_letters().await {
         assert!(messages.is_empty(), "{queue} holds {messages:?}");
     }
+    // The functions ran with AWS_LAMBDA_LOG_FORMAT=JSON (the template's LoggingConfig): every
+    // line they wrote, the EMF metrics lines included, survives Lambda's level filter.
+    for function in run.pipeline.hosts().keys() {
+        let (lines, emf) = run.assert_every_line_has_a_timestamp_and_a_level(function);
+        assert!(
+            lines > emf && emf > 0,
+            "{function}: {lines} lines, {emf} EMF"
+        );
+    }
     run.finish().await;
 }
 

@@ -173,6 +173,28 @@ async fn a_declined_payment_releases_the_stock_once() {
         no_failures()
     );
     assert_eq!(pipeline.stock("USB-C-HUB-004").await, Some(74));
+    let reservation = pipeline
+        .item(
+            &pipeline.inventory_table,
+            "sku",
+            "reservation#ord-9e0f1a2b-3c4d-4e5f-a6b7-c8d9e0f1a333",
+        )
+        .await
+        .expect("the order is reserved");
+    let expiration: u64 = reservation[inventory::EXPIRATION_ATTRIBUTE]
+        .as_n()
+        .expect("the reservation expires (the table's TTL attribute)")
+        .parse()
+        .expect("epoch seconds");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    let lifetime = inventory::RESERVATION_LIFETIME.as_secs();
+    assert!(
+        (now + lifetime - 60..=now + lifetime + 60).contains(&expiration),
+        "expiration {expiration} is not now ({now}) + {lifetime} s"
+    );
 
     // PaymentFailed, delivered twice (an EventBridge event inside the SQS body).
     for _ in 0..2 {

@@ -18,3 +18,6 @@ mod template;
 
 #[path = "infra_checks/samples.rs"]
 mod samples;
+
+#[path = "infra_checks/deploy.rs"]
+mod deploy;

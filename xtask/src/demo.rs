@@ -7,7 +7,7 @@
 mod expectations;
 mod observed;
 pub mod publish;
-mod samples;
+pub(crate) mod samples;
 mod summary;
 
 use std::collections::HashMap;
@@ -15,7 +15,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use aws_sdk_dynamodb::types::AttributeValue;
 use clap::Args;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -322,22 +321,7 @@ async fn load_stock(
     table: &str,
     seed: &[serde_json::Map<String, Value>],
 ) -> Result<()> {
-    for item in seed {
-        let mut request = clients.dynamodb.put_item().table_name(table);
-        for (name, value) in item {
-            let attribute = match value {
-                Value::String(text) => AttributeValue::S(text.clone()),
-                Value::Number(number) => AttributeValue::N(number.to_string()),
-                Value::Bool(flag) => AttributeValue::Bool(*flag),
-                other => AttributeValue::S(other.to_string()),
-            };
-            request = request.item(name, attribute);
-        }
-        request
-            .send()
-            .await
-            .with_context(|| format!("loading stock into {table}"))?;
-    }
+    crate::seed::load(&clients.dynamodb, table, seed, true).await?;
     Ok(())
 }
 

@@ -9,4 +9,5 @@ pub mod demo;
 pub mod dev;
 pub mod local_lambda;
 pub mod progress;
+pub mod seed;
 pub mod send;

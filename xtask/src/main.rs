@@ -8,6 +8,7 @@
 //!   into `.local-cloud/tools/` on first use.
 //! - `demo | dev | send`: the order pipeline run locally, end to end, as real Lambda
 //!   binaries (the library's `local_lambda`).
+//! - `seed`: the stock loaded into a deployed stack's inventory table.
 //! - `bench`: eventkit measured against Powertools for AWS Lambda (Python and TypeScript);
 //!   writes `BENCHMARKS.md`.
 
@@ -19,7 +20,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use xtask::{cloud, demo, dev, progress, send};
+use xtask::{cloud, demo, dev, progress, seed, send};
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "eventkit developer commands")]
@@ -55,6 +56,9 @@ enum Command {
     Dev(demo::DemoArgs),
     /// Publish an event (an envelope JSON file) into the pipeline `dev` runs.
     Send(send::SendArgs),
+    /// Load the stock (events/inventory/seed.json) into a deployed stack's inventory table,
+    /// found by the stack's name; AWS credentials and region from the usual chain.
+    Seed(seed::SeedArgs),
     /// Measure eventkit against Powertools for AWS Lambda (Python and TypeScript) and write
     /// BENCHMARKS.md.
     Bench(bench::BenchArgs),
@@ -82,6 +86,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Demo(args) => demo::run(&args),
         Command::Dev(args) => dev::run(&args),
         Command::Send(args) => send::run(&args),
+        Command::Seed(args) => seed::run(&args),
         Command::Bench(args) => bench::run(&args),
     }
 }

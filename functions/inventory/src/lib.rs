@@ -20,7 +20,9 @@ use orders::{
 use serde::{Deserialize, Serialize};
 
 pub use incoming::InventoryEvent;
-pub use stock::{Release, Reservation, Stock, StockError};
+pub use stock::{
+    Release, Reservation, Stock, StockError, EXPIRATION_ATTRIBUTE, RESERVATION_LIFETIME,
+};
 
 /// The inventory table's name.
 pub const INVENTORY_TABLE: &str = "INVENTORY_TABLE";

@@ -4,6 +4,11 @@
 //! one order fails on the reservation's condition and is recognised as already done, and
 //! a second release finds nothing to delete. Stock never goes below zero: each decrement is
 //! conditional on `available >= quantity`.
+//!
+//! A reservation is needed until the order's payment is settled: a declined payment releases
+//! it (and deletes it), a completed one leaves it to expire. Each reservation carries
+//! `expiration` (epoch seconds, the table's TTL attribute), [`RESERVATION_LIFETIME`] ahead,
+//! and DynamoDB's TTL deletes it then, so reservations of paid orders do not pile up.
 
 use std::collections::BTreeMap;
 
@@ -15,6 +20,16 @@ use orders::{LineItem, Order};
 
 /// DynamoDB's limit on the actions of one transaction (one is the reservation item).
 const MAX_LINES: usize = 99;
+
+/// How long a reservation is kept: longer than any PaymentFailed can still arrive to release
+/// it. The longest path is about 34 days (StockReserved retried by its rule for 24 h, payments'
+/// asynchronous retries for 1 h, 14 days in PaymentsDlq before a redrive, PaymentFailed
+/// retried for 24 h, 4 days in CompensationQueue and 14 in CompensationDlq); 60 days leave
+/// room for a late redrive. An expired reservation's PaymentFailed finds nothing to release.
+pub const RESERVATION_LIFETIME: std::time::Duration = std::time::Duration::from_secs(60 * 86_400);
+
+/// The table's TTL attribute (`TimeToLiveSpecification` in infra/template.yaml).
+pub const EXPIRATION_ATTRIBUTE: &str = "expiration";
 
 /// The outcome of a reservation.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,6 +107,7 @@ impl Stock {
             .item("sku", s(reservation_key(&order.order_id)))
             .item("orderId", s(&order.order_id))
             .item("items", s(items_json))
+            .item(EXPIRATION_ATTRIBUTE, expiration())
             .condition_expression("attribute_not_exists(sku)")
             .build()
             .map_err(|e| StockError::Table(e.to_string()))?;
@@ -242,6 +258,14 @@ fn failed_conditions<R>(error: &SdkError<TransactWriteItemsError, R>) -> Option<
         .map(|(index, _)| index)
         .collect();
     (!failed.is_empty()).then_some(failed)
+}
+
+/// Now plus [`RESERVATION_LIFETIME`], in epoch seconds (a DynamoDB number, as TTL reads it).
+fn expiration() -> AttributeValue {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    AttributeValue::N((now + RESERVATION_LIFETIME).as_secs().to_string())
 }
 
 fn reservation_key(order_id: &str) -> String {

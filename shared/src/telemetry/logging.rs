@@ -7,6 +7,7 @@
 
 use tracing::Subscriber;
 use tracing_subscriber::fmt::format::{DefaultFields, Format, Full};
+use tracing_subscriber::fmt::time::SystemTime;
 use tracing_subscriber::fmt::{MakeWriter, SubscriberBuilder};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
@@ -14,6 +15,9 @@ use tracing_subscriber::EnvFilter;
 /// Installs the global tracing subscriber once, at init: JSON lines when Lambda's log format
 /// is JSON (`AWS_LAMBDA_LOG_FORMAT=JSON`), plain text otherwise; the level from `RUST_LOG`
 /// (or `AWS_LAMBDA_LOG_LEVEL`), `info` by default. A second call does nothing.
+///
+/// Every JSON line carries an RFC 3339 `timestamp` and a `level`: Lambda's log-level
+/// filtering takes a line without either for INFO, so at WARN and above it would drop them.
 pub fn init_logging() {
     let filter = std::env::var("RUST_LOG")
         .or_else(|_| std::env::var("AWS_LAMBDA_LOG_LEVEL"))
@@ -25,11 +29,13 @@ pub fn init_logging() {
     if json {
         let _ = json_subscriber(filter, std::io::stdout).try_init();
     } else {
-        let _ = base(filter, std::io::stdout).try_init();
+        // CloudWatch adds its own timestamp to each plain-text line.
+        let _ = base(filter, std::io::stdout).without_time().try_init();
     }
 }
 
-/// Lambda's JSON log lines: the event's fields at the top level, and the span list, which
+/// Lambda's JSON log lines: `timestamp` (RFC 3339, UTC) and `level` (`TRACE` to `ERROR`, as
+/// Lambda's filter reads them), the event's fields at the top level, and the span list, which
 /// carries the invocation's `requestId` (lambda_runtime's span) and the record's ids (ours).
 fn json_subscriber<W>(filter: EnvFilter, writer: W) -> impl SubscriberInitExt + Subscriber
 where
@@ -46,15 +52,14 @@ where
 fn base<W>(
     filter: EnvFilter,
     writer: W,
-) -> SubscriberBuilder<DefaultFields, Format<Full, ()>, EnvFilter, W>
+) -> SubscriberBuilder<DefaultFields, Format<Full, SystemTime>, EnvFilter, W>
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
-        // CloudWatch adds its own timestamps per line; Lambda's logs have no colours.
-        .without_time()
+        // Lambda's logs have no colours.
         .with_ansi(false)
         .with_target(false)
 }
@@ -117,5 +122,33 @@ mod tests {
         assert_eq!(lines[0]["message"], "reserved");
         assert_eq!(lines[0]["sku"], "A-1");
         assert_eq!(lines[1]["level"], "WARN");
+    }
+
+    #[test]
+    fn every_json_line_carries_an_rfc3339_timestamp_and_a_lambda_level() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = json_subscriber(EnvFilter::new("trace"), move || writer.clone());
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::trace!("t");
+            tracing::debug!("d");
+            tracing::info!("i");
+            tracing::warn!("w");
+            tracing::error!("e");
+        });
+        let output = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let levels: Vec<String> = output
+            .lines()
+            .map(|line| {
+                let line: Value = serde_json::from_str(line).unwrap();
+                let timestamp = line["timestamp"].as_str().unwrap_or_default();
+                assert!(
+                    chrono::DateTime::parse_from_rfc3339(timestamp).is_ok(),
+                    "not RFC 3339: {line}"
+                );
+                line["level"].as_str().unwrap_or_default().to_string()
+            })
+            .collect();
+        assert_eq!(levels, ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]);
     }
 }

@@ -6,8 +6,6 @@
 //! while a batch's five numbers are known together at its end and tests need each document
 //! on its own.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use serde_json::{json, Value};
 
 /// The CloudWatch namespace of eventkit's metrics.
@@ -29,14 +27,17 @@ pub struct BatchMetrics {
 }
 
 impl BatchMetrics {
-    /// The EMF document, with `service` as the one dimension.
+    /// The EMF document, with `service` as the one dimension. Like every log line it carries
+    /// an RFC 3339 `timestamp` and a `level` (INFO), the fields Lambda's log-level filtering
+    /// reads (EMF ignores members that no directive names).
     pub fn to_emf(&self, service: &str) -> Value {
-        let timestamp = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |since| since.as_millis());
+        let now = chrono::Utc::now();
+        let timestamp = u64::try_from(now.timestamp_millis()).unwrap_or(0);
         json!({
+            "timestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "level": "INFO",
             "_aws": {
-                "Timestamp": u64::try_from(timestamp).unwrap_or(u64::MAX),
+                "Timestamp": timestamp,
                 "CloudWatchMetrics": [{
                     "Namespace": EMF_NAMESPACE,
                     "Dimensions": [["service"]],
@@ -130,6 +131,13 @@ mod tests {
             ]
         );
         assert_eq!(document["service"], "inventory");
+        assert_eq!(document["level"], "INFO");
+        let timestamp = document["timestamp"].as_str().unwrap();
+        let parsed = chrono::DateTime::parse_from_rfc3339(timestamp).unwrap();
+        assert_eq!(
+            u64::try_from(parsed.timestamp_millis()).unwrap(),
+            document["_aws"]["Timestamp"].as_u64().unwrap()
+        );
         assert_eq!(document["RecordsProcessed"], 3);
         assert_eq!(document["RecordsFailed"], 2);
         assert_eq!(document["RecordsReplayed"], 2);

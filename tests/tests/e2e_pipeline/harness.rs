@@ -16,7 +16,7 @@ use xtask::cloud::workspace_root;
 use xtask::demo::publish::{publish, Entrances};
 use xtask::local_lambda::build::{build_binaries, function_binaries};
 use xtask::local_lambda::clients::{Clients, Endpoints};
-use xtask::local_lambda::logs::LogLine;
+use xtask::local_lambda::logs::{LogLine, Stream};
 use xtask::local_lambda::stack::{Stack, StackOptions};
 use xtask::local_lambda::template::Template;
 use xtask::local_lambda::{LocalPipeline, RunOptions};
@@ -218,6 +218,37 @@ impl Run {
             .expect("declared function")
             .log()
             .lines()
+    }
+
+    /// Every line a function wrote to stdout, as Lambda's log-level filter reads it: JSON with
+    /// an RFC 3339 `timestamp` and a Lambda `level` (a line without either is taken for INFO
+    /// and dropped at WARN and above). Returns how many lines, and how many were EMF.
+    pub fn assert_every_line_has_a_timestamp_and_a_level(&self, function: &str) -> (usize, usize) {
+        let lines: Vec<_> = self
+            .log(function)
+            .into_iter()
+            .filter(|line| line.stream == Stream::Stdout)
+            .collect();
+        for line in &lines {
+            let json = line
+                .json
+                .as_ref()
+                .unwrap_or_else(|| panic!("{function}: not a JSON line: {}", line.text));
+            let timestamp = json["timestamp"].as_str().unwrap_or_default();
+            assert!(
+                chrono::DateTime::parse_from_rfc3339(timestamp).is_ok(),
+                "{function}: no RFC 3339 timestamp: {}",
+                line.text
+            );
+            assert!(
+                ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"]
+                    .contains(&json["level"].as_str().unwrap_or_default()),
+                "{function}: no level: {}",
+                line.text
+            );
+        }
+        let emf = lines.iter().filter(|line| line.emf().is_some()).count();
+        (lines.len(), emf)
     }
 
     /// Sums of an EMF metric over a function's invocations.

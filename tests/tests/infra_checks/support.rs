@@ -1,5 +1,6 @@
 //! What the infra checks share: the repository's paths, the template as JSON with its
-//! intrinsic functions in long form, and running the tools of `cargo xtask tools`.
+//! intrinsic functions in long form, the template as CloudFormation deploys it (after the
+//! SAM transform), and running the tools of `cargo xtask tools`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -72,13 +73,52 @@ fn to_json(yaml: Yaml) -> Value {
 
 /// The template's resources of type `kind`, as (logical id, resource).
 pub fn resources(kind: &str) -> Vec<(&'static str, &'static Value)> {
-    template()["Resources"]
+    of_kind(template(), kind)
+}
+
+fn of_kind<'t>(template: &'t Value, kind: &str) -> Vec<(&'t str, &'t Value)> {
+    template["Resources"]
         .as_object()
         .expect("the template has Resources")
         .iter()
         .filter(|(_, resource)| resource["Type"] == kind)
         .map(|(id, resource)| (id.as_str(), resource))
         .collect()
+}
+
+/// The template as CloudFormation deploys it: the SAM transform applied (by
+/// `infra_checks/sam_transform.py`, with the SAM translator of the tools' venv, as
+/// `sam validate` and `sam deploy` apply it), with the parameters' defaults. What SAM
+/// generates (roles and their policies, event source mappings, the functions' rules and
+/// subscriptions, permissions) is only there.
+pub fn transformed() -> &'static Value {
+    static TRANSFORMED: OnceLock<Value> = OnceLock::new();
+    TRANSFORMED.get_or_init(|| {
+        // The venv's python, next to its `sam` (bin/sam is a link into the venv).
+        let sam = tools_bin().join("sam");
+        let sam = std::fs::canonicalize(&sam)
+            .unwrap_or_else(|error| panic!("{}: {error}", sam.display()));
+        let python = sam.with_file_name("python");
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/infra_checks/sam_transform.py");
+        let output = Command::new(&python)
+            .arg(&script)
+            .arg(TEMPLATE)
+            .current_dir(workspace_root())
+            .output()
+            .unwrap_or_else(|error| panic!("running {}: {error}", python.display()));
+        assert!(
+            output.status.success(),
+            "the SAM transform: {}",
+            describe(&output)
+        );
+        serde_json::from_slice(&output.stdout).expect("the transformed template is JSON")
+    })
+}
+
+/// The transformed template's resources of type `kind`, as (logical id, resource).
+pub fn transformed_resources(kind: &str) -> Vec<(&'static str, &'static Value)> {
+    of_kind(transformed(), kind)
 }
 
 /// The logical id a `Ref` or `Fn::GetAtt` points at.

@@ -79,6 +79,100 @@ fn checkov_fails_no_check_and_every_skip_says_why() {
     }
 }
 
+/// The Architecture SAM applies with samconfig.toml's `environment`, at `sam build` and at
+/// `sam deploy`, read from SAM's own debug log: the build is asked for a function that does
+/// not exist and the deploy for a template that does not exist, so both stop right after
+/// reading the configuration, with no compiling and no AWS call.
+fn sam_architectures(environment: &str) -> (String, String) {
+    let root = workspace_root();
+    let build_dir = root.join("target/sam-config-check");
+    let build = run_tool(
+        "sam",
+        &[
+            "build",
+            "NoSuchFunction",
+            "--config-env",
+            environment,
+            "--debug",
+            "--build-dir",
+            &build_dir.to_string_lossy(),
+        ],
+        &[],
+    );
+    let build_log = describe(&build);
+    // "Converted 1 parameters: {'Architecture': 'x86_64'}"; none converted: the default.
+    let build_architecture = build_log
+        .lines()
+        .find(|line| line.contains("Converted") && line.contains("parameters:"))
+        .and_then(|line| after(line, "'Architecture': '", '\''))
+        .unwrap_or_else(|| template_default("Architecture"));
+    let config = root.join("samconfig.toml");
+    let missing = root.join("target/no-such-built-template.yaml");
+    let deploy = run_tool(
+        "sam",
+        &[
+            "deploy",
+            "--config-file",
+            &config.to_string_lossy(),
+            "--config-env",
+            environment,
+            "--debug",
+            "--template-file",
+            &missing.to_string_lossy(),
+        ],
+        &[("AWS_EC2_METADATA_DISABLED", "true")],
+    );
+    let deploy_log = describe(&deploy);
+    // "Configuration values are: {..., 'parameter_overrides': 'Architecture=arm64 ...', ...}"
+    let values = deploy_log
+        .lines()
+        .find(|line| line.contains("Configuration values are:"))
+        .unwrap_or_else(|| panic!("sam deploy read no configuration: {deploy_log}"));
+    let deploy_architecture = after(values, "Architecture=", ' ')
+        .map(|value| value.trim_end_matches(['\'', ',']).to_string())
+        .unwrap_or_else(|| template_default("Architecture"));
+    (build_architecture, deploy_architecture)
+}
+
+/// What follows `marker` in `line`, up to `end`.
+fn after(line: &str, marker: &str, end: char) -> Option<String> {
+    let rest = &line[line.find(marker)? + marker.len()..];
+    Some(rest.split(end).next().unwrap_or(rest).to_string())
+}
+
+fn template_default(parameter: &str) -> String {
+    crate::support::template()["Parameters"][parameter]["Default"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn each_samconfig_environment_builds_and_deploys_for_one_architecture() {
+    for (environment, architecture) in [("default", "arm64"), ("x86_64", "x86_64")] {
+        assert_eq!(
+            sam_architectures(environment),
+            (architecture.to_string(), architecture.to_string()),
+            "samconfig.toml [{environment}]: (sam build, sam deploy) Architecture"
+        );
+    }
+}
+
+#[test]
+fn sam_validate_lint_passes_with_the_x86_64_environment() {
+    let output = run_tool(
+        "sam",
+        &["validate", "--lint", "--config-env", "x86_64"],
+        &[],
+    );
+    assert!(
+        output.status.success()
+            && String::from_utf8_lossy(&output.stdout).contains("is a valid SAM Template"),
+        "sam validate --lint --config-env x86_64: {}",
+        describe(&output)
+    );
+}
+
 /// One `sam build` of every function, for the template's architecture, arm64: cargo-lambda
 /// cross-compiles with zig against the aarch64 std that `cargo xtask tools` adds.
 /// CARGO_TARGET_DIR keeps cargo's cache between runs (a clean release build of the functions

@@ -131,11 +131,15 @@ pub fn function_spec(
         chrono::Utc::now().format("%Y/%m/%d"),
         uuid::Uuid::new_v4().simple()
     );
+    // LoggingConfig.LogGroup, else Lambda's default group.
+    let log_group = properties["LoggingConfig"]["LogGroup"]
+        .as_str()
+        .map_or_else(|| format!("/aws/lambda/{name}"), str::to_string);
     let lambda = [
         ("AWS_LAMBDA_FUNCTION_NAME", name.clone()),
         ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", memory_mb.to_string()),
         ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_string()),
-        ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}")),
+        ("AWS_LAMBDA_LOG_GROUP_NAME", log_group),
         ("AWS_LAMBDA_LOG_STREAM_NAME", log_stream),
         ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".to_string()),
         (

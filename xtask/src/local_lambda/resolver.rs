@@ -1,6 +1,7 @@
 //! CloudFormation's intrinsic functions (`Ref`, `Fn::GetAtt`, `Fn::Sub`, `Fn::Join`,
-//! `Fn::Select`) evaluated against the parameters, the pseudo parameters and the resources
-//! created so far; anything else is an error naming it, never a silently wrong value.
+//! `Fn::Select`, `Fn::Split`, `Fn::If` with the template's conditions, `AWS::NoValue`)
+//! evaluated against the parameters, the pseudo parameters and the resources created so far;
+//! anything else is an error naming it, never a silently wrong value.
 
 use std::collections::HashMap;
 
@@ -24,8 +25,12 @@ pub struct Attributes {
 pub struct Resolver {
     pseudo: HashMap<String, String>,
     parameters: HashMap<String, String>,
+    conditions: HashMap<String, Value>,
     resources: HashMap<String, Attributes>,
 }
+
+/// `Ref AWS::NoValue`: the property (or list item) it stands for is removed.
+const NO_VALUE: &str = "AWS::NoValue";
 
 impl Resolver {
     /// A resolver for a stack named `stack_name` in `region`, with the parameters' values.
@@ -47,7 +52,60 @@ impl Resolver {
         Self {
             pseudo,
             parameters,
+            conditions: HashMap::new(),
             resources: HashMap::new(),
+        }
+    }
+
+    /// The template's conditions (`Conditions`), evaluated when a resource or `Fn::If` asks.
+    pub fn with_conditions(
+        mut self,
+        conditions: impl IntoIterator<Item = (String, Value)>,
+    ) -> Self {
+        self.conditions.extend(conditions);
+        self
+    }
+
+    /// Whether the condition `name` holds.
+    pub fn condition(&self, name: &str) -> Result<bool> {
+        let condition = self
+            .conditions
+            .get(name)
+            .with_context(|| format!("no condition {name} in the template"))?;
+        self.evaluate(condition)
+            .with_context(|| format!("evaluating condition {name}"))
+    }
+
+    /// A condition function: `Fn::Equals`, `Fn::Not`, `Fn::And`, `Fn::Or`, `Condition`.
+    fn evaluate(&self, condition: &Value) -> Result<bool> {
+        let Some((function, argument)) = condition
+            .as_object()
+            .and_then(|map| (map.len() == 1).then(|| map.iter().next()).flatten())
+        else {
+            bail!("{condition} is not a condition function");
+        };
+        let operands = || {
+            argument
+                .as_array()
+                .with_context(|| format!("{function} takes a list, found {argument}"))
+        };
+        match function.as_str() {
+            "Condition" => self.condition(argument.as_str().context("Condition takes a name")?),
+            "Fn::Equals" => match operands()?.as_slice() {
+                [left, right] => Ok(self.resolve_string(left)? == self.resolve_string(right)?),
+                _ => bail!("Fn::Equals takes two values, found {argument}"),
+            },
+            "Fn::Not" => match operands()?.as_slice() {
+                [inner] => Ok(!self.evaluate(inner)?),
+                _ => bail!("Fn::Not takes one condition, found {argument}"),
+            },
+            "Fn::And" => operands()?
+                .iter()
+                .try_fold(true, |all, inner| Ok(all && self.evaluate(inner)?)),
+            "Fn::Or" => operands()?
+                .iter()
+                .try_fold(false, |any, inner| Ok(any || self.evaluate(inner)?)),
+            other => bail!("{other} is not a condition function"),
         }
     }
 
@@ -61,33 +119,57 @@ impl Resolver {
         self.resources.get(logical_id)
     }
 
-    /// `value` with every intrinsic function evaluated.
+    /// `value` with every intrinsic function evaluated (`AWS::NoValue` as a whole gives null).
     pub fn resolve(&self, value: &Value) -> Result<Value> {
+        Ok(self.resolve_present(value)?.unwrap_or(Value::Null))
+    }
+
+    /// `value` evaluated; `None` when it is `AWS::NoValue` (so the property goes).
+    fn resolve_present(&self, value: &Value) -> Result<Option<Value>> {
         match value {
             Value::Object(map) if map.len() == 1 => {
                 let Some((function, argument)) = map.iter().next() else {
-                    return Ok(value.clone());
+                    return Ok(Some(value.clone()));
                 };
                 match function.as_str() {
-                    "Ref" => Ok(Value::String(self.reference(argument)?)),
-                    "Fn::GetAtt" => Ok(Value::String(self.get_att(argument)?)),
-                    "Fn::Sub" => Ok(Value::String(self.sub(argument)?)),
-                    "Fn::Join" => self.join(argument),
-                    "Fn::Select" => self.select(argument),
+                    "Ref" if argument == NO_VALUE => Ok(None),
+                    "Ref" => Ok(Some(Value::String(self.reference(argument)?))),
+                    "Fn::GetAtt" => Ok(Some(Value::String(self.get_att(argument)?))),
+                    "Fn::Sub" => Ok(Some(Value::String(self.sub(argument)?))),
+                    "Fn::Join" => self.join(argument).map(Some),
+                    "Fn::Select" => self.select(argument).map(Some),
+                    "Fn::Split" => self.split(argument).map(Some),
+                    "Fn::If" => self.choose(argument),
                     other if other.starts_with("Fn::") || other == "Condition" => {
                         bail!("{other} is not supported by the local pipeline")
                     }
-                    _ => self.resolve_members(map),
+                    _ => self.resolve_members(map).map(Some),
                 }
             }
-            Value::Object(map) => self.resolve_members(map),
-            Value::Array(items) => items
-                .iter()
-                .map(|item| self.resolve(item))
-                .collect::<Result<_>>()
-                .map(Value::Array),
-            other => Ok(other.clone()),
+            Value::Object(map) => self.resolve_members(map).map(Some),
+            Value::Array(items) => {
+                let mut resolved = Vec::with_capacity(items.len());
+                for item in items {
+                    resolved.extend(self.resolve_present(item)?);
+                }
+                Ok(Some(Value::Array(resolved)))
+            }
+            other => Ok(Some(other.clone())),
         }
+    }
+
+    /// `Fn::If [condition, then, else]`.
+    fn choose(&self, argument: &Value) -> Result<Option<Value>> {
+        let Some([condition, then, otherwise]) = argument.as_array().map(Vec::as_slice) else {
+            bail!("Fn::If takes [condition, value if true, value if false], found {argument}");
+        };
+        let name = condition.as_str().context("Fn::If names a condition")?;
+        let chosen = if self.condition(name)? {
+            then
+        } else {
+            otherwise
+        };
+        self.resolve_present(chosen)
     }
 
     /// `value` resolved and required to be a string.
@@ -101,10 +183,13 @@ impl Resolver {
     }
 
     fn resolve_members(&self, map: &Map<String, Value>) -> Result<Value> {
-        map.iter()
-            .map(|(key, member)| Ok((key.clone(), self.resolve(member)?)))
-            .collect::<Result<Map<_, _>>>()
-            .map(Value::Object)
+        let mut resolved = Map::new();
+        for (key, member) in map {
+            if let Some(value) = self.resolve_present(member)? {
+                resolved.insert(key.clone(), value);
+            }
+        }
+        Ok(Value::Object(resolved))
     }
 
     fn reference(&self, argument: &Value) -> Result<String> {
@@ -202,13 +287,27 @@ impl Resolver {
         ) else {
             bail!("Fn::Join takes [separator, [values]]");
         };
-        let parts: Vec<String> = items
-            .as_array()
-            .context("Fn::Join takes a list of values")?
-            .iter()
-            .map(scalar_text)
-            .collect();
+        let parts: Vec<String> = match items {
+            Value::Array(items) => items.iter().map(scalar_text).collect(),
+            // A CommaDelimitedList parameter: its value is the list's text.
+            Value::String(list) => list.split(',').map(str::to_string).collect(),
+            other => bail!("Fn::Join takes a list of values, found {other}"),
+        };
         Ok(Value::String(parts.join(separator)))
+    }
+
+    fn split(&self, argument: &Value) -> Result<Value> {
+        let (Some(separator), Some(text)) =
+            (argument.get(0).and_then(Value::as_str), argument.get(1))
+        else {
+            bail!("Fn::Split takes [separator, text]");
+        };
+        let text = self.resolve_string(text)?;
+        Ok(Value::Array(
+            text.split(separator)
+                .map(|part| Value::String(part.to_string()))
+                .collect(),
+        ))
     }
 
     fn select(&self, argument: &Value) -> Result<Value> {

@@ -16,11 +16,14 @@ use serde_norway::Value as Yaml;
 /// LocalStack's account id.
 pub const ACCOUNT_ID: &str = "000000000000";
 
-/// A parsed template: parameters, the `Globals.Function` section and the resources.
+/// A parsed template: parameters, conditions, the `Globals.Function` section and the
+/// resources.
 #[derive(Clone, Debug)]
 pub struct Template {
     /// Parameter name to its default value (if any).
     pub parameters: BTreeMap<String, Option<String>>,
+    /// Condition name to its (unevaluated) condition function.
+    pub conditions: BTreeMap<String, Value>,
     /// SAM's `Globals.Function`, merged into every `AWS::Serverless::Function`.
     pub function_globals: Value,
     /// The resources, by logical id.
@@ -38,6 +41,8 @@ pub struct Resource {
     pub properties: Value,
     /// Its `Metadata` (SAM build properties live there).
     pub metadata: Value,
+    /// The condition that decides whether it exists (`Condition`), if any.
+    pub condition: Option<String>,
 }
 
 impl Template {
@@ -78,11 +83,25 @@ impl Template {
                         .cloned()
                         .unwrap_or(Value::Object(Map::new())),
                     metadata: resource.get("Metadata").cloned().unwrap_or(Value::Null),
+                    condition: resource
+                        .get("Condition")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
                 })
             })
             .collect::<Result<_>>()?;
+        let conditions = document["Conditions"]
+            .as_object()
+            .map(|conditions| {
+                conditions
+                    .iter()
+                    .map(|(name, condition)| (name.clone(), condition.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
         Ok(Self {
             parameters,
+            conditions,
             function_globals: document["Globals"]["Function"].clone(),
             resources,
         })
@@ -322,6 +341,98 @@ Resources:
             "rule of stack-orders at arn:queue ${Literal}"
         );
         assert_eq!(rule["Tags"], "a,DEBUG");
+    }
+
+    const CONDITIONAL: &str = r#"
+Parameters:
+  Key:
+    Type: String
+    Default: aws-managed
+  Email:
+    Type: String
+    Default: ""
+  Principals:
+    Type: CommaDelimitedList
+    Default: ""
+Conditions:
+  Managed: !Equals [!Ref Key, customer-managed]
+  HasEmail: !Not [!Equals [!Ref Email, ""]]
+  HasPrincipals: !Not [!Equals [!Join ["", !Ref Principals], ""]]
+  Either: !Or [!Condition Managed, !Condition HasEmail]
+  Both: !And [!Condition Managed, !Condition HasPrincipals]
+Resources:
+  Topic:
+    Type: AWS::SNS::Topic
+    Properties:
+      KmsMasterKeyId: !If [Managed, key-arn, !Ref AWS::NoValue]
+      Tags:
+        - !If [HasEmail, {Key: email, Value: !Ref Email}, !Ref AWS::NoValue]
+        - Key: last
+          Value: !Select [2, !Split ["/", "rule/bus/name"]]
+  Subscription:
+    Type: AWS::SNS::Subscription
+    Condition: HasEmail
+"#;
+
+    #[test]
+    fn conditions_decide_fn_if_and_novalue_removes_what_it_stands_for() {
+        let template = Template::parse(CONDITIONAL).unwrap();
+        assert_eq!(
+            template
+                .resource("Subscription")
+                .unwrap()
+                .condition
+                .as_deref(),
+            Some("HasEmail")
+        );
+        let resolver = |parameters: &[(&str, &str)]| {
+            let parameters = template
+                .parameters
+                .iter()
+                .filter_map(|(name, default)| Some((name.clone(), default.clone()?)))
+                .chain(
+                    parameters
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string())),
+                )
+                .collect();
+            Resolver::new("stack", "us-east-1", parameters)
+                .with_conditions(template.conditions.clone())
+        };
+        let topic = &template.resource("Topic").unwrap().properties;
+
+        let defaults = resolver(&[]);
+        for (condition, holds) in [
+            ("Managed", false),
+            ("HasEmail", false),
+            ("HasPrincipals", false),
+            ("Either", false),
+            ("Both", false),
+        ] {
+            assert_eq!(defaults.condition(condition).unwrap(), holds, "{condition}");
+        }
+        assert_eq!(
+            defaults.resolve(topic).unwrap(),
+            json!({"Tags": [{"Key": "last", "Value": "name"}]})
+        );
+
+        let set = resolver(&[
+            ("Key", "customer-managed"),
+            ("Email", "ops@example.com"),
+            ("Principals", "111111111111,222222222222"),
+        ]);
+        assert!(set.condition("Either").unwrap() && set.condition("Both").unwrap());
+        assert_eq!(
+            set.resolve(topic).unwrap(),
+            json!({
+                "KmsMasterKeyId": "key-arn",
+                "Tags": [
+                    {"Key": "email", "Value": "ops@example.com"},
+                    {"Key": "last", "Value": "name"}
+                ]
+            })
+        );
+        assert!(set.condition("Missing").is_err());
     }
 
     #[test]

@@ -34,16 +34,19 @@ const CREATED: &[&str] = &[
     "AWS::Events::Rule",
 ];
 
-/// Resource types with no local effect: LocalStack does not enforce access policies.
-const IGNORED: &[&str] = &[
+/// Resource types with no local effect: LocalStack does not enforce access policies. Any
+/// other type that is not created (alarms, keys, log groups, ...) is skipped as not emulated.
+const NOT_ENFORCED: &[&str] = &[
     "AWS::SNS::TopicPolicy",
     "AWS::SQS::QueuePolicy",
     "AWS::IAM::Role",
     "AWS::IAM::Policy",
     "AWS::IAM::ManagedPolicy",
     "AWS::Lambda::Permission",
-    "AWS::Logs::LogGroup",
 ];
+
+/// The properties that name a resource that is not created, for what `Ref` gives.
+const NAME_PROPERTIES: &[&str] = &["LogGroupName", "AliasName", "AlarmName", "Name"];
 
 /// How to create a stack.
 #[derive(Clone, Debug)]
@@ -109,27 +112,40 @@ impl Stack {
             buses: BTreeMap::new(),
             functions: BTreeMap::new(),
             skipped: Vec::new(),
-            resolver: Resolver::new(&options.name, REGION, parameters),
+            resolver: Resolver::new(&options.name, REGION, parameters)
+                .with_conditions(template.conditions.clone()),
             created: Vec::new(),
             dead_letter_arns: BTreeSet::new(),
             redrives: BTreeMap::new(),
         };
+        let mut active = template.clone();
+        active.resources.clear();
         for resource in &template.resources {
-            if IGNORED.contains(&resource.kind.as_str()) {
-                stack.skipped.push((
-                    resource.logical_id.clone(),
-                    format!("{} (not enforced locally)", resource.kind),
-                ));
+            let exists = match &resource.condition {
+                Some(condition) => stack
+                    .resolver
+                    .condition(condition)
+                    .with_context(|| format!("deciding whether {} exists", resource.logical_id))?,
+                None => true,
+            };
+            let skipped = if !exists {
+                format!(
+                    "{} (condition {} is false)",
+                    resource.kind,
+                    resource.condition.as_deref().unwrap_or_default()
+                )
+            } else if NOT_ENFORCED.contains(&resource.kind.as_str()) {
+                format!("{} (not enforced locally)", resource.kind)
             } else if !CREATED.contains(&resource.kind.as_str()) {
-                bail!(
-                    "{} is a {}, which the local pipeline cannot create yet \
-                     (xtask/src/local_lambda/stack.rs)",
-                    resource.logical_id,
-                    resource.kind
-                );
-            }
+                stack.stand_in(resource);
+                format!("{} (not emulated locally)", resource.kind)
+            } else {
+                active.resources.push(resource.clone());
+                continue;
+            };
+            stack.skipped.push((resource.logical_id.clone(), skipped));
         }
-        for resource in template.in_dependency_order(CREATED)? {
+        for resource in active.in_dependency_order(CREATED)? {
             progress(&resource.logical_id);
             let created = stack
                 .create_resource(clients, options, &template, resource)
@@ -224,6 +240,32 @@ impl Stack {
         };
         self.resolver.record(logical, attributes);
         Ok(())
+    }
+
+    /// Records what `Ref` and `GetAtt ... Arn` of a resource that is not emulated give, so that
+    /// created resources may refer to it (a function to its log group): its name property
+    /// when that resolves, else `<stack>-<logical id>`.
+    fn stand_in(&mut self, resource: &Resource) {
+        let logical = resource.logical_id.as_str();
+        let name = NAME_PROPERTIES
+            .iter()
+            .find_map(|field| {
+                let declared = resource.properties.get(*field)?;
+                self.resolver.resolve_string(declared).ok()
+            })
+            .unwrap_or_else(|| format!("{}-{logical}", self.name));
+        let service = resource
+            .kind
+            .split("::")
+            .nth(1)
+            .unwrap_or("local")
+            .to_lowercase();
+        let arn = format!(
+            "arn:aws:{service}:{REGION}:{}:{logical}/{name}",
+            super::template::ACCOUNT_ID
+        );
+        self.resolver
+            .record(logical, attributes(name, [("Arn", arn)]));
     }
 
     fn function_by_arn(&self, arn: &str) -> Option<String> {
