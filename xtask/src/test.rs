@@ -1,7 +1,8 @@
 //! `cargo xtask test`: the one test command, for developers and CI alike. It brings the
-//! local cloud up and installs the infra checks' tools, then runs the formatting check,
-//! clippy with warnings denied, and the whole workspace test suite pointed at the local cloud
-//! and the tools.
+//! local cloud up and installs the infra checks' tools, then runs the formatting check, the
+//! toolkit's feature combinations, clippy with warnings denied, the toolkit's docs with
+//! warnings denied, and the whole workspace test suite pointed at the local cloud and the
+//! tools.
 
 use std::process::Command;
 
@@ -19,8 +20,24 @@ pub fn run(cloud: &LocalCloud, cargo_test_args: &[String]) -> Result<()> {
         test.push("--");
         test.extend(cargo_test_args.iter().map(String::as_str));
     }
-    let checks: [(&str, Vec<&str>); 3] = [
+    let checks: [(&str, Vec<&str>); 6] = [
         ("formatting", vec!["fmt", "--all", "--", "--check"]),
+        // The toolkit with no AWS service, and with one: each feature stands on its own.
+        (
+            "features",
+            vec!["check", "-p", "eventkit", "--no-default-features"],
+        ),
+        (
+            "features",
+            vec![
+                "check",
+                "-p",
+                "eventkit",
+                "--no-default-features",
+                "--features",
+                "sqs,dynamodb",
+            ],
+        ),
         (
             "clippy",
             vec![
@@ -32,16 +49,23 @@ pub fn run(cloud: &LocalCloud, cargo_test_args: &[String]) -> Result<()> {
                 "warnings",
             ],
         ),
+        // The toolkit's docs: every public item documented, every link resolving
+        // (RUSTDOCFLAGS below turns rustdoc's warnings into errors for this check only).
+        ("docs", vec!["doc", "-p", "eventkit", "--no-deps"]),
         ("tests", test),
     ];
     for (name, args) in checks {
         println!("\n==> {name}: cargo {}", args.join(" "));
-        let status = Command::new(cargo())
+        let mut command = Command::new(cargo());
+        command
             .args(&args)
             .current_dir(workspace_root())
             .envs(cloud.env_vars())
-            .env(tools::TOOLS_BIN_VAR, &tools_bin)
-            .status()?;
+            .env(tools::TOOLS_BIN_VAR, &tools_bin);
+        if name == "docs" {
+            command.env("RUSTDOCFLAGS", "-D warnings");
+        }
+        let status = command.status()?;
         if !status.success() {
             bail!("{name} failed (cargo {})", args.join(" "));
         }

@@ -100,7 +100,7 @@ impl Classify for crate::events::DecodeError {
 impl Classify for crate::events::PublishFailure {}
 
 /// An AWS SDK request failure (network, throttling, a service error): retry later.
-impl<E, R> Classify for aws_sdk_dynamodb::error::SdkError<E, R> {}
+impl<E, R> Classify for aws_smithy_runtime_api::client::result::SdkError<E, R> {}
 
 /// Why one record failed: its [class](ErrorClass), and the error that caused it as its
 /// [`source`](StdError::source), kept with its type and its own causes.

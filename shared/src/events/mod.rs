@@ -45,6 +45,11 @@
 mod decode;
 mod envelope;
 mod error;
+// Without any publisher, the batching they share is unused.
+#[cfg_attr(
+    not(any(feature = "sqs", feature = "sns", feature = "eventbridge")),
+    allow(dead_code)
+)]
 mod publish;
 mod record;
 mod sources;
@@ -55,10 +60,13 @@ mod tests;
 
 pub use envelope::{derived_event_id, EventEnvelope};
 pub use error::{DecodeError, DecodeReason};
-pub use publish::{
-    EventBridgePublisher, OutgoingEvent, PublishFailure, RetryPolicy, SnsPublisher, SqsPublisher,
-    MAX_BATCH_BYTES, MAX_BATCH_ENTRIES,
-};
+#[cfg(feature = "eventbridge")]
+pub use publish::EventBridgePublisher;
+#[cfg(feature = "sns")]
+pub use publish::SnsPublisher;
+#[cfg(feature = "sqs")]
+pub use publish::SqsPublisher;
+pub use publish::{OutgoingEvent, PublishFailure, RetryPolicy, MAX_BATCH_BYTES, MAX_BATCH_ENTRIES};
 pub use record::{EventRecord, MessageAttribute, Source};
 pub use sources::{records_from, CarriesRecords, DecodeOptions, DEFAULT_MAX_BODY_BYTES};
 pub use versioned::{UpcastError, VersionedEvent};

@@ -4,7 +4,9 @@
 //! [`Clock`] so that tests can move time forward instead of sleeping, and so that the same
 //! instant is handed to the store: the stores never read the system clock themselves.
 
+#[cfg(any(test, feature = "testing"))]
 use std::sync::atomic::{AtomicU64, Ordering};
+#[cfg(any(test, feature = "testing"))]
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -29,12 +31,14 @@ impl Clock for SystemClock {
 }
 
 /// A clock that only moves when told to: for tests and local runs that exercise expiry
-/// without waiting. Clones share the same time.
+/// without waiting. Clones share the same time. (Feature `testing`.)
+#[cfg(any(test, feature = "testing"))]
 #[derive(Clone, Debug, Default)]
 pub struct ManualClock {
     now_ms: Arc<AtomicU64>,
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl ManualClock {
     /// A clock stopped at `now_ms` (epoch milliseconds).
     pub fn new(now_ms: u64) -> Self {
@@ -60,6 +64,7 @@ impl ManualClock {
     }
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl Clock for ManualClock {
     fn now_ms(&self) -> u64 {
         self.now_ms.load(Ordering::SeqCst)

@@ -71,14 +71,18 @@ mod record;
 mod run;
 mod store;
 
-pub use clock::{Clock, ManualClock, SystemClock};
+#[cfg(any(test, feature = "testing"))]
+pub use clock::ManualClock;
+pub use clock::{Clock, SystemClock};
 pub use config::{IdempotencyConfig, MissingKeyPolicy, DEFAULT_RECORD_TTL};
 pub use error::{IdempotencyError, StoreError};
 pub use key::{KeyPath, KeySource};
 pub use layer::{IdempotencyLayer, Idempotent};
 pub use record::{IdempotencyRecord, Status};
 pub use run::{Idempotency, Outcome};
-pub use store::{AttributeNames, ClaimOutcome, DynamoDbStore, IdempotencyStore, InMemoryStore};
+#[cfg(feature = "dynamodb")]
+pub use store::{AttributeNames, DynamoDbStore};
+pub use store::{BoxedStore, ClaimOutcome, DynStore, IdempotencyStore, InMemoryStore};
 
 #[cfg(test)]
 mod observability_tests;

@@ -12,8 +12,11 @@
 //! accept a later entry while an earlier one is retried.
 
 mod batch;
+#[cfg(feature = "eventbridge")]
 mod eventbridge;
+#[cfg(feature = "sns")]
 mod sns;
+#[cfg(feature = "sqs")]
 mod sqs;
 
 use std::collections::BTreeMap;
@@ -24,8 +27,11 @@ use serde::Serialize;
 
 use super::envelope::EventEnvelope;
 
+#[cfg(feature = "eventbridge")]
 pub use eventbridge::EventBridgePublisher;
+#[cfg(feature = "sns")]
 pub use sns::SnsPublisher;
+#[cfg(feature = "sqs")]
 pub use sqs::SqsPublisher;
 
 /// The most entries SNS PublishBatch, EventBridge PutEvents and SQS SendMessageBatch take

@@ -33,7 +33,8 @@ impl InMemoryStore {
     }
 
     /// Inserts or replaces a record unconditionally: for tests that need a record in a
-    /// particular state.
+    /// particular state. (Feature `testing`.)
+    #[cfg(any(test, feature = "testing"))]
     pub fn insert(&self, record: IdempotencyRecord) {
         self.lock().insert(record.key.clone(), record);
     }

@@ -16,12 +16,16 @@
 //! window expired and whose key was taken over gets [`StoreError::Fenced`] from complete and
 //! release instead of overwriting or deleting the new owner's record.
 
+mod dynamic;
+#[cfg(feature = "dynamodb")]
 mod dynamodb;
 mod memory;
 
 use std::future::Future;
 use std::sync::Arc;
 
+pub use dynamic::{BoxedStore, DynStore};
+#[cfg(feature = "dynamodb")]
 pub use dynamodb::{AttributeNames, DynamoDbStore};
 pub use memory::InMemoryStore;
 
@@ -41,8 +45,18 @@ pub enum ClaimOutcome {
     Exists(IdempotencyRecord),
 }
 
-/// Persistence for idempotency records. See the [module docs](self) for the semantics every
-/// implementation must have.
+/// Persistence for idempotency records: four conditional operations, each one request.
+///
+/// - **claim**: write an `INPROGRESS` record if the key is absent, expired, or in progress
+///   with an expired in-progress window ([`IdempotencyRecord::is_claimable`]); otherwise
+///   return the live record;
+/// - **complete**: store the result, only if the caller still owns the claim;
+/// - **release**: remove the claim after a handler error, only if the caller still owns it;
+/// - **get**: read a record (diagnostics and tests; the claim already returns what exists).
+///
+/// Owning the claim means holding the owner token written by the claim; a caller whose claim
+/// was taken over gets [`StoreError::Fenced`] from complete and release. A store to choose at
+/// run time is a [`BoxedStore`].
 pub trait IdempotencyStore: Send + Sync {
     /// Writes `record` (status `INPROGRESS`, with its owner token) unless a live record holds
     /// the key at `now_ms` (epoch milliseconds), in which case that record is returned.
