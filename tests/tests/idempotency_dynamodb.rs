@@ -421,3 +421,17 @@ async fn a_malformed_item_is_a_typed_error_and_the_handler_does_not_run() {
         .expect("the item");
     assert_eq!(string(&item, "status"), "DONE", "left as it was");
 }
+
+#[tokio::test]
+async fn the_dynamodb_store_passes_the_conformance_check_third_party_stores_run() {
+    let cloud = LocalCloud::connect().await;
+    let table = cloud.create_idempotency_table("idem").await;
+    let store = DynamoDbStore::new(cloud.dynamodb.clone(), &table);
+    eventkit::idempotency::conformance::check_store(&store)
+        .await
+        .unwrap();
+    // Run again on the same table: every run keeps to keys of its own.
+    eventkit::idempotency::conformance::check_store(&store)
+        .await
+        .unwrap();
+}

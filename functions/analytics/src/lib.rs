@@ -3,7 +3,6 @@
 //! redelivered event would count twice); the idempotency layer makes them exactly-once.
 //! Consumes an SQS queue fed by the bus (every event) and by the topic (OrderPlaced).
 
-use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::AttributeValue;
 use eventkit::batch::RecordError;
 use eventkit::events::EventEnvelope;
@@ -30,29 +29,11 @@ impl Counters {
             table: table.into(),
         }
     }
-
-    /// Counts one event (any type); returns the counter's key. The day is the event's own
-    /// (its envelope `time`), so a late redelivery counts on the right day.
-    pub async fn count(&self, event: &EventEnvelope<Value>) -> Result<String, RecordError> {
-        let key = format!("{}#{}", event.event_type, event.time.format("%Y-%m-%d"));
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(key.clone()))
-            .update_expression("ADD #count :one")
-            .expression_attribute_names("#count", "count")
-            .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .send()
-            .await
-            .map_err(|e| {
-                RecordError::transient(format!("analytics table: {}", DisplayErrorContext(e)))
-            })?;
-        tracing::info!(counter = %key, "event counted");
-        Ok(key)
-    }
 }
 
-/// Any event of ours, whatever its type: only the envelope is read.
+/// Counts one event of ours, whatever its type (only the envelope is read); returns the
+/// counter's key. The day is the event's own (its envelope `time`), so a late redelivery
+/// counts on the right day.
 impl EventHandler for Counters {
     type Event = Json<EventEnvelope<Value>>;
     type Output = String;
@@ -63,7 +44,18 @@ impl EventHandler for Counters {
         Json(event): Self::Event,
         _: &Invocation,
     ) -> Result<String, RecordError> {
-        self.count(&event).await
+        let key = format!("{}#{}", event.event_type, event.time.format("%Y-%m-%d"));
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(key.clone()))
+            .update_expression("ADD #count :one")
+            .expression_attribute_names("#count", "count")
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .send()
+            .await?;
+        tracing::info!(counter = %key, "event counted");
+        Ok(key)
     }
 }
 

@@ -44,11 +44,8 @@ impl EventHandler for Outbox {
     ) -> Result<Handled, RecordError> {
         let email = event.email();
         let sent_now = self.send(&email).await?;
-        if sent_now {
-            tracing::info!(to = %email.to, subject = %email.subject, "email sent");
-        } else {
-            tracing::info!(notification_id = %email.notification_id, "email already sent");
-        }
+        // `sent_now` false: an earlier run (whose claim was taken over) sent it already.
+        tracing::info!(to = %email.to, subject = %email.subject, sent_now, "email sent");
         Ok(Handled {
             notification_id: email.notification_id,
             sent_now,

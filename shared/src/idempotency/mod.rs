@@ -64,6 +64,8 @@
 mod cache;
 mod clock;
 mod config;
+#[cfg(any(test, feature = "testing"))]
+pub mod conformance;
 mod error;
 pub mod key;
 mod layer;
