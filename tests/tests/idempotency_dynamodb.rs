@@ -435,3 +435,35 @@ async fn the_dynamodb_store_passes_the_conformance_check_third_party_stores_run(
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_missing_table_reaches_lambdas_error_with_the_stores_message() {
+    use eventkit::handler::{Handler, Json, RecordHandlerExt};
+    use eventkit::idempotency::IdempotencyLayer;
+    use eventkit::runtime::EventFunction;
+
+    let cloud = LocalCloud::connect().await;
+    let function = EventFunction::new(
+        Handler::new(|Json(_): Json<Value>| async { Ok::<_, std::io::Error>(1_u32) }).layer(
+            IdempotencyLayer::new(
+                DynamoDbStore::new(cloud.dynamodb.clone(), "no-such-idempotency-table"),
+                IdempotencyConfig::new("orders"),
+            ),
+        ),
+    );
+    let eventbridge = json!({
+        "version": "0", "id": "eb-1", "detail-type": "OrderPlaced", "source": "orders",
+        "account": "000000000000", "time": "2026-11-22T00:00:00Z", "region": "us-east-1",
+        "resources": [], "detail": event("e1")
+    });
+    let deadline = eventkit::batch::Deadline::after(WINDOW);
+    let error = function.handle(eventbridge, deadline).await.unwrap_err();
+    // What Lambda's error message is made of (the Diagnostic's message is this text): the
+    // record, the store failure, and the store's own words, in one line.
+    let message = error.to_string();
+    assert!(message.contains("record eb-1"), "{message}");
+    assert!(
+        message.contains("idempotency table \"no-such-idempotency-table\" does not exist"),
+        "{message}"
+    );
+}
