@@ -150,6 +150,19 @@ fn batch(c: &mut Criterion) {
             BatchSize::SmallInput,
         );
     });
+    // The whole in-process path of an invocation: the SQS event's text to records (the one
+    // parse of each body included), then the batch under the idempotency layer.
+    let text = sqs_batch_json();
+    group.bench_function("10_new_records_from_the_event_text", |b| {
+        b.iter_batched(
+            || handler_on(InMemoryStore::new()),
+            |handler| {
+                let event: SqsEvent = serde_json::from_str(black_box(&text)).unwrap();
+                run(&handler, records_from(&event, &DecodeOptions::default()));
+            },
+            BatchSize::SmallInput,
+        );
+    });
     group.finish();
 }
 
