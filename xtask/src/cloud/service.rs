@@ -199,6 +199,11 @@ impl Service {
             ServiceKind::LocalStack => {
                 let volume = self.dir.join("volume");
                 fs::create_dir_all(&volume)?;
+                // LocalStack keeps its temporary files under the system temp folder
+                // (`/tmp/localstack`), shared by every instance on the machine: stopping one
+                // removed another's. A temp folder per checkout keeps them apart.
+                let temp = self.dir.join("tmp");
+                fs::create_dir_all(&temp)?;
                 let mut command = Command::new(install::localstack_python(&self.dir));
                 command
                     .args(["-m", "localstack.runtime.main"])
@@ -214,6 +219,7 @@ impl Service {
                         "sqs,sns,events,sts,iam,logs,cloudwatch,cloudformation,s3",
                     )
                     .env("LOCALSTACK_VOLUME_DIR", volume)
+                    .env("TMPDIR", temp)
                     .env("SKIP_SSL_CERT_DOWNLOAD", "1")
                     .env("DISABLE_EVENTS", "1");
                 Ok(command)
