@@ -11,6 +11,8 @@
 //!   publishing.
 //! - [`idempotency`]: once-per-key side effects, with DynamoDB and in-memory stores.
 //! - [`batch`]: partial batch failures, FIFO ordering, deadlines, panic isolation.
+//! - [`outbox`]: a handler's writes, events and completion in one transaction, and the
+//!   relay that publishes the events.
 //! - [`handler`]: the composition of decoding, idempotency and the user's function.
 //! - [`runtime`]: `main` in a few lines, through lambda_runtime.
 //! - [`telemetry`]: structured logs per record and EMF metrics per batch.
@@ -24,6 +26,8 @@ pub use tracing;
 pub mod events;
 pub mod handler;
 pub mod idempotency;
+#[cfg(feature = "dynamodb")]
+pub mod outbox;
 pub mod runtime;
 pub mod telemetry;
 

@@ -68,5 +68,7 @@ pub use publish::SnsPublisher;
 pub use publish::SqsPublisher;
 pub use publish::{OutgoingEvent, PublishFailure, RetryPolicy, MAX_BATCH_BYTES, MAX_BATCH_ENTRIES};
 pub use record::{EventRecord, MessageAttribute, Source};
+#[cfg(feature = "dynamodb")]
+pub use sources::EVENT_NAME_ATTRIBUTE;
 pub use sources::{records_from, CarriesRecords, DecodeOptions, DEFAULT_MAX_BODY_BYTES};
 pub use versioned::{UpcastError, VersionedEvent};

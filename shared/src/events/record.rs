@@ -38,6 +38,8 @@ pub enum Source {
     },
     /// An EventBridge event delivered to an SQS queue (a rule target).
     EventBridgeViaSqs,
+    /// A change from a DynamoDB stream (the body is the item's new image).
+    DynamoDbStream,
 }
 
 impl fmt::Display for Source {
@@ -49,6 +51,7 @@ impl fmt::Display for Source {
             Self::SnsViaSqs { raw: false } => "SNS via SQS",
             Self::SnsViaSqs { raw: true } => "SNS via SQS (raw delivery)",
             Self::EventBridgeViaSqs => "EventBridge via SQS",
+            Self::DynamoDbStream => "DynamoDB stream",
         })
     }
 }

@@ -4,9 +4,6 @@
 use std::future::Future;
 use std::marker::PhantomData;
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
-
 use super::{FromRecord, Handled, Invocation, RecordHandler};
 use crate::batch::RecordError;
 use crate::events::EventRecord;
@@ -39,7 +36,7 @@ pub trait EventHandler {
     /// What the handler asks for ([`FromRecord`]): an `EventEnvelope<T>`, a `Json<T>`, ...
     type Event: FromRecord;
     /// What it returns for an event (stored by the idempotency layer as JSON).
-    type Output: Serialize + DeserializeOwned;
+    type Output;
     /// Its error: a [`RecordError`], or any error type that implements
     /// [`Classify`](crate::batch::Classify).
     type Error: Into<RecordError>;
@@ -154,7 +151,6 @@ impl<F, T, O, E> EventHandler for FnHandler<F, T>
 where
     F: AsyncFn(T) -> Result<O, E>,
     T: FromRecord,
-    O: Serialize + DeserializeOwned,
     E: Into<RecordError>,
 {
     type Event = T;
@@ -186,7 +182,6 @@ impl<S, F, T, O, E> EventHandler for StateHandler<S, F, T>
 where
     F: AsyncFn(&S, T) -> Result<O, E>,
     T: FromRecord,
-    O: Serialize + DeserializeOwned,
     E: Into<RecordError>,
 {
     type Event = T;

@@ -81,8 +81,9 @@ impl<O> Handled<O> {
 /// One record's processing: decode, run, say whether the result was replayed. Implemented by
 /// [`Handler`] (the user's function) and by every layer around it.
 pub trait RecordHandler {
-    /// What the handler returns for a record (stored by the idempotency layer as JSON).
-    type Output: Serialize + DeserializeOwned;
+    /// What the handler returns for a record (stored by the idempotency layer as JSON, so
+    /// a function's outputs are [`RecordOutput`]s).
+    type Output;
 
     /// Processes one record of `invocation`.
     fn handle(
@@ -91,6 +92,17 @@ pub trait RecordHandler {
         invocation: &Invocation,
     ) -> impl Future<Output = Result<Handled<Self::Output>, RecordError>>;
 }
+
+/// What a function's record handler may return: a value that survives a JSON round trip
+/// (the idempotency layer stores it and replays it for duplicates).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a function's record output",
+    note = "a handler that returns `Staged` work runs under a `TransactionalLayer`, which commits the work and returns the output",
+    note = "record outputs are stored and replayed as JSON: they implement `Serialize` and `DeserializeOwned`"
+)]
+pub trait RecordOutput: Serialize + DeserializeOwned {}
+
+impl<T: Serialize + DeserializeOwned> RecordOutput for T {}
 
 /// Adds [`layer`](Self::layer) to every record handler.
 pub trait RecordHandlerExt: RecordHandler + Sized {

@@ -35,6 +35,7 @@ pub async fn check_store<S: IdempotencyStore>(store: &S) -> Result<(), Conforman
     claims_once(store, &key("claim"), now_ms).await?;
     completes_only_for_its_owner(store, &key("complete"), now_ms).await?;
     releases_only_for_its_owner(store, &key("release"), now_ms).await?;
+    never_releases_a_completed_record(store, &key("release-completed"), now_ms).await?;
     expired_records_are_replaced(store, &key("expired"), now_ms).await?;
     expired_windows_are_taken_over_and_fence_the_old_owner(store, &key("takeover"), now_ms).await
 }
@@ -138,6 +139,32 @@ async fn releases_only_for_its_owner<S: IdempotencyStore>(
     // Releasing what is gone is fenced too: nothing is owned any more.
     match store.release(key, "owner-a").await {
         Err(StoreError::Fenced) => Ok(()),
+        other => Err(broke(CHECK, other)),
+    }
+}
+
+async fn never_releases_a_completed_record<S: IdempotencyStore>(
+    store: &S,
+    key: &str,
+    now: u64,
+) -> Result<(), ConformanceFailure> {
+    // A commit whose answer was lost is followed by a release: if the commit had landed,
+    // deleting its record would let a redelivery run the handler a second time.
+    const CHECK: &str = "release never removes a completed record, even its owner's";
+    store
+        .claim(&claim(key, "owner-a", now, 30_000), now)
+        .await
+        .map_err(|error| broke(CHECK, error))?;
+    store
+        .complete(key, "owner-a", "1", now / 1000 + 3600)
+        .await
+        .map_err(|error| broke(CHECK, error))?;
+    match store.release(key, "owner-a").await {
+        Err(StoreError::Fenced) => {}
+        other => return Err(broke(CHECK, other)),
+    }
+    match store.get(key).await {
+        Ok(Some(stored)) if stored.status == Status::Completed => Ok(()),
         other => Err(broke(CHECK, other)),
     }
 }

@@ -35,6 +35,16 @@ pub enum StoreError {
     /// delivery took the key over (or the record is gone). The write was refused.
     #[error("idempotency claim is no longer owned by this invocation")]
     Fenced,
+    /// A write staged in a unit of work had a condition that did not hold at commit: the
+    /// transaction was cancelled, nothing of it was written, and the claim is still the
+    /// caller's. A retry reads the new state and decides again.
+    #[error("staged write {position} of the unit of work failed its condition: {message}")]
+    StagedConditionFailed {
+        /// The write's position among the staged writes (events after them).
+        position: usize,
+        /// What the service said.
+        message: String,
+    },
     /// A stored record could not be read back (a missing or malformed attribute).
     #[error("idempotency record {key:?} is malformed: {reason}")]
     CorruptRecord {
@@ -127,6 +137,19 @@ pub enum IdempotencyError<E> {
         #[source]
         source: StoreError,
     },
+    /// The handler ran, but its unit of work (its staged writes and events, with the
+    /// completion) was not committed: none of it happened. The claim was removed, so a retry
+    /// runs the handler again. Transient.
+    #[error("handler for record {record_id} ran but its unit of work under idempotency key {key} was not committed; nothing of it happened")]
+    NotCommitted {
+        /// The idempotency key.
+        key: String,
+        /// The record being processed.
+        record_id: String,
+        /// The store's error.
+        #[source]
+        source: StoreError,
+    },
     /// The handler failed, and its claim had been taken over, so it was not removed (the new
     /// owner's record was left alone).
     #[error("handler for record {record_id} failed and its claim on idempotency key {key} had been taken over")]
@@ -209,6 +232,7 @@ impl<E> IdempotencyError<E> {
             self,
             Self::CompletionFenced { .. }
                 | Self::CompletionFailed { .. }
+                | Self::NotCommitted { .. }
                 | Self::ReleaseFenced { .. }
                 | Self::ReleaseFailed { .. }
                 | Self::ResultSerialization { .. }
@@ -251,6 +275,7 @@ impl From<IdempotencyError<RecordError>> for RecordError {
             IdempotencyError::Store { .. }
             | IdempotencyError::CompletionFenced { .. }
             | IdempotencyError::CompletionFailed { .. }
+            | IdempotencyError::NotCommitted { .. }
             | IdempotencyError::ReleaseFenced { .. }
             | IdempotencyError::ReleaseFailed { .. } => RecordError::transient(error),
         }

@@ -79,7 +79,12 @@ impl<H, S> Idempotent<H, S> {
     }
 }
 
-impl<H: RecordHandler, S: IdempotencyStore> RecordHandler for Idempotent<H, S> {
+impl<H, S> RecordHandler for Idempotent<H, S>
+where
+    H: RecordHandler,
+    H::Output: crate::handler::RecordOutput,
+    S: IdempotencyStore,
+{
     type Output = H::Output;
 
     async fn handle(

@@ -81,7 +81,10 @@ pub use error::{IdempotencyError, StoreError};
 pub use key::{KeyPath, KeySource};
 pub use layer::{IdempotencyLayer, Idempotent};
 pub use record::{IdempotencyRecord, Status};
+pub(crate) use run::Commit;
 pub use run::{Idempotency, Outcome};
+#[cfg(feature = "dynamodb")]
+pub(crate) use store::store_error;
 #[cfg(feature = "dynamodb")]
 pub use store::{AttributeNames, DynamoDbStore};
 pub use store::{BoxedStore, ClaimOutcome, DynStore, IdempotencyStore, InMemoryStore};

@@ -165,6 +165,27 @@ impl<S: IdempotencyStore> Idempotency<S> {
         Fut: Future<Output = Result<T, E>>,
         T: Serialize + DeserializeOwned,
     {
+        self.execute_with(payload, record_id, remaining, || async {
+            handler().await.map(|value| (value, NoWork))
+        })
+        .await
+    }
+
+    /// [`execute`](Self::execute) for a handler whose result comes with work to commit in
+    /// the same step as its completion (`W`: a unit of work, or nothing).
+    pub(crate) async fn execute_with<F, Fut, T, E, W>(
+        &self,
+        payload: &Value,
+        record_id: &str,
+        remaining: Duration,
+        handler: F,
+    ) -> Result<Outcome<T>, IdempotencyError<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<(T, W), E>>,
+        T: Serialize + DeserializeOwned,
+        W: Commit<S>,
+    {
         let Some(key_value) = self.config.key_source().extract(payload) else {
             return self.run_without_key(record_id, handler).await;
         };
@@ -224,8 +245,8 @@ impl<S: IdempotencyStore> Idempotency<S> {
         // without ever having run to completion. The panic then goes on unwinding.
         let guarded = AssertUnwindSafe(async { handler().await }).catch_unwind();
         match guarded.await {
-            Ok(Ok(value)) => self
-                .complete(claim, value, record_id)
+            Ok(Ok((value, work))) => self
+                .complete(claim, value, work, record_id)
                 .await
                 .map(Outcome::Computed),
             Ok(Err(handler_error)) => self.release(&key, &owner, record_id, handler_error).await,
@@ -243,14 +264,15 @@ impl<S: IdempotencyStore> Idempotency<S> {
         }
     }
 
-    async fn run_without_key<F, Fut, T, E>(
+    async fn run_without_key<F, Fut, T, E, W>(
         &self,
         record_id: &str,
         handler: F,
     ) -> Result<Outcome<T>, IdempotencyError<E>>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<T, E>>,
+        Fut: Future<Output = Result<(T, W), E>>,
+        W: Commit<S>,
     {
         let source_description = self.config.key_source().to_string();
         match self.config.missing_key_policy() {
@@ -263,10 +285,15 @@ impl<S: IdempotencyStore> Idempotency<S> {
             }
             MissingKeyPolicy::ProcessWithoutIdempotency => {
                 tracing::warn!(record_id, outcome = "missing_key", key_source = %source_description, "record has no idempotency key; processing it without idempotency");
-                handler()
-                    .await
-                    .map(Outcome::Computed)
-                    .map_err(IdempotencyError::Handler)
+                let (value, work) = handler().await.map_err(IdempotencyError::Handler)?;
+                match work.commit_alone(&self.store, record_id).await {
+                    Ok(()) => Ok(Outcome::Computed(value)),
+                    Err(source) => Err(IdempotencyError::NotCommitted {
+                        key: String::new(),
+                        record_id: record_id.to_string(),
+                        source,
+                    }),
+                }
             }
         }
     }
@@ -346,10 +373,11 @@ impl<S: IdempotencyStore> Idempotency<S> {
         }
     }
 
-    async fn complete<T: Serialize + DeserializeOwned, E>(
+    async fn complete<T: Serialize + DeserializeOwned, E, W: Commit<S>>(
         &self,
         claim: IdempotencyRecord,
         value: T,
+        work: W,
         record_id: &str,
     ) -> Result<T, IdempotencyError<E>> {
         let key = claim.key.clone();
@@ -376,7 +404,10 @@ impl<S: IdempotencyStore> Idempotency<S> {
         };
         // The record lives for the TTL from completion, not from the claim.
         let expiration = self.expiration(self.clock.now_ms());
-        match self.store.complete(&key, &owner, &result, expiration).await {
+        match work
+            .commit(&self.store, &key, &owner, &result, expiration)
+            .await
+        {
             Ok(()) => {
                 tracing::info!(idempotency_key = %key, record_id, outcome = "completed", "claimed the idempotency key, ran the handler and stored its result");
                 if let Some(cache) = &self.cache {
@@ -394,6 +425,19 @@ impl<S: IdempotencyStore> Idempotency<S> {
                 Err(IdempotencyError::CompletionFenced {
                     key,
                     record_id: record_id.to_string(),
+                })
+            }
+            Err(source) if W::ATOMIC => {
+                // Nothing of the unit of work happened (or, if the answer was lost, all of
+                // it did, and the release below is refused: it never removes a completed
+                // record). Released, a retry runs the handler again without waiting out
+                // the window.
+                let released = self.store.release(&key, &owner).await;
+                tracing::warn!(idempotency_key = %key, record_id, outcome = "not_committed", error = %source, claim_released = released.is_ok(), "handler ran but its unit of work was not committed");
+                Err(IdempotencyError::NotCommitted {
+                    key,
+                    record_id: record_id.to_string(),
+                    source,
                 })
             }
             Err(source) => {
@@ -470,5 +514,52 @@ fn log_replaced(key: &str, record_id: &str, replaced: Option<IdempotencyRecord>)
         None => {
             tracing::debug!(idempotency_key = %key, record_id, outcome = "claimed", "claimed the idempotency key");
         }
+    }
+}
+
+/// What completes a claim: the completion alone ([`NoWork`]) or, for a store that can, the
+/// completion and a unit of work in one atomic step.
+pub(crate) trait Commit<S> {
+    /// Whether a failed commit wrote nothing (so its claim can be released at once).
+    const ATOMIC: bool;
+
+    /// Completes `key` for `owner`, with whatever this carries.
+    fn commit(
+        self,
+        store: &S,
+        key: &str,
+        owner: &str,
+        result: &str,
+        expiration: u64,
+    ) -> impl Future<Output = Result<(), StoreError>>;
+
+    /// Commits what this carries without an idempotency record (a record without a key,
+    /// processed anyway by policy).
+    fn commit_alone(
+        self,
+        store: &S,
+        record_id: &str,
+    ) -> impl Future<Output = Result<(), StoreError>>;
+}
+
+/// Nothing but the completion.
+pub(crate) struct NoWork;
+
+impl<S: IdempotencyStore> Commit<S> for NoWork {
+    const ATOMIC: bool = false;
+
+    fn commit(
+        self,
+        store: &S,
+        key: &str,
+        owner: &str,
+        result: &str,
+        expiration: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> {
+        store.complete(key, owner, result, expiration)
+    }
+
+    async fn commit_alone(self, _: &S, _: &str) -> Result<(), StoreError> {
+        Ok(())
     }
 }

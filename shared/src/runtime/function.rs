@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::payload::{InvocationError, LambdaPayload};
 use crate::batch::{BatchConfig, BatchError, BatchOutcome, BatchProcessor};
 use crate::events::{records_from, DecodeOptions, EventRecord};
-use crate::handler::{Handled, Invocation, RecordHandler};
+use crate::handler::{Handled, Invocation, RecordHandler, RecordOutput};
 use crate::telemetry::with_trace_id;
 
 /// A Lambda function: the record handler (a [`Handler`](crate::handler::Handler) and its
@@ -65,7 +65,11 @@ impl<H> EventFunction<H> {
     }
 }
 
-impl<H: RecordHandler> EventFunction<H> {
+impl<H> EventFunction<H>
+where
+    H: RecordHandler,
+    H::Output: RecordOutput,
+{
     /// Runs every record of `records` (and prints the batch's EMF line when metrics are on).
     pub async fn process(
         &self,
@@ -87,8 +91,8 @@ impl<H: RecordHandler> EventFunction<H> {
         outcome
     }
 
-    /// One invocation of any kind: the SQS partial batch response (exactly the failed
-    /// message ids) for SQS, `null` for the asynchronous (SNS, EventBridge) invocations,
+    /// One invocation of any kind: the partial batch response (exactly the failed message
+    /// ids) for SQS and DynamoDB streams, `null` for the asynchronous (SNS, EventBridge) invocations,
     /// whose failures are errors so that Lambda's retries and the function's DLQ apply.
     ///
     /// This is the whole invocation minus the Runtime API: a test calls it with a Lambda
@@ -115,7 +119,45 @@ impl<H: RecordHandler> EventFunction<H> {
                 self.handle_eventbridge(&event, invocation).await?;
                 Ok(Value::Null)
             }
+            #[cfg(feature = "dynamodb")]
+            LambdaPayload::DynamoDb(event) => {
+                let response = self.handle_dynamodb(&event, invocation).await?;
+                serde_json::to_value(response).map_err(|source| InvocationError::Invalid {
+                    kind: "DynamoDB stream response",
+                    source,
+                })
+            }
         }
+    }
+
+    /// A DynamoDB stream invocation (`FunctionResponseTypes: [ReportBatchItemFailures]`):
+    /// the records run in shard order, one at a time, and the first failure stops the batch;
+    /// the response names it and every record after it, so Lambda resumes the shard at the
+    /// failed record and the order of changes is kept.
+    #[cfg(feature = "dynamodb")]
+    pub async fn handle_dynamodb(
+        &self,
+        event: &aws_lambda_events::dynamodb::Event,
+        invocation: impl Into<Invocation>,
+    ) -> Result<aws_lambda_events::streams::DynamoDbEventResponse, BatchError> {
+        // One shard per batch: in order, stopped at the first failure.
+        let records = records_from(event, &self.decode)
+            .into_iter()
+            .map(|record| record.with_message_group_id(Some("shard".into())))
+            .collect();
+        let outcome = self.process(records, invocation).await;
+        let response = outcome.sqs_response(self.batch.config().all_failed)?;
+        let mut stream_response = aws_lambda_events::streams::DynamoDbEventResponse::default();
+        stream_response.batch_item_failures = response
+            .batch_item_failures
+            .into_iter()
+            .map(|failure| {
+                let mut item = aws_lambda_events::streams::DynamoDbBatchItemFailure::default();
+                item.item_identifier = Some(failure.item_identifier);
+                item
+            })
+            .collect();
+        Ok(stream_response)
     }
 
     /// An SQS invocation: the partial batch response listing exactly the failed message ids
@@ -157,7 +199,11 @@ impl<H: RecordHandler> EventFunction<H> {
     }
 }
 
-impl<H: RecordHandler + 'static> EventFunction<H> {
+impl<H> EventFunction<H>
+where
+    H: RecordHandler + 'static,
+    H::Output: RecordOutput,
+{
     /// The function as a tower `Service<LambdaEvent<Value>>`, for
     /// `lambda_runtime::Runtime::new(..)`, so that lambda_runtime's own layers (tracing,
     /// OpenTelemetry) and the user's wrap it:
@@ -209,7 +255,11 @@ impl<H> Clone for EventService<H> {
 /// The future of one invocation of an [`EventService`].
 pub type InvocationFuture = Pin<Box<dyn Future<Output = Result<Value, InvocationError>>>>;
 
-impl<H: RecordHandler + 'static> tower::Service<LambdaEvent<Value>> for EventService<H> {
+impl<H> tower::Service<LambdaEvent<Value>> for EventService<H>
+where
+    H: RecordHandler + 'static,
+    H::Output: RecordOutput,
+{
     type Response = Value;
     type Error = InvocationError;
     type Future = InvocationFuture;

@@ -17,6 +17,9 @@ pub enum LambdaPayload {
     Sns(SnsEvent),
     /// From an EventBridge rule (asynchronous invocation).
     EventBridge(EventBridgeEvent),
+    /// From a DynamoDB stream event source mapping.
+    #[cfg(feature = "dynamodb")]
+    DynamoDb(aws_lambda_events::dynamodb::Event),
 }
 
 /// Why an invocation failed as a whole.
@@ -52,7 +55,8 @@ impl From<InvocationError> for lambda_runtime::Diagnostic {
 
 impl LambdaPayload {
     /// Recognises the payload by the fields only its kind has: `Records[].eventSource`
-    /// `aws:sqs`, `Records[].EventSource` `aws:sns`, or a top-level `detail-type`.
+    /// `aws:sqs` or `aws:dynamodb`, `Records[].EventSource` `aws:sns`, or a top-level
+    /// `detail-type`.
     /// (Every field of the `aws_lambda_events` records is optional, so trying each type in
     /// turn would accept an SNS event as an SQS one.)
     pub fn parse(payload: Value) -> Result<Self, InvocationError> {
@@ -66,6 +70,16 @@ impl LambdaPayload {
             .and_then(Value::as_str)
             == Some("aws:sns");
         let invalid = |kind| move |source| InvocationError::Invalid { kind, source };
+        #[cfg(feature = "dynamodb")]
+        if first
+            .and_then(|r| r.get("eventSource"))
+            .and_then(Value::as_str)
+            == Some("aws:dynamodb")
+        {
+            return serde_json::from_value(payload)
+                .map(Self::DynamoDb)
+                .map_err(invalid("DynamoDB stream"));
+        }
         if sqs {
             serde_json::from_value(payload)
                 .map(Self::Sqs)

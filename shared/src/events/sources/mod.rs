@@ -6,9 +6,14 @@
 //! recognised by the keys only those wrappers have: `Type` and `TopicArn` for SNS,
 //! `detail-type` for EventBridge; our envelopes have neither.
 
+#[cfg(feature = "dynamodb")]
+mod dynamodb;
 mod eventbridge;
 mod sns;
 mod sqs;
+
+#[cfg(feature = "dynamodb")]
+pub use dynamodb::EVENT_NAME_ATTRIBUTE;
 
 use std::collections::HashMap;
 
@@ -158,6 +163,13 @@ impl CarriesRecords for SqsEvent {
 impl CarriesRecords for SnsEvent {
     fn records(&self, options: &DecodeOptions) -> Vec<EventRecord> {
         sns::records_from_sns(self, options)
+    }
+}
+
+#[cfg(feature = "dynamodb")]
+impl CarriesRecords for aws_lambda_events::dynamodb::Event {
+    fn records(&self, options: &DecodeOptions) -> Vec<EventRecord> {
+        dynamodb::records_from_stream(self, options)
     }
 }
 

@@ -33,7 +33,7 @@
 //!   again, up to three times in all.
 //! - Complete: `UpdateItem` setting status, result and expiration, conditional on
 //!   `#owner = :owner`.
-//! - Release: `DeleteItem` conditional on `#owner = :owner`.
+//! - Release: `DeleteItem` conditional on `#owner = :owner AND #status = :inprogress`.
 //!
 //! A failed owner condition is [`StoreError::Fenced`]; `ResourceNotFoundException` is
 //! [`StoreError::TableMissing`]; throttling (after the SDK's own retries) is
@@ -59,6 +59,11 @@ use crate::idempotency::record::{IdempotencyRecord, Status};
 const CLAIM_ATTEMPTS: usize = 3;
 
 type Item = HashMap<String, AttributeValue>;
+
+/// The completion's update (by itself, or inside a unit of work's transaction).
+const COMPLETE_EXPRESSION: &str = "SET #status = :completed, #data = :data, #expiry = :expiry";
+/// Every write after the claim is fenced on the claim's owner token.
+const OWNER_CONDITION: &str = "#owner = :owner";
 
 /// The attribute names of an idempotency item.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -100,6 +105,7 @@ pub struct DynamoDbStore {
     table: String,
     names: AttributeNames,
     return_old_item_on_conflict: bool,
+    outbox_table: Option<String>,
 }
 
 impl DynamoDbStore {
@@ -111,7 +117,56 @@ impl DynamoDbStore {
             table: table.into(),
             names: AttributeNames::default(),
             return_old_item_on_conflict: true,
+            outbox_table: None,
         }
+    }
+
+    /// Writes the events of committed units of work to `table`, the outbox (see
+    /// [`outbox`](crate::outbox)): a table with a string partition key `id`, a stream
+    /// (`NEW_IMAGE`) for the relay, and TTL on `expiration`.
+    pub fn with_outbox(mut self, table: impl Into<String>) -> Self {
+        self.outbox_table = Some(table.into());
+        self
+    }
+
+    /// The outbox table, when one is set.
+    pub fn outbox_table(&self) -> Option<&str> {
+        self.outbox_table.as_deref()
+    }
+
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The completion as one transaction action: the same update as
+    /// [`complete`](IdempotencyStore::complete), fenced on `owner` the same way.
+    pub(crate) fn completion_update(
+        &self,
+        key: &str,
+        owner: &str,
+        result: &str,
+        expiration: u64,
+    ) -> Result<aws_sdk_dynamodb::types::Update, StoreError> {
+        let names = &self.names;
+        let (key_name, key_value) = self.key_value(key);
+        aws_sdk_dynamodb::types::Update::builder()
+            .table_name(&self.table)
+            .key(key_name, key_value)
+            .update_expression(COMPLETE_EXPRESSION)
+            .condition_expression(OWNER_CONDITION)
+            .expression_attribute_names("#status", &names.status)
+            .expression_attribute_names("#data", &names.data)
+            .expression_attribute_names("#expiry", &names.expiration)
+            .expression_attribute_names("#owner", &names.owner)
+            .expression_attribute_values(
+                ":completed",
+                AttributeValue::S(Status::Completed.as_str().to_string()),
+            )
+            .expression_attribute_values(":data", AttributeValue::S(result.to_string()))
+            .expression_attribute_values(":expiry", AttributeValue::N(expiration.to_string()))
+            .expression_attribute_values(":owner", AttributeValue::S(owner.to_string()))
+            .build()
+            .map_err(|error| StoreError::other(error.to_string()))
     }
 
     /// Uses other attribute names.
@@ -245,7 +300,7 @@ fn corrupt(key: &str, reason: impl Into<String>) -> StoreError {
 
 /// Maps an SDK failure to a [`StoreError`] by its service error code, which is uniform
 /// across operations.
-fn store_error<E, R>(table: &str, error: SdkError<E, R>) -> StoreError
+pub(crate) fn store_error<E, R>(table: &str, error: SdkError<E, R>) -> StoreError
 where
     E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
     R: Debug + Send + Sync + 'static,
@@ -360,8 +415,8 @@ impl IdempotencyStore for DynamoDbStore {
             .update_item()
             .table_name(&self.table)
             .key(key_name, key_value)
-            .update_expression("SET #status = :completed, #data = :data, #expiry = :expiry")
-            .condition_expression("#owner = :owner")
+            .update_expression(COMPLETE_EXPRESSION)
+            .condition_expression(OWNER_CONDITION)
             .expression_attribute_names("#status", &names.status)
             .expression_attribute_names("#data", &names.data)
             .expression_attribute_names("#expiry", &names.expiration)
@@ -396,9 +451,16 @@ impl IdempotencyStore for DynamoDbStore {
             .delete_item()
             .table_name(&self.table)
             .key(key_name, key_value)
-            .condition_expression("#owner = :owner")
+            // Only a claim in progress: a completion whose answer was lost (a timeout after
+            // the request reached the table) must never be deleted by the release after it.
+            .condition_expression("#owner = :owner AND #status = :inprogress")
             .expression_attribute_names("#owner", &self.names.owner)
+            .expression_attribute_names("#status", &self.names.status)
             .expression_attribute_values(":owner", AttributeValue::S(owner.to_string()))
+            .expression_attribute_values(
+                ":inprogress",
+                AttributeValue::S(Status::InProgress.as_str().to_string()),
+            )
             .send()
             .await;
         match outcome {

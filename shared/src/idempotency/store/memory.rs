@@ -14,6 +14,10 @@ use crate::idempotency::record::{IdempotencyRecord, Status};
 #[derive(Debug, Default)]
 pub struct InMemoryStore {
     records: Mutex<HashMap<String, IdempotencyRecord>>,
+    /// Units of work committed with their completions (see
+    /// [`TransactionalStore`](crate::outbox::TransactionalStore)).
+    #[cfg(feature = "dynamodb")]
+    commits: Mutex<Vec<crate::outbox::CommittedWork>>,
 }
 
 impl InMemoryStore {
@@ -37,6 +41,52 @@ impl InMemoryStore {
     #[cfg(any(test, feature = "testing"))]
     pub fn insert(&self, record: IdempotencyRecord) {
         self.lock().insert(record.key.clone(), record);
+    }
+
+    /// The units of work committed with their completions, in commit order: what a
+    /// DynamoDB-backed store would have written in each completion's transaction.
+    #[cfg(feature = "dynamodb")]
+    pub fn commits(&self) -> Vec<crate::outbox::CommittedWork> {
+        self.commits
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Completes `key` and records `work`, as one step under the lock: both or neither.
+    #[cfg(feature = "dynamodb")]
+    pub(crate) fn complete_with(
+        &self,
+        key: &str,
+        owner: &str,
+        result: &str,
+        expiration: u64,
+        work: crate::outbox::UnitOfWork,
+    ) -> Result<(), StoreError> {
+        let mut records = self.lock();
+        match records.get_mut(key) {
+            Some(record) if owned_by(record, owner) => {
+                record.status = Status::Completed;
+                record.result = Some(result.to_string());
+                record.expiration = expiration;
+                self.record_commit(key, work);
+                Ok(())
+            }
+            _ => Err(StoreError::Fenced),
+        }
+    }
+
+    #[cfg(feature = "dynamodb")]
+    pub(crate) fn record_commit(&self, key: &str, work: crate::outbox::UnitOfWork) {
+        let (writes, events) = work.into_parts();
+        self.commits
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(crate::outbox::CommittedWork {
+                key: key.to_string(),
+                writes,
+                events,
+            });
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, IdempotencyRecord>> {
@@ -90,7 +140,7 @@ impl IdempotencyStore for InMemoryStore {
     async fn release(&self, key: &str, owner: &str) -> Result<(), StoreError> {
         let mut records = self.lock();
         match records.get(key) {
-            Some(record) if owned_by(record, owner) => {
+            Some(record) if owned_by(record, owner) && record.status == Status::InProgress => {
                 records.remove(key);
                 Ok(())
             }

@@ -26,6 +26,8 @@ use std::sync::Arc;
 
 pub use dynamic::{BoxedStore, DynStore};
 #[cfg(feature = "dynamodb")]
+pub(crate) use dynamodb::store_error;
+#[cfg(feature = "dynamodb")]
 pub use dynamodb::{AttributeNames, DynamoDbStore};
 pub use memory::InMemoryStore;
 
@@ -51,7 +53,8 @@ pub enum ClaimOutcome {
 ///   with an expired in-progress window ([`IdempotencyRecord::is_claimable`]); otherwise
 ///   return the live record;
 /// - **complete**: store the result, only if the caller still owns the claim;
-/// - **release**: remove the claim after a handler error, only if the caller still owns it;
+/// - **release**: remove the claim after a handler error, only if the caller still owns it
+///   and it is still in progress (a completed record is never released);
 /// - **get**: read a record (diagnostics and tests; the claim already returns what exists).
 ///
 /// Owning the claim means holding the owner token written by the claim; a caller whose claim
@@ -76,7 +79,8 @@ pub trait IdempotencyStore: Send + Sync {
         expiration: u64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Deletes the claim if `owner` still owns it; otherwise [`StoreError::Fenced`].
+    /// Deletes the claim if `owner` still owns it and it is still in progress; otherwise
+    /// [`StoreError::Fenced`].
     fn release(
         &self,
         key: &str,

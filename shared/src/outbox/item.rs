@@ -1,0 +1,130 @@
+//! The outbox item: how a staged event is written by the commit and read back by the relay.
+//! Both sides use these names, so they cannot drift.
+//!
+//! | attribute | type | content |
+//! | --- | --- | --- |
+//! | `id` | S | `<eventId>|<destination>`, the partition key |
+//! | `eventId`, `eventType`, `source`, `time` | S | the envelope's |
+//! | `body` | S | what is published (the envelope as JSON) |
+//! | `destination` | S | [`Destination`] as text |
+//! | `attributes` | M of S | SNS/SQS message attributes |
+//! | `traceId`, `groupId`, `deduplicationId` | S | when set |
+//! | `committedBy` | S | the idempotency key whose completion committed it |
+//! | `stagedAt` | S | RFC 3339 |
+//! | `publishedAt` | S | set by the relay once published |
+//! | `expiration` | N | epoch seconds, the TTL: set by the relay once published |
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use super::destination::Destination;
+use super::unit_of_work::StagedEvent;
+use crate::events::OutgoingEvent;
+
+/// The outbox table's partition key.
+pub const OUTBOX_KEY: &str = "id";
+
+/// The outbox item of `staged`, committed by the idempotency key `committed_by`.
+pub(crate) fn to_item(
+    staged: &StagedEvent,
+    committed_by: &str,
+    now: DateTime<Utc>,
+) -> HashMap<String, AttributeValue> {
+    let event = &staged.event;
+    let s = |value: &str| AttributeValue::S(value.to_string());
+    let mut item = HashMap::from([
+        (OUTBOX_KEY.to_string(), s(&outbox_id(staged))),
+        ("eventId".into(), s(&event.event_id)),
+        ("eventType".into(), s(&event.event_type)),
+        ("source".into(), s(&event.source)),
+        ("time".into(), s(&event.time.to_rfc3339())),
+        ("body".into(), s(&event.body)),
+        ("destination".into(), s(&staged.destination.to_string())),
+        ("committedBy".into(), s(committed_by)),
+        ("stagedAt".into(), s(&now.to_rfc3339())),
+    ]);
+    if !event.attributes.is_empty() {
+        let attributes = event
+            .attributes
+            .iter()
+            .map(|(name, value)| (name.clone(), s(value)))
+            .collect();
+        item.insert("attributes".into(), AttributeValue::M(attributes));
+    }
+    for (name, value) in [
+        ("traceId", &event.trace_id),
+        ("groupId", &event.group_id),
+        ("deduplicationId", &event.deduplication_id),
+    ] {
+        if let Some(value) = value {
+            item.insert(name.into(), s(value));
+        }
+    }
+    item
+}
+
+/// One item per event and destination: a rerun that stages the same event (same id) writes
+/// the same item.
+pub(crate) fn outbox_id(staged: &StagedEvent) -> String {
+    format!("{}|{}", staged.event.event_id, staged.destination)
+}
+
+/// An outbox item as the relay reads it from the stream's new image (plain JSON).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutboxEntry {
+    /// The item's key.
+    pub id: String,
+    /// The event's id.
+    pub event_id: String,
+    /// The event's type.
+    pub event_type: String,
+    /// The event's source.
+    pub source: String,
+    /// The event's time.
+    pub time: DateTime<Utc>,
+    /// What is published.
+    pub body: String,
+    /// Where, as text.
+    pub destination: String,
+    /// Message attributes.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+    /// The X-Ray trace header.
+    #[serde(default)]
+    pub trace_id: Option<String>,
+    /// FIFO message group.
+    #[serde(default)]
+    pub group_id: Option<String>,
+    /// FIFO deduplication id.
+    #[serde(default)]
+    pub deduplication_id: Option<String>,
+    /// Set once the relay published it.
+    #[serde(default)]
+    pub published_at: Option<String>,
+}
+
+impl OutboxEntry {
+    /// The event to publish, as it was staged.
+    pub fn outgoing(&self) -> OutgoingEvent {
+        OutgoingEvent {
+            event_id: self.event_id.clone(),
+            event_type: self.event_type.clone(),
+            source: self.source.clone(),
+            time: self.time,
+            trace_id: self.trace_id.clone(),
+            body: self.body.clone(),
+            attributes: self.attributes.clone(),
+            group_id: self.group_id.clone(),
+            deduplication_id: self.deduplication_id.clone(),
+        }
+    }
+
+    /// Where it goes.
+    pub fn destination(&self) -> Result<Destination, super::UnknownDestination> {
+        self.destination.parse()
+    }
+}

@@ -1,0 +1,83 @@
+//! The transactional outbox: a handler's DynamoDB writes, its outgoing events and its
+//! idempotency completion commit together in one `TransactWriteItems`, or not at all; a
+//! relay publishes the committed events afterwards, under the ids they were staged with.
+//!
+//! Without it a handler makes two unprotected writes: its state change, then its publish.
+//! A crash between them leaves the state changed and the event unsent until a redelivery
+//! happens to republish it. With it:
+//!
+//! 1. the handler stages its writes (the SDK's `Put`, `Update`, `Delete`, `ConditionCheck`,
+//!    on any table) and its events in a [`UnitOfWork`] and returns it with its output as
+//!    [`Staged`];
+//! 2. [`TransactionalLayer`] (the idempotency layer, transactional) commits the unit of work
+//!    with the completion: one transaction, its first action the completion fenced on the
+//!    claim's owner; the events go to the outbox table, one item each;
+//! 3. the [`Relay`], a function on the outbox table's stream, publishes each event to the
+//!    [`Destination`] it names and marks it published; its TTL then removes it.
+//!
+//! A crash anywhere before the commit leaves nothing (the claim is released or runs out,
+//! and a retry runs the handler again); a crash after it leaves a completed record, whose
+//! duplicates replay, and an outbox item, which the stream delivers until it is published.
+//! A failed staged condition commits nothing and fails the record transiently, so the
+//! handler runs again on fresh reads ([`StoreError::StagedConditionFailed`]).
+//!
+//! Side effects outside DynamoDB (a payment provider) cannot join the transaction: pass them
+//! an idempotency key derived from the event's id, so a rerun is recognised as the same.
+//!
+//! Limits: one transaction holds 100 actions (the completion, each write, each event) and
+//! 4 MB; staging past them is a [`UnitOfWorkError`]. A transaction costs two write units per
+//! kilobyte of each item, twice a plain write.
+//!
+//! ```no_run
+//! use aws_sdk_dynamodb::types::{AttributeValue, Update};
+//! use eventkit::batch::RecordError;
+//! use eventkit::events::EventEnvelope;
+//! use eventkit::handler::{Handler, RecordHandlerExt};
+//! use eventkit::idempotency::{DynamoDbStore, IdempotencyConfig};
+//! use eventkit::outbox::{Destination, Staged, TransactionalLayer, UnitOfWork};
+//! # #[derive(serde::Deserialize, serde::Serialize)] struct Deposited { account: String, cents: u64 }
+//! # impl eventkit::events::VersionedEvent for Deposited { const EVENT_TYPE: &'static str = "Deposited"; const CURRENT_VERSION: u32 = 1; }
+//! # #[derive(serde::Deserialize, serde::Serialize)] struct Credited { account: String }
+//! # impl eventkit::events::VersionedEvent for Credited { const EVENT_TYPE: &'static str = "Credited"; const CURRENT_VERSION: u32 = 1; }
+//!
+//! async fn credit(deposit: EventEnvelope<Deposited>) -> Result<Staged<u64>, RecordError> {
+//!     let mut work = UnitOfWork::new();
+//!     work.update(
+//!         Update::builder()
+//!             .table_name("accounts")
+//!             .key("account", AttributeValue::S(deposit.data.account.clone()))
+//!             .update_expression("ADD balance :cents")
+//!             .expression_attribute_values(":cents", AttributeValue::N(deposit.data.cents.to_string()))
+//!             .build()
+//!             .map_err(RecordError::permanent)?,
+//!     )?;
+//!     let credited = EventEnvelope::caused_by(&deposit, "bank", Credited { account: deposit.data.account.clone() });
+//!     work.emit_envelope(Destination::event_bridge("bank-bus"), &credited)?;
+//!     Ok(work.with_output(deposit.data.cents))
+//! }
+//!
+//! # fn example(client: aws_sdk_dynamodb::Client) {
+//! let store = DynamoDbStore::new(client, "idempotency").with_outbox("outbox");
+//! let handler = Handler::new(credit).layer(TransactionalLayer::new(store, IdempotencyConfig::new("bank")));
+//! # }
+//! ```
+
+mod destination;
+mod item;
+mod layer;
+mod relay;
+mod store;
+mod unit_of_work;
+
+pub use destination::{Destination, UnknownDestination};
+pub use item::{OutboxEntry, OUTBOX_KEY};
+pub use layer::{Transactional, TransactionalLayer};
+pub use relay::{Relay, Relayed, DEFAULT_RETENTION};
+pub use store::{CommittedWork, TransactionalStore};
+pub use unit_of_work::{
+    Staged, StagedEvent, UnitOfWork, UnitOfWorkError, TRANSACTION_MAX_ACTIONS,
+    TRANSACTION_MAX_BYTES,
+};
+
+#[cfg(test)]
+mod tests;

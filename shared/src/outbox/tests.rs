@@ -1,0 +1,278 @@
+//! The transactional layer over the in-memory store: what is committed, when, and what a
+//! failure leaves behind. (The DynamoDB transaction itself is tested against DynamoDB Local
+//! in tests/tests/outbox_dynamodb.rs.)
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{AttributeValue, Put};
+use serde::{Deserialize, Serialize};
+
+use super::*;
+use crate::batch::{Deadline, ErrorClass, RecordError};
+use crate::events::{EventEnvelope, EventRecord, Source, VersionedEvent};
+use crate::handler::{Handler, Invocation, RecordHandler, RecordHandlerExt};
+use crate::idempotency::{
+    IdempotencyConfig, IdempotencyRecord, IdempotencyStore, InMemoryStore, Status, StoreError,
+};
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Deposited {
+    account: String,
+}
+
+impl VersionedEvent for Deposited {
+    const EVENT_TYPE: &'static str = "Deposited";
+    const CURRENT_VERSION: u32 = 1;
+}
+
+fn record(id: &str, event_id: &str) -> EventRecord {
+    let body = serde_json::json!({
+        "eventId": event_id, "eventType": "Deposited", "eventVersion": 1,
+        "source": "test", "time": "2026-11-30T00:00:00Z",
+        "correlationId": "c-1", "causationId": event_id,
+        "data": {"account": "a-1"}
+    });
+    EventRecord::new(id, Source::Sqs, body.to_string())
+}
+
+fn invocation() -> Invocation {
+    Invocation::new(Deadline::after(Duration::from_secs(30)))
+}
+
+fn put(account: &str) -> Put {
+    Put::builder()
+        .table_name("accounts")
+        .item("account", AttributeValue::S(account.into()))
+        .build()
+        .unwrap()
+}
+
+/// Stages one write and one event derived from the deposit; counts its runs.
+async fn stage(
+    runs: &Arc<AtomicUsize>,
+    deposit: EventEnvelope<Deposited>,
+) -> Result<Staged<String>, RecordError> {
+    runs.fetch_add(1, Ordering::SeqCst);
+    let mut work = UnitOfWork::new();
+    work.put(put(&deposit.data.account))?;
+    let credited = EventEnvelope::caused_by(
+        &deposit,
+        "bank",
+        Deposited {
+            account: deposit.data.account.clone(),
+        },
+    );
+    work.emit_envelope(Destination::event_bridge("bus"), &credited)?;
+    Ok(work.with_output(deposit.data.account))
+}
+
+#[tokio::test]
+async fn the_unit_of_work_is_committed_with_the_completion_and_never_again_for_duplicates() {
+    let store = Arc::new(InMemoryStore::new());
+    let runs = Arc::new(AtomicUsize::new(0));
+    let handler = Handler::with_state(runs.clone(), stage).layer(TransactionalLayer::new(
+        store.clone(),
+        IdempotencyConfig::new("bank"),
+    ));
+
+    let first = handler
+        .handle(&record("m-1", "e-1"), &invocation())
+        .await
+        .unwrap();
+    let second = handler
+        .handle(&record("m-2", "e-1"), &invocation())
+        .await
+        .unwrap();
+
+    assert_eq!((first.output.as_str(), first.replayed), ("a-1", false));
+    assert_eq!((second.output.as_str(), second.replayed), ("a-1", true));
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    let commits = store.commits();
+    assert_eq!(commits.len(), 1, "a duplicate commits nothing");
+    assert_eq!(commits[0].writes.len(), 1);
+    assert_eq!(commits[0].events.len(), 1);
+    let event = &commits[0].events[0];
+    assert_eq!(event.destination, Destination::event_bridge("bus"));
+    // Derived from the cause, so a rerun would stage the very same event.
+    assert_eq!(
+        event.event.event_id,
+        crate::events::derived_event_id("e-1", "Deposited", "bank", None).to_string()
+    );
+    let stored = store.get(&commits[0].key).await.unwrap().unwrap();
+    assert_eq!(stored.status, Status::Completed);
+}
+
+#[tokio::test]
+async fn a_failing_handler_commits_nothing_and_frees_its_key() {
+    let store = Arc::new(InMemoryStore::new());
+    let handler = Handler::new(|_: EventEnvelope<Deposited>| async {
+        let mut work = UnitOfWork::new();
+        work.put(put("a-1"))?;
+        Err::<Staged<()>, _>(RecordError::transient("provider down"))
+    })
+    .layer(TransactionalLayer::new(
+        store.clone(),
+        IdempotencyConfig::new("bank"),
+    ));
+
+    let error = handler
+        .handle(&record("m-1", "e-1"), &invocation())
+        .await
+        .unwrap_err();
+
+    assert_eq!(error.class(), ErrorClass::Transient);
+    assert!(store.commits().is_empty());
+    assert!(store.is_empty(), "the claim is released");
+}
+
+/// A store whose commits fail the way a cancelled transaction does.
+#[derive(Debug)]
+struct RefusingStore {
+    inner: InMemoryStore,
+    error: fn() -> StoreError,
+}
+
+impl IdempotencyStore for RefusingStore {
+    async fn claim(
+        &self,
+        record: &IdempotencyRecord,
+        now_ms: u64,
+    ) -> Result<crate::idempotency::ClaimOutcome, StoreError> {
+        self.inner.claim(record, now_ms).await
+    }
+    async fn complete(&self, k: &str, o: &str, r: &str, e: u64) -> Result<(), StoreError> {
+        self.inner.complete(k, o, r, e).await
+    }
+    async fn release(&self, key: &str, owner: &str) -> Result<(), StoreError> {
+        self.inner.release(key, owner).await
+    }
+    async fn get(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        self.inner.get(key).await
+    }
+}
+
+impl TransactionalStore for RefusingStore {
+    async fn complete_with(
+        &self,
+        _: &str,
+        _: &str,
+        _: &str,
+        _: u64,
+        _: UnitOfWork,
+    ) -> Result<(), StoreError> {
+        Err((self.error)())
+    }
+    async fn commit_alone(&self, _: UnitOfWork, _: &str) -> Result<(), StoreError> {
+        Err((self.error)())
+    }
+}
+
+#[tokio::test]
+async fn a_refused_commit_releases_the_claim_so_a_retry_runs_the_handler_again() {
+    let store = Arc::new(RefusingStore {
+        inner: InMemoryStore::new(),
+        error: || StoreError::StagedConditionFailed {
+            position: 0,
+            message: "ConditionalCheckFailed".into(),
+        },
+    });
+    let runs = Arc::new(AtomicUsize::new(0));
+    let handler = Handler::with_state(runs.clone(), stage).layer(TransactionalLayer::new(
+        store.clone(),
+        IdempotencyConfig::new("bank"),
+    ));
+
+    let first = handler
+        .handle(&record("m-1", "e-1"), &invocation())
+        .await
+        .unwrap_err();
+    let second = handler
+        .handle(&record("m-1", "e-1"), &invocation())
+        .await
+        .unwrap_err();
+    assert_eq!(second.class(), ErrorClass::Transient);
+
+    assert_eq!(first.class(), ErrorClass::Transient);
+    assert!(first.to_string().contains("not committed"), "{first}");
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        2,
+        "the retry ran the handler, not AlreadyInProgress"
+    );
+    assert!(store.inner.is_empty(), "no claim left behind");
+}
+
+#[tokio::test]
+async fn a_commit_by_an_owner_whose_claim_was_taken_over_is_fenced_and_commits_nothing() {
+    let store = InMemoryStore::new();
+    let claim = |owner: &str, now_ms: u64| IdempotencyRecord {
+        key: "bank#k".into(),
+        status: Status::InProgress,
+        expiration: now_ms / 1000 + 3600,
+        in_progress_expiry_ms: Some(now_ms + 1_000),
+        result: None,
+        payload_hash: None,
+        owner: Some(owner.into()),
+    };
+    store.claim(&claim("a", 10_000), 10_000).await.unwrap();
+    store.claim(&claim("b", 12_000), 12_000).await.unwrap();
+    let mut work = UnitOfWork::new();
+    work.put(put("a-1")).unwrap();
+
+    let outcome = TransactionalStore::complete_with(&store, "bank#k", "a", "\"x\"", 99, work).await;
+
+    assert!(matches!(outcome, Err(StoreError::Fenced)), "{outcome:?}");
+    assert!(store.commits().is_empty());
+    let stored = store.get("bank#k").await.unwrap().unwrap();
+    assert_eq!(
+        (stored.status, stored.owner.as_deref()),
+        (Status::InProgress, Some("b"))
+    );
+}
+
+#[test]
+fn staging_past_a_transactions_limits_is_refused_when_staged() {
+    let mut work = UnitOfWork::new();
+    for n in 0..TRANSACTION_MAX_ACTIONS - 1 {
+        work.put(put(&format!("a-{n}"))).unwrap();
+    }
+    assert_eq!(work.actions(), TRANSACTION_MAX_ACTIONS);
+    assert_eq!(
+        work.put(put("one-too-many")).unwrap_err(),
+        UnitOfWorkError::TooManyActions {
+            actions: TRANSACTION_MAX_ACTIONS,
+            limit: TRANSACTION_MAX_ACTIONS - 1
+        }
+    );
+    assert_eq!(
+        work.writes().len(),
+        TRANSACTION_MAX_ACTIONS - 1,
+        "the refused write is not staged"
+    );
+
+    let mut large = UnitOfWork::new();
+    let envelope = EventEnvelope::new(
+        "bank",
+        Deposited {
+            account: "x".repeat(TRANSACTION_MAX_BYTES),
+        },
+    );
+    let refused = large
+        .emit_envelope(Destination::sqs("q"), &envelope)
+        .unwrap_err();
+    assert!(matches!(
+        refused,
+        UnitOfWorkError::TooLarge {
+            limit: TRANSACTION_MAX_BYTES,
+            ..
+        }
+    ));
+    assert!(large.is_empty());
+    assert_eq!(
+        crate::batch::Classify::class(&refused),
+        ErrorClass::Permanent
+    );
+}
