@@ -1,0 +1,398 @@
+//! The transactional outbox against DynamoDB Local and LocalStack with the real SDK clients:
+//! a unit of work commits with its completion in one transaction or not at all, and the
+//! relay publishes what was committed under the staged ids.
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{AttributeValue, Put, Update};
+use eventkit::batch::{Deadline, ErrorClass, RecordError};
+use eventkit::events::{EventEnvelope, EventRecord, Source, VersionedEvent};
+use eventkit::handler::{Handler, Invocation, RecordHandler, RecordHandlerExt};
+use eventkit::idempotency::{
+    DynamoDbStore, IdempotencyConfig, IdempotencyRecord, IdempotencyStore, Status, StoreError,
+};
+use eventkit::outbox::{
+    Destination, Relay, Staged, TransactionalLayer, TransactionalStore, UnitOfWork,
+};
+use eventkit::runtime::EventFunction;
+use eventkit_tests::{LocalCloud, Queue};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Deposited {
+    account: String,
+    cents: u64,
+}
+
+impl VersionedEvent for Deposited {
+    const EVENT_TYPE: &'static str = "Deposited";
+    const CURRENT_VERSION: u32 = 1;
+}
+
+struct Bank {
+    cloud: LocalCloud,
+    accounts: String,
+    idempotency: String,
+    outbox: String,
+    queue: Queue,
+}
+
+impl Bank {
+    async fn create() -> Self {
+        let cloud = LocalCloud::connect().await;
+        let accounts = cloud.create_table("accounts", "account").await;
+        let idempotency = cloud.create_idempotency_table("idempotency").await;
+        let outbox = cloud
+            .create_table_with_ttl("outbox", "id", "expiration")
+            .await;
+        let queue = cloud.create_queue("credited", &[]).await;
+        Self {
+            accounts,
+            idempotency,
+            outbox,
+            queue,
+            cloud,
+        }
+    }
+
+    fn store(&self) -> DynamoDbStore {
+        DynamoDbStore::new(self.cloud.dynamodb.clone(), &self.idempotency).with_outbox(&self.outbox)
+    }
+
+    /// Credits the account (an ADD, not idempotent by itself) and emits Credited to the queue,
+    /// both staged; `guard` adds a condition that fails when the account is frozen.
+    fn handler(&self) -> impl RecordHandler<Output = u64> + '_ {
+        Handler::with_state(self, credit).layer(TransactionalLayer::new(
+            self.store(),
+            IdempotencyConfig::new("bank"),
+        ))
+    }
+
+    async fn balance(&self, account: &str) -> Option<u64> {
+        let item = self
+            .cloud
+            .dynamodb
+            .get_item()
+            .table_name(&self.accounts)
+            .key("account", AttributeValue::S(account.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .item?;
+        item.get("balance")?.as_n().ok()?.parse().ok()
+    }
+
+    async fn outbox_items(&self) -> Vec<std::collections::HashMap<String, AttributeValue>> {
+        self.cloud
+            .dynamodb
+            .scan()
+            .table_name(&self.outbox)
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .items
+            .unwrap_or_default()
+    }
+}
+
+async fn credit(
+    bank: &&Bank,
+    deposit: EventEnvelope<Deposited>,
+) -> Result<Staged<u64>, RecordError> {
+    let mut work = UnitOfWork::new();
+    work.update(
+        Update::builder()
+            .table_name(&bank.accounts)
+            .key("account", AttributeValue::S(deposit.data.account.clone()))
+            .update_expression("ADD balance :cents")
+            .condition_expression("attribute_not_exists(frozen)")
+            .expression_attribute_values(
+                ":cents",
+                AttributeValue::N(deposit.data.cents.to_string()),
+            )
+            .build()
+            .map_err(RecordError::permanent)?,
+    )?;
+    let credited = EventEnvelope::caused_by(
+        &deposit,
+        "bank",
+        Deposited {
+            account: deposit.data.account.clone(),
+            cents: deposit.data.cents,
+        },
+    );
+    work.emit_envelope(Destination::sqs(&bank.queue.url), &credited)?;
+    Ok(work.with_output(deposit.data.cents))
+}
+
+fn deposit(message_id: &str, event_id: &str, account: &str) -> EventRecord {
+    let body = json!({
+        "eventId": event_id, "eventType": "Deposited", "eventVersion": 1,
+        "source": "tests", "time": "2026-11-30T00:00:00Z",
+        "correlationId": event_id, "causationId": event_id,
+        "data": {"account": account, "cents": 250}
+    });
+    EventRecord::new(message_id, Source::Sqs, body.to_string())
+}
+
+fn invocation() -> Invocation {
+    Invocation::new(Deadline::after(Duration::from_secs(30)))
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+#[tokio::test]
+async fn writes_events_and_completion_commit_together_and_a_duplicate_commits_nothing() {
+    let bank = Bank::create().await;
+    let handler = bank.handler();
+    let (account, event_id) = (unique("acct"), unique("e"));
+
+    let first = handler
+        .handle(&deposit("m-1", &event_id, &account), &invocation())
+        .await
+        .unwrap();
+    let second = handler
+        .handle(&deposit("m-2", &event_id, &account), &invocation())
+        .await
+        .unwrap();
+
+    assert_eq!((first.output, first.replayed), (250, false));
+    assert_eq!((second.output, second.replayed), (250, true));
+    assert_eq!(bank.balance(&account).await, Some(250), "the ADD ran once");
+    let outbox = bank.outbox_items().await;
+    assert_eq!(outbox.len(), 1, "{outbox:?}");
+    let expected_id = eventkit::events::derived_event_id(&event_id, "Deposited", "bank", None);
+    assert_eq!(outbox[0]["eventId"].as_s().unwrap(), &expected_id);
+    assert_eq!(
+        outbox[0]["destination"].as_s().unwrap(),
+        &format!("sqs:{}", bank.queue.url)
+    );
+    assert!(!outbox[0].contains_key("publishedAt"));
+}
+
+#[tokio::test]
+async fn a_failed_staged_condition_commits_nothing_and_frees_the_key_for_the_retry() {
+    let bank = Bank::create().await;
+    let handler = bank.handler();
+    let (account, event_id) = (unique("acct"), unique("e"));
+    bank.cloud
+        .dynamodb
+        .put_item()
+        .table_name(&bank.accounts)
+        .item("account", AttributeValue::S(account.clone()))
+        .item("frozen", AttributeValue::Bool(true))
+        .send()
+        .await
+        .unwrap();
+
+    let error = handler
+        .handle(&deposit("m-1", &event_id, &account), &invocation())
+        .await
+        .unwrap_err();
+
+    assert_eq!(error.class(), ErrorClass::Transient);
+    assert!(error.to_string().contains("not committed"), "{error}");
+    assert_eq!(bank.balance(&account).await, None, "no balance was added");
+    assert!(bank.outbox_items().await.is_empty(), "no event was staged");
+    let idempotency = bank
+        .cloud
+        .dynamodb
+        .scan()
+        .table_name(&bank.idempotency)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(idempotency.count(), 0, "the claim was released");
+
+    // Unfrozen, the retry runs the handler and commits.
+    bank.cloud
+        .dynamodb
+        .delete_item()
+        .table_name(&bank.accounts)
+        .key("account", AttributeValue::S(account.clone()))
+        .send()
+        .await
+        .unwrap();
+    let retried = handler
+        .handle(&deposit("m-1", &event_id, &account), &invocation())
+        .await
+        .unwrap();
+    assert_eq!((retried.output, retried.replayed), (250, false));
+    assert_eq!(bank.balance(&account).await, Some(250));
+    assert_eq!(bank.outbox_items().await.len(), 1);
+}
+
+#[tokio::test]
+async fn an_owner_whose_claim_was_taken_over_commits_nothing() {
+    let bank = Bank::create().await;
+    let store = bank.store();
+    let key = unique("bank#k");
+    let now_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap();
+    let claim = |owner: &str, now_ms: u64| IdempotencyRecord {
+        key: key.clone(),
+        status: Status::InProgress,
+        expiration: now_ms / 1000 + 3600,
+        in_progress_expiry_ms: Some(now_ms + 1_000),
+        result: None,
+        payload_hash: None,
+        owner: Some(owner.into()),
+    };
+    store.claim(&claim("a", now_ms), now_ms).await.unwrap();
+    store
+        .claim(&claim("b", now_ms + 2_000), now_ms + 2_000)
+        .await
+        .unwrap();
+    let account = unique("acct");
+    let mut work = UnitOfWork::new();
+    work.put(
+        Put::builder()
+            .table_name(&bank.accounts)
+            .item("account", AttributeValue::S(account.clone()))
+            .item("balance", AttributeValue::N("1".into()))
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+
+    let outcome = store
+        .complete_with(&key, "a", "1", now_ms / 1000 + 60, work)
+        .await;
+
+    assert!(matches!(outcome, Err(StoreError::Fenced)), "{outcome:?}");
+    assert_eq!(bank.balance(&account).await, None);
+    let record = store.get(&key).await.unwrap().unwrap();
+    assert_eq!(
+        (record.status, record.owner.as_deref()),
+        (Status::InProgress, Some("b"))
+    );
+}
+
+/// DynamoDB JSON (`{"S": ..}`) of an item, as a stream record's `NewImage` carries it.
+fn dynamodb_json(item: &std::collections::HashMap<String, AttributeValue>) -> Value {
+    fn value(attribute: &AttributeValue) -> Value {
+        match attribute {
+            AttributeValue::S(text) => json!({"S": text}),
+            AttributeValue::N(number) => json!({"N": number}),
+            AttributeValue::Bool(flag) => json!({"BOOL": flag}),
+            AttributeValue::M(map) => json!({"M": dynamodb_json(map)}),
+            other => panic!("not used by the outbox: {other:?}"),
+        }
+    }
+    Value::Object(
+        item.iter()
+            .map(|(name, v)| (name.clone(), value(v)))
+            .collect(),
+    )
+}
+
+#[tokio::test]
+async fn the_relay_publishes_committed_events_under_their_staged_ids_and_marks_them() {
+    let bank = Bank::create().await;
+    let (account, event_id) = (unique("acct"), unique("e"));
+    let committed = bank
+        .handler()
+        .handle(&deposit("m-1", &event_id, &account), &invocation())
+        .await
+        .unwrap();
+    assert!(!committed.replayed);
+    let items = bank.outbox_items().await;
+    let stream_event =
+        |sequence: &str, name: &str, item: &std::collections::HashMap<String, AttributeValue>| {
+            json!({"Records": [{
+                "eventID": sequence, "eventName": name, "eventVersion": "1.1",
+                "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
+                "eventSourceARN": "arn:aws:dynamodb:us-east-1:000000000000:table/outbox/stream/1",
+                "dynamodb": {
+                    "ApproximateCreationDateTime": 1764460800,
+                    "Keys": {"id": item["id"].as_s().map(|id| json!({"S": id})).unwrap()},
+                    "NewImage": dynamodb_json(item),
+                    "SequenceNumber": sequence, "SizeBytes": 100, "StreamViewType": "NEW_IMAGE"
+                }
+            }]})
+        };
+    let relay = EventFunction::new(Handler::from_service(
+        Relay::new(bank.cloud.dynamodb.clone(), &bank.outbox).with_sqs(bank.cloud.sqs.clone()),
+    ));
+
+    let response = relay
+        .handle(
+            stream_event("100", "INSERT", &items[0]),
+            Deadline::after(Duration::from_secs(30)),
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(response, json!({"batchItemFailures": []}));
+    let queue = &bank.queue;
+    let received = bank.cloud.receive(queue, 1, Duration::from_secs(5)).await;
+    assert_eq!(received.len(), 1);
+    let body: Value = serde_json::from_str(received[0].body().unwrap()).unwrap();
+    assert_eq!(
+        body["eventId"],
+        eventkit::events::derived_event_id(&event_id, "Deposited", "bank", None)
+    );
+    let marked = bank.outbox_items().await;
+    assert!(marked[0].contains_key("publishedAt"), "{marked:?}");
+    assert!(
+        marked[0].contains_key("expiration"),
+        "published items expire by TTL"
+    );
+
+    // The relay's own mark comes back on the stream as a MODIFY: nothing is sent again.
+    let response = relay
+        .handle(
+            stream_event("200", "MODIFY", &marked[0]),
+            Deadline::after(Duration::from_secs(30)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response, json!({"batchItemFailures": []}));
+    assert!(bank
+        .cloud
+        .receive(queue, 1, Duration::from_secs(2))
+        .await
+        .is_empty());
+}
+
+#[tokio::test]
+async fn an_outbox_item_naming_an_unknown_destination_fails_its_record_and_the_batch_stops_there() {
+    let bank = Bank::create().await;
+    let relay = EventFunction::new(Handler::from_service(Relay::new(
+        bank.cloud.dynamodb.clone(),
+        &bank.outbox,
+    )));
+    let record = |sequence: &str, destination: &str| {
+        json!({
+            "eventID": sequence, "eventName": "INSERT", "eventVersion": "1.1",
+            "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
+            "dynamodb": {
+                "ApproximateCreationDateTime": 1764460800,
+                "Keys": {"id": {"S": sequence}},
+                "NewImage": {
+                    "id": {"S": sequence}, "eventId": {"S": sequence}, "eventType": {"S": "T"},
+                    "source": {"S": "s"}, "time": {"S": "2026-11-30T00:00:00Z"}, "body": {"S": "{}"},
+                    "destination": {"S": destination}
+                },
+                "SequenceNumber": sequence, "SizeBytes": 100, "StreamViewType": "NEW_IMAGE"
+            }
+        })
+    };
+    let event = json!({"Records": [record("1", "kinesis:stream"), record("2", "sqs:http://x")]});
+
+    let response = relay
+        .handle(event, Deadline::after(Duration::from_secs(30)))
+        .await
+        .unwrap();
+
+    // The first fails (unknown kind); the second is not run, so the shard keeps its order.
+    assert_eq!(
+        response,
+        json!({"batchItemFailures": [{"itemIdentifier": "1"}, {"itemIdentifier": "2"}]})
+    );
+}
