@@ -370,8 +370,7 @@ async fn notifications_sends_one_email_per_event() {
 #[tokio::test]
 async fn analytics_counts_each_event_exactly_once() {
     let pipeline = setup().await;
-    let counters =
-        analytics::Counters::new(pipeline.cloud.dynamodb.clone(), &pipeline.analytics_table);
+    let counters = analytics::Counters::new(&pipeline.analytics_table);
     let function = analytics::function(counters, pipeline.idempotency("analytics"));
     let batch = sample("analytics/order-events.sqs.json");
 

@@ -1,31 +1,35 @@
 //! Analytics: counts every order event per type and day (`pk = <eventType>#<yyyy-mm-dd>`,
 //! `count`). The counters are atomic ADDs, which are not idempotent by themselves (a
-//! redelivered event would count twice); the idempotency layer makes them exactly-once.
+//! redelivered event would count twice). The ADD is staged and committed in one transaction
+//! with the idempotency completion, so it happens exactly when the event is recorded as
+//! counted: a crash before the commit counts nothing, a crash after it leaves a completed
+//! record whose redeliveries replay (and an invocation whose claim was taken over cannot
+//! commit at all).
 //! Consumes an SQS queue fed by the bus (every event) and by the topic (OrderPlaced).
 
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, Update};
 use eventkit::batch::RecordError;
 use eventkit::events::EventEnvelope;
 use eventkit::handler::{EventHandler, Handler, Invocation, Json, RecordHandlerExt};
-use eventkit::idempotency::{DynamoDbStore, Idempotency, IdempotencyLayer, Idempotent};
+use eventkit::idempotency::{DynamoDbStore, Idempotency};
+use eventkit::outbox::{Staged, Transactional, TransactionalLayer, UnitOfWork};
 use eventkit::runtime::EventFunction;
 use serde_json::Value;
 
 /// The analytics table's name.
 pub const ANALYTICS_TABLE: &str = "ANALYTICS_TABLE";
 
-/// The per-type, per-day counters.
+/// The per-type, per-day counters. Their writes go through the idempotency store's
+/// transaction, so they need no client of their own.
 #[derive(Clone, Debug)]
 pub struct Counters {
-    client: aws_sdk_dynamodb::Client,
     table: String,
 }
 
 impl Counters {
     /// Counters in `table`.
-    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+    pub fn new(table: impl Into<String>) -> Self {
         Self {
-            client,
             table: table.into(),
         }
     }
@@ -36,33 +40,34 @@ impl Counters {
 /// counts on the right day.
 impl EventHandler for Counters {
     type Event = Json<EventEnvelope<Value>>;
-    type Output = String;
+    type Output = Staged<String>;
     type Error = RecordError;
 
     async fn handle(
         &self,
         Json(event): Self::Event,
         _: &Invocation,
-    ) -> Result<String, RecordError> {
+    ) -> Result<Staged<String>, RecordError> {
         let key = format!("{}#{}", event.event_type, event.time.format("%Y-%m-%d"));
-        self.client
-            .update_item()
+        let add = Update::builder()
             .table_name(&self.table)
             .key("pk", AttributeValue::S(key.clone()))
             .update_expression("ADD #count :one")
             .expression_attribute_names("#count", "count")
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .send()
-            .await?;
+            .build()
+            .map_err(RecordError::permanent)?;
+        let mut work = UnitOfWork::new();
+        work.update(add)?;
         tracing::info!(counter = %key, "event counted");
-        Ok(key)
+        Ok(work.with_output(key))
     }
 }
 
-/// The function's type: the counters, under the idempotency layer.
-pub type Function = EventFunction<Idempotent<Handler<Counters>, DynamoDbStore>>;
+/// The function's type: the counters, under the transactional idempotency layer.
+pub type Function = EventFunction<Transactional<Handler<Counters>, DynamoDbStore>>;
 
-/// The Lambda function: every count under the idempotency layer, keyed by eventId.
+/// The Lambda function: every count committed with its idempotency record, keyed by eventId.
 pub fn function(counters: Counters, idempotency: Idempotency<DynamoDbStore>) -> Function {
-    EventFunction::new(Handler::from_service(counters).layer(IdempotencyLayer::from(idempotency)))
+    EventFunction::new(Handler::from_service(counters).layer(TransactionalLayer::from(idempotency)))
 }

@@ -7,10 +7,7 @@ use orders::wiring;
 async fn main() -> Result<(), lambda_runtime::Error> {
     eventkit::telemetry::init_logging();
     let config = aws_config::load_from_env().await;
-    let counters = Counters::new(
-        aws_sdk_dynamodb::Client::new(&config),
-        wiring::required(ANALYTICS_TABLE)?,
-    );
+    let counters = Counters::new(wiring::required(ANALYTICS_TABLE)?);
     analytics::function(counters, wiring::idempotency(&config, "analytics")?)
         .with_metrics(wiring::service_name())
         .run()
