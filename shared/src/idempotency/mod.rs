@@ -81,6 +81,7 @@ pub use error::{IdempotencyError, StoreError};
 pub use key::{KeyPath, KeySource};
 pub use layer::{IdempotencyLayer, Idempotent};
 pub use record::{IdempotencyRecord, Status};
+#[cfg(feature = "dynamodb")]
 pub(crate) use run::Commit;
 pub use run::{Idempotency, Outcome};
 #[cfg(feature = "dynamodb")]

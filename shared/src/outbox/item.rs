@@ -3,7 +3,7 @@
 //!
 //! | attribute | type | content |
 //! | --- | --- | --- |
-//! | `id` | S | `<eventId>|<destination>`, the partition key |
+//! | `id` | S | the `eventId`, `|` and the destination: the partition key |
 //! | `eventId`, `eventType`, `source`, `time` | S | the envelope's |
 //! | `body` | S | what is published (the envelope as JSON) |
 //! | `destination` | S | [`Destination`] as text |

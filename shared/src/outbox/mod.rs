@@ -19,7 +19,7 @@
 //! and a retry runs the handler again); a crash after it leaves a completed record, whose
 //! duplicates replay, and an outbox item, which the stream delivers until it is published.
 //! A failed staged condition commits nothing and fails the record transiently, so the
-//! handler runs again on fresh reads ([`StoreError::StagedConditionFailed`]).
+//! handler runs again on fresh reads ([`StoreError::StagedConditionFailed`](crate::idempotency::StoreError::StagedConditionFailed)).
 //!
 //! Side effects outside DynamoDB (a payment provider) cannot join the transaction: pass them
 //! an idempotency key derived from the event's id, so a rerun is recognised as the same.

@@ -35,7 +35,8 @@ pub enum Relayed {
     Skipped,
 }
 
-/// Publishes outbox events (see the [module docs](self)).
+/// Publishes outbox events: one stream record at a time, marked once published (see the
+/// [outbox docs](super)).
 #[derive(Clone, Debug)]
 pub struct Relay {
     dynamodb: aws_sdk_dynamodb::Client,
