@@ -56,7 +56,11 @@ struct Eventkit<H> {
     runs: Arc<AtomicUsize>,
 }
 
-impl<H: RecordHandler> Contender for Eventkit<H> {
+impl<H> Contender for Eventkit<H>
+where
+    H: RecordHandler,
+    H::Output: eventkit::handler::RecordOutput,
+{
     async fn invoke(&self, payload: &str) -> Result<usize> {
         let payload: Value = serde_json::from_str(payload).context("parsing the event")?;
         let response = self
