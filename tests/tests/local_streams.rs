@@ -98,7 +98,11 @@ async fn a_streams_records_arrive_in_order_and_failures_are_retried_or_recorded(
         8 => "poison",
         _ => "ok",
     };
-    let source = pipeline.stack().table("SourceTable").expect("declared").to_string();
+    let source = pipeline
+        .stack()
+        .table("SourceTable")
+        .expect("declared")
+        .to_string();
     let ids: Vec<String> = (1..=10).map(|n| format!("item-{n:02}")).collect();
     for (index, id) in ids.iter().enumerate() {
         pipeline
@@ -154,23 +158,39 @@ async fn a_streams_records_arrive_in_order_and_failures_are_retried_or_recorded(
     assert_eq!(alone, 1 + MAX_RETRIES, "{invocations:#?}");
 
     // ... and then recorded (not its records: where they are in the stream).
-    let queue = pipeline.stack().queue("GivenUpQueue").expect("declared").clone();
-    let given_up = peek(pipeline.clients(), &queue).await.expect("read the queue");
+    let queue = pipeline
+        .stack()
+        .queue("GivenUpQueue")
+        .expect("declared")
+        .clone();
+    let given_up = peek(pipeline.clients(), &queue)
+        .await
+        .expect("read the queue");
     assert_eq!(given_up.len(), 1, "one batch given up: {given_up:?}");
     let record: Value =
         serde_json::from_str(given_up[0].body().unwrap_or_default()).expect("JSON record");
     let info = &record["DDBStreamBatchInfo"];
     assert_eq!(info["batchSize"], 1);
     assert_eq!(info["startSequenceNumber"], info["endSequenceNumber"]);
-    let stream_arn = &pipeline.stack().attributes("SourceTable").expect("recorded").attributes["StreamArn"];
+    let stream_arn = &pipeline
+        .stack()
+        .attributes("SourceTable")
+        .expect("recorded")
+        .attributes["StreamArn"];
     assert_eq!(info["streamArn"].as_str(), Some(stream_arn.as_str()));
-    assert_eq!(record["requestContext"]["condition"], "RetryAttemptsExhausted");
+    assert_eq!(
+        record["requestContext"]["condition"],
+        "RetryAttemptsExhausted"
+    );
     assert_eq!(
         record["requestContext"]["approximateInvokeCount"],
         1 + MAX_RETRIES
     );
     let poison_sequence = stream_sequence_of(&pipeline, &source, "item-08").await;
-    assert_eq!(info["startSequenceNumber"].as_str(), Some(poison_sequence.as_str()));
+    assert_eq!(
+        info["startSequenceNumber"].as_str(),
+        Some(poison_sequence.as_str())
+    );
 
     pipeline.shut_down().await;
 }

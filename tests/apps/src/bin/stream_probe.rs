@@ -62,7 +62,10 @@ async fn handle(
     client
         .put_item()
         .table_name(table)
-        .item("requestId", AttributeValue::S(event.context.request_id.clone()))
+        .item(
+            "requestId",
+            AttributeValue::S(event.context.request_id.clone()),
+        )
         .item("at", AttributeValue::N(nanos.to_string()))
         .item("ids", list(&ids))
         .item("processed", list(&processed))
