@@ -71,6 +71,8 @@ pub struct Clients {
     pub eventbridge: aws_sdk_eventbridge::Client,
     /// DynamoDB on DynamoDB Local.
     pub dynamodb: aws_sdk_dynamodb::Client,
+    /// DynamoDB Streams, which DynamoDB Local serves on its own endpoint.
+    pub streams: aws_sdk_dynamodbstreams::Client,
 }
 
 impl Clients {
@@ -87,11 +89,17 @@ impl Clients {
                 .endpoint_url(&endpoints.dynamodb)
                 .build(),
         );
+        let streams = aws_sdk_dynamodbstreams::Client::from_conf(
+            aws_sdk_dynamodbstreams::config::Builder::from(&config)
+                .endpoint_url(&endpoints.dynamodb)
+                .build(),
+        );
         Self {
             sqs: aws_sdk_sqs::Client::new(&config),
             sns: aws_sdk_sns::Client::new(&config),
             eventbridge: aws_sdk_eventbridge::Client::new(&config),
             dynamodb,
+            streams,
         }
     }
 }

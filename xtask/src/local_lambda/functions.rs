@@ -32,6 +32,50 @@ pub struct QueueSource {
     pub max_concurrency: u32,
 }
 
+/// Where a stream event source sends what it gives up on: an invocation record naming the
+/// records (`DDBStreamBatchInfo`), never the records themselves.
+#[derive(Clone, Debug)]
+pub enum FailureDestination {
+    /// An SQS queue of the stack.
+    Queue(QueueInfo),
+    /// An SNS topic (its ARN).
+    Topic(String),
+}
+
+/// Where a stream event source starts reading a shard it finds when it starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartingPosition {
+    /// The oldest record the stream still holds.
+    TrimHorizon,
+    /// Only records written after the source started.
+    Latest,
+}
+
+/// A DynamoDB stream event source mapping.
+#[derive(Clone, Debug)]
+pub struct StreamSource {
+    /// The event's name in the template (`OutboxStream`).
+    pub event: String,
+    /// The stream read.
+    pub stream_arn: String,
+    /// The table it belongs to.
+    pub table: String,
+    /// Where reading begins on the shards found at start (later shards: from their start).
+    pub starting_position: StartingPosition,
+    /// At most this many records per invocation (`BatchSize`, 100 by default).
+    pub batch_size: usize,
+    /// How long to gather records before invoking with fewer than `batch_size`.
+    pub batching_window: Duration,
+    /// Whether the function's partial batch response (sequence numbers) is honoured.
+    pub report_batch_item_failures: bool,
+    /// `BisectBatchOnFunctionError`: a failed batch is split in two and each half retried.
+    pub bisect_on_error: bool,
+    /// Retries of a failed batch before it is given up (`None`: -1, until the record expires).
+    pub max_retries: Option<u32>,
+    /// `DestinationConfig.OnFailure`; without one, given-up records are only logged.
+    pub on_failure: Option<FailureDestination>,
+}
+
 /// How Lambda handles the function's asynchronous invocations.
 #[derive(Clone, Debug)]
 pub struct AsyncInvokeConfig {
@@ -52,6 +96,8 @@ pub struct FunctionDecl {
     pub spec: FunctionSpec,
     /// Its SQS event sources.
     pub queue_sources: Vec<QueueSource>,
+    /// Its DynamoDB stream event sources.
+    pub stream_sources: Vec<StreamSource>,
     /// Where SNS and EventBridge put its asynchronous invocations (Lambda's internal queue,
     /// made visible); `None` when nothing invokes it asynchronously.
     pub async_queue: Option<QueueInfo>,
@@ -203,6 +249,60 @@ pub fn queue_source(event: &str, properties: &Value, queue: QueueInfo) -> QueueS
         ))
         .unwrap_or(2),
     }
+}
+
+/// Properties of a `DynamoDB` event the local Lambda does not emulate (named at start-up).
+pub const STREAM_PROPERTIES_NOT_EMULATED: &[&str] = &[
+    "FilterCriteria",
+    "MaximumRecordAgeInSeconds",
+    "ParallelizationFactor",
+    "TumblingWindowInSeconds",
+    "KafkaBootstrapServers",
+];
+
+/// A `DynamoDB` event's source mapping; `table` and `on_failure` already looked up.
+pub fn stream_source(
+    event: &str,
+    properties: &Value,
+    table: String,
+    on_failure: Option<FailureDestination>,
+) -> Result<StreamSource> {
+    let number = |field: &str, default: i64| {
+        let text = scalar_text(&properties[field]);
+        if text.is_empty() {
+            Ok(default)
+        } else {
+            text.parse::<i64>()
+                .with_context(|| format!("{event}: {field} {text:?} is not a number"))
+        }
+    };
+    let starting_position = match properties["StartingPosition"].as_str() {
+        Some("TRIM_HORIZON") => StartingPosition::TrimHorizon,
+        Some("LATEST") => StartingPosition::Latest,
+        other => anyhow::bail!(
+            "{event}: StartingPosition {other:?} is not TRIM_HORIZON or LATEST (the two a \
+             DynamoDB stream has)"
+        ),
+    };
+    let flag = |field: &str| {
+        properties[field] == Value::Bool(true) || properties[field].as_str() == Some("true")
+    };
+    Ok(StreamSource {
+        event: event.to_string(),
+        stream_arn: scalar_text(&properties["Stream"]),
+        table,
+        starting_position,
+        batch_size: usize::try_from(number("BatchSize", 100)?.clamp(1, 10_000)).unwrap_or(100),
+        batching_window: Duration::from_secs(
+            u64::try_from(number("MaximumBatchingWindowInSeconds", 0)?).unwrap_or(0),
+        ),
+        report_batch_item_failures: properties["FunctionResponseTypes"]
+            .as_array()
+            .is_some_and(|types| types.iter().any(|t| t == "ReportBatchItemFailures")),
+        bisect_on_error: flag("BisectBatchOnFunctionError"),
+        max_retries: u32::try_from(number("MaximumRetryAttempts", -1)?).ok(),
+        on_failure,
+    })
 }
 
 /// The retry settings of `EventInvokeConfig` (failure destinations are looked up by the

@@ -8,8 +8,9 @@
 //! - [`stack`] and [`resources`]: the resources created under one stack name;
 //! - [`runtime_api`], [`supervisor`] and [`host`]: a function's processes, each behind its own
 //!   Runtime API server, restarted when they crash or time out;
-//! - [`event_sources`]: SQS polling with partial batch responses, and asynchronous
-//!   invocation with retries and dead-letter queues for SNS and EventBridge;
+//! - [`event_sources`]: SQS polling with partial batch responses, DynamoDB stream reading
+//!   per shard (partial batch responses, bisection, retries, OnFailure destinations), and
+//!   asynchronous invocation with retries and dead-letter queues for SNS and EventBridge;
 //! - [`logs`]: each function's log file, parsed for metrics and journeys.
 
 pub mod build;
@@ -36,6 +37,7 @@ use aws_sdk_sqs::types::{Message, QueueAttributeName};
 use tokio_util::sync::CancellationToken;
 
 use clients::Clients;
+use event_sources::stream_poller::InFlight;
 use host::FunctionHost;
 use logs::FunctionLog;
 use resources::QueueInfo;
@@ -53,6 +55,9 @@ pub struct RunOptions {
     pub async_retry_delays: Vec<Duration>,
     /// How long a function may take to initialise.
     pub ready_timeout: Duration,
+    /// The wait before a failed stream batch is retried (at least the function's timeout
+    /// after a crash or timeout).
+    pub stream_retry_delay: Duration,
 }
 
 impl RunOptions {
@@ -64,6 +69,7 @@ impl RunOptions {
             environments: 1,
             async_retry_delays: vec![Duration::from_secs(1), Duration::from_secs(2)],
             ready_timeout: Duration::from_secs(60),
+            stream_retry_delay: Duration::from_millis(500),
         }
     }
 }
@@ -76,19 +82,25 @@ pub struct Backlog {
     pub queued: BTreeMap<String, u64>,
     /// Invocations queued or running, per function.
     pub invocations: BTreeMap<String, u64>,
+    /// Stream records read and not yet done or given up, per table.
+    pub streamed: BTreeMap<String, u64>,
 }
 
 impl Backlog {
     /// Whether nothing is on its way.
     pub fn is_empty(&self) -> bool {
-        self.queued.is_empty() && self.invocations.is_empty()
+        self.queued.is_empty() && self.invocations.is_empty() && self.streamed.is_empty()
     }
 
     /// A one-line description, for progress display.
     pub fn describe(&self) -> String {
         let queued: u64 = self.queued.values().sum();
         let running: u64 = self.invocations.values().sum();
-        format!("{queued} message(s) queued, {running} invocation(s) running")
+        let streamed: u64 = self.streamed.values().sum();
+        format!(
+            "{queued} message(s) queued, {streamed} stream record(s) in flight, {running} \
+             invocation(s) running"
+        )
     }
 }
 
@@ -97,6 +109,8 @@ pub struct LocalPipeline {
     clients: Clients,
     stack: Stack,
     hosts: BTreeMap<String, Arc<FunctionHost>>,
+    /// Per stream event source: its table and its records in flight.
+    streams: Vec<(String, InFlight)>,
     stopped: CancellationToken,
 }
 
@@ -122,10 +136,11 @@ impl LocalPipeline {
                 FunctionHost::start(function.spec.clone(), options.environments, log, &stopped);
             hosts.insert(logical.clone(), Arc::new(host));
         }
-        let pipeline = Self {
+        let mut pipeline = Self {
             clients,
             stack,
             hosts,
+            streams: Vec::new(),
             stopped,
         };
         for host in pipeline.hosts.values() {
@@ -135,7 +150,8 @@ impl LocalPipeline {
         Ok(pipeline)
     }
 
-    fn start_event_sources(&self, options: &RunOptions) {
+    fn start_event_sources(&mut self, options: &RunOptions) {
+        let mut streams = Vec::new();
         for (logical, function) in &self.stack.functions {
             let Some(host) = self.hosts.get(logical) else {
                 continue;
@@ -154,6 +170,18 @@ impl LocalPipeline {
                     ));
                 }
             }
+            for source in &function.stream_sources {
+                let in_flight = InFlight::default();
+                streams.push((source.table.clone(), in_flight.clone()));
+                tokio::spawn(event_sources::stream_poller::poll_stream(
+                    self.clients.clone(),
+                    source.clone(),
+                    host.clone(),
+                    in_flight,
+                    options.stream_retry_delay,
+                    self.stopped.clone(),
+                ));
+            }
             tokio::spawn(event_sources::async_invoker::invoke_async(
                 self.clients.clone(),
                 function.clone(),
@@ -162,6 +190,7 @@ impl LocalPipeline {
                 self.stopped.clone(),
             ));
         }
+        self.streams = streams;
     }
 
     /// The SDK clients.
@@ -193,6 +222,11 @@ impl LocalPipeline {
             let count = queue_depth(&self.clients, &queue).await?;
             if count > 0 {
                 backlog.queued.insert(queue.name.clone(), count);
+            }
+        }
+        for (table, in_flight) in &self.streams {
+            if in_flight.get() > 0 {
+                *backlog.streamed.entry(table.clone()).or_default() += in_flight.get();
             }
         }
         for (logical, host) in &self.hosts {

@@ -5,7 +5,8 @@
 use anyhow::{bail, Context, Result};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ProvisionedThroughput, ScalarAttributeType, TimeToLiveSpecification,
+    ProjectionType, ProvisionedThroughput, ScalarAttributeType, StreamSpecification,
+    StreamViewType, TimeToLiveSpecification,
 };
 use aws_sdk_eventbridge::types::{DeadLetterConfig, RetryPolicy, Target};
 use aws_sdk_sqs::types::QueueAttributeName;
@@ -40,9 +41,22 @@ const QUEUE_ATTRIBUTES: &[&str] = &[
     "FifoThroughputLimit",
 ];
 
-/// Creates a table as `properties` (an `AWS::DynamoDB::Table`'s) declare it.
-pub async fn create_table(clients: &Clients, name: &str, properties: &Value) -> Result<()> {
+/// Creates a table as `properties` (an `AWS::DynamoDB::Table`'s) declare it, with its
+/// stream when it declares a `StreamSpecification`; returns the stream's ARN then.
+pub async fn create_table(
+    clients: &Clients,
+    name: &str,
+    properties: &Value,
+) -> Result<Option<String>> {
     let mut request = clients.dynamodb.create_table().table_name(name);
+    if let Some(view) = properties["StreamSpecification"]["StreamViewType"].as_str() {
+        request = request.stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::from(view))
+                .build()?,
+        );
+    }
     for definition in list(properties, "AttributeDefinitions") {
         request = request.attribute_definitions(
             AttributeDefinition::builder()
@@ -84,10 +98,14 @@ pub async fn create_table(clients: &Clients, name: &str, properties: &Value) -> 
         }
         request = request.global_secondary_indexes(builder.build()?);
     }
-    request
+    let created = request
         .send()
         .await
         .with_context(|| format!("creating table {name} in DynamoDB Local"))?;
+    let stream_arn = created
+        .table_description()
+        .and_then(|table| table.latest_stream_arn())
+        .map(str::to_string);
     let ttl = &properties["TimeToLiveSpecification"];
     if ttl["Enabled"].as_bool() == Some(true) || ttl["Enabled"].as_str() == Some("true") {
         clients
@@ -104,7 +122,7 @@ pub async fn create_table(clients: &Clients, name: &str, properties: &Value) -> 
             .await
             .with_context(|| format!("enabling TTL on {name}"))?;
     }
-    Ok(())
+    Ok(stream_arn)
 }
 
 fn key_schema(schema: &Value) -> Result<Vec<KeySchemaElement>> {

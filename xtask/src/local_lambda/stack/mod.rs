@@ -16,7 +16,7 @@ mod wiring;
 pub use teardown::delete_by_name;
 
 use super::clients::{Clients, Endpoints};
-use super::functions::{bounded, with_globals, FunctionDecl};
+use super::functions::{bounded, with_globals, FailureDestination, FunctionDecl};
 use super::resolver::{Attributes, Resolver};
 use super::resources::{create_bus, create_queue, create_table, create_topic, QueueInfo};
 use super::template::{Resource, Template};
@@ -79,6 +79,8 @@ pub struct Stack {
     pub topics: BTreeMap<String, String>,
     /// Bus names by logical id.
     pub buses: BTreeMap<String, String>,
+    /// The tables' streams: table names by stream ARN.
+    pub streams: BTreeMap<String, String>,
     /// Functions by logical id.
     pub functions: BTreeMap<String, FunctionDecl>,
     /// Resources not created, with why.
@@ -110,6 +112,7 @@ impl Stack {
             queues: BTreeMap::new(),
             topics: BTreeMap::new(),
             buses: BTreeMap::new(),
+            streams: BTreeMap::new(),
             functions: BTreeMap::new(),
             skipped: Vec::new(),
             resolver: Resolver::new(&options.name, REGION, parameters)
@@ -184,10 +187,15 @@ impl Stack {
         let attributes = match resource.kind.as_str() {
             "AWS::DynamoDB::Table" => {
                 let name = named("TableName", 255);
-                create_table(clients, &name, &properties).await?;
+                let stream = create_table(clients, &name, &properties).await?;
                 self.created.push(Created::Table(name.clone()));
                 self.tables.insert(logical.into(), name.clone());
-                attributes(name.clone(), [("Arn", table_arn(&name))])
+                let mut recorded = attributes(name.clone(), [("Arn", table_arn(&name))]);
+                if let Some(arn) = stream {
+                    recorded.attributes.insert("StreamArn".into(), arn.clone());
+                    self.streams.insert(arn, name);
+                }
+                recorded
             }
             "AWS::SQS::Queue" => {
                 let name = named("QueueName", 80);
@@ -320,24 +328,31 @@ impl Stack {
     }
 
     /// The dead-letter queues (logical ids) of what `function` fails: its source queues'
-    /// redrive targets, its DLQ and its OnFailure destination.
+    /// redrive targets, its DLQ and its OnFailure destinations.
     pub fn function_dead_letter_queues(&self, function: &str) -> Vec<String> {
         let Some(declared) = self.functions.get(function) else {
             return Vec::new();
         };
-        let arns: Vec<&String> = declared
-            .queue_sources
-            .iter()
-            .filter_map(|source| self.redrives.get(&source.queue.arn))
-            .chain(
-                declared
-                    .async_invoke
-                    .dead_letter_queue
-                    .iter()
-                    .map(|q| &q.arn),
-            )
-            .chain(declared.async_invoke.on_failure.iter().map(|q| &q.arn))
-            .collect();
+        let arns: Vec<&String> =
+            declared
+                .queue_sources
+                .iter()
+                .filter_map(|source| self.redrives.get(&source.queue.arn))
+                .chain(
+                    declared
+                        .async_invoke
+                        .dead_letter_queue
+                        .iter()
+                        .map(|q| &q.arn),
+                )
+                .chain(declared.async_invoke.on_failure.iter().map(|q| &q.arn))
+                .chain(declared.stream_sources.iter().filter_map(
+                    |source| match &source.on_failure {
+                        Some(FailureDestination::Queue(queue)) => Some(&queue.arn),
+                        _ => None,
+                    },
+                ))
+                .collect();
         let mut logical: Vec<String> = self
             .queues
             .iter()

@@ -10,7 +10,8 @@ use serde_json::{json, Value};
 use super::{attributes, resolved_text, Created, Stack, StackOptions};
 use crate::local_lambda::clients::Clients;
 use crate::local_lambda::functions::{
-    async_invoke_limits, bounded, function_spec, queue_source, AsyncInvokeConfig, FunctionDecl,
+    async_invoke_limits, bounded, function_spec, queue_source, stream_source, AsyncInvokeConfig,
+    FailureDestination, FunctionDecl, STREAM_PROPERTIES_NOT_EMULATED,
 };
 use crate::local_lambda::resources::{
     create_queue, json_text, put_rule, subscribe, QueueInfo, RuleSpec, SubscriptionSpec,
@@ -129,6 +130,7 @@ impl Stack {
             FunctionDecl {
                 spec,
                 queue_sources: Vec::new(),
+                stream_sources: Vec::new(),
                 async_queue: None,
                 sns_subscriptions: BTreeMap::new(),
                 async_invoke: AsyncInvokeConfig {
@@ -147,6 +149,7 @@ impl Stack {
             let event_properties = &declared["Properties"];
             match declared["Type"].as_str().unwrap_or_default() {
                 "SQS" => self.map_queue(&logical, event, event_properties)?,
+                "DynamoDB" => self.map_stream(&logical, event, event_properties)?,
                 "SNS" => {
                     self.subscribe_function(clients, &logical, event_properties)
                         .await?;
@@ -173,6 +176,49 @@ impl Stack {
         let source = queue_source(event, properties, queue);
         if let Some(function) = self.functions.get_mut(logical) {
             function.queue_sources.push(source);
+        }
+        Ok(())
+    }
+
+    /// A DynamoDB stream event source mapping (unless disabled); properties it does not
+    /// emulate are named in `skipped`.
+    fn map_stream(&mut self, logical: &str, event: &str, properties: &Value) -> Result<()> {
+        if properties["Enabled"] == json!(false) {
+            return Ok(());
+        }
+        let stream = resolved_text(properties, "Stream")?;
+        let table = self.streams.get(&stream).cloned().with_context(|| {
+            format!(
+                "{logical}.Events.{event}: no table of the stack has the stream {stream} (does \
+                 the table declare a StreamSpecification?)"
+            )
+        })?;
+        let on_failure = match &properties["DestinationConfig"]["OnFailure"]["Destination"] {
+            Value::Null => None,
+            destination => {
+                let arn = json_text(destination);
+                if self.topics.values().any(|topic| *topic == arn) {
+                    Some(FailureDestination::Topic(arn))
+                } else {
+                    let queue = self.queue_by_arn(&arn).with_context(|| {
+                        format!("{logical}.Events.{event}: OnFailure destination")
+                    })?;
+                    self.dead_letter_arns.insert(queue.arn.clone());
+                    Some(FailureDestination::Queue(queue))
+                }
+            }
+        };
+        for property in STREAM_PROPERTIES_NOT_EMULATED {
+            if !properties[*property].is_null() {
+                self.skipped.push((
+                    format!("{logical}.Events.{event}.{property}"),
+                    "stream event source property (not emulated locally: ignored)".into(),
+                ));
+            }
+        }
+        let source = stream_source(event, properties, table, on_failure)?;
+        if let Some(function) = self.functions.get_mut(logical) {
+            function.stream_sources.push(source);
         }
         Ok(())
     }
