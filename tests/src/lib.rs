@@ -10,6 +10,7 @@
 mod event_source;
 pub mod lambda_events;
 mod messaging;
+pub mod outbox;
 mod pipeline;
 mod tables;
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::AttributeValue;
 use eventkit::events::{EventBridgePublisher, EventEnvelope};
 use eventkit::idempotency::{DynamoDbStore, Idempotency, IdempotencyConfig};
+use eventkit::outbox::Destination;
 use serde_json::Value;
 
 use crate::{Bus, LocalCloud, Queue};
@@ -28,6 +29,8 @@ pub struct Pipeline {
     pub notifications_table: String,
     /// The analytics table (`pk`).
     pub analytics_table: String,
+    /// The transactional outbox (`id`).
+    pub outbox_table: String,
     /// The `orders` bus.
     pub bus: Bus,
     /// Receives every event put on the bus.
@@ -47,18 +50,25 @@ impl Pipeline {
             inventory_table: cloud.create_table("inventory", "sku").await,
             notifications_table: cloud.create_table("notifications", "notificationId").await,
             analytics_table: cloud.create_table("analytics", "pk").await,
+            outbox_table: cloud.create_table("outbox", "id").await,
             cloud: cloud.clone(),
             bus,
             published,
         }
     }
 
-    /// An idempotency layer named `name` on the pipeline's table.
+    /// An idempotency layer named `name` on the pipeline's table, with its outbox.
     pub fn idempotency(&self, name: &str) -> Idempotency<DynamoDbStore> {
         Idempotency::new(
-            DynamoDbStore::new(self.cloud.dynamodb.clone(), &self.idempotency_table),
+            DynamoDbStore::new(self.cloud.dynamodb.clone(), &self.idempotency_table)
+                .with_outbox(&self.outbox_table),
             IdempotencyConfig::new(name),
         )
+    }
+
+    /// The bus as the destination of staged events.
+    pub fn bus_destination(&self) -> Destination {
+        Destination::event_bridge(&self.bus.name)
     }
 
     /// A publisher to the pipeline's bus.
@@ -115,13 +125,15 @@ impl Pipeline {
             .unwrap_or_default()
     }
 
-    /// The envelopes published to the bus, waiting until `expected` arrived or `timeout`
-    /// passed (then returning what did), and then a moment more to catch extras.
+    /// The envelopes published to the bus (the outbox relayed first), waiting until
+    /// `expected` arrived or `timeout` passed (then returning what did), and then a moment
+    /// more to catch extras.
     pub async fn published_events(
         &self,
         expected: usize,
         timeout: Duration,
     ) -> Vec<EventEnvelope<Value>> {
+        self.relay_outbox().await;
         let mut messages = self.cloud.receive(&self.published, expected, timeout).await;
         messages.extend(
             self.cloud

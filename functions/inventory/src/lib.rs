@@ -9,14 +9,12 @@ mod incoming;
 mod stock;
 
 use eventkit::batch::RecordError;
-use eventkit::events::EventBridgePublisher;
 use eventkit::events::EventEnvelope;
 use eventkit::handler::{EventHandler, Handler, Invocation, RecordHandlerExt};
-use eventkit::idempotency::{DynamoDbStore, Idempotency, IdempotencyLayer, Idempotent};
+use eventkit::idempotency::{DynamoDbStore, Idempotency};
+use eventkit::outbox::{Destination, Staged, Transactional, TransactionalLayer, UnitOfWork};
 use eventkit::runtime::EventFunction;
-use orders::{
-    wiring, Order, PaymentFailed, StockReleased, StockReservationFailed, StockReserved, SOURCE,
-};
+use orders::{Order, PaymentFailed, StockReleased, StockReservationFailed, StockReserved, SOURCE};
 use serde::{Deserialize, Serialize};
 
 pub use incoming::InventoryEvent;
@@ -32,19 +30,19 @@ pub const INVENTORY_TABLE: &str = "INVENTORY_TABLE";
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "outcome")]
 pub enum Handled {
-    /// Every line reserved; StockReserved published.
+    /// Every line reserved; StockReserved staged.
     Reserved {
         /// The order.
         order_id: String,
     },
-    /// Not enough stock; StockReservationFailed published.
+    /// Not enough stock; StockReservationFailed staged.
     Rejected {
         /// The order.
         order_id: String,
         /// The first SKU short of stock.
         sku: String,
     },
-    /// A declined order's stock put back; StockReleased published.
+    /// A declined order's stock put back; StockReleased staged.
     Released {
         /// The order.
         order_id: String,
@@ -56,32 +54,34 @@ pub enum Handled {
     },
 }
 
-/// The inventory service: its table and the bus it reports to.
+/// The inventory service: its table and the bus it reports to. Its stock changes and its
+/// events are staged in one unit of work, committed with the idempotency completion.
 #[derive(Debug)]
 pub struct Inventory {
     stock: Stock,
-    bus: EventBridgePublisher,
+    bus: Destination,
 }
 
 impl Inventory {
-    /// Inventory over `stock`, publishing to `bus`.
-    pub fn new(stock: Stock, bus: EventBridgePublisher) -> Self {
+    /// Inventory over `stock`, reporting to `bus` (through the outbox).
+    pub fn new(stock: Stock, bus: Destination) -> Self {
         Self { stock, bus }
     }
 
     async fn reserve(
         &self,
         placed: &EventEnvelope<orders::OrderPlaced>,
-    ) -> Result<Handled, RecordError> {
+    ) -> Result<Staged<Handled>, RecordError> {
         let order: &Order = &placed.data.0;
-        match self.stock.reserve(order).await? {
+        let mut work = UnitOfWork::new();
+        match self.stock.reserve(order, &mut work).await? {
             Reservation::Reserved => {
                 tracing::info!(order_id = %order.order_id, "stock reserved");
                 let event = EventEnvelope::caused_by(placed, SOURCE, StockReserved(order.clone()));
-                wiring::publish(&self.bus, &event).await?;
-                Ok(Handled::Reserved {
+                work.emit_envelope(self.bus.clone(), &event)?;
+                Ok(work.with_output(Handled::Reserved {
                     order_id: order.order_id.clone(),
-                })
+                }))
             }
             Reservation::Short { sku } => {
                 tracing::warn!(order_id = %order.order_id, %sku, "not enough stock; order rejected");
@@ -91,30 +91,40 @@ impl Inventory {
                     sku: sku.clone(),
                     reason,
                 };
-                wiring::publish(&self.bus, &EventEnvelope::caused_by(placed, SOURCE, data)).await?;
-                Ok(Handled::Rejected {
+                work.emit_envelope(
+                    self.bus.clone(),
+                    &EventEnvelope::caused_by(placed, SOURCE, data),
+                )?;
+                Ok(work.with_output(Handled::Rejected {
                     order_id: order.order_id.clone(),
                     sku,
-                })
+                }))
             }
         }
     }
 
-    async fn release(&self, failed: &EventEnvelope<PaymentFailed>) -> Result<Handled, RecordError> {
+    async fn release(
+        &self,
+        failed: &EventEnvelope<PaymentFailed>,
+    ) -> Result<Staged<Handled>, RecordError> {
         let order_id = failed.data.order.order_id.clone();
-        match self.stock.release(&order_id).await? {
+        let mut work = UnitOfWork::new();
+        match self.stock.release(&order_id, &mut work).await? {
             Release::Released { items } => {
                 tracing::info!(%order_id, "stock released after declined payment");
                 let data = StockReleased {
                     order_id: order_id.clone(),
                     items,
                 };
-                wiring::publish(&self.bus, &EventEnvelope::caused_by(failed, SOURCE, data)).await?;
-                Ok(Handled::Released { order_id })
+                work.emit_envelope(
+                    self.bus.clone(),
+                    &EventEnvelope::caused_by(failed, SOURCE, data),
+                )?;
+                Ok(work.with_output(Handled::Released { order_id }))
             }
             Release::NothingReserved => {
                 tracing::warn!(%order_id, "no reservation to release");
-                Ok(Handled::NothingToRelease { order_id })
+                Ok(Staged::nothing(Handled::NothingToRelease { order_id }))
             }
         }
     }
@@ -122,10 +132,14 @@ impl Inventory {
 
 impl EventHandler for Inventory {
     type Event = InventoryEvent;
-    type Output = Handled;
+    type Output = Staged<Handled>;
     type Error = RecordError;
 
-    async fn handle(&self, event: InventoryEvent, _: &Invocation) -> Result<Handled, RecordError> {
+    async fn handle(
+        &self,
+        event: InventoryEvent,
+        _: &Invocation,
+    ) -> Result<Staged<Handled>, RecordError> {
         match event {
             InventoryEvent::OrderPlaced(placed) => self.reserve(&placed).await,
             InventoryEvent::PaymentFailed(failed) => self.release(&failed).await,
@@ -133,10 +147,13 @@ impl EventHandler for Inventory {
     }
 }
 
-/// The function's type: the inventory service, under the idempotency layer.
-pub type Function = EventFunction<Idempotent<Handler<Inventory>, DynamoDbStore>>;
+/// The function's type: the inventory service, under the transactional idempotency layer.
+pub type Function = EventFunction<Transactional<Handler<Inventory>, DynamoDbStore>>;
 
-/// The Lambda function: `inventory` under the idempotency layer, keyed by eventId.
+/// The Lambda function: `inventory` under the transactional idempotency layer, keyed by
+/// eventId (its store needs an outbox table).
 pub fn function(inventory: Inventory, idempotency: Idempotency<DynamoDbStore>) -> Function {
-    EventFunction::new(Handler::from_service(inventory).layer(IdempotencyLayer::from(idempotency)))
+    EventFunction::new(
+        Handler::from_service(inventory).layer(TransactionalLayer::from(idempotency)),
+    )
 }

@@ -12,7 +12,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         aws_sdk_dynamodb::Client::new(&config),
         wiring::required(INVENTORY_TABLE)?,
     );
-    let inventory = Inventory::new(stock, wiring::orders_bus(&config)?);
+    let inventory = Inventory::new(stock, wiring::orders_destination()?);
     inventory::function(inventory, wiring::idempotency(&config, "inventory")?)
         .with_metrics(wiring::service_name())
         .run()

@@ -1,6 +1,7 @@
 //! Stock in DynamoDB. Items are `{sku, available}`; an order's reservation is an item of
-//! its own (`sku = reservation#<orderId>`) written in the same transaction as the stock
-//! decrements. That makes reserving and releasing safe to repeat: a second reservation of
+//! its own (`sku = reservation#<orderId>`) staged in the same unit of work as the stock
+//! decrements, and committed with the event and the idempotency completion in one
+//! transaction. That makes reserving and releasing safe to repeat: a second reservation of
 //! one order fails on the reservation's condition and is recognised as already done, and
 //! a second release finds nothing to delete. Stock never goes below zero: each decrement is
 //! conditional on `available >= quantity`.
@@ -10,16 +11,20 @@
 //! `expiration` (epoch seconds, the table's TTL attribute), [`RESERVATION_LIFETIME`] ahead,
 //! and DynamoDB's TTL deletes it then, so reservations of paid orders do not pile up.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, KeysAndAttributes, Put, Update};
 use eventkit::batch::{Classify, ErrorClass};
+use eventkit::outbox::{UnitOfWork, UnitOfWorkError};
 use orders::{LineItem, Order};
 
-/// DynamoDB's limit on the actions of one transaction (one is the reservation item).
-const MAX_LINES: usize = 99;
+/// DynamoDB's limit on the actions of one transaction: the completion, the reservation item
+/// and the order's event take three of the 100.
+const MAX_LINES: usize = 97;
+
+/// Attempts at reading the stock when DynamoDB leaves keys unprocessed (throttling).
+const READ_ATTEMPTS: usize = 5;
 
 /// How long a reservation is kept: longer than any PaymentFailed can still arrive to release
 /// it. The longest path is about 34 days (StockReserved retried by its rule for 24 h, payments'
@@ -69,13 +74,16 @@ pub enum StockError {
     /// DynamoDB failed (retry later).
     #[error("inventory table: {0}")]
     Table(String),
+    /// The order's writes do not fit in one transaction (poison).
+    #[error(transparent)]
+    TooLarge(#[from] UnitOfWorkError),
 }
 
 /// An invalid order is poison, a table failure is transient: said once, here, so `?` keeps it.
 impl Classify for StockError {
     fn class(&self) -> ErrorClass {
         match self {
-            StockError::InvalidOrder { .. } => ErrorClass::Permanent,
+            StockError::InvalidOrder { .. } | StockError::TooLarge(_) => ErrorClass::Permanent,
             StockError::Table(_) => ErrorClass::Transient,
         }
     }
@@ -97,21 +105,51 @@ impl Stock {
         }
     }
 
-    /// Reserves every line of `order`, or none.
-    pub async fn reserve(&self, order: &Order) -> Result<Reservation, StockError> {
+    /// Reserves every line of `order`, or none: reads the stock and the order's reservation
+    /// (consistently), decides, and stages the reservation and the decrements in `work`, each
+    /// conditional on what was read still holding (`available >= quantity`, no reservation
+    /// yet). If another order took the stock in between, the commit fails on that condition,
+    /// nothing is written, and the redelivery decides again on fresh reads.
+    pub async fn reserve(
+        &self,
+        order: &Order,
+        work: &mut UnitOfWork,
+    ) -> Result<Reservation, StockError> {
         let lines = merged_lines(order)?;
+        let reservation = reservation_key(&order.order_id);
+        let mut keys: Vec<String> = lines.iter().map(|line| line.sku.clone()).collect();
+        keys.push(reservation.clone());
+        let items = self.read(&keys).await?;
+        if items.contains_key(&reservation) {
+            // An earlier attempt for this order committed: reserved already.
+            return Ok(Reservation::Reserved);
+        }
+        let available = |sku: &str| -> u64 {
+            items
+                .get(sku)
+                .and_then(|item| item.get("available")?.as_n().ok()?.parse().ok())
+                .unwrap_or(0)
+        };
+        if let Some(short) = lines
+            .iter()
+            .find(|line| available(&line.sku) < u64::from(line.quantity))
+        {
+            return Ok(Reservation::Short {
+                sku: short.sku.clone(),
+            });
+        }
         let items_json =
             serde_json::to_string(&lines).map_err(|e| StockError::Table(e.to_string()))?;
-        let reservation = Put::builder()
+        let put = Put::builder()
             .table_name(&self.table)
-            .item("sku", s(reservation_key(&order.order_id)))
+            .item("sku", s(reservation))
             .item("orderId", s(&order.order_id))
             .item("items", s(items_json))
             .item(EXPIRATION_ATTRIBUTE, expiration())
             .condition_expression("attribute_not_exists(sku)")
             .build()
             .map_err(|e| StockError::Table(e.to_string()))?;
-        let mut actions = vec![TransactWriteItem::builder().put(reservation).build()];
+        work.put(put)?;
         for line in &lines {
             let decrement = Update::builder()
                 .table_name(&self.table)
@@ -121,44 +159,21 @@ impl Stock {
                 .expression_attribute_values(":quantity", n(line.quantity))
                 .build()
                 .map_err(|e| StockError::Table(e.to_string()))?;
-            actions.push(TransactWriteItem::builder().update(decrement).build());
+            work.update(decrement)?;
         }
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(actions))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(Reservation::Reserved),
-            Err(error) => match failed_conditions(&error) {
-                // The reservation exists: an earlier attempt for this order got this far.
-                Some(failed) if failed.first() == Some(&0) => Ok(Reservation::Reserved),
-                Some(failed) => {
-                    let sku = failed
-                        .first()
-                        .and_then(|index| lines.get(index - 1))
-                        .map_or_else(String::new, |line| line.sku.clone());
-                    Ok(Reservation::Short { sku })
-                }
-                None => Err(StockError::Table(DisplayErrorContext(error).to_string())),
-            },
-        }
+        Ok(Reservation::Reserved)
     }
 
-    /// Puts back what was reserved for `order_id`.
-    pub async fn release(&self, order_id: &str) -> Result<Release, StockError> {
-        let reservation = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("sku", s(reservation_key(order_id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| StockError::Table(DisplayErrorContext(e).to_string()))?
-            .item;
-        let Some(reservation) = reservation else {
+    /// Puts back what was reserved for `order_id`: reads the reservation and stages its
+    /// deletion (conditional on it still existing) and the increments in `work`.
+    pub async fn release(
+        &self,
+        order_id: &str,
+        work: &mut UnitOfWork,
+    ) -> Result<Release, StockError> {
+        let key = reservation_key(order_id);
+        let items = self.read(std::slice::from_ref(&key)).await?;
+        let Some(reservation) = items.get(&key) else {
             return Ok(Release::NothingReserved);
         };
         let items: Vec<LineItem> = reservation
@@ -168,11 +183,11 @@ impl Stock {
             .ok_or_else(|| StockError::Table(format!("reservation of {order_id} has no items")))?;
         let delete = Delete::builder()
             .table_name(&self.table)
-            .key("sku", s(reservation_key(order_id)))
+            .key("sku", s(key))
             .condition_expression("attribute_exists(sku)")
             .build()
             .map_err(|e| StockError::Table(e.to_string()))?;
-        let mut actions = vec![TransactWriteItem::builder().delete(delete).build()];
+        work.delete(delete)?;
         for line in &items {
             let increment = Update::builder()
                 .table_name(&self.table)
@@ -181,20 +196,56 @@ impl Stock {
                 .expression_attribute_values(":quantity", n(line.quantity))
                 .build()
                 .map_err(|e| StockError::Table(e.to_string()))?;
-            actions.push(TransactWriteItem::builder().update(increment).build());
+            work.update(increment)?;
         }
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(actions))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(Release::Released { items }),
-            // Deleted between the read and the transaction: released by someone else.
-            Err(error) if failed_conditions(&error).is_some() => Ok(Release::NothingReserved),
-            Err(error) => Err(StockError::Table(DisplayErrorContext(error).to_string())),
+        Ok(Release::Released { items })
+    }
+
+    /// The items stored under `keys` (SKUs or reservation keys), read consistently in one
+    /// `BatchGetItem` (at most 100 keys), retried for the keys DynamoDB left unprocessed.
+    async fn read(
+        &self,
+        keys: &[String],
+    ) -> Result<HashMap<String, HashMap<String, AttributeValue>>, StockError> {
+        let table_error = |e: String| StockError::Table(e);
+        let mut found = HashMap::new();
+        let mut pending = KeysAndAttributes::builder()
+            .set_keys(Some(
+                keys.iter()
+                    .map(|key| HashMap::from([("sku".to_string(), s(key))]))
+                    .collect(),
+            ))
+            .consistent_read(true)
+            .build()
+            .map_err(|e| table_error(e.to_string()))?;
+        for _ in 0..READ_ATTEMPTS {
+            let output = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, pending.clone())
+                .send()
+                .await
+                .map_err(|e| table_error(DisplayErrorContext(e).to_string()))?;
+            for item in output
+                .responses
+                .and_then(|mut tables| tables.remove(&self.table))
+                .unwrap_or_default()
+            {
+                if let Some(sku) = item.get("sku").and_then(|v| v.as_s().ok()).cloned() {
+                    found.insert(sku, item);
+                }
+            }
+            match output
+                .unprocessed_keys
+                .and_then(|mut tables| tables.remove(&self.table))
+            {
+                Some(rest) if !rest.keys().is_empty() => pending = rest,
+                _ => return Ok(found),
+            }
         }
+        Err(table_error(format!(
+            "stock not read after {READ_ATTEMPTS} attempts (unprocessed keys)"
+        )))
     }
 
     /// The stock of `sku` (`None` when the SKU is unknown).
@@ -240,24 +291,6 @@ fn merged_lines(order: &Order) -> Result<Vec<LineItem>, StockError> {
             quantity,
         })
         .collect())
-}
-
-/// The positions of the transaction's actions whose condition failed, when that is why it
-/// was cancelled.
-fn failed_conditions<R>(error: &SdkError<TransactWriteItemsError, R>) -> Option<Vec<usize>> {
-    let TransactWriteItemsError::TransactionCanceledException(cancelled) =
-        error.as_service_error()?
-    else {
-        return None;
-    };
-    let failed: Vec<usize> = cancelled
-        .cancellation_reasons()
-        .iter()
-        .enumerate()
-        .filter(|(_, reason)| reason.code() == Some("ConditionalCheckFailed"))
-        .map(|(index, _)| index)
-        .collect();
-    (!failed.is_empty()).then_some(failed)
 }
 
 /// Now plus [`RESERVATION_LIFETIME`], in epoch seconds (a DynamoDB number, as TTL reads it).

@@ -4,12 +4,15 @@
 
 use eventkit::events::{EventBridgePublisher, EventEnvelope, OutgoingEvent, PublishFailure};
 use eventkit::idempotency::{DynamoDbStore, Idempotency, IdempotencyConfig};
+use eventkit::outbox::Destination;
 use serde::Serialize;
 
 /// The idempotency table's name.
 pub const IDEMPOTENCY_TABLE: &str = "IDEMPOTENCY_TABLE";
 /// The event bus's name.
 pub const ORDERS_BUS_NAME: &str = "ORDERS_BUS_NAME";
+/// The transactional outbox table's name (functions that stage events).
+pub const OUTBOX_TABLE: &str = "OUTBOX_TABLE";
 
 /// A required environment variable is missing.
 #[derive(Debug, thiserror::Error)]
@@ -24,18 +27,27 @@ pub fn required(name: &'static str) -> Result<String, MissingVariable> {
         .ok_or(MissingVariable(name))
 }
 
-/// The idempotency layer on the table named by `IDEMPOTENCY_TABLE`. `name` prefixes every
-/// key: it is fixed per function, not taken from the deployed function name, which changes
-/// with the stack and would change every key.
+/// The idempotency layer on the table named by `IDEMPOTENCY_TABLE`, writing staged events
+/// to the outbox named by `OUTBOX_TABLE` when it is set. `name` prefixes every key: it is
+/// fixed per function, not taken from the deployed function name, which changes with the
+/// stack and would change every key.
 pub fn idempotency(
     config: &aws_config::SdkConfig,
     name: &str,
 ) -> Result<Idempotency<DynamoDbStore>, MissingVariable> {
-    let store = DynamoDbStore::new(
+    let mut store = DynamoDbStore::new(
         aws_sdk_dynamodb::Client::new(config),
         required(IDEMPOTENCY_TABLE)?,
     );
+    if let Ok(outbox) = required(OUTBOX_TABLE) {
+        store = store.with_outbox(outbox);
+    }
     Ok(Idempotency::new(store, IdempotencyConfig::new(name)))
+}
+
+/// The bus named by `ORDERS_BUS_NAME`, as the destination of staged events.
+pub fn orders_destination() -> Result<Destination, MissingVariable> {
+    Ok(Destination::event_bridge(required(ORDERS_BUS_NAME)?))
 }
 
 /// The service name of the function's metrics: `EVENTKIT_SERVICE`, else the function's

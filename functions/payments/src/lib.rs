@@ -4,11 +4,12 @@
 mod provider;
 
 use eventkit::batch::RecordError;
-use eventkit::events::{EventBridgePublisher, EventEnvelope};
+use eventkit::events::EventEnvelope;
 use eventkit::handler::{EventHandler, Handler, Invocation, RecordHandlerExt};
-use eventkit::idempotency::{DynamoDbStore, Idempotency, IdempotencyLayer, Idempotent};
+use eventkit::idempotency::{DynamoDbStore, Idempotency};
+use eventkit::outbox::{Destination, Staged, Transactional, TransactionalLayer, UnitOfWork};
 use eventkit::runtime::EventFunction;
-use orders::{wiring, PaymentCompleted, PaymentFailed, StockReserved, SOURCE};
+use orders::{PaymentCompleted, PaymentFailed, StockReserved, SOURCE};
 use serde::{Deserialize, Serialize};
 
 pub use provider::{Charge, FakeProvider};
@@ -18,34 +19,39 @@ pub use provider::{Charge, FakeProvider};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "outcome")]
 pub enum Handled {
-    /// Charged; PaymentCompleted published.
+    /// Charged; PaymentCompleted staged.
     Charged {
         /// The provider's payment id.
         payment_id: String,
     },
-    /// Declined; PaymentFailed published.
+    /// Declined; PaymentFailed staged.
     Declined {
         /// The provider's reason.
         reason: String,
     },
 }
 
-/// The payments service.
+/// The payments service. The charge happens at the provider, outside any transaction; its
+/// event is staged and committed with the idempotency completion.
 #[derive(Debug)]
 pub struct Payments {
     provider: FakeProvider,
-    bus: EventBridgePublisher,
+    bus: Destination,
 }
 
 impl Payments {
-    /// Payments through `provider`, reporting to `bus`.
-    pub fn new(provider: FakeProvider, bus: EventBridgePublisher) -> Self {
+    /// Payments through `provider`, reporting to `bus` (through the outbox).
+    pub fn new(provider: FakeProvider, bus: Destination) -> Self {
         Self { provider, bus }
     }
 
     /// Charges one reserved order.
-    async fn charge(&self, reserved: EventEnvelope<StockReserved>) -> Result<Handled, RecordError> {
+    async fn charge(
+        &self,
+        reserved: EventEnvelope<StockReserved>,
+    ) -> Result<Staged<Handled>, RecordError> {
         let order = reserved.data.0.clone();
+        let mut work = UnitOfWork::new();
         match self.provider.charge(&order) {
             Charge::Approved { payment_id } => {
                 tracing::info!(order_id = %order.order_id, %payment_id, "payment completed");
@@ -53,12 +59,11 @@ impl Payments {
                     order,
                     payment_id: payment_id.clone(),
                 };
-                wiring::publish(
-                    &self.bus,
+                work.emit_envelope(
+                    self.bus.clone(),
                     &EventEnvelope::caused_by(&reserved, SOURCE, data),
-                )
-                .await?;
-                Ok(Handled::Charged { payment_id })
+                )?;
+                Ok(work.with_output(Handled::Charged { payment_id }))
             }
             Charge::Declined { reason } => {
                 tracing::warn!(order_id = %order.order_id, %reason, "payment declined");
@@ -66,12 +71,11 @@ impl Payments {
                     order,
                     reason: reason.clone(),
                 };
-                wiring::publish(
-                    &self.bus,
+                work.emit_envelope(
+                    self.bus.clone(),
                     &EventEnvelope::caused_by(&reserved, SOURCE, data),
-                )
-                .await?;
-                Ok(Handled::Declined { reason })
+                )?;
+                Ok(work.with_output(Handled::Declined { reason }))
             }
         }
     }
@@ -79,22 +83,23 @@ impl Payments {
 
 impl EventHandler for Payments {
     type Event = EventEnvelope<StockReserved>;
-    type Output = Handled;
+    type Output = Staged<Handled>;
     type Error = RecordError;
 
     async fn handle(
         &self,
         reserved: EventEnvelope<StockReserved>,
         _: &Invocation,
-    ) -> Result<Handled, RecordError> {
+    ) -> Result<Staged<Handled>, RecordError> {
         self.charge(reserved).await
     }
 }
 
-/// The function's type: the payments service, under the idempotency layer.
-pub type Function = EventFunction<Idempotent<Handler<Payments>, DynamoDbStore>>;
+/// The function's type: the payments service, under the transactional idempotency layer.
+pub type Function = EventFunction<Transactional<Handler<Payments>, DynamoDbStore>>;
 
-/// The Lambda function: `payments` under the idempotency layer, keyed by eventId.
+/// The Lambda function: `payments` under the transactional idempotency layer, keyed by
+/// eventId (its store needs an outbox table).
 pub fn function(payments: Payments, idempotency: Idempotency<DynamoDbStore>) -> Function {
-    EventFunction::new(Handler::from_service(payments).layer(IdempotencyLayer::from(idempotency)))
+    EventFunction::new(Handler::from_service(payments).layer(TransactionalLayer::from(idempotency)))
 }

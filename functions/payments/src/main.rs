@@ -7,7 +7,7 @@ use payments::{FakeProvider, Payments};
 async fn main() -> Result<(), lambda_runtime::Error> {
     eventkit::telemetry::init_logging();
     let config = aws_config::load_from_env().await;
-    let payments = Payments::new(FakeProvider, wiring::orders_bus(&config)?);
+    let payments = Payments::new(FakeProvider, wiring::orders_destination()?);
     payments::function(payments, wiring::idempotency(&config, "payments")?)
         .with_metrics(wiring::service_name())
         .run()

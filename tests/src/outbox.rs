@@ -1,0 +1,100 @@
+//! The relay, run over the outbox table as its stream would deliver it: each item not yet
+//! published becomes a DynamoDB stream record (`INSERT`, its new image in DynamoDB JSON) of
+//! one batch, handled by eventkit's `Relay` through `EventFunction`, as Lambda would call it.
+//! (The real stream, polled from DynamoDB Local, is what the local Lambda and the end-to-end
+//! tests use.)
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use eventkit::batch::Deadline;
+use eventkit::handler::Handler;
+use eventkit::outbox::Relay;
+use eventkit::runtime::EventFunction;
+use serde_json::{json, Value};
+
+use crate::pipeline::{Item, Pipeline};
+
+/// Sequence numbers of the synthetic stream, increasing across a test run.
+static SEQUENCE: AtomicU64 = AtomicU64::new(1);
+
+/// An attribute in DynamoDB JSON (`{"S": ..}`), as a stream record's image carries it.
+pub fn dynamodb_json(value: &AttributeValue) -> Value {
+    match value {
+        AttributeValue::S(text) => json!({"S": text}),
+        AttributeValue::N(number) => json!({"N": number}),
+        AttributeValue::Bool(flag) => json!({"BOOL": flag}),
+        AttributeValue::Null(_) => json!({"NULL": true}),
+        AttributeValue::Ss(texts) => json!({"SS": texts}),
+        AttributeValue::L(values) => {
+            json!({"L": values.iter().map(dynamodb_json).collect::<Vec<_>>()})
+        }
+        AttributeValue::M(map) => json!({"M": image(map)}),
+        other => panic!("not in the pipeline's items: {other:?}"),
+    }
+}
+
+/// An item in DynamoDB JSON.
+pub fn image(item: &Item) -> Value {
+    Value::Object(
+        item.iter()
+            .map(|(name, value)| (name.clone(), dynamodb_json(value)))
+            .collect(),
+    )
+}
+
+/// A DynamoDB stream event of `INSERT`s of `items`, keyed by `key`.
+pub fn stream_event(items: &[Item], key: &str) -> Value {
+    let records: Vec<Value> = items
+        .iter()
+        .map(|item| {
+            let sequence = SEQUENCE.fetch_add(1, Ordering::SeqCst).to_string();
+            json!({
+                "eventID": sequence, "eventName": "INSERT", "eventVersion": "1.1",
+                "eventSource": "aws:dynamodb", "awsRegion": crate::REGION,
+                "eventSourceARN": "arn:aws:dynamodb:us-east-1:000000000000:table/outbox/stream/1",
+                "dynamodb": {
+                    "ApproximateCreationDateTime": 1_764_460_800,
+                    "Keys": {key: dynamodb_json(&item[key])},
+                    "NewImage": image(item),
+                    "SequenceNumber": sequence, "SizeBytes": 100, "StreamViewType": "NEW_IMAGE"
+                }
+            })
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
+impl Pipeline {
+    /// Publishes every outbox item not yet published through the relay, as one stream batch;
+    /// returns how many it handed over.
+    pub async fn relay_outbox(&self) -> usize {
+        let pending: Vec<Item> = self
+            .scan(&self.outbox_table)
+            .await
+            .into_iter()
+            .filter(|item| !item.contains_key("publishedAt"))
+            .collect();
+        if pending.is_empty() {
+            return 0;
+        }
+        let relay = EventFunction::new(Handler::from_service(
+            Relay::new(self.cloud.dynamodb.clone(), &self.outbox_table)
+                .with_eventbridge(self.cloud.eventbridge.clone()),
+        ));
+        let response = relay
+            .handle(
+                stream_event(&pending, eventkit::outbox::OUTBOX_KEY),
+                Deadline::after(Duration::from_secs(30)),
+            )
+            .await
+            .expect("the relay's invocation");
+        assert_eq!(
+            response,
+            json!({"batchItemFailures": []}),
+            "the relay failed records"
+        );
+        pending.len()
+    }
+}
