@@ -22,7 +22,7 @@ fn parameter(name: &str) -> &'static Value {
 
 fn functions() -> Vec<(&'static str, &'static Value)> {
     let functions = transformed_resources("AWS::Lambda::Function");
-    assert_eq!(functions.len(), 4, "the pipeline has four functions");
+    assert_eq!(functions.len(), 5, "the pipeline has five functions");
     functions
 }
 
@@ -269,16 +269,27 @@ const PUBLISH: Grant = grant(
     ".put_events()",
 );
 const STOCK: &str = "functions/inventory/src/stock.rs";
+/// eventkit's outbox: one Put per staged event in the completion's TransactWriteItems.
+const OUTBOX: Grant = grant(
+    "dynamodb:PutItem",
+    "OutboxTable",
+    "shared/src/outbox/store.rs",
+    "Put::builder()",
+);
 
 /// Exactly what each function's code calls, on exactly its resources. A TransactWriteItems
-/// is authorised action by action (its Put, Update, Delete as PutItem, UpdateItem,
-/// DeleteItem). Later issues extend these lists with their calls: the transactional outbox
-/// table (TransactWriteItems, with dynamodb:ConditionCheckItem for its condition checks)
-/// and the relay reading its stream (dynamodb:DescribeStream, GetRecords,
-/// GetShardIterator, ListStreams on the stream).
+/// (the completion with a unit of work) is authorised action by action (its Put, Update,
+/// Delete as PutItem, UpdateItem, DeleteItem). The relay's reading of the outbox stream
+/// comes with SAM's AWSLambdaDynamoDBExecutionRole.
 fn needed(function: &str) -> Vec<Grant> {
     let own: Vec<Grant> = match function {
         "InventoryFunction" => vec![
+            grant(
+                "dynamodb:BatchGetItem",
+                "InventoryTable",
+                STOCK,
+                ".batch_get_item()",
+            ),
             grant("dynamodb:GetItem", "InventoryTable", STOCK, ".get_item()"),
             grant(
                 "dynamodb:PutItem",
@@ -298,10 +309,10 @@ fn needed(function: &str) -> Vec<Grant> {
                 STOCK,
                 "Delete::builder()",
             ),
-            PUBLISH,
+            OUTBOX,
         ],
         "PaymentsFunction" => vec![
-            PUBLISH,
+            OUTBOX,
             // Lambda dead-letters failed asynchronous invocations with the function's role.
             grant(
                 "sqs:SendMessage",
@@ -328,8 +339,27 @@ fn needed(function: &str) -> Vec<Grant> {
             "dynamodb:UpdateItem",
             "AnalyticsTable",
             "functions/analytics/src/lib.rs",
-            ".update_item()",
+            "Update::builder()",
         )],
+        // The relay keeps no idempotency records: what it publishes carries staged ids.
+        "RelayFunction" => {
+            return vec![
+                grant(
+                    "dynamodb:UpdateItem",
+                    "OutboxTable",
+                    "shared/src/outbox/relay.rs",
+                    ".update_item()",
+                ),
+                PUBLISH,
+                // Lambda sends the on-failure record with the function's role.
+                grant(
+                    "sqs:SendMessage",
+                    "RelayFailures",
+                    "infra/template.yaml",
+                    "Destination: !GetAtt RelayFailures.Arn",
+                ),
+            ];
+        }
         other => panic!("no permissions listed for {other}"),
     };
     own.into_iter().chain(IDEMPOTENCY).collect()
@@ -340,13 +370,15 @@ fn needed(function: &str) -> Vec<Grant> {
 const BASIC: &str = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole";
 const XRAY: &str = "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess";
 const SQS_POLLING: &str = "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole";
+const STREAM_READING: &str = "arn:aws:iam::aws:policy/service-role/AWSLambdaDynamoDBExecutionRole";
 
-/// What `role` grants beyond `needed`, and what it lacks of it.
-fn violations(role: &Value, needed: &[Grant], polls_sqs: bool) -> Vec<String> {
+/// What `role` grants beyond `needed`, and what it lacks of it; `polling` are the managed
+/// policies of its event sources.
+fn violations(role: &Value, needed: &[Grant], polling: &[&str]) -> Vec<String> {
     let mut found = Vec::new();
     let managed: Vec<&str> = [BASIC, XRAY]
         .into_iter()
-        .chain(polls_sqs.then_some(SQS_POLLING))
+        .chain(polling.iter().copied())
         .collect();
     let properties = &role["Properties"];
     for arn in items(&properties["ManagedPolicyArns"]) {
@@ -397,16 +429,27 @@ fn role_of(function: &Value) -> &'static Value {
     resource(role)
 }
 
-fn polls_sqs(function_id: &str) -> bool {
+/// The managed policies SAM attaches for the function's event source mappings: SQS polling
+/// for a queue, stream reading for a table's stream.
+fn polling(function_id: &str) -> Vec<&'static str> {
     transformed_resources("AWS::Lambda::EventSourceMapping")
         .into_iter()
-        .any(|(_, mapping)| target(&mapping["Properties"]["FunctionName"]) == Some(function_id))
+        .filter(|(_, mapping)| target(&mapping["Properties"]["FunctionName"]) == Some(function_id))
+        .filter_map(|(_, mapping)| {
+            let source = target(&mapping["Properties"]["EventSourceArn"])?;
+            match resource(source)["Type"].as_str() {
+                Some("AWS::SQS::Queue") => Some(SQS_POLLING),
+                Some("AWS::DynamoDB::Table") => Some(STREAM_READING),
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 #[test]
 fn every_function_is_granted_exactly_what_its_code_calls() {
     for (id, function) in functions() {
-        let found = violations(role_of(function), &needed(id), polls_sqs(id));
+        let found = violations(role_of(function), &needed(id), &polling(id));
         assert!(found.is_empty(), "{id}'s role: {found:#?}");
     }
 }
@@ -423,7 +466,7 @@ fn a_grant_beyond_the_list_fails_the_check() {
         .as_array_mut()
         .expect("statements")
         .push(json!({"Effect": "Allow", "Action": ["dynamodb:Scan", "dynamodb:Query"], "Resource": {"Fn::GetAtt": ["AnalyticsTable", "Arn"]}}));
-    let found = violations(&role, &needed(id), polls_sqs(id));
+    let found = violations(&role, &needed(id), &polling(id));
     assert_eq!(
         found,
         [
@@ -435,7 +478,7 @@ fn a_grant_beyond_the_list_fails_the_check() {
         .as_array_mut()
         .expect("managed policies")
         .push(json!("arn:aws:iam::aws:policy/AmazonDynamoDBFullAccess"));
-    assert_eq!(violations(&role, &needed(id), polls_sqs(id)).len(), 3);
+    assert_eq!(violations(&role, &needed(id), &polling(id)).len(), 3);
 }
 
 #[test]

@@ -121,10 +121,26 @@ fn every_trigger_sample_parses_as_the_lambda_event_its_suffix_names() {
             }
         } else if name.ends_with(".eventbridge.json") {
             check_eventbridge(&name, parse(&name, &json));
+        } else if name.ends_with(".dynamodb.json") {
+            // An outbox stream: every new image is an outbox item carrying an envelope.
+            let event: aws_lambda_events::dynamodb::Event = parse(&name, &json);
+            let records = eventkit::events::records_from(&event, &Default::default());
+            assert!(!records.is_empty(), "{name} has no records");
+            for record in records {
+                let entry: eventkit::outbox::OutboxEntry = record
+                    .decode()
+                    .unwrap_or_else(|error| panic!("{name}: not an outbox item: {error}"));
+                assert!(entry.destination().is_ok(), "{name}: {}", entry.destination);
+                assert_eq!(
+                    check_envelope(&name, &entry.body),
+                    entry.event_type,
+                    "{name}"
+                );
+            }
         } else {
             assert!(
                 name.starts_with("orders/") || name == "inventory/seed.json",
-                "{name}: a sample's name ends in .sqs.json, .sns.json or .eventbridge.json"
+                "{name}: a sample's name ends in .sqs.json, .sns.json, .eventbridge.json or .dynamodb.json"
             );
             continue;
         }
@@ -148,6 +164,7 @@ fn every_function_has_a_sample_for_each_of_its_triggers() {
                 Some("SQS") => ".sqs.json",
                 Some("SNS") => ".sns.json",
                 Some("EventBridgeRule") => ".eventbridge.json",
+                Some("DynamoDB") => ".dynamodb.json",
                 other => panic!("{id}: no sample kind for {other:?}"),
             };
             assert!(

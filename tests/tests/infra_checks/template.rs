@@ -47,6 +47,12 @@ fn dead_letter_queues() -> BTreeSet<&'static str> {
     for (_, _, event) in events("EventBridgeRule") {
         queues.extend(target(&event["Properties"]["DeadLetterConfig"]["Arn"]));
     }
+    // A stream's on-failure destination receives the batches its function never handled.
+    for (_, _, event) in events("DynamoDB") {
+        queues.extend(target(
+            &event["Properties"]["DestinationConfig"]["OnFailure"]["Destination"],
+        ));
+    }
     for (_, rule) in resources("AWS::Events::Rule") {
         for rule_target in rule["Properties"]["Targets"]
             .as_array()
@@ -137,7 +143,7 @@ fn every_function_is_a_rust_binary_on_provided_al2023_arm64_by_default() {
         serde_json::json!(["arm64", "x86_64"])
     );
     let functions = resources("AWS::Serverless::Function");
-    assert_eq!(functions.len(), 4);
+    assert_eq!(functions.len(), 5);
     for (id, function) in functions {
         assert_eq!(
             function_property(function, "Runtime"),
@@ -246,6 +252,7 @@ fn every_table_variable_names_a_table_of_the_template() {
         "IDEMPOTENCY_TABLE",
         "INVENTORY_TABLE",
         "NOTIFICATIONS_TABLE",
+        "OUTBOX_TABLE",
     ];
     assert_eq!(variables, BTreeSet::from(expected));
 }
@@ -257,6 +264,7 @@ fn tables_have_their_keys_on_demand_billing_recovery_and_encryption() {
         ("InventoryTable", "sku"),
         ("NotificationsTable", "notificationId"),
         ("AnalyticsTable", "pk"),
+        ("OutboxTable", "id"),
     ];
     assert_eq!(resources("AWS::DynamoDB::Table").len(), keys.len());
     for (id, key) in keys {
@@ -270,10 +278,18 @@ fn tables_have_their_keys_on_demand_billing_recovery_and_encryption() {
             "{id}: SSE"
         );
     }
-    let ttl = &template()["Resources"]["IdempotencyTable"]["Properties"]["TimeToLiveSpecification"];
+    for id in ["IdempotencyTable", "OutboxTable"] {
+        let ttl = &template()["Resources"][id]["Properties"]["TimeToLiveSpecification"];
+        assert_eq!(
+            ttl,
+            &serde_json::json!({"AttributeName": "expiration", "Enabled": true}),
+            "{id}"
+        );
+    }
+    // The relay reads the outbox's new images: what was committed, nothing older.
     assert_eq!(
-        ttl,
-        &serde_json::json!({"AttributeName": "expiration", "Enabled": true})
+        template()["Resources"]["OutboxTable"]["Properties"]["StreamSpecification"],
+        serde_json::json!({"StreamViewType": "NEW_IMAGE"})
     );
 }
 
