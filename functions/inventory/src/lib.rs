@@ -73,7 +73,7 @@ impl Inventory {
         &self,
         placed: &EventEnvelope<orders::OrderPlaced>,
     ) -> Result<Handled, RecordError> {
-        let order: &Order = &placed.data.0;
+        let order: &Order = &placed.data.order();
         match self.stock.reserve(order).await? {
             Reservation::Reserved => {
                 tracing::info!(order_id = %order.order_id, "stock reserved");
