@@ -56,8 +56,8 @@ pub struct Money {
 }
 
 /// A customer placed an order (published to the `orders` SNS topic). Version 2: the total is
-/// one [`Money`] (`total`), where version 1 ([`OrderPlacedV1`]) had `amountCents` and
-/// `currency` side by side.
+/// one `Money` (`total`), where version 1 (`OrderPlacedV1`) had `amountCents` and `currency`
+/// side by side.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderPlaced {
