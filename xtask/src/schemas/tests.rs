@@ -73,10 +73,10 @@ fn order_placed_v2_breaks_v1_where_the_total_moved() {
     assert_eq!(
         breaking,
         [
-            "/eventVersion: no longer allows 1",
             "/data/amountCents: removed",
             "/data/currency: removed",
             "/data/total: added as a required field",
+            "/eventVersion: no longer allows 1",
         ]
     );
 }
@@ -87,12 +87,12 @@ fn a_breaking_edit_of_a_checked_in_schema_is_named() {
     let root = std::env::temp_dir().join(format!("eventkit-schemas-{}", std::process::id()));
     let generated = generate(&workspace_root()).unwrap();
     let path = schema_path("OrderPlaced", 2);
-    let mut checked_in = generated.schemas[0].schema.clone();
-    for schema in &generated.schemas {
-        if schema.event_type == "OrderPlaced" && schema.version == 2 {
-            checked_in = schema.schema.clone();
-        }
-    }
+    let mut checked_in = generated
+        .schemas
+        .iter()
+        .find(|schema| schema.event_type == "OrderPlaced" && schema.version == 2)
+        .map(|schema| schema.schema.clone())
+        .unwrap();
     // As if the checked-in v2 had a field the code has since dropped.
     let money = checked_in["definitions"]["Money"]["properties"]
         .as_object_mut()
