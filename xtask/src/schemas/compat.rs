@@ -259,6 +259,8 @@ fn required(node: &Value) -> BTreeSet<String> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use serde_json::json;
 
     use super::*;

@@ -141,6 +141,8 @@ fn convert(node: &Value, path: &str) -> Result<Value> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]

@@ -1,6 +1,8 @@
 //! The checked-in contracts against the code: the drift test (files and template exactly as
 //! generated) and the compatibility test (no breaking change within a version).
 
+#![allow(clippy::unwrap_used)]
+
 use super::*;
 use crate::cloud::workspace_root;
 
