@@ -71,9 +71,11 @@ impl Pipeline {
         Destination::event_bridge(&self.bus.name)
     }
 
-    /// A publisher to the pipeline's bus.
+    /// A publisher to the pipeline's bus that checks every event against its schema, so a
+    /// function breaking its contract fails here rather than in its consumers.
     pub fn bus_publisher(&self) -> EventBridgePublisher {
         EventBridgePublisher::new(self.cloud.eventbridge.clone(), &self.bus.name)
+            .with_validation(std::sync::Arc::new(orders::schema_validator()))
     }
 
     /// Sets the stock of each SKU.

@@ -1,4 +1,5 @@
-//! The developer commands' library: the local cloud, progress display, and the local Lambda
+//! The developer commands' library: the local cloud, progress display, the event schemas
+//! (`cargo xtask schemas`), and the local Lambda
 //! that runs the order pipeline's functions as real binaries against the local cloud. The
 //! `cargo xtask` binary and the end-to-end tests (`tests/tests/e2e_*.rs`) share it.
 #![warn(missing_docs)]
@@ -9,5 +10,6 @@ pub mod demo;
 pub mod dev;
 pub mod local_lambda;
 pub mod progress;
+pub mod schemas;
 pub mod seed;
 pub mod send;

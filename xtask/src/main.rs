@@ -8,6 +8,8 @@
 //!   into `.local-cloud/tools/` on first use.
 //! - `demo | dev | send`: the order pipeline run locally, end to end, as real Lambda
 //!   binaries (the library's `local_lambda`).
+//! - `schemas`: the events' JSON Schemas (`events/schemas/`) and the template's schema
+//!   registry, generated from the event types; refuses a breaking change within a version.
 //! - `seed`: the stock loaded into a deployed stack's inventory table.
 //! - `bench`: eventkit measured against Powertools for AWS Lambda (Python and TypeScript);
 //!   writes `BENCHMARKS.md`.
@@ -20,7 +22,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use xtask::{cloud, demo, dev, progress, seed, send};
+use xtask::{cloud, demo, dev, progress, schemas, seed, send};
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "eventkit developer commands")]
@@ -59,6 +61,9 @@ enum Command {
     /// Load the stock (events/inventory/seed.json) into a deployed stack's inventory table,
     /// found by the stack's name; AWS credentials and region from the usual chain.
     Seed(seed::SeedArgs),
+    /// Write the events' JSON Schemas (events/schemas/) and the template's schema registry
+    /// from the event types; refuses a breaking change within a version.
+    Schemas(schemas::SchemasArgs),
     /// Measure eventkit against Powertools for AWS Lambda (Python and TypeScript) and write
     /// BENCHMARKS.md.
     Bench(bench::BenchArgs),
@@ -87,6 +92,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Dev(args) => dev::run(&args),
         Command::Send(args) => send::run(&args),
         Command::Seed(args) => seed::run(&args),
+        Command::Schemas(args) => schemas::run(&cloud::workspace_root(), &args),
         Command::Bench(args) => bench::run(&args),
     }
 }

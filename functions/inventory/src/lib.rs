@@ -14,7 +14,7 @@ use eventkit::handler::{EventHandler, Handler, Invocation, RecordHandlerExt};
 use eventkit::idempotency::{DynamoDbStore, Idempotency};
 use eventkit::outbox::{Destination, Staged, Transactional, TransactionalLayer, UnitOfWork};
 use eventkit::runtime::EventFunction;
-use orders::{Order, PaymentFailed, StockReleased, StockReservationFailed, StockReserved, SOURCE};
+use orders::{PaymentFailed, StockReleased, StockReservationFailed, StockReserved, SOURCE};
 use serde::{Deserialize, Serialize};
 
 pub use incoming::InventoryEvent;
@@ -72,7 +72,7 @@ impl Inventory {
         &self,
         placed: &EventEnvelope<orders::OrderPlaced>,
     ) -> Result<Staged<Handled>, RecordError> {
-        let order: &Order = &placed.data.0;
+        let order = &placed.data.order();
         let mut work = UnitOfWork::new();
         match self.stock.reserve(order, &mut work).await? {
             Reservation::Reserved => {

@@ -33,7 +33,7 @@ impl NotificationEvent {
     pub fn email(&self) -> Email {
         match self {
             Self::OrderPlaced(event) => {
-                let order = &event.data.0;
+                let order = &event.data.order();
                 Email {
                     notification_id: event.event_id.clone(),
                     kind: "order-confirmation".into(),

@@ -58,12 +58,16 @@ pub fn service_name() -> String {
         .unwrap_or_else(|_| "eventkit".into())
 }
 
-/// The publisher for the bus named by `ORDERS_BUS_NAME`.
+/// The publisher for the bus named by `ORDERS_BUS_NAME`. Built with the `validate` feature
+/// (the test suite's builds), it checks every event against its schema before sending.
 pub fn orders_bus(config: &aws_config::SdkConfig) -> Result<EventBridgePublisher, MissingVariable> {
-    Ok(EventBridgePublisher::new(
+    let bus = EventBridgePublisher::new(
         aws_sdk_eventbridge::Client::new(config),
         required(ORDERS_BUS_NAME)?,
-    ))
+    );
+    #[cfg(feature = "validate")]
+    let bus = bus.with_validation(std::sync::Arc::new(crate::contracts::schema_validator()));
+    Ok(bus)
 }
 
 /// Why publishing failed.

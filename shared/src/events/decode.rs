@@ -2,7 +2,7 @@
 //! matched, old versions upcast. The one place that knows both the envelope and the
 //! versioning rules.
 
-use serde::de::IgnoredAny;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::Value;
 
 use super::envelope::EventEnvelope;
@@ -47,20 +47,52 @@ pub(crate) fn decode_event_value<T: VersionedEvent>(
     };
     let data = &value["data"];
     let data = match version.cmp(&T::CURRENT_VERSION) {
-        std::cmp::Ordering::Equal => {
-            T::deserialize(data).map_err(|error| DecodeReason::from_json(&error))?
-        }
+        std::cmp::Ordering::Equal => decode_data(data)?,
         std::cmp::Ordering::Greater => return Err(unknown_version()),
         std::cmp::Ordering::Less => {
             T::upcast(version, data.clone()).map_err(|error| match error {
                 UpcastError::UnknownVersion => unknown_version(),
                 UpcastError::Data(error) => DecodeReason::from_json(&error),
+                UpcastError::Invalid(reason) => reason,
             })?
         }
     };
     let mut envelope = head.map_data(|_| data);
     envelope.event_version = T::CURRENT_VERSION;
     Ok(envelope)
+}
+
+/// Deserializes an envelope's `data` into `D`; a failure names the JSON path that failed,
+/// from the envelope's root: `/data/items/0/quantity: invalid type: string "two", expected
+/// u32`, or [`DecodeReason::MissingField`] with the field's path (`/data/items/0/sku`).
+///
+/// Upcasts read the old version's struct with it too (through
+/// [`UpcastError::Invalid`]), so a bad old event is named as precisely as a current one.
+pub fn decode_data<D: DeserializeOwned>(data: &Value) -> Result<D, DecodeReason> {
+    serde_path_to_error::deserialize(data).map_err(|error| {
+        let mut pointer = String::from("/data");
+        for segment in error.path().iter() {
+            use serde_path_to_error::Segment;
+            match segment {
+                Segment::Seq { index } => pointer.push_str(&format!("/{index}")),
+                Segment::Map { key } => {
+                    // JSON Pointer escapes (RFC 6901), so a key with `/` stays one segment.
+                    pointer.push('/');
+                    pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
+                }
+                Segment::Enum { .. } | Segment::Unknown => {}
+            }
+        }
+        match DecodeReason::from_json(error.inner()) {
+            DecodeReason::MissingField { field } => DecodeReason::MissingField {
+                field: format!("{pointer}/{field}"),
+            },
+            DecodeReason::InvalidData { detail } => DecodeReason::InvalidData {
+                detail: format!("{pointer}: {detail}"),
+            },
+            other => other,
+        }
+    })
 }
 
 #[cfg(test)]
@@ -124,6 +156,46 @@ mod tests {
                 expected: "CustomerRegistered".into(),
                 found: "OrderPlaced".into()
             }),
+        );
+    }
+
+    #[test]
+    fn bad_data_names_its_json_path() {
+        let data = serde_json::json!({"customerId": "c-1", "firstName": 42, "lastName": "L"});
+        let reason =
+            decode_event::<CustomerRegistered>(&envelope_json("CustomerRegistered", 2, data))
+                .unwrap_err();
+        assert_eq!(
+            reason,
+            DecodeReason::InvalidData {
+                detail: "/data/firstName: invalid type: integer `42`, expected a string".into()
+            }
+        );
+
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Line {
+            sku: String,
+            quantity: u32,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Order {
+            items: Vec<Line>,
+        }
+        let order = serde_json::json!({"items": [{"sku": "A", "quantity": 1}, {"sku": "B", "quantity": "two"}]});
+        assert_eq!(
+            decode_data::<Order>(&order).unwrap_err(),
+            DecodeReason::InvalidData {
+                detail: "/data/items/1/quantity: invalid type: string \"two\", expected u32".into()
+            }
+        );
+        let order = serde_json::json!({"items": [{"quantity": 1}]});
+        assert_eq!(
+            decode_data::<Order>(&order).unwrap_err(),
+            DecodeReason::MissingField {
+                field: "/data/items/0/sku".into()
+            }
         );
     }
 

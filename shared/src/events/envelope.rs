@@ -21,6 +21,7 @@ use super::versioned::VersionedEvent;
 ///  "correlationId": "…", "causationId": "…", "traceId": "Root=1-…", "data": {…}}
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct EventEnvelope<T> {
     /// Unique id of this event; the default idempotency key.

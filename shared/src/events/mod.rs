@@ -52,12 +52,15 @@ mod error;
 )]
 mod publish;
 mod record;
+#[cfg(feature = "schemas")]
+pub mod schema;
 mod sources;
 mod versioned;
 
 #[cfg(test)]
 mod tests;
 
+pub use decode::decode_data;
 pub use envelope::{derived_event_id, EventEnvelope};
 pub use error::{DecodeError, DecodeReason};
 #[cfg(feature = "eventbridge")]
@@ -66,7 +69,10 @@ pub use publish::EventBridgePublisher;
 pub use publish::SnsPublisher;
 #[cfg(feature = "sqs")]
 pub use publish::SqsPublisher;
-pub use publish::{OutgoingEvent, PublishFailure, RetryPolicy, MAX_BATCH_BYTES, MAX_BATCH_ENTRIES};
+pub use publish::{
+    OutgoingEvent, PublishFailure, RetryPolicy, MAX_BATCH_BYTES, MAX_BATCH_ENTRIES,
+    SCHEMA_VIOLATION,
+};
 pub use record::{EventRecord, MessageAttribute, Source};
 #[cfg(feature = "dynamodb")]
 pub use sources::EVENT_NAME_ATTRIBUTE;

@@ -65,6 +65,10 @@ pub enum UpcastError {
     /// The data does not fit the old version's struct.
     #[error(transparent)]
     Data(#[from] serde_json::Error),
+    /// The data does not fit the old version's struct, with the JSON path that failed: what
+    /// reading it with [`decode_data`](super::decode_data) gives.
+    #[error(transparent)]
+    Invalid(#[from] super::DecodeReason),
 }
 
 #[cfg(test)]

@@ -299,7 +299,7 @@ pub fn order_placed(items: &[(&str, u32)], amount_cents: u64) -> (String, Order)
         amount_cents,
         currency: "EUR".into(),
     };
-    let envelope = EventEnvelope::new(SOURCE, OrderPlaced(order.clone()));
+    let envelope = EventEnvelope::new(SOURCE, OrderPlaced::from(order.clone()));
     (
         serde_json::to_string(&envelope).expect("serializable"),
         order,

@@ -1,4 +1,5 @@
-//! The sample events of `events/` (all but `events/generated/`, which has its own tests):
+//! The sample events of `events/` (all but `events/generated/`, which has its own tests, and
+//! `events/schemas/`, the contracts, checked by `cargo xtask schemas`' tests):
 //! each parses as the Lambda event its suffix names, carries envelopes whose `data` decodes
 //! as the pipeline's contracts, and together they cover every function's every trigger and
 //! the demo's cases.
@@ -10,18 +11,21 @@ use std::path::Path;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sns::SnsEvent;
 use aws_lambda_events::sqs::SqsEvent;
-use eventkit::events::EventEnvelope;
+use eventkit::events::{EventEnvelope, EventRecord, Source, VersionedEvent};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::support::{resources, workspace_root};
 
-/// `events/**/*.json` but `events/generated/`, relative to `events/`.
+/// `events/**/*.json` but `events/generated/` and `events/schemas/`, relative to `events/`.
 fn samples() -> BTreeMap<String, String> {
     fn walk(dir: &Path, events: &Path, found: &mut BTreeMap<String, String>) {
         for entry in std::fs::read_dir(dir).expect("events/ is readable") {
             let path = entry.expect("a directory entry").path();
             let relative = path.strip_prefix(events).expect("under events/");
+            if path.is_dir() && relative == Path::new("schemas") {
+                continue;
+            }
             if path.is_dir() && relative != Path::new("generated") {
                 walk(&path, events, found);
             } else if path.extension().is_some_and(|ext| ext == "json") {
@@ -57,14 +61,14 @@ fn check_envelope(name: &str, json: &str) -> String {
         );
     }
     assert_eq!(envelope.source, orders::SOURCE, "{name}");
-    let data = envelope.data;
+    // Decoded as a consumer decodes it: older versions (OrderPlaced v1) upcast.
     let decoded = match envelope.event_type.as_str() {
-        "OrderPlaced" => decode::<orders::OrderPlaced>(data),
-        "StockReserved" => decode::<orders::StockReserved>(data),
-        "StockReservationFailed" => decode::<orders::StockReservationFailed>(data),
-        "PaymentCompleted" => decode::<orders::PaymentCompleted>(data),
-        "PaymentFailed" => decode::<orders::PaymentFailed>(data),
-        "StockReleased" => decode::<orders::StockReleased>(data),
+        "OrderPlaced" => decode::<orders::OrderPlaced>(name, json),
+        "StockReserved" => decode::<orders::StockReserved>(name, json),
+        "StockReservationFailed" => decode::<orders::StockReservationFailed>(name, json),
+        "PaymentCompleted" => decode::<orders::PaymentCompleted>(name, json),
+        "PaymentFailed" => decode::<orders::PaymentFailed>(name, json),
+        "StockReleased" => decode::<orders::StockReleased>(name, json),
         other => Err(format!("unknown eventType {other}")),
     };
     if let Err(error) = decoded {
@@ -73,8 +77,9 @@ fn check_envelope(name: &str, json: &str) -> String {
     envelope.event_type
 }
 
-fn decode<T: DeserializeOwned>(data: Value) -> Result<(), String> {
-    serde_json::from_value::<T>(data)
+fn decode<T: VersionedEvent>(name: &str, json: &str) -> Result<(), String> {
+    EventRecord::new(name, Source::Sqs, json)
+        .event::<T>()
         .map(drop)
         .map_err(|e| e.to_string())
 }
@@ -194,13 +199,14 @@ fn sample_orders_cover_the_demo_cases() {
         .collect();
     let (mut declined, mut out_of_stock, mut poison) = (0, 0, 0);
     for (name, json) in &orders {
-        let envelope: EventEnvelope<Value> = parse(name, json);
-        let Ok(order) = serde_json::from_value::<orders::OrderPlaced>(envelope.data) else {
+        let Ok(order) =
+            EventRecord::new(*name, Source::Sqs, json.as_str()).event::<orders::OrderPlaced>()
+        else {
             poison += 1;
             continue;
         };
         check_envelope(name, json);
-        let order = order.0;
+        let order = order.data.order();
         declined += usize::from(order.amount_cents % 100 == 13);
         for item in &order.items {
             let available = stock.get(item.sku.as_str());

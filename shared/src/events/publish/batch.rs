@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use super::contract::ContractCheck;
 use super::{OutgoingEvent, PublishFailure, RetryPolicy, MAX_BATCH_BYTES, MAX_BATCH_ENTRIES};
 
 /// One entry a batch request reported as failed.
@@ -62,15 +63,24 @@ pub(crate) trait BatchSender {
     async fn send_batch(&self, batch: &[&OutgoingEvent]) -> Result<Vec<EntryFailure>, String>;
 }
 
-/// Sends every event; returns those that finally failed, ordered by index.
+/// Sends every event that passes `check`; returns those that finally failed (the rejected
+/// ones included), ordered by index.
 pub(crate) async fn publish_all<S: BatchSender>(
     sender: &S,
     events: &[OutgoingEvent],
     policy: &RetryPolicy,
+    check: &ContractCheck,
 ) -> Vec<PublishFailure> {
-    let mut failures = Vec::new();
+    let mut failures = check.reject(events);
+    let rejected: BTreeSet<usize> = failures.iter().map(|failure| failure.index).collect();
     for batch in batches(events) {
-        failures.extend(send_with_retries(sender, events, batch, policy).await);
+        let batch: Vec<usize> = batch
+            .into_iter()
+            .filter(|index| !rejected.contains(index))
+            .collect();
+        if !batch.is_empty() {
+            failures.extend(send_with_retries(sender, events, batch, policy).await);
+        }
     }
     failures.sort_by_key(|failure| failure.index);
     failures
@@ -256,11 +266,60 @@ mod tests {
         assert!(batches(&[]).is_empty());
     }
 
+    /// A validating publisher sends what matches its contract and fails the rest unsent,
+    /// each failure naming the JSON path that broke.
+    #[cfg(feature = "validate")]
+    #[tokio::test(start_paused = true)]
+    async fn events_breaking_their_contract_fail_unsent() {
+        use crate::events::schema::SchemaValidator;
+        use crate::events::versioned::tests::CustomerRegistered;
+
+        let customer = |id: usize, first_name: serde_json::Value| {
+            let data =
+                serde_json::json!({"customerId": "c", "firstName": first_name, "lastName": "L"});
+            let envelope =
+                crate::events::EventEnvelope::from_parts("CustomerRegistered", 2, "s", data);
+            let mut outgoing = OutgoingEvent::from_envelope(&envelope).unwrap();
+            outgoing.event_id = format!("e-{id}");
+            outgoing
+        };
+        let events = vec![
+            customer(0, "Ada".into()),
+            customer(1, 42.into()),
+            customer(2, "Grace".into()),
+        ];
+        let check = ContractCheck::new(std::sync::Arc::new(
+            SchemaValidator::new().with::<CustomerRegistered>(),
+        ));
+        let sender = ScriptedSender::new(vec![]);
+        let failures = publish_all(&sender, &events, &fast(3), &check).await;
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        assert_eq!((failures[0].index, failures[0].attempts), (1, 0));
+        assert_eq!(failures[0].code, super::super::SCHEMA_VIOLATION);
+        assert!(
+            failures[0]
+                .message
+                .contains("/data/firstName: 42 is not of type"),
+            "{}",
+            failures[0].message
+        );
+        assert_eq!(sender.sends_of("e-1"), 0);
+        assert_eq!((sender.sends_of("e-0"), sender.sends_of("e-2")), (1, 1));
+        // Without validation (the default) the same events are all sent.
+        let sender = ScriptedSender::new(vec![]);
+        assert!(
+            publish_all(&sender, &events, &fast(3), &ContractCheck::default())
+                .await
+                .is_empty()
+        );
+        assert_eq!(sender.sends_of("e-1"), 1);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn retries_only_failed_entries_until_they_pass() {
         let events: Vec<_> = (0..12).map(|i| event(i, 10)).collect();
         let sender = ScriptedSender::new(vec![("e-3", 2, true), ("e-11", 1, true)]);
-        let failures = publish_all(&sender, &events, &fast(4)).await;
+        let failures = publish_all(&sender, &events, &fast(4), &ContractCheck::default()).await;
         assert!(failures.is_empty(), "{failures:?}");
         assert_eq!(sender.sends_of("e-3"), 3);
         assert_eq!(sender.sends_of("e-11"), 2);
@@ -277,7 +336,7 @@ mod tests {
     async fn reports_what_still_fails_after_the_last_attempt() {
         let events: Vec<_> = (0..5).map(|i| event(i, 10)).collect();
         let sender = ScriptedSender::new(vec![("e-1", 100, true), ("e-4", 100, false)]);
-        let failures = publish_all(&sender, &events, &fast(3)).await;
+        let failures = publish_all(&sender, &events, &fast(3), &ContractCheck::default()).await;
         assert_eq!(failures.len(), 2);
         assert_eq!((failures[0].index, failures[0].attempts), (1, 3));
         assert_eq!(failures[0].event_id, "e-1");
@@ -301,10 +360,14 @@ mod tests {
         let events: Vec<_> = (0..3).map(|i| event(i, 10)).collect();
         let sender = ScriptedSender::new(vec![]);
         *sender.request_failures.lock().unwrap() = 2;
-        assert!(publish_all(&sender, &events, &fast(3)).await.is_empty());
+        assert!(
+            publish_all(&sender, &events, &fast(3), &ContractCheck::default())
+                .await
+                .is_empty()
+        );
 
         *sender.request_failures.lock().unwrap() = 5;
-        let failures = publish_all(&sender, &events, &fast(2)).await;
+        let failures = publish_all(&sender, &events, &fast(2), &ContractCheck::default()).await;
         assert_eq!(failures.len(), 3);
         assert!(failures
             .iter()
@@ -316,7 +379,7 @@ mod tests {
         let events = vec![event(0, 10)];
         let sender = ScriptedSender::new(vec![("e-0", 100, true)]);
         let started = tokio::time::Instant::now();
-        publish_all(&sender, &events, &fast(5)).await;
+        publish_all(&sender, &events, &fast(5), &ContractCheck::default()).await;
         // 10 + 20 + 40 + 40 ms of (virtual) waiting between five attempts.
         assert_eq!(started.elapsed(), Duration::from_millis(110));
     }

@@ -5,6 +5,7 @@ use aws_sdk_eventbridge::primitives::DateTime;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 
 use super::batch::{publish_all, BatchSender, EntryFailure};
+use super::contract::ContractCheck;
 use super::{OutgoingEvent, PublishFailure, RetryPolicy};
 
 /// Entry error codes worth another attempt; the others (malformed detail, access denied,
@@ -23,6 +24,7 @@ pub struct EventBridgePublisher {
     client: aws_sdk_eventbridge::Client,
     event_bus_name: String,
     retry: RetryPolicy,
+    check: ContractCheck,
 }
 
 impl EventBridgePublisher {
@@ -33,12 +35,25 @@ impl EventBridgePublisher {
             client,
             event_bus_name: event_bus_name.into(),
             retry: RetryPolicy::default(),
+            check: ContractCheck::default(),
         }
     }
 
     /// Sets the retry policy for failed entries.
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
+        self
+    }
+
+    /// Checks every event against its schema before sending (feature `validate`; off
+    /// unless set): one that does not match fails with the code
+    /// [`SCHEMA_VIOLATION`](crate::events::SCHEMA_VIOLATION) and is not sent.
+    #[cfg(feature = "validate")]
+    pub fn with_validation(
+        mut self,
+        validator: std::sync::Arc<crate::events::schema::SchemaValidator>,
+    ) -> Self {
+        self.check = ContractCheck::new(validator);
         self
     }
 
@@ -54,7 +69,7 @@ impl EventBridgePublisher {
     /// Puts `events`; returns those that finally failed.
     #[must_use = "the events in the returned list were not published"]
     pub async fn publish(&self, events: &[OutgoingEvent]) -> Vec<PublishFailure> {
-        publish_all(self, events, &self.retry).await
+        publish_all(self, events, &self.retry, &self.check).await
     }
 
     fn entry(&self, event: &OutgoingEvent) -> PutEventsRequestEntry {

@@ -12,6 +12,7 @@
 //! accept a later entry while an earlier one is retried.
 
 mod batch;
+mod contract;
 #[cfg(feature = "eventbridge")]
 mod eventbridge;
 #[cfg(feature = "sns")]
@@ -26,6 +27,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::envelope::EventEnvelope;
+
+pub use contract::SCHEMA_VIOLATION;
 
 #[cfg(feature = "eventbridge")]
 pub use eventbridge::EventBridgePublisher;
@@ -144,7 +147,8 @@ pub struct PublishFailure {
     /// Its event id.
     pub event_id: String,
     /// The error code AWS gave for the entry, or `RequestFailed` when the whole request
-    /// failed, or `InvalidEntry` when the entry could not be built.
+    /// failed, or `InvalidEntry` when the entry could not be built, or
+    /// [`SCHEMA_VIOLATION`] when it did not match its schema (it was not sent).
     pub code: String,
     /// AWS's message, or the request error.
     pub message: String,

@@ -4,6 +4,7 @@ use aws_sdk_sns::error::DisplayErrorContext;
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 
 use super::batch::{publish_all, BatchSender, EntryFailure};
+use super::contract::ContractCheck;
 use super::{OutgoingEvent, PublishFailure, RetryPolicy};
 
 /// Publishes events to one SNS topic, with their attributes as SNS message attributes (for
@@ -14,6 +15,7 @@ pub struct SnsPublisher {
     client: aws_sdk_sns::Client,
     topic_arn: String,
     retry: RetryPolicy,
+    check: ContractCheck,
 }
 
 impl SnsPublisher {
@@ -23,12 +25,25 @@ impl SnsPublisher {
             client,
             topic_arn: topic_arn.into(),
             retry: RetryPolicy::default(),
+            check: ContractCheck::default(),
         }
     }
 
     /// Sets the retry policy for failed entries.
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
+        self
+    }
+
+    /// Checks every event against its schema before sending (feature `validate`; off
+    /// unless set): one that does not match fails with the code
+    /// [`SCHEMA_VIOLATION`](crate::events::SCHEMA_VIOLATION) and is not sent.
+    #[cfg(feature = "validate")]
+    pub fn with_validation(
+        mut self,
+        validator: std::sync::Arc<crate::events::schema::SchemaValidator>,
+    ) -> Self {
+        self.check = ContractCheck::new(validator);
         self
     }
 
@@ -44,7 +59,7 @@ impl SnsPublisher {
     /// Publishes `events`; returns those that finally failed.
     #[must_use = "the events in the returned list were not published"]
     pub async fn publish(&self, events: &[OutgoingEvent]) -> Vec<PublishFailure> {
-        publish_all(self, events, &self.retry).await
+        publish_all(self, events, &self.retry, &self.check).await
     }
 
     fn entry(

@@ -7,6 +7,7 @@ use aws_sdk_sqs::types::{
 };
 
 use super::batch::{publish_all, BatchSender, EntryFailure};
+use super::contract::ContractCheck;
 use super::{OutgoingEvent, PublishFailure, RetryPolicy};
 
 /// Sends events to one SQS queue, with their attributes as message attributes and their
@@ -17,6 +18,7 @@ pub struct SqsPublisher {
     client: aws_sdk_sqs::Client,
     queue_url: String,
     retry: RetryPolicy,
+    check: ContractCheck,
 }
 
 impl SqsPublisher {
@@ -26,12 +28,25 @@ impl SqsPublisher {
             client,
             queue_url: queue_url.into(),
             retry: RetryPolicy::default(),
+            check: ContractCheck::default(),
         }
     }
 
     /// Sets the retry policy for failed entries.
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
+        self
+    }
+
+    /// Checks every event against its schema before sending (feature `validate`; off
+    /// unless set): one that does not match fails with the code
+    /// [`SCHEMA_VIOLATION`](crate::events::SCHEMA_VIOLATION) and is not sent.
+    #[cfg(feature = "validate")]
+    pub fn with_validation(
+        mut self,
+        validator: std::sync::Arc<crate::events::schema::SchemaValidator>,
+    ) -> Self {
+        self.check = ContractCheck::new(validator);
         self
     }
 
@@ -47,7 +62,7 @@ impl SqsPublisher {
     /// Sends `events`; returns those that finally failed.
     #[must_use = "the events in the returned list were not published"]
     pub async fn publish(&self, events: &[OutgoingEvent]) -> Vec<PublishFailure> {
-        publish_all(self, events, &self.retry).await
+        publish_all(self, events, &self.retry, &self.check).await
     }
 
     fn entry(

@@ -143,7 +143,7 @@ fn bad_bodies() -> Vec<(&'static str, String, Expected)> {
             ada_json(|v| {
                 v["data"].as_object_mut().unwrap().remove("lastName");
             }),
-            missing("lastName"),
+            missing("/data/lastName"),
         ),
         (
             "huge",
