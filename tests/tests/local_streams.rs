@@ -8,13 +8,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use eventkit_local::build::build_binaries;
+use eventkit_local::clients::{Clients, Endpoints};
+use eventkit_local::cloud::workspace_root;
+use eventkit_local::stack::{Stack, StackOptions};
+use eventkit_local::{peek, LocalPipeline, RunOptions};
 use eventkit_tests::{unique_name, Item};
 use serde_json::Value;
-use xtask::cloud::workspace_root;
-use xtask::local_lambda::build::build_binaries;
-use xtask::local_lambda::clients::{Clients, Endpoints};
-use xtask::local_lambda::stack::{Stack, StackOptions};
-use xtask::local_lambda::{peek, LocalPipeline, RunOptions};
 
 /// The template's MaximumRetryAttempts.
 const MAX_RETRIES: usize = 2;
