@@ -108,7 +108,20 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-/// Brings this directory's local cloud up and describes how to run the application on it.
+/// The local cloud to use: the one `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_DYNAMODB` name
+/// when both are set (already running, brought up by someone else), else this directory's,
+/// brought up now.
+fn endpoints(here: &Path, ports: Ports) -> Result<Endpoints> {
+    let set = |name: &str| std::env::var(name).is_ok_and(|value| !value.is_empty());
+    if set("AWS_ENDPOINT_URL") && set("AWS_ENDPOINT_URL_DYNAMODB") {
+        return Ok(Endpoints::from_env());
+    }
+    let cloud = LocalCloud::in_dir(here, ports)?;
+    cloud.up()?;
+    Ok(Endpoints::of(&cloud))
+}
+
+/// Describes how to run the application, on the local cloud.
 fn options(here: &Path, app: &AppArgs) -> Result<PipelineOptions> {
     if !app.template.is_file() {
         bail!(
@@ -116,14 +129,13 @@ fn options(here: &Path, app: &AppArgs) -> Result<PipelineOptions> {
             app.template.display()
         );
     }
-    let cloud = LocalCloud::in_dir(here, app.ports)?;
-    cloud.up()?;
+    let endpoints = endpoints(here, app.ports)?;
     let stack_name = app.stack_name.clone().unwrap_or_else(|| {
         let suffix = uuid::Uuid::new_v4().simple().to_string();
         format!("local-{}", &suffix[..8])
     });
     let mut options = PipelineOptions::new(&app.template, &stack_name);
-    options.endpoints = Endpoints::of(&cloud);
+    options.endpoints = endpoints;
     options.binaries = match &app.prebuilt {
         Some(dir) => Binaries::Prebuilt(dir.clone()),
         None => Binaries::Cargo {
