@@ -6,6 +6,7 @@
 //! log. Only processes recorded in those pid files are ever stopped.
 
 mod install;
+mod loopback;
 mod prerequisites;
 mod process;
 mod service;
