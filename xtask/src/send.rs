@@ -9,22 +9,32 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::Value;
 
+use crate::cloud::Ports;
 use crate::demo::publish::publish;
 use crate::demo::{runtime, RunningPipeline};
 use crate::local_lambda::clients::{Clients, Endpoints};
 
 /// Options of `send`.
-#[derive(Args, Clone, Debug)]
+#[derive(Args, Clone)]
 pub struct SendArgs {
     /// The event file: an envelope, or a Lambda event sample holding envelopes.
     file: PathBuf,
+    /// The local cloud the pipeline must run on (refused when it runs on another).
+    #[command(flatten)]
+    ports: Ports,
 }
 
 /// Publishes the file's events.
 pub fn run(args: &SendArgs) -> Result<()> {
-    let Some(running) = RunningPipeline::read().filter(RunningPipeline::alive) else {
+    // This checkout's pipeline only: its state file names the process that runs it, which
+    // must be alive and be this very program (another checkout's xtask is another file).
+    let Some(running) = RunningPipeline::read()
+        .filter(RunningPipeline::alive)
+        .filter(|running| same_program(running.pid))
+    else {
         bail!("no pipeline is running: start one with `cargo xtask dev` (in another terminal)");
     };
+    check_ports(&args.ports, &running.localstack, &running.dynamodb)?;
     let text = std::fs::read_to_string(&args.file)
         .with_context(|| format!("reading {}", args.file.display()))?;
     let envelopes = envelopes(&text)
@@ -41,6 +51,35 @@ pub fn run(args: &SendArgs) -> Result<()> {
         }
         Ok(())
     })
+}
+
+/// Whether process `pid` runs the same program file as this process.
+fn same_program(pid: u32) -> bool {
+    let theirs = std::fs::read_link(format!("/proc/{pid}/exe"));
+    let ours = std::env::current_exe();
+    matches!((theirs, ours), (Ok(theirs), Ok(ours)) if theirs == ours)
+}
+
+/// Refuses a pipeline whose endpoints are not on the ports asked for.
+fn check_ports(ports: &Ports, localstack: &str, dynamodb: &str) -> Result<()> {
+    let asked = [
+        ("LocalStack", ports.localstack_port, localstack),
+        ("DynamoDB Local", ports.dynamodb_port, dynamodb),
+    ];
+    for (service, port, endpoint) in asked {
+        if let Some(port) = port {
+            if !endpoint
+                .trim_end_matches('/')
+                .ends_with(&format!(":{port}"))
+            {
+                bail!(
+                    "the running pipeline uses {service} at {endpoint}, not on port {port}: \
+                     nothing sent"
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The envelopes of a file: itself, or those carried by a Lambda event (SQS bodies, SNS
@@ -87,6 +126,19 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn only_this_program_on_the_asked_ports_receives() {
+        assert!(same_program(std::process::id()));
+        // pid 1 is init (or the container's entry point), never this test binary.
+        assert!(!same_program(1));
+        let ports = Ports {
+            localstack_port: Some(4576),
+            dynamodb_port: None,
+        };
+        assert!(check_ports(&ports, "http://127.0.0.1:4576", "http://127.0.0.1:8000").is_ok());
+        assert!(check_ports(&ports, "http://127.0.0.1:4566", "http://127.0.0.1:8000").is_err());
+    }
 
     #[test]
     fn envelopes_come_from_the_file_or_the_lambda_event_that_carries_them() {

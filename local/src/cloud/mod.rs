@@ -6,6 +6,7 @@
 //! log. Only processes recorded in those pid files are ever stopped.
 
 mod install;
+mod loopback;
 mod prerequisites;
 mod process;
 mod service;
@@ -53,9 +54,15 @@ pub struct LocalCloud {
 }
 
 impl LocalCloud {
-    /// Describes the local cloud of this checkout; touches nothing.
+    /// Describes the local cloud of this checkout (the xtask's); touches nothing.
     pub fn new(ports: Ports) -> Result<Self> {
-        let root = workspace_root().join(".local-cloud");
+        Self::in_dir(&workspace_root(), ports)
+    }
+
+    /// Describes the local cloud of the project in `project` (installed into its
+    /// `.local-cloud/`); touches nothing.
+    pub fn in_dir(project: &Path, ports: Ports) -> Result<Self> {
+        let root = project.join(".local-cloud");
         Ok(Self {
             localstack: Service::new(ServiceKind::LocalStack, &root, ports.localstack_port)?,
             dynamodb: Service::new(ServiceKind::DynamoDbLocal, &root, ports.dynamodb_port)?,
@@ -161,7 +168,9 @@ pub fn run(action: Action, cloud: &LocalCloud) -> Result<()> {
     }
 }
 
-/// The checkout's root: xtask lives one level below it.
+/// The eventkit checkout this crate was built in (`local/` lives one level below it): the
+/// project of `cargo xtask`, never of an installed `eventkit-local`, which works in the
+/// directory it is started in.
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()

@@ -4,7 +4,7 @@
 use anyhow::Result;
 
 use super::Stack;
-use crate::local_lambda::clients::Clients;
+use crate::clients::Clients;
 
 /// Something created, to delete on teardown.
 #[derive(Clone, Debug)]

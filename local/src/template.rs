@@ -257,7 +257,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::local_lambda::resolver::{Attributes, Resolver};
+    use crate::resolver::{Attributes, Resolver};
 
     const TEMPLATE: &str = r#"
 Parameters:

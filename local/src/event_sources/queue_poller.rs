@@ -13,10 +13,10 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::payloads::sqs_event;
-use crate::local_lambda::clients::Clients;
-use crate::local_lambda::functions::QueueSource;
-use crate::local_lambda::host::FunctionHost;
-use crate::local_lambda::invocation::Outcome;
+use crate::clients::Clients;
+use crate::functions::QueueSource;
+use crate::host::FunctionHost;
+use crate::invocation::Outcome;
 
 /// Polls `source` for `host` until `stopped`.
 pub async fn poll_queue(
@@ -193,7 +193,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::local_lambda::resources::QueueInfo;
+    use crate::resources::QueueInfo;
 
     fn source(report: bool) -> QueueSource {
         QueueSource {

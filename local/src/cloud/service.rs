@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use super::{install, process};
+use super::{install, loopback, process};
 use crate::progress::Step;
 
 /// How long a service may take to answer after it was started.
@@ -211,6 +211,9 @@ impl Service {
                     // directory instead of the package; the service folder has none.
                     .current_dir(&self.dir)
                     .env("GATEWAY_LISTEN", format!("127.0.0.1:{port}"))
+                    // The default (twisted) server ignores GATEWAY_LISTEN's host for IPv4 and
+                    // listens on 0.0.0.0; hypercorn binds the address it is given.
+                    .env("GATEWAY_SERVER", "hypercorn")
                     .env("LOCALSTACK_HOST", format!("127.0.0.1:{port}"))
                     // Path-style queue URLs: the default host names need public DNS.
                     .env("SQS_ENDPOINT_STRATEGY", "path")
@@ -226,11 +229,16 @@ impl Service {
             }
             ServiceKind::DynamoDbLocal => {
                 let home = install::dynamodb_local_home(&self.dir)?;
+                let loopback = loopback::preload_library(&self.dir)?;
                 let mut command = Command::new("java");
                 command
+                    // IPv4 sockets, so the preload library's 0.0.0.0 -> 127.0.0.1 applies.
+                    .arg("-Djava.net.preferIPv4Stack=true")
                     .arg("-Djava.library.path=./DynamoDBLocal_lib")
                     .args(["-jar", "DynamoDBLocal.jar", "-inMemory", "-sharedDb"])
+                    .arg("-disableTelemetry")
                     .args(["-port", &port])
+                    .env("LD_PRELOAD", loopback)
                     .current_dir(home);
                 Ok(command)
             }

@@ -20,23 +20,33 @@ pub fn function_binaries(template: &Template) -> Vec<String> {
         .collect()
 }
 
-/// Where cargo puts the binaries of `profile` (`debug` or `release`).
+/// Where cargo puts the binaries of `profile` (`debug` or `release`) for this checkout.
 pub fn binaries_dir(release: bool) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| workspace_root().join("target"), PathBuf::from);
     target.join(if release { "release" } else { "debug" })
 }
 
-/// Builds `binaries`, cargo's output going to `log`; on failure the error carries the
-/// log's tail.
+/// Builds `binaries` of this checkout, cargo's output going to `log`; on failure the error
+/// carries the log's tail.
 pub async fn build_binaries(binaries: &[String], release: bool, log: &Path) -> Result<PathBuf> {
+    build_binaries_in(&workspace_root(), binaries, release, log).await
+}
+
+/// Builds `binaries` of the cargo project in (or above) `project`; returns where they are.
+pub async fn build_binaries_in(
+    project: &Path,
+    binaries: &[String],
+    release: bool,
+    log: &Path,
+) -> Result<PathBuf> {
     if let Some(dir) = log.parent() {
         std::fs::create_dir_all(dir)?;
     }
     let output =
         std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
     let mut command = tokio::process::Command::new(cargo());
-    command.arg("build").current_dir(workspace_root());
+    command.arg("build").current_dir(project);
     for (variable, _) in std::env::vars_os() {
         if variable.to_str().is_some_and(set_by_cargo_for_its_child) {
             command.env_remove(variable);
@@ -66,7 +76,34 @@ pub async fn build_binaries(binaries: &[String], release: bool, log: &Path) -> R
             tail.join("\n")
         );
     }
-    Ok(binaries_dir(release))
+    Ok(target_directory(project)
+        .await?
+        .join(if release { "release" } else { "debug" }))
+}
+
+/// The target directory cargo uses for the project in `project` (`cargo metadata` knows
+/// the workspace and any `CARGO_TARGET_DIR` or config setting).
+async fn target_directory(project: &Path) -> Result<PathBuf> {
+    let output = tokio::process::Command::new(cargo())
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .current_dir(project)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .context("running cargo metadata")?;
+    if !output.status.success() {
+        bail!(
+            "cargo metadata in {} failed: {}",
+            project.display(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&output.stdout).context("reading cargo metadata's output")?;
+    metadata["target_directory"]
+        .as_str()
+        .map(PathBuf::from)
+        .context("cargo metadata names no target_directory")
 }
 
 /// Whether `variable` is one cargo sets for a program it runs (`cargo run`, `cargo test`)

@@ -8,7 +8,7 @@
 
 use serde_json::Value;
 
-use crate::local_lambda::invocation::Outcome;
+use crate::invocation::Outcome;
 
 /// What follows an invocation of a batch.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -2,8 +2,6 @@
 //! process of the real binary behind its own Runtime API). Event sources call
 //! [`FunctionHost::invoke`] and get the outcome, as Lambda's services do.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,56 +13,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::invocation::{Invocation, Outcome};
 use super::logs::FunctionLog;
+pub use super::spec::FunctionSpec;
+pub use super::stats::{HostCounts, HostStats};
 use super::supervisor::{supervise, EnvironmentControl, EnvironmentLinks};
-
-/// What a function is, as the template declares it.
-#[derive(Clone, Debug)]
-pub struct FunctionSpec {
-    /// Its logical id in the template.
-    pub logical_id: String,
-    /// Its name (`AWS_LAMBDA_FUNCTION_NAME`).
-    pub name: String,
-    /// Its ARN.
-    pub arn: String,
-    /// The binary to run.
-    pub binary: PathBuf,
-    /// Its timeout.
-    pub timeout: Duration,
-    /// Its memory size in MB.
-    pub memory_mb: u32,
-    /// Every variable its process gets, but `AWS_LAMBDA_RUNTIME_API`.
-    pub environment: BTreeMap<String, String>,
-}
-
-/// What happened to a function's invocations and processes.
-#[derive(Debug, Default)]
-pub struct HostStats {
-    /// Invocations that ended, successfully or not.
-    pub invocations: AtomicU64,
-    /// Invocations that ended with a function error, a crash or a timeout.
-    pub errors: AtomicU64,
-    /// Processes that crashed (exited on their own, or failed to initialise).
-    pub crashes: AtomicU64,
-    /// Invocations stopped at the timeout.
-    pub timeouts: AtomicU64,
-    /// Processes started again after one ended.
-    pub restarts: AtomicU64,
-}
-
-/// A snapshot of [`HostStats`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct HostCounts {
-    /// Invocations that ended.
-    pub invocations: u64,
-    /// Invocations that failed.
-    pub errors: u64,
-    /// Processes that crashed.
-    pub crashes: u64,
-    /// Invocations stopped at the timeout.
-    pub timeouts: u64,
-    /// Process restarts.
-    pub restarts: u64,
-}
 
 /// A function with its running environments.
 #[derive(Debug)]

@@ -11,7 +11,7 @@ use aws_sdk_sqs::types::{Message, MessageAttributeValue};
 use serde_json::{json, Map, Value};
 
 use crate::cloud::REGION;
-use crate::local_lambda::resources::QueueInfo;
+use crate::resources::QueueInfo;
 
 /// The `SqsEvent` for `messages` received from `queue`.
 pub fn sqs_event(queue: &QueueInfo, messages: &[Message]) -> Result<Value> {

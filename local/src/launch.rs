@@ -1,0 +1,112 @@
+//! From a template to a running application: the functions built (or found prebuilt), the
+//! resources created under a stack name, the functions started with their event sources.
+//! The one entry point a user of the library needs ([`LocalPipeline::from_template`]).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::build::{build_binaries_in, function_binaries};
+use crate::clients::{Clients, Endpoints};
+use crate::stack::{Stack, StackOptions};
+use crate::template::Template;
+use crate::{LocalPipeline, RunOptions};
+
+/// Where the functions' binaries come from.
+#[derive(Clone, Debug)]
+pub enum Binaries {
+    /// Built with `cargo build --bin <Metadata.BuildProperties.Binary>` in the project,
+    /// as cargo-lambda names them for `BuildMethod: rust-cargolambda`.
+    Cargo {
+        /// The release profile rather than the dev one.
+        release: bool,
+    },
+    /// Already built, in this directory (a binary per function, named as the template's
+    /// `BuildProperties.Binary` or `Handler` says).
+    Prebuilt(PathBuf),
+}
+
+/// How to run an application from its template.
+#[derive(Clone, Debug)]
+pub struct PipelineOptions {
+    /// The SAM template.
+    pub template: PathBuf,
+    /// The stack name: every physical name derives from it, so two runs never meet.
+    pub stack_name: String,
+    /// Parameter values over the template's defaults.
+    pub parameters: HashMap<String, String>,
+    /// The cargo project the functions are built in (the template's folder by default;
+    /// cargo finds the workspace above it).
+    pub project: PathBuf,
+    /// Where the binaries come from.
+    pub binaries: Binaries,
+    /// The local cloud (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_DYNAMODB`, else the defaults).
+    pub endpoints: Endpoints,
+    /// A visibility timeout for every declared queue instead of the template's.
+    pub visibility_timeout: Option<u32>,
+    /// How the functions run (their logs go under `<project>/.local-cloud/logs/<stack>`).
+    pub run: RunOptions,
+}
+
+impl PipelineOptions {
+    /// Defaults for `template` under `stack_name`: built with cargo's dev profile, the
+    /// endpoints from the environment, one environment per function.
+    pub fn new(template: impl Into<PathBuf>, stack_name: &str) -> Self {
+        let template = template.into();
+        let project = template
+            .parent()
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        let logs = project.join(".local-cloud/logs").join(stack_name);
+        Self {
+            template,
+            stack_name: stack_name.to_string(),
+            parameters: HashMap::new(),
+            project,
+            binaries: Binaries::Cargo { release: false },
+            endpoints: Endpoints::from_env(),
+            visibility_timeout: None,
+            run: RunOptions::new(logs),
+        }
+    }
+}
+
+impl LocalPipeline {
+    /// Builds the template's functions, creates its resources and runs the functions with
+    /// their event sources; `progress` hears each step. On failure, what was created is
+    /// deleted again.
+    pub async fn from_template(options: PipelineOptions, progress: impl Fn(&str)) -> Result<Self> {
+        let template = Template::load(&options.template)?;
+        let binaries = match &options.binaries {
+            Binaries::Prebuilt(dir) => dir.clone(),
+            Binaries::Cargo { release } => {
+                let names = function_binaries(&template);
+                progress(&format!("building {}", names.join(", ")));
+                let log = options.run.logs.join("build.log");
+                build_binaries_in(&options.project, &names, *release, &log).await?
+            }
+        };
+        let clients = Clients::new(&options.endpoints).await;
+        let stack_options = StackOptions {
+            name: options.stack_name.clone(),
+            template: options.template.clone(),
+            parameters: options.parameters.clone(),
+            visibility_timeout: options.visibility_timeout,
+            binaries,
+            endpoints: options.endpoints.clone(),
+        };
+        let stack = Stack::create(&clients, &stack_options, |logical| {
+            progress(&format!("creating {logical}"));
+        })
+        .await
+        .with_context(|| {
+            format!(
+                "creating the resources of {} (is the local cloud up?)",
+                options.template.display()
+            )
+        })?;
+        progress("starting the functions");
+        Self::run(clients, stack, &options.run).await
+    }
+}
