@@ -70,12 +70,20 @@ impl Pipeline {
     /// Publishes every outbox item not yet published through the relay, as one stream batch;
     /// returns how many it handed over.
     pub async fn relay_outbox(&self) -> usize {
-        let pending: Vec<Item> = self
+        let mut pending: Vec<Item> = self
             .scan(&self.outbox_table)
             .await
             .into_iter()
             .filter(|item| !item.contains_key("publishedAt"))
             .collect();
+        // In commit order, as a stream delivers an item's changes (a scan has none).
+        let staged_at = |item: &Item| {
+            item.get("stagedAt")
+                .and_then(|value| value.as_s().ok())
+                .cloned()
+                .unwrap_or_default()
+        };
+        pending.sort_by_key(staged_at);
         if pending.is_empty() {
             return 0;
         }
