@@ -143,8 +143,10 @@ pub struct PublishFailure {
     pub index: usize,
     /// Its event id.
     pub event_id: String,
-    /// The error code AWS gave for the entry, or `RequestFailed` when the whole request
-    /// failed, or `InvalidEntry` when the entry could not be built.
+    /// The error code AWS gave for the entry, or for the whole request when the service
+    /// refused it (`NotFound` for a missing topic, say; such a refusal is not retried);
+    /// `RequestFailed` when the request got no answer (timeout, no connection), or
+    /// `InvalidEntry` when the entry could not be built.
     pub code: String,
     /// AWS's message, or the request error.
     pub message: String,
