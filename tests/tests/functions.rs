@@ -508,14 +508,26 @@ async fn one_payment_failure_under_two_event_ids_releases_the_stock_once() {
     assert_eq!(function.handle(placed, deadline()).await.unwrap(), no_failures());
     assert_eq!(pipeline.stock("USB-C-HUB-004").await, Some(74));
 
+    // Four deliveries of one PaymentFailed under four eventIds, in one batch (run
+    // concurrently), then a fifth after them: the idempotency layer lets every one through.
     let failed = envelope_of(&sample("inventory/payment-failed.sqs.json"));
-    for (event_id, message_id) in [("e-failed-1", "m-f1"), ("e-failed-2", "m-f2")] {
-        let delivery = sqs_eventbridge_event_with(&reissued(&failed, event_id), message_id);
-        let response = function.handle(delivery, deadline()).await.unwrap();
-        assert_eq!(response, no_failures(), "{event_id}");
+    let mut batch = json!({"Records": []});
+    for n in 1..=4 {
+        let delivery = sqs_eventbridge_event_with(
+            &reissued(&failed, &format!("e-failed-{n}")),
+            &format!("m-f{n}"),
+        );
+        batch["Records"]
+            .as_array_mut()
+            .unwrap()
+            .push(delivery["Records"][0].clone());
     }
+    assert_eq!(function.handle(batch, deadline()).await.unwrap(), no_failures());
+    let late = sqs_eventbridge_event_with(&reissued(&failed, "e-failed-5"), "m-f5");
+    assert_eq!(function.handle(late, deadline()).await.unwrap(), no_failures());
 
-    // Released once: the second finds no reservation to delete (the release's own guard).
+    // Released once: the others find no reservation, or lose the race to delete it (the
+    // release's own guards).
     assert_eq!(pipeline.stock("USB-C-HUB-004").await, Some(75));
     let mut types: Vec<String> = pipeline
         .published_events(2, Duration::from_secs(10))
@@ -534,16 +546,21 @@ async fn a_notification_sent_before_a_lost_completion_is_not_sent_again() {
     let placed = sample("notifications/order-placed.sns.json");
 
     // The handler runs twice for one eventId (its first completion lost, as after a claim
-    // taken over): the email's own condition keeps it to one.
+    // taken over): the email's own condition keeps it to one, sent (written) once.
+    let mut sent = Vec::new();
     for _ in 0..2 {
         let response = function.handle(placed.clone(), deadline()).await.unwrap();
         assert_eq!(response, Value::Null);
         lose_every_completion(&pipeline).await;
+        sent.push(pipeline.scan(&pipeline.notifications_table).await);
     }
-    let emails = pipeline.scan(&pipeline.notifications_table).await;
-    let ids: Vec<&AttributeValue> = emails.iter().map(|e| &e["notificationId"]).collect();
     let event_id = envelope_of(&placed)["eventId"].as_str().unwrap().to_string();
+    let ids: Vec<&AttributeValue> = sent[1].iter().map(|e| &e["notificationId"]).collect();
     assert_eq!(ids, [&AttributeValue::S(event_id)]);
+    assert_eq!(
+        sent[0], sent[1],
+        "the second run wrote nothing (its sentAt would differ)"
+    );
 }
 
 #[tokio::test]

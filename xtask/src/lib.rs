@@ -9,5 +9,6 @@ pub mod demo;
 pub mod dev;
 pub mod local_lambda;
 pub mod progress;
+pub mod proxy;
 pub mod seed;
 pub mod send;

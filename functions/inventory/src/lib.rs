@@ -7,6 +7,7 @@
 
 mod incoming;
 mod stock;
+pub mod test_hold;
 
 use eventkit::batch::RecordError;
 use eventkit::events::EventBridgePublisher;
@@ -126,6 +127,7 @@ impl EventHandler for Inventory {
     type Error = RecordError;
 
     async fn handle(&self, event: InventoryEvent, _: &Invocation) -> Result<Handled, RecordError> {
+        test_hold::wait_if_held().await;
         match event {
             InventoryEvent::OrderPlaced(placed) => self.reserve(&placed).await,
             InventoryEvent::PaymentFailed(failed) => self.release(&failed).await,

@@ -12,7 +12,7 @@ use xtask::progress::Step;
 use super::coldstart;
 use super::peers::Peers;
 use super::procfs;
-use super::proxy::Proxy;
+use xtask::proxy::Proxy;
 use super::report::number;
 use super::runner::{self, Contender, Programs, Run, Setting};
 use super::summary::{FunctionStarts, Measured};

@@ -15,7 +15,7 @@ use tokio::process::{Child, ChildStdout, Command};
 
 use super::peers::Peers;
 use super::procfs;
-use super::proxy::{Counts, Proxy, UNPARSED};
+use xtask::proxy::{Counts, Proxy, UNPARSED};
 use xtask::cloud::REGION;
 
 /// How long a phase (or the start-up) may take before the run is abandoned.
