@@ -3,7 +3,6 @@
 //! LocalStack and answers chosen requests itself, the way the service answers when it
 //! throttles or fails entries of a batch. Everything else passes through to the local cloud.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -12,24 +11,12 @@ use eventkit::events::{EventEnvelope, OutgoingEvent, RetryPolicy, SqsPublisher};
 use eventkit::idempotency::{
     DynamoDbStore, Idempotency, IdempotencyConfig, IdempotencyError, StoreError,
 };
-use eventkit_tests::{LocalCloud, DEFAULT_DYNAMODB_URL, DEFAULT_LOCALSTACK_URL};
+use eventkit_tests::{dynamodb_address, localstack_address, LocalCloud};
 use serde_json::{json, Value};
 use xtask::proxy::{Canned, Proxy};
 
 /// The SDK's own attempts per request in these tests (its standard mode's default).
 const SDK_ATTEMPTS: u32 = 3;
-
-/// `host:port` of an endpoint URL from the environment (as `LocalCloud::connect` reads it).
-fn upstream(variable: &str, default: &str) -> SocketAddr {
-    let url = std::env::var(variable)
-        .ok()
-        .filter(|value| !value.is_empty())
-        .unwrap_or_else(|| default.to_string());
-    url.trim_start_matches("http://")
-        .trim_end_matches('/')
-        .parse()
-        .unwrap_or_else(|e| panic!("{variable}={url} is not http://host:port: {e}"))
-}
 
 /// The SDK's standard retries, with short waits: the tests wait for outcomes, not backoff.
 fn quick_sdk_retries() -> RetryConfig {
@@ -56,7 +43,7 @@ async fn dynamodb_throttling_reaches_the_caller_as_throttled_and_the_handler_nev
     let cloud = LocalCloud::connect().await;
     let table = cloud.create_idempotency_table("faults-throttled").await;
     let proxy = Proxy::start(
-        upstream("AWS_ENDPOINT_URL_DYNAMODB", DEFAULT_DYNAMODB_URL),
+        dynamodb_address(),
         Duration::ZERO,
     )
     .await
@@ -122,7 +109,7 @@ async fn sqs_entries_reported_failed_are_sent_again_and_arrive_once() {
     let cloud = LocalCloud::connect().await;
     let queue = cloud.create_queue("faults-entries", &[]).await;
     let proxy = Proxy::start(
-        upstream("AWS_ENDPOINT_URL", DEFAULT_LOCALSTACK_URL),
+        localstack_address(),
         Duration::ZERO,
     )
     .await

@@ -510,6 +510,26 @@ async fn one_payment_failure_under_two_event_ids_releases_the_stock_once() {
 
     // Four deliveries of one PaymentFailed under four eventIds, in one batch (run
     // concurrently), then a fifth after them: the idempotency layer lets every one through.
+    // The stock table is reached through a proxy that makes every round trip take 300 ms, so
+    // all four read the reservation before any of them can have deleted it: they race.
+    let slow_table = xtask::proxy::Proxy::start(
+        eventkit_tests::dynamodb_address(),
+        Duration::from_millis(300),
+    )
+    .await
+    .expect("the proxy listens");
+    let slow_client = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&pipeline.cloud.config)
+            .endpoint_url(slow_table.endpoint())
+            .build(),
+    );
+    let racing = inventory::function(
+        inventory::Inventory::new(
+            inventory::Stock::new(slow_client, &pipeline.inventory_table),
+            pipeline.bus_publisher(),
+        ),
+        pipeline.idempotency("inventory"),
+    );
     let failed = envelope_of(&sample("inventory/payment-failed.sqs.json"));
     let mut batch = json!({"Records": []});
     for n in 1..=4 {
@@ -522,9 +542,16 @@ async fn one_payment_failure_under_two_event_ids_releases_the_stock_once() {
             .unwrap()
             .push(delivery["Records"][0].clone());
     }
-    assert_eq!(function.handle(batch, deadline()).await.unwrap(), no_failures());
+    assert_eq!(racing.handle(batch, deadline()).await.unwrap(), no_failures());
+    // Each read the reservation and tried to delete it: the race really happened.
+    let counts = slow_table.counts();
+    assert_eq!(
+        (counts.get("GetItem"), counts.get("TransactWriteItems")),
+        (Some(&4), Some(&4)),
+        "{counts:?}"
+    );
     let late = sqs_eventbridge_event_with(&reissued(&failed, "e-failed-5"), "m-f5");
-    assert_eq!(function.handle(late, deadline()).await.unwrap(), no_failures());
+    assert_eq!(racing.handle(late, deadline()).await.unwrap(), no_failures());
 
     // Released once: the others find no reservation, or lose the race to delete it (the
     // release's own guards).
