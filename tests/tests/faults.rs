@@ -42,12 +42,9 @@ fn throttling() -> Canned {
 async fn dynamodb_throttling_reaches_the_caller_as_throttled_and_the_handler_never_runs() {
     let cloud = LocalCloud::connect().await;
     let table = cloud.create_idempotency_table("faults-throttled").await;
-    let proxy = Proxy::start(
-        dynamodb_address(),
-        Duration::ZERO,
-    )
-    .await
-    .expect("the proxy listens");
+    let proxy = Proxy::start(dynamodb_address(), Duration::ZERO)
+        .await
+        .expect("the proxy listens");
     proxy.inject("PutItem", usize::MAX, |_| throttling());
     let client = aws_sdk_dynamodb::Client::from_conf(
         aws_sdk_dynamodb::config::Builder::from(&cloud.config)
@@ -62,10 +59,15 @@ async fn dynamodb_throttling_reaches_the_caller_as_throttled_and_the_handler_nev
     let runs = AtomicUsize::new(0);
 
     let outcome = layer
-        .run(&json!({"eventId": "e1"}), "m1", Duration::from_secs(30), || async {
-            runs.fetch_add(1, Ordering::SeqCst);
-            Ok::<u32, std::io::Error>(1)
-        })
+        .run(
+            &json!({"eventId": "e1"}),
+            "m1",
+            Duration::from_secs(30),
+            || async {
+                runs.fetch_add(1, Ordering::SeqCst);
+                Ok::<u32, std::io::Error>(1)
+            },
+        )
         .await;
 
     assert!(
@@ -78,7 +80,10 @@ async fn dynamodb_throttling_reaches_the_caller_as_throttled_and_the_handler_nev
     );
     assert_eq!(runs.load(Ordering::SeqCst), 0, "the handler never ran");
     // The SDK retried the throttled claim before giving up: each attempt reached the proxy.
-    assert_eq!(proxy.counts().get("PutItem"), Some(&u64::from(SDK_ATTEMPTS)));
+    assert_eq!(
+        proxy.counts().get("PutItem"),
+        Some(&u64::from(SDK_ATTEMPTS))
+    );
 }
 
 /// A SendMessageBatch answer in which every entry of the request failed, retryably (as SQS
@@ -108,12 +113,9 @@ fn every_entry_failed(request: &[u8]) -> Canned {
 async fn sqs_entries_reported_failed_are_sent_again_and_arrive_once() {
     let cloud = LocalCloud::connect().await;
     let queue = cloud.create_queue("faults-entries", &[]).await;
-    let proxy = Proxy::start(
-        localstack_address(),
-        Duration::ZERO,
-    )
-    .await
-    .expect("the proxy listens");
+    let proxy = Proxy::start(localstack_address(), Duration::ZERO)
+        .await
+        .expect("the proxy listens");
     // The first batch comes back with every entry failed; the second passes through.
     proxy.inject("SendMessageBatch", 1, every_entry_failed);
     let client = aws_sdk_sqs::Client::from_conf(

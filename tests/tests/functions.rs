@@ -452,12 +452,24 @@ async fn inventory_reserves_every_line_or_none_and_names_the_short_sku() {
         .await
         .unwrap();
 
-    assert_eq!(response, no_failures(), "a rejection is an outcome, not a failure");
-    assert_eq!(pipeline.stock("MON-27-4K-003").await, Some(10), "no line reserved");
+    assert_eq!(
+        response,
+        no_failures(),
+        "a rejection is an outcome, not a failure"
+    );
+    assert_eq!(
+        pipeline.stock("MON-27-4K-003").await,
+        Some(10),
+        "no line reserved"
+    );
     assert_eq!(pipeline.stock("USB-C-HUB-004").await, Some(75));
     let order_id = order["data"]["orderId"].as_str().unwrap();
     let reservation = pipeline
-        .item(&pipeline.inventory_table, "sku", &format!("reservation#{order_id}"))
+        .item(
+            &pipeline.inventory_table,
+            "sku",
+            &format!("reservation#{order_id}"),
+        )
         .await;
     assert!(reservation.is_none(), "{reservation:?}");
     let published = pipeline.published_events(1, Duration::from_secs(10)).await;
@@ -467,7 +479,11 @@ async fn inventory_reserves_every_line_or_none_and_names_the_short_sku() {
         .collect();
     assert_eq!(
         rejected,
-        [("StockReservationFailed", &json!(order_id), &json!("USB-C-HUB-004"))]
+        [(
+            "StockReservationFailed",
+            &json!(order_id),
+            &json!("USB-C-HUB-004")
+        )]
     );
 }
 
@@ -505,7 +521,10 @@ async fn one_payment_failure_under_two_event_ids_releases_the_stock_once() {
     let function = inventory(&pipeline).await;
     let declined_order = sample("orders/03-declined-amount-ends-in-13.json");
     let placed = sqs_event_with(&declined_order, "m-order-3");
-    assert_eq!(function.handle(placed, deadline()).await.unwrap(), no_failures());
+    assert_eq!(
+        function.handle(placed, deadline()).await.unwrap(),
+        no_failures()
+    );
     assert_eq!(pipeline.stock("USB-C-HUB-004").await, Some(74));
 
     // Four deliveries of one PaymentFailed under four eventIds, in one batch (run
@@ -542,7 +561,10 @@ async fn one_payment_failure_under_two_event_ids_releases_the_stock_once() {
             .unwrap()
             .push(delivery["Records"][0].clone());
     }
-    assert_eq!(racing.handle(batch, deadline()).await.unwrap(), no_failures());
+    assert_eq!(
+        racing.handle(batch, deadline()).await.unwrap(),
+        no_failures()
+    );
     // Each read the reservation and tried to delete it: the race really happened.
     let counts = slow_table.counts();
     assert_eq!(
@@ -551,7 +573,10 @@ async fn one_payment_failure_under_two_event_ids_releases_the_stock_once() {
         "{counts:?}"
     );
     let late = sqs_eventbridge_event_with(&reissued(&failed, "e-failed-5"), "m-f5");
-    assert_eq!(racing.handle(late, deadline()).await.unwrap(), no_failures());
+    assert_eq!(
+        racing.handle(late, deadline()).await.unwrap(),
+        no_failures()
+    );
 
     // Released once: the others find no reservation, or lose the race to delete it (the
     // release's own guards).
@@ -581,7 +606,10 @@ async fn a_notification_sent_before_a_lost_completion_is_not_sent_again() {
         lose_every_completion(&pipeline).await;
         sent.push(pipeline.scan(&pipeline.notifications_table).await);
     }
-    let event_id = envelope_of(&placed)["eventId"].as_str().unwrap().to_string();
+    let event_id = envelope_of(&placed)["eventId"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let ids: Vec<&AttributeValue> = sent[1].iter().map(|e| &e["notificationId"]).collect();
     assert_eq!(ids, [&AttributeValue::S(event_id)]);
     assert_eq!(
@@ -603,10 +631,10 @@ async fn an_event_the_bus_refuses_fails_its_record_and_the_record_comes_back() {
             .build(),
     );
     let refusing_bus = eventkit::events::EventBridgePublisher::new(unreachable, &pipeline.bus.name)
-        .with_retry(eventkit::events::RetryPolicy::attempts(2).with_delays(
-            Duration::from_millis(10),
-            Duration::from_millis(10),
-        ));
+        .with_retry(
+            eventkit::events::RetryPolicy::attempts(2)
+                .with_delays(Duration::from_millis(10), Duration::from_millis(10)),
+        );
     let stock = inventory::Stock::new(pipeline.cloud.dynamodb.clone(), &pipeline.inventory_table);
     let refusing = inventory::function(
         inventory::Inventory::new(stock.clone(), refusing_bus),
@@ -629,8 +657,15 @@ async fn an_event_the_bus_refuses_fails_its_record_and_the_record_comes_back() {
         inventory::Inventory::new(stock, pipeline.bus_publisher()),
         pipeline.idempotency("inventory"),
     );
-    assert_eq!(working.handle(placed, deadline()).await.unwrap(), no_failures());
-    assert_eq!(pipeline.stock("KB-MECH-001").await, Some(49), "reserved once");
+    assert_eq!(
+        working.handle(placed, deadline()).await.unwrap(),
+        no_failures()
+    );
+    assert_eq!(
+        pipeline.stock("KB-MECH-001").await,
+        Some(49),
+        "reserved once"
+    );
     let published = pipeline.published_events(1, Duration::from_secs(10)).await;
     let types: Vec<&str> = published.iter().map(|e| e.event_type.as_str()).collect();
     assert_eq!(types, ["StockReserved"]);

@@ -168,13 +168,12 @@ async fn eventbridge_rule_on_a_custom_bus_targets_a_queue() {
         .expect("PutEvents");
     assert_eq!(marker.failed_entry_count(), 0);
 
-    let events: Vec<Value> = receive_through_marker(&cloud, &queue, |body| {
-        body.contains("o-marker")
-    })
-    .await
-    .iter()
-    .map(|m| serde_json::from_str(m.body().unwrap_or_default()).expect("JSON event"))
-    .collect();
+    let events: Vec<Value> =
+        receive_through_marker(&cloud, &queue, |body| body.contains("o-marker"))
+            .await
+            .iter()
+            .map(|m| serde_json::from_str(m.body().unwrap_or_default()).expect("JSON event"))
+            .collect();
     let mut orders: Vec<&str> = events
         .iter()
         .filter_map(|e| e["detail"]["orderId"].as_str())

@@ -253,7 +253,10 @@ where
         record(counts, &operation);
         if let Some(respond) = take_fault(faults, &operation) {
             let mut body = Vec::new();
-            (&mut client).take(body_length).read_to_end(&mut body).await?;
+            (&mut client)
+                .take(body_length)
+                .read_to_end(&mut body)
+                .await?;
             let canned = respond(&body);
             let response = format!(
                 "HTTP/1.1 {} Canned\r\nContent-Type: {}\r\nContent-Length: {}\r\n\r\n{}",
@@ -299,6 +302,8 @@ fn record(counts: &Mutex<Counts>, operation: &str) {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[tokio::test]

@@ -114,6 +114,9 @@ mod tests {
         assert_eq!(saturating_millis(Duration::from_micros(1_999)), 1);
         assert_eq!(saturating_millis(Duration::from_secs(2)), 2_000);
         assert_eq!(saturating_millis(Duration::MAX), u64::MAX);
-        assert_eq!(saturating_millis(Duration::from_secs(u64::MAX / 10)), u64::MAX);
+        assert_eq!(
+            saturating_millis(Duration::from_secs(u64::MAX / 10)),
+            u64::MAX
+        );
     }
 }

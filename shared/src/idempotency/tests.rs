@@ -795,7 +795,10 @@ fn each_idempotency_error_becomes_a_record_error_of_its_class() {
     }
 
     // The handler's own error passes through as it was, class and all.
-    for inner in [RecordError::permanent("bad"), RecordError::transient("later")] {
+    for inner in [
+        RecordError::permanent("bad"),
+        RecordError::transient("later"),
+    ] {
         let class = inner.class();
         let record_error = RecordError::from(IdempotencyError::Handler(inner));
         assert_eq!(record_error.class(), class);

@@ -524,9 +524,15 @@ fn names_derive_from_the_stack_and_fit_any_stack_name() {
     .flat_map(transformed_resources)
     .map(|(id, _)| id)
     .collect();
-    assert!(must_be_named.len() >= 3, "a bus, a topic, a log group: {must_be_named:?}");
+    assert!(
+        must_be_named.len() >= 3,
+        "a bus, a topic, a log group: {must_be_named:?}"
+    );
     let unnamed: Vec<&&str> = must_be_named.difference(&named).collect();
-    assert!(unnamed.is_empty(), "not named: {unnamed:?} (named: {named:?})");
+    assert!(
+        unnamed.is_empty(),
+        "not named: {unnamed:?} (named: {named:?})"
+    );
 }
 
 // ---------------------------------------------------------------- the topics' key

@@ -421,10 +421,18 @@ mod tests {
                 .collect();
             assert_eq!(
                 seen,
-                [(0, code, attempts), (1, code, attempts), (2, code, attempts)],
+                [
+                    (0, code, attempts),
+                    (1, code, attempts),
+                    (2, code, attempts)
+                ],
                 "{code}"
             );
-            assert_eq!(*sender.requests.lock().unwrap(), attempts as usize, "{code}");
+            assert_eq!(
+                *sender.requests.lock().unwrap(),
+                attempts as usize,
+                "{code}"
+            );
         }
     }
 }
