@@ -93,6 +93,23 @@ pub fn unique_name(prefix: &str) -> String {
     name
 }
 
+/// DynamoDB Local's `host:port`, for a proxy in front of it (`xtask::proxy`).
+pub fn dynamodb_address() -> std::net::SocketAddr {
+    address(&endpoint("AWS_ENDPOINT_URL_DYNAMODB", DEFAULT_DYNAMODB_URL))
+}
+
+/// LocalStack's `host:port`, for a proxy in front of it (`xtask::proxy`).
+pub fn localstack_address() -> std::net::SocketAddr {
+    address(&endpoint("AWS_ENDPOINT_URL", DEFAULT_LOCALSTACK_URL))
+}
+
+fn address(url: &str) -> std::net::SocketAddr {
+    url.trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap_or_else(|e| panic!("endpoint {url} is not http://<ip>:<port>: {e}"))
+}
+
 fn endpoint(variable: &str, default: &str) -> String {
     std::env::var(variable)
         .ok()

@@ -227,7 +227,21 @@ async fn a_poison_message_lands_in_its_dlq_and_the_log_says_why() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_a_function_in_the_middle_of_a_batch_loses_nothing() {
-    let run = Run::start().await;
+    // Inventory's test-only hold point keeps every record waiting while this file exists, so
+    // the kill certainly lands inside a batch (see functions/inventory/src/test_hold.rs).
+    let hold = std::env::temp_dir().join(eventkit_tests::unique_name("e2e-inventory-hold"));
+    std::fs::write(&hold, "held").expect("the hold file is written");
+    let run = Run::start_with(|stack| {
+        let inventory = stack
+            .functions
+            .get_mut("InventoryFunction")
+            .expect("the template declares InventoryFunction");
+        inventory.spec.environment.insert(
+            inventory::test_hold::HOLD_FILE_VAR.to_string(),
+            hold.display().to_string(),
+        );
+    })
+    .await;
     run.seed(&[("SKU-A", 100)]).await;
     let inventory = run
         .pipeline
@@ -241,13 +255,16 @@ async fn killing_a_function_in_the_middle_of_a_batch_loses_nothing() {
         run.publish(&envelope).await;
         orders.push(order.order_id);
     }
-    // The first line a record logs inside an invocation: the batch is under way.
+    // A record at the hold point: the batch is under way, and stays so until released.
     let request_id = loop {
         let line = tokio::time::timeout(Duration::from_secs(60), lines.recv())
             .await
             .expect("inventory starts a batch")
             .expect("log open");
-        if line.stream == Stream::Stdout && line.span_field("record_id").is_some() {
+        if line.stream == Stream::Stdout
+            && line.message() == inventory::test_hold::HELD_MESSAGE
+            && line.span_field("record_id").is_some()
+        {
             break line
                 .span_field("requestId")
                 .expect("inside an invocation")
@@ -259,6 +276,7 @@ async fn killing_a_function_in_the_middle_of_a_batch_loses_nothing() {
         killed.is_some(),
         "the process was running the batch when killed"
     );
+    std::fs::remove_file(&hold).expect("the hold is released");
     run.settle().await;
 
     assert_eq!(run.stock().await, counts(&[("SKU-A", 90)]));

@@ -218,7 +218,11 @@ async fn a_duplicate_costs_exactly_one_request() {
             log.take();
             let outcome = layer.run(&event("e3"), "m5", WINDOW, || handler(5)).await;
             let requests = log.take();
-            Ok::<_, Boom>((outcome.is_err(), requests))
+            let in_progress = matches!(
+                &outcome,
+                Err(IdempotencyError::AlreadyInProgress { record_id, .. }) if record_id == "m5"
+            );
+            Ok::<_, Boom>((in_progress, requests))
         })
         .await
         .unwrap();

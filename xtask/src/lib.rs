@@ -7,6 +7,7 @@
 
 pub mod demo;
 pub mod dev;
+pub mod proxy;
 pub mod schemas;
 pub mod seed;
 pub mod send;

@@ -7,6 +7,7 @@
 
 mod incoming;
 mod stock;
+pub mod test_hold;
 
 use eventkit::batch::RecordError;
 use eventkit::events::EventEnvelope;
@@ -140,6 +141,7 @@ impl EventHandler for Inventory {
         event: InventoryEvent,
         _: &Invocation,
     ) -> Result<Staged<Handled>, RecordError> {
+        test_hold::wait_if_held().await;
         match event {
             InventoryEvent::OrderPlaced(placed) => self.reserve(&placed).await,
             InventoryEvent::PaymentFailed(failed) => self.release(&failed).await,

@@ -28,7 +28,12 @@ impl Deadline {
 
     /// Time left until the deadline (zero once it has passed).
     pub fn remaining(self) -> Duration {
-        Duration::from_millis(self.epoch_ms.saturating_sub(now_ms()))
+        self.remaining_at(now_ms())
+    }
+
+    /// Time left at `now_ms` (epoch milliseconds, from a [`Clock`](crate::idempotency::Clock)).
+    pub fn remaining_at(self, now_ms: u64) -> Duration {
+        Duration::from_millis(self.epoch_ms.saturating_sub(now_ms))
     }
 }
 

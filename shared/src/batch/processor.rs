@@ -3,8 +3,10 @@
 //! its record, and nothing started that the deadline would cut off.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::time::Instant;
 
 use futures::{FutureExt, StreamExt};
@@ -16,18 +18,45 @@ use super::error::FailureKind;
 use super::error::{ErrorClass, RecordError};
 use super::outcome::{BatchOutcome, RecordFailure, RecordOutcome};
 use crate::events::EventRecord;
+use crate::idempotency::{Clock, SystemClock};
 use crate::telemetry::record_span;
 
 /// Runs batches with one [`BatchConfig`].
-#[derive(Clone, Debug, Default)]
+#[derive(Clone)]
 pub struct BatchProcessor {
     config: BatchConfig,
+    /// What "now" is when a record is about to start, against the deadline.
+    clock: Arc<dyn Clock>,
+}
+
+impl Default for BatchProcessor {
+    fn default() -> Self {
+        Self::new(BatchConfig::default())
+    }
+}
+
+impl fmt::Debug for BatchProcessor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BatchProcessor")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
 }
 
 impl BatchProcessor {
     /// A processor with `config`.
     pub fn new(config: BatchConfig) -> Self {
-        Self { config }
+        Self {
+            config,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Reads the time left before the deadline from `clock` instead of the system clock, so
+    /// that tests can move time instead of sleeping.
+    pub fn with_clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
     }
 
     /// Its configuration.
@@ -94,7 +123,7 @@ impl BatchProcessor {
     {
         let id = record.id().to_string();
         let span = span_of(&record);
-        if deadline.remaining() <= self.config.deadline_margin {
+        if deadline.remaining_at(self.clock.now_ms()) <= self.config.deadline_margin {
             let failure = RecordFailure {
                 class: ErrorClass::Transient,
                 kind: FailureKind::DeadlineReached,

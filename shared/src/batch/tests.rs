@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::events::{EventRecord, Source};
+use crate::idempotency::{Clock, ManualClock};
 
 fn record(id: &str, group: Option<&str>) -> EventRecord {
     EventRecord::new(id, Source::Sqs, id).with_message_group_id(group.map(String::from))
@@ -166,15 +167,19 @@ async fn fifo_stop_batch_runs_nothing_after_the_first_failure() {
 
 #[tokio::test]
 async fn records_not_started_before_the_margin_are_reported_not_run() {
+    // Time is the processor's clock, moved by the handler: each record "takes" 600 ms.
+    let clock = ManualClock::new(1_700_000_000_000);
     let log = ran_log();
     let slow_log = log.clone();
+    let handler_clock = clock.clone();
     let handler = move |record: EventRecord| {
         let log = slow_log.clone();
+        let clock = handler_clock.clone();
         async move {
             if let Ok(mut ran) = log.lock() {
                 ran.push(record.id().to_string());
             }
-            tokio::time::sleep(Duration::from_millis(600)).await;
+            clock.advance(Duration::from_millis(600));
             Ok::<_, RecordError>(())
         }
     };
@@ -183,18 +188,24 @@ async fn records_not_started_before_the_margin_are_reported_not_run() {
     let config = BatchConfig::default()
         .with_max_concurrency(1)
         .with_deadline_margin(Duration::from_millis(400));
+    let deadline = Deadline::from_epoch_ms(clock.now_ms() + 1400);
     let outcome = BatchProcessor::new(config)
-        .process(
-            standard(&["a", "b", "c", "d"]),
-            Deadline::after(Duration::from_millis(1400)),
-            handler,
-        )
+        .with_clock(clock.clone())
+        .process(standard(&["a", "b", "c", "d"]), deadline, handler)
         .await;
     assert_eq!(ran(&log), ["a", "b"]);
     assert_eq!(outcome.failed_ids(), ["c", "d"]);
     assert!(outcome
         .failures()
         .all(|(_, f)| f.kind == FailureKind::DeadlineReached && f.class == ErrorClass::Transient));
+}
+
+#[test]
+fn the_time_left_is_counted_from_the_given_instant() {
+    let deadline = Deadline::from_epoch_ms(10_000);
+    assert_eq!(deadline.remaining_at(9_250), Duration::from_millis(750));
+    assert_eq!(deadline.remaining_at(10_000), Duration::ZERO);
+    assert_eq!(deadline.remaining_at(12_000), Duration::ZERO);
 }
 
 #[tokio::test]

@@ -322,19 +322,74 @@ mod tests {
     }
 
     #[test]
-    fn metadata_accessors() {
+    fn only_attributes_with_a_string_value_read_as_strings() {
         let mut attributes = HashMap::new();
         attributes.insert("tenant".to_string(), MessageAttribute::string("acme"));
-        let record = EventRecord::new("m-3", Source::SnsViaSqs { raw: false }, "{}")
-            .with_attributes(attributes)
-            .with_message_group_id(Some("g-1".into()))
-            .with_receive_count(Some(3));
-        assert_eq!(record.id(), "m-3");
-        assert_eq!(record.source(), Source::SnsViaSqs { raw: false });
+        let binary = MessageAttribute {
+            data_type: "Binary".into(),
+            string_value: None,
+            binary_value: Some(vec![1, 2]),
+        };
+        attributes.insert("blob".to_string(), binary.clone());
+        let record = EventRecord::new("m-3", Source::Sqs, "{}").with_attributes(attributes);
         assert_eq!(record.attribute("tenant"), Some("acme"));
+        assert_eq!(record.attribute("blob"), None);
+        assert_eq!(record.attributes().get("blob"), Some(&binary));
         assert_eq!(record.attribute("missing"), None);
-        assert_eq!(record.message_group_id(), Some("g-1"));
-        assert_eq!(record.receive_count(), Some(3));
-        assert_eq!(record.source().to_string(), "SNS via SQS");
+    }
+
+    #[test]
+    fn each_source_names_itself_in_words() {
+        let names: Vec<String> = [
+            Source::Sqs,
+            Source::Sns,
+            Source::EventBridge,
+            Source::SnsViaSqs { raw: false },
+            Source::SnsViaSqs { raw: true },
+            Source::EventBridgeViaSqs,
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        assert_eq!(
+            names,
+            [
+                "SQS",
+                "SNS",
+                "EventBridge",
+                "SNS via SQS",
+                "SNS via SQS (raw delivery)",
+                "EventBridge via SQS"
+            ]
+        );
+    }
+
+    #[test]
+    fn event_type_says_what_is_wrong_with_the_envelope() {
+        let read = |body: &str| EventRecord::new("m-4", Source::Sqs, body.to_string());
+        assert_eq!(
+            read(r#"{"eventType":"OrderPlaced"}"#).event_type(),
+            Ok("OrderPlaced")
+        );
+        let reason = |body: &str| read(body).event_type().unwrap_err().reason;
+        assert_eq!(
+            reason(r#"{"eventType":7}"#),
+            DecodeReason::InvalidData {
+                detail: "`eventType` is 7, not a string".into()
+            }
+        );
+        assert_eq!(
+            reason("{}"),
+            DecodeReason::MissingField {
+                field: "eventType".into()
+            }
+        );
+        assert_eq!(
+            reason("[1]"),
+            DecodeReason::wrong_envelope(
+                "expected an event envelope (a JSON object), found another JSON value"
+            )
+        );
+        assert_eq!(read("{}").event_type().unwrap_err().record_id, "m-4");
     }
 }

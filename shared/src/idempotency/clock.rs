@@ -91,8 +91,32 @@ mod tests {
         assert_eq!(twin.now_ms(), 5);
     }
 
+    fn wall_clock_ms() -> u128 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    }
+
     #[test]
-    fn system_clock_is_after_2020() {
-        assert!(SystemClock.now_ms() > 1_577_836_800_000);
+    fn system_clock_reads_the_wall_clock_in_milliseconds() {
+        let before = wall_clock_ms();
+        let now = u128::from(SystemClock.now_ms());
+        let after = wall_clock_ms();
+        assert!(
+            before <= now && now <= after,
+            "{before} <= {now} <= {after}"
+        );
+    }
+
+    #[test]
+    fn milliseconds_truncate_and_saturate() {
+        assert_eq!(saturating_millis(Duration::from_micros(1_999)), 1);
+        assert_eq!(saturating_millis(Duration::from_secs(2)), 2_000);
+        assert_eq!(saturating_millis(Duration::MAX), u64::MAX);
+        assert_eq!(
+            saturating_millis(Duration::from_secs(u64::MAX / 10)),
+            u64::MAX
+        );
     }
 }

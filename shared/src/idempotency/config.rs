@@ -178,5 +178,16 @@ mod tests {
             "/detail/amount"
         );
         assert_eq!(config.cache_capacity(), 10);
+        assert_eq!(
+            config.missing_key_policy(),
+            MissingKeyPolicy::ProcessWithoutIdempotency
+        );
+        assert_eq!(config.record_ttl(), Duration::from_secs(5));
+        let paths: Vec<&str> = match config.key_source() {
+            KeySource::Paths(paths) => paths.iter().map(KeyPath::as_pointer).collect(),
+            other => panic!("expected key paths, got {other:?}"),
+        };
+        assert_eq!(paths, ["/detail/orderId", "/detail/customer"]);
+        assert_eq!(config.payload_validation()[1].as_pointer(), "");
     }
 }

@@ -191,20 +191,7 @@ pub fn canonical_json(value: &Value) -> String {
 
 fn write_canonical(value: &Value, out: &mut String) {
     match value {
-        Value::Object(map) => {
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_unstable_by_key(|&(key, _)| key);
-            out.push('{');
-            for (index, (key, item)) in entries.into_iter().enumerate() {
-                if index > 0 {
-                    out.push(',');
-                }
-                write_scalar(&Value::String(key.clone()), out);
-                out.push(':');
-                write_canonical(item, out);
-            }
-            out.push('}');
-        }
+        Value::Object(map) => write_object(map.iter(), out),
         Value::Array(items) => {
             out.push('[');
             for (index, item) in items.iter().enumerate() {
@@ -217,6 +204,23 @@ fn write_canonical(value: &Value, out: &mut String) {
         }
         scalar => write_scalar(scalar, out),
     }
+}
+
+/// Writes an object's entries sorted by key, in whatever order the map hands them over
+/// (sorted by default, insertion order under `serde_json/preserve_order`).
+fn write_object<'a>(entries: impl Iterator<Item = (&'a String, &'a Value)>, out: &mut String) {
+    let mut entries: Vec<(&String, &Value)> = entries.collect();
+    entries.sort_unstable_by_key(|&(key, _)| key);
+    out.push('{');
+    for (index, (key, item)) in entries.into_iter().enumerate() {
+        if index > 0 {
+            out.push(',');
+        }
+        write_scalar(&Value::String(key.clone()), out);
+        out.push(':');
+        write_canonical(item, out);
+    }
+    out.push('}');
 }
 
 fn write_scalar(value: &Value, out: &mut String) {
@@ -247,6 +251,44 @@ mod tests {
         assert_eq!(
             canonical_json(&value),
             r#"{"A":1.5,"a":{"x":"s p","y":null},"b":[{"a":2,"z":1}]}"#
+        );
+    }
+
+    #[test]
+    fn object_entries_are_sorted_whatever_order_the_map_hands_them_over() {
+        // The order a `preserve_order` map would hand over for `{"b":..,"a":..,"B":..}`,
+        // shown in any build (a default map would already sort them).
+        let (b, a, upper_b) = ("b".to_string(), "a".to_string(), "B".to_string());
+        let (one, two, three) = (json!(1), json!({"y": 2, "x": 3}), json!(null));
+        let mut out = String::new();
+        write_object(
+            [(&b, &one), (&a, &two), (&upper_b, &three)].into_iter(),
+            &mut out,
+        );
+        assert_eq!(out, r#"{"B":null,"a":{"x":3,"y":2},"b":1}"#);
+    }
+
+    /// `cargo xtask test` runs the toolkit's tests a second time with
+    /// `serde_json/preserve_order` on (and `EVENTKIT_EXPECT_PRESERVE_ORDER=1`), so that the
+    /// key-order tests below run against maps that keep insertion order. This checks that the
+    /// second run really has that feature, so it cannot silently test sorted maps twice.
+    #[test]
+    fn map_order_is_what_this_run_expects() {
+        let map: serde_json::Map<String, Value> =
+            [("b".to_string(), json!(1)), ("a".to_string(), json!(2))]
+                .into_iter()
+                .collect();
+        let order: Vec<&str> = map.keys().map(String::as_str).collect();
+        let expect_preserved =
+            std::env::var("EVENTKIT_EXPECT_PRESERVE_ORDER").as_deref() == Ok("1");
+        let expected = if expect_preserved {
+            ["b", "a"]
+        } else {
+            ["a", "b"]
+        };
+        assert_eq!(
+            order, expected,
+            "serde_json/preserve_order on: {expect_preserved}"
         );
     }
 

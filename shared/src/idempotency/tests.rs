@@ -664,3 +664,146 @@ async fn a_result_that_does_not_read_back_is_not_stored() {
         .unwrap();
     assert_eq!(fixed, 1.5);
 }
+
+/// How each idempotency outcome becomes a record's error: a key in progress elsewhere comes
+/// back later (transient, `InProgress`); input that can never get a key or never match is
+/// poison (permanent); a store or completion failure is transient; the handler's own error
+/// keeps its class. The idempotency error stays the source.
+#[test]
+fn each_idempotency_error_becomes_a_record_error_of_its_class() {
+    use crate::batch::{ErrorClass, FailureKind, RecordError};
+
+    let key = || "orders#k".to_string();
+    let record_id = || "m1".to_string();
+    let store = || StoreError::Throttled {
+        message: "slow down".into(),
+    };
+    let json_error = || serde_json::from_str::<u32>("x").unwrap_err();
+    let handler = || RecordError::permanent("bad order");
+    let cases: Vec<(IdempotencyError<RecordError>, ErrorClass, FailureKind)> = vec![
+        (
+            IdempotencyError::AlreadyInProgress {
+                key: key(),
+                record_id: record_id(),
+                in_progress_expiry_ms: None,
+            },
+            ErrorClass::Transient,
+            FailureKind::InProgress,
+        ),
+        (
+            IdempotencyError::PayloadValidation {
+                key: key(),
+                record_id: record_id(),
+            },
+            ErrorClass::Permanent,
+            FailureKind::Error,
+        ),
+        (
+            IdempotencyError::MissingKey {
+                record_id: record_id(),
+                source_description: "the envelope's `eventId`".into(),
+            },
+            ErrorClass::Permanent,
+            FailureKind::Error,
+        ),
+        (
+            IdempotencyError::BlankKey {
+                record_id: record_id(),
+                source_description: "the envelope's `eventId`".into(),
+            },
+            ErrorClass::Permanent,
+            FailureKind::Error,
+        ),
+        (
+            IdempotencyError::ResultSerialization {
+                key: key(),
+                record_id: record_id(),
+                source: json_error(),
+            },
+            ErrorClass::Permanent,
+            FailureKind::Error,
+        ),
+        (
+            IdempotencyError::StoredResultUnreadable {
+                key: key(),
+                record_id: record_id(),
+                source: json_error(),
+            },
+            ErrorClass::Permanent,
+            FailureKind::Error,
+        ),
+        (
+            IdempotencyError::Store {
+                key: key(),
+                record_id: record_id(),
+                source: store(),
+            },
+            ErrorClass::Transient,
+            FailureKind::Error,
+        ),
+        (
+            IdempotencyError::CompletionFenced {
+                key: key(),
+                record_id: record_id(),
+            },
+            ErrorClass::Transient,
+            FailureKind::Error,
+        ),
+        (
+            IdempotencyError::CompletionFailed {
+                key: key(),
+                record_id: record_id(),
+                source: store(),
+            },
+            ErrorClass::Transient,
+            FailureKind::Error,
+        ),
+        (
+            IdempotencyError::ReleaseFenced {
+                key: key(),
+                record_id: record_id(),
+                handler_error: handler(),
+            },
+            ErrorClass::Transient,
+            FailureKind::Error,
+        ),
+        (
+            IdempotencyError::ReleaseFailed {
+                key: key(),
+                record_id: record_id(),
+                source: store(),
+                handler_error: handler(),
+            },
+            ErrorClass::Transient,
+            FailureKind::Error,
+        ),
+    ];
+    for (error, class, kind) in cases {
+        let described = format!("{error:?}");
+        let record_error = RecordError::from(error);
+        assert_eq!(
+            (record_error.class(), record_error.kind()),
+            (class, kind),
+            "{described}"
+        );
+        assert!(
+            record_error
+                .downcast_ref::<IdempotencyError<RecordError>>()
+                .is_some(),
+            "{described}: the idempotency error is the source"
+        );
+    }
+
+    // The handler's own error passes through as it was, class and all.
+    for inner in [
+        RecordError::permanent("bad"),
+        RecordError::transient("later"),
+    ] {
+        let class = inner.class();
+        let record_error = RecordError::from(IdempotencyError::Handler(inner));
+        assert_eq!(record_error.class(), class);
+        assert!(record_error
+            .downcast_ref::<IdempotencyError<RecordError>>()
+            .is_none());
+    }
+}

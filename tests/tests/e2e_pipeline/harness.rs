@@ -56,6 +56,12 @@ pub struct Run {
 
 impl Run {
     pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts with the stack changed by `configure` first (a test-only environment variable
+    /// on one function, say).
+    pub async fn start_with(configure: impl FnOnce(&mut Stack)) -> Self {
         let binaries = binaries().await;
         let endpoints = Endpoints::from_env();
         let clients = Clients::new(&endpoints).await;
@@ -68,9 +74,10 @@ impl Run {
             binaries,
             endpoints,
         };
-        let stack = Stack::create(&clients, &options, |_| {}).await.expect(
+        let mut stack = Stack::create(&clients, &options, |_| {}).await.expect(
             "the template's resources are created (is the local cloud up? `cargo xtask cloud up`)",
         );
+        configure(&mut stack);
         let entrances = Entrances {
             topic_arn: stack.topics["OrdersTopic"].clone(),
             bus_name: stack.buses["OrdersBus"].clone(),

@@ -12,13 +12,13 @@ use xtask::progress::Step;
 use super::coldstart;
 use super::peers::Peers;
 use super::procfs;
-use super::proxy::Proxy;
 use super::report::number;
 use super::runner::{self, Contender, Programs, Run, Setting};
 use super::summary::{FunctionStarts, Measured};
 use super::tables::Tables;
 use super::workload::{self, BATCH_SIZE};
 use super::{arm64_bootstrap, release_dir, BenchArgs, FUNCTIONS};
+use xtask::proxy::Proxy;
 
 /// Everything one `cargo xtask bench` measures.
 pub struct Measurements {

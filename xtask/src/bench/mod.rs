@@ -15,7 +15,6 @@ mod measure;
 mod peers;
 mod plot;
 mod procfs;
-mod proxy;
 mod report;
 mod runner;
 mod summary;

@@ -13,6 +13,11 @@ const TICKS_PER_SECOND: f64 = 100.0;
 pub fn cpu_seconds(pid: u32) -> Result<f64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat"))
         .with_context(|| format!("reading /proc/{pid}/stat"))?;
+    cpu_seconds_in_stat(&stat)
+}
+
+/// User plus system CPU seconds in the text of a `/proc/<pid>/stat`.
+fn cpu_seconds_in_stat(stat: &str) -> Result<f64> {
     // The command name (field 2) is in parentheses and may hold spaces: split after it.
     let after_name = stat
         .rsplit_once(')')
@@ -33,6 +38,11 @@ pub fn cpu_seconds(pid: u32) -> Result<f64> {
 pub fn peak_rss_bytes(pid: u32) -> Result<u64> {
     let status = fs::read_to_string(format!("/proc/{pid}/status"))
         .with_context(|| format!("reading /proc/{pid}/status"))?;
+    peak_rss_in_status(&status).with_context(|| format!("no VmHWM in /proc/{pid}/status"))
+}
+
+/// The peak resident set size (`VmHWM`) in the text of a `/proc/<pid>/status`, in bytes.
+fn peak_rss_in_status(status: &str) -> Option<u64> {
     let kilobytes = status
         .lines()
         .find_map(|line| line.strip_prefix("VmHWM:"))
@@ -43,9 +53,8 @@ pub fn peak_rss_bytes(pid: u32) -> Result<u64> {
                 .trim()
                 .parse::<u64>()
                 .ok()
-        })
-        .with_context(|| format!("no VmHWM in /proc/{pid}/status"))?;
-    Ok(kilobytes * 1024)
+        })?;
+    Some(kilobytes * 1024)
 }
 
 /// The command line of `pid`, its arguments joined by spaces.
@@ -58,11 +67,30 @@ pub fn command_line(pid: u32) -> Option<String> {
 mod tests {
     use super::*;
 
+    /// A stat line whose command name holds a space and a `)`, as a process may name itself.
+    const STAT: &str = "4242 (my (odd) cmd) S 1 4242 4242 0 -1 4194560 900 0 0 0 \
+                        250 75 3 1 20 0 1 0 123 4096 300 18446744073709551615";
+
     #[test]
-    fn this_process_has_cpu_time_and_a_peak_rss() {
+    fn cpu_time_is_user_plus_system_ticks_after_the_command_name() {
+        // utime 250 + stime 75 ticks at 100 per second; the children's (3, 1) are not ours.
+        assert_eq!(cpu_seconds_in_stat(STAT).unwrap(), 3.25);
+        assert!(cpu_seconds_in_stat("4242 (cmd) S 1 2").is_err());
+        assert!(cpu_seconds_in_stat("no parenthesis").is_err());
+    }
+
+    #[test]
+    fn peak_rss_is_vmhwm_in_bytes() {
+        let status = "Name:\tcmd\nVmPeak:\t  9000 kB\nVmHWM:\t    1536 kB\nVmRSS:\t 1000 kB\n";
+        assert_eq!(peak_rss_in_status(status), Some(1536 * 1024));
+        assert_eq!(peak_rss_in_status("Name:\tcmd\n"), None);
+    }
+
+    #[test]
+    fn this_process_can_be_read() {
         let pid = std::process::id();
-        assert!(cpu_seconds(pid).unwrap() >= 0.0);
+        assert!(cpu_seconds(pid).is_ok());
         assert!(peak_rss_bytes(pid).unwrap() > 1024 * 1024);
-        assert!(command_line(pid).is_some());
+        assert!(command_line(pid).is_some_and(|line| !line.is_empty()));
     }
 }

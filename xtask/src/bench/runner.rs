@@ -15,8 +15,8 @@ use tokio::process::{Child, ChildStdout, Command};
 
 use super::peers::Peers;
 use super::procfs;
-use super::proxy::{Counts, Proxy, UNPARSED};
 use xtask::cloud::REGION;
+use xtask::proxy::{Counts, Proxy, UNPARSED};
 
 /// How long a phase (or the start-up) may take before the run is abandoned.
 const PHASE_TIMEOUT: Duration = Duration::from_secs(900);

@@ -43,6 +43,48 @@ impl EntryFailure {
     }
 }
 
+/// A whole batch request that failed, after the SDK's own retries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct RequestFailure {
+    /// The service's error code, when it answered with one (`NotFound`, ...).
+    pub code: Option<String>,
+    pub message: String,
+    /// Whether sending it again may succeed.
+    pub retryable: bool,
+}
+
+impl RequestFailure {
+    /// Classifies a failed request by the service's answer. A client error (HTTP 4xx) other
+    /// than throttling judges the request itself: a topic or queue that does not exist, no
+    /// permission, a bad parameter. It fails the same way on every attempt, so it is not
+    /// retried (a missing topic is a deployment mistake that no backoff of ours outlasts).
+    /// A server error, throttling, or no answer at all (a timeout, a refused connection)
+    /// may heal, and is retried.
+    pub fn classify(code: Option<&str>, http_status: Option<u16>, message: String) -> Self {
+        let throttled = code.is_some_and(|code| THROTTLING_CODES.contains(&code));
+        let retryable = match http_status {
+            None => true,
+            Some(status) => status >= 500 || status == 429 || throttled,
+        };
+        Self {
+            code: code.map(str::to_string),
+            message,
+            retryable,
+        }
+    }
+}
+
+/// Error codes AWS services use for throttling, some of them with HTTP status 400.
+const THROTTLING_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+];
+
 /// SNS and SQS entry error codes that judge the entry itself: it fails the same way on
 /// every attempt, whatever `SenderFault` says (LocalStack, for one, reports every entry
 /// failure as not the sender's).
@@ -60,7 +102,10 @@ pub(crate) trait BatchSender {
     /// Sends `batch` (at most [`MAX_BATCH_ENTRIES`]) in one request. `Ok` lists the entries
     /// that failed, by position; `Err` means the whole request failed (after the SDK's own
     /// retries) and says why.
-    async fn send_batch(&self, batch: &[&OutgoingEvent]) -> Result<Vec<EntryFailure>, String>;
+    async fn send_batch(
+        &self,
+        batch: &[&OutgoingEvent],
+    ) -> Result<Vec<EntryFailure>, RequestFailure>;
 }
 
 /// Sends every event that passes `check`; returns those that finally failed (the rejected
@@ -142,17 +187,19 @@ async fn send_with_retries<S: BatchSender>(
                     }
                 }
             }
-            Err(message) if last_attempt => {
+            Err(request) if last_attempt || !request.retryable => {
+                let code = request.code.as_deref().unwrap_or("RequestFailed");
                 for &index in &pending {
                     finally_failed.push(failure(
                         index,
-                        "RequestFailed".into(),
-                        message.clone(),
+                        code.to_string(),
+                        request.message.clone(),
                         attempt,
                     ));
                 }
             }
-            Err(message) => {
+            Err(request) => {
+                let message = &request.message;
                 tracing::warn!(%message, attempt, "batch request failed; retrying");
                 retry.extend(pending.iter().copied());
             }
@@ -205,13 +252,20 @@ mod tests {
     }
 
     impl BatchSender for ScriptedSender {
-        async fn send_batch(&self, batch: &[&OutgoingEvent]) -> Result<Vec<EntryFailure>, String> {
+        async fn send_batch(
+            &self,
+            batch: &[&OutgoingEvent],
+        ) -> Result<Vec<EntryFailure>, RequestFailure> {
             assert!(batch.len() <= MAX_BATCH_ENTRIES);
             {
                 let mut failures = self.request_failures.lock().unwrap();
                 if *failures > 0 {
                     *failures -= 1;
-                    return Err("connection reset".into());
+                    return Err(RequestFailure::classify(
+                        None,
+                        None,
+                        "connection reset".into(),
+                    ));
                 }
             }
             let mut sent = self.sent.lock().unwrap();
@@ -382,5 +436,66 @@ mod tests {
         publish_all(&sender, &events, &fast(5), &ContractCheck::default()).await;
         // 10 + 20 + 40 + 40 ms of (virtual) waiting between five attempts.
         assert_eq!(started.elapsed(), Duration::from_millis(110));
+    }
+
+    /// Answers every request with the service error `code` (HTTP `status`).
+    struct RefusingSender {
+        code: &'static str,
+        status: u16,
+        requests: Mutex<usize>,
+    }
+
+    impl BatchSender for RefusingSender {
+        async fn send_batch(
+            &self,
+            _batch: &[&OutgoingEvent],
+        ) -> Result<Vec<EntryFailure>, RequestFailure> {
+            *self.requests.lock().unwrap() += 1;
+            Err(RequestFailure::classify(
+                Some(self.code),
+                Some(self.status),
+                format!("{}: refused", self.code),
+            ))
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_the_service_refuses_is_not_retried_unless_throttled_or_its_fault() {
+        let events: Vec<_> = (0..3).map(|i| event(i, 10)).collect();
+        for (code, status, attempts) in [
+            ("NotFound", 404, 1),
+            ("AWS.SimpleQueueService.NonExistentQueue", 400, 1),
+            ("AuthorizationError", 403, 1),
+            ("ThrottlingException", 400, 3),
+            ("Throttling", 400, 3),
+            ("TooManyRequests", 429, 3),
+            ("InternalError", 500, 3),
+            ("ServiceUnavailable", 503, 3),
+        ] {
+            let sender = RefusingSender {
+                code,
+                status,
+                requests: Mutex::new(0),
+            };
+            let failures = publish_all(&sender, &events, &fast(3), &ContractCheck::default()).await;
+            let seen: Vec<(usize, &str, u32)> = failures
+                .iter()
+                .map(|f| (f.index, f.code.as_str(), f.attempts))
+                .collect();
+            assert_eq!(
+                seen,
+                [
+                    (0, code, attempts),
+                    (1, code, attempts),
+                    (2, code, attempts)
+                ],
+                "{code}"
+            );
+            assert_eq!(
+                *sender.requests.lock().unwrap(),
+                attempts as usize,
+                "{code}"
+            );
+        }
     }
 }

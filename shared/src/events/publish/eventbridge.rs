@@ -1,10 +1,10 @@
 //! Putting events on an EventBridge bus with PutEvents.
 
-use aws_sdk_eventbridge::error::DisplayErrorContext;
+use aws_sdk_eventbridge::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_eventbridge::primitives::DateTime;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 
-use super::batch::{publish_all, BatchSender, EntryFailure};
+use super::batch::{publish_all, BatchSender, EntryFailure, RequestFailure};
 use super::contract::ContractCheck;
 use super::{OutgoingEvent, PublishFailure, RetryPolicy};
 
@@ -89,7 +89,10 @@ impl EventBridgePublisher {
 }
 
 impl BatchSender for EventBridgePublisher {
-    async fn send_batch(&self, batch: &[&OutgoingEvent]) -> Result<Vec<EntryFailure>, String> {
+    async fn send_batch(
+        &self,
+        batch: &[&OutgoingEvent],
+    ) -> Result<Vec<EntryFailure>, RequestFailure> {
         let entries: Vec<_> = batch.iter().map(|event| self.entry(event)).collect();
         let output = self
             .client
@@ -97,7 +100,13 @@ impl BatchSender for EventBridgePublisher {
             .set_entries(Some(entries))
             .send()
             .await
-            .map_err(|error| DisplayErrorContext(&error).to_string())?;
+            .map_err(|error| {
+                RequestFailure::classify(
+                    error.code(),
+                    error.raw_response().map(|raw| raw.status().as_u16()),
+                    DisplayErrorContext(&error).to_string(),
+                )
+            })?;
         // Result entries are positional: the n-th describes the n-th request entry.
         let results = output.entries();
         let mut failures = Vec::new();

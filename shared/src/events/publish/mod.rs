@@ -146,9 +146,11 @@ pub struct PublishFailure {
     pub index: usize,
     /// Its event id.
     pub event_id: String,
-    /// The error code AWS gave for the entry, or `RequestFailed` when the whole request
-    /// failed, or `InvalidEntry` when the entry could not be built, or
-    /// [`SCHEMA_VIOLATION`] when it did not match its schema (it was not sent).
+    /// The error code AWS gave for the entry, or for the whole request when the service
+    /// refused it (`NotFound` for a missing topic, say; such a refusal is not retried);
+    /// `RequestFailed` when the request got no answer (timeout, no connection),
+    /// `InvalidEntry` when the entry could not be built, or [`SCHEMA_VIOLATION`] when it
+    /// did not match its schema (it was not sent).
     pub code: String,
     /// AWS's message, or the request error.
     pub message: String,

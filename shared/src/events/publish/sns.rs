@@ -1,9 +1,9 @@
 //! Publishing to an SNS topic with PublishBatch.
 
-use aws_sdk_sns::error::DisplayErrorContext;
+use aws_sdk_sns::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 
-use super::batch::{publish_all, BatchSender, EntryFailure};
+use super::batch::{publish_all, BatchSender, EntryFailure, RequestFailure};
 use super::contract::ContractCheck;
 use super::{OutgoingEvent, PublishFailure, RetryPolicy};
 
@@ -87,7 +87,10 @@ impl SnsPublisher {
 }
 
 impl BatchSender for SnsPublisher {
-    async fn send_batch(&self, batch: &[&OutgoingEvent]) -> Result<Vec<EntryFailure>, String> {
+    async fn send_batch(
+        &self,
+        batch: &[&OutgoingEvent],
+    ) -> Result<Vec<EntryFailure>, RequestFailure> {
         let mut failures = Vec::new();
         let mut entries = Vec::new();
         for (position, event) in batch.iter().enumerate() {
@@ -106,7 +109,13 @@ impl BatchSender for SnsPublisher {
             .set_publish_batch_request_entries(Some(entries))
             .send()
             .await
-            .map_err(|error| DisplayErrorContext(&error).to_string())?;
+            .map_err(|error| {
+                RequestFailure::classify(
+                    error.code(),
+                    error.raw_response().map(|raw| raw.status().as_u16()),
+                    DisplayErrorContext(&error).to_string(),
+                )
+            })?;
         failures.extend(output.failed().iter().map(|failed| {
             EntryFailure::reported(
                 failed.id(),

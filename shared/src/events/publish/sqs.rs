@@ -1,12 +1,12 @@
 //! Sending to an SQS queue with SendMessageBatch.
 
-use aws_sdk_sqs::error::DisplayErrorContext;
+use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_sqs::types::{
     MessageAttributeValue, MessageSystemAttributeNameForSends, MessageSystemAttributeValue,
     SendMessageBatchRequestEntry,
 };
 
-use super::batch::{publish_all, BatchSender, EntryFailure};
+use super::batch::{publish_all, BatchSender, EntryFailure, RequestFailure};
 use super::contract::ContractCheck;
 use super::{OutgoingEvent, PublishFailure, RetryPolicy};
 
@@ -101,7 +101,10 @@ impl SqsPublisher {
 }
 
 impl BatchSender for SqsPublisher {
-    async fn send_batch(&self, batch: &[&OutgoingEvent]) -> Result<Vec<EntryFailure>, String> {
+    async fn send_batch(
+        &self,
+        batch: &[&OutgoingEvent],
+    ) -> Result<Vec<EntryFailure>, RequestFailure> {
         let mut failures = Vec::new();
         let mut entries = Vec::new();
         for (position, event) in batch.iter().enumerate() {
@@ -120,7 +123,13 @@ impl BatchSender for SqsPublisher {
             .set_entries(Some(entries))
             .send()
             .await
-            .map_err(|error| DisplayErrorContext(&error).to_string())?;
+            .map_err(|error| {
+                RequestFailure::classify(
+                    error.code(),
+                    error.raw_response().map(|raw| raw.status().as_u16()),
+                    DisplayErrorContext(&error).to_string(),
+                )
+            })?;
         failures.extend(output.failed().iter().map(|failed| {
             EntryFailure::reported(
                 failed.id(),

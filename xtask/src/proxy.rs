@@ -1,9 +1,14 @@
-//! A small HTTP/1.1 proxy in front of DynamoDB Local. It counts the requests that pass by
-//! operation (the `X-Amz-Target` header), and can give every round trip a fixed latency: a
+//! A small HTTP/1.1 proxy in front of DynamoDB Local or LocalStack (any service whose
+//! requests name their operation in `X-Amz-Target`: DynamoDB, SQS, EventBridge). It counts
+//! the requests that pass by operation, and can give every round trip a fixed latency: a
 //! request goes upstream at once, and its response is released no earlier than `delay` after
 //! the request's first byte arrived. So a round trip costs what a call to DynamoDB in the
 //! same region does, its service time included, and DynamoDB Local's own time only shows
-//! where it exceeds the delay.
+//! where it exceeds the delay. The bench uses it that way.
+//!
+//! It is also a fault proxy for tests: [`Proxy::inject`] makes it answer the next requests
+//! of one operation itself (throttling, or a batch whose entries all failed) instead of
+//! forwarding them, so a test sees the real SDK client parse a real error response.
 //!
 //! Only the request direction is parsed (request line, headers, a `Content-Length` body);
 //! responses are copied through untouched. Holding responses relies on the clients not
@@ -28,10 +33,28 @@ pub type Counts = BTreeMap<String, u64>;
 /// counts unusable.
 pub const UNPARSED: &str = "!unparsed";
 
+/// A response the proxy gives itself instead of forwarding the request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Canned {
+    /// The HTTP status (`400`, `200`, ...).
+    pub status: u16,
+    /// The `Content-Type` (`application/x-amz-json-1.0`, ...).
+    pub content_type: String,
+    /// The body.
+    pub body: String,
+}
+
+/// Builds the canned response from the request's body.
+pub type Respond = Arc<dyn Fn(&[u8]) -> Canned + Send + Sync>;
+
+/// Faults injected per operation: how many more requests to answer, and how.
+type Faults = Arc<Mutex<BTreeMap<String, (usize, Respond)>>>;
+
 /// A running proxy; dropping it stops it and every connection it relays.
 pub struct Proxy {
     addr: SocketAddr,
     counts: Arc<Mutex<Counts>>,
+    faults: Faults,
     task: JoinHandle<()>,
 }
 
@@ -42,8 +65,34 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let counts = Arc::new(Mutex::new(Counts::new()));
-        let task = tokio::spawn(accept(listener, upstream, delay, counts.clone()));
-        Ok(Self { addr, counts, task })
+        let faults = Faults::default();
+        let task = tokio::spawn(accept(
+            listener,
+            upstream,
+            delay,
+            counts.clone(),
+            faults.clone(),
+        ));
+        Ok(Self {
+            addr,
+            counts,
+            faults,
+            task,
+        })
+    }
+
+    /// Answers the next `times` requests of `operation` (`PutItem`, `SendMessageBatch`) with
+    /// what `respond` makes of each request's body, instead of forwarding them. They are
+    /// counted like the others.
+    pub fn inject(
+        &self,
+        operation: &str,
+        times: usize,
+        respond: impl Fn(&[u8]) -> Canned + Send + Sync + 'static,
+    ) {
+        if let Ok(mut faults) = self.faults.lock() {
+            faults.insert(operation.to_string(), (times, Arc::new(respond)));
+        }
     }
 
     /// The endpoint URL for the SDKs (`AWS_ENDPOINT_URL_DYNAMODB`).
@@ -71,6 +120,7 @@ async fn accept(
     upstream: SocketAddr,
     delay: Duration,
     counts: Arc<Mutex<Counts>>,
+    faults: Faults,
 ) {
     // Owned here, so that aborting this task drops (and aborts) every connection task.
     let mut connections = JoinSet::new();
@@ -78,7 +128,13 @@ async fn accept(
         let Ok((client, _)) = listener.accept().await else {
             continue;
         };
-        connections.spawn(relay(client, upstream, delay, counts.clone()));
+        connections.spawn(relay(
+            client,
+            upstream,
+            delay,
+            counts.clone(),
+            faults.clone(),
+        ));
         while connections.try_join_next().is_some() {}
     }
 }
@@ -88,24 +144,30 @@ async fn relay(
     upstream: SocketAddr,
     delay: Duration,
     counts: Arc<Mutex<Counts>>,
+    faults: Faults,
 ) -> Result<()> {
     let server = TcpStream::connect(upstream).await?;
     client.set_nodelay(true)?;
     server.set_nodelay(true)?;
-    let (client_read, mut client_write) = client.into_split();
+    let (client_read, client_write) = client.into_split();
+    // Shared: canned responses are written from the request side. Clients do not pipeline,
+    // so a canned response never lands inside an upstream one.
+    let client_write = tokio::sync::Mutex::new(client_write);
     let (mut server_read, server_write) = server.into_split();
     let (arrivals_tx, mut arrivals) = tokio::sync::mpsc::unbounded_channel();
     let responses = async {
         let released =
-            release_responses(&mut server_read, &mut client_write, &mut arrivals, delay).await;
-        let _ = client_write.shutdown().await;
+            release_responses(&mut server_read, &client_write, &mut arrivals, delay).await;
+        let _ = client_write.lock().await.shutdown().await;
         released
     };
     let requests = forward_requests(
         BufReader::new(client_read),
         server_write,
+        &client_write,
         arrivals_tx,
         &counts,
+        &faults,
     );
     let (requests, responses) = tokio::join!(requests, responses);
     if let Err(error) = requests {
@@ -120,7 +182,7 @@ async fn relay(
 /// request arrived.
 async fn release_responses<R, W>(
     server: &mut R,
-    client: &mut W,
+    client: &tokio::sync::Mutex<W>,
     arrivals: &mut tokio::sync::mpsc::UnboundedReceiver<Instant>,
     delay: Duration,
 ) -> Result<()>
@@ -138,21 +200,24 @@ where
         if let Ok(arrived) = arrivals.try_recv() {
             tokio::time::sleep_until(arrived + delay).await;
         }
-        client.write_all(&buffer[..read]).await?;
+        client.lock().await.write_all(&buffer[..read]).await?;
     }
 }
 
 /// Forwards requests one by one as they come, counting each and telling the response side
-/// when it arrived.
-async fn forward_requests<R, W>(
+/// when it arrived; answers those of an operation with an injected fault itself.
+async fn forward_requests<R, W, C>(
     mut client: BufReader<R>,
     mut server: W,
+    client_write: &tokio::sync::Mutex<C>,
     arrivals: tokio::sync::mpsc::UnboundedSender<Instant>,
     counts: &Mutex<Counts>,
+    faults: &Faults,
 ) -> Result<()>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
+    C: AsyncWrite + Unpin,
 {
     loop {
         let mut head = Vec::new();
@@ -186,6 +251,27 @@ where
             }
         }
         record(counts, &operation);
+        if let Some(respond) = take_fault(faults, &operation) {
+            let mut body = Vec::new();
+            (&mut client)
+                .take(body_length)
+                .read_to_end(&mut body)
+                .await?;
+            let canned = respond(&body);
+            let response = format!(
+                "HTTP/1.1 {} Canned\r\nContent-Type: {}\r\nContent-Length: {}\r\n\r\n{}",
+                canned.status,
+                canned.content_type,
+                canned.body.len(),
+                canned.body
+            );
+            client_write
+                .lock()
+                .await
+                .write_all(response.as_bytes())
+                .await?;
+            continue;
+        }
         // Sent before the request goes upstream, so it is there before its response.
         let _ = arrivals.send(arrived);
         server.write_all(&head).await?;
@@ -197,6 +283,17 @@ where
     }
 }
 
+/// The fault to answer a request of `operation` with, if one is left.
+fn take_fault(faults: &Faults, operation: &str) -> Option<Respond> {
+    let mut faults = faults.lock().ok()?;
+    let (remaining, respond) = faults.get_mut(operation)?;
+    if *remaining == 0 {
+        return None;
+    }
+    *remaining -= 1;
+    Some(respond.clone())
+}
+
 fn record(counts: &Mutex<Counts>, operation: &str) {
     if let Ok(mut counts) = counts.lock() {
         *counts.entry(operation.to_string()).or_default() += 1;
@@ -205,6 +302,8 @@ fn record(counts: &Mutex<Counts>, operation: &str) {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[tokio::test]

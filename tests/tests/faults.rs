@@ -1,0 +1,159 @@
+//! Faults only a real service gives, through the real SDK clients: a fault proxy
+//! (`xtask::proxy`, the bench's DynamoDB proxy) stands in front of DynamoDB Local or
+//! LocalStack and answers chosen requests itself, the way the service answers when it
+//! throttles or fails entries of a batch. Everything else passes through to the local cloud.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::config::retry::RetryConfig;
+use eventkit::events::{EventEnvelope, OutgoingEvent, RetryPolicy, SqsPublisher};
+use eventkit::idempotency::{
+    DynamoDbStore, Idempotency, IdempotencyConfig, IdempotencyError, StoreError,
+};
+use eventkit_tests::{dynamodb_address, localstack_address, LocalCloud};
+use serde_json::{json, Value};
+use xtask::proxy::{Canned, Proxy};
+
+/// The SDK's own attempts per request in these tests (its standard mode's default).
+const SDK_ATTEMPTS: u32 = 3;
+
+/// The SDK's standard retries, with short waits: the tests wait for outcomes, not backoff.
+fn quick_sdk_retries() -> RetryConfig {
+    RetryConfig::standard()
+        .with_max_attempts(SDK_ATTEMPTS)
+        .with_initial_backoff(Duration::from_millis(10))
+        .with_max_backoff(Duration::from_millis(50))
+}
+
+fn throttling() -> Canned {
+    Canned {
+        status: 400,
+        content_type: "application/x-amz-json-1.0".into(),
+        body: json!({
+            "__type": "com.amazonaws.dynamodb.v20120810#ThrottlingException",
+            "message": "Rate of requests exceeds the allowed throughput."
+        })
+        .to_string(),
+    }
+}
+
+#[tokio::test]
+async fn dynamodb_throttling_reaches_the_caller_as_throttled_and_the_handler_never_runs() {
+    let cloud = LocalCloud::connect().await;
+    let table = cloud.create_idempotency_table("faults-throttled").await;
+    let proxy = Proxy::start(dynamodb_address(), Duration::ZERO)
+        .await
+        .expect("the proxy listens");
+    proxy.inject("PutItem", usize::MAX, |_| throttling());
+    let client = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&cloud.config)
+            .endpoint_url(proxy.endpoint())
+            .retry_config(quick_sdk_retries())
+            .build(),
+    );
+    let layer = Idempotency::new(
+        DynamoDbStore::new(client, &table),
+        IdempotencyConfig::new("orders"),
+    );
+    let runs = AtomicUsize::new(0);
+
+    let outcome = layer
+        .run(
+            &json!({"eventId": "e1"}),
+            "m1",
+            Duration::from_secs(30),
+            || async {
+                runs.fetch_add(1, Ordering::SeqCst);
+                Ok::<u32, std::io::Error>(1)
+            },
+        )
+        .await;
+
+    assert!(
+        matches!(
+            &outcome,
+            Err(IdempotencyError::Store { record_id, source: StoreError::Throttled { message }, .. })
+                if record_id == "m1" && message.contains("Rate of requests")
+        ),
+        "{outcome:?}"
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 0, "the handler never ran");
+    // The SDK retried the throttled claim before giving up: each attempt reached the proxy.
+    assert_eq!(
+        proxy.counts().get("PutItem"),
+        Some(&u64::from(SDK_ATTEMPTS))
+    );
+}
+
+/// A SendMessageBatch answer in which every entry of the request failed, retryably (as SQS
+/// reports an internal error per entry); nothing was sent.
+fn every_entry_failed(request: &[u8]) -> Canned {
+    let request: Value = serde_json::from_slice(request).unwrap_or_default();
+    let failed: Vec<Value> = request["Entries"]
+        .as_array()
+        .map(|entries| {
+            entries
+                .iter()
+                .map(|entry| {
+                    json!({"Id": entry["Id"], "SenderFault": false,
+                           "Code": "InternalError", "Message": "try again"})
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Canned {
+        status: 200,
+        content_type: "application/x-amz-json-1.0".into(),
+        body: json!({"Successful": [], "Failed": failed}).to_string(),
+    }
+}
+
+#[tokio::test]
+async fn sqs_entries_reported_failed_are_sent_again_and_arrive_once() {
+    let cloud = LocalCloud::connect().await;
+    let queue = cloud.create_queue("faults-entries", &[]).await;
+    let proxy = Proxy::start(localstack_address(), Duration::ZERO)
+        .await
+        .expect("the proxy listens");
+    // The first batch comes back with every entry failed; the second passes through.
+    proxy.inject("SendMessageBatch", 1, every_entry_failed);
+    let client = aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::config::Builder::from(&cloud.config)
+            .endpoint_url(proxy.endpoint())
+            .build(),
+    );
+    let envelopes: Vec<EventEnvelope<Value>> = (0..7)
+        .map(|n| EventEnvelope::from_parts("CustomerRegistered", 1, "customers", json!({"n": n})))
+        .collect();
+    let events: Vec<OutgoingEvent> = envelopes
+        .iter()
+        .map(|e| OutgoingEvent::from_envelope(e).unwrap())
+        .collect();
+
+    let failures = SqsPublisher::new(client, &queue.url)
+        .with_retry(
+            RetryPolicy::attempts(3)
+                .with_delays(Duration::from_millis(10), Duration::from_millis(20)),
+        )
+        .publish(&events)
+        .await;
+
+    assert!(failures.is_empty(), "{failures:?}");
+    assert_eq!(proxy.counts().get("SendMessageBatch"), Some(&2));
+    let messages = cloud.receive(&queue, 7, Duration::from_secs(20)).await;
+    let mut arrived: Vec<String> = messages
+        .iter()
+        .map(|m| {
+            let body: Value = serde_json::from_str(m.body().unwrap_or_default()).unwrap();
+            body["eventId"].as_str().unwrap_or_default().to_string()
+        })
+        .collect();
+    arrived.sort();
+    let mut sent: Vec<String> = envelopes.iter().map(|e| e.event_id.clone()).collect();
+    sent.sort();
+    assert_eq!(arrived, sent);
+    // Nothing more: the failed first batch was never delivered.
+    let more = cloud.receive(&queue, 1, Duration::from_secs(2)).await;
+    assert!(more.is_empty(), "{more:?}");
+}
