@@ -165,6 +165,7 @@ fn every_trigger_sample_parses_as_the_lambda_event_its_suffix_names() {
             "notifications/payment-completed.eventbridge.json",
             "payments/stock-reserved-declined.eventbridge.json",
             "payments/stock-reserved.eventbridge.json",
+            "relay/stock-reserved.dynamodb.json",
         ]
     );
 }
