@@ -1,6 +1,7 @@
 //! The relay, run over the outbox table as its stream would deliver it: each item not yet
 //! published becomes a DynamoDB stream record (`INSERT`, its new image in DynamoDB JSON) of
-//! one batch, handled by eventkit's `Relay` through `EventFunction`, as Lambda would call it.
+//! one batch, handled by eventkit's `Relay` through `EventFunction`, as Lambda would call it,
+//! after each event was checked against its JSON Schema.
 //! (The real stream, polled from DynamoDB Local, is what the local Lambda and the end-to-end
 //! tests use.)
 
@@ -84,6 +85,19 @@ impl Pipeline {
                 .unwrap_or_default()
         };
         pending.sort_by_key(staged_at);
+        // The producer's edge: a function that stages an event breaking its contract fails
+        // its own tests here, as the validating bus publisher made it fail before the outbox.
+        let contracts = orders::schema_validator();
+        for item in &pending {
+            let body = item
+                .get("body")
+                .and_then(|body| body.as_s().ok())
+                .expect("an outbox item has a body");
+            let event: Value = serde_json::from_str(body).expect("the body is JSON");
+            if let Err(violation) = contracts.validate(&event) {
+                panic!("a staged event breaks its contract: {violation}");
+            }
+        }
         if pending.is_empty() {
             return 0;
         }
