@@ -16,6 +16,7 @@
 //! - [`handler`]: the composition of decoding, idempotency and the user's function.
 //! - [`runtime`]: `main` in a few lines, through lambda_runtime.
 //! - [`telemetry`]: structured logs per record and EMF metrics per batch.
+//! - [`faults`]: crashes injected at the dangerous points, for reliability runs.
 #![warn(missing_docs)]
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
@@ -24,6 +25,7 @@ pub mod batch;
 /// The crate to log with: every line logged in a record's span carries its ids.
 pub use tracing;
 pub mod events;
+pub mod faults;
 pub mod handler;
 pub mod idempotency;
 #[cfg(feature = "dynamodb")]

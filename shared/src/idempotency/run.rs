@@ -4,6 +4,8 @@
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 
+use crate::faults::CrashPoint;
+
 use futures::FutureExt;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
@@ -245,10 +247,12 @@ impl<S: IdempotencyStore> Idempotency<S> {
         // without ever having run to completion. The panic then goes on unwinding.
         let guarded = AssertUnwindSafe(async { handler().await }).catch_unwind();
         match guarded.await {
-            Ok(Ok((value, work))) => self
-                .complete(claim, value, work, record_id)
-                .await
-                .map(Outcome::Computed),
+            Ok(Ok((value, work))) => {
+                crate::faults::crash_point(CrashPoint::BeforeCompletion, record_id);
+                self.complete(claim, value, work, record_id)
+                    .await
+                    .map(Outcome::Computed)
+            }
             Ok(Err(handler_error)) => self.release(&key, &owner, record_id, handler_error).await,
             Err(panic) => {
                 match self.store.release(&key, &owner).await {
@@ -410,6 +414,7 @@ impl<S: IdempotencyStore> Idempotency<S> {
         {
             Ok(()) => {
                 tracing::info!(idempotency_key = %key, record_id, outcome = "completed", "claimed the idempotency key, ran the handler and stored its result");
+                crate::faults::crash_point(CrashPoint::AfterCompletion, record_id);
                 if let Some(cache) = &self.cache {
                     cache.put(IdempotencyRecord {
                         status: Status::Completed,

@@ -15,6 +15,7 @@ use super::destination::Destination;
 use super::item::{OutboxEntry, OUTBOX_KEY};
 use crate::batch::RecordError;
 use crate::events::{EventRecord, OutgoingEvent, EVENT_NAME_ATTRIBUTE};
+use crate::faults::CrashPoint;
 use crate::handler::{EventHandler, Invocation};
 
 /// How long a published item stays in the outbox by default (then its TTL removes it).
@@ -184,6 +185,7 @@ impl EventHandler for Relay {
         }
         let destination = entry.destination().map_err(RecordError::permanent)?;
         self.publish(&destination, &entry.outgoing()).await?;
+        crate::faults::crash_point(CrashPoint::AfterPublish, &entry.id);
         self.mark_published(&entry.id).await?;
         tracing::info!(event_id = %entry.event_id, %destination, "outbox event published");
         Ok(Relayed::Published {
