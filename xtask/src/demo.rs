@@ -4,11 +4,11 @@
 //! `events/orders/`, waits until the pipeline settles, prints a summary, and fails when the
 //! end state differs from what the samples say it must be.
 
-mod expectations;
-mod observed;
+pub(crate) mod expectations;
+pub(crate) mod observed;
 pub mod publish;
 pub(crate) mod samples;
-mod summary;
+pub(crate) mod summary;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -316,7 +316,7 @@ async fn remove_previous_stack(clients: &Clients) {
     step.done("removed");
 }
 
-async fn load_stock(
+pub(crate) async fn load_stock(
     clients: &Clients,
     table: &str,
     seed: &[serde_json::Map<String, Value>],

@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod chaos;
 pub mod demo;
 pub mod dev;
 pub mod proxy;

@@ -11,6 +11,8 @@
 //! - `schemas`: the events' JSON Schemas (`events/schemas/`) and the template's schema
 //!   registry, generated from the event types; refuses a breaking change within a version.
 //! - `seed`: the stock loaded into a deployed stack's inventory table.
+//! - `chaos`: the fault-injection run: lost and doubled effects under kills, crashes,
+//!   DynamoDB and publish faults; writes its figures as tables.
 //! - `bench`: eventkit measured against Powertools for AWS Lambda (Python and TypeScript);
 //!   writes `BENCHMARKS.md`.
 
@@ -22,7 +24,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use xtask::{cloud, demo, dev, progress, schemas, seed, send};
+use xtask::{chaos, cloud, demo, dev, progress, schemas, seed, send};
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "eventkit developer commands")]
@@ -64,6 +66,10 @@ enum Command {
     /// Write the events' JSON Schemas (events/schemas/) and the template's schema registry
     /// from the event types; refuses a breaking change within a version.
     Schemas(schemas::SchemasArgs),
+    /// The exactly-once promise measured: thousands of orders (duplicates among them)
+    /// through the local pipeline while processes are killed, crashes injected, DynamoDB
+    /// and publishing fail; reports lost and doubled effects, fails unless both are zero.
+    Chaos(chaos::ChaosArgs),
     /// Measure eventkit against Powertools for AWS Lambda (Python and TypeScript) and write
     /// BENCHMARKS.md.
     Bench(bench::BenchArgs),
@@ -93,6 +99,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Send(args) => send::run(&args),
         Command::Seed(args) => seed::run(&args),
         Command::Schemas(args) => schemas::run(&cloud::workspace_root(), &args),
+        Command::Chaos(args) => chaos::run(&args),
         Command::Bench(args) => bench::run(&args),
     }
 }

@@ -10,6 +10,12 @@
 //! of one operation itself (throttling, or a batch whose entries all failed) instead of
 //! forwarding them, so a test sees the real SDK client parse a real error response.
 //!
+//! For reliability runs (`cargo xtask chaos`) it also injects faults at random: a share of
+//! requests answered with an error ([`Proxy::fail_share`]), a share whose request reaches the
+//! service but whose response is lost on the way back (the write happened, the client never
+//! hears of it: [`Proxy::lose_share`]), and outages during which every request is answered
+//! with an error ([`Proxy::set_outage`]). [`Proxy::injected`] counts what it did.
+//!
 //! Only the request direction is parsed (request line, headers, a `Content-Length` body);
 //! responses are copied through untouched. Holding responses relies on the clients not
 //! pipelining (none of the SDKs does): on a connection, the response that starts after a
@@ -50,11 +56,41 @@ pub type Respond = Arc<dyn Fn(&[u8]) -> Canned + Send + Sync>;
 /// Faults injected per operation: how many more requests to answer, and how.
 type Faults = Arc<Mutex<BTreeMap<String, (usize, Respond)>>>;
 
+/// What the proxy decides for a request, besides forwarding it.
+enum Fate {
+    /// Forwarded, and its response relayed.
+    Forward,
+    /// Answered by the proxy.
+    Answer(Respond),
+    /// Forwarded, and its response dropped with the connection.
+    LoseResponse,
+}
+
+/// Faults injected at random, and the outage switch.
+#[derive(Default)]
+struct Random {
+    /// Share of requests answered with an error, and the error (per request).
+    fail: Option<(f64, Respond)>,
+    /// Share of requests whose response is lost.
+    lose: f64,
+    /// While set, every request is answered with this.
+    outage: Option<Respond>,
+    /// Faults given, by kind (`outage`, `failed`, `response lost`, `scripted`).
+    injected: Counts,
+}
+
+/// The proxy's fault state, shared with every connection.
+#[derive(Clone, Default)]
+struct FaultState {
+    scripted: Faults,
+    random: Arc<Mutex<Random>>,
+}
+
 /// A running proxy; dropping it stops it and every connection it relays.
 pub struct Proxy {
     addr: SocketAddr,
     counts: Arc<Mutex<Counts>>,
-    faults: Faults,
+    faults: FaultState,
     task: JoinHandle<()>,
 }
 
@@ -65,7 +101,7 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let counts = Arc::new(Mutex::new(Counts::new()));
-        let faults = Faults::default();
+        let faults = FaultState::default();
         let task = tokio::spawn(accept(
             listener,
             upstream,
@@ -90,9 +126,46 @@ impl Proxy {
         times: usize,
         respond: impl Fn(&[u8]) -> Canned + Send + Sync + 'static,
     ) {
-        if let Ok(mut faults) = self.faults.lock() {
+        if let Ok(mut faults) = self.faults.scripted.lock() {
             faults.insert(operation.to_string(), (times, Arc::new(respond)));
         }
+    }
+
+    /// Answers a random `share` (0 to 1) of all requests with what `respond` makes of each
+    /// request's body, instead of forwarding them; `share` 0 stops it.
+    pub fn fail_share(
+        &self,
+        share: f64,
+        respond: impl Fn(&[u8]) -> Canned + Send + Sync + 'static,
+    ) {
+        if let Ok(mut random) = self.faults.random.lock() {
+            random.fail = (share > 0.0).then(|| (share, Arc::new(respond) as Respond));
+        }
+    }
+
+    /// Forwards a random `share` of requests and drops their responses, closing the
+    /// connection: the service did the work, the client sees a broken connection.
+    pub fn lose_share(&self, share: f64) {
+        if let Ok(mut random) = self.faults.random.lock() {
+            random.lose = share;
+        }
+    }
+
+    /// While `respond` is set, every request is answered with it (the service is down);
+    /// `None` ends the outage.
+    pub fn set_outage(&self, respond: Option<Respond>) {
+        if let Ok(mut random) = self.faults.random.lock() {
+            random.outage = respond;
+        }
+    }
+
+    /// The faults given so far, by kind: `outage`, `failed`, `response lost`, `scripted`.
+    pub fn injected(&self) -> Counts {
+        self.faults
+            .random
+            .lock()
+            .map(|random| random.injected.clone())
+            .unwrap_or_default()
     }
 
     /// The endpoint URL for the SDKs (`AWS_ENDPOINT_URL_DYNAMODB`).
@@ -120,7 +193,7 @@ async fn accept(
     upstream: SocketAddr,
     delay: Duration,
     counts: Arc<Mutex<Counts>>,
-    faults: Faults,
+    faults: FaultState,
 ) {
     // Owned here, so that aborting this task drops (and aborts) every connection task.
     let mut connections = JoinSet::new();
@@ -144,7 +217,7 @@ async fn relay(
     upstream: SocketAddr,
     delay: Duration,
     counts: Arc<Mutex<Counts>>,
-    faults: Faults,
+    faults: FaultState,
 ) -> Result<()> {
     let server = TcpStream::connect(upstream).await?;
     client.set_nodelay(true)?;
@@ -179,11 +252,11 @@ async fn relay(
 }
 
 /// Copies responses to the client, holding the first bytes of each until `delay` after its
-/// request arrived.
+/// request arrived; a response to be lost ends the connection instead.
 async fn release_responses<R, W>(
     server: &mut R,
     client: &tokio::sync::Mutex<W>,
-    arrivals: &mut tokio::sync::mpsc::UnboundedReceiver<Instant>,
+    arrivals: &mut tokio::sync::mpsc::UnboundedReceiver<(Instant, bool)>,
     delay: Duration,
 ) -> Result<()>
 where
@@ -197,7 +270,10 @@ where
             return Ok(());
         }
         // A request forwarded and not yet answered: these bytes start its response.
-        if let Ok(arrived) = arrivals.try_recv() {
+        if let Ok((arrived, lose)) = arrivals.try_recv() {
+            if lose {
+                return Ok(());
+            }
             tokio::time::sleep_until(arrived + delay).await;
         }
         client.lock().await.write_all(&buffer[..read]).await?;
@@ -210,9 +286,9 @@ async fn forward_requests<R, W, C>(
     mut client: BufReader<R>,
     mut server: W,
     client_write: &tokio::sync::Mutex<C>,
-    arrivals: tokio::sync::mpsc::UnboundedSender<Instant>,
+    arrivals: tokio::sync::mpsc::UnboundedSender<(Instant, bool)>,
     counts: &Mutex<Counts>,
-    faults: &Faults,
+    faults: &FaultState,
 ) -> Result<()>
 where
     R: AsyncRead + Unpin,
@@ -251,35 +327,77 @@ where
             }
         }
         record(counts, &operation);
-        if let Some(respond) = take_fault(faults, &operation) {
-            let mut body = Vec::new();
-            (&mut client)
-                .take(body_length)
-                .read_to_end(&mut body)
-                .await?;
-            let canned = respond(&body);
-            let response = format!(
-                "HTTP/1.1 {} Canned\r\nContent-Type: {}\r\nContent-Length: {}\r\n\r\n{}",
-                canned.status,
-                canned.content_type,
-                canned.body.len(),
-                canned.body
-            );
-            client_write
-                .lock()
-                .await
-                .write_all(response.as_bytes())
-                .await?;
-            continue;
-        }
+        let lose = match decide(faults, &operation) {
+            Fate::Forward => false,
+            Fate::LoseResponse => true,
+            Fate::Answer(respond) => {
+                let mut body = Vec::new();
+                (&mut client)
+                    .take(body_length)
+                    .read_to_end(&mut body)
+                    .await?;
+                let canned = respond(&body);
+                let response = format!(
+                    "HTTP/1.1 {} Canned\r\nContent-Type: {}\r\nContent-Length: {}\r\n\r\n{}",
+                    canned.status,
+                    canned.content_type,
+                    canned.body.len(),
+                    canned.body
+                );
+                client_write
+                    .lock()
+                    .await
+                    .write_all(response.as_bytes())
+                    .await?;
+                continue;
+            }
+        };
         // Sent before the request goes upstream, so it is there before its response.
-        let _ = arrivals.send(arrived);
+        let _ = arrivals.send((arrived, lose));
         server.write_all(&head).await?;
         // The body is streamed, so a client that waits for `100 Continue` is not stuck.
         let copied = tokio::io::copy(&mut (&mut client).take(body_length), &mut server).await?;
         if copied != body_length {
             bail!("the connection closed inside a request's body");
         }
+    }
+}
+
+/// What happens to a request of `operation`: a scripted fault first, then an outage, then
+/// the random shares.
+fn decide(faults: &FaultState, operation: &str) -> Fate {
+    if let Some(respond) = take_fault(&faults.scripted, operation) {
+        count_injected(faults, "scripted");
+        return Fate::Answer(respond);
+    }
+    let Ok(mut random) = faults.random.lock() else {
+        return Fate::Forward;
+    };
+    let fate = if let Some(respond) = &random.outage {
+        Some(("outage", Fate::Answer(respond.clone())))
+    } else if let Some((_, respond)) = random
+        .fail
+        .as_ref()
+        .filter(|(share, _)| fastrand::f64() < *share)
+    {
+        Some(("failed", Fate::Answer(respond.clone())))
+    } else if random.lose > 0.0 && fastrand::f64() < random.lose {
+        Some(("response lost", Fate::LoseResponse))
+    } else {
+        None
+    };
+    match fate {
+        Some((kind, fate)) => {
+            *random.injected.entry(kind.to_string()).or_default() += 1;
+            fate
+        }
+        None => Fate::Forward,
+    }
+}
+
+fn count_injected(faults: &FaultState, kind: &str) {
+    if let Ok(mut random) = faults.random.lock() {
+        *random.injected.entry(kind.to_string()).or_default() += 1;
     }
 }
 

@@ -138,7 +138,7 @@ pub fn differences(
     found
 }
 
-async fn scan(pipeline: &LocalPipeline, table: &str) -> Result<Vec<Item>> {
+pub(crate) async fn scan(pipeline: &LocalPipeline, table: &str) -> Result<Vec<Item>> {
     let mut items = Vec::new();
     let mut start: Option<Item> = None;
     loop {
@@ -160,7 +160,7 @@ async fn scan(pipeline: &LocalPipeline, table: &str) -> Result<Vec<Item>> {
     }
 }
 
-fn string(item: &Item, name: &str) -> String {
+pub(crate) fn string(item: &Item, name: &str) -> String {
     item.get(name)
         .and_then(|value| value.as_s().ok())
         .cloned()

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use eventkit::events::EventEnvelope;
-use orders::Order;
+use orders::{Order, OrderPlaced};
 use serde_json::{Map, Value};
 
 /// One sample order file.
@@ -53,7 +53,7 @@ fn load_sample(path: &Path) -> Result<Sample> {
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let envelope: EventEnvelope<Value> = serde_json::from_str(&text)
         .with_context(|| format!("{} is not an eventkit envelope", path.display()))?;
-    let order = serde_json::from_value::<Order>(envelope.data.clone()).map_err(|e| e.to_string());
+    let order = order_of(&envelope);
     Ok(Sample {
         file: path
             .file_name()
@@ -63,6 +63,18 @@ fn load_sample(path: &Path) -> Result<Sample> {
         envelope,
         order,
     })
+}
+
+/// The order an OrderPlaced envelope carries, in either version (1: the order's fields; 2:
+/// the total as one `Money`), or why its data is not one the functions can decode.
+pub fn order_of(envelope: &EventEnvelope<Value>) -> Result<Order, String> {
+    let data = envelope.data.clone();
+    if envelope.event_version >= 2 {
+        serde_json::from_value::<OrderPlaced>(data).map(|placed| placed.order())
+    } else {
+        serde_json::from_value::<Order>(data)
+    }
+    .map_err(|e| e.to_string())
 }
 
 /// The items of the stock file: each a map of the inventory table's attributes.

@@ -148,9 +148,12 @@ pub fn dead_letter_envelope(message: &Message) -> Option<Value> {
     envelope.get("eventId").is_some().then_some(envelope)
 }
 
+/// What [`why`] says of a message no log line or attribute explains.
+pub(crate) const NO_REASON: &str = "no log line names this message";
+
 /// Why the message was dead-lettered: Lambda's `ErrorMessage` attribute for a function DLQ,
 /// else the log line that failed the record (its record id is the message id).
-fn why(pipeline: &LocalPipeline, observed: &Observed, message: &Message) -> String {
+pub(crate) fn why(pipeline: &LocalPipeline, observed: &Observed, message: &Message) -> String {
     if let Some(error) = message
         .message_attributes()
         .and_then(|attributes| attributes.get("ErrorMessage"))
@@ -173,7 +176,7 @@ fn why(pipeline: &LocalPipeline, observed: &Observed, message: &Message) -> Stri
             short_name(pipeline, logical),
             line.field("reason").unwrap_or("?"),
         ),
-        None => "no log line names this message".to_string(),
+        None => NO_REASON.to_string(),
     }
 }
 

@@ -1,0 +1,348 @@
+//! `cargo xtask chaos`: the exactly-once promise, measured. The order pipeline runs locally
+//! as in the demo (real binaries, the local cloud, the relay on the outbox's stream) while
+//! thousands of generated orders flow through it, a share of them sent several times, and
+//! faults are injected ([`faults`]): processes killed mid-batch, crashes at the dangerous
+//! points, DynamoDB failing and going down, publishing failing. Once the faults stop and
+//! the pipeline settles, the invariants are read from its tables and queues
+//! ([`invariants`]), and the run reports what was lost and what was doubled
+//! ([`report`]). It fails if either is not zero.
+
+pub mod faults;
+pub mod invariants;
+pub mod load;
+pub mod report;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use futures::StreamExt;
+use tokio::time::Instant;
+
+use crate::cloud::{workspace_root, LocalCloud, Ports};
+use crate::demo::expectations::derive;
+use crate::demo::publish::{publish, Entrances};
+use crate::local_lambda::build::{build_binaries, function_binaries};
+use crate::local_lambda::clients::{Clients, Endpoints};
+use crate::local_lambda::stack::{Stack, StackOptions};
+use crate::local_lambda::template::Template;
+use crate::local_lambda::{LocalPipeline, RunOptions};
+use crate::progress::Step;
+use faults::{FaultPlan, Injector};
+use report::Report;
+
+/// Options of `cargo xtask chaos`.
+#[derive(Args, Clone)]
+pub struct ChaosArgs {
+    /// The local cloud's ports.
+    #[command(flatten)]
+    pub ports: Ports,
+    /// Distinct orders to send.
+    #[arg(long, default_value_t = 10_000)]
+    pub orders: usize,
+    /// Share of the orders sent 2 to 5 times.
+    #[arg(long, default_value_t = 0.3)]
+    pub duplicate_share: f64,
+    /// Messages sent per second.
+    #[arg(long, default_value_t = 100)]
+    pub rate: u32,
+    /// Seconds the faults go on after the last message is sent.
+    #[arg(long, default_value_t = 30)]
+    pub fault_tail: u64,
+    /// A busy function process is killed about every this many seconds.
+    #[arg(long, default_value_t = 4.0)]
+    pub kill_every: f64,
+    /// Chance of a crash each time a record passes a dangerous point.
+    #[arg(long, default_value_t = 0.002)]
+    pub crash_rate: f64,
+    /// Share of the functions' DynamoDB requests that fail (throttling or 500).
+    #[arg(long, default_value_t = 0.02)]
+    pub dynamodb_fail_share: f64,
+    /// Share of the functions' DynamoDB requests whose response is lost after the write.
+    #[arg(long, default_value_t = 0.005)]
+    pub dynamodb_lose_share: f64,
+    /// DynamoDB outages during the faults.
+    #[arg(long, default_value_t = 2)]
+    pub outages: usize,
+    /// Seconds each outage lasts.
+    #[arg(long, default_value_t = 10)]
+    pub outage_seconds: u64,
+    /// Share of the relay's publish requests that fail.
+    #[arg(long, default_value_t = 0.05)]
+    pub publish_fail_share: f64,
+    /// Seed of the run's randomness (orders, duplicates, fault schedule); random if unset.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Seconds to wait for the pipeline to settle once the faults stop.
+    #[arg(long, default_value_t = 1800)]
+    pub timeout: u64,
+    /// Execution environments (processes) per function.
+    #[arg(long, default_value_t = 2)]
+    pub environments: usize,
+    /// Visibility timeout (seconds) of the template's queues: the local time scale.
+    #[arg(long, default_value_t = 10)]
+    pub visibility_timeout: u32,
+    /// Build and run the functions with the release profile.
+    #[arg(long)]
+    pub release: bool,
+}
+
+impl ChaosArgs {
+    fn plan(&self) -> FaultPlan {
+        FaultPlan {
+            kill_every: Duration::from_secs_f64(self.kill_every.max(0.1)),
+            crash_rate: self.crash_rate,
+            dynamodb_fail_share: self.dynamodb_fail_share,
+            dynamodb_lose_share: self.dynamodb_lose_share,
+            outages: self.outages,
+            outage: Duration::from_secs(self.outage_seconds),
+            publish_fail_share: self.publish_fail_share,
+        }
+    }
+}
+
+/// Runs `cargo xtask chaos`: fails unless nothing was lost or doubled.
+pub fn run(args: &ChaosArgs) -> Result<()> {
+    let cloud = LocalCloud::new(args.ports)?;
+    cloud.up()?;
+    let logs = workspace_root().join(".local-cloud").join("chaos");
+    let report =
+        crate::demo::runtime()?.block_on(run_chaos(args, &Endpoints::of(&cloud), &logs))?;
+    report.print();
+    if report.passed() {
+        println!(
+            "\n✓ {} orders under faults: nothing lost, nothing doubled (seed {})",
+            report.orders, report.seed
+        );
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "{} effect(s) lost, {} doubled{} (seed {}; logs in {})",
+            report.lost(),
+            report.doubled(),
+            report
+                .unsettled
+                .as_ref()
+                .map(|why| format!(", and the pipeline did not settle: {why}"))
+                .unwrap_or_default(),
+            report.seed,
+            logs.display()
+        )
+    }
+}
+
+/// A chaos run against the local cloud at `endpoints`, the functions' logs in `logs`.
+pub async fn run_chaos(
+    args: &ChaosArgs,
+    endpoints: &Endpoints,
+    logs: &std::path::Path,
+) -> Result<Report> {
+    let seed = args.seed.unwrap_or_else(|| fastrand::u64(..));
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let load = load::generate(args.orders, args.duplicate_share, &mut rng)?;
+    let expected = derive(&load.orders, &load.seed);
+    let _ = std::fs::remove_dir_all(logs);
+
+    let template_path = workspace_root().join("infra").join("template.yaml");
+    let template = Template::load(&template_path)?;
+    let step = Step::start("building the functions");
+    let binaries = build_binaries(
+        &function_binaries(&template),
+        args.release,
+        &logs.join("build.log"),
+    )
+    .await;
+    let binaries = match binaries {
+        Ok(dir) => {
+            step.done("built");
+            dir
+        }
+        Err(error) => {
+            step.fail();
+            return Err(error);
+        }
+    };
+
+    let clients = Clients::new(endpoints).await;
+    let options = StackOptions {
+        name: format!("chaos-{}", &uuid::Uuid::new_v4().simple().to_string()[..6]),
+        template: template_path,
+        parameters: HashMap::new(),
+        visibility_timeout: Some(args.visibility_timeout),
+        binaries,
+        endpoints: endpoints.clone(),
+    };
+    let step = Step::start("creating what infra/template.yaml declares");
+    let mut stack = Stack::create(&clients, &options, |logical| step.detail(logical)).await?;
+    step.done(&stack.name);
+    let injector = Injector::start(args.plan(), endpoints).await?;
+    injector.configure(&mut stack);
+    let entrances = Entrances {
+        topic_arn: stack
+            .topics
+            .get("OrdersTopic")
+            .cloned()
+            .context("the template declares no OrdersTopic")?,
+        bus_name: stack
+            .buses
+            .get("OrdersBus")
+            .cloned()
+            .context("the template declares no OrdersBus")?,
+    };
+    let inventory_table = stack.table("InventoryTable")?.to_string();
+    let step = Step::start("starting the functions");
+    let mut run_options = RunOptions::new(logs.to_path_buf());
+    run_options.environments = args.environments;
+    let pipeline = LocalPipeline::run(clients, stack, &run_options).await?;
+    crate::demo::load_stock(pipeline.clients(), &inventory_table, &load.seed).await?;
+    step.done(&format!(
+        "{} functions, stock loaded",
+        pipeline.hosts().len()
+    ));
+
+    let outcome = drive(args, &pipeline, &entrances, &injector, &load, &mut rng).await;
+    injector.stop();
+    let (load_time, injected) = match outcome {
+        Ok(done) => done,
+        Err(error) => {
+            pipeline.shut_down().await;
+            return Err(error);
+        }
+    };
+
+    let step = Step::start("faults off; waiting for the pipeline to settle");
+    let settling = Instant::now();
+    let settled = pipeline
+        .wait_until_settled(
+            Duration::from_secs(5),
+            Duration::from_secs(args.timeout),
+            |backlog| step.detail(&backlog.describe()),
+        )
+        .await;
+    let settle_time = settling.elapsed();
+    match &settled {
+        Ok(()) => step.done("nothing left in flight"),
+        Err(_) => step.fail(),
+    }
+    let step = Step::start("checking the invariants");
+    let seed_stock: BTreeMap<String, u64> = load
+        .seed
+        .iter()
+        .filter_map(|item| {
+            Some((
+                item.get("sku")?.as_str()?.to_string(),
+                item.get("available")?.as_u64()?,
+            ))
+        })
+        .collect();
+    let checks = invariants::check(&pipeline, &load.orders, &seed_stock, &expected).await;
+    let crashes = report::crashes(&pipeline);
+    pipeline.shut_down().await;
+    let checks = match checks {
+        Ok(checks) => {
+            step.done("read");
+            checks
+        }
+        Err(error) => {
+            step.fail();
+            return Err(error);
+        }
+    };
+    let mut outcomes = BTreeMap::new();
+    for order in &expected.orders {
+        *outcomes
+            .entry(order.outcome.describe().to_string())
+            .or_default() += 1;
+    }
+    Ok(Report {
+        seed,
+        orders: load.orders.len(),
+        outcomes,
+        duplicated: load.duplicated,
+        messages: load.messages(),
+        injected,
+        crashes,
+        load_time,
+        settle_time,
+        unsettled: settled.err().map(|error| format!("{error:#}")),
+        checks,
+    })
+}
+
+/// Sends the load at the chosen rate while the injector runs, and for `fault_tail` after.
+async fn drive(
+    args: &ChaosArgs,
+    pipeline: &LocalPipeline,
+    entrances: &Entrances,
+    injector: &Injector,
+    load: &load::Load,
+    rng: &mut fastrand::Rng,
+) -> Result<(Duration, faults::Injected)> {
+    let rate = f64::from(args.rate.max(1));
+    let sending = Duration::from_secs_f64(load.messages() as f64 / rate);
+    let window = sending + Duration::from_secs(args.fault_tail);
+    let step = Step::start(format!(
+        "sending {} messages ({} orders, {} of them 2 to 5 times) under faults",
+        load.messages(),
+        load.orders.len(),
+        load.duplicated
+    ));
+    let started = Instant::now();
+    let sent = std::sync::atomic::AtomicUsize::new(0);
+    let last_fault = std::sync::Mutex::new(String::new());
+    let show = |fault: Option<&str>| {
+        if let (Some(fault), Ok(mut last)) = (fault, last_fault.lock()) {
+            *last = fault.to_string();
+        }
+        let last = last_fault.lock().map(|l| l.clone()).unwrap_or_default();
+        step.detail(&format!(
+            "{}/{} sent; {last}",
+            sent.load(std::sync::atomic::Ordering::Relaxed),
+            load.messages()
+        ));
+    };
+    let send_all = futures::stream::iter(load.sends.iter().enumerate())
+        .map(|(n, index)| {
+            let due = started + Duration::from_secs_f64(n as f64 / rate);
+            let text = &load.orders[*index].text;
+            let sent = &sent;
+            let show = &show;
+            async move {
+                tokio::time::sleep_until(due).await;
+                send_with_retries(pipeline.clients(), entrances, text).await?;
+                sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                show(None);
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<_>>();
+    let faults = injector.run(pipeline, window, rng, |fault| show(Some(fault)));
+    let (results, injected) = tokio::join!(send_all, faults);
+    if let Some(error) = results.into_iter().find_map(Result::err) {
+        step.fail();
+        return Err(error);
+    }
+    step.done(&format!(
+        "{} kills, {} DynamoDB outage(s)",
+        injected.kills.len(),
+        injected.outages.len()
+    ));
+    Ok((started.elapsed(), injected))
+}
+
+/// The producer's side is not under test: a message LocalStack refused is sent again.
+async fn send_with_retries(clients: &Clients, entrances: &Entrances, text: &str) -> Result<()> {
+    let mut attempt = 0;
+    loop {
+        match publish(clients, entrances, text).await {
+            Ok(_) => return Ok(()),
+            Err(error) if attempt >= 5 => return Err(error.context("sending an order")),
+            Err(_) => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+            }
+        }
+    }
+}

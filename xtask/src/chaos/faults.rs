@@ -1,0 +1,254 @@
+//! The faults of a chaos run, injected while the orders flow:
+//! - function processes killed (SIGKILL) in the middle of an invocation, at random;
+//! - crashes at each dangerous point of a handler (eventkit's `faults` module, switched on
+//!   in every function's environment);
+//! - DynamoDB behind a fault proxy: a share of requests answered with throttling or an
+//!   internal error, a share whose response is lost after the write happened, and outages
+//!   during which every request fails;
+//! - publishing behind a fault proxy in front of LocalStack: a share of PutEvents requests
+//!   fail whole, or fail their entries.
+//!
+//! Only the functions go through the proxies; the local Lambda's own event sources (the
+//! service side) reach the local cloud directly, as Lambda's pollers are not behind the
+//! function's network.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use eventkit::faults::{CrashPoint, CRASH_POINTS_VAR};
+use serde_json::json;
+use tokio::time::Instant;
+
+use crate::local_lambda::clients::Endpoints;
+use crate::local_lambda::stack::Stack;
+use crate::local_lambda::LocalPipeline;
+use crate::proxy::{Canned, Proxy, Respond};
+
+/// How hard to hit the pipeline.
+#[derive(Clone, Debug)]
+pub struct FaultPlan {
+    /// A busy function process is killed about this often.
+    pub kill_every: Duration,
+    /// The chance of a crash each time a record passes a dangerous point.
+    pub crash_rate: f64,
+    /// Share of the functions' DynamoDB requests answered with throttling or a 500.
+    pub dynamodb_fail_share: f64,
+    /// Share of the functions' DynamoDB requests whose response is lost.
+    pub dynamodb_lose_share: f64,
+    /// DynamoDB outages during the run, each `outage` long.
+    pub outages: usize,
+    /// How long each outage lasts.
+    pub outage: Duration,
+    /// Share of the functions' publish requests that fail (whole, or entry by entry).
+    pub publish_fail_share: f64,
+}
+
+/// One function process killed.
+#[derive(Clone, Debug)]
+pub struct Kill {
+    /// When, from the start of the faults.
+    pub at: Duration,
+    /// The function's logical id.
+    pub function: String,
+    /// The process.
+    pub pid: u32,
+}
+
+/// The faults given, by kind.
+#[derive(Clone, Debug, Default)]
+pub struct Injected {
+    /// Processes killed.
+    pub kills: Vec<Kill>,
+    /// DynamoDB outages (start, from the start of the faults).
+    pub outages: Vec<Duration>,
+    /// DynamoDB faults by kind (`failed`, `response lost`, `outage`).
+    pub dynamodb: BTreeMap<String, u64>,
+    /// Publish faults by kind.
+    pub publish: BTreeMap<String, u64>,
+}
+
+/// The proxies and the schedule.
+pub struct Injector {
+    plan: FaultPlan,
+    dynamodb: Proxy,
+    localstack: Proxy,
+}
+
+impl Injector {
+    /// Starts both fault proxies, faults off until [`Injector::run`].
+    pub async fn start(plan: FaultPlan, endpoints: &Endpoints) -> Result<Self> {
+        Ok(Self {
+            plan,
+            dynamodb: Proxy::start(address(&endpoints.dynamodb)?, Duration::ZERO).await?,
+            localstack: Proxy::start(address(&endpoints.localstack)?, Duration::ZERO).await?,
+        })
+    }
+
+    /// Points every function at the proxies and switches crash injection on.
+    pub fn configure(&self, stack: &mut Stack) {
+        let crash_points = CrashPoint::ALL
+            .iter()
+            .map(|point| format!("{}:{}", point.name(), self.plan.crash_rate))
+            .collect::<Vec<_>>()
+            .join(",");
+        for function in stack.functions.values_mut() {
+            let environment = &mut function.spec.environment;
+            environment.insert("AWS_ENDPOINT_URL_DYNAMODB".into(), self.dynamodb.endpoint());
+            environment.insert("AWS_ENDPOINT_URL".into(), self.localstack.endpoint());
+            environment.insert(CRASH_POINTS_VAR.into(), crash_points.clone());
+        }
+    }
+
+    /// Injects faults for `window`: the shares from the start, the outages at random moments
+    /// inside it, a kill about every `kill_every`. Returns with every fault off. `progress`
+    /// hears of each kill and outage.
+    pub async fn run(
+        &self,
+        pipeline: &LocalPipeline,
+        window: Duration,
+        rng: &mut fastrand::Rng,
+        progress: impl Fn(&str),
+    ) -> Injected {
+        let started = Instant::now();
+        self.dynamodb
+            .fail_share(self.plan.dynamodb_fail_share, dynamodb_failure());
+        self.dynamodb.lose_share(self.plan.dynamodb_lose_share);
+        self.localstack
+            .fail_share(self.plan.publish_fail_share, publish_failure());
+        let outage = self.plan.outage.min(window);
+        let mut outages: Vec<Duration> = (0..self.plan.outages)
+            .map(|_| window.saturating_sub(outage).mul_f64(rng.f64()))
+            .collect();
+        outages.sort();
+        let mut injected = Injected {
+            outages: outages.clone(),
+            ..Injected::default()
+        };
+        let mut outage_ends: Option<Instant> = None;
+        let mut next_kill = started + self.plan.kill_every.mul_f64(0.5 + rng.f64());
+        let functions: Vec<_> = pipeline.hosts().iter().collect();
+        while started.elapsed() < window {
+            let now = Instant::now();
+            if outage_ends.is_some_and(|ends| now >= ends) {
+                self.dynamodb.set_outage(None);
+                outage_ends = None;
+                progress("DynamoDB is back");
+            }
+            if outages
+                .first()
+                .is_some_and(|at| started + *at <= now && outage_ends.is_none())
+            {
+                outages.remove(0);
+                self.dynamodb.set_outage(Some(dynamodb_unavailable()));
+                outage_ends = Some(now + outage);
+                progress(&format!("DynamoDB down for {}s", outage.as_secs()));
+            }
+            if now >= next_kill && !functions.is_empty() {
+                let (logical, host) = functions[rng.usize(0..functions.len())];
+                if let Some(pid) = host.kill_busy_process() {
+                    injected.kills.push(Kill {
+                        at: started.elapsed(),
+                        function: logical.clone(),
+                        pid,
+                    });
+                    progress(&format!("killed {logical} (pid {pid})"));
+                    next_kill = now + self.plan.kill_every.mul_f64(0.5 + rng.f64());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.stop();
+        injected.dynamodb = self.dynamodb.injected();
+        injected.publish = self.localstack.injected();
+        injected
+    }
+
+    /// Every fault off: the pipeline may settle.
+    pub fn stop(&self) {
+        self.dynamodb.fail_share(0.0, dynamodb_failure());
+        self.dynamodb.lose_share(0.0);
+        self.dynamodb.set_outage(None);
+        self.localstack.fail_share(0.0, publish_failure());
+    }
+}
+
+fn address(endpoint: &str) -> Result<SocketAddr> {
+    let authority = endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    authority
+        .parse()
+        .with_context(|| format!("{endpoint} is not http://<ip>:<port>"))
+}
+
+const JSON_1_0: &str = "application/x-amz-json-1.0";
+const JSON_1_1: &str = "application/x-amz-json-1.1";
+
+/// Throttling or an internal error, half and half: both are retried by the SDK, and what
+/// outlasts its retries reaches the handler as a transient error.
+fn dynamodb_failure() -> impl Fn(&[u8]) -> Canned + Send + Sync + 'static {
+    |_| {
+        if fastrand::bool() {
+            Canned {
+                status: 400,
+                content_type: JSON_1_0.into(),
+                body: json!({
+                    "__type": "com.amazonaws.dynamodb.v20120810#ThrottlingException",
+                    "message": "Rate of requests exceeds the allowed throughput (chaos)."
+                })
+                .to_string(),
+            }
+        } else {
+            internal_error(JSON_1_0)
+        }
+    }
+}
+
+fn dynamodb_unavailable() -> Respond {
+    Arc::new(|_: &[u8]| Canned {
+        status: 503,
+        content_type: JSON_1_0.into(),
+        body: json!({
+            "__type": "com.amazonaws.dynamodb.v20120810#ServiceUnavailable",
+            "message": "DynamoDB is unavailable (chaos outage)."
+        })
+        .to_string(),
+    })
+}
+
+/// A whole PutEvents failing with a 500, or every entry failing with a retryable code.
+fn publish_failure() -> impl Fn(&[u8]) -> Canned + Send + Sync + 'static {
+    |body| {
+        if fastrand::bool() {
+            return internal_error(JSON_1_1);
+        }
+        let entries = serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|request| request["Entries"].as_array().map(Vec::len))
+            .unwrap_or(1);
+        let failed: Vec<_> = (0..entries)
+            .map(|_| json!({"ErrorCode": "InternalFailure", "ErrorMessage": "chaos"}))
+            .collect();
+        Canned {
+            status: 200,
+            content_type: JSON_1_1.into(),
+            body: json!({"FailedEntryCount": entries, "Entries": failed}).to_string(),
+        }
+    }
+}
+
+fn internal_error(content_type: &str) -> Canned {
+    Canned {
+        status: 500,
+        content_type: content_type.into(),
+        body: json!({
+            "__type": "InternalServerError",
+            "message": "Internal server error (chaos)."
+        })
+        .to_string(),
+    }
+}

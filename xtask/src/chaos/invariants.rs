@@ -1,0 +1,277 @@
+//! The chaos run's verdict: the invariants of the order pipeline, read from its tables and
+//! queues once it settled, each as effects expected, lost and doubled.
+//!
+//! - stock is conserved: for every SKU, initial = remaining + reserved by the orders that
+//!   keep a reservation, and the reservations are exactly the completed orders;
+//! - exactly one charge per paid order (the payment provider's ledger), none for the others;
+//! - exactly one email per (order, kind);
+//! - analytics counted each distinct event once;
+//! - every poison message is in its dead-letter queue, with its reason; nothing else is;
+//! - nothing is left in flight: no claim in progress, no outbox event unpublished.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::Result;
+
+use crate::demo::expectations::{Expected, OrderOutcome};
+use crate::demo::observed::{self, Observed};
+use crate::demo::samples::Sample;
+use crate::demo::summary::{dead_letter_envelope, why, NO_REASON};
+use crate::local_lambda::LocalPipeline;
+
+/// One invariant's count.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Check {
+    /// What is checked.
+    pub name: &'static str,
+    /// Effects that must be there.
+    pub expected: u64,
+    /// Expected effects missing.
+    pub lost: u64,
+    /// Effects there more than once, or that must not be there at all.
+    pub doubled: u64,
+    /// The first few differences, for people.
+    pub details: Vec<String>,
+}
+
+impl Check {
+    fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            ..Self::default()
+        }
+    }
+
+    fn lose(&mut self, count: u64, detail: impl FnOnce() -> String) {
+        if count > 0 {
+            self.lost += count;
+            self.note(detail());
+        }
+    }
+
+    fn double(&mut self, count: u64, detail: impl FnOnce() -> String) {
+        if count > 0 {
+            self.doubled += count;
+            self.note(detail());
+        }
+    }
+
+    fn note(&mut self, detail: String) {
+        if self.details.len() < 5 {
+            self.details.push(detail);
+        }
+    }
+
+    /// Whether it holds.
+    pub fn holds(&self) -> bool {
+        self.lost == 0 && self.doubled == 0
+    }
+}
+
+/// Reads the settled pipeline and checks every invariant.
+pub async fn check(
+    pipeline: &LocalPipeline,
+    orders: &[Sample],
+    seed: &BTreeMap<String, u64>,
+    expected: &Expected,
+) -> Result<Vec<Check>> {
+    let observed = observed::observe(pipeline).await?;
+    let mut checks = vec![
+        stock(orders, seed, expected, &observed),
+        emails(expected, &observed),
+        counted(expected, &observed),
+        dead_letters(pipeline, expected, &observed),
+    ];
+    if let Ok(ledger) = pipeline.stack().table("PaymentsLedgerTable") {
+        let ledger = observed::scan(pipeline, ledger).await?;
+        checks.insert(1, charges(expected, &ledger));
+    }
+    checks.push(in_flight(pipeline).await?);
+    Ok(checks)
+}
+
+fn stock(
+    orders: &[Sample],
+    seed: &BTreeMap<String, u64>,
+    expected: &Expected,
+    observed: &Observed,
+) -> Check {
+    let mut check = Check::new("stock conserved");
+    let lines: BTreeMap<String, &orders::Order> = orders
+        .iter()
+        .filter_map(|sample| Some((sample.order_id(), sample.order.as_ref().ok()?)))
+        .collect();
+    let mut reserved: BTreeMap<&str, u64> = BTreeMap::new();
+    for order_id in &observed.reservations {
+        for line in lines
+            .get(order_id)
+            .map(|o| o.items.as_slice())
+            .unwrap_or(&[])
+        {
+            *reserved.entry(line.sku.as_str()).or_default() += u64::from(line.quantity);
+        }
+    }
+    for (sku, initial) in seed {
+        let remaining = observed.stock.get(sku).copied().unwrap_or(0);
+        let accounted = remaining + reserved.get(sku.as_str()).copied().unwrap_or(0);
+        check.expected += initial;
+        // Fewer units than the start: some were taken twice; more: some came back twice.
+        check.double(initial.saturating_sub(accounted), || {
+            format!("{sku}: {initial} at the start, {remaining} left + reserved = {accounted}")
+        });
+        check.lose(accounted.saturating_sub(*initial), || {
+            format!("{sku}: {initial} at the start, {remaining} left + reserved = {accounted}")
+        });
+    }
+    for order_id in expected.reservations.difference(&observed.reservations) {
+        check.lose(1, || {
+            format!("completed order {order_id} has no reservation")
+        });
+    }
+    for order_id in observed.reservations.difference(&expected.reservations) {
+        check.double(1, || {
+            format!("order {order_id} keeps a reservation it must not")
+        });
+    }
+    check
+}
+
+fn charges(expected: &Expected, ledger: &[observed::Item]) -> Check {
+    let mut check = Check::new("one charge per paid order");
+    let mut charged: BTreeMap<String, u64> = BTreeMap::new();
+    for item in ledger {
+        if observed::string(item, "outcome") == "approved" {
+            *charged
+                .entry(observed::string(item, "orderId"))
+                .or_default() += 1;
+        }
+    }
+    let paid: BTreeSet<&str> = expected
+        .orders
+        .iter()
+        .filter(|order| order.outcome == OrderOutcome::Completed)
+        .map(|order| order.order_id.as_str())
+        .collect();
+    check.expected = paid.len() as u64;
+    for order_id in &paid {
+        let times = charged.get(*order_id).copied().unwrap_or(0);
+        check.lose(u64::from(times == 0), || {
+            format!("{order_id} never charged")
+        });
+        check.double(times.saturating_sub(1), || {
+            format!("{order_id} charged {times} times")
+        });
+    }
+    for (order_id, times) in &charged {
+        if !paid.contains(order_id.as_str()) {
+            check.double(*times, || {
+                format!("{order_id} charged but not a paid order")
+            });
+        }
+    }
+    check
+}
+
+fn emails(expected: &Expected, observed: &Observed) -> Check {
+    let mut check = Check::new("one email per order and kind");
+    check.expected = expected.emails.len() as u64;
+    for key in &expected.emails {
+        let sent = observed.emails.get(key).copied().unwrap_or(0);
+        check.lose(u64::from(sent == 0), || {
+            format!("no {} for {}", key.1, key.0)
+        });
+        check.double(sent.saturating_sub(1), || {
+            format!("{} for {} sent {sent} times", key.1, key.0)
+        });
+    }
+    for (key, sent) in &observed.emails {
+        if !expected.emails.contains(key) {
+            check.double(*sent, || format!("unexpected {} for {}", key.1, key.0));
+        }
+    }
+    check
+}
+
+fn counted(expected: &Expected, observed: &Observed) -> Check {
+    let mut check = Check::new("analytics counts each event once");
+    let types: BTreeSet<&String> = expected
+        .counted
+        .keys()
+        .chain(observed.counted.keys())
+        .collect();
+    for event_type in types {
+        let want = expected.counted.get(event_type).copied().unwrap_or(0);
+        let got = observed.counted.get(event_type).copied().unwrap_or(0);
+        check.expected += want;
+        check.lose(want.saturating_sub(got), || {
+            format!("{event_type}: counted {got}, expected {want}")
+        });
+        check.double(got.saturating_sub(want), || {
+            format!("{event_type}: counted {got}, expected {want}")
+        });
+    }
+    check
+}
+
+/// Poison in its dead-letter queues (inventory's and notifications', as the expectations
+/// say), each with a reason; nothing else in any of them.
+fn dead_letters(pipeline: &LocalPipeline, expected: &Expected, observed: &Observed) -> Check {
+    let mut check = Check::new("poison dead-lettered, nothing else");
+    let poison: BTreeSet<&str> = expected
+        .orders
+        .iter()
+        .filter(|order| order.outcome == OrderOutcome::Poison)
+        .map(|order| order.order_id.as_str())
+        .collect();
+    check.expected = expected.dead_letters.values().sum();
+    let mut held = 0u64;
+    for (queue, messages) in &observed.dead_letters {
+        for message in messages {
+            let order_id = dead_letter_envelope(message)
+                .and_then(|envelope| envelope["data"]["orderId"].as_str().map(str::to_string))
+                .unwrap_or_default();
+            if poison.contains(order_id.as_str()) {
+                held += 1;
+                let reason = why(pipeline, observed, message);
+                if reason == NO_REASON {
+                    check.lose(1, || format!("{queue}: {order_id} has no reason"));
+                }
+            } else {
+                // A valid event given up on: its effects are lost (and counted there too).
+                check.lose(1, || {
+                    format!("{queue} holds {order_id:?}, which is not poison")
+                });
+            }
+        }
+    }
+    let wanted = check.expected;
+    check.lose(wanted.saturating_sub(held), || {
+        format!("{held} poison message(s) dead-lettered, expected {wanted}")
+    });
+    check.double(held.saturating_sub(wanted), || {
+        format!("{held} poison message(s) dead-lettered, expected {wanted}")
+    });
+    check
+}
+
+/// Claims left in progress and outbox events never published: work that would be lost if
+/// nothing came back for it.
+async fn in_flight(pipeline: &LocalPipeline) -> Result<Check> {
+    let mut check = Check::new("nothing left in flight");
+    let stack = pipeline.stack();
+    for item in observed::scan(pipeline, stack.table("IdempotencyTable")?).await? {
+        if observed::string(&item, "status") != "COMPLETED" {
+            let id = observed::string(&item, "id");
+            check.lose(1, || format!("claim {id} left in progress"));
+        }
+    }
+    if let Ok(outbox) = stack.table("OutboxTable") {
+        for item in observed::scan(pipeline, outbox).await? {
+            if !item.contains_key("publishedAt") {
+                let id = observed::string(&item, "id");
+                check.lose(1, || format!("outbox event {id} never published"));
+            }
+        }
+    }
+    Ok(check)
+}
