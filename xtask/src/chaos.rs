@@ -236,7 +236,14 @@ pub async fn run_chaos(
             ))
         })
         .collect();
-    let checks = invariants::check(&pipeline, &load.orders, &seed_stock, &expected).await;
+    let checks = invariants::check(
+        &pipeline,
+        &load.orders,
+        &load.copies(),
+        &seed_stock,
+        &expected,
+    )
+    .await;
     let crashes = report::crashes(&pipeline);
     pipeline.shut_down().await;
     let checks = match checks {

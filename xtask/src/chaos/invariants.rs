@@ -72,6 +72,7 @@ impl Check {
 pub async fn check(
     pipeline: &LocalPipeline,
     orders: &[Sample],
+    copies: &BTreeMap<String, u64>,
     seed: &BTreeMap<String, u64>,
     expected: &Expected,
 ) -> Result<Vec<Check>> {
@@ -80,7 +81,7 @@ pub async fn check(
         stock(orders, seed, expected, &observed),
         emails(expected, &observed),
         counted(expected, &observed),
-        dead_letters(pipeline, expected, &observed),
+        dead_letters(pipeline, orders, copies, expected, &observed),
     ];
     if let Ok(ledger) = pipeline.stack().table("PaymentsLedgerTable") {
         let ledger = observed::scan(pipeline, ledger).await?;
@@ -213,29 +214,46 @@ fn counted(expected: &Expected, observed: &Observed) -> Check {
     check
 }
 
-/// Poison in its dead-letter queues (inventory's and notifications', as the expectations
-/// say), each with a reason; nothing else in any of them.
-fn dead_letters(pipeline: &LocalPipeline, expected: &Expected, observed: &Observed) -> Check {
+/// Every copy of a poison message in its dead-letter queues (inventory's, and
+/// notifications' for data no consumer decodes), each with a reason; nothing else in any of
+/// them. A poison never completes, so its duplicates are not absorbed: each copy sent is a
+/// message of its own, dead-lettered on its own.
+fn dead_letters(
+    pipeline: &LocalPipeline,
+    orders: &[Sample],
+    copies: &BTreeMap<String, u64>,
+    expected: &Expected,
+    observed: &Observed,
+) -> Check {
     let mut check = Check::new("poison dead-lettered, nothing else");
-    let poison: BTreeSet<&str> = expected
+    let mut wanted: BTreeMap<String, u64> = BTreeMap::new();
+    for order in expected
         .orders
         .iter()
         .filter(|order| order.outcome == OrderOutcome::Poison)
-        .map(|order| order.order_id.as_str())
-        .collect();
-    check.expected = expected.dead_letters.values().sum();
-    let mut held = 0u64;
+    {
+        // Undecodable data fails notifications too; an order with no orderable line only
+        // inventory.
+        let undecodable = orders
+            .iter()
+            .find(|sample| sample.order_id() == order.order_id)
+            .is_some_and(|sample| sample.order.is_err());
+        let functions = if undecodable { 2 } else { 1 };
+        let sent = copies.get(&order.order_id).copied().unwrap_or(1);
+        wanted.insert(order.order_id.clone(), functions * sent);
+    }
+    check.expected = wanted.values().sum();
+    let mut held: BTreeMap<String, u64> = BTreeMap::new();
     for (queue, messages) in &observed.dead_letters {
         for message in messages {
             let order_id = dead_letter_envelope(message)
                 .and_then(|envelope| envelope["data"]["orderId"].as_str().map(str::to_string))
                 .unwrap_or_default();
-            if poison.contains(order_id.as_str()) {
-                held += 1;
-                let reason = why(pipeline, observed, message);
-                if reason == NO_REASON {
+            if wanted.contains_key(&order_id) {
+                if why(pipeline, observed, message) == NO_REASON {
                     check.lose(1, || format!("{queue}: {order_id} has no reason"));
                 }
+                *held.entry(order_id).or_default() += 1;
             } else {
                 // A valid event given up on: its effects are lost (and counted there too).
                 check.lose(1, || {
@@ -244,13 +262,15 @@ fn dead_letters(pipeline: &LocalPipeline, expected: &Expected, observed: &Observ
             }
         }
     }
-    let wanted = check.expected;
-    check.lose(wanted.saturating_sub(held), || {
-        format!("{held} poison message(s) dead-lettered, expected {wanted}")
-    });
-    check.double(held.saturating_sub(wanted), || {
-        format!("{held} poison message(s) dead-lettered, expected {wanted}")
-    });
+    for (order_id, want) in &wanted {
+        let got = held.get(order_id).copied().unwrap_or(0);
+        check.lose(want.saturating_sub(got), || {
+            format!("{order_id}: {got} of {want} copies dead-lettered")
+        });
+        check.double(got.saturating_sub(*want), || {
+            format!("{order_id}: {got} dead-lettered, {want} sent")
+        });
+    }
     check
 }
 

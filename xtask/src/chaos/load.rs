@@ -2,6 +2,8 @@
 //! declined, out of stock, poison), the stock that makes each one's outcome certain whatever
 //! order they arrive in, and the sending plan with its duplicates.
 
+use std::collections::BTreeMap;
+
 use anyhow::Result;
 use eventkit::events::EventEnvelope;
 use orders::{LineItem, Order, OrderPlaced, SOURCE};
@@ -33,6 +35,15 @@ impl Load {
     pub fn messages(&self) -> usize {
         self.sends.len()
     }
+
+    /// How many times each order is sent, by order id.
+    pub fn copies(&self) -> BTreeMap<String, u64> {
+        let mut copies = BTreeMap::new();
+        for index in &self.sends {
+            *copies.entry(self.orders[*index].order_id()).or_default() += 1;
+        }
+        copies
+    }
 }
 
 /// `count` orders: about 10% declined (amount ending in 13 cents), 5% out of stock, one in
@@ -43,7 +54,7 @@ pub fn generate(count: usize, duplicate_share: f64, rng: &mut fastrand::Rng) -> 
     let poison_every = 200.min((count / 3).max(1));
     let mut poisons = 0;
     let mut orders = Vec::with_capacity(count);
-    let mut demand = vec![0u64; SKUS];
+    let mut demand = [0u64; SKUS];
     for n in 0..count {
         let order_id = format!("chaos-{n:06}");
         // The first poison comes early, so even a small run has one.

@@ -216,6 +216,13 @@ impl Crash {
 
     /// One line: what died, and what recovered its records.
     pub fn describe(&self) -> String {
+        let at = chrono::DateTime::<chrono::Utc>::from(self.at).format("%H:%M:%S%.3f");
+        if self.records.is_empty() {
+            return format!(
+                "{at} {} {}: before any record started (the invocation is retried whole)",
+                self.function, self.kind
+            );
+        }
         let mut how: BTreeMap<&str, usize> = BTreeMap::new();
         for (_, done) in &self.records {
             let outcome = done
@@ -228,7 +235,6 @@ impl Crash {
             .map(|(outcome, count)| format!("{count} {outcome}"))
             .collect::<Vec<_>>()
             .join(", ");
-        let at = chrono::DateTime::<chrono::Utc>::from(self.at).format("%H:%M:%S%.3f");
         format!(
             "{at} {} {}: {} record(s) → {how}{}",
             self.function,
