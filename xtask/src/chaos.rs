@@ -213,13 +213,13 @@ pub async fn run_chaos(
 
     let step = Step::start("faults off; waiting for the pipeline to settle");
     let settling = Instant::now();
-    let settled = pipeline
-        .wait_until_settled(
-            Duration::from_secs(5),
-            Duration::from_secs(args.timeout),
-            |backlog| step.detail(&backlog.describe()),
-        )
-        .await;
+    let settled = settle(
+        &pipeline,
+        load.orders.len() as u64,
+        Duration::from_secs(args.timeout),
+        |detail| step.detail(detail),
+    )
+    .await;
     let settle_time = settling.elapsed();
     match &settled {
         Ok(()) => step.done("nothing left in flight"),
@@ -337,6 +337,42 @@ async fn drive(
         injected.outages.len()
     ));
     Ok((started.elapsed(), injected))
+}
+
+/// Waits until nothing is in flight and every order sent has reached the pipeline.
+/// LocalStack fans a topic's messages out to its subscriptions in the background, so a
+/// quiet backlog alone can come before the last messages are even queued; analytics counts
+/// every OrderPlaced (poison too), so its counter tells when all have arrived.
+async fn settle(
+    pipeline: &LocalPipeline,
+    orders: u64,
+    timeout: Duration,
+    progress: impl Fn(&str),
+) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        pipeline
+            .wait_until_settled(Duration::from_secs(5), left, |backlog| {
+                progress(&backlog.describe())
+            })
+            .await?;
+        let table = pipeline.stack().table("AnalyticsTable")?;
+        let arrived: u64 = crate::demo::observed::scan(pipeline, table)
+            .await?
+            .iter()
+            .filter(|item| crate::demo::observed::string(item, "pk").starts_with("OrderPlaced#"))
+            .map(|item| crate::demo::observed::number(item, "count"))
+            .sum();
+        if arrived >= orders {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            anyhow::bail!("only {arrived} of {orders} orders reached analytics");
+        }
+        progress(&format!("{arrived} of {orders} orders arrived so far"));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
 }
 
 /// The producer's side is not under test: a message LocalStack refused is sent again.

@@ -167,7 +167,7 @@ pub(crate) fn string(item: &Item, name: &str) -> String {
         .unwrap_or_default()
 }
 
-fn number(item: &Item, name: &str) -> u64 {
+pub(crate) fn number(item: &Item, name: &str) -> u64 {
     item.get(name)
         .and_then(|value| value.as_n().ok())
         .and_then(|n| n.parse().ok())
