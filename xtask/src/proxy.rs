@@ -465,4 +465,92 @@ mod tests {
             Counts::from([("PutItem".into(), 1), ("UpdateItem".into(), 1)])
         );
     }
+
+    /// An upstream that answers every request with `200 OK` and an empty body, counting them.
+    async fn counting_upstream() -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    let mut reader = BufReader::new(stream);
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == "\r\n" {
+                            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            let response = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                            if reader.get_mut().write_all(response).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (addr, seen)
+    }
+
+    /// Sends one bodiless request; returns the response's first line, or `None` when the
+    /// connection closed without one.
+    async fn ask(proxy: &Proxy) -> Option<String> {
+        let mut client = TcpStream::connect(proxy.addr).await.unwrap();
+        client
+            .write_all(b"POST / HTTP/1.1\r\nX-Amz-Target: DynamoDB_20120810.PutItem\r\ncontent-length: 0\r\n\r\n")
+            .await
+            .unwrap();
+        let mut reader = BufReader::new(client);
+        let mut line = String::new();
+        let read = reader.read_line(&mut line).await.unwrap_or(0);
+        (read > 0).then(|| line.trim_end().to_string())
+    }
+
+    fn unavailable(_: &[u8]) -> Canned {
+        Canned {
+            status: 503,
+            content_type: "application/x-amz-json-1.0".into(),
+            body: "{}".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn outages_failures_and_lost_responses_are_given_and_counted() {
+        let (upstream, seen) = counting_upstream().await;
+        let proxy = Proxy::start(upstream, Duration::ZERO).await.unwrap();
+        let forwarded = || seen.load(std::sync::atomic::Ordering::SeqCst);
+
+        assert_eq!(ask(&proxy).await.as_deref(), Some("HTTP/1.1 200 OK"));
+        assert_eq!(forwarded(), 1);
+
+        proxy.set_outage(Some(Arc::new(unavailable)));
+        assert_eq!(ask(&proxy).await.as_deref(), Some("HTTP/1.1 503 Canned"));
+        proxy.set_outage(None);
+        proxy.fail_share(1.0, unavailable);
+        assert_eq!(ask(&proxy).await.as_deref(), Some("HTTP/1.1 503 Canned"));
+        // Neither reached the service.
+        assert_eq!(forwarded(), 1);
+
+        proxy.fail_share(0.0, unavailable);
+        proxy.lose_share(1.0);
+        // The service did the work; the client never hears of it.
+        assert_eq!(ask(&proxy).await, None);
+        assert_eq!(forwarded(), 2);
+
+        proxy.lose_share(0.0);
+        assert_eq!(ask(&proxy).await.as_deref(), Some("HTTP/1.1 200 OK"));
+        assert_eq!(
+            proxy.injected(),
+            Counts::from([
+                ("outage".into(), 1),
+                ("failed".into(), 1),
+                ("response lost".into(), 1)
+            ])
+        );
+    }
 }
