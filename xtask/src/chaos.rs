@@ -7,6 +7,7 @@
 //! ([`invariants`]), and the run reports what was lost and what was doubled
 //! ([`report`]). It fails if either is not zero.
 
+pub mod document;
 pub mod faults;
 pub mod invariants;
 pub mod load;
@@ -86,6 +87,9 @@ pub struct ChaosArgs {
     /// Build and run the functions with the release profile.
     #[arg(long)]
     pub release: bool,
+    /// Also write the figures as Markdown to this file (RELIABILITY.md for a default run).
+    #[arg(long)]
+    pub report: Option<std::path::PathBuf>,
 }
 
 impl ChaosArgs {
@@ -110,6 +114,24 @@ pub fn run(args: &ChaosArgs) -> Result<()> {
     let report =
         crate::demo::runtime()?.block_on(run_chaos(args, &Endpoints::of(&cloud), &logs))?;
     report.print();
+    if let Some(path) = &args.report {
+        // The command as given, but the report's path and the seed (the document adds it).
+        let mut words = Vec::new();
+        let mut given = std::env::args().skip(1);
+        while let Some(word) = given.next() {
+            match word.as_str() {
+                "--report" | "--seed" => {
+                    given.next();
+                }
+                w if w.starts_with("--report=") || w.starts_with("--seed=") => {}
+                _ => words.push(word),
+            }
+        }
+        let command = format!("cargo xtask {}", words.join(" "));
+        std::fs::write(path, document::markdown(&report, &command))
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("figures written to {}", path.display());
+    }
     if report.passed() {
         println!(
             "\n✓ {} orders under faults: nothing lost, nothing doubled (seed {})",

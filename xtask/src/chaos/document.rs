@@ -1,0 +1,123 @@
+//! RELIABILITY.md: a chaos run's figures as Markdown, the way BENCHMARKS.md reports speed:
+//! the command that reproduces it, the machine, the load, the faults, the invariants with
+//! their lost and doubled effects, and the crash log's summary.
+
+use std::fmt::Write as _;
+
+use super::report::Report;
+
+/// The document for `report`, run as `command`.
+pub fn markdown(report: &Report, command: &str) -> String {
+    let mut out = String::new();
+    let verdict = if report.passed() {
+        "nothing lost, nothing doubled"
+    } else {
+        "INVARIANTS BROKEN"
+    };
+    let _ = writeln!(
+        out,
+        "# Reliability: the exactly-once promise under faults\n"
+    );
+    let _ = writeln!(
+        out,
+        "{} orders, {} messages, {} crashes: **{} lost, {} doubled** ({verdict}).\n",
+        report.orders,
+        report.messages,
+        report.crashes.len() + count_kills_without_crash(report),
+        report.lost(),
+        report.doubled()
+    );
+    let _ = writeln!(out, "Reproduce with `{command} --seed {}`.\n", report.seed);
+    let _ = writeln!(out, "Machine: {}.\n", machine());
+
+    let _ = writeln!(out, "## Load\n\n| | |\n| --- | ---: |");
+    let _ = writeln!(out, "| orders | {} |", report.orders);
+    for (outcome, count) in &report.outcomes {
+        let _ = writeln!(out, "| {outcome} | {count} |");
+    }
+    let _ = writeln!(out, "| orders sent 2 to 5 times | {} |", report.duplicated);
+    let _ = writeln!(out, "| messages sent | {} |", report.messages);
+    let _ = writeln!(
+        out,
+        "| load and faults | {:.0} s |",
+        report.load_time.as_secs_f64()
+    );
+    let _ = writeln!(
+        out,
+        "| time to settle once the faults stopped | {} |\n",
+        match &report.unsettled {
+            None => format!("{:.0} s", report.settle_time.as_secs_f64()),
+            Some(why) => format!("did not settle: {why}"),
+        }
+    );
+
+    let _ = writeln!(
+        out,
+        "## Faults injected\n\n| fault | count |\n| --- | ---: |"
+    );
+    for (kind, count) in report.faults() {
+        let _ = writeln!(out, "| {kind} | {count} |");
+    }
+    let _ = writeln!(
+        out,
+        "\n## Invariants\n\n| invariant | expected | lost | doubled |\n| --- | ---: | ---: | ---: |"
+    );
+    for check in &report.checks {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            check.name, check.expected, check.lost, check.doubled
+        );
+    }
+    let _ = writeln!(
+        out,
+        "| **all** | | **{}** | **{}** |\n",
+        report.lost(),
+        report.doubled()
+    );
+    let records: usize = report.crashes.iter().map(|c| c.records.len()).sum();
+    let recovered: usize = report.crashes.iter().map(|c| c.recovered()).sum();
+    let _ = writeln!(
+        out,
+        "## Crashes and what recovered them\n\n{} invocations died ({}); they were running \
+         {records} records, {recovered} of which were seen done afterwards. The first ones:\n",
+        report.crashes.len(),
+        report
+            .crashes_by_kind()
+            .iter()
+            .map(|(kind, count)| format!("{count} {kind}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for crash in report.crashes.iter().take(10) {
+        let _ = writeln!(out, "- {}", crash.describe());
+    }
+    out
+}
+
+/// Kills that landed between invocations leave no crashed invocation in the logs.
+fn count_kills_without_crash(report: &Report) -> usize {
+    let kills_seen = report
+        .crashes
+        .iter()
+        .filter(|crash| crash.kind == "SIGKILL")
+        .count();
+    report.injected.kills.len().saturating_sub(kills_seen)
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|line| line.strip_prefix("model name"))
+                .map(|name| name.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into());
+    format!("{cpu}, {cores} cores; load average {load} when the run ended")
+}
