@@ -29,6 +29,7 @@ async fn a_small_chaos_run_loses_nothing_and_doubles_nothing() {
         "--crash-rate=0.01",
         "--dynamodb-fail-share=0.03",
         "--dynamodb-lose-share=0.02",
+        "--dynamodb-slow-share=0.05",
         "--outages=1",
         "--outage-seconds=4",
         "--publish-fail-share=0.2",
@@ -64,7 +65,7 @@ async fn a_small_chaos_run_loses_nothing_and_doubles_nothing() {
         crashes.keys().any(|kind| kind.starts_with("crash ")),
         "no crash point was hit: {crashes:?}"
     );
-    for kind in ["failed", "response lost", "outage"] {
+    for kind in ["failed", "dropped", "response lost", "slow", "outage"] {
         assert!(
             report.injected.dynamodb.get(kind).copied().unwrap_or(0) > 0,
             "no DynamoDB request {kind}: {:?}",

@@ -60,9 +60,13 @@ pub struct ChaosArgs {
     /// Share of the functions' DynamoDB requests that fail (throttling or 500).
     #[arg(long, default_value_t = 0.02)]
     pub dynamodb_fail_share: f64,
-    /// Share of the functions' DynamoDB requests whose response is lost after the write.
+    /// Share of the functions' DynamoDB requests whose response is lost after the write
+    /// (and as many dropped before DynamoDB sees them).
     #[arg(long, default_value_t = 0.005)]
     pub dynamodb_lose_share: f64,
+    /// Share of the functions' DynamoDB requests answered a second late.
+    #[arg(long, default_value_t = 0.02)]
+    pub dynamodb_slow_share: f64,
     /// DynamoDB outages during the faults.
     #[arg(long, default_value_t = 2)]
     pub outages: usize,
@@ -99,6 +103,7 @@ impl ChaosArgs {
             crash_rate: self.crash_rate,
             dynamodb_fail_share: self.dynamodb_fail_share,
             dynamodb_lose_share: self.dynamodb_lose_share,
+            dynamodb_slow_share: self.dynamodb_slow_share,
             outages: self.outages,
             outage: Duration::from_secs(self.outage_seconds),
             publish_fail_share: self.publish_fail_share,

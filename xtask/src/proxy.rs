@@ -13,7 +13,8 @@
 //! For reliability runs (`cargo xtask chaos`) it also injects faults at random: a share of
 //! requests answered with an error ([`Proxy::fail_share`]), a share whose request reaches the
 //! service but whose response is lost on the way back (the write happened, the client never
-//! hears of it: [`Proxy::lose_share`]), and outages during which every request is answered
+//! hears of it: [`Proxy::lose_share`]), a share dropped before the service sees them
+//! ([`Proxy::drop_share`]), a share answered late ([`Proxy::slow_share`]), and outages during which every request is answered
 //! with an error ([`Proxy::set_outage`]). [`Proxy::injected`] counts what it did.
 //!
 //! Only the request direction is parsed (request line, headers, a `Content-Length` body);
@@ -58,8 +59,10 @@ type Faults = Arc<Mutex<BTreeMap<String, (usize, Respond)>>>;
 
 /// What the proxy decides for a request, besides forwarding it.
 enum Fate {
-    /// Forwarded, and its response relayed.
-    Forward,
+    /// Forwarded, and its response relayed this much later than the others.
+    Forward(Duration),
+    /// Not forwarded: the connection is closed before the service sees it.
+    Drop,
     /// Answered by the proxy.
     Answer(Respond),
     /// Forwarded, and its response dropped with the connection.
@@ -73,10 +76,24 @@ struct Random {
     fail: Option<(f64, Respond)>,
     /// Share of requests whose response is lost.
     lose: f64,
+    /// Share of requests dropped before the service sees them.
+    drop: f64,
+    /// Share of requests answered late, and how late.
+    slow: (f64, Duration),
     /// While set, every request is answered with this.
     outage: Option<Respond>,
     /// Faults given, by kind (`outage`, `failed`, `response lost`, `scripted`).
     injected: Counts,
+}
+
+/// A request forwarded, as its response side needs to know it.
+struct Arrival {
+    /// When its first byte arrived.
+    at: Instant,
+    /// Whether its response is to be lost.
+    lose: bool,
+    /// How much later than the others its response is released.
+    extra_delay: Duration,
 }
 
 /// The proxy's fault state, shared with every connection.
@@ -151,6 +168,22 @@ impl Proxy {
         }
     }
 
+    /// Closes the connection on a random `share` of requests before they are forwarded:
+    /// the service never sees them, the client sees a broken connection.
+    pub fn drop_share(&self, share: f64) {
+        if let Ok(mut random) = self.faults.random.lock() {
+            random.drop = share;
+        }
+    }
+
+    /// Releases the responses of a random `share` of requests `extra` later than the
+    /// others: a slow service, which a client's timeout may give up on.
+    pub fn slow_share(&self, share: f64, extra: Duration) {
+        if let Ok(mut random) = self.faults.random.lock() {
+            random.slow = (share, extra);
+        }
+    }
+
     /// While `respond` is set, every request is answered with it (the service is down);
     /// `None` ends the outage.
     pub fn set_outage(&self, respond: Option<Respond>) {
@@ -159,7 +192,8 @@ impl Proxy {
         }
     }
 
-    /// The faults given so far, by kind: `outage`, `failed`, `response lost`, `scripted`.
+    /// The faults given so far, by kind: `outage`, `failed`, `dropped`, `response lost`,
+    /// `slow`, `scripted`.
     pub fn injected(&self) -> Counts {
         self.faults
             .random
@@ -256,7 +290,7 @@ async fn relay(
 async fn release_responses<R, W>(
     server: &mut R,
     client: &tokio::sync::Mutex<W>,
-    arrivals: &mut tokio::sync::mpsc::UnboundedReceiver<(Instant, bool)>,
+    arrivals: &mut tokio::sync::mpsc::UnboundedReceiver<Arrival>,
     delay: Duration,
 ) -> Result<()>
 where
@@ -270,11 +304,11 @@ where
             return Ok(());
         }
         // A request forwarded and not yet answered: these bytes start its response.
-        if let Ok((arrived, lose)) = arrivals.try_recv() {
-            if lose {
+        if let Ok(arrival) = arrivals.try_recv() {
+            if arrival.lose {
                 return Ok(());
             }
-            tokio::time::sleep_until(arrived + delay).await;
+            tokio::time::sleep_until(arrival.at + delay + arrival.extra_delay).await;
         }
         client.lock().await.write_all(&buffer[..read]).await?;
     }
@@ -286,7 +320,7 @@ async fn forward_requests<R, W, C>(
     mut client: BufReader<R>,
     mut server: W,
     client_write: &tokio::sync::Mutex<C>,
-    arrivals: tokio::sync::mpsc::UnboundedSender<(Instant, bool)>,
+    arrivals: tokio::sync::mpsc::UnboundedSender<Arrival>,
     counts: &Mutex<Counts>,
     faults: &FaultState,
 ) -> Result<()>
@@ -327,9 +361,13 @@ where
             }
         }
         record(counts, &operation);
-        let lose = match decide(faults, &operation) {
-            Fate::Forward => false,
-            Fate::LoseResponse => true,
+        let (lose, extra_delay) = match decide(faults, &operation) {
+            Fate::Forward(extra) => (false, extra),
+            Fate::LoseResponse => (true, Duration::ZERO),
+            Fate::Drop => {
+                let _ = server.shutdown().await;
+                return Ok(());
+            }
             Fate::Answer(respond) => {
                 let mut body = Vec::new();
                 (&mut client)
@@ -353,7 +391,11 @@ where
             }
         };
         // Sent before the request goes upstream, so it is there before its response.
-        let _ = arrivals.send((arrived, lose));
+        let _ = arrivals.send(Arrival {
+            at: arrived,
+            lose,
+            extra_delay,
+        });
         server.write_all(&head).await?;
         // The body is streamed, so a client that waits for `100 Continue` is not stuck.
         let copied = tokio::io::copy(&mut (&mut client).take(body_length), &mut server).await?;
@@ -371,7 +413,7 @@ fn decide(faults: &FaultState, operation: &str) -> Fate {
         return Fate::Answer(respond);
     }
     let Ok(mut random) = faults.random.lock() else {
-        return Fate::Forward;
+        return Fate::Forward(Duration::ZERO);
     };
     let fate = if let Some(respond) = &random.outage {
         Some(("outage", Fate::Answer(respond.clone())))
@@ -381,8 +423,12 @@ fn decide(faults: &FaultState, operation: &str) -> Fate {
         .filter(|(share, _)| fastrand::f64() < *share)
     {
         Some(("failed", Fate::Answer(respond.clone())))
+    } else if random.drop > 0.0 && fastrand::f64() < random.drop {
+        Some(("dropped", Fate::Drop))
     } else if random.lose > 0.0 && fastrand::f64() < random.lose {
         Some(("response lost", Fate::LoseResponse))
+    } else if random.slow.0 > 0.0 && fastrand::f64() < random.slow.0 {
+        Some(("slow", Fate::Forward(random.slow.1)))
     } else {
         None
     };
@@ -391,7 +437,7 @@ fn decide(faults: &FaultState, operation: &str) -> Fate {
             *random.injected.entry(kind.to_string()).or_default() += 1;
             fate
         }
-        None => Fate::Forward,
+        None => Fate::Forward(Duration::ZERO),
     }
 }
 
@@ -543,13 +589,27 @@ mod tests {
         assert_eq!(forwarded(), 2);
 
         proxy.lose_share(0.0);
+        proxy.drop_share(1.0);
+        // Closed before the service saw it.
+        assert_eq!(ask(&proxy).await, None);
+        assert_eq!(forwarded(), 2);
+
+        proxy.drop_share(0.0);
+        proxy.slow_share(1.0, Duration::from_millis(300));
+        let asked = std::time::Instant::now();
+        assert_eq!(ask(&proxy).await.as_deref(), Some("HTTP/1.1 200 OK"));
+        assert!(asked.elapsed() >= Duration::from_millis(300));
+
+        proxy.slow_share(0.0, Duration::ZERO);
         assert_eq!(ask(&proxy).await.as_deref(), Some("HTTP/1.1 200 OK"));
         assert_eq!(
             proxy.injected(),
             Counts::from([
                 ("outage".into(), 1),
                 ("failed".into(), 1),
-                ("response lost".into(), 1)
+                ("response lost".into(), 1),
+                ("dropped".into(), 1),
+                ("slow".into(), 1)
             ])
         );
     }

@@ -3,8 +3,9 @@
 //! - crashes at each dangerous point of a handler (eventkit's `faults` module, switched on
 //!   in every function's environment);
 //! - DynamoDB behind a fault proxy: a share of requests answered with throttling or an
-//!   internal error, a share whose response is lost after the write happened, and outages
-//!   during which every request fails;
+//!   internal error, a share dropped before DynamoDB sees them, a share whose response is
+//!   lost after the write happened, a share answered a second late, and outages during
+//!   which every request fails;
 //! - publishing behind a fault proxy in front of LocalStack: a share of PutEvents requests
 //!   fail whole, or fail their entries.
 //!
@@ -36,8 +37,11 @@ pub struct FaultPlan {
     pub crash_rate: f64,
     /// Share of the functions' DynamoDB requests answered with throttling or a 500.
     pub dynamodb_fail_share: f64,
-    /// Share of the functions' DynamoDB requests whose response is lost.
+    /// Share of the functions' DynamoDB requests whose response is lost, and (as much
+    /// again) dropped before DynamoDB sees them.
     pub dynamodb_lose_share: f64,
+    /// Share of the functions' DynamoDB requests answered 1 s late.
+    pub dynamodb_slow_share: f64,
     /// DynamoDB outages during the run, each `outage` long.
     pub outages: usize,
     /// How long each outage lasts.
@@ -116,6 +120,9 @@ impl Injector {
         self.dynamodb
             .fail_share(self.plan.dynamodb_fail_share, dynamodb_failure());
         self.dynamodb.lose_share(self.plan.dynamodb_lose_share);
+        self.dynamodb.drop_share(self.plan.dynamodb_lose_share);
+        self.dynamodb
+            .slow_share(self.plan.dynamodb_slow_share, Duration::from_secs(1));
         self.localstack
             .fail_share(self.plan.publish_fail_share, publish_failure());
         let outage = self.plan.outage.min(window);
@@ -170,6 +177,8 @@ impl Injector {
     pub fn stop(&self) {
         self.dynamodb.fail_share(0.0, dynamodb_failure());
         self.dynamodb.lose_share(0.0);
+        self.dynamodb.drop_share(0.0);
+        self.dynamodb.slow_share(0.0, Duration::ZERO);
         self.dynamodb.set_outage(None);
         self.localstack.fail_share(0.0, publish_failure());
     }
