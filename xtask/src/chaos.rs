@@ -14,6 +14,7 @@ pub mod load;
 pub mod report;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -48,7 +49,7 @@ pub struct ChaosArgs {
     /// Messages sent per second.
     #[arg(long, default_value_t = 100)]
     pub rate: u32,
-    /// Seconds the faults go on after the last message is sent.
+    /// Seconds the faults go on after every order reached the pipeline.
     #[arg(long, default_value_t = 30)]
     pub fault_tail: u64,
     /// A busy function process is killed about every this many seconds.
@@ -67,7 +68,7 @@ pub struct ChaosArgs {
     /// Share of the functions' DynamoDB requests answered a second late.
     #[arg(long, default_value_t = 0.02)]
     pub dynamodb_slow_share: f64,
-    /// DynamoDB outages during the faults.
+    /// DynamoDB outages during the faults (evenly spread over the orders' arrival).
     #[arg(long, default_value_t = 2)]
     pub outages: usize,
     /// Seconds each outage lasts.
@@ -304,7 +305,8 @@ pub async fn run_chaos(
     })
 }
 
-/// Sends the load at the chosen rate while the injector runs, and for `fault_tail` after.
+/// Sends the load at the chosen rate while the injector runs; the faults go on until
+/// `fault_tail` after the last order reached the pipeline.
 async fn drive(
     args: &ChaosArgs,
     pipeline: &LocalPipeline,
@@ -314,8 +316,6 @@ async fn drive(
     rng: &mut fastrand::Rng,
 ) -> Result<(Duration, faults::Injected)> {
     let rate = f64::from(args.rate.max(1));
-    let sending = Duration::from_secs_f64(load.messages() as f64 / rate);
-    let window = sending + Duration::from_secs(args.fault_tail);
     let step = Step::start(format!(
         "sending {} messages ({} orders, {} of them 2 to 5 times) under faults",
         load.messages(),
@@ -323,7 +323,9 @@ async fn drive(
         load.duplicated
     ));
     let started = Instant::now();
-    let sent = std::sync::atomic::AtomicUsize::new(0);
+    let sent = AtomicUsize::new(0);
+    let arrival = faults::Arrival::new(load.orders.len() as u64);
+    let faults_done = AtomicBool::new(false);
     let last_fault = std::sync::Mutex::new(String::new());
     let show = |fault: Option<&str>| {
         if let (Some(fault), Ok(mut last)) = (fault, last_fault.lock()) {
@@ -331,9 +333,11 @@ async fn drive(
         }
         let last = last_fault.lock().map(|l| l.clone()).unwrap_or_default();
         step.detail(&format!(
-            "{}/{} sent; {last}",
-            sent.load(std::sync::atomic::Ordering::Relaxed),
-            load.messages()
+            "{}/{} sent, {}/{} orders arrived; {last}",
+            sent.load(Ordering::Relaxed),
+            load.messages(),
+            arrival.arrived(),
+            load.orders.len()
         ));
     };
     let send_all = futures::stream::iter(load.sends.iter().enumerate())
@@ -345,15 +349,37 @@ async fn drive(
             async move {
                 tokio::time::sleep_until(due).await;
                 send_with_retries(pipeline.clients(), entrances, text).await?;
-                sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                sent.fetch_add(1, Ordering::Relaxed);
                 show(None);
                 anyhow::Ok(())
             }
         })
         .buffer_unordered(32)
         .collect::<Vec<_>>();
-    let faults = injector.run(pipeline, window, rng, |fault| show(Some(fault)));
-    let (results, injected) = tokio::join!(send_all, faults);
+    let watch_arrivals = async {
+        while !faults_done.load(Ordering::Relaxed) {
+            if let Ok(arrived) = orders_arrived(pipeline).await {
+                arrival.set(arrived);
+                show(None);
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    };
+    let faults = async {
+        let injected = injector
+            .run(
+                pipeline,
+                &arrival,
+                Duration::from_secs(args.fault_tail),
+                Duration::from_secs(args.timeout),
+                rng,
+                |fault| show(Some(fault)),
+            )
+            .await;
+        faults_done.store(true, Ordering::Relaxed);
+        injected
+    };
+    let (results, injected, ()) = tokio::join!(send_all, faults, watch_arrivals);
     if let Some(error) = results.into_iter().find_map(Result::err) {
         step.fail();
         return Err(error);
@@ -364,6 +390,17 @@ async fn drive(
         injected.outages.len()
     ));
     Ok((started.elapsed(), injected))
+}
+
+/// Orders that reached the pipeline: analytics counts every OrderPlaced (poison too).
+async fn orders_arrived(pipeline: &LocalPipeline) -> Result<u64> {
+    let table = pipeline.stack().table("AnalyticsTable")?;
+    Ok(crate::demo::observed::scan(pipeline, table)
+        .await?
+        .iter()
+        .filter(|item| crate::demo::observed::string(item, "pk").starts_with("OrderPlaced#"))
+        .map(|item| crate::demo::observed::number(item, "count"))
+        .sum())
 }
 
 /// Waits until nothing is in flight and every order sent has reached the pipeline.
@@ -384,13 +421,7 @@ async fn settle(
                 progress(&backlog.describe())
             })
             .await?;
-        let table = pipeline.stack().table("AnalyticsTable")?;
-        let arrived: u64 = crate::demo::observed::scan(pipeline, table)
-            .await?
-            .iter()
-            .filter(|item| crate::demo::observed::string(item, "pk").starts_with("OrderPlaced#"))
-            .map(|item| crate::demo::observed::number(item, "count"))
-            .sum();
+        let arrived = orders_arrived(pipeline).await?;
         if arrived >= orders {
             return Ok(());
         }

@@ -15,6 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -74,6 +75,39 @@ pub struct Injected {
     pub publish: BTreeMap<String, u64>,
 }
 
+/// How many of the orders have reached the pipeline so far (analytics counts every
+/// OrderPlaced it receives), kept up to date by the run.
+#[derive(Debug, Default)]
+pub struct Arrival {
+    arrived: AtomicU64,
+    orders: u64,
+}
+
+impl Arrival {
+    /// Nothing arrived yet of `orders`.
+    pub fn new(orders: u64) -> Self {
+        Self {
+            arrived: AtomicU64::new(0),
+            orders,
+        }
+    }
+
+    /// Records the latest count.
+    pub fn set(&self, arrived: u64) {
+        self.arrived.store(arrived, Ordering::Relaxed);
+    }
+
+    /// Orders arrived so far.
+    pub fn arrived(&self) -> u64 {
+        self.arrived.load(Ordering::Relaxed)
+    }
+
+    /// The share arrived, 0 to 1.
+    pub fn fraction(&self) -> f64 {
+        self.arrived() as f64 / self.orders.max(1) as f64
+    }
+}
+
 /// The proxies and the schedule.
 pub struct Injector {
     plan: FaultPlan,
@@ -106,13 +140,17 @@ impl Injector {
         }
     }
 
-    /// Injects faults for `window`: the shares from the start, the outages at random moments
-    /// inside it, a kill about every `kill_every`. Returns with every fault off. `progress`
-    /// hears of each kill and outage.
+    /// Injects faults while the orders flow: the shares from the start, the outages when
+    /// given fractions of the orders have reached the pipeline (work is going on then,
+    /// however far behind the sending it runs), a kill about every `kill_every`. Stops
+    /// `tail` after every order has arrived, or at `cap`, and returns with every fault off.
+    /// `progress` hears of each kill and outage.
     pub async fn run(
         &self,
         pipeline: &LocalPipeline,
-        window: Duration,
+        arrival: &Arrival,
+        tail: Duration,
+        cap: Duration,
         rng: &mut fastrand::Rng,
         progress: impl Fn(&str),
     ) -> Injected {
@@ -125,33 +163,36 @@ impl Injector {
             .slow_share(self.plan.dynamodb_slow_share, Duration::from_secs(1));
         self.localstack
             .fail_share(self.plan.publish_fail_share, publish_failure());
-        let outage = self.plan.outage.min(window);
-        let mut outages: Vec<Duration> = (0..self.plan.outages)
-            .map(|_| window.saturating_sub(outage).mul_f64(rng.f64()))
+        // Outage k of n starts once k/(n+1) of the orders have arrived.
+        let mut outages_left: Vec<f64> = (1..=self.plan.outages)
+            .map(|k| k as f64 / (self.plan.outages + 1) as f64)
             .collect();
-        outages.sort();
-        let mut injected = Injected {
-            outages: outages.clone(),
-            ..Injected::default()
-        };
+        let mut injected = Injected::default();
         let mut outage_ends: Option<Instant> = None;
+        let mut caught_up: Option<Instant> = None;
         let mut next_kill = started + self.plan.kill_every.mul_f64(0.5 + rng.f64());
         let functions: Vec<_> = pipeline.hosts().iter().collect();
-        while started.elapsed() < window {
+        while started.elapsed() < cap && caught_up.is_none_or(|at| at.elapsed() < tail) {
             let now = Instant::now();
+            let arrived = arrival.fraction();
+            if arrived >= 1.0 && caught_up.is_none() {
+                caught_up = Some(now);
+                progress("every order arrived; faults go on a while");
+            }
             if outage_ends.is_some_and(|ends| now >= ends) {
                 self.dynamodb.set_outage(None);
                 outage_ends = None;
                 progress("DynamoDB is back");
             }
-            if outages
-                .first()
-                .is_some_and(|at| started + *at <= now && outage_ends.is_none())
-            {
-                outages.remove(0);
+            if outage_ends.is_none() && outages_left.first().is_some_and(|at| arrived >= *at) {
+                outages_left.remove(0);
                 self.dynamodb.set_outage(Some(dynamodb_unavailable()));
-                outage_ends = Some(now + outage);
-                progress(&format!("DynamoDB down for {}s", outage.as_secs()));
+                outage_ends = Some(now + self.plan.outage);
+                injected.outages.push(started.elapsed());
+                progress(&format!(
+                    "DynamoDB down for {}s",
+                    self.plan.outage.as_secs()
+                ));
             }
             if now >= next_kill && !functions.is_empty() {
                 let (logical, host) = functions[rng.usize(0..functions.len())];
