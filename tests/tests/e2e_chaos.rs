@@ -25,7 +25,7 @@ async fn a_small_chaos_run_loses_nothing_and_doubles_nothing() {
         "--orders=60",
         "--rate=20",
         "--fault-tail=20",
-        "--kill-every=2",
+        "--kill-every=4",
         "--crash-rate=0.01",
         "--dynamodb-fail-share=0.03",
         "--dynamodb-lose-share=0.02",

@@ -60,18 +60,19 @@ pub fn markdown(report: &Report, command: &str) -> String {
     }
     let _ = writeln!(
         out,
-        "\n## Invariants\n\n| invariant | expected | lost | doubled |\n| --- | ---: | ---: | ---: |"
+        "\n## Invariants\n\n| invariant | expected | lost | doubled | flagged |\n| --- | ---: | ---: | ---: | ---: |"
     );
     for check in &report.checks {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} |",
-            check.name, check.expected, check.lost, check.doubled
+            "| {} | {} | {} | {} | {} |",
+            check.name, check.expected, check.lost, check.doubled, check.flagged
         );
     }
     let _ = writeln!(
         out,
-        "| **all** | | **{}** | **{}** |\n",
+        "| **all** | | **{}** | **{}** | |\n\nFlagged: dead letters whose effect had already happened (their \
+         idempotency record is COMPLETED; redriven, they replay). Nothing of theirs is lost.\n",
         report.lost(),
         report.doubled()
     );
