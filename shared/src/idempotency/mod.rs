@@ -88,7 +88,9 @@ pub use run::{Idempotency, Outcome};
 pub(crate) use store::store_error;
 #[cfg(feature = "dynamodb")]
 pub use store::{AttributeNames, DynamoDbStore};
-pub use store::{BoxedStore, ClaimOutcome, DynStore, IdempotencyStore, InMemoryStore};
+pub use store::{
+    BoxedStore, ClaimOutcome, Completion, DynStore, IdempotencyStore, InMemoryStore, Release,
+};
 
 #[cfg(test)]
 mod observability_tests;
