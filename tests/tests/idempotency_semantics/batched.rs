@@ -316,7 +316,8 @@ pub async fn batched_a_thousand_keys_delivered_three_times_run_a_thousand_times<
         .chunks(10)
         .flat_map(|block| (0..3).map(move |_| block.to_vec()))
         .collect();
-    let outcomes: Vec<(Vec<usize>, Vec<BatchResult<u64, Boom>>)> = futures::stream::iter(batches)
+    type Delivered = (Vec<usize>, Vec<BatchResult<u64, Boom>>);
+    let outcomes: Vec<Delivered> = futures::stream::iter(batches)
         .map(|keys| {
             let (layer, runs) = (layer.clone(), runs.clone());
             tokio::spawn(async move {
@@ -362,4 +363,84 @@ pub async fn batched_a_thousand_keys_delivered_three_times_run_a_thousand_times<
             .unwrap();
         assert_eq!(out, key as u64 * 2);
     }
+}
+
+pub async fn batched_store_failures_surface_as_typed_errors_and_nothing_is_lost<
+    S: IdempotencyStore + 'static,
+>(
+    store: S,
+) {
+    let (layer, clock) = layer(Probe::new(store), orders());
+    let payloads = vec![event("x1"), event("x2")];
+    let runs = counters(2);
+
+    // Throttled claims: no handler runs and nothing is written.
+    layer.store().throttle(Op::Claim, true);
+    let results = batch(&layer, &payloads, &runs, |i| Ok::<_, Boom>(i as u32)).await;
+    for (i, result) in results.into_iter().enumerate() {
+        let error = result.unwrap_err();
+        assert!(
+            matches!(&error, IdempotencyError::Store { record_id, source: StoreError::Throttled { .. }, .. } if *record_id == format!("m-{i}")),
+            "{error:?}"
+        );
+        assert!(error.is_transient() && !error.handler_ran());
+    }
+    layer.store().throttle(Op::Claim, false);
+    assert_eq!(total(&runs), 0);
+    assert_eq!(stored(&layer, &payloads[0]).await, None);
+
+    // Throttled completions (what a crash before the completion leaves too): the handlers ran,
+    // the error says so, and the keys stay in progress until the window ends.
+    layer.store().throttle(Op::Complete, true);
+    let results = batch(&layer, &payloads, &runs, |i| Ok::<_, Boom>(i as u32)).await;
+    for result in results {
+        let error = result.unwrap_err();
+        assert!(
+            matches!(
+                &error,
+                IdempotencyError::CompletionFailed {
+                    source: StoreError::Throttled { .. },
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert!(error.handler_ran());
+    }
+    layer.store().throttle(Op::Complete, false);
+    let record = stored(&layer, &payloads[1]).await.unwrap();
+    assert_eq!((record.status, record.result), (Status::InProgress, None));
+    let results = batch(&layer, &payloads, &runs, |i| Ok::<_, Boom>(i as u32)).await;
+    assert!(results
+        .iter()
+        .all(|result| matches!(result, Err(IdempotencyError::AlreadyInProgress { .. }))));
+    assert_eq!(total(&runs), 2);
+    // Once the window has passed, a redelivery runs them again and is stored.
+    clock.advance(WINDOW + Duration::from_millis(1));
+    let results = batch(&layer, &payloads, &runs, |i| Ok::<_, Boom>(i as u32 + 10)).await;
+    let outcomes: Vec<Outcome<u32>> = results.into_iter().map(Result::unwrap).collect();
+    assert_eq!(outcomes, [Outcome::Computed(10), Outcome::Computed(11)]);
+    assert_eq!(total(&runs), 4);
+
+    // A throttled release after a handler error: both errors are reported, the claim stays.
+    layer.store().throttle(Op::Release, true);
+    let third = [event("x3")];
+    let results = batch(&layer, &third, &counters(1), |_| Err::<u32, _>(Boom)).await;
+    let error = results.into_iter().next().unwrap().unwrap_err();
+    assert_eq!(error.handler_error(), Some(&Boom));
+    assert!(
+        matches!(
+            &error,
+            IdempotencyError::ReleaseFailed {
+                source: StoreError::Throttled { .. },
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    layer.store().throttle(Op::Release, false);
+    assert_eq!(
+        stored(&layer, &third[0]).await.unwrap().status,
+        Status::InProgress
+    );
 }

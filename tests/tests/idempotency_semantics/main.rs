@@ -68,4 +68,5 @@ for_both_stores!(
     batched_an_expired_window_is_taken_over_and_fences_the_old_owner,
     batched_fifty_concurrent_batches_with_one_key_run_the_handler_once,
     batched_a_thousand_keys_delivered_three_times_run_a_thousand_times,
+    batched_store_failures_surface_as_typed_errors_and_nothing_is_lost,
 );
