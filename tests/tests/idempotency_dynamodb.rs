@@ -247,6 +247,92 @@ async fn a_duplicate_costs_exactly_one_request() {
 }
 
 #[tokio::test]
+async fn a_batch_of_ten_costs_two_requests_new_and_two_duplicate() {
+    use eventkit::idempotency::{BatchEntry, IdempotencyStore};
+    let cloud = LocalCloud::connect().await;
+    let table = cloud.create_idempotency_table("idem").await;
+    let log = RequestLog::default();
+    let store = DynamoDbStore::new(logged_client(&cloud, &log), &table);
+    let layer = Idempotency::new(store, IdempotencyConfig::new("orders"))
+        .with_clock(ManualClock::at_system_time());
+    let payloads: Vec<Value> = (0..10).map(|n| event(&format!("b{n}"))).collect();
+    let ids: Vec<String> = (0..10).map(|n| format!("m{n}")).collect();
+    let entries: Vec<BatchEntry> = payloads
+        .iter()
+        .zip(&ids)
+        .map(|(payload, record_id)| BatchEntry {
+            payload,
+            record_id,
+            remaining: WINDOW,
+        })
+        .collect();
+    let runs = AtomicUsize::new(0);
+    let run = |failing: usize| {
+        let runs = &runs;
+        layer.execute_batch(&entries, move |i| async move {
+            runs.fetch_add(1, Ordering::SeqCst);
+            if i == failing {
+                Err(Boom)
+            } else {
+                Ok::<_, Boom>(i)
+            }
+        })
+    };
+
+    let first = run(usize::MAX).await;
+    assert!(first
+        .iter()
+        .all(|result| matches!(result, Ok(outcome) if !outcome.is_replayed())));
+    assert_eq!(
+        log.take(),
+        ["BatchExecuteStatement", "BatchExecuteStatement"],
+        "every claim in one request, every completion in one more"
+    );
+
+    let again = run(usize::MAX).await;
+    assert!(again
+        .iter()
+        .all(|result| matches!(result, Ok(outcome) if outcome.is_replayed())));
+    // DynamoDB Local returns no item with a refused INSERT: the duplicates are read back
+    // in one more request (DynamoDB itself returns the items, so one request there).
+    assert_eq!(log.take(), ["BatchExecuteStatement", "BatchGetItem"]);
+    assert_eq!(runs.load(Ordering::SeqCst), 10);
+
+    // New keys, one handler failing: its release shares the completions' request.
+    let fresh: Vec<Value> = (0..10).map(|n| event(&format!("c{n}"))).collect();
+    let entries: Vec<BatchEntry> = fresh
+        .iter()
+        .zip(&ids)
+        .map(|(payload, record_id)| BatchEntry {
+            payload,
+            record_id,
+            remaining: WINDOW,
+        })
+        .collect();
+    let results = layer
+        .execute_batch(&entries, |i| async move {
+            if i == 3 {
+                Err(Boom)
+            } else {
+                Ok::<_, Boom>(i)
+            }
+        })
+        .await;
+    assert!(matches!(results[3], Err(IdempotencyError::Handler(Boom))));
+    assert_eq!(
+        log.take(),
+        [
+            "BatchExecuteStatement",
+            "BatchExecuteStatement",
+            "BatchExecuteStatement"
+        ],
+        "claims; then the nine completions and the release, side by side"
+    );
+    let key = layer.key_for(&fresh[3]).unwrap();
+    assert!(layer.store().get(&key).await.unwrap().is_none(), "released");
+}
+
+#[tokio::test]
 async fn a_missing_table_is_a_typed_error_before_and_after_the_handler() {
     let cloud = LocalCloud::connect().await;
     let runs = AtomicUsize::new(0);

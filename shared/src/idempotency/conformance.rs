@@ -14,7 +14,7 @@
 use super::clock::{Clock, SystemClock};
 use super::error::StoreError;
 use super::record::{IdempotencyRecord, Status};
-use super::store::{ClaimOutcome, IdempotencyStore};
+use super::store::{ClaimOutcome, Completion, IdempotencyStore, Release};
 
 /// A rule the store broke: which check, and what it did instead.
 #[derive(Debug, thiserror::Error)]
@@ -37,7 +37,9 @@ pub async fn check_store<S: IdempotencyStore>(store: &S) -> Result<(), Conforman
     releases_only_for_its_owner(store, &key("release"), now_ms).await?;
     never_releases_a_completed_record(store, &key("release-completed"), now_ms).await?;
     expired_records_are_replaced(store, &key("expired"), now_ms).await?;
-    expired_windows_are_taken_over_and_fence_the_old_owner(store, &key("takeover"), now_ms).await
+    expired_windows_are_taken_over_and_fence_the_old_owner(store, &key("takeover"), now_ms).await?;
+    batch_claims_decide_each_key_alone(store, &key, now_ms).await?;
+    batch_completions_and_releases_are_fenced_per_key(store, &key, now_ms).await
 }
 
 fn claim(key: &str, owner: &str, now_ms: u64, window_ms: u64) -> IdempotencyRecord {
@@ -233,6 +235,187 @@ async fn expired_windows_are_taken_over_and_fence_the_old_owner<S: IdempotencySt
     match store.get(key).await {
         Ok(Some(stored)) if stored.owner.as_deref() == Some("owner-b") => Ok(()),
         other => Err(broke(CHECK, other)),
+    }
+}
+
+/// More keys than one DynamoDB batch request holds (25), so that chunking is exercised.
+const BATCH: usize = 30;
+
+async fn batch_claims_decide_each_key_alone<S: IdempotencyStore>(
+    store: &S,
+    key: &impl Fn(&str) -> String,
+    now: u64,
+) -> Result<(), ConformanceFailure> {
+    const CHECK: &str = "a batch claim decides each key as a single claim would: absent keys are \
+                         claimed, live records returned, expired ones replaced, ended windows \
+                         taken over, and a key given twice claimed once";
+    // The batch runs two hours from now on the caller's clock, so that the record expired by
+    // then is still live in real time: DynamoDB's TTL must not delete it before the claim.
+    let later = now + 7_200_000;
+    let live = claim(&key("batch-live"), "owner-a", later, 30_000);
+    let expired = claim(&key("batch-expired"), "owner-a", now, 1_000);
+    let ended = claim(&key("batch-ended"), "owner-a", later - 2_000, 1_000);
+    for (record, at) in [(&live, later), (&expired, now), (&ended, later - 2_000)] {
+        store
+            .claim(record, at)
+            .await
+            .map_err(|error| broke(CHECK, error))?;
+    }
+    store
+        .complete(&expired.key, "owner-a", "1", now / 1000 + 600)
+        .await
+        .map_err(|error| broke(CHECK, error))?;
+    let fresh: Vec<IdempotencyRecord> = (0..BATCH)
+        .map(|n| claim(&key(&format!("batch-{n}")), "owner-b", later, 30_000))
+        .collect();
+    let mut batch = fresh.clone();
+    batch.extend([
+        claim(&live.key, "owner-b", later, 30_000),
+        claim(&expired.key, "owner-b", later, 30_000),
+        claim(&ended.key, "owner-b", later, 30_000),
+        // The first fresh key again, from another delivery.
+        claim(&fresh[0].key, "owner-c", later, 30_000),
+    ]);
+    let outcomes = store.claim_many(&batch, later).await;
+    if outcomes.len() != batch.len() {
+        return Err(broke(
+            CHECK,
+            format!("{} outcomes for {} records", outcomes.len(), batch.len()),
+        ));
+    }
+    let (news, rest) = outcomes.split_at(BATCH);
+    for outcome in news {
+        if !matches!(outcome, Ok(ClaimOutcome::Claimed { replaced: None })) {
+            return Err(broke(CHECK, outcome));
+        }
+    }
+    match &rest[0] {
+        Ok(ClaimOutcome::Exists(existing)) if *existing == live => {}
+        other => return Err(broke(CHECK, ("live record", other))),
+    }
+    match &rest[1] {
+        Ok(ClaimOutcome::Claimed {
+            replaced: Some(old),
+        }) if old.status == Status::Completed => {}
+        other => return Err(broke(CHECK, ("expired record", other))),
+    }
+    match &rest[2] {
+        Ok(ClaimOutcome::Claimed {
+            replaced: Some(old),
+        }) if old.owner.as_deref() == Some("owner-a") => {}
+        other => return Err(broke(CHECK, ("ended window", other))),
+    }
+    match &rest[3] {
+        Ok(ClaimOutcome::Exists(existing)) if existing.owner.as_deref() == Some("owner-b") => {}
+        other => return Err(broke(CHECK, ("key given twice", other))),
+    }
+    for record in fresh.iter().chain([&batch[BATCH + 1], &batch[BATCH + 2]]) {
+        match store.get(&record.key).await {
+            Ok(Some(stored)) if stored == *record => {}
+            other => return Err(broke(CHECK, (&record.key, other))),
+        }
+    }
+    Ok(())
+}
+
+async fn batch_completions_and_releases_are_fenced_per_key<S: IdempotencyStore>(
+    store: &S,
+    key: &impl Fn(&str) -> String,
+    now: u64,
+) -> Result<(), ConformanceFailure> {
+    const CHECK: &str = "batch completions and releases succeed for their owner and are fenced \
+                         for anyone else, key by key";
+    let claims: Vec<IdempotencyRecord> = (0..BATCH)
+        .map(|n| claim(&key(&format!("batch-fence-{n}")), "owner-a", now, 30_000))
+        .collect();
+    for outcome in store.claim_many(&claims, now).await {
+        outcome.map_err(|error| broke(CHECK, error))?;
+    }
+    let expiration = now / 1000 + 60;
+    // Even positions complete, odd ones are released; every third write names the wrong owner.
+    let owner = |n: usize| {
+        if n.is_multiple_of(3) {
+            "owner-x"
+        } else {
+            "owner-a"
+        }
+    };
+    let completions: Vec<Completion> = (0..BATCH)
+        .step_by(2)
+        .map(|n| Completion {
+            key: claims[n].key.clone(),
+            owner: owner(n).into(),
+            result: format!("{n}"),
+            expiration,
+        })
+        .chain([Completion {
+            key: key("batch-fence-absent"),
+            owner: "owner-a".into(),
+            result: "0".into(),
+            expiration,
+        }])
+        .collect();
+    let completed = store.complete_many(&completions).await;
+    let releases: Vec<Release> = (1..BATCH)
+        .step_by(2)
+        .map(|n| Release {
+            key: claims[n].key.clone(),
+            owner: owner(n).into(),
+        })
+        // A completed record is never released, even by its owner.
+        .chain([Release {
+            key: claims[2].key.clone(),
+            owner: "owner-a".into(),
+        }])
+        .collect();
+    let released = store.release_many(&releases).await;
+    let expect =
+        |results: &[Result<(), StoreError>], writes: usize, owners: &dyn Fn(usize) -> bool| {
+            if results.len() != writes {
+                return Err(broke(
+                    CHECK,
+                    format!("{} results for {writes} writes", results.len()),
+                ));
+            }
+            for (position, result) in results.iter().enumerate() {
+                match (owners(position), result) {
+                    (true, Ok(())) | (false, Err(StoreError::Fenced)) => {}
+                    other => return Err(broke(CHECK, (position, format!("{other:?}")))),
+                }
+            }
+            Ok(())
+        };
+    expect(&completed, completions.len(), &|position| {
+        position < BATCH / 2 && owner(position * 2) == "owner-a"
+    })?;
+    expect(&released, releases.len(), &|position| {
+        position < BATCH / 2 && owner(position * 2 + 1) == "owner-a"
+    })?;
+    for (n, record) in claims.iter().enumerate() {
+        let stored = store
+            .get(&record.key)
+            .await
+            .map_err(|error| broke(CHECK, error))?;
+        let fenced = owner(n) != "owner-a";
+        let right = match (n % 2, fenced, &stored) {
+            (_, true, Some(stored)) => *stored == *record,
+            (0, false, Some(stored)) => {
+                stored.status == Status::Completed
+                    && stored.result.as_deref() == Some(n.to_string().as_str())
+                    && stored.expiration == expiration
+                    && stored.owner.as_deref() == Some("owner-a")
+            }
+            (1, false, None) => true,
+            _ => false,
+        };
+        if !right {
+            return Err(broke(CHECK, (n, stored)));
+        }
+    }
+    match store.get(&key("batch-fence-absent")).await {
+        // A fenced completion never creates a record.
+        Ok(None) => Ok(()),
+        other => Err(broke(CHECK, ("absent key", other))),
     }
 }
 

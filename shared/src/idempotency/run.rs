@@ -50,10 +50,10 @@ impl<T> Outcome<T> {
 
 /// Runs handlers at most once per idempotency key (see the [module docs](super)).
 pub struct Idempotency<S> {
-    store: S,
-    config: IdempotencyConfig,
-    clock: Arc<dyn Clock>,
-    cache: Option<RecordCache>,
+    pub(super) store: S,
+    pub(super) config: IdempotencyConfig,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) cache: Option<RecordCache>,
 }
 
 impl<S: std::fmt::Debug> std::fmt::Debug for Idempotency<S> {
@@ -302,7 +302,7 @@ impl<S: IdempotencyStore> Idempotency<S> {
         }
     }
 
-    fn expiration(&self, now_ms: u64) -> u64 {
+    pub(super) fn expiration(&self, now_ms: u64) -> u64 {
         (now_ms / 1000).saturating_add(self.config.record_ttl().as_secs())
     }
 
@@ -310,12 +310,12 @@ impl<S: IdempotencyStore> Idempotency<S> {
     /// ends (rounded up to the second). With a TTL shorter than the time left, an expired
     /// record would otherwise let a duplicate claim the key, and DynamoDB's TTL delete it,
     /// while the claimant's handler is still running.
-    fn claim_expiration(&self, now_ms: u64, in_progress_expiry_ms: u64) -> u64 {
+    pub(super) fn claim_expiration(&self, now_ms: u64, in_progress_expiry_ms: u64) -> u64 {
         self.expiration(now_ms)
             .max(in_progress_expiry_ms.div_ceil(1000))
     }
 
-    fn handle_existing<T: DeserializeOwned, E>(
+    pub(super) fn handle_existing<T: DeserializeOwned, E>(
         &self,
         existing: IdempotencyRecord,
         payload_hash: Option<&str>,
@@ -343,7 +343,7 @@ impl<S: IdempotencyStore> Idempotency<S> {
         }
     }
 
-    fn replay<T: DeserializeOwned, E>(
+    pub(super) fn replay<T: DeserializeOwned, E>(
         &self,
         record: &IdempotencyRecord,
         payload_hash: Option<&str>,
@@ -508,7 +508,7 @@ fn check_payload<E>(
     }
 }
 
-fn log_replaced(key: &str, record_id: &str, replaced: Option<IdempotencyRecord>) {
+pub(super) fn log_replaced(key: &str, record_id: &str, replaced: Option<IdempotencyRecord>) {
     match replaced {
         Some(old) if old.status == Status::InProgress => {
             tracing::warn!(idempotency_key = %key, record_id, outcome = "takeover", previous_in_progress_expiry_ms = old.in_progress_expiry_ms, "took over an in-progress claim whose window had expired");

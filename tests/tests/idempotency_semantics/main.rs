@@ -9,12 +9,14 @@
 //! (even one with a 10-second TTL on a slow machine), so the conditions themselves must
 //! decide what has expired.
 
+mod batched;
 mod concurrency;
 mod expiry;
 mod failures;
 mod records;
 mod support;
 
+use batched::*;
 use concurrency::*;
 use expiry::*;
 use failures::*;
@@ -59,4 +61,12 @@ for_both_stores!(
     fifty_concurrent_deliveries_of_one_key_run_the_handler_once,
     a_thousand_keys_delivered_three_times_run_a_thousand_times,
     store_failures_surface_as_typed_errors,
+    batched_a_new_batch_completes_every_record_and_a_duplicate_batch_replays_exactly,
+    batched_records_sharing_a_key_run_once_and_the_others_replay,
+    batched_a_failed_handler_releases_its_claim_alone_and_a_retry_runs_it,
+    batched_live_claims_payload_changes_and_missing_keys_keep_their_typed_errors,
+    batched_an_expired_window_is_taken_over_and_fences_the_old_owner,
+    batched_fifty_concurrent_batches_with_one_key_run_the_handler_once,
+    batched_a_thousand_keys_delivered_three_times_run_a_thousand_times,
+    batched_store_failures_surface_as_typed_errors_and_nothing_is_lost,
 );

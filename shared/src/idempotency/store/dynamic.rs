@@ -17,7 +17,7 @@
 
 use futures::future::BoxFuture;
 
-use super::{ClaimOutcome, IdempotencyStore};
+use super::{ClaimOutcome, Completion, IdempotencyStore, Release};
 use crate::idempotency::error::StoreError;
 use crate::idempotency::record::IdempotencyRecord;
 
@@ -53,6 +53,25 @@ pub trait DynStore: Send + Sync {
         &'a self,
         key: &'a str,
     ) -> BoxFuture<'a, Result<Option<IdempotencyRecord>, StoreError>>;
+
+    /// [`IdempotencyStore::claim_many`].
+    fn claim_many_boxed<'a>(
+        &'a self,
+        records: &'a [IdempotencyRecord],
+        now_ms: u64,
+    ) -> BoxFuture<'a, Vec<Result<ClaimOutcome, StoreError>>>;
+
+    /// [`IdempotencyStore::complete_many`].
+    fn complete_many_boxed<'a>(
+        &'a self,
+        completions: &'a [Completion],
+    ) -> BoxFuture<'a, Vec<Result<(), StoreError>>>;
+
+    /// [`IdempotencyStore::release_many`].
+    fn release_many_boxed<'a>(
+        &'a self,
+        releases: &'a [Release],
+    ) -> BoxFuture<'a, Vec<Result<(), StoreError>>>;
 }
 
 impl<S: IdempotencyStore> DynStore for S {
@@ -90,6 +109,28 @@ impl<S: IdempotencyStore> DynStore for S {
     ) -> BoxFuture<'a, Result<Option<IdempotencyRecord>, StoreError>> {
         Box::pin(IdempotencyStore::get(self, key))
     }
+
+    fn claim_many_boxed<'a>(
+        &'a self,
+        records: &'a [IdempotencyRecord],
+        now_ms: u64,
+    ) -> BoxFuture<'a, Vec<Result<ClaimOutcome, StoreError>>> {
+        Box::pin(IdempotencyStore::claim_many(self, records, now_ms))
+    }
+
+    fn complete_many_boxed<'a>(
+        &'a self,
+        completions: &'a [Completion],
+    ) -> BoxFuture<'a, Vec<Result<(), StoreError>>> {
+        Box::pin(IdempotencyStore::complete_many(self, completions))
+    }
+
+    fn release_many_boxed<'a>(
+        &'a self,
+        releases: &'a [Release],
+    ) -> BoxFuture<'a, Vec<Result<(), StoreError>>> {
+        Box::pin(IdempotencyStore::release_many(self, releases))
+    }
 }
 
 /// A store chosen at run time.
@@ -120,6 +161,22 @@ impl IdempotencyStore for BoxedStore {
 
     async fn get(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
         DynStore::get_boxed(&**self, key).await
+    }
+
+    async fn claim_many(
+        &self,
+        records: &[IdempotencyRecord],
+        now_ms: u64,
+    ) -> Vec<Result<ClaimOutcome, StoreError>> {
+        DynStore::claim_many_boxed(&**self, records, now_ms).await
+    }
+
+    async fn complete_many(&self, completions: &[Completion]) -> Vec<Result<(), StoreError>> {
+        DynStore::complete_many_boxed(&**self, completions).await
+    }
+
+    async fn release_many(&self, releases: &[Release]) -> Vec<Result<(), StoreError>> {
+        DynStore::release_many_boxed(&**self, releases).await
     }
 }
 

@@ -15,7 +15,13 @@
 //! Owning the claim means holding the owner token written by the claim. A delivery whose
 //! window expired and whose key was taken over gets [`StoreError::Fenced`] from complete and
 //! release instead of overwriting or deleting the new owner's record.
+//!
+//! Each operation also has a batch form (`claim_many`, `complete_many`, `release_many`) with
+//! the same semantics per key, for the batched layer. Their default implementations run the
+//! single-record operations concurrently, so a store that only implements the four keeps
+//! working; the DynamoDB store sends a whole batch in one or two requests.
 
+mod batch;
 mod dynamic;
 #[cfg(feature = "dynamodb")]
 mod dynamodb;
@@ -24,6 +30,7 @@ mod memory;
 use std::future::Future;
 use std::sync::Arc;
 
+pub use batch::{Completion, Release};
 pub use dynamic::{BoxedStore, DynStore};
 #[cfg(feature = "dynamodb")]
 pub(crate) use dynamodb::store_error;
@@ -92,6 +99,54 @@ pub trait IdempotencyStore: Send + Sync {
         &self,
         key: &str,
     ) -> impl Future<Output = Result<Option<IdempotencyRecord>, StoreError>> + Send;
+
+    /// [`claim`](Self::claim) for each of `records`, with one outcome per record in the same
+    /// order. A key given twice is claimed once: its later copies see the first one's claim
+    /// as [`ClaimOutcome::Exists`]. The default runs the claims concurrently.
+    fn claim_many(
+        &self,
+        records: &[IdempotencyRecord],
+        now_ms: u64,
+    ) -> impl Future<Output = Vec<Result<ClaimOutcome, StoreError>>> + Send {
+        batch::in_rounds(
+            records,
+            |record| record.key.as_str(),
+            move |record| self.claim(record, now_ms),
+        )
+    }
+
+    /// [`complete`](Self::complete) for each of `completions`, one result per completion in
+    /// the same order. The default runs them concurrently.
+    fn complete_many(
+        &self,
+        completions: &[Completion],
+    ) -> impl Future<Output = Vec<Result<(), StoreError>>> + Send {
+        batch::in_rounds(
+            completions,
+            |completion| completion.key.as_str(),
+            |completion| {
+                self.complete(
+                    &completion.key,
+                    &completion.owner,
+                    &completion.result,
+                    completion.expiration,
+                )
+            },
+        )
+    }
+
+    /// [`release`](Self::release) for each of `releases`, one result per release in the same
+    /// order. The default runs them concurrently.
+    fn release_many(
+        &self,
+        releases: &[Release],
+    ) -> impl Future<Output = Vec<Result<(), StoreError>>> + Send {
+        batch::in_rounds(
+            releases,
+            |release| release.key.as_str(),
+            |release| self.release(&release.key, &release.owner),
+        )
+    }
 }
 
 /// Sharing one store between several [`Idempotency`](super::Idempotency) instances (or with
@@ -128,5 +183,27 @@ impl<S: IdempotencyStore> IdempotencyStore for Arc<S> {
         key: &str,
     ) -> impl Future<Output = Result<Option<IdempotencyRecord>, StoreError>> + Send {
         (**self).get(key)
+    }
+
+    fn claim_many(
+        &self,
+        records: &[IdempotencyRecord],
+        now_ms: u64,
+    ) -> impl Future<Output = Vec<Result<ClaimOutcome, StoreError>>> + Send {
+        (**self).claim_many(records, now_ms)
+    }
+
+    fn complete_many(
+        &self,
+        completions: &[Completion],
+    ) -> impl Future<Output = Vec<Result<(), StoreError>>> + Send {
+        (**self).complete_many(completions)
+    }
+
+    fn release_many(
+        &self,
+        releases: &[Release],
+    ) -> impl Future<Output = Vec<Result<(), StoreError>>> + Send {
+        (**self).release_many(releases)
     }
 }

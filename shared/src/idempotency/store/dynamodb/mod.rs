@@ -35,6 +35,9 @@
 //!   `#owner = :owner`.
 //! - Release: `DeleteItem` conditional on `#owner = :owner AND #status = :inprogress`.
 //!
+//! The batch operations (`claim_many`, `complete_many`, `release_many`) send the same writes
+//! as PartiQL statements, up to 25 per `BatchExecuteStatement` (see [`statements`]).
+//!
 //! A failed owner condition is [`StoreError::Fenced`]; `ResourceNotFoundException` is
 //! [`StoreError::TableMissing`]; throttling (after the SDK's own retries) is
 //! [`StoreError::Throttled`].
@@ -50,7 +53,9 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use aws_sdk_dynamodb::Client;
 
-use super::{ClaimOutcome, IdempotencyStore};
+mod statements;
+
+use super::{ClaimOutcome, Completion, IdempotencyStore, Release};
 use crate::idempotency::error::StoreError;
 use crate::idempotency::record::{IdempotencyRecord, Status};
 
@@ -479,6 +484,22 @@ impl IdempotencyStore for DynamoDbStore {
 
     async fn get(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
         self.get_consistent(key).await
+    }
+
+    async fn claim_many(
+        &self,
+        records: &[IdempotencyRecord],
+        now_ms: u64,
+    ) -> Vec<Result<ClaimOutcome, StoreError>> {
+        self.claim_batch(records, now_ms).await
+    }
+
+    async fn complete_many(&self, completions: &[Completion]) -> Vec<Result<(), StoreError>> {
+        self.complete_batch(completions).await
+    }
+
+    async fn release_many(&self, releases: &[Release]) -> Vec<Result<(), StoreError>> {
+        self.release_batch(releases).await
     }
 }
 
