@@ -50,7 +50,7 @@
 //!
 //! [`Idempotency::execute_batch`] does the same for a whole batch of records in fewer
 //! requests: every claim in one batch request, handlers run concurrently, completions and
-//! releases group committed within [a few milliseconds](group_commit), records of the batch
+//! releases group committed within a few milliseconds (5 ms at most), records of the batch
 //! sharing a key run once. With the DynamoDB store a batch of ten new records costs two
 //! requests (Powertools: twenty), ten duplicates one or two (Powertools: ten).
 //!
