@@ -267,15 +267,24 @@ async fn inventory_rerun_after_a_lost_completion_republishes_under_the_same_even
     assert_eq!(first[0].event_id, again[0].event_id);
 }
 
+/// The payment provider is outside the transaction: a rerun (its first completion lost, as
+/// after a crash or a claim taken over) asks it again, under the same idempotency key, and
+/// is answered from its ledger, not charged again.
 #[tokio::test]
-async fn payments_rerun_after_a_lost_completion_republishes_under_the_same_event_id() {
+async fn payments_rerun_after_a_lost_completion_charges_once_and_republishes_the_same_event() {
     let pipeline = setup().await;
     let function = payments(&pipeline);
     let reserved = sample("payments/stock-reserved.eventbridge.json");
+    let event_id = reserved["detail"]["eventId"].as_str().unwrap().to_string();
+    let order_id = reserved["detail"]["data"]["orderId"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     let response = function.handle(reserved.clone(), deadline()).await.unwrap();
     assert_eq!(response, Value::Null);
     let first = pipeline.published_events(1, Duration::from_secs(10)).await;
+    let charged = pipeline.charges().await;
     lose_every_completion(&pipeline).await;
     let response = function.handle(reserved, deadline()).await.unwrap();
     assert_eq!(response, Value::Null);
@@ -284,6 +293,23 @@ async fn payments_rerun_after_a_lost_completion_republishes_under_the_same_event
     assert_eq!((first.len(), again.len()), (1, 1), "{first:?} {again:?}");
     assert_eq!(first[0].event_type, "PaymentCompleted");
     assert_eq!(first[0].event_id, again[0].event_id);
+    // One charge, asked for twice: the second request only counted.
+    let charges = pipeline.charges().await;
+    assert_eq!(charges.len(), 1, "{charges:?}");
+    let (charged_order, entry) = &charges[0];
+    assert_eq!(charged_order, &order_id);
+    let s = |text: &str| AttributeValue::S(text.into());
+    assert_eq!(entry["idempotencyKey"], s(&format!("charge:{event_id}")));
+    assert_eq!(entry["outcome"], s("approved"));
+    assert_eq!(entry["paymentId"], s(&format!("pay-{order_id}")));
+    assert_eq!(entry["amountCents"], AttributeValue::N("14997".into()));
+    assert_eq!(entry["currency"], s("USD"));
+    assert_eq!(entry["requests"], AttributeValue::N("2".into()));
+    assert_eq!(
+        entry["chargedAt"], charged[0].1["chargedAt"],
+        "the first charge's record, untouched"
+    );
+    assert_eq!(again[0].data["paymentId"], format!("pay-{order_id}"));
 }
 
 /// The stock, the event (an outbox item) and the completion are written by one transaction:
@@ -307,8 +333,12 @@ async fn inventory_commits_stock_event_and_completion_together() {
     assert_eq!(pipeline.stock("KB-MECH-001").await, Some(49));
 }
 
+fn provider(pipeline: &Pipeline) -> payments::FakeProvider {
+    payments::FakeProvider::new(pipeline.cloud.dynamodb.clone(), &pipeline.ledger_table)
+}
+
 fn payments(pipeline: &Pipeline) -> payments::Function {
-    let service = payments::Payments::new(payments::FakeProvider, pipeline.bus_destination());
+    let service = payments::Payments::new(provider(pipeline), pipeline.bus_destination());
     payments::function(service, pipeline.idempotency("payments"))
 }
 
@@ -342,6 +372,88 @@ async fn payments_charges_once_and_declines_amounts_ending_in_13() {
     );
     assert_eq!(published[0].data["paymentId"], format!("pay-{order_id}"));
     assert_eq!(published[1].data["order"]["amountCents"], 4513);
+    // The duplicate was replayed by the idempotency layer: the provider saw one request
+    // per order, and recorded the decline as well as the charge.
+    let charges = pipeline.charges().await;
+    let recorded: Vec<(&str, &str)> = charges
+        .iter()
+        .map(|(_, entry)| {
+            (
+                entry["outcome"].as_s().unwrap().as_str(),
+                entry["requests"].as_n().unwrap().as_str(),
+            )
+        })
+        .collect();
+    let mut recorded = recorded;
+    recorded.sort_unstable();
+    assert_eq!(recorded, [("approved", "1"), ("declined", "1")]);
+}
+
+fn order_of(sample: &Value) -> orders::Order {
+    serde_json::from_value(sample["detail"]["data"].clone()).unwrap()
+}
+
+#[tokio::test]
+async fn the_provider_refuses_a_malformed_ledger_entry_or_a_key_reused_for_another_order() {
+    let pipeline = setup().await;
+    let provider = provider(&pipeline);
+    let order = order_of(&sample("payments/stock-reserved.eventbridge.json"));
+    let put = |key: &str, outcome: &str| {
+        pipeline
+            .cloud
+            .dynamodb
+            .put_item()
+            .table_name(&pipeline.ledger_table)
+            .item("idempotencyKey", AttributeValue::S(key.into()))
+            .item("orderId", AttributeValue::S(order.order_id.clone()))
+            .item("amountCents", AttributeValue::N("14997".into()))
+            .item("currency", AttributeValue::S("USD".into()))
+            .item("outcome", AttributeValue::S(outcome.into()))
+            .item("paymentId", AttributeValue::S("pay-x".into()))
+            .item("chargedAt", AttributeValue::S("2026-11-22T10:15:31Z".into()))
+            .item("requests", AttributeValue::N("1".into()))
+            .send()
+    };
+    put("charge:bad", "maybe").await.expect("PutItem");
+    let error = provider.charge(&order, "charge:bad").await.unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        r#"payment provider's ledger entry charge:bad is malformed: attribute outcome: "maybe" is neither "approved" nor "declined""#
+    );
+    assert_eq!(
+        eventkit::batch::Classify::class(&error),
+        eventkit::batch::ErrorClass::Permanent
+    );
+
+    put("charge:other", "approved").await.expect("PutItem");
+    let other = orders::Order {
+        order_id: "ord-other".into(),
+        ..order.clone()
+    };
+    let error = provider.charge(&other, "charge:other").await.unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "idempotency key charge:other was first used for order {} (14997 cents), not order ord-other (14997 cents)",
+            order.order_id
+        )
+    );
+    // Unreachable ledger: transient, the record is retried.
+    let unreachable = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&pipeline.cloud.config)
+            .endpoint_url("http://127.0.0.1:9")
+            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+            .build(),
+    );
+    let error = payments::FakeProvider::new(unreachable, &pipeline.ledger_table)
+        .charge(&order, "charge:new")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        eventkit::batch::Classify::class(&error),
+        eventkit::batch::ErrorClass::Transient,
+        "{error}"
+    );
 }
 
 fn notifications(pipeline: &Pipeline) -> notifications::Function {

@@ -269,6 +269,8 @@ const PUBLISH: Grant = grant(
     ".put_events()",
 );
 const STOCK: &str = "functions/inventory/src/stock.rs";
+/// The fake payment provider's ledger.
+const PROVIDER: &str = "functions/payments/src/provider/mod.rs";
 /// eventkit's outbox: one Put per staged event in the completion's TransactWriteItems.
 const OUTBOX: Grant = grant(
     "dynamodb:PutItem",
@@ -312,6 +314,18 @@ fn needed(function: &str) -> Vec<Grant> {
             OUTBOX,
         ],
         "PaymentsFunction" => vec![
+            grant(
+                "dynamodb:PutItem",
+                "PaymentsLedgerTable",
+                PROVIDER,
+                ".put_item()",
+            ),
+            grant(
+                "dynamodb:UpdateItem",
+                "PaymentsLedgerTable",
+                PROVIDER,
+                ".update_item()",
+            ),
             OUTBOX,
             // Lambda dead-letters failed asynchronous invocations with the function's role.
             grant(
