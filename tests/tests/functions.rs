@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use eventkit::batch::Deadline;
+use eventkit::handler::RecordHandlerExt;
 use eventkit_tests::{LocalCloud, Pipeline};
 use serde_json::{json, Value};
 
@@ -457,11 +458,178 @@ async fn the_provider_refuses_a_malformed_ledger_entry_or_a_key_reused_for_anoth
 }
 
 fn notifications(pipeline: &Pipeline) -> notifications::Function {
-    let outbox = notifications::Outbox::new(
+    let emails = notifications::SentEmails::new(
         pipeline.cloud.dynamodb.clone(),
         &pipeline.notifications_table,
     );
-    notifications::function(outbox, pipeline.idempotency("notifications"))
+    notifications::function(emails, pipeline.idempotency("notifications"))
+}
+
+/// The email and the completion are written by one transaction: after a run both are
+/// there; a run whose completion is refused (its claim taken over meanwhile) leaves no
+/// email either, where a handler writing the email itself would have sent it.
+#[tokio::test]
+async fn notifications_commit_the_email_and_the_completion_together() {
+    let pipeline = setup().await;
+    let function = notifications(&pipeline);
+    let placed = sample("notifications/order-placed.sns.json");
+    let event_id = envelope_of(&placed)["eventId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    assert_eq!(
+        function.handle(placed.clone(), deadline()).await.unwrap(),
+        Value::Null
+    );
+    let emails = pipeline.scan(&pipeline.notifications_table).await;
+    assert_eq!(emails.len(), 1, "{emails:?}");
+    let completions = pipeline.scan(&pipeline.idempotency_table).await;
+    assert_eq!(completions.len(), 1, "{completions:?}");
+    assert_eq!(completions[0]["status"].as_s().unwrap(), "COMPLETED");
+    let stored: Value =
+        serde_json::from_str(completions[0]["data"].as_s().unwrap()).expect("stored result");
+    assert_eq!(stored, json!({"notificationId": event_id, "sentNow": true}));
+
+    // The receipt's run loses its claim before it commits: neither its completion nor its
+    // email is written.
+    let completed = sample("notifications/payment-completed.eventbridge.json");
+    let receipt_id = completed["detail"]["eventId"].as_str().unwrap().to_string();
+    let interrupted = interfered(&pipeline, Interference::ClaimTakenOver);
+    let error = interrupted.handle(completed, deadline()).await.unwrap_err();
+    assert!(error.to_string().contains("was taken over"), "{error}");
+    assert!(pipeline
+        .item(&pipeline.notifications_table, "notificationId", &receipt_id)
+        .await
+        .is_none());
+    assert_eq!(pipeline.scan(&pipeline.notifications_table).await.len(), 1);
+}
+
+/// What happens between the notifications handler's staging and its commit.
+#[derive(Clone, Copy)]
+enum Interference {
+    /// Another run's email for the same event is committed (a race lost).
+    EmailSentElsewhere,
+    /// Another delivery takes the claim over (as after this run's timeout).
+    ClaimTakenOver,
+}
+
+/// The notifications handler, with `interference` after it staged its email.
+struct Interfered {
+    emails: notifications::SentEmails,
+    pipeline: Pipeline,
+    interference: Interference,
+}
+
+impl eventkit::handler::EventHandler for Interfered {
+    type Event = notifications::NotificationEvent;
+    type Output = eventkit::outbox::Staged<notifications::Handled>;
+    type Error = eventkit::batch::RecordError;
+
+    async fn handle(
+        &self,
+        event: notifications::NotificationEvent,
+        invocation: &eventkit::handler::Invocation,
+    ) -> Result<Self::Output, Self::Error> {
+        let email = event.email();
+        let staged = self.emails.handle(event, invocation).await?;
+        let dynamodb = &self.pipeline.cloud.dynamodb;
+        match self.interference {
+            Interference::EmailSentElsewhere => {
+                dynamodb
+                    .put_item()
+                    .table_name(&self.pipeline.notifications_table)
+                    .item("notificationId", AttributeValue::S(email.notification_id))
+                    .item("sentBy", AttributeValue::S("the other run".into()))
+                    .send()
+                    .await
+                    .expect("PutItem");
+            }
+            Interference::ClaimTakenOver => {
+                for claim in self.pipeline.scan(&self.pipeline.idempotency_table).await {
+                    if claim["status"].as_s().is_ok_and(|s| s == "INPROGRESS") {
+                        dynamodb
+                            .update_item()
+                            .table_name(&self.pipeline.idempotency_table)
+                            .key("id", claim["id"].clone())
+                            .update_expression("SET #owner = :other")
+                            .expression_attribute_names("#owner", "owner")
+                            .expression_attribute_values(
+                                ":other",
+                                AttributeValue::S("another-delivery".into()),
+                            )
+                            .send()
+                            .await
+                            .expect("UpdateItem");
+                    }
+                }
+            }
+        }
+        Ok(staged)
+    }
+}
+
+/// The notifications function, with `interference` before each commit.
+fn interfered(
+    pipeline: &Pipeline,
+    interference: Interference,
+) -> eventkit::runtime::EventFunction<
+    eventkit::outbox::Transactional<
+        eventkit::handler::Handler<Interfered>,
+        eventkit::idempotency::DynamoDbStore,
+    >,
+> {
+    eventkit::runtime::EventFunction::new(
+        eventkit::handler::Handler::from_service(Interfered {
+            emails: notifications::SentEmails::new(
+                pipeline.cloud.dynamodb.clone(),
+                &pipeline.notifications_table,
+            ),
+            pipeline: pipeline.clone(),
+            interference,
+        })
+        .layer(eventkit::outbox::TransactionalLayer::from(
+            pipeline.idempotency("notifications"),
+        )),
+    )
+}
+
+#[tokio::test]
+async fn a_notification_race_lost_at_commit_is_retried_and_read_as_sent() {
+    let pipeline = setup().await;
+    let placed = sample("notifications/order-placed.sns.json");
+    let event_id = envelope_of(&placed)["eventId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let racing = interfered(&pipeline, Interference::EmailSentElsewhere);
+
+    // The staged email's condition fails at commit: nothing of the run is written (the
+    // other run's email stays as it was), the claim is released, the record fails for a
+    // retry.
+    let error = racing.handle(placed.clone(), deadline()).await.unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("was not committed"), "{message}");
+    assert!(
+        pipeline.scan(&pipeline.idempotency_table).await.is_empty(),
+        "claim released"
+    );
+    let email = pipeline
+        .item(&pipeline.notifications_table, "notificationId", &event_id)
+        .await
+        .expect("the other run's email");
+    assert_eq!(email["sentBy"], AttributeValue::S("the other run".into()));
+    assert!(!email.contains_key("sentAt"), "not overwritten: {email:?}");
+
+    // The retry reads the email as sent, stages nothing and completes.
+    let function = notifications(&pipeline);
+    assert_eq!(function.handle(placed, deadline()).await.unwrap(), Value::Null);
+    let completions = pipeline.scan(&pipeline.idempotency_table).await;
+    assert_eq!(completions.len(), 1, "{completions:?}");
+    let stored: Value =
+        serde_json::from_str(completions[0]["data"].as_s().unwrap()).expect("stored result");
+    assert_eq!(stored, json!({"notificationId": event_id, "sentNow": false}));
+    assert_eq!(pipeline.scan(&pipeline.notifications_table).await.len(), 1);
 }
 
 #[tokio::test]

@@ -269,6 +269,8 @@ const PUBLISH: Grant = grant(
     ".put_events()",
 );
 const STOCK: &str = "functions/inventory/src/stock.rs";
+/// The notifications' emails, staged in the completion's transaction.
+const SENT_EMAILS: &str = "functions/notifications/src/sent_emails.rs";
 /// The fake payment provider's ledger.
 const PROVIDER: &str = "functions/payments/src/provider/mod.rs";
 /// eventkit's outbox: one Put per staged event in the completion's TransactWriteItems.
@@ -337,10 +339,16 @@ fn needed(function: &str) -> Vec<Grant> {
         ],
         "NotificationsFunction" => vec![
             grant(
+                "dynamodb:GetItem",
+                "NotificationsTable",
+                SENT_EMAILS,
+                ".get_item()",
+            ),
+            grant(
                 "dynamodb:PutItem",
                 "NotificationsTable",
-                "functions/notifications/src/outbox.rs",
-                ".put_item()",
+                SENT_EMAILS,
+                "Put::builder()",
             ),
             grant(
                 "sqs:SendMessage",
