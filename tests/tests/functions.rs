@@ -411,7 +411,10 @@ async fn the_provider_refuses_a_malformed_ledger_entry_or_a_key_reused_for_anoth
             .item("currency", AttributeValue::S("USD".into()))
             .item("outcome", AttributeValue::S(outcome.into()))
             .item("paymentId", AttributeValue::S("pay-x".into()))
-            .item("chargedAt", AttributeValue::S("2026-11-22T10:15:31Z".into()))
+            .item(
+                "chargedAt",
+                AttributeValue::S("2026-11-22T10:15:31Z".into()),
+            )
             .item("requests", AttributeValue::N("1".into()))
             .send()
     };
@@ -608,8 +611,17 @@ async fn a_notification_race_lost_at_commit_is_retried_and_read_as_sent() {
     // other run's email stays as it was), the claim is released, the record fails for a
     // retry.
     let error = racing.handle(placed.clone(), deadline()).await.unwrap_err();
-    let message = error.to_string();
-    assert!(message.contains("was not committed"), "{message}");
+    // Lambda's error message (what the function's DLQ records) names the record once.
+    let record_id = placed["Records"][0]["Sns"]["MessageId"].as_str().unwrap();
+    let key = eventkit::idempotency::key::idempotency_key("notifications", &json!(event_id));
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "1 of 1 records failed; first: handler for record {record_id} ran but its unit of work \
+             under idempotency key {key} was not committed; nothing of it happened: staged write 0 \
+             of the unit of work failed its condition: The conditional request failed"
+        )
+    );
     assert!(
         pipeline.scan(&pipeline.idempotency_table).await.is_empty(),
         "claim released"
@@ -623,12 +635,18 @@ async fn a_notification_race_lost_at_commit_is_retried_and_read_as_sent() {
 
     // The retry reads the email as sent, stages nothing and completes.
     let function = notifications(&pipeline);
-    assert_eq!(function.handle(placed, deadline()).await.unwrap(), Value::Null);
+    assert_eq!(
+        function.handle(placed, deadline()).await.unwrap(),
+        Value::Null
+    );
     let completions = pipeline.scan(&pipeline.idempotency_table).await;
     assert_eq!(completions.len(), 1, "{completions:?}");
     let stored: Value =
         serde_json::from_str(completions[0]["data"].as_s().unwrap()).expect("stored result");
-    assert_eq!(stored, json!({"notificationId": event_id, "sentNow": false}));
+    assert_eq!(
+        stored,
+        json!({"notificationId": event_id, "sentNow": false})
+    );
     assert_eq!(pipeline.scan(&pipeline.notifications_table).await.len(), 1);
 }
 

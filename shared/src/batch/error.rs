@@ -279,13 +279,68 @@ pub enum BatchError {
     },
 }
 
-/// A failure's reason naming its record once: a decode error's reason names it already.
+/// A failure's reason naming its record once: a decode error's reason starts with
+/// `record <id>: `, and the idempotency layer's say `for record <id>` or `(record <id>)`.
 fn naming(record_id: &str, reason: &str) -> String {
-    let prefix = format!("record {record_id}: ");
-    if reason.starts_with(&prefix) {
+    if names_record(reason, record_id) {
         reason.to_string()
     } else {
-        format!("{prefix}{reason}")
+        format!("record {record_id}: {reason}")
+    }
+}
+
+/// Whether `text` says `record <id>` with the whole id (`record m-1` is not `record m-10`).
+fn names_record(text: &str, record_id: &str) -> bool {
+    let mention = format!("record {record_id}");
+    text.match_indices(&mention).any(|(at, _)| {
+        let after = text[at + mention.len()..].chars().next();
+        !after.is_some_and(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
+    })
+}
+
+#[cfg(test)]
+mod naming_tests {
+    use super::*;
+
+    fn failed(first_id: &str, first_reason: &str) -> String {
+        BatchError::RecordsFailed {
+            failed: 1,
+            total: 2,
+            first_id: first_id.into(),
+            first_reason: first_reason.into(),
+        }
+        .to_string()
+    }
+
+    #[test]
+    fn a_failure_names_its_record_exactly_once() {
+        // The idempotency layer's errors name the record inside the sentence.
+        assert_eq!(
+            failed("m-1", "handler for record m-1 ran but its unit of work under idempotency key k was not committed; nothing of it happened"),
+            "1 of 2 records failed; first: handler for record m-1 ran but its unit of work under idempotency key k was not committed; nothing of it happened"
+        );
+        assert_eq!(
+            failed(
+                "m-1",
+                "idempotency key k is already in progress (record m-1)"
+            ),
+            "1 of 2 records failed; first: idempotency key k is already in progress (record m-1)"
+        );
+        // A decode error's reason starts with it.
+        assert_eq!(
+            failed("m-1", "record m-1: invalid JSON: EOF"),
+            "1 of 2 records failed; first: record m-1: invalid JSON: EOF"
+        );
+        // A handler's own error does not name it: the prefix does.
+        assert_eq!(
+            failed("m-1", "card declined"),
+            "1 of 2 records failed; first: record m-1: card declined"
+        );
+        // Another record's id that merely starts with this one's is not this one.
+        assert_eq!(
+            failed("m-1", "clashes with record m-10"),
+            "1 of 2 records failed; first: record m-1: clashes with record m-10"
+        );
     }
 }
 

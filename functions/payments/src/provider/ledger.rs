@@ -197,9 +197,7 @@ mod tests {
         let entry = LedgerEntry::first(
             "charge:e-1",
             &order(),
-            Charge::Declined {
-                reason: "x".into(),
-            },
+            Charge::Declined { reason: "x".into() },
         );
         let mut item = entry.to_item();
         item.insert("outcome".into(), AttributeValue::S("maybe".into()));

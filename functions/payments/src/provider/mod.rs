@@ -89,7 +89,11 @@ impl FakeProvider {
     /// failing) charges nothing, counts itself with an atomic `ADD requests :one` and gets
     /// the recorded answer back. A crash after the Put leaves a recorded charge, which the
     /// rerun finds.
-    pub async fn charge(&self, order: &Order, idempotency_key: &str) -> Result<Charge, ProviderError> {
+    pub async fn charge(
+        &self,
+        order: &Order,
+        idempotency_key: &str,
+    ) -> Result<Charge, ProviderError> {
         let entry = LedgerEntry::first(idempotency_key, order, decide(order));
         let recorded = self
             .client
@@ -132,10 +136,11 @@ impl FakeProvider {
             .await
             .map_err(|error| self.unavailable(error))?;
         let item = updated.attributes.unwrap_or_default();
-        let entry = LedgerEntry::from_item(&item).map_err(|source| ProviderError::MalformedEntry {
-            key: key.to_string(),
-            source,
-        })?;
+        let entry =
+            LedgerEntry::from_item(&item).map_err(|source| ProviderError::MalformedEntry {
+                key: key.to_string(),
+                source,
+            })?;
         if entry.order_id != order.order_id || entry.amount_cents != order.amount_cents {
             return Err(ProviderError::KeyReused {
                 key: key.to_string(),
