@@ -1,4 +1,4 @@
-//! The order pipeline's resources for one test: its four tables in DynamoDB Local (shaped as
+//! The order pipeline's resources for one test: its tables in DynamoDB Local (shaped as
 //! `infra/template.yaml` declares them), its bus in LocalStack, and a queue that captures
 //! everything published to the bus so a test can assert what a function emitted.
 
@@ -31,6 +31,8 @@ pub struct Pipeline {
     pub analytics_table: String,
     /// The transactional outbox (`id`).
     pub outbox_table: String,
+    /// The payment provider's ledger (`idempotencyKey`).
+    pub ledger_table: String,
     /// The `orders` bus.
     pub bus: Bus,
     /// Receives every event put on the bus.
@@ -51,6 +53,7 @@ impl Pipeline {
             notifications_table: cloud.create_table("notifications", "notificationId").await,
             analytics_table: cloud.create_table("analytics", "pk").await,
             outbox_table: cloud.create_table("outbox", "id").await,
+            ledger_table: cloud.create_table("ledger", "idempotencyKey").await,
             cloud: cloud.clone(),
             bus,
             published,
@@ -76,6 +79,21 @@ impl Pipeline {
     pub fn bus_publisher(&self) -> EventBridgePublisher {
         EventBridgePublisher::new(self.cloud.eventbridge.clone(), &self.bus.name)
             .with_validation(std::sync::Arc::new(orders::schema_validator()))
+    }
+
+    /// The payment provider's ledger entries (one per charge), by order id.
+    pub async fn charges(&self) -> Vec<(String, Item)> {
+        let mut charges: Vec<(String, Item)> = self
+            .scan(&self.ledger_table)
+            .await
+            .into_iter()
+            .map(|item| {
+                let order = item.get("orderId").and_then(|v| v.as_s().ok());
+                (order.cloned().unwrap_or_default(), item)
+            })
+            .collect();
+        charges.sort_by(|a, b| a.0.cmp(&b.0));
+        charges
     }
 
     /// Sets the stock of each SKU.

@@ -119,6 +119,11 @@ async fn a_duplicate_delivered_five_times_has_exactly_one_effect_in_every_table(
     }
     assert_eq!(run.metric("PaymentsFunction", "RecordsProcessed"), 1);
     assert_eq!(run.metric("PaymentsFunction", "RecordsReplayed"), 0);
+    // One charge, requested once: the duplicates never reached the provider.
+    assert_eq!(
+        run.charges().await,
+        [(order.order_id.clone(), "approved".to_string(), 1)]
+    );
     run.finish().await;
 }
 
@@ -142,6 +147,11 @@ async fn a_declined_payment_triggers_the_stock_release() {
         kinds,
         ["order-confirmation"],
         "no receipt for a declined payment"
+    );
+    assert_eq!(
+        run.charges().await,
+        [(order.order_id.clone(), "declined".to_string(), 1)],
+        "the decline is recorded once by the provider"
     );
     assert_eq!(
         run.counted().await,
@@ -291,6 +301,17 @@ async fn killing_a_function_in_the_middle_of_a_batch_loses_nothing() {
         ])
     );
     assert_eq!(run.emails().await.len(), 20);
+    // Exactly one charge per paid order, whatever inventory's crash replayed.
+    let charged: Vec<String> = run
+        .charges()
+        .await
+        .into_iter()
+        .map(|(order_id, outcome, _)| {
+            assert_eq!(outcome, "approved", "{order_id}");
+            order_id
+        })
+        .collect();
+    assert_eq!(charged, orders);
     // The killed invocation failed as a crash; its records came back and all ten succeeded
     // in later invocations (those done before the kill answered from the idempotency store).
     let report = run.log("InventoryFunction").into_iter().find(|line| {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use eventkit::batch::Deadline;
+use eventkit::handler::RecordHandlerExt;
 use eventkit_tests::{LocalCloud, Pipeline};
 use serde_json::{json, Value};
 
@@ -267,15 +268,24 @@ async fn inventory_rerun_after_a_lost_completion_republishes_under_the_same_even
     assert_eq!(first[0].event_id, again[0].event_id);
 }
 
+/// The payment provider is outside the transaction: a rerun (its first completion lost, as
+/// after a crash or a claim taken over) asks it again, under the same idempotency key, and
+/// is answered from its ledger, not charged again.
 #[tokio::test]
-async fn payments_rerun_after_a_lost_completion_republishes_under_the_same_event_id() {
+async fn payments_rerun_after_a_lost_completion_charges_once_and_republishes_the_same_event() {
     let pipeline = setup().await;
     let function = payments(&pipeline);
     let reserved = sample("payments/stock-reserved.eventbridge.json");
+    let event_id = reserved["detail"]["eventId"].as_str().unwrap().to_string();
+    let order_id = reserved["detail"]["data"]["orderId"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     let response = function.handle(reserved.clone(), deadline()).await.unwrap();
     assert_eq!(response, Value::Null);
     let first = pipeline.published_events(1, Duration::from_secs(10)).await;
+    let charged = pipeline.charges().await;
     lose_every_completion(&pipeline).await;
     let response = function.handle(reserved, deadline()).await.unwrap();
     assert_eq!(response, Value::Null);
@@ -284,6 +294,23 @@ async fn payments_rerun_after_a_lost_completion_republishes_under_the_same_event
     assert_eq!((first.len(), again.len()), (1, 1), "{first:?} {again:?}");
     assert_eq!(first[0].event_type, "PaymentCompleted");
     assert_eq!(first[0].event_id, again[0].event_id);
+    // One charge, asked for twice: the second request only counted.
+    let charges = pipeline.charges().await;
+    assert_eq!(charges.len(), 1, "{charges:?}");
+    let (charged_order, entry) = &charges[0];
+    assert_eq!(charged_order, &order_id);
+    let s = |text: &str| AttributeValue::S(text.into());
+    assert_eq!(entry["idempotencyKey"], s(&format!("charge:{event_id}")));
+    assert_eq!(entry["outcome"], s("approved"));
+    assert_eq!(entry["paymentId"], s(&format!("pay-{order_id}")));
+    assert_eq!(entry["amountCents"], AttributeValue::N("14997".into()));
+    assert_eq!(entry["currency"], s("USD"));
+    assert_eq!(entry["requests"], AttributeValue::N("2".into()));
+    assert_eq!(
+        entry["chargedAt"], charged[0].1["chargedAt"],
+        "the first charge's record, untouched"
+    );
+    assert_eq!(again[0].data["paymentId"], format!("pay-{order_id}"));
 }
 
 /// The stock, the event (an outbox item) and the completion are written by one transaction:
@@ -307,8 +334,12 @@ async fn inventory_commits_stock_event_and_completion_together() {
     assert_eq!(pipeline.stock("KB-MECH-001").await, Some(49));
 }
 
+fn provider(pipeline: &Pipeline) -> payments::FakeProvider {
+    payments::FakeProvider::new(pipeline.cloud.dynamodb.clone(), &pipeline.ledger_table)
+}
+
 fn payments(pipeline: &Pipeline) -> payments::Function {
-    let service = payments::Payments::new(payments::FakeProvider, pipeline.bus_destination());
+    let service = payments::Payments::new(provider(pipeline), pipeline.bus_destination());
     payments::function(service, pipeline.idempotency("payments"))
 }
 
@@ -342,14 +373,281 @@ async fn payments_charges_once_and_declines_amounts_ending_in_13() {
     );
     assert_eq!(published[0].data["paymentId"], format!("pay-{order_id}"));
     assert_eq!(published[1].data["order"]["amountCents"], 4513);
+    // The duplicate was replayed by the idempotency layer: the provider saw one request
+    // per order, and recorded the decline as well as the charge.
+    let charges = pipeline.charges().await;
+    let recorded: Vec<(&str, &str)> = charges
+        .iter()
+        .map(|(_, entry)| {
+            (
+                entry["outcome"].as_s().unwrap().as_str(),
+                entry["requests"].as_n().unwrap().as_str(),
+            )
+        })
+        .collect();
+    let mut recorded = recorded;
+    recorded.sort_unstable();
+    assert_eq!(recorded, [("approved", "1"), ("declined", "1")]);
+}
+
+fn order_of(sample: &Value) -> orders::Order {
+    serde_json::from_value(sample["detail"]["data"].clone()).unwrap()
+}
+
+#[tokio::test]
+async fn the_provider_refuses_a_malformed_ledger_entry_or_a_key_reused_for_another_order() {
+    let pipeline = setup().await;
+    let provider = provider(&pipeline);
+    let order = order_of(&sample("payments/stock-reserved.eventbridge.json"));
+    let put = |key: &str, outcome: &str| {
+        pipeline
+            .cloud
+            .dynamodb
+            .put_item()
+            .table_name(&pipeline.ledger_table)
+            .item("idempotencyKey", AttributeValue::S(key.into()))
+            .item("orderId", AttributeValue::S(order.order_id.clone()))
+            .item("amountCents", AttributeValue::N("14997".into()))
+            .item("currency", AttributeValue::S("USD".into()))
+            .item("outcome", AttributeValue::S(outcome.into()))
+            .item("paymentId", AttributeValue::S("pay-x".into()))
+            .item(
+                "chargedAt",
+                AttributeValue::S("2026-11-22T10:15:31Z".into()),
+            )
+            .item("requests", AttributeValue::N("1".into()))
+            .send()
+    };
+    put("charge:bad", "maybe").await.expect("PutItem");
+    let error = provider.charge(&order, "charge:bad").await.unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        r#"payment provider's ledger entry charge:bad is malformed: attribute outcome: "maybe" is neither "approved" nor "declined""#
+    );
+    assert_eq!(
+        eventkit::batch::Classify::class(&error),
+        eventkit::batch::ErrorClass::Permanent
+    );
+
+    put("charge:other", "approved").await.expect("PutItem");
+    let other = orders::Order {
+        order_id: "ord-other".into(),
+        ..order.clone()
+    };
+    let error = provider.charge(&other, "charge:other").await.unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "idempotency key charge:other was first used for order {} (14997 cents), not order ord-other (14997 cents)",
+            order.order_id
+        )
+    );
+    // Unreachable ledger: transient, the record is retried.
+    let unreachable = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&pipeline.cloud.config)
+            .endpoint_url("http://127.0.0.1:9")
+            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+            .build(),
+    );
+    let error = payments::FakeProvider::new(unreachable, &pipeline.ledger_table)
+        .charge(&order, "charge:new")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        eventkit::batch::Classify::class(&error),
+        eventkit::batch::ErrorClass::Transient,
+        "{error}"
+    );
 }
 
 fn notifications(pipeline: &Pipeline) -> notifications::Function {
-    let outbox = notifications::Outbox::new(
+    let emails = notifications::SentEmails::new(
         pipeline.cloud.dynamodb.clone(),
         &pipeline.notifications_table,
     );
-    notifications::function(outbox, pipeline.idempotency("notifications"))
+    notifications::function(emails, pipeline.idempotency("notifications"))
+}
+
+/// The email and the completion are written by one transaction: after a run both are
+/// there; a run whose completion is refused (its claim taken over meanwhile) leaves no
+/// email either, where a handler writing the email itself would have sent it.
+#[tokio::test]
+async fn notifications_commit_the_email_and_the_completion_together() {
+    let pipeline = setup().await;
+    let function = notifications(&pipeline);
+    let placed = sample("notifications/order-placed.sns.json");
+    let event_id = envelope_of(&placed)["eventId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    assert_eq!(
+        function.handle(placed.clone(), deadline()).await.unwrap(),
+        Value::Null
+    );
+    let emails = pipeline.scan(&pipeline.notifications_table).await;
+    assert_eq!(emails.len(), 1, "{emails:?}");
+    let completions = pipeline.scan(&pipeline.idempotency_table).await;
+    assert_eq!(completions.len(), 1, "{completions:?}");
+    assert_eq!(completions[0]["status"].as_s().unwrap(), "COMPLETED");
+    let stored: Value =
+        serde_json::from_str(completions[0]["data"].as_s().unwrap()).expect("stored result");
+    assert_eq!(stored, json!({"notificationId": event_id, "sentNow": true}));
+
+    // The receipt's run loses its claim before it commits: neither its completion nor its
+    // email is written.
+    let completed = sample("notifications/payment-completed.eventbridge.json");
+    let receipt_id = completed["detail"]["eventId"].as_str().unwrap().to_string();
+    let interrupted = interfered(&pipeline, Interference::ClaimTakenOver);
+    let error = interrupted.handle(completed, deadline()).await.unwrap_err();
+    assert!(error.to_string().contains("was taken over"), "{error}");
+    assert!(pipeline
+        .item(&pipeline.notifications_table, "notificationId", &receipt_id)
+        .await
+        .is_none());
+    assert_eq!(pipeline.scan(&pipeline.notifications_table).await.len(), 1);
+}
+
+/// What happens between the notifications handler's staging and its commit.
+#[derive(Clone, Copy)]
+enum Interference {
+    /// Another run's email for the same event is committed (a race lost).
+    EmailSentElsewhere,
+    /// Another delivery takes the claim over (as after this run's timeout).
+    ClaimTakenOver,
+}
+
+/// The notifications handler, with `interference` after it staged its email.
+struct Interfered {
+    emails: notifications::SentEmails,
+    pipeline: Pipeline,
+    interference: Interference,
+}
+
+impl eventkit::handler::EventHandler for Interfered {
+    type Event = notifications::NotificationEvent;
+    type Output = eventkit::outbox::Staged<notifications::Handled>;
+    type Error = eventkit::batch::RecordError;
+
+    async fn handle(
+        &self,
+        event: notifications::NotificationEvent,
+        invocation: &eventkit::handler::Invocation,
+    ) -> Result<Self::Output, Self::Error> {
+        let email = event.email();
+        let staged = self.emails.handle(event, invocation).await?;
+        let dynamodb = &self.pipeline.cloud.dynamodb;
+        match self.interference {
+            Interference::EmailSentElsewhere => {
+                dynamodb
+                    .put_item()
+                    .table_name(&self.pipeline.notifications_table)
+                    .item("notificationId", AttributeValue::S(email.notification_id))
+                    .item("sentBy", AttributeValue::S("the other run".into()))
+                    .send()
+                    .await
+                    .expect("PutItem");
+            }
+            Interference::ClaimTakenOver => {
+                for claim in self.pipeline.scan(&self.pipeline.idempotency_table).await {
+                    if claim["status"].as_s().is_ok_and(|s| s == "INPROGRESS") {
+                        dynamodb
+                            .update_item()
+                            .table_name(&self.pipeline.idempotency_table)
+                            .key("id", claim["id"].clone())
+                            .update_expression("SET #owner = :other")
+                            .expression_attribute_names("#owner", "owner")
+                            .expression_attribute_values(
+                                ":other",
+                                AttributeValue::S("another-delivery".into()),
+                            )
+                            .send()
+                            .await
+                            .expect("UpdateItem");
+                    }
+                }
+            }
+        }
+        Ok(staged)
+    }
+}
+
+/// The notifications function, with `interference` before each commit.
+fn interfered(
+    pipeline: &Pipeline,
+    interference: Interference,
+) -> eventkit::runtime::EventFunction<
+    eventkit::outbox::Transactional<
+        eventkit::handler::Handler<Interfered>,
+        eventkit::idempotency::DynamoDbStore,
+    >,
+> {
+    eventkit::runtime::EventFunction::new(
+        eventkit::handler::Handler::from_service(Interfered {
+            emails: notifications::SentEmails::new(
+                pipeline.cloud.dynamodb.clone(),
+                &pipeline.notifications_table,
+            ),
+            pipeline: pipeline.clone(),
+            interference,
+        })
+        .layer(eventkit::outbox::TransactionalLayer::from(
+            pipeline.idempotency("notifications"),
+        )),
+    )
+}
+
+#[tokio::test]
+async fn a_notification_race_lost_at_commit_is_retried_and_read_as_sent() {
+    let pipeline = setup().await;
+    let placed = sample("notifications/order-placed.sns.json");
+    let event_id = envelope_of(&placed)["eventId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let racing = interfered(&pipeline, Interference::EmailSentElsewhere);
+
+    // The staged email's condition fails at commit: nothing of the run is written (the
+    // other run's email stays as it was), the claim is released, the record fails for a
+    // retry.
+    let error = racing.handle(placed.clone(), deadline()).await.unwrap_err();
+    // Lambda's error message (what the function's DLQ records) names the record once.
+    let record_id = placed["Records"][0]["Sns"]["MessageId"].as_str().unwrap();
+    let key = eventkit::idempotency::key::idempotency_key("notifications", &json!(event_id));
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "1 of 1 records failed; first: handler for record {record_id} ran but its unit of work \
+             under idempotency key {key} was not committed; nothing of it happened: staged write 0 \
+             of the unit of work failed its condition: The conditional request failed"
+        )
+    );
+    assert!(
+        pipeline.scan(&pipeline.idempotency_table).await.is_empty(),
+        "claim released"
+    );
+    let email = pipeline
+        .item(&pipeline.notifications_table, "notificationId", &event_id)
+        .await
+        .expect("the other run's email");
+    assert_eq!(email["sentBy"], AttributeValue::S("the other run".into()));
+    assert!(!email.contains_key("sentAt"), "not overwritten: {email:?}");
+
+    // The retry reads the email as sent, stages nothing and completes.
+    let function = notifications(&pipeline);
+    assert_eq!(
+        function.handle(placed, deadline()).await.unwrap(),
+        Value::Null
+    );
+    let completions = pipeline.scan(&pipeline.idempotency_table).await;
+    assert_eq!(completions.len(), 1, "{completions:?}");
+    let stored: Value =
+        serde_json::from_str(completions[0]["data"].as_s().unwrap()).expect("stored result");
+    assert_eq!(
+        stored,
+        json!({"notificationId": event_id, "sentNow": false})
+    );
+    assert_eq!(pipeline.scan(&pipeline.notifications_table).await.len(), 1);
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@ use eventkit::events::{DecodeError, DecodeReason, EventEnvelope, EventRecord, Ve
 use eventkit::handler::{FromRecord, Invocation};
 use orders::{OrderPlaced, PaymentCompleted};
 
-use crate::outbox::Email;
+use crate::sent_emails::Email;
 
 /// An event to notify about.
 #[derive(Debug)]

@@ -2,21 +2,23 @@
 //! on OrderPlaced, the receipt on PaymentCompleted), recorded in the notifications table as
 //! "sent". Invoked directly by the `orders` SNS topic and by an EventBridge rule.
 //!
-//! A customer never gets two emails for one event: the idempotency layer runs the handler
-//! once per eventId, and the email's record is written only if absent, so even a handler
-//! that ran twice (a claim taken over after a timeout) sends once.
+//! A customer never gets two emails for one event: the transactional idempotency layer runs
+//! the handler once per eventId and commits the email with the completion (both or
+//! neither), and the email's record is written only if absent, so even a handler that ran
+//! twice (a claim taken over after a timeout) sends once.
 
 mod incoming;
-mod outbox;
+mod sent_emails;
 
 use eventkit::batch::RecordError;
 use eventkit::handler::{EventHandler, Handler, Invocation, RecordHandlerExt};
-use eventkit::idempotency::{DynamoDbStore, Idempotency, IdempotencyLayer, Idempotent};
+use eventkit::idempotency::{DynamoDbStore, Idempotency};
+use eventkit::outbox::{Staged, Transactional, TransactionalLayer, UnitOfWork};
 use eventkit::runtime::EventFunction;
 use serde::{Deserialize, Serialize};
 
 pub use incoming::NotificationEvent;
-pub use outbox::{Email, Outbox};
+pub use sent_emails::{Email, SentEmails};
 
 /// The notifications table's name.
 pub const NOTIFICATIONS_TABLE: &str = "NOTIFICATIONS_TABLE";
@@ -31,32 +33,34 @@ pub struct Handled {
     pub sent_now: bool,
 }
 
-/// One email per event: written only if absent, so even a second run sends nothing.
-impl EventHandler for Outbox {
+/// One email per event: staged only if not sent yet, so even a second run sends nothing.
+impl EventHandler for SentEmails {
     type Event = NotificationEvent;
-    type Output = Handled;
+    type Output = Staged<Handled>;
     type Error = RecordError;
 
     async fn handle(
         &self,
         event: NotificationEvent,
         _: &Invocation,
-    ) -> Result<Handled, RecordError> {
+    ) -> Result<Staged<Handled>, RecordError> {
         let email = event.email();
-        let sent_now = self.send(&email).await?;
+        let mut work = UnitOfWork::new();
+        let sent_now = self.stage(&email, &mut work).await?;
         // `sent_now` false: an earlier run (whose claim was taken over) sent it already.
         tracing::info!(to = %email.to, subject = %email.subject, sent_now, "email sent");
-        Ok(Handled {
+        Ok(work.with_output(Handled {
             notification_id: email.notification_id,
             sent_now,
-        })
+        }))
     }
 }
 
-/// The function's type: the outbox, under the idempotency layer.
-pub type Function = EventFunction<Idempotent<Handler<Outbox>, DynamoDbStore>>;
+/// The function's type: the sent emails, under the transactional idempotency layer.
+pub type Function = EventFunction<Transactional<Handler<SentEmails>, DynamoDbStore>>;
 
-/// The Lambda function: every notification under the idempotency layer, keyed by eventId.
-pub fn function(outbox: Outbox, idempotency: Idempotency<DynamoDbStore>) -> Function {
-    EventFunction::new(Handler::from_service(outbox).layer(IdempotencyLayer::from(idempotency)))
+/// The Lambda function: every notification under the transactional idempotency layer,
+/// keyed by eventId; the email commits with the completion.
+pub fn function(emails: SentEmails, idempotency: Idempotency<DynamoDbStore>) -> Function {
+    EventFunction::new(Handler::from_service(emails).layer(TransactionalLayer::from(idempotency)))
 }

@@ -1,17 +1,17 @@
 //! The notifications function's entry point.
 
-use notifications::{Outbox, NOTIFICATIONS_TABLE};
+use notifications::{SentEmails, NOTIFICATIONS_TABLE};
 use orders::wiring;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     eventkit::telemetry::init_logging();
     let config = aws_config::load_from_env().await;
-    let outbox = Outbox::new(
+    let emails = SentEmails::new(
         aws_sdk_dynamodb::Client::new(&config),
         wiring::required(NOTIFICATIONS_TABLE)?,
     );
-    notifications::function(outbox, wiring::idempotency(&config, "notifications")?)
+    notifications::function(emails, wiring::idempotency(&config, "notifications")?)
         .with_metrics(wiring::service_name())
         .run()
         .await

@@ -12,7 +12,10 @@ use eventkit::runtime::EventFunction;
 use orders::{PaymentCompleted, PaymentFailed, StockReserved, SOURCE};
 use serde::{Deserialize, Serialize};
 
-pub use provider::{Charge, FakeProvider};
+pub use provider::{charge_key, Charge, FakeProvider, LedgerEntry, ProviderError};
+
+/// The payment provider's ledger table's name (`PaymentsLedgerTable`).
+pub const LEDGER_TABLE: &str = "LEDGER_TABLE";
 
 /// What happened to the order's payment (stored by the idempotency layer, so a duplicate
 /// delivery never charges twice).
@@ -31,8 +34,9 @@ pub enum Handled {
     },
 }
 
-/// The payments service. The charge happens at the provider, outside any transaction; its
-/// event is staged and committed with the idempotency completion.
+/// The payments service. The charge happens at the provider, outside any transaction, under
+/// an idempotency key derived from the StockReserved event ([`charge_key`]), so a rerun is
+/// not charged again; its event is staged and committed with the idempotency completion.
 #[derive(Debug)]
 pub struct Payments {
     provider: FakeProvider,
@@ -52,7 +56,7 @@ impl Payments {
     ) -> Result<Staged<Handled>, RecordError> {
         let order = reserved.data.0.clone();
         let mut work = UnitOfWork::new();
-        match self.provider.charge(&order) {
+        match self.provider.charge(&order, &charge_key(&reserved)).await? {
             Charge::Approved { payment_id } => {
                 tracing::info!(order_id = %order.order_id, %payment_id, "payment completed");
                 let data = PaymentCompleted {

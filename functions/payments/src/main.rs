@@ -1,13 +1,17 @@
 //! The payments function's entry point.
 
 use orders::wiring;
-use payments::{FakeProvider, Payments};
+use payments::{FakeProvider, Payments, LEDGER_TABLE};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     eventkit::telemetry::init_logging();
     let config = aws_config::load_from_env().await;
-    let payments = Payments::new(FakeProvider, wiring::orders_destination()?);
+    let provider = FakeProvider::new(
+        aws_sdk_dynamodb::Client::new(&config),
+        wiring::required(LEDGER_TABLE)?,
+    );
+    let payments = Payments::new(provider, wiring::orders_destination()?);
     payments::function(payments, wiring::idempotency(&config, "payments")?)
         .with_metrics(wiring::service_name())
         .run()

@@ -279,14 +279,23 @@ pub enum BatchError {
     },
 }
 
-/// A failure's reason naming its record once: a decode error's reason names it already.
+/// A failure's reason naming its record once: a decode error's reason starts with
+/// `record <id>: `, and the idempotency layer's say `for record <id>` or `(record <id>)`.
 fn naming(record_id: &str, reason: &str) -> String {
-    let prefix = format!("record {record_id}: ");
-    if reason.starts_with(&prefix) {
+    if names_record(reason, record_id) {
         reason.to_string()
     } else {
-        format!("{prefix}{reason}")
+        format!("record {record_id}: {reason}")
     }
+}
+
+/// Whether `text` says `record <id>` with the whole id (`record m-1` is not `record m-10`).
+fn names_record(text: &str, record_id: &str) -> bool {
+    let mention = format!("record {record_id}");
+    text.match_indices(&mention).any(|(at, _)| {
+        let after = text[at + mention.len()..].chars().next();
+        !after.is_some_and(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
+    })
 }
 
 /// Lambda's error response names the failure, so the invocation's error is searchable.

@@ -250,3 +250,44 @@ async fn an_empty_batch_succeeds_with_an_empty_response() {
     let response = outcome.sqs_response(AllFailedPolicy::Error).unwrap();
     assert!(response.batch_item_failures.is_empty());
 }
+
+fn failed(first_id: &str, first_reason: &str) -> String {
+    BatchError::RecordsFailed {
+        failed: 1,
+        total: 2,
+        first_id: first_id.into(),
+        first_reason: first_reason.into(),
+    }
+    .to_string()
+}
+
+#[test]
+fn a_failure_names_its_record_exactly_once() {
+    // The idempotency layer's errors name the record inside the sentence.
+    assert_eq!(
+        failed("m-1", "handler for record m-1 ran but its unit of work under idempotency key k was not committed; nothing of it happened"),
+        "1 of 2 records failed; first: handler for record m-1 ran but its unit of work under idempotency key k was not committed; nothing of it happened"
+    );
+    assert_eq!(
+        failed(
+            "m-1",
+            "idempotency key k is already in progress (record m-1)"
+        ),
+        "1 of 2 records failed; first: idempotency key k is already in progress (record m-1)"
+    );
+    // A decode error's reason starts with it.
+    assert_eq!(
+        failed("m-1", "record m-1: invalid JSON: EOF"),
+        "1 of 2 records failed; first: record m-1: invalid JSON: EOF"
+    );
+    // A handler's own error does not name it: the prefix does.
+    assert_eq!(
+        failed("m-1", "card declined"),
+        "1 of 2 records failed; first: record m-1: card declined"
+    );
+    // Another record's id that merely starts with this one's is not this one.
+    assert_eq!(
+        failed("m-1", "clashes with record m-10"),
+        "1 of 2 records failed; first: record m-1: clashes with record m-10"
+    );
+}

@@ -186,6 +186,24 @@ impl Run {
         emails
     }
 
+    /// (orderId, outcome, requests) of every charge in the payment provider's ledger, sorted.
+    pub async fn charges(&self) -> Vec<(String, String, u64)> {
+        let mut charges: Vec<_> = self
+            .scan("PaymentsLedgerTable")
+            .await
+            .iter()
+            .map(|item| {
+                (
+                    text(item, "orderId"),
+                    text(item, "outcome"),
+                    number(item, "requests"),
+                )
+            })
+            .collect();
+        charges.sort();
+        charges
+    }
+
     /// Events counted by analytics, per type (all days).
     pub async fn counted(&self) -> BTreeMap<String, u64> {
         let mut counted = BTreeMap::new();

@@ -269,6 +269,10 @@ const PUBLISH: Grant = grant(
     ".put_events()",
 );
 const STOCK: &str = "functions/inventory/src/stock.rs";
+/// The notifications' emails, staged in the completion's transaction.
+const SENT_EMAILS: &str = "functions/notifications/src/sent_emails.rs";
+/// The fake payment provider's ledger.
+const PROVIDER: &str = "functions/payments/src/provider/mod.rs";
 /// eventkit's outbox: one Put per staged event in the completion's TransactWriteItems.
 const OUTBOX: Grant = grant(
     "dynamodb:PutItem",
@@ -312,6 +316,18 @@ fn needed(function: &str) -> Vec<Grant> {
             OUTBOX,
         ],
         "PaymentsFunction" => vec![
+            grant(
+                "dynamodb:PutItem",
+                "PaymentsLedgerTable",
+                PROVIDER,
+                ".put_item()",
+            ),
+            grant(
+                "dynamodb:UpdateItem",
+                "PaymentsLedgerTable",
+                PROVIDER,
+                ".update_item()",
+            ),
             OUTBOX,
             // Lambda dead-letters failed asynchronous invocations with the function's role.
             grant(
@@ -323,10 +339,16 @@ fn needed(function: &str) -> Vec<Grant> {
         ],
         "NotificationsFunction" => vec![
             grant(
+                "dynamodb:GetItem",
+                "NotificationsTable",
+                SENT_EMAILS,
+                ".get_item()",
+            ),
+            grant(
                 "dynamodb:PutItem",
                 "NotificationsTable",
-                "functions/notifications/src/outbox.rs",
-                ".put_item()",
+                SENT_EMAILS,
+                "Put::builder()",
             ),
             grant(
                 "sqs:SendMessage",

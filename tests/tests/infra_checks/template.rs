@@ -251,6 +251,7 @@ fn every_table_variable_names_a_table_of_the_template() {
         "ANALYTICS_TABLE",
         "IDEMPOTENCY_TABLE",
         "INVENTORY_TABLE",
+        "LEDGER_TABLE",
         "NOTIFICATIONS_TABLE",
         "OUTBOX_TABLE",
     ];
@@ -265,6 +266,7 @@ fn tables_have_their_keys_on_demand_billing_recovery_and_encryption() {
         ("NotificationsTable", "notificationId"),
         ("AnalyticsTable", "pk"),
         ("OutboxTable", "id"),
+        ("PaymentsLedgerTable", "idempotencyKey"),
     ];
     assert_eq!(resources("AWS::DynamoDB::Table").len(), keys.len());
     for (id, key) in keys {

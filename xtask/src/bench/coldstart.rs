@@ -65,6 +65,7 @@ pub async fn measure(
             .env("INVENTORY_TABLE", "inventory")
             .env("NOTIFICATIONS_TABLE", "notifications")
             .env("ANALYTICS_TABLE", "analytics")
+            .env("LEDGER_TABLE", "ledger")
             .env("ORDERS_BUS_NAME", "orders")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::Message;
 
-use super::expectations::Expected;
+use super::expectations::{Expected, OrderOutcome};
 use crate::local_lambda::logs::LogLine;
 use crate::local_lambda::LocalPipeline;
 
@@ -26,6 +26,9 @@ pub struct Observed {
     pub emails: BTreeMap<(String, String), u64>,
     /// Emails per correlation id, for journeys.
     pub emails_by_correlation: BTreeMap<String, Vec<String>>,
+    /// The payment provider's ledger entries per order id: (outcome, requests made with the
+    /// entry's idempotency key).
+    pub charges: BTreeMap<String, Vec<(String, u64)>>,
     /// Events counted by analytics per type (all days).
     pub counted: BTreeMap<String, u64>,
     /// Messages per dead-letter queue (logical id).
@@ -54,6 +57,13 @@ pub async fn observe(pipeline: &LocalPipeline) -> Result<Observed> {
             .or_default()
             .push(key.1.clone());
         *observed.emails.entry(key).or_default() += 1;
+    }
+    for item in scan(pipeline, stack.table("PaymentsLedgerTable")?).await? {
+        observed
+            .charges
+            .entry(string(&item, "orderId"))
+            .or_default()
+            .push((string(&item, "outcome"), number(&item, "requests")));
     }
     for item in scan(pipeline, stack.table("AnalyticsTable")?).await? {
         let key = string(&item, "pk");
@@ -104,6 +114,7 @@ pub fn differences(
     {
         found.push(format!("unexpected {} email for {}", key.1, key.0));
     }
+    found.extend(charge_differences(expected, observed));
     if observed.counted != expected.counted {
         found.push(format!(
             "analytics counted {:?}, expected {:?}",
@@ -133,6 +144,38 @@ pub fn differences(
                 "{queue} holds {} message(s), expected none",
                 messages.len()
             ));
+        }
+    }
+    found
+}
+
+/// Every order whose stock was reserved is charged exactly once (approved, or declined for
+/// the declined ones), however many requests the provider saw; no other order is charged.
+fn charge_differences(expected: &Expected, observed: &Observed) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut charged_orders: BTreeSet<&str> = BTreeSet::new();
+    for order in &expected.orders {
+        let outcome = match order.outcome {
+            OrderOutcome::Completed => "approved",
+            OrderOutcome::Declined => "declined",
+            OrderOutcome::Rejected | OrderOutcome::Poison => continue,
+        };
+        charged_orders.insert(&order.order_id);
+        let charges = observed
+            .charges
+            .get(&order.order_id)
+            .map_or(&[][..], Vec::as_slice);
+        let outcomes: Vec<&str> = charges.iter().map(|(o, _)| o.as_str()).collect();
+        if outcomes != [outcome] {
+            found.push(format!(
+                "order {}: charges {outcomes:?}, expected one {outcome}",
+                order.order_id
+            ));
+        }
+    }
+    for order_id in observed.charges.keys() {
+        if !charged_orders.contains(order_id.as_str()) {
+            found.push(format!("order {order_id} was charged, expected no charge"));
         }
     }
     found

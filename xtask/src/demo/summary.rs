@@ -185,7 +185,14 @@ fn orders_table(
     expected: &Expected,
     observed: &Observed,
 ) -> (Table, Vec<String>) {
-    let mut out = table(&["order", "correlationId", "files", "outcome", "journey"]);
+    let mut out = table(&[
+        "order",
+        "correlationId",
+        "files",
+        "outcome",
+        "charge",
+        "journey",
+    ]);
     let mut mismatches = Vec::new();
     for order in &expected.orders {
         let steps = journey(pipeline, observed, &order.correlation_id);
@@ -219,10 +226,27 @@ fn orders_table(
             short(&order.correlation_id),
             order.files.join("\n"),
             shown,
+            charges(observed, &order.order_id),
             steps.join("\n"),
         ]);
     }
     (out, mismatches)
+}
+
+/// The provider's ledger for the order: each charge's outcome, and how many requests it
+/// answered (more than one: a rerun was answered from the ledger, not charged again).
+fn charges(observed: &Observed, order_id: &str) -> String {
+    let Some(charges) = observed.charges.get(order_id) else {
+        return "none".into();
+    };
+    charges
+        .iter()
+        .map(|(outcome, requests)| match requests {
+            1 => outcome.clone(),
+            n => format!("{outcome} ({n} requests)"),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// How the order ended, read from the tables, the dead-letter queues and the logs.
