@@ -36,6 +36,12 @@ pub enum Handled {
         /// The order.
         order_id: String,
     },
+    /// Reserved already by another event for the same order; nothing staged, so the
+    /// order is reported (and charged) once.
+    AlreadyReserved {
+        /// The order.
+        order_id: String,
+    },
     /// Not enough stock; StockReservationFailed staged.
     Rejected {
         /// The order.
@@ -81,6 +87,14 @@ impl Inventory {
                 let event = EventEnvelope::caused_by(placed, SOURCE, StockReserved(order.clone()));
                 work.emit_envelope(self.bus.clone(), &event)?;
                 Ok(work.with_output(Handled::Reserved {
+                    order_id: order.order_id.clone(),
+                }))
+            }
+            Reservation::AlreadyReserved => {
+                // Reporting it again would make a second StockReserved under a new id (its
+                // cause differs), and payments would charge the order twice.
+                tracing::info!(order_id = %order.order_id, "order reserved already by another event; nothing to report");
+                Ok(work.with_output(Handled::AlreadyReserved {
                     order_id: order.order_id.clone(),
                 }))
             }

@@ -39,8 +39,12 @@ pub const EXPIRATION_ATTRIBUTE: &str = "expiration";
 /// The outcome of a reservation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reservation {
-    /// Every line is reserved (now, or by an earlier attempt for the same order).
+    /// Every line is reserved now.
     Reserved,
+    /// The order was reserved already, by an earlier event for it (a producer that sent
+    /// one order twice under two eventIds). That reservation committed together with its
+    /// StockReserved (one transaction), so the order has been reported once already.
+    AlreadyReserved,
     /// `sku` has less stock than the order needs; nothing was reserved.
     Short {
         /// The first SKU short of stock.
@@ -121,8 +125,8 @@ impl Stock {
         keys.push(reservation.clone());
         let items = self.read(&keys).await?;
         if items.contains_key(&reservation) {
-            // An earlier attempt for this order committed: reserved already.
-            return Ok(Reservation::Reserved);
+            // An earlier event for this order committed: reserved already.
+            return Ok(Reservation::AlreadyReserved);
         }
         let available = |sku: &str| -> u64 {
             items
