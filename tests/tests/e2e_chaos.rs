@@ -77,7 +77,9 @@ async fn a_small_chaos_run_loses_nothing_and_doubles_nothing() {
         "no publish failed: {:?}",
         report.injected.publish
     );
-    // And each record a crash interrupted was done afterwards.
+    // And each record a crash interrupted was accounted for afterwards: done, or (a poison
+    // copy whose last allowed receive the crash was) moved to its dead-letter queue, where
+    // the invariants above say only poison and work already done may be.
     for crash in &report.crashes {
         assert_eq!(
             crash.recovered(),

@@ -272,7 +272,15 @@ pub async fn run_chaos(
         &expected,
     )
     .await;
-    let crashes = report::crashes(&pipeline);
+    let dead_lettered: std::collections::BTreeSet<String> = pipeline
+        .dead_letters()
+        .await
+        .unwrap_or_default()
+        .values()
+        .flatten()
+        .filter_map(|message| message.message_id().map(str::to_string))
+        .collect();
+    let crashes = report::crashes(&pipeline, &dead_lettered);
     pipeline.shut_down().await;
     let checks = match checks {
         Ok(checks) => {

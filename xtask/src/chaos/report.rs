@@ -194,7 +194,8 @@ pub struct Crash {
     pub at: SystemTime,
     /// `SIGKILL`, or `crash <point>`.
     pub kind: String,
-    /// The records it was running, each with what later showed it done (and when).
+    /// The records it was running, each with what later showed it done or given up on by
+    /// its queue (and when).
     pub records: Vec<(String, Option<(String, Duration)>)>,
 }
 
@@ -247,8 +248,10 @@ impl Crash {
     }
 }
 
-/// Every crashed invocation in the pipeline's logs.
-pub fn crashes(pipeline: &LocalPipeline) -> Vec<Crash> {
+/// Every crashed invocation in the pipeline's logs. `dead_lettered` holds the message ids in
+/// the dead-letter queues: a record whose crashed delivery was its last allowed receive is
+/// moved there by its queue, with no line of the function's to say so.
+pub fn crashes(pipeline: &LocalPipeline, dead_lettered: &BTreeSet<String>) -> Vec<Crash> {
     let mut crashes = Vec::new();
     for (function, host) in pipeline.hosts() {
         let lines = host.log().lines();
@@ -278,7 +281,14 @@ pub fn crashes(pipeline: &LocalPipeline) -> Vec<Crash> {
                 .collect();
             let records = ids
                 .into_iter()
-                .map(|id| (id.to_string(), recovery(&lines, id, report.at)))
+                .map(|id| {
+                    let done = recovery(&lines, id, report.at).or_else(|| {
+                        dead_lettered
+                            .contains(id)
+                            .then(|| ("moved to its dead-letter queue".to_string(), Duration::ZERO))
+                    });
+                    (id.to_string(), done)
+                })
                 .collect();
             crashes.push(Crash {
                 function: function.clone(),
