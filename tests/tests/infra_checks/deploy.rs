@@ -242,10 +242,11 @@ const fn grant(
     }
 }
 
-const STORE: &str = "shared/src/idempotency/store/dynamodb.rs";
-/// eventkit's DynamoDbStore, for every function. (A later issue adds PartiQL's
-/// BatchExecuteStatement: dynamodb:PartiQLInsert, PartiQLUpdate, PartiQLDelete and
-/// PartiQLSelect on the idempotency table.)
+const STORE: &str = "shared/src/idempotency/store/dynamodb/mod.rs";
+/// eventkit's DynamoDbStore, for every function. (Its batched mode, `execute_batch`, sends
+/// PartiQL's BatchExecuteStatement and BatchGetItem: dynamodb:PartiQLInsert, PartiQLUpdate,
+/// PartiQLDelete and BatchGetItem on the idempotency table, once a function uses it; none
+/// does yet.)
 const IDEMPOTENCY: [Grant; 4] = [
     grant("dynamodb:GetItem", "IdempotencyTable", STORE, ".get_item()"),
     grant("dynamodb:PutItem", "IdempotencyTable", STORE, ".put_item()"),
