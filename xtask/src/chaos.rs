@@ -206,18 +206,7 @@ pub async fn run_chaos(
     step.done(&stack.name);
     let injector = Injector::start(args.plan(), endpoints).await?;
     injector.configure(&mut stack);
-    let entrances = Entrances {
-        topic_arn: stack
-            .topics
-            .get("OrdersTopic")
-            .cloned()
-            .context("the template declares no OrdersTopic")?,
-        bus_name: stack
-            .buses
-            .get("OrdersBus")
-            .cloned()
-            .context("the template declares no OrdersBus")?,
-    };
+    let entrances = Entrances::of(&stack)?;
     let inventory_table = stack.table("InventoryTable")?.to_string();
     let step = Step::start("starting the functions");
     let mut run_options = RunOptions::new(logs.to_path_buf());

@@ -181,18 +181,7 @@ impl Session {
             }
         };
         step.done(&describe_stack(&stack));
-        let entrances = Entrances {
-            topic_arn: stack
-                .topics
-                .get("OrdersTopic")
-                .cloned()
-                .context("the template declares no OrdersTopic")?,
-            bus_name: stack
-                .buses
-                .get("OrdersBus")
-                .cloned()
-                .context("the template declares no OrdersBus")?,
-        };
+        let entrances = Entrances::of(&stack)?;
         let inventory_table = stack.table("InventoryTable")?.to_string();
 
         let step = Step::start("starting the functions as Lambda binaries");

@@ -7,10 +7,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
-use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
-
 use super::faults::Injected;
 use super::invariants::Check;
+use crate::demo::summary::table;
 use crate::local_lambda::logs::{LogLine, Stream};
 use crate::local_lambda::LocalPipeline;
 
@@ -333,14 +332,4 @@ fn recovery(
             line.at.duration_since(after).unwrap_or_default(),
         ))
     })
-}
-
-fn table(header: &[&str]) -> Table {
-    let mut table = Table::new();
-    table
-        .load_style(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_width(118)
-        .set_header(header.to_vec());
-    table
 }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::local_lambda::clients::Clients;
+use crate::local_lambda::stack::Stack;
 
 /// Where events enter the pipeline.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,6 +20,24 @@ pub struct Entrances {
     pub topic_arn: String,
     /// The `orders` bus's name.
     pub bus_name: String,
+}
+
+impl Entrances {
+    /// The order pipeline's entrances in a created stack: its `OrdersTopic` and `OrdersBus`.
+    pub fn of(stack: &Stack) -> Result<Self> {
+        Ok(Self {
+            topic_arn: stack
+                .topics
+                .get("OrdersTopic")
+                .cloned()
+                .context("the template declares no OrdersTopic")?,
+            bus_name: stack
+                .buses
+                .get("OrdersBus")
+                .cloned()
+                .context("the template declares no OrdersBus")?,
+        })
+    }
 }
 
 /// The event type producers publish to the topic rather than the bus.

@@ -51,7 +51,8 @@ pub fn print(pipeline: &LocalPipeline, expected: &Expected, observed: &Observed)
     mismatches
 }
 
-fn table(header: &[&str]) -> Table {
+/// A table in the style of every report of the demo and the chaos run.
+pub(crate) fn table(header: &[&str]) -> Table {
     let mut table = Table::new();
     table
         .load_style(UTF8_FULL_CONDENSED)
