@@ -152,26 +152,52 @@ impl DynamoDbStore {
         result: &str,
         expiration: u64,
     ) -> Result<aws_sdk_dynamodb::types::Update, StoreError> {
-        let names = &self.names;
         let (key_name, key_value) = self.key_value(key);
+        let (names, values) = self.completion_attributes(owner, result, expiration);
         aws_sdk_dynamodb::types::Update::builder()
             .table_name(&self.table)
             .key(key_name, key_value)
             .update_expression(COMPLETE_EXPRESSION)
             .condition_expression(OWNER_CONDITION)
-            .expression_attribute_names("#status", &names.status)
-            .expression_attribute_names("#data", &names.data)
-            .expression_attribute_names("#expiry", &names.expiration)
-            .expression_attribute_names("#owner", &names.owner)
-            .expression_attribute_values(
-                ":completed",
-                AttributeValue::S(Status::Completed.as_str().to_string()),
-            )
-            .expression_attribute_values(":data", AttributeValue::S(result.to_string()))
-            .expression_attribute_values(":expiry", AttributeValue::N(expiration.to_string()))
-            .expression_attribute_values(":owner", AttributeValue::S(owner.to_string()))
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
             .build()
             .map_err(|error| StoreError::other(error.to_string()))
+    }
+
+    /// The names and values of [`COMPLETE_EXPRESSION`] and [`OWNER_CONDITION`]: one place for
+    /// the completion's UpdateItem and its transaction action.
+    fn completion_attributes(
+        &self,
+        owner: &str,
+        result: &str,
+        expiration: u64,
+    ) -> (
+        std::collections::HashMap<String, String>,
+        std::collections::HashMap<String, AttributeValue>,
+    ) {
+        let names = &self.names;
+        let s = |value: &str| AttributeValue::S(value.to_string());
+        (
+            [
+                ("#status", &names.status),
+                ("#data", &names.data),
+                ("#expiry", &names.expiration),
+                ("#owner", &names.owner),
+            ]
+            .into_iter()
+            .map(|(placeholder, name)| (placeholder.to_string(), name.clone()))
+            .collect(),
+            [
+                (":completed", s(Status::Completed.as_str())),
+                (":data", s(result)),
+                (":expiry", AttributeValue::N(expiration.to_string())),
+                (":owner", s(owner)),
+            ]
+            .into_iter()
+            .map(|(placeholder, value)| (placeholder.to_string(), value))
+            .collect(),
+        )
     }
 
     /// Uses other attribute names.
@@ -413,8 +439,8 @@ impl IdempotencyStore for DynamoDbStore {
         result: &str,
         expiration: u64,
     ) -> Result<(), StoreError> {
-        let names = &self.names;
         let (key_name, key_value) = self.key_value(key);
+        let (names, values) = self.completion_attributes(owner, result, expiration);
         let outcome = self
             .client
             .update_item()
@@ -422,17 +448,8 @@ impl IdempotencyStore for DynamoDbStore {
             .key(key_name, key_value)
             .update_expression(COMPLETE_EXPRESSION)
             .condition_expression(OWNER_CONDITION)
-            .expression_attribute_names("#status", &names.status)
-            .expression_attribute_names("#data", &names.data)
-            .expression_attribute_names("#expiry", &names.expiration)
-            .expression_attribute_names("#owner", &names.owner)
-            .expression_attribute_values(
-                ":completed",
-                AttributeValue::S(Status::Completed.as_str().to_string()),
-            )
-            .expression_attribute_values(":data", AttributeValue::S(result.to_string()))
-            .expression_attribute_values(":expiry", AttributeValue::N(expiration.to_string()))
-            .expression_attribute_values(":owner", AttributeValue::S(owner.to_string()))
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
             .send()
             .await;
         match outcome {
