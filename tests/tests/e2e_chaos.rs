@@ -84,8 +84,9 @@ async fn a_small_chaos_run_loses_nothing_and_doubles_nothing() {
         assert_eq!(
             crash.recovered(),
             crash.records.len(),
-            "{}",
-            crash.describe()
+            "{} (seed {})",
+            crash.describe(),
+            report.seed
         );
     }
     let _ = std::fs::remove_dir_all(&logs);

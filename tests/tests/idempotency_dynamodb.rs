@@ -557,3 +557,86 @@ async fn a_missing_table_reaches_lambdas_error_with_the_stores_message() {
         "{message}"
     );
 }
+
+/// An SQS event of one record per body, message ids `m0`, `m1`, ...
+fn sqs_batch(bodies: &[Value]) -> Value {
+    let records: Vec<Value> = bodies
+        .iter()
+        .enumerate()
+        .map(|(n, body)| {
+            json!({
+                "messageId": format!("m{n}"), "receiptHandle": "r", "body": body.to_string(),
+                "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:orders",
+                "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
+#[tokio::test]
+async fn an_sqs_batch_through_the_layer_costs_two_requests_unless_per_record_is_chosen() {
+    use eventkit::handler::{Handler, Json, RecordHandlerExt};
+    use eventkit::idempotency::IdempotencyLayer;
+    use eventkit::runtime::EventFunction;
+
+    let cloud = LocalCloud::connect().await;
+    let table = cloud.create_idempotency_table("idem").await;
+    let log = RequestLog::default();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let function = |config: IdempotencyConfig| {
+        let runs = runs.clone();
+        EventFunction::new(
+            Handler::new(move |Json(body): Json<Value>| {
+                let runs = runs.clone();
+                async move {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    Ok::<_, std::io::Error>(body["eventId"].clone())
+                }
+            })
+            .layer(IdempotencyLayer::new(
+                DynamoDbStore::new(logged_client(&cloud, &log), &table),
+                config,
+            )),
+        )
+    };
+    let deadline = || eventkit::batch::Deadline::after(WINDOW);
+    let no_failures = json!({"batchItemFailures": []});
+
+    // Batched claims, the default: one request claims the ten, one completes them.
+    let batched = function(IdempotencyConfig::new("orders"));
+    let bodies: Vec<Value> = (0..10).map(|n| event(&format!("s{n}"))).collect();
+    let response = batched
+        .handle(sqs_batch(&bodies), deadline())
+        .await
+        .unwrap();
+    assert_eq!(response, no_failures);
+    assert_eq!(runs.load(Ordering::SeqCst), 10);
+    assert_eq!(
+        log.take(),
+        ["BatchExecuteStatement", "BatchExecuteStatement"]
+    );
+    // The same batch again: replayed, the handler not run, in two requests.
+    let response = batched
+        .handle(sqs_batch(&bodies), deadline())
+        .await
+        .unwrap();
+    assert_eq!(response, no_failures);
+    assert_eq!(runs.load(Ordering::SeqCst), 10);
+    assert_eq!(log.take(), ["BatchExecuteStatement", "BatchGetItem"]);
+
+    // Per record, as chosen: a claim and a completion for each record.
+    let per_record = function(IdempotencyConfig::new("orders").with_batched_claims(false));
+    let bodies: Vec<Value> = (0..10).map(|n| event(&format!("p{n}"))).collect();
+    let response = per_record
+        .handle(sqs_batch(&bodies), deadline())
+        .await
+        .unwrap();
+    assert_eq!(response, no_failures);
+    assert_eq!(runs.load(Ordering::SeqCst), 20);
+    let sent = log.take();
+    assert_eq!(sent.len(), 20, "{sent:?}");
+    assert_eq!(sent.iter().filter(|op| *op == "PutItem").count(), 10);
+}

@@ -30,3 +30,4 @@ pub use deadline::Deadline;
 pub use error::{BatchError, BoxError, Classify, ErrorClass, FailureKind, RecordError, ResultExt};
 pub use outcome::{BatchOutcome, RecordFailure, RecordOutcome};
 pub use processor::BatchProcessor;
+pub(crate) use processor::{settle, span_of};

@@ -205,9 +205,20 @@ fn message_groups(records: Vec<EventRecord>) -> Vec<Vec<(usize, EventRecord)>> {
     groups
 }
 
+/// A record's outcome decided outside the processor (a duplicate of an earlier record of
+/// its batch), logged in the record's span as the processor logs its own.
+pub(crate) fn settle<O>(record: &EventRecord, result: Result<O, RecordError>) -> RecordOutcome<O> {
+    let result = result.map_err(|error| RecordFailure {
+        class: error.class(),
+        kind: error.kind(),
+        reason: error.to_string(),
+    });
+    report(record.id().to_string(), result, span_of(record))
+}
+
 /// The record's span, with its event's ids when its body is an envelope (read from the JSON
 /// the record parsed once, which the handler's decode uses too).
-fn span_of(record: &EventRecord) -> tracing::Span {
+pub(crate) fn span_of(record: &EventRecord) -> tracing::Span {
     let json = record.json().ok();
     let field = |name| {
         json.and_then(|json| json.get(name))

@@ -50,7 +50,9 @@ use std::future::Future;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::batch::RecordError;
+use std::pin::Pin;
+
+use crate::batch::{BatchOutcome, BatchProcessor, RecordError};
 use crate::events::EventRecord;
 
 pub use extract::{FromRecord, Json};
@@ -91,6 +93,25 @@ pub trait RecordHandler {
         record: &EventRecord,
         invocation: &Invocation,
     ) -> impl Future<Output = Result<Handled<Self::Output>, RecordError>>;
+
+    /// Processes a whole batch with `processor`: by default, [`handle`](Self::handle) for
+    /// each record. A layer that does better with the whole batch in view overrides it: the
+    /// idempotency layers claim every record of a batch in one request. A layer of your own
+    /// that wraps such a layer keeps that only if it forwards this method too.
+    fn handle_batch<'a>(
+        &'a self,
+        records: Vec<EventRecord>,
+        invocation: &'a Invocation,
+        processor: &'a BatchProcessor,
+    ) -> impl Future<Output = BatchOutcome<Handled<Self::Output>>> {
+        processor.process(records, invocation.deadline(), move |record| {
+            // Boxed: the composed future type (runtime, batch, idempotency, SDK) is otherwise
+            // deep enough to overflow rustc's layout query depth in a function's `main`.
+            let handled: Pin<Box<dyn Future<Output = _> + 'a>> =
+                Box::pin(async move { self.handle(&record, invocation).await });
+            handled
+        })
+    }
 }
 
 /// What a function's record handler may return: a value that survives a JSON round trip
@@ -126,6 +147,15 @@ impl<H: RecordHandler> RecordHandler for std::sync::Arc<H> {
         invocation: &Invocation,
     ) -> impl Future<Output = Result<Handled<Self::Output>, RecordError>> {
         (**self).handle(record, invocation)
+    }
+
+    fn handle_batch<'a>(
+        &'a self,
+        records: Vec<EventRecord>,
+        invocation: &'a Invocation,
+        processor: &'a BatchProcessor,
+    ) -> impl Future<Output = BatchOutcome<Handled<Self::Output>>> {
+        (**self).handle_batch(records, invocation, processor)
     }
 }
 

@@ -23,13 +23,12 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::clock::saturating_millis;
-use super::config::MissingKeyPolicy;
 use super::error::{IdempotencyError, StoreError};
-use super::group_commit::{group_commit, Committer, Write};
+use super::group_commit::{group_commit, Committer, Writes};
 use super::key::{idempotency_key, is_blank};
 use super::record::{IdempotencyRecord, Status};
-use super::run::{log_replaced, Idempotency, Outcome};
-use super::store::{ClaimOutcome, Completion, IdempotencyStore, Release};
+use super::run::{log_replaced, Commit, Idempotency, NoWork, Outcome};
+use super::store::{ClaimOutcome, IdempotencyStore, Release};
 use crate::faults::CrashPoint;
 
 /// One record of a batch for [`Idempotency::execute_batch`]: what
@@ -47,19 +46,65 @@ pub struct BatchEntry<'a> {
 /// What happened to one record of a batch.
 pub type BatchResult<T, E> = Result<Outcome<T>, IdempotencyError<E>>;
 
-/// A record whose handler runs under a claim.
-struct Claimed {
-    index: usize,
-    claim: IdempotencyRecord,
+/// What one record of a batch does once the batch's claims are in. Nothing is logged while
+/// planning: each step logs when its record runs, inside the record's own span.
+pub(crate) enum Step {
+    /// Claimed: run the handler, then complete or release.
+    Run {
+        claim: IdempotencyRecord,
+        replaced: Option<IdempotencyRecord>,
+    },
+    /// The key was already in the store (or in the cache): replay, in progress, or a
+    /// payload that differs.
+    Exists {
+        record: IdempotencyRecord,
+        payload_hash: Option<String>,
+        from_cache: bool,
+    },
+    /// The claim request failed.
+    ClaimFailed { key: String, source: StoreError },
+    /// An earlier record of the batch has the same key: it replays that record's result.
+    Follow {
+        leader: usize,
+        key: String,
+        payload_hash: Option<String>,
+    },
+    /// The key is blank.
+    BlankKey,
+    /// No key: the missing-key policy applies.
+    Keyless,
 }
 
-/// A claimed record after its handler and write.
-struct Ran<T, E> {
-    index: usize,
-    result: BatchResult<T, E>,
-    /// The completed record, for the followers of its key.
-    completed: Option<IdempotencyRecord>,
-    panic: Option<Box<dyn Any + Send>>,
+impl Step {
+    /// The claim this step holds, to release if its record never runs.
+    pub(crate) fn claim(&self) -> Option<Release> {
+        match self {
+            Self::Run { claim, .. } => Some(Release {
+                key: claim.key.clone(),
+                owner: claim.owner.clone().unwrap_or_default(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// A record's step after it ran.
+pub(crate) struct Ran<T, E> {
+    pub(crate) result: BatchResult<T, E>,
+    /// The completed record (stored or replayed), for the followers of its key.
+    pub(crate) completed: Option<IdempotencyRecord>,
+    /// A panic of the handler, to resume once its claim is released.
+    pub(crate) panic: Option<Box<dyn Any + Send>>,
+}
+
+impl<T, E> Ran<T, E> {
+    fn result(result: BatchResult<T, E>) -> Self {
+        Self {
+            result,
+            completed: None,
+            panic: None,
+        }
+    }
 }
 
 impl<S: IdempotencyStore> Idempotency<S> {
@@ -102,143 +147,59 @@ impl<S: IdempotencyStore> Idempotency<S> {
         Fut: Future<Output = Result<T, E>>,
         T: Serialize + DeserializeOwned,
     {
-        let now_ms = self.clock.now_ms();
-        let mut results: Vec<Option<BatchResult<T, E>>> = entries.iter().map(|_| None).collect();
-        // The completed record of each key's leader, for its followers.
-        let mut completed: HashMap<usize, IdempotencyRecord> = HashMap::new();
-        let mut leaders: HashMap<String, usize> = HashMap::new();
-        let mut followers: Vec<(usize, usize, String, Option<String>)> = Vec::new();
-        let mut keyless = Vec::new();
-        let mut claims = Vec::new();
-        let mut hashes: HashMap<usize, Option<String>> = HashMap::new();
-        for (index, entry) in entries.iter().enumerate() {
-            let Some(key_value) = self.config.key_source().extract(entry.payload) else {
-                keyless.push(index);
-                continue;
-            };
-            if is_blank(&key_value) {
-                let source_description = self.config.key_source().to_string();
-                tracing::warn!(record_id = entry.record_id, outcome = "blank_key", key_source = %source_description, "record has a blank idempotency key; failing it");
-                results[index] = Some(Err(IdempotencyError::BlankKey {
-                    record_id: entry.record_id.to_string(),
-                    source_description,
-                }));
-                continue;
-            }
-            let key = idempotency_key(self.config.name(), &key_value);
-            let payload_hash = self.payload_hash(entry.payload);
-            if let Some(&leader) = leaders.get(&key) {
-                followers.push((index, leader, key, payload_hash));
-                continue;
-            }
-            leaders.insert(key.clone(), index);
-            if let Some(cached) = self
-                .cache
-                .as_ref()
-                .and_then(|cache| cache.get(&key, now_ms))
-            {
-                let replayed =
-                    self.replay(&cached, payload_hash.as_deref(), entry.record_id, "cache");
-                results[index] = Some(replayed.map(Outcome::Replayed));
-                completed.insert(index, cached);
-                continue;
-            }
-            let in_progress_expiry_ms = now_ms.saturating_add(saturating_millis(entry.remaining));
-            let claim = IdempotencyRecord {
-                key,
-                status: Status::InProgress,
-                expiration: self.claim_expiration(now_ms, in_progress_expiry_ms),
-                in_progress_expiry_ms: Some(in_progress_expiry_ms),
-                result: None,
-                payload_hash: payload_hash.clone(),
-                owner: Some(uuid::Uuid::new_v4().to_string()),
-            };
-            hashes.insert(index, payload_hash);
-            claims.push(Claimed { index, claim });
-        }
-
-        let records: Vec<IdempotencyRecord> =
-            claims.iter().map(|claimed| claimed.claim.clone()).collect();
-        let outcomes = if records.is_empty() {
-            Vec::new()
-        } else {
-            self.store.claim_many(&records, now_ms).await
-        };
-        let mut to_run = Vec::new();
-        for (claimed, outcome) in claims.into_iter().zip(outcomes) {
-            let entry = &entries[claimed.index];
-            let payload_hash = hashes.remove(&claimed.index).flatten();
-            match outcome {
-                Ok(ClaimOutcome::Claimed { replaced }) => {
-                    log_replaced(&claimed.claim.key, entry.record_id, replaced);
-                    to_run.push(claimed);
-                }
-                Ok(ClaimOutcome::Exists(existing)) => {
-                    if existing.status == Status::Completed {
-                        completed.insert(claimed.index, existing.clone());
-                    }
-                    let handled =
-                        self.handle_existing(existing, payload_hash.as_deref(), entry.record_id);
-                    results[claimed.index] = Some(handled.map(Outcome::Replayed));
-                }
-                Err(source) => {
-                    tracing::error!(idempotency_key = %claimed.claim.key, record_id = entry.record_id, outcome = "store_error", error = %source, "idempotency claim failed; handler not run");
-                    results[claimed.index] = Some(Err(IdempotencyError::Store {
-                        key: claimed.claim.key,
-                        record_id: entry.record_id.to_string(),
-                        source,
-                    }));
-                }
-            }
-        }
-
-        let running = AtomicUsize::new(to_run.len());
+        let steps = self.plan_batch(entries).await;
+        let running = AtomicUsize::new(steps.iter().filter(|s| s.claim().is_some()).count());
         let (committer, writer) = group_commit(&self.store, &running);
-        let runs = futures::future::join_all(to_run.into_iter().map(|claimed| {
-            let committer = committer.clone();
-            let handler = &handler;
-            async move {
-                let record_id = entries[claimed.index].record_id;
-                self.run_claimed(claimed, record_id, committer, handler)
-                    .await
+        let mut followers = Vec::new();
+        let mut leaders = Vec::new();
+        for (index, step) in steps.into_iter().enumerate() {
+            match step {
+                Step::Follow {
+                    leader,
+                    key,
+                    payload_hash,
+                } => followers.push((index, leader, key, payload_hash)),
+                step => leaders.push((index, step)),
             }
-        }));
-        drop(committer);
-        let without_key = futures::future::join_all(keyless.into_iter().map(|index| {
-            let handler = &handler;
-            async move {
-                let record_id = entries[index].record_id;
-                (index, self.run_keyless(record_id, handler(index)).await)
-            }
-        }));
-        let (ran, (), keyless_results) = futures::join!(runs, writer, without_key);
+        }
+        let handler = &handler;
+        // The writer ends once the committer is dropped, after the last handler's write.
+        let runs = async move {
+            let committer = committer;
+            futures::future::join_all(leaders.into_iter().map(|(index, step)| {
+                let committer = &committer;
+                async move {
+                    let record_id = entries[index].record_id;
+                    let ran = self
+                        .run_step(step, record_id, committer, || async move {
+                            handler(index).await.map(|value| (value, NoWork))
+                        })
+                        .await;
+                    (index, ran)
+                }
+            }))
+            .await
+        };
+        let (ran, ()) = futures::join!(runs, writer);
 
+        let mut results: Vec<Option<BatchResult<T, E>>> = entries.iter().map(|_| None).collect();
+        let mut completed: HashMap<usize, IdempotencyRecord> = HashMap::new();
         let mut panic = None;
-        for ran in ran {
-            results[ran.index] = Some(ran.result);
+        for (index, ran) in ran {
+            results[index] = Some(ran.result);
             if let Some(record) = ran.completed {
-                completed.insert(ran.index, record);
+                completed.insert(index, record);
             }
             panic = panic.or(ran.panic);
         }
-        for (index, result) in keyless_results {
-            results[index] = Some(result);
-        }
         for (index, leader, key, payload_hash) in followers {
             let record_id = entries[index].record_id;
-            results[index] = Some(match completed.get(&leader) {
-                Some(record) => self
-                    .replay(record, payload_hash.as_deref(), record_id, "batch")
-                    .map(Outcome::Replayed),
-                None => {
-                    tracing::info!(idempotency_key = %key, record_id, outcome = "in_progress", "an earlier record of the batch with this key did not complete; retry later");
-                    Err(IdempotencyError::AlreadyInProgress {
-                        key,
-                        record_id: record_id.to_string(),
-                        in_progress_expiry_ms: None,
-                    })
-                }
-            });
+            results[index] = Some(self.follow(
+                completed.get(&leader),
+                key,
+                payload_hash.as_deref(),
+                record_id,
+            ));
         }
         if let Some(panic) = panic {
             std::panic::resume_unwind(panic);
@@ -257,63 +218,216 @@ impl<S: IdempotencyStore> Idempotency<S> {
             .collect()
     }
 
-    /// A claimed record's handler and its one write (completion or release).
-    async fn run_claimed<F, Fut, T, E>(
+    /// Every record's key, the cache, and one [`claim_many`](IdempotencyStore::claim_many)
+    /// for the rest: what each record does next.
+    pub(crate) async fn plan_batch(&self, entries: &[BatchEntry<'_>]) -> Vec<Step> {
+        let now_ms = self.clock.now_ms();
+        let mut steps: Vec<Option<Step>> = entries.iter().map(|_| None).collect();
+        let mut leaders: HashMap<String, usize> = HashMap::new();
+        let mut claims: Vec<(usize, IdempotencyRecord)> = Vec::new();
+        for (index, entry) in entries.iter().enumerate() {
+            let Some(key_value) = self.config.key_source().extract(entry.payload) else {
+                steps[index] = Some(Step::Keyless);
+                continue;
+            };
+            if is_blank(&key_value) {
+                steps[index] = Some(Step::BlankKey);
+                continue;
+            }
+            let key = idempotency_key(self.config.name(), &key_value);
+            let payload_hash = self.payload_hash(entry.payload);
+            if let Some(&leader) = leaders.get(&key) {
+                steps[index] = Some(Step::Follow {
+                    leader,
+                    key,
+                    payload_hash,
+                });
+                continue;
+            }
+            leaders.insert(key.clone(), index);
+            if let Some(cached) = self
+                .cache
+                .as_ref()
+                .and_then(|cache| cache.get(&key, now_ms))
+            {
+                steps[index] = Some(Step::Exists {
+                    record: cached,
+                    payload_hash,
+                    from_cache: true,
+                });
+                continue;
+            }
+            let in_progress_expiry_ms = now_ms.saturating_add(saturating_millis(entry.remaining));
+            claims.push((
+                index,
+                IdempotencyRecord {
+                    key,
+                    status: Status::InProgress,
+                    expiration: self.claim_expiration(now_ms, in_progress_expiry_ms),
+                    in_progress_expiry_ms: Some(in_progress_expiry_ms),
+                    result: None,
+                    payload_hash,
+                    owner: Some(uuid::Uuid::new_v4().to_string()),
+                },
+            ));
+        }
+
+        if !claims.is_empty() {
+            let records: Vec<IdempotencyRecord> =
+                claims.iter().map(|(_, claim)| claim.clone()).collect();
+            let outcomes = self.store.claim_many(&records, now_ms).await;
+            for ((index, claim), outcome) in claims.into_iter().zip(outcomes) {
+                steps[index] = Some(match outcome {
+                    Ok(ClaimOutcome::Claimed { replaced }) => Step::Run { claim, replaced },
+                    Ok(ClaimOutcome::Exists(record)) => Step::Exists {
+                        record,
+                        payload_hash: claim.payload_hash,
+                        from_cache: false,
+                    },
+                    Err(source) => Step::ClaimFailed {
+                        key: claim.key,
+                        source,
+                    },
+                });
+            }
+        }
+        steps
+            .into_iter()
+            .map(|step| {
+                step.unwrap_or_else(|| Step::ClaimFailed {
+                    key: String::new(),
+                    source: StoreError::other("the store answered for fewer claims than asked"),
+                })
+            })
+            .collect()
+    }
+
+    /// Runs one record's step (every step but [`Step::Follow`]): the handler for a claimed
+    /// record, its completion or release through `committer`; the replay, error or policy
+    /// for the others.
+    pub(crate) async fn run_step<F, Fut, T, E, W>(
         &self,
-        claimed: Claimed,
+        step: Step,
         record_id: &str,
-        committer: Committer<'_>,
-        handler: &F,
+        committer: &Committer<'_>,
+        handler: F,
     ) -> Ran<T, E>
     where
-        F: Fn(usize) -> Fut,
-        Fut: Future<Output = Result<T, E>>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<(T, W), E>>,
         T: Serialize + DeserializeOwned,
+        W: Commit<S>,
     {
-        let Claimed { index, claim } = claimed;
+        match step {
+            Step::Run { claim, replaced } => {
+                log_replaced(&claim.key, record_id, replaced);
+                self.run_claimed(claim, record_id, Writes::Grouped(committer), handler)
+                    .await
+            }
+            Step::Exists {
+                record,
+                payload_hash,
+                from_cache,
+            } => {
+                let completed = (record.status == Status::Completed).then(|| record.clone());
+                let result = if from_cache {
+                    self.replay(&record, payload_hash.as_deref(), record_id, "cache")
+                } else {
+                    self.handle_existing(record, payload_hash.as_deref(), record_id)
+                };
+                Ran {
+                    completed: completed.filter(|_| result.is_ok()),
+                    ..Ran::result(result.map(Outcome::Replayed))
+                }
+            }
+            Step::ClaimFailed { key, source } => {
+                tracing::error!(idempotency_key = %key, record_id, outcome = "store_error", error = %source, "idempotency claim failed; handler not run");
+                Ran::result(Err(IdempotencyError::Store {
+                    key,
+                    record_id: record_id.to_string(),
+                    source,
+                }))
+            }
+            Step::BlankKey => {
+                let source_description = self.config.key_source().to_string();
+                tracing::warn!(record_id, outcome = "blank_key", key_source = %source_description, "record has a blank idempotency key; failing it");
+                Ran::result(Err(IdempotencyError::BlankKey {
+                    record_id: record_id.to_string(),
+                    source_description,
+                }))
+            }
+            Step::Keyless => Ran::result(self.run_without_key(record_id, handler).await),
+            Step::Follow { key, .. } => Ran::result(Err(IdempotencyError::AlreadyInProgress {
+                key,
+                record_id: record_id.to_string(),
+                in_progress_expiry_ms: None,
+            })),
+        }
+    }
+
+    /// A record whose key an earlier record of its batch had: the leader's result replayed
+    /// (its payload validated against this one's), or, when the leader did not complete,
+    /// [`AlreadyInProgress`](IdempotencyError::AlreadyInProgress) to be retried.
+    pub(crate) fn follow<T: DeserializeOwned, E>(
+        &self,
+        leader: Option<&IdempotencyRecord>,
+        key: String,
+        payload_hash: Option<&str>,
+        record_id: &str,
+    ) -> BatchResult<T, E> {
+        match leader {
+            Some(record) => self
+                .replay(record, payload_hash, record_id, "batch")
+                .map(Outcome::Replayed),
+            None => {
+                tracing::info!(idempotency_key = %key, record_id, outcome = "in_progress", "an earlier record of the batch with this key did not complete; retry later");
+                Err(IdempotencyError::AlreadyInProgress {
+                    key,
+                    record_id: record_id.to_string(),
+                    in_progress_expiry_ms: None,
+                })
+            }
+        }
+    }
+
+    /// A claimed record's handler and its one write (completion or release).
+    pub(super) async fn run_claimed<F, Fut, T, E, W>(
+        &self,
+        claim: IdempotencyRecord,
+        record_id: &str,
+        writes: Writes<'_, '_>,
+        handler: F,
+    ) -> Ran<T, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<(T, W), E>>,
+        T: Serialize + DeserializeOwned,
+        W: Commit<S>,
+    {
         let key = claim.key.clone();
         let owner = claim.owner.clone().unwrap_or_default();
-        let release = Write::Release(Release {
-            key: key.clone(),
-            owner: owner.clone(),
-        });
-        let ran = |result, completed, panic| Ran {
-            index,
-            result,
-            completed,
-            panic,
-        };
-        let guarded = AssertUnwindSafe(async { handler(index).await }).catch_unwind();
-        let value = match guarded.await {
-            Ok(Ok(value)) => value,
-            Ok(Err(handler_error)) => {
-                let result = match committer.write(release).await {
-                    Ok(()) => {
-                        tracing::info!(idempotency_key = %key, record_id, outcome = "handler_failed", "handler failed; claim removed so a retry runs it again");
-                        Err(IdempotencyError::Handler(handler_error))
-                    }
-                    Err(StoreError::Fenced) => {
-                        tracing::warn!(idempotency_key = %key, record_id, outcome = "release_fenced", "handler failed and its claim had been taken over; the new owner's record was left alone");
-                        Err(IdempotencyError::ReleaseFenced {
-                            key,
-                            record_id: record_id.to_string(),
-                            handler_error,
-                        })
-                    }
-                    Err(source) => {
-                        tracing::error!(idempotency_key = %key, record_id, outcome = "release_failed", error = %source, "handler failed and removing its claim failed");
-                        Err(IdempotencyError::ReleaseFailed {
-                            key,
-                            record_id: record_id.to_string(),
-                            source,
-                            handler_error,
-                        })
-                    }
-                };
-                return ran(result, None, None);
+        let guarded = AssertUnwindSafe(async { handler().await }).catch_unwind();
+        match guarded.await {
+            Ok(Ok((value, work))) => {
+                crate::faults::crash_point(CrashPoint::BeforeCompletion, record_id);
+                match self.complete(claim, value, work, record_id, writes).await {
+                    Ok((value, record)) => Ran {
+                        completed: Some(record),
+                        ..Ran::result(Ok(Outcome::Computed(value)))
+                    },
+                    Err(error) => Ran::result(Err(error)),
+                }
             }
+            Ok(Err(handler_error)) => Ran::result(
+                self.release(&key, &owner, record_id, handler_error, writes)
+                    .await,
+            ),
             Err(panic) => {
-                match committer.write(release).await {
+                let release = Release {
+                    key: key.clone(),
+                    owner,
+                };
+                match writes.release(&self.store, release).await {
                     Ok(()) => {
                         tracing::warn!(idempotency_key = %key, record_id, outcome = "handler_panicked", "handler panicked; claim removed so a retry runs it again");
                     }
@@ -321,98 +435,14 @@ impl<S: IdempotencyStore> Idempotency<S> {
                         tracing::error!(idempotency_key = %key, record_id, outcome = "release_failed", %error, "handler panicked and removing its claim failed");
                     }
                 }
-                let result = Err(IdempotencyError::Store {
-                    key,
-                    record_id: record_id.to_string(),
-                    source: StoreError::other("handler panicked"),
-                });
-                return ran(result, None, Some(panic));
-            }
-        };
-        crate::faults::crash_point(CrashPoint::BeforeCompletion, record_id);
-        // Stored only if it reads back, as in the per-record mode.
-        let stored = serde_json::to_string(&value).and_then(|result| {
-            serde_json::from_str::<T>(&result)?;
-            Ok(result)
-        });
-        let result = match stored {
-            Ok(result) => result,
-            Err(source) => {
-                tracing::error!(idempotency_key = %key, record_id, outcome = "result_not_serializable", error = %source, "handler result cannot be stored; removing the claim");
-                if let Err(error) = committer.write(release).await {
-                    tracing::error!(idempotency_key = %key, record_id, %error, "removing the claim failed too");
+                Ran {
+                    panic: Some(panic),
+                    ..Ran::result(Err(IdempotencyError::Store {
+                        key,
+                        record_id: record_id.to_string(),
+                        source: StoreError::other("handler panicked"),
+                    }))
                 }
-                let error = IdempotencyError::ResultSerialization {
-                    key,
-                    record_id: record_id.to_string(),
-                    source,
-                };
-                return ran(Err(error), None, None);
-            }
-        };
-        let expiration = self.expiration(self.clock.now_ms());
-        let completion = Completion {
-            key: key.clone(),
-            owner,
-            result: result.clone(),
-            expiration,
-        };
-        match committer.write(Write::Complete(completion)).await {
-            Ok(()) => {
-                tracing::info!(idempotency_key = %key, record_id, outcome = "completed", "claimed the idempotency key, ran the handler and stored its result");
-                crate::faults::crash_point(CrashPoint::AfterCompletion, record_id);
-                let record = IdempotencyRecord {
-                    status: Status::Completed,
-                    expiration,
-                    result: Some(result),
-                    ..claim
-                };
-                if let Some(cache) = &self.cache {
-                    cache.put(record.clone());
-                }
-                ran(Ok(Outcome::Computed(value)), Some(record), None)
-            }
-            Err(StoreError::Fenced) => {
-                tracing::error!(idempotency_key = %key, record_id, outcome = "completion_fenced", "handler ran but its claim was taken over; result not stored");
-                let error = IdempotencyError::CompletionFenced {
-                    key,
-                    record_id: record_id.to_string(),
-                };
-                ran(Err(error), None, None)
-            }
-            Err(source) => {
-                tracing::error!(idempotency_key = %key, record_id, outcome = "completion_failed", error = %source, "handler ran but storing its result failed");
-                let error = IdempotencyError::CompletionFailed {
-                    key,
-                    record_id: record_id.to_string(),
-                    source,
-                };
-                ran(Err(error), None, None)
-            }
-        }
-    }
-
-    /// A record without a key, per the missing-key policy.
-    async fn run_keyless<T, E>(
-        &self,
-        record_id: &str,
-        handler: impl Future<Output = Result<T, E>>,
-    ) -> BatchResult<T, E> {
-        let source_description = self.config.key_source().to_string();
-        match self.config.missing_key_policy() {
-            MissingKeyPolicy::Fail => {
-                tracing::warn!(record_id, outcome = "missing_key", key_source = %source_description, "record has no idempotency key; failing it");
-                Err(IdempotencyError::MissingKey {
-                    record_id: record_id.to_string(),
-                    source_description,
-                })
-            }
-            MissingKeyPolicy::ProcessWithoutIdempotency => {
-                tracing::warn!(record_id, outcome = "missing_key", key_source = %source_description, "record has no idempotency key; processing it without idempotency");
-                handler
-                    .await
-                    .map(Outcome::Computed)
-                    .map_err(IdempotencyError::Handler)
             }
         }
     }

@@ -30,6 +30,7 @@ pub struct IdempotencyConfig {
     record_ttl: Duration,
     payload_validation: Vec<KeyPath>,
     cache_capacity: usize,
+    batched: bool,
 }
 
 impl IdempotencyConfig {
@@ -46,7 +47,18 @@ impl IdempotencyConfig {
             record_ttl: DEFAULT_RECORD_TTL,
             payload_validation: Vec::new(),
             cache_capacity: 0,
+            batched: true,
         }
+    }
+
+    /// Whether the layers claim a batch's records together (the default): one request
+    /// claims every record of an SQS batch, and completions that finish together share one
+    /// (see [`Idempotency::execute_batch`](super::Idempotency::execute_batch)). `false`
+    /// claims and completes each record on its own, as Powertools does. A batch of one record
+    /// (a direct SNS or EventBridge invocation) always runs per record.
+    pub fn with_batched_claims(mut self, batched: bool) -> Self {
+        self.batched = batched;
+        self
     }
 
     /// Replaces the key name prefix.
@@ -112,6 +124,12 @@ impl IdempotencyConfig {
     pub fn with_cache_capacity(mut self, capacity: usize) -> Self {
         self.cache_capacity = capacity;
         self
+    }
+
+    /// Whether a batch's records are claimed together (see
+    /// [`with_batched_claims`](Self::with_batched_claims)).
+    pub fn batched_claims(&self) -> bool {
+        self.batched
     }
 
     /// The key name prefix.

@@ -56,6 +56,38 @@ impl Committer<'_> {
     }
 }
 
+impl Committer<'_> {
+    /// Says that a handler counted in `running` will write nothing through the group (its
+    /// completion commits a unit of work in a transaction of its own).
+    pub(crate) fn leave(&self) {
+        self.running.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Where a record's completion or release goes: straight to the store (the per-record
+/// mode), or through its batch's group commit.
+#[derive(Clone, Copy)]
+pub(crate) enum Writes<'a, 'b> {
+    /// One request per write.
+    Direct,
+    /// Shared requests with the batch's other writes.
+    Grouped(&'a Committer<'b>),
+}
+
+impl Writes<'_, '_> {
+    /// Releases `release`'s claim.
+    pub(crate) async fn release<S: IdempotencyStore>(
+        self,
+        store: &S,
+        release: Release,
+    ) -> Result<(), StoreError> {
+        match self {
+            Self::Direct => store.release(&release.key, &release.owner).await,
+            Self::Grouped(committer) => committer.write(Write::Release(release)).await,
+        }
+    }
+}
+
 /// A committer for `running` handlers, and the writer to run next to them (it ends when
 /// every committer is dropped).
 pub(crate) fn group_commit<'a, S: IdempotencyStore>(

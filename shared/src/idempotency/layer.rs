@@ -6,10 +6,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use super::batch_layer::{batches, process_batch};
 use super::config::IdempotencyConfig;
-use super::run::{Idempotency, Outcome};
+use super::run::{Idempotency, NoWork, Outcome};
 use super::store::IdempotencyStore;
-use crate::batch::RecordError;
+use crate::batch::{BatchOutcome, BatchProcessor, RecordError};
 use crate::events::EventRecord;
 use crate::handler::{Handled, Invocation, RecordHandler};
 
@@ -114,5 +115,40 @@ where
                 replayed: true,
             },
         })
+    }
+
+    /// With batched claims (the default) and more than one record: every record claimed in
+    /// one request, completions group committed (see
+    /// [`IdempotencyConfig::with_batched_claims`](super::IdempotencyConfig::with_batched_claims)).
+    async fn handle_batch(
+        &self,
+        records: Vec<EventRecord>,
+        invocation: &Invocation,
+        processor: &BatchProcessor,
+    ) -> BatchOutcome<Handled<H::Output>> {
+        if !batches(&self.idempotency, &records) {
+            return processor
+                .process(records, invocation.deadline(), |record| {
+                    // Boxed: layout query depth, as above.
+                    let handled: Pin<Box<dyn Future<Output = _> + '_>> =
+                        Box::pin(async move { self.handle(&record, invocation).await });
+                    handled
+                })
+                .await;
+        }
+        process_batch(
+            &self.idempotency,
+            records,
+            invocation,
+            processor,
+            |record| {
+                let inner: Pin<Box<dyn Future<Output = _> + '_>> = Box::pin(async move {
+                    let handled = self.inner.handle(&record, invocation).await?;
+                    Ok((handled.output, NoWork))
+                });
+                inner
+            },
+        )
+        .await
     }
 }

@@ -54,6 +54,12 @@
 //! sharing a key run once. With the DynamoDB store a batch of ten new records costs two
 //! requests (Powertools: twenty), ten duplicates one or two (Powertools: ten).
 //!
+//! [`IdempotencyLayer`] uses it for every batch of more than one record (an SQS batch)
+//! unless [`IdempotencyConfig::with_batched_claims`] says otherwise: the records still run
+//! through the function's [`BatchProcessor`](crate::batch::BatchProcessor) (its
+//! concurrency, FIFO order and deadline, a span per record), and the claims of records it
+//! never starts (after a FIFO failure, or too near the deadline) are released.
+//!
 //! Each outcome is a `tracing` event with the fields `idempotency_key`, `record_id` and
 //! `outcome` (`completed`, `replayed`, `in_progress`, `validation_failed`, `takeover`,
 //! `completion_fenced`, `release_fenced`, `handler_failed`, `missing_key`, ...).
@@ -69,6 +75,7 @@
 //! - A missing key fails by default.
 //! - No global state: each [`Idempotency`] has its own store, config, clock and cache.
 
+mod batch_layer;
 mod batched;
 mod cache;
 mod clock;
@@ -83,6 +90,8 @@ mod record;
 mod run;
 mod store;
 
+#[cfg(feature = "dynamodb")]
+pub(crate) use batch_layer::{batches, process_batch};
 pub use batched::{BatchEntry, BatchResult};
 #[cfg(any(test, feature = "testing"))]
 pub use clock::ManualClock;

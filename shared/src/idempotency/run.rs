@@ -2,11 +2,9 @@
 //! release, in that order, with one tracing event per outcome.
 
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 
 use crate::faults::CrashPoint;
 
-use futures::FutureExt;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,9 +17,10 @@ use super::cache::RecordCache;
 use super::clock::{saturating_millis, Clock, SystemClock};
 use super::config::{IdempotencyConfig, MissingKeyPolicy};
 use super::error::{IdempotencyError, StoreError};
+use super::group_commit::{Write, Writes};
 use super::key::{hash_value, idempotency_key, is_blank};
 use super::record::{IdempotencyRecord, Status};
-use super::store::{ClaimOutcome, IdempotencyStore};
+use super::store::{ClaimOutcome, Completion, IdempotencyStore, Release};
 
 /// What [`Idempotency::execute`] returned: the handler's result computed now, or the
 /// result an earlier delivery stored, replayed without running the handler.
@@ -245,30 +244,16 @@ impl<S: IdempotencyStore> Idempotency<S> {
         // key would block every retry until the window ends (both of an asynchronous
         // invocation's retries land inside it), and the event would be dead-lettered
         // without ever having run to completion. The panic then goes on unwinding.
-        let guarded = AssertUnwindSafe(async { handler().await }).catch_unwind();
-        match guarded.await {
-            Ok(Ok((value, work))) => {
-                crate::faults::crash_point(CrashPoint::BeforeCompletion, record_id);
-                self.complete(claim, value, work, record_id)
-                    .await
-                    .map(Outcome::Computed)
-            }
-            Ok(Err(handler_error)) => self.release(&key, &owner, record_id, handler_error).await,
-            Err(panic) => {
-                match self.store.release(&key, &owner).await {
-                    Ok(()) => {
-                        tracing::warn!(idempotency_key = %key, record_id, outcome = "handler_panicked", "handler panicked; claim removed so a retry runs it again");
-                    }
-                    Err(error) => {
-                        tracing::error!(idempotency_key = %key, record_id, outcome = "release_failed", %error, "handler panicked and removing its claim failed");
-                    }
-                }
-                std::panic::resume_unwind(panic)
-            }
+        let ran = self
+            .run_claimed(claim, record_id, Writes::Direct, handler)
+            .await;
+        if let Some(panic) = ran.panic {
+            std::panic::resume_unwind(panic);
         }
+        ran.result
     }
 
-    async fn run_without_key<F, Fut, T, E, W>(
+    pub(super) async fn run_without_key<F, Fut, T, E, W>(
         &self,
         record_id: &str,
         handler: F,
@@ -377,13 +362,16 @@ impl<S: IdempotencyStore> Idempotency<S> {
         }
     }
 
-    async fn complete<T: Serialize + DeserializeOwned, E, W: Commit<S>>(
+    /// Stores `value` as `claim`'s result (with `work`, when it carries any) and returns it
+    /// with the completed record.
+    pub(super) async fn complete<T: Serialize + DeserializeOwned, E, W: Commit<S>>(
         &self,
         claim: IdempotencyRecord,
         value: T,
         work: W,
         record_id: &str,
-    ) -> Result<T, IdempotencyError<E>> {
+        writes: Writes<'_, '_>,
+    ) -> Result<(T, IdempotencyRecord), IdempotencyError<E>> {
         let key = claim.key.clone();
         let owner = claim.owner.clone().unwrap_or_default();
         // Stored only if it reads back: a result that does not (NaN written as `null`)
@@ -396,7 +384,11 @@ impl<S: IdempotencyStore> Idempotency<S> {
             Ok(result) => result,
             Err(source) => {
                 tracing::error!(idempotency_key = %key, record_id, outcome = "result_not_serializable", error = %source, "handler result cannot be stored; removing the claim");
-                if let Err(error) = self.store.release(&key, &owner).await {
+                let release = Release {
+                    key: key.clone(),
+                    owner,
+                };
+                if let Err(error) = writes.release(&self.store, release).await {
                     tracing::error!(idempotency_key = %key, record_id, %error, "removing the claim failed too");
                 }
                 return Err(IdempotencyError::ResultSerialization {
@@ -408,22 +400,42 @@ impl<S: IdempotencyStore> Idempotency<S> {
         };
         // The record lives for the TTL from completion, not from the claim.
         let expiration = self.expiration(self.clock.now_ms());
-        match work
-            .commit(&self.store, &key, &owner, &result, expiration)
-            .await
-        {
+        let committed = match writes {
+            // A plain completion shares its batch's request.
+            Writes::Grouped(committer) if !W::ATOMIC => {
+                let completion = Completion {
+                    key: key.clone(),
+                    owner: owner.clone(),
+                    result: result.clone(),
+                    expiration,
+                };
+                committer.write(Write::Complete(completion)).await
+            }
+            // A unit of work commits in a transaction of its own.
+            Writes::Grouped(committer) => {
+                committer.leave();
+                work.commit(&self.store, &key, &owner, &result, expiration)
+                    .await
+            }
+            Writes::Direct => {
+                work.commit(&self.store, &key, &owner, &result, expiration)
+                    .await
+            }
+        };
+        match committed {
             Ok(()) => {
                 tracing::info!(idempotency_key = %key, record_id, outcome = "completed", "claimed the idempotency key, ran the handler and stored its result");
                 crate::faults::crash_point(CrashPoint::AfterCompletion, record_id);
+                let record = IdempotencyRecord {
+                    status: Status::Completed,
+                    expiration,
+                    result: Some(result),
+                    ..claim
+                };
                 if let Some(cache) = &self.cache {
-                    cache.put(IdempotencyRecord {
-                        status: Status::Completed,
-                        expiration,
-                        result: Some(result),
-                        ..claim
-                    });
+                    cache.put(record.clone());
                 }
-                Ok(value)
+                Ok((value, record))
             }
             Err(StoreError::Fenced) => {
                 tracing::error!(idempotency_key = %key, record_id, outcome = "completion_fenced", "handler ran but its claim was taken over; result not stored");
@@ -456,14 +468,20 @@ impl<S: IdempotencyStore> Idempotency<S> {
         }
     }
 
-    async fn release<T, E>(
+    /// Releases the claim of a handler that failed with `handler_error`.
+    pub(super) async fn release<T, E>(
         &self,
         key: &str,
         owner: &str,
         record_id: &str,
         handler_error: E,
+        writes: Writes<'_, '_>,
     ) -> Result<T, IdempotencyError<E>> {
-        match self.store.release(key, owner).await {
+        let release = Release {
+            key: key.to_string(),
+            owner: owner.to_string(),
+        };
+        match writes.release(&self.store, release).await {
             Ok(()) => {
                 tracing::info!(idempotency_key = %key, record_id, outcome = "handler_failed", "handler failed; claim removed so a retry runs it again");
                 Err(IdempotencyError::Handler(handler_error))

@@ -8,10 +8,12 @@ use std::sync::Arc;
 
 use super::store::TransactionalStore;
 use super::unit_of_work::{Staged, UnitOfWork};
-use crate::batch::RecordError;
+use crate::batch::{BatchOutcome, BatchProcessor, RecordError};
 use crate::events::EventRecord;
 use crate::handler::{Handled, Invocation, RecordHandler};
-use crate::idempotency::{Commit, Idempotency, IdempotencyConfig, Outcome, StoreError};
+use crate::idempotency::{
+    batches, process_batch, Commit, Idempotency, IdempotencyConfig, Outcome, StoreError,
+};
 
 /// A tower [`Layer`](tower::Layer) for handlers that return [`Staged`] work: the same
 /// idempotency as [`IdempotencyLayer`](crate::idempotency::IdempotencyLayer) (key, claim,
@@ -110,6 +112,41 @@ where
                 replayed: true,
             },
         })
+    }
+
+    /// With batched claims (the default) and more than one record: every record claimed in
+    /// one request; each record's completion still commits in its own transaction with its
+    /// unit of work.
+    async fn handle_batch(
+        &self,
+        records: Vec<EventRecord>,
+        invocation: &Invocation,
+        processor: &BatchProcessor,
+    ) -> BatchOutcome<Handled<O>> {
+        if !batches(&self.idempotency, &records) {
+            return processor
+                .process(records, invocation.deadline(), |record| {
+                    // Boxed: layout query depth, as above.
+                    let handled: Pin<Box<dyn Future<Output = _> + '_>> =
+                        Box::pin(async move { self.handle(&record, invocation).await });
+                    handled
+                })
+                .await;
+        }
+        process_batch(
+            &self.idempotency,
+            records,
+            invocation,
+            processor,
+            |record| {
+                let inner: Pin<Box<dyn Future<Output = _> + '_>> = Box::pin(async move {
+                    let handled = self.inner.handle(&record, invocation).await?;
+                    Ok(handled.output.into_parts())
+                });
+                inner
+            },
+        )
+        .await
     }
 }
 

@@ -78,12 +78,8 @@ where
     ) -> BatchOutcome<Handled<H::Output>> {
         let invocation = &invocation.into();
         let outcome = self
-            .batch
-            // Boxed: the composed future type (runtime, batch, idempotency, SDK) is otherwise
-            // deep enough to overflow rustc's layout query depth in a function's `main`.
-            .process(records, invocation.deadline(), |record| {
-                Box::pin(async move { self.handler.handle(&record, invocation).await })
-            })
+            .handler
+            .handle_batch(records, invocation, &self.batch)
             .await;
         if let Some(service) = &self.metrics_service {
             outcome.metrics(|handled| handled.replayed).emit(service);

@@ -13,6 +13,7 @@ mod batched;
 mod concurrency;
 mod expiry;
 mod failures;
+mod layer_batches;
 mod records;
 mod support;
 
@@ -20,6 +21,7 @@ use batched::*;
 use concurrency::*;
 use expiry::*;
 use failures::*;
+use layer_batches::*;
 use records::*;
 use support::{dynamodb_store, InMemoryStore};
 
@@ -69,4 +71,6 @@ for_both_stores!(
     batched_fifty_concurrent_batches_with_one_key_run_the_handler_once,
     batched_a_thousand_keys_delivered_three_times_run_a_thousand_times,
     batched_store_failures_surface_as_typed_errors_and_nothing_is_lost,
+    layer_a_key_twice_in_one_batch_runs_once_and_an_undecodable_record_fails_alone,
+    layer_fifo_records_not_run_release_their_claims_and_run_on_redelivery,
 );

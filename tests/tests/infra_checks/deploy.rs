@@ -243,10 +243,36 @@ const fn grant(
 }
 
 const STORE: &str = "shared/src/idempotency/store/dynamodb/mod.rs";
-/// eventkit's DynamoDbStore, for every function. (Its batched mode, `execute_batch`, sends
-/// PartiQL's BatchExecuteStatement and BatchGetItem: dynamodb:PartiQLInsert, PartiQLUpdate,
-/// PartiQLDelete and BatchGetItem on the idempotency table, once a function uses it; none
-/// does yet.)
+const STATEMENTS: &str = "shared/src/idempotency/store/dynamodb/statements.rs";
+/// eventkit's DynamoDbStore with batched claims, for the functions fed SQS batches: PartiQL's
+/// BatchExecuteStatement (authorised statement by statement) and BatchGetItem.
+const BATCHED_IDEMPOTENCY: [Grant; 4] = [
+    grant(
+        "dynamodb:PartiQLInsert",
+        "IdempotencyTable",
+        STATEMENTS,
+        "INSERT INTO",
+    ),
+    grant(
+        "dynamodb:PartiQLUpdate",
+        "IdempotencyTable",
+        STATEMENTS,
+        "\"UPDATE {}",
+    ),
+    grant(
+        "dynamodb:PartiQLDelete",
+        "IdempotencyTable",
+        STATEMENTS,
+        "DELETE FROM",
+    ),
+    grant(
+        "dynamodb:BatchGetItem",
+        "IdempotencyTable",
+        STATEMENTS,
+        ".batch_get_item()",
+    ),
+];
+/// eventkit's DynamoDbStore per record, for every function.
 const IDEMPOTENCY: [Grant; 4] = [
     grant("dynamodb:GetItem", "IdempotencyTable", STORE, ".get_item()"),
     grant("dynamodb:PutItem", "IdempotencyTable", STORE, ".put_item()"),
@@ -315,7 +341,10 @@ fn needed(function: &str) -> Vec<Grant> {
                 "Delete::builder()",
             ),
             OUTBOX,
-        ],
+        ]
+        .into_iter()
+        .chain(BATCHED_IDEMPOTENCY)
+        .collect(),
         "PaymentsFunction" => vec![
             grant(
                 "dynamodb:PutItem",
@@ -358,12 +387,15 @@ fn needed(function: &str) -> Vec<Grant> {
                 "TargetArn: !GetAtt NotificationsDlq.Arn",
             ),
         ],
-        "AnalyticsFunction" => vec![grant(
+        "AnalyticsFunction" => [grant(
             "dynamodb:UpdateItem",
             "AnalyticsTable",
             "functions/analytics/src/lib.rs",
             "Update::builder()",
-        )],
+        )]
+        .into_iter()
+        .chain(BATCHED_IDEMPOTENCY)
+        .collect(),
         // The relay keeps no idempotency records: what it publishes carries staged ids.
         "RelayFunction" => {
             return vec![

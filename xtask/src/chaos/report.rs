@@ -5,6 +5,7 @@
 //! later line that shows each record done.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::faults::Injected;
@@ -193,9 +194,19 @@ pub struct Crash {
     pub at: SystemTime,
     /// `SIGKILL`, or `crash <point>`.
     pub kind: String,
-    /// The records it was running, each with what later showed it done or given up on by
-    /// its queue (and when).
-    pub records: Vec<(String, Option<(String, Duration)>)>,
+    /// The records it was running.
+    pub records: Vec<Record>,
+}
+
+/// A record a crash interrupted.
+#[derive(Clone, Debug)]
+pub struct Record {
+    /// Its id (the message id, or the outbox event's id for the relay).
+    pub id: String,
+    /// What showed it done or given up on by its queue, and how long after the crash.
+    pub done: Option<(String, Duration)>,
+    /// When it was not seen done: every log line of it, for the reader.
+    pub trail: Vec<String>,
 }
 
 impl Crash {
@@ -203,14 +214,14 @@ impl Crash {
     pub fn recovered(&self) -> usize {
         self.records
             .iter()
-            .filter(|(_, done)| done.is_some())
+            .filter(|record| record.done.is_some())
             .count()
     }
 
     fn slowest_recovery(&self) -> Option<Duration> {
         self.records
             .iter()
-            .filter_map(|(_, done)| done.as_ref().map(|(_, after)| *after))
+            .filter_map(|record| record.done.as_ref().map(|(_, after)| *after))
             .max()
     }
 
@@ -224,8 +235,9 @@ impl Crash {
             );
         }
         let mut how: BTreeMap<&str, usize> = BTreeMap::new();
-        for (_, done) in &self.records {
-            let outcome = done
+        for record in &self.records {
+            let outcome = record
+                .done
                 .as_ref()
                 .map_or("NOT RECOVERED", |(how, _)| how.as_str());
             *how.entry(outcome).or_default() += 1;
@@ -235,7 +247,7 @@ impl Crash {
             .map(|(outcome, count)| format!("{count} {outcome}"))
             .collect::<Vec<_>>()
             .join(", ");
-        format!(
+        let mut line = format!(
             "{at} {} {}: {} record(s) → {how}{}",
             self.function,
             self.kind,
@@ -243,7 +255,17 @@ impl Crash {
             self.slowest_recovery()
                 .map(|d| format!(" (within {:.1} s)", d.as_secs_f64()))
                 .unwrap_or_default()
-        )
+        );
+        for record in self.records.iter().filter(|record| record.done.is_none()) {
+            line.push_str(&format!(
+                "\n    record {} not seen done; its lines:",
+                record.id
+            ));
+            for trail in &record.trail {
+                line.push_str(&format!("\n      {trail}"));
+            }
+        }
+        line
     }
 }
 
@@ -251,53 +273,77 @@ impl Crash {
 /// the dead-letter queues: a record whose crashed delivery was its last allowed receive is
 /// moved there by its queue, with no line of the function's to say so.
 pub fn crashes(pipeline: &LocalPipeline, dead_lettered: &BTreeSet<String>) -> Vec<Crash> {
+    let mut crashes: Vec<Crash> = pipeline
+        .hosts()
+        .iter()
+        .flat_map(|(function, host)| crashes_in(function, &host.log().lines(), dead_lettered))
+        .collect();
+    crashes.sort_by_key(|crash| crash.at);
+    crashes
+}
+
+/// The crashed invocations in one function's log lines.
+fn crashes_in(
+    function: &str,
+    lines: &[Arc<LogLine>],
+    dead_lettered: &BTreeSet<String>,
+) -> Vec<Crash> {
+    let reports: Vec<(&str, SystemTime)> = lines
+        .iter()
+        .filter(|line| is_crash_report(line))
+        .filter_map(|report| {
+            let json = report.json.as_ref()?;
+            Some((json["record"]["requestId"].as_str()?, report.at))
+        })
+        .collect();
+    let crashed: BTreeSet<&str> = reports.iter().map(|(id, _)| *id).collect();
     let mut crashes = Vec::new();
-    for (function, host) in pipeline.hosts() {
-        let lines = host.log().lines();
-        for report in lines.iter().filter(|line| is_crash_report(line)) {
-            let Some(request_id) = report
-                .json
-                .as_ref()
-                .and_then(|json| json["record"]["requestId"].as_str())
-            else {
-                continue;
-            };
-            let invocation: Vec<&LogLine> = lines
-                .iter()
-                .filter(|line| line.span_field("requestId") == Some(request_id))
-                .map(|line| &**line)
-                .collect();
-            let kind = invocation
-                .iter()
-                .find(|line| line.field("outcome") == Some("crash_injected"))
-                .map_or_else(
-                    || SIGKILL.to_string(),
-                    |line| format!("crash {}", line.field("crash_point").unwrap_or("?")),
-                );
-            let ids: BTreeSet<&str> = invocation
-                .iter()
-                .filter_map(|line| line.span_field("record_id"))
-                .collect();
-            let records = ids
-                .into_iter()
-                .map(|id| {
-                    let done = recovery(&lines, id, report.at).or_else(|| {
+    for (request_id, at) in &reports {
+        let invocation: Vec<&LogLine> = lines
+            .iter()
+            .filter(|line| line.span_field("requestId") == Some(request_id))
+            .map(|line| &**line)
+            .collect();
+        let kind = invocation
+            .iter()
+            .find(|line| line.field("outcome") == Some("crash_injected"))
+            .map_or_else(
+                || SIGKILL.to_string(),
+                |line| format!("crash {}", line.field("crash_point").unwrap_or("?")),
+            );
+        let ids: BTreeSet<&str> = invocation
+            .iter()
+            .filter_map(|line| line.span_field("record_id"))
+            .collect();
+        let records = ids
+            .into_iter()
+            .map(|id| {
+                let done = recovery(lines, id, *at)
+                    .or_else(|| concurrent_delivery(lines, id, &crashed))
+                    .or_else(|| {
                         dead_lettered
                             .contains(id)
                             .then(|| ("moved to its dead-letter queue".to_string(), Duration::ZERO))
                     });
-                    (id.to_string(), done)
-                })
-                .collect();
-            crashes.push(Crash {
-                function: function.clone(),
-                at: report.at,
-                kind,
-                records,
-            });
-        }
+                let trail = if done.is_none() {
+                    trail(lines, id)
+                } else {
+                    Vec::new()
+                };
+                Record {
+                    id: id.to_string(),
+                    done,
+                    trail,
+                }
+            })
+            .collect();
+        crashes.push(Crash {
+            function: function.to_string(),
+            at: *at,
+            kind,
+            records,
+        });
     }
-    crashes.sort_by_key(|crash| crash.at);
     crashes
 }
 
@@ -308,28 +354,178 @@ fn is_crash_report(line: &LogLine) -> bool {
         })
 }
 
+/// How a line shows its record done, if it does.
+fn done_by(line: &LogLine) -> Option<&'static str> {
+    Some(match (line.field("outcome"), line.message()) {
+        (Some("completed"), _) => "ran again and committed",
+        (Some("replayed"), _) => "replayed from the idempotency store",
+        (_, "outbox event published") => "published again under its id",
+        (_, "record failed") if line.field("class") == Some("permanent") => {
+            "failed for good (poison: dead-lettered)"
+        }
+        _ => return None,
+    })
+}
+
 /// The first line after `after` that shows record `id` done, as (how, how long after).
-fn recovery(
-    lines: &[std::sync::Arc<LogLine>],
-    id: &str,
-    after: SystemTime,
-) -> Option<(String, Duration)> {
+fn recovery(lines: &[Arc<LogLine>], id: &str, after: SystemTime) -> Option<(String, Duration)> {
     lines.iter().find_map(|line| {
         if line.at <= after || line.span_field("record_id") != Some(id) {
             return None;
         }
-        let how = match (line.field("outcome"), line.message()) {
-            (Some("completed"), _) => "ran again and committed",
-            (Some("replayed"), _) => "replayed from the idempotency store",
-            (_, "outbox event published") => "published again under its id",
-            (_, "record failed") if line.field("class") == Some("permanent") => {
-                "failed for good (poison: dead-lettered)"
-            }
-            _ => return None,
-        };
+        let how = done_by(line)?;
         Some((
             how.to_string(),
             line.at.duration_since(after).unwrap_or_default(),
         ))
     })
+}
+
+/// A line of an invocation that did not crash showing record `id` done, at any time. A
+/// queue hands a message out again when its visibility timeout runs out while the first
+/// delivery is still running (a slow DynamoDB, an outage): the crash may then hit the second
+/// delivery after the first one finished the record and deleted the message, so no line of
+/// it comes after the crash.
+fn concurrent_delivery(
+    lines: &[Arc<LogLine>],
+    id: &str,
+    crashed: &BTreeSet<&str>,
+) -> Option<(String, Duration)> {
+    lines.iter().find_map(|line| {
+        if line.span_field("record_id") != Some(id)
+            || line
+                .span_field("requestId")
+                .is_none_or(|request| crashed.contains(request))
+        {
+            return None;
+        }
+        done_by(line)?;
+        Some((
+            "done by another delivery of its message".to_string(),
+            Duration::ZERO,
+        ))
+    })
+}
+
+/// Every line of record `id`, one short line each: what a reader needs to see why a record
+/// was not accounted for.
+fn trail(lines: &[Arc<LogLine>], id: &str) -> Vec<String> {
+    lines
+        .iter()
+        .filter(|line| line.span_field("record_id") == Some(id))
+        .map(|line| {
+            let at = chrono::DateTime::<chrono::Utc>::from(line.at).format("%H:%M:%S%.3f");
+            format!(
+                "{at} {} {} {}",
+                line.span_field("requestId").unwrap_or("-"),
+                line.field("outcome").unwrap_or("-"),
+                line.message()
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::local_lambda::logs::Stream;
+    use serde_json::{json, Value};
+
+    fn at(second: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(second)
+    }
+
+    fn line(second: u64, stream: Stream, json: Value) -> Arc<LogLine> {
+        Arc::new(LogLine {
+            at: at(second),
+            function: "F".into(),
+            stream,
+            text: json.to_string(),
+            json: Some(json),
+        })
+    }
+
+    fn record_line(second: u64, request: &str, record: &str, outcome: &str) -> Arc<LogLine> {
+        line(
+            second,
+            Stream::Stdout,
+            json!({"message": "m", "outcome": outcome,
+                   "spans": [{"requestId": request}, {"record_id": record}]}),
+        )
+    }
+
+    fn crash_report(second: u64, request: &str) -> Arc<LogLine> {
+        line(
+            second,
+            Stream::Platform,
+            json!({"type": "platform.report",
+                   "record": {"requestId": request, "errorType": "Runtime.ExitError"}}),
+        )
+    }
+
+    fn outcomes(lines: &[Arc<LogLine>], dead: &[&str]) -> Vec<Option<String>> {
+        let dead = dead.iter().map(|id| id.to_string()).collect();
+        let crashes = crashes_in("F", lines, &dead);
+        assert_eq!(crashes.len(), 1);
+        crashes[0]
+            .records
+            .iter()
+            .map(|record| record.done.as_ref().map(|(how, _)| how.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn a_record_done_after_the_crash_is_recovered() {
+        let lines = [
+            record_line(1, "a", "m1", "claimed"),
+            crash_report(2, "a"),
+            record_line(3, "b", "m1", "replayed"),
+        ];
+        assert_eq!(
+            outcomes(&lines, &[]),
+            [Some("replayed from the idempotency store".to_string())]
+        );
+    }
+
+    #[test]
+    fn a_record_another_delivery_finished_before_the_crash_is_accounted_for() {
+        let lines = [
+            record_line(1, "first", "m1", "claimed"),
+            record_line(2, "second", "m1", "in_progress"),
+            record_line(3, "first", "m1", "completed"),
+            crash_report(4, "second"),
+        ];
+        assert_eq!(
+            outcomes(&lines, &[]),
+            [Some("done by another delivery of its message".to_string())]
+        );
+    }
+
+    #[test]
+    fn a_done_line_of_another_crashed_delivery_does_not_count() {
+        // The first delivery completed the record but crashed before answering: its message
+        // was not deleted, so only a later line may account for it.
+        let lines = [
+            record_line(1, "first", "m1", "completed"),
+            record_line(2, "second", "m1", "in_progress"),
+            crash_report(3, "first"),
+            crash_report(4, "second"),
+        ];
+        let crashes = crashes_in("F", &lines, &BTreeSet::new());
+        assert!(crashes.iter().all(|crash| crash.recovered() == 0));
+        assert!(crashes[1].describe().contains("record m1 not seen done"));
+    }
+
+    #[test]
+    fn a_record_in_a_dead_letter_queue_is_accounted_for_and_one_nowhere_is_not() {
+        let lines = [
+            record_line(1, "a", "m1", "claimed"),
+            record_line(1, "a", "m2", "claimed"),
+            crash_report(2, "a"),
+        ];
+        assert_eq!(
+            outcomes(&lines, &["m1"]),
+            [Some("moved to its dead-letter queue".to_string()), None]
+        );
+    }
 }
