@@ -11,7 +11,7 @@ use xtask::cloud::workspace_root;
 use super::criterion::Estimate;
 use super::measure::Measurements;
 use super::report::{self, number, Grid};
-use super::summary::Which;
+use super::summary::{Measured, Which};
 use super::targets::{self, Field};
 use super::{plot, BenchArgs};
 
@@ -100,7 +100,9 @@ fn document(
          eventkit against [Powertools for AWS Lambda](https://docs.powertools.aws.dev/) for \
          Python and for TypeScript, doing the same work in the same run against the same \
          DynamoDB Local: SQS batches of 10 records keyed by `eventId`, first all new, then all \
-         duplicates. This file is written by the command that measures it:\n\n\
+         duplicates. eventkit runs twice: with batched claims, its default for SQS batches \
+         (\"eventkit\"), and with per-record claims as the peers make them (\"eventkit, per \
+         record\"). This file is written by the command that measures it:\n\n\
          ```sh\n{command}\n```\n\n{}\n\n![the results as bars]({PLOT})\n",
         machine(measured)
     )?;
@@ -117,13 +119,17 @@ fn document(
     writeln!(
         out,
         "## DynamoDB Local's ceiling\n\n\
-         The raw baseline sends the requests an idempotency layer cannot avoid (a conditional \
-         `PutItem` claim, then an `UpdateItem` completion fenced on the claim's owner; a \
-         duplicate's claim fails and returns the stored item) straight through the AWS SDK for \
-         Rust, every record of a batch at once like eventkit. The claim carries the condition \
-         the semantics require of every layer measured here (key absent, or record expired, or \
-         in progress with an expired in-progress window): DynamoDB Local spends more per request \
-         on it than on `attribute_not_exists` alone. Its client CPU is the SDK's own floor.\n\n{}",
+         Each raw baseline sends the requests of one mode straight through the AWS SDK for \
+         Rust, with nothing around them; its client CPU is the SDK's own floor. **Raw batched**: \
+         a batch's claims as one PartiQL `BatchExecuteStatement` of `INSERT`s, the refused ones \
+         (duplicates) read back in one consistent `BatchGetItem` (DynamoDB Local returns no item \
+         with a refused `INSERT`), the claimed ones completed in one more \
+         `BatchExecuteStatement` of `UPDATE`s fenced on the owner. **Raw per record**: a \
+         conditional `PutItem` claim, then an `UpdateItem` completion fenced on the claim's \
+         owner (a duplicate's claim fails and returns the stored item), every record of a batch \
+         at once; the claim carries the condition the semantics require of every per-record \
+         layer measured here (key absent, or record expired, or in progress with an expired \
+         in-progress window).\n\n{}",
         ceiling.markdown()
     )?;
     writeln!(
@@ -246,47 +252,52 @@ fn machine(measured: &Measurements) -> String {
 /// What limits the results, with the numbers that show it.
 fn limits(field: &Field) -> String {
     let ours = field.eventkit;
-    let raw = field.raw;
+    let per_record = field.per_record;
     let new = Which::New;
-    let sdk_floor = raw.cpu_us_per_record(new);
-    let server = ours.server_cpu_us_per_record(new);
+    let duplicate = Which::Duplicate;
+    let server = |m: &Measured| {
+        m.server_cpu_us_per_record(new)
+            .map_or_else(|| "an unmeasured amount".into(), |us| format!("{us:.0}"))
+    };
     let mut out = String::from("### What limits the results\n\n");
     let _ = writeln!(
         out,
-        "- **Client CPU.** eventkit spends {:.0} µs per new record and {:.0} µs per duplicate; \
-         the raw baseline, which is only the AWS SDK for Rust sending the same requests, spends \
-         {sdk_floor:.0} µs and {:.0} µs. The SDK's per-request work (request building, SigV4 \
-         signing, HTTP, DynamoDB's JSON protocol) is most of eventkit's cost; what eventkit adds \
-         on top (decoding, key hashing, batch bookkeeping, the per-record log line and the \
-         EMF line per batch) is the difference. The functions and this contender run on a \
-         current-thread tokio runtime: in earlier runs on this machine the multi-threaded one \
-         cost more CPU per record (421 to 589 µs new, 211 to 278 µs duplicate, against 373 and \
-         159 with the current-thread one; different runs, so only roughly comparable).",
+        "- **Client CPU.** With batched claims eventkit spends {:.0} µs per new record and \
+         {:.0} µs per duplicate (per record: {:.0} and {:.0}). Its raw baseline, only the AWS \
+         SDK for Rust sending the same batched requests, spends {:.0} µs and {:.0} µs; the \
+         per-record baseline {:.0} and {:.0}. Batching divides the SDK's per-request work \
+         (request building, SigV4 signing, HTTP, DynamoDB's JSON protocol) by the batch; what \
+         is left is eventkit's own work per record (decoding, key hashing, the batch's \
+         bookkeeping, a log line per record and the EMF line per batch) and the JSON of the \
+         PartiQL parameters, which grows with the batch.",
         ours.cpu_us_per_record(new),
-        ours.cpu_us_per_record(Which::Duplicate),
-        raw.cpu_us_per_record(Which::Duplicate),
+        ours.cpu_us_per_record(duplicate),
+        per_record.cpu_us_per_record(new),
+        per_record.cpu_us_per_record(duplicate),
+        field.raw_batched.cpu_us_per_record(new),
+        field.raw_batched.cpu_us_per_record(duplicate),
+        field.raw.cpu_us_per_record(new),
+        field.raw.cpu_us_per_record(duplicate),
     );
     let _ = writeln!(
         out,
         "- **Throughput on DynamoDB Local.** DynamoDB Local is a Java process on the same two \
-         cores; it spends {} µs of CPU per new record of eventkit's, so it, not the client, \
-         sets the rate, and its rate is what the raw baseline measures. A duplicate costs \
-         DynamoDB Local far less (one failed conditional write), so there the client's own work \
-         shows: one invocation runs on one thread, and what eventkit does per record beyond \
-         the SDK ({:.0} µs against the baseline's {:.0} µs) lengthens every batch.",
-        server.map_or_else(|| "an unmeasured amount".into(), |us| format!("{us:.0}")),
-        ours.cpu_us_per_record(Which::Duplicate),
-        raw.cpu_us_per_record(Which::Duplicate),
+         cores; it spends {} µs of CPU per new record of eventkit's batched claims ({} per \
+         record), so it, not the client, sets the rate, and its rate is what the raw baselines \
+         measure.",
+        server(ours),
+        server(per_record),
     );
     let _ = writeln!(
         out,
-        "- **Latency with 5 ms round trips.** A new record needs two sequential requests (claim, \
-         then completion) and a duplicate one; eventkit runs the records of a batch \
-         concurrently, so a new batch costs two round trips plus what is not hidden behind \
-         them: DynamoDB Local answering ten concurrent writes on two shared cores can take \
-         longer than the 5 ms a round trip is given, and then its own time shows. Powertools \
-         Python's BatchProcessor runs records one after another (about 20 round trips per new \
-         batch) and Powertools TypeScript's runs them in parallel.\n"
+        "- **Latency with 5 ms round trips.** A new batch needs two sequential requests with \
+         batched claims (claims, then completions) and a duplicate batch two on DynamoDB Local \
+         (the refused claims, then the read of their items; DynamoDB itself returns the items \
+         with the refusal: one request). Per record, the records of a batch run concurrently, \
+         so a new batch also costs two round trips and a duplicate one, but ten concurrent \
+         requests queue at DynamoDB Local on two shared cores. Powertools Python's \
+         BatchProcessor runs records one after another (about 20 round trips per new batch) and \
+         Powertools TypeScript's runs them in parallel.\n"
     );
     out
 }
@@ -304,11 +315,12 @@ fn method(args: &BenchArgs, records: usize) -> String {
          `{{orderId, units, reserved}}`, which the idempotency layer stores and replays.\n\
          - **Contenders.** One process each, one invocation at a time (as in one Lambda \
          execution environment), each on its own table with the partition key `id`:\n  \
-         - eventkit: `EventFunction::handle` with a typed `Handler` under `Idempotency` on \
+         - eventkit: `EventFunction::handle` with a typed `Handler` under `IdempotencyLayer` on \
          `DynamoDbStore`, `init_logging()` as the functions call it (a log line per record), \
          records of a batch run concurrently (default `max_concurrency` 10), on a \
          current-thread tokio runtime as the functions' `main` uses (a Lambda below 1,769 MB \
-         has less than one vCPU, so worker threads only add wake-ups);\n  \
+         has less than one vCPU, so worker threads only add wake-ups); batched claims (the \
+         default), and again with `IdempotencyConfig::with_batched_claims(false)`;\n  \
          - Powertools Python: `process_partial_response` with `BatchProcessor(EventType.SQS)`, \
          the record handler calling an `@idempotent_function` keyed by \
          `event_key_jmespath=\"eventId\"` on `DynamoDBPersistenceLayer`, the Lambda context \
@@ -317,12 +329,12 @@ fn method(args: &BenchArgs, records: usize) -> String {
          the record handler calling a `makeIdempotent` function keyed by `eventKeyJmesPath: \
          'eventId'` on `DynamoDBPersistenceLayer`, `registerLambdaContext` per invocation; \
          records run in parallel (its default);\n  \
-         - raw requests: the AWS SDK for Rust alone (see above).\n\
+         - raw requests, batched and per record: the AWS SDK for Rust alone (see above).\n\
          - **Checks.** A run counts only if no record failed, the function ran once per new \
          record and never for a duplicate, and the proxy parsed every request.\n\
          - **Requests** are counted by a proxy in front of DynamoDB Local (by `X-Amz-Target`), \
          one per run; every contender talks to DynamoDB through it, so its small overhead is \
-         the same for all.\n\
+         the same for all. A `BatchExecuteStatement` counts as one request.\n\
          - **CPU** is each process's user + system time over the phase (`getrusage` in the \
          process, all threads), divided by the records. **Peak RSS** is `VmHWM` from \
          `/proc/<pid>/status`, read just before the process exits.\n\

@@ -50,7 +50,7 @@ pub fn write(path: &Path, measured: &[Measured], delay_ms: f64) -> Result<()> {
             bars: bars(&|m, _| m.peak_rss_bytes() as f64 / (1024.0 * 1024.0)),
         },
     ];
-    let root = SVGBackend::new(path, (1100, 760)).into_drawing_area();
+    let root = SVGBackend::new(path, (1400, 760)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_error)?;
     let (legend, body) = root.split_vertically(36);
     draw_legend(&legend)?;
@@ -64,8 +64,10 @@ pub fn write(path: &Path, measured: &[Measured], delay_ms: f64) -> Result<()> {
 fn short_label(measured: &Measured) -> &'static str {
     use super::runner::Contender;
     match measured.contender {
-        Contender::Raw => "raw requests",
+        Contender::RawBatched => "raw batch",
+        Contender::Raw => "raw 1-by-1",
         Contender::Eventkit => "eventkit",
+        Contender::EventkitPerRecord => "eventkit 1-by-1",
         Contender::Python => "Powertools Py",
         Contender::Node => "Powertools TS",
     }

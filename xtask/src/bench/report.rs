@@ -49,7 +49,11 @@ enum Better {
 
 /// eventkit against both peers: values and ratios ("×3.2": eventkit 3.2 times better).
 pub fn comparison(field: &Field, delay_ms: f64) -> Grid {
-    let mut header = vec!["per event".to_string(), "eventkit".into()];
+    let mut header = vec![
+        "per event".to_string(),
+        "eventkit".into(),
+        field.per_record.contender.label().into(),
+    ];
     header.extend(field.peers.iter().map(|p| p.contender.label().to_string()));
     header.extend(
         field
@@ -60,7 +64,11 @@ pub fn comparison(field: &Field, delay_ms: f64) -> Grid {
     let mut rows = Vec::new();
     let mut row = |name: String, better: Better, value: &dyn Fn(&Measured) -> f64, decimals| {
         let ours = value(field.eventkit);
-        let mut cells = vec![name, number(ours, decimals)];
+        let mut cells = vec![
+            name,
+            number(ours, decimals),
+            number(value(field.per_record), decimals),
+        ];
         cells.extend(field.peers.iter().map(|p| number(value(p), decimals)));
         cells.extend(field.peers.iter().map(|p| {
             let ratio = match better {
@@ -125,19 +133,33 @@ pub fn comparison(field: &Field, delay_ms: f64) -> Grid {
     Grid { header, rows }
 }
 
-/// eventkit against the raw-request baseline (DynamoDB Local's ceiling).
+/// Each eventkit mode against the raw baseline of its own requests (DynamoDB Local's
+/// ceiling for them).
 pub fn ceiling(field: &Field) -> Grid {
-    let header = ["per event", "raw requests", "eventkit", "eventkit ÷ raw"]
-        .map(String::from)
-        .to_vec();
+    let header = [
+        "per event",
+        "raw batched",
+        "eventkit",
+        "eventkit ÷ raw batched",
+        "raw per record",
+        "eventkit, per record",
+        "per record ÷ raw per record",
+    ]
+    .map(String::from)
+    .to_vec();
     let mut rows = Vec::new();
     let mut row = |name: String, value: &dyn Fn(&Measured) -> f64, decimals| {
-        let (raw, ours) = (value(field.raw), value(field.eventkit));
+        let share = |ours: f64, raw: f64| format!("{:.0}%", ours / raw * 100.0);
+        let (raw_batched, ours) = (value(field.raw_batched), value(field.eventkit));
+        let (raw, per_record) = (value(field.raw), value(field.per_record));
         rows.push(vec![
             name,
-            number(raw, decimals),
+            number(raw_batched, decimals),
             number(ours, decimals),
-            format!("{:.0}%", ours / raw * 100.0),
+            share(ours, raw_batched),
+            number(raw, decimals),
+            number(per_record, decimals),
+            share(per_record, raw),
         ]);
     };
     for which in Which::BOTH {

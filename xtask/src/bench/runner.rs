@@ -24,10 +24,14 @@ const PHASE_TIMEOUT: Duration = Duration::from_secs(900);
 /// The contenders.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Contender {
-    /// The raw-request baseline: DynamoDB Local's ceiling.
+    /// The raw baseline of the batched requests: DynamoDB Local's ceiling for them.
+    RawBatched,
+    /// The raw baseline of the per-record requests: DynamoDB Local's ceiling for them.
     Raw,
-    /// eventkit.
+    /// eventkit, batched claims (its default for SQS batches).
     Eventkit,
+    /// eventkit, per-record claims.
+    EventkitPerRecord,
     /// Powertools for AWS Lambda (Python).
     Python,
     /// Powertools for AWS Lambda (TypeScript).
@@ -36,23 +40,34 @@ pub enum Contender {
 
 impl Contender {
     /// In the order they run.
-    pub const ALL: [Self; 4] = [Self::Raw, Self::Eventkit, Self::Python, Self::Node];
+    pub const ALL: [Self; 6] = [
+        Self::RawBatched,
+        Self::Raw,
+        Self::Eventkit,
+        Self::EventkitPerRecord,
+        Self::Python,
+        Self::Node,
+    ];
 
     /// The name in tables.
     pub fn label(self) -> &'static str {
         match self {
-            Self::Raw => "raw requests (ceiling)",
+            Self::RawBatched => "raw batched requests",
+            Self::Raw => "raw per-record requests",
             Self::Eventkit => "eventkit",
+            Self::EventkitPerRecord => "eventkit, per record",
             Self::Python => "Powertools Python",
             Self::Node => "Powertools TypeScript",
         }
     }
 
-    /// The name in table and file names.
+    /// The name in table and file names, and `bench-eventkit`'s mode.
     pub fn slug(self) -> &'static str {
         match self {
+            Self::RawBatched => "raw-batched",
             Self::Raw => "raw",
             Self::Eventkit => "eventkit",
+            Self::EventkitPerRecord => "eventkit-per-record",
             Self::Python => "python",
             Self::Node => "node",
         }
@@ -70,7 +85,10 @@ pub struct Programs {
 impl Programs {
     fn command(&self, contender: Contender, workload: &Path, table: &str) -> Command {
         let mut command = match contender {
-            Contender::Raw | Contender::Eventkit => {
+            Contender::RawBatched
+            | Contender::Raw
+            | Contender::Eventkit
+            | Contender::EventkitPerRecord => {
                 let mut command = Command::new(&self.bench_eventkit);
                 command.arg(contender.slug());
                 command

@@ -79,12 +79,16 @@ where
     }
 }
 
-/// The eventkit contender on `table`, with the SDK configured from the environment.
-pub async fn contender(table: &str) -> impl Contender {
+/// The eventkit contender on `table`, with the SDK configured from the environment; with
+/// `batched` claims (the layer's default) or per record.
+pub async fn contender(table: &str, batched: bool) -> impl Contender {
     eventkit::telemetry::init_logging();
     let config = aws_config::load_from_env().await;
     let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&config), table);
-    let idempotency = IdempotencyLayer::new(store, IdempotencyConfig::new("bench"));
+    let idempotency = IdempotencyLayer::new(
+        store,
+        IdempotencyConfig::new("bench").with_batched_claims(batched),
+    );
     let runs = Arc::new(AtomicUsize::new(0));
     let counter = runs.clone();
     let handler = Handler::new(move |order: EventEnvelope<OrderPlaced>| {

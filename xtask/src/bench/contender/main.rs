@@ -2,13 +2,15 @@
 //! its CPU time and peak memory are its own.
 //!
 //! `bench-eventkit eventkit <workload> <table>` runs eventkit's `EventFunction` with the
-//! DynamoDB idempotency layer; `bench-eventkit raw <workload> <table>` runs the raw-request
-//! baseline. Both speak the protocol in [`protocol`] on stdout and stdin; the SDK finds
+//! DynamoDB idempotency layer (batched claims, its default), `eventkit-per-record` the same
+//! with per-record claims; `raw-batched` and `raw` run the raw-request baselines of the
+//! batched and the per-record requests. All speak the protocol in [`protocol`] on stdout and stdin; the SDK finds
 //! DynamoDB (the counting proxy) through `AWS_ENDPOINT_URL_DYNAMODB`.
 
 mod eventkit;
 mod protocol;
 mod raw;
+mod raw_batched;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,12 +33,17 @@ async fn main() -> ExitCode {
 async fn run() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [mode, workload, table] = args.as_slice() else {
-        bail!("usage: bench-eventkit eventkit|raw <workload.jsonl> <table>");
+        bail!(
+            "usage: bench-eventkit eventkit|eventkit-per-record|raw|raw-batched \
+             <workload.jsonl> <table>"
+        );
     };
     let workload = Workload::read(&PathBuf::from(workload))?;
     match mode.as_str() {
-        "eventkit" => drive(&eventkit::contender(table).await, &workload).await,
+        "eventkit" => drive(&eventkit::contender(table, true).await, &workload).await,
+        "eventkit-per-record" => drive(&eventkit::contender(table, false).await, &workload).await,
         "raw" => drive(&raw::contender(table).await, &workload).await,
-        other => bail!("unknown contender {other:?}: eventkit or raw"),
+        "raw-batched" => drive(&raw_batched::contender(table).await, &workload).await,
+        other => bail!("unknown contender {other:?}"),
     }
 }
