@@ -69,3 +69,50 @@ impl LocalCloud {
         name
     }
 }
+
+impl LocalCloud {
+    /// Creates an idempotency table for `DynamoDbStore::with_sort_key("sk", ..)`: string
+    /// partition key `id`, string sort key `sk`, TTL on `expiration`. Returns its name.
+    pub async fn create_sorted_idempotency_table(&self, prefix: &str) -> String {
+        let name = unique_name(prefix);
+        let string = |attribute: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(attribute)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("attribute definition is complete")
+        };
+        let key = |attribute: &str, kind| {
+            KeySchemaElement::builder()
+                .attribute_name(attribute)
+                .key_type(kind)
+                .build()
+                .expect("key schema is complete")
+        };
+        self.dynamodb
+            .create_table()
+            .table_name(&name)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(string("id"))
+            .attribute_definitions(string("sk"))
+            .key_schema(key("id", KeyType::Hash))
+            .key_schema(key("sk", KeyType::Range))
+            .send()
+            .await
+            .expect("CreateTable");
+        self.dynamodb
+            .update_time_to_live()
+            .table_name(&name)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .enabled(true)
+                    .attribute_name("expiration")
+                    .build()
+                    .expect("TTL specification is complete"),
+            )
+            .send()
+            .await
+            .expect("UpdateTimeToLive");
+        name
+    }
+}

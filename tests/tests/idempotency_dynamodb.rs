@@ -640,3 +640,105 @@ async fn an_sqs_batch_through_the_layer_costs_two_requests_unless_per_record_is_
     assert_eq!(sent.len(), 20, "{sent:?}");
     assert_eq!(sent.iter().filter(|op| *op == "PutItem").count(), 10);
 }
+
+#[tokio::test]
+async fn a_sort_key_table_passes_the_conformance_check_and_keeps_each_partition_apart() {
+    let cloud = LocalCloud::connect().await;
+    let table = cloud.create_sorted_idempotency_table("idem-sk").await;
+    let store = |partition: &str| {
+        DynamoDbStore::new(cloud.dynamodb.clone(), &table).with_sort_key("sk", partition)
+    };
+    let inventory = store("idempotency#inventory");
+    eventkit::idempotency::conformance::check_store(&inventory)
+        .await
+        .unwrap();
+
+    // One key in two partitions of the table: two records, each function its own.
+    let payments = store("idempotency#payments");
+    let layers = [
+        Idempotency::new(inventory, IdempotencyConfig::new("orders")),
+        Idempotency::new(payments, IdempotencyConfig::new("orders")),
+    ];
+    for (n, layer) in layers.iter().enumerate() {
+        let ran = layer
+            .run(&event("shared"), "m1", WINDOW, || async {
+                Ok::<_, Boom>(n)
+            })
+            .await
+            .unwrap();
+        assert_eq!(ran, n, "each partition runs its own handler");
+    }
+    let key = layers[0].key_for(&event("shared")).unwrap();
+    for partition in ["idempotency#inventory", "idempotency#payments"] {
+        let item = cloud
+            .dynamodb
+            .get_item()
+            .table_name(&table)
+            .key("id", AttributeValue::S(partition.into()))
+            .key("sk", AttributeValue::S(key.clone()))
+            .send()
+            .await
+            .unwrap()
+            .item
+            .unwrap_or_else(|| panic!("no record in {partition}"));
+        assert_eq!(item["status"], AttributeValue::S("COMPLETED".into()));
+    }
+}
+
+#[tokio::test]
+async fn an_sqs_batch_on_a_sort_key_table_costs_two_requests_and_lands_in_its_partition() {
+    use eventkit::handler::{Handler, Json, RecordHandlerExt};
+    use eventkit::idempotency::IdempotencyLayer;
+    use eventkit::runtime::EventFunction;
+
+    let cloud = LocalCloud::connect().await;
+    let table = cloud.create_sorted_idempotency_table("idem-sk").await;
+    let log = RequestLog::default();
+    let store = DynamoDbStore::new(logged_client(&cloud, &log), &table)
+        .with_sort_key("sk", "idempotency#inventory");
+    let function = EventFunction::new(
+        Handler::new(|Json(body): Json<Value>| async move {
+            Ok::<_, std::io::Error>(body["eventId"].clone())
+        })
+        .layer(IdempotencyLayer::new(
+            store,
+            IdempotencyConfig::new("orders"),
+        )),
+    );
+    let bodies: Vec<Value> = (0..10).map(|n| event(&format!("t{n}"))).collect();
+    let deadline = || eventkit::batch::Deadline::after(WINDOW);
+    for _ in 0..2 {
+        let response = function
+            .handle(sqs_batch(&bodies), deadline())
+            .await
+            .unwrap();
+        assert_eq!(response, json!({"batchItemFailures": []}));
+    }
+    assert_eq!(
+        log.take(),
+        [
+            "BatchExecuteStatement",
+            "BatchExecuteStatement",
+            "BatchExecuteStatement",
+            "BatchGetItem"
+        ],
+        "a new batch: claims and completions; the same batch again: claims and their read"
+    );
+    let items = cloud
+        .dynamodb
+        .query()
+        .table_name(&table)
+        .key_condition_expression("id = :partition")
+        .expression_attribute_values(
+            ":partition",
+            AttributeValue::S("idempotency#inventory".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(items.count(), 10);
+    assert!(items
+        .items()
+        .iter()
+        .all(|item| item["status"] == AttributeValue::S("COMPLETED".into())));
+}

@@ -9,9 +9,9 @@ pub use std::sync::Arc;
 pub use std::time::Duration;
 
 pub use eventkit::idempotency::{
-    ClaimOutcome, Clock, DynamoDbStore, Idempotency, IdempotencyConfig, IdempotencyError,
-    IdempotencyRecord, IdempotencyStore, InMemoryStore, ManualClock, MissingKeyPolicy, Status,
-    StoreError, SystemClock,
+    BatchEntry, ClaimOutcome, Clock, DynamoDbStore, Idempotency, IdempotencyConfig,
+    IdempotencyError, IdempotencyRecord, IdempotencyStore, InMemoryStore, ManualClock,
+    MissingKeyPolicy, Outcome, Status, StoreError, SystemClock,
 };
 pub use eventkit_tests::LocalCloud;
 pub use futures::StreamExt;
@@ -32,13 +32,102 @@ pub async fn dynamodb_store() -> DynamoDbStore {
     DynamoDbStore::new(cloud.dynamodb.clone(), table)
 }
 
+/// How a scenario's deliveries reach the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// One by one: `Idempotency::execute`.
+    PerRecord,
+    /// Each as a batch of one through the batched mode: `Idempotency::execute_batch`.
+    Batched,
+}
+
+tokio::task_local! {
+    /// The mode of the scenario running on this task (set by `for_both_stores!`).
+    pub static MODE: Mode;
+}
+
+/// The layer under test: an `Idempotency` (it derefs to it) whose `execute` and `run`
+/// deliver in the scenario's mode, read when the layer is made, so that the deliveries of
+/// tasks it spawns keep it.
+pub struct Layer<S> {
+    inner: Idempotency<S>,
+    mode: Mode,
+}
+
+impl<S> std::ops::Deref for Layer<S> {
+    type Target = Idempotency<S>;
+
+    fn deref(&self) -> &Idempotency<S> {
+        &self.inner
+    }
+}
+
+impl<S: IdempotencyStore> Layer<S> {
+    /// `Idempotency::execute`, or the same delivery as a batch of one.
+    pub async fn execute<F, Fut, T, E>(
+        &self,
+        payload: &Value,
+        record_id: &str,
+        remaining: Duration,
+        handler: F,
+    ) -> Result<Outcome<T>, IdempotencyError<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        T: Serialize + DeserializeOwned,
+    {
+        match self.mode {
+            Mode::PerRecord => {
+                self.inner
+                    .execute(payload, record_id, remaining, handler)
+                    .await
+            }
+            Mode::Batched => {
+                let handler = std::sync::Mutex::new(Some(handler));
+                let entries = [BatchEntry {
+                    payload,
+                    record_id,
+                    remaining,
+                }];
+                let mut results = self
+                    .inner
+                    .execute_batch(&entries, |_| {
+                        let handler = handler.lock().unwrap().take();
+                        handler.expect("a batch of one runs its handler once")()
+                    })
+                    .await;
+                results.remove(0)
+            }
+        }
+    }
+
+    /// `Idempotency::run`, in the scenario's mode.
+    pub async fn run<F, Fut, T, E>(
+        &self,
+        payload: &Value,
+        record_id: &str,
+        remaining: Duration,
+        handler: F,
+    ) -> Result<T, IdempotencyError<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        T: Serialize + DeserializeOwned,
+    {
+        self.execute(payload, record_id, remaining, handler)
+            .await
+            .map(Outcome::into_inner)
+    }
+}
+
 pub fn layer<S: IdempotencyStore>(
     store: S,
     config: IdempotencyConfig,
-) -> (Arc<Idempotency<S>>, ManualClock) {
+) -> (Arc<Layer<S>>, ManualClock) {
     let clock = ManualClock::new(SystemClock.now_ms() + 3_600_000);
-    let layer = Idempotency::new(store, config).with_clock(clock.clone());
-    (Arc::new(layer), clock)
+    let inner = Idempotency::new(store, config).with_clock(clock.clone());
+    let mode = MODE.try_with(|mode| *mode).unwrap_or(Mode::PerRecord);
+    (Arc::new(Layer { inner, mode }), clock)
 }
 
 pub fn orders() -> IdempotencyConfig {
@@ -76,7 +165,7 @@ pub struct Held<T> {
 
 impl<T: Serialize + DeserializeOwned + Send + 'static> Held<T> {
     pub fn spawn<S: IdempotencyStore + 'static>(
-        layer: &Arc<Idempotency<S>>,
+        layer: &Arc<Layer<S>>,
         payload: &Value,
         record_id: &str,
         remaining: Duration,

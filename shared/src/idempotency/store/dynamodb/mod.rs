@@ -103,12 +103,27 @@ impl Default for AttributeNames {
     }
 }
 
+/// Where a record's idempotency key goes in the table's primary key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum KeyLayout {
+    /// The key is the partition key (a table of its own).
+    Partition,
+    /// A fixed partition key value, the key in the sort key (a single-table design).
+    Sorted {
+        /// The partition key's value on every record of this store.
+        partition: String,
+        /// The sort key's attribute name.
+        sort_key: String,
+    },
+}
+
 /// Idempotency records in a DynamoDB table.
 #[derive(Clone, Debug)]
 pub struct DynamoDbStore {
     client: Client,
     table: String,
     names: AttributeNames,
+    layout: KeyLayout,
     return_old_item_on_conflict: bool,
     outbox_table: Option<String>,
 }
@@ -121,6 +136,7 @@ impl DynamoDbStore {
             client,
             table: table.into(),
             names: AttributeNames::default(),
+            layout: KeyLayout::Partition,
             return_old_item_on_conflict: true,
             outbox_table: None,
         }
@@ -152,11 +168,10 @@ impl DynamoDbStore {
         result: &str,
         expiration: u64,
     ) -> Result<aws_sdk_dynamodb::types::Update, StoreError> {
-        let (key_name, key_value) = self.key_value(key);
         let (names, values) = self.completion_attributes(owner, result, expiration);
         aws_sdk_dynamodb::types::Update::builder()
             .table_name(&self.table)
-            .key(key_name, key_value)
+            .set_key(Some(self.primary_key(key)))
             .update_expression(COMPLETE_EXPRESSION)
             .condition_expression(OWNER_CONDITION)
             .set_expression_attribute_names(Some(names))
@@ -200,6 +215,24 @@ impl DynamoDbStore {
         )
     }
 
+    /// Keeps records in a table with a sort key (a single-table design, as Powertools'
+    /// `sort_key_attr`): every record of this store has `partition` as its partition key
+    /// value (in the attribute [`AttributeNames::key`], `id` by default) and its idempotency
+    /// key in the sort key attribute `sort_key`. Give each function (or service) its own
+    /// `partition`, such as `idempotency#inventory`. The table is declared with both keys as
+    /// strings; see the README for its SAM declaration.
+    pub fn with_sort_key(
+        mut self,
+        sort_key: impl Into<String>,
+        partition: impl Into<String>,
+    ) -> Self {
+        self.layout = KeyLayout::Sorted {
+            partition: partition.into(),
+            sort_key: sort_key.into(),
+        };
+        self
+    }
+
     /// Uses other attribute names.
     pub fn with_attribute_names(mut self, names: AttributeNames) -> Self {
         self.names = names;
@@ -225,14 +258,32 @@ impl DynamoDbStore {
         &self.names
     }
 
-    fn key_value(&self, key: &str) -> (String, AttributeValue) {
-        (self.names.key.clone(), AttributeValue::S(key.to_string()))
+    /// The primary key of the record of `key`, as attributes.
+    fn primary_key(&self, key: &str) -> Item {
+        let key = AttributeValue::S(key.to_string());
+        match &self.layout {
+            KeyLayout::Partition => Item::from([(self.names.key.clone(), key)]),
+            KeyLayout::Sorted {
+                partition,
+                sort_key,
+            } => Item::from([
+                (self.names.key.clone(), AttributeValue::S(partition.clone())),
+                (sort_key.clone(), key),
+            ]),
+        }
+    }
+
+    /// The attribute that holds the idempotency key.
+    fn key_attribute(&self) -> &str {
+        match &self.layout {
+            KeyLayout::Partition => &self.names.key,
+            KeyLayout::Sorted { sort_key, .. } => sort_key,
+        }
     }
 
     fn to_item(&self, record: &IdempotencyRecord) -> Item {
         let names = &self.names;
-        let mut item = Item::new();
-        item.insert(names.key.clone(), AttributeValue::S(record.key.clone()));
+        let mut item = self.primary_key(&record.key);
         item.insert(
             names.status.clone(),
             AttributeValue::S(record.status.as_str().to_string()),
@@ -265,8 +316,9 @@ impl DynamoDbStore {
 
     fn parse_item(&self, item: &Item) -> Result<IdempotencyRecord, StoreError> {
         let names = &self.names;
-        let key = string(item, &names.key)
-            .ok_or_else(|| corrupt("?", format!("no string attribute {:?}", names.key)))?;
+        let key_attribute = self.key_attribute();
+        let key = string(item, key_attribute)
+            .ok_or_else(|| corrupt("?", format!("no string attribute {key_attribute:?}")))?;
         let status = string(item, &names.status)
             .ok_or_else(|| corrupt(&key, format!("no string attribute {:?}", names.status)))?
             .parse::<Status>()
@@ -288,12 +340,11 @@ impl DynamoDbStore {
     }
 
     async fn get_consistent(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
-        let (name, value) = self.key_value(key);
         let output = self
             .client
             .get_item()
             .table_name(&self.table)
-            .key(name, value)
+            .set_key(Some(self.primary_key(key)))
             .consistent_read(true)
             .send()
             .await
@@ -439,13 +490,12 @@ impl IdempotencyStore for DynamoDbStore {
         result: &str,
         expiration: u64,
     ) -> Result<(), StoreError> {
-        let (key_name, key_value) = self.key_value(key);
         let (names, values) = self.completion_attributes(owner, result, expiration);
         let outcome = self
             .client
             .update_item()
             .table_name(&self.table)
-            .key(key_name, key_value)
+            .set_key(Some(self.primary_key(key)))
             .update_expression(COMPLETE_EXPRESSION)
             .condition_expression(OWNER_CONDITION)
             .set_expression_attribute_names(Some(names))
@@ -467,12 +517,11 @@ impl IdempotencyStore for DynamoDbStore {
     }
 
     async fn release(&self, key: &str, owner: &str) -> Result<(), StoreError> {
-        let (key_name, key_value) = self.key_value(key);
         let outcome = self
             .client
             .delete_item()
             .table_name(&self.table)
-            .key(key_name, key_value)
+            .set_key(Some(self.primary_key(key)))
             // Only a claim in progress: a completion whose answer was lost (a timeout after
             // the request reached the table) must never be deleted by the release after it.
             .condition_expression("#owner = :owner AND #status = :inprogress")

@@ -80,6 +80,21 @@ fn copy_error(error: &StoreError) -> StoreError {
 }
 
 impl DynamoDbStore {
+    /// The `WHERE` condition on the primary key of `key`'s record, and its parameters.
+    fn key_condition(&self, key: &str) -> (String, Vec<AttributeValue>) {
+        let mut conditions = Vec::new();
+        let mut parameters = Vec::new();
+        // In a stable order: the partition key, then the sort key.
+        let mut attributes: Vec<(String, AttributeValue)> =
+            self.primary_key(key).into_iter().collect();
+        attributes.sort_by_key(|(name, _)| name != &self.names.key);
+        for (name, value) in attributes {
+            conditions.push(format!("{} = ?", ident(&name)));
+            parameters.push(value);
+        }
+        (conditions.join(" AND "), parameters)
+    }
+
     fn statement(
         &self,
         statement: String,
@@ -228,18 +243,18 @@ impl DynamoDbStore {
                 None => removes.push(format!(" REMOVE {}", ident(name))),
             }
         }
+        let (key, key_parameters) = self.key_condition(&record.key);
         let statement = format!(
-            "UPDATE {}{}{} WHERE {} = ? AND ({} < ? OR ({} = ? AND {} < ?))",
+            "UPDATE {}{}{} WHERE {key} AND ({} < ? OR ({} = ? AND {} < ?))",
             ident(&self.table),
             sets.concat(),
             removes.concat(),
-            ident(&names.key),
             ident(&names.expiration),
             ident(&names.status),
             ident(&names.in_progress_expiry),
         );
+        parameters.extend(key_parameters);
         parameters.extend([
-            text(&record.key),
             number(now_ms / 1000),
             text(Status::InProgress.as_str()),
             number(now_ms),
@@ -249,40 +264,36 @@ impl DynamoDbStore {
 
     fn completion(&self, completion: &Completion) -> Result<BatchStatementRequest, StoreError> {
         let names = &self.names;
+        let (key, key_parameters) = self.key_condition(&completion.key);
         let statement = format!(
-            "UPDATE {} SET {} = ? SET {} = ? SET {} = ? WHERE {} = ? AND {} = ?",
+            "UPDATE {} SET {} = ? SET {} = ? SET {} = ? WHERE {key} AND {} = ?",
             ident(&self.table),
             ident(&names.status),
             ident(&names.data),
             ident(&names.expiration),
-            ident(&names.key),
             ident(&names.owner),
         );
-        let parameters = vec![
+        let mut parameters = vec![
             text(Status::Completed.as_str()),
             text(&completion.result),
             number(completion.expiration),
-            text(&completion.key),
-            text(&completion.owner),
         ];
+        parameters.extend(key_parameters);
+        parameters.push(text(&completion.owner));
         self.statement(statement, parameters, false)
     }
 
     fn release_statement(&self, release: &Release) -> Result<BatchStatementRequest, StoreError> {
         let names = &self.names;
         // Only a claim in progress: a completion whose answer was lost must never be deleted.
+        let (key, mut parameters) = self.key_condition(&release.key);
         let statement = format!(
-            "DELETE FROM {} WHERE {} = ? AND {} = ? AND {} = ?",
+            "DELETE FROM {} WHERE {key} AND {} = ? AND {} = ?",
             ident(&self.table),
-            ident(&names.key),
             ident(&names.owner),
             ident(&names.status),
         );
-        let parameters = vec![
-            text(&release.key),
-            text(&release.owner),
-            text(Status::InProgress.as_str()),
-        ];
+        parameters.extend([text(&release.owner), text(Status::InProgress.as_str())]);
         self.statement(statement, parameters, false)
     }
 
@@ -291,10 +302,7 @@ impl DynamoDbStore {
     async fn read_many(&self, keys: &[&str]) -> Result<HashMap<String, Item>, StoreError> {
         let mut found = HashMap::new();
         for chunk in keys.chunks(KEYS_PER_READ) {
-            let mut wanted: Vec<Item> = chunk
-                .iter()
-                .map(|key| Item::from([(self.names.key.clone(), text(key))]))
-                .collect();
+            let mut wanted: Vec<Item> = chunk.iter().map(|key| self.primary_key(key)).collect();
             for attempt in 0..READ_ATTEMPTS {
                 let request = KeysAndAttributes::builder()
                     .set_keys(Some(std::mem::take(&mut wanted)))
@@ -314,7 +322,7 @@ impl DynamoDbStore {
                     .into_iter()
                     .flatten()
                 {
-                    if let Some(AttributeValue::S(key)) = item.get(&self.names.key) {
+                    if let Some(AttributeValue::S(key)) = item.get(self.key_attribute()) {
                         found.insert(key.clone(), item.clone());
                     }
                 }
