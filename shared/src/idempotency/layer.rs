@@ -21,6 +21,10 @@ use crate::handler::{Handled, Invocation, RecordHandler};
 /// event): by default the envelope's `eventId`, or what
 /// [`IdempotencyConfig::with_key_path`] selects. The in-progress window is the time left
 /// before the invocation's deadline, measured on the layer's clock.
+///
+/// A batch of more than one record (an SQS batch) is claimed in one request and its
+/// completions share requests (see [`Idempotency::execute_batch`]), unless
+/// [`IdempotencyConfig::with_batched_claims`] turns that off.
 #[derive(Debug)]
 pub struct IdempotencyLayer<S> {
     idempotency: Arc<Idempotency<S>>,
