@@ -31,6 +31,7 @@
 pub mod build;
 pub mod clients;
 pub mod cloud;
+pub mod dead_letters;
 pub mod event_sources;
 pub mod functions;
 pub mod host;
@@ -40,7 +41,10 @@ pub mod logs;
 pub mod progress;
 pub mod resolver;
 pub mod resources;
+pub mod running;
 pub mod runtime_api;
+pub mod sample_events;
+pub mod send;
 pub mod spec;
 pub mod stack;
 pub mod stats;

@@ -16,7 +16,7 @@ use super::clients::Clients;
 use super::template::scalar_text;
 
 /// A queue in LocalStack.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct QueueInfo {
     /// Its name.
     pub name: String,

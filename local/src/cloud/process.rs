@@ -38,6 +38,16 @@ pub fn is_ours(pid: i32, marker: &str) -> bool {
         && !is_zombie(pid)
 }
 
+/// Whether process `pid` is alive and runs the program file `program` (its
+/// `/proc/<pid>/exe`): a recorded pid that was reused by another program, or that belongs to
+/// another checkout's build of the same tool, does not count.
+pub fn runs_program(pid: u32, program: &Path) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == program) && !is_zombie(pid)
+}
+
 fn is_zombie(pid: i32) -> bool {
     fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
@@ -102,4 +112,20 @@ pub fn log_tail(log: &Path, lines: usize) -> String {
     let text = fs::read_to_string(log).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pid_counts_only_while_it_runs_the_recorded_program() {
+        let Ok(this) = std::env::current_exe() else {
+            return;
+        };
+        assert!(runs_program(std::process::id(), &this));
+        // pid 1 is init (or the container's entry point), never this test binary.
+        assert!(!runs_program(1, &this));
+        assert!(!runs_program(std::process::id(), Path::new("/bin/true")));
+    }
 }

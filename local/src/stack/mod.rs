@@ -327,6 +327,18 @@ impl Stack {
             .collect()
     }
 
+    /// The declared queues (logical ids) whose redrive policy sends what they fail to
+    /// the queue `dead_letter_arn`: where a redrive returns its messages.
+    pub fn redrive_sources(&self, dead_letter_arn: &str) -> Vec<String> {
+        self.queues
+            .iter()
+            .filter(|(_, queue)| {
+                self.redrives.get(&queue.arn).map(String::as_str) == Some(dead_letter_arn)
+            })
+            .map(|(logical, _)| logical.clone())
+            .collect()
+    }
+
     /// The dead-letter queues (logical ids) of what `function` fails: its source queues'
     /// redrive targets, its DLQ and its OnFailure destinations.
     pub fn function_dead_letter_queues(&self, function: &str) -> Vec<String> {
