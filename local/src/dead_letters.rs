@@ -354,9 +354,8 @@ pub async fn redrive_all(
         if is_unsupported(&code) {
             return Ok(None);
         }
-        return Err(error).with_context(|| {
-            format!("starting a message-move task from {}", dead_letter.name)
-        });
+        return Err(error)
+            .with_context(|| format!("starting a message-move task from {}", dead_letter.name));
     }
     let begun = Instant::now();
     loop {
@@ -369,7 +368,9 @@ pub async fn redrive_all(
             .with_context(|| format!("reading the message-move task of {}", dead_letter.name))?;
         if let Some(task) = tasks.results().first() {
             match task.status() {
-                Some("COMPLETED") => return Ok(Some(task.approximate_number_of_messages_moved() as u64)),
+                Some("COMPLETED") => {
+                    return Ok(Some(task.approximate_number_of_messages_moved() as u64))
+                }
                 Some(status @ ("FAILED" | "CANCELLED")) => bail!(
                     "the message-move task from {} ended {status}: {}",
                     dead_letter.name,
@@ -405,8 +406,9 @@ fn is_unsupported(code: &str) -> bool {
 /// What happened to each message of a redrive.
 #[derive(Clone, Debug, Default)]
 pub struct Redriven {
-    /// Ids of the messages sent back.
-    pub moved: Vec<String>,
+    /// The messages sent back: the dead letter's id, and the id the source queue gave the
+    /// copy (SQS gives every message sent a new id).
+    pub moved: Vec<(String, String)>,
     /// Ids of the messages left in the dead-letter queue, with why.
     pub left: Vec<(String, String)>,
 }
@@ -437,7 +439,7 @@ pub async fn redrive_chosen(
             kept.push(message);
             continue;
         };
-        send_back(sqs, &message, source).await?;
+        let copy = send_back(sqs, &message, source).await?;
         // Deleted only once the source queue holds it: a crash before this line duplicates
         // the message, never loses it.
         if let Some(receipt) = message.receipt_handle() {
@@ -448,7 +450,7 @@ pub async fn redrive_chosen(
                 .await
                 .with_context(|| format!("deleting {id} from {}", dead_letter.name))?;
         }
-        outcome.moved.push(id);
+        outcome.moved.push((id, copy));
     }
     hand_back(sqs, dead_letter, &kept).await;
     Ok(outcome)
@@ -456,9 +458,9 @@ pub async fn redrive_chosen(
 
 /// The queue `message` failed in.
 fn source_of<'a>(message: &Message, sources: &'a [QueueInfo]) -> Option<&'a QueueInfo> {
-    let stamped = message
-        .attributes()
-        .and_then(|attributes| attributes.get(&MessageSystemAttributeName::DeadLetterQueueSourceArn));
+    let stamped = message.attributes().and_then(|attributes| {
+        attributes.get(&MessageSystemAttributeName::DeadLetterQueueSourceArn)
+    });
     match stamped {
         Some(arn) => sources.iter().find(|source| source.arn == *arn),
         None if sources.len() == 1 => sources.first(),
@@ -466,7 +468,12 @@ fn source_of<'a>(message: &Message, sources: &'a [QueueInfo]) -> Option<&'a Queu
     }
 }
 
-async fn send_back(sqs: &aws_sdk_sqs::Client, message: &Message, source: &QueueInfo) -> Result<()> {
+/// Sends a copy of `message` to `source`; returns the copy's message id.
+async fn send_back(
+    sqs: &aws_sdk_sqs::Client,
+    message: &Message,
+    source: &QueueInfo,
+) -> Result<String> {
     let id = message.message_id().unwrap_or_default();
     let mut request = sqs
         .send_message()
@@ -486,11 +493,11 @@ async fn send_back(sqs: &aws_sdk_sqs::Client, message: &Message, source: &QueueI
             .message_group_id(group)
             .message_deduplication_id(format!("redrive-{}", uuid::Uuid::new_v4().simple()));
     }
-    request
+    let sent = request
         .send()
         .await
         .with_context(|| format!("sending {id} back to {}", source.name))?;
-    Ok(())
+    Ok(sent.message_id().unwrap_or_default().to_string())
 }
 
 /// Messages per dead-letter queue, counted.
@@ -525,8 +532,11 @@ mod tests {
             key_value(&message("m", &envelope.to_string()), "eventId"),
             Some(json!("e-1"))
         );
+        // A notification as SNS delivers it to a queue.
         let sns = json!({"Type": "Notification", "TopicArn": "arn:aws:sns:us-east-1:0:t",
-            "MessageId": "n", "Message": envelope.to_string()});
+            "MessageId": "n", "Message": envelope.to_string(),
+            "Timestamp": "2026-01-01T00:00:00.000Z", "SignatureVersion": "1",
+            "Signature": "x", "SigningCertURL": "https://x", "UnsubscribeURL": "https://x"});
         assert_eq!(
             key_value(&message("m", &sns.to_string()), "eventId"),
             Some(json!("e-1"))

@@ -133,8 +133,7 @@ impl RunningApp {
         let partial = file.with_extension(format!("json.{}", self.pid));
         std::fs::write(&partial, serde_json::to_vec_pretty(self)?)
             .with_context(|| format!("writing {}", partial.display()))?;
-        std::fs::rename(&partial, &file)
-            .with_context(|| format!("writing {}", file.display()))?;
+        std::fs::rename(&partial, &file).with_context(|| format!("writing {}", file.display()))?;
         Ok(file)
     }
 
@@ -259,7 +258,9 @@ mod tests {
         let project = std::env::temp_dir().join(format!("running-{}", uuid::Uuid::new_v4()));
         let this = std::env::current_exe().unwrap();
         // A crashed run (pid 1 is init, never this program) is stale.
-        described("crashed", 1, this.clone()).save(&project).unwrap();
+        described("crashed", 1, this.clone())
+            .save(&project)
+            .unwrap();
         let error = RunningApp::find(&project, None).unwrap_err().to_string();
         assert!(error.contains("no application is running"), "{error}");
         assert!(error.contains("crashed (pid 1 gone)"), "{error}");
@@ -268,7 +269,9 @@ mod tests {
             .save(&project)
             .unwrap();
         assert_eq!(RunningApp::find(&project, None).unwrap().stack, "live");
-        described("other", std::process::id(), this).save(&project).unwrap();
+        described("other", std::process::id(), this)
+            .save(&project)
+            .unwrap();
         let error = RunningApp::find(&project, None).unwrap_err().to_string();
         assert!(error.contains("live, other"), "{error}");
         assert_eq!(

@@ -170,7 +170,10 @@ mod tests {
         assert_eq!(sns["Records"][0]["Sns"]["Message"], "hi");
         let bus = sample(Trigger::Eventbridge, Some(r#"{"a": 1}"#)).unwrap();
         assert_eq!(bus["detail"]["a"], 1);
-        assert_eq!(sample(Trigger::Schedule, None).unwrap()["detail-type"], "Scheduled Event");
+        assert_eq!(
+            sample(Trigger::Schedule, None).unwrap()["detail-type"],
+            "Scheduled Event"
+        );
         let stream = sample(Trigger::DynamodbStream, Some(r#"{"id": "x", "n": 2}"#)).unwrap();
         let change = &stream["Records"][0]["dynamodb"];
         assert_eq!(change["NewImage"]["n"], json!({"N": "2"}));

@@ -39,6 +39,10 @@ pub struct AppArgs {
     /// Use the binaries in this directory instead of building them.
     #[arg(long, conflicts_with = "release")]
     prebuilt: Option<PathBuf>,
+    /// A visibility timeout (seconds) for every declared queue instead of the template's,
+    /// so that failed messages come back (and reach their DLQ) sooner.
+    #[arg(long, value_name = "SECONDS")]
+    pub visibility_timeout: Option<u32>,
     /// A template parameter, `Name=Value` (repeatable).
     #[arg(long = "parameter", value_name = "NAME=VALUE")]
     parameters: Vec<String>,
@@ -80,6 +84,7 @@ fn options(here: &Path, app: &AppArgs) -> Result<PipelineOptions> {
             release: app.release,
         },
     };
+    options.visibility_timeout = app.visibility_timeout;
     for parameter in &app.parameters {
         let (name, value) = parameter
             .split_once('=')

@@ -8,9 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use eventkit_local::clients::Clients;
-use eventkit_local::dead_letters::{
-    self, IdempotencyLookup, KeyState, RedriveMethod, Redriven,
-};
+use eventkit_local::dead_letters::{self, IdempotencyLookup, KeyState, RedriveMethod, Redriven};
 use eventkit_local::resources::QueueInfo;
 use eventkit_local::running::{names, RunningApp};
 
@@ -87,7 +85,14 @@ pub async fn run(action: DlqAction) -> Result<ExitCode> {
             located,
         } => {
             let chosen: BTreeSet<String> = message_ids.into_iter().collect();
-            redrive(&located, queue.as_deref(), &chosen, skip_completed, &idempotency).await
+            redrive(
+                &located,
+                queue.as_deref(),
+                &chosen,
+                skip_completed,
+                &idempotency,
+            )
+            .await
         }
     }
 }
@@ -134,7 +139,10 @@ async fn list(located: &Located) -> Result<ExitCode> {
     if queues.is_empty() {
         println!("stack {}: no dead-letter queue", app.stack);
     }
-    println!("{:<28} {:>8} {:>10}  holds", "dead-letter queue", "messages", "in flight");
+    println!(
+        "{:<28} {:>8} {:>10}  holds",
+        "dead-letter queue", "messages", "in flight"
+    );
     for dlq in &queues {
         let depth = dead_letters::depth(&clients.sqs, &dlq.queue).await?;
         println!(
@@ -151,7 +159,12 @@ async fn list(located: &Located) -> Result<ExitCode> {
 /// The idempotency table to check, if one is declared or named.
 fn lookup(app: &RunningApp, args: &IdempotencyArgs) -> Result<Option<IdempotencyLookup>> {
     let table = match &args.idempotency_table {
-        Some(named) => Some(app.tables.get(named).cloned().unwrap_or_else(|| named.clone())),
+        Some(named) => Some(
+            app.tables
+                .get(named)
+                .cloned()
+                .unwrap_or_else(|| named.clone()),
+        ),
         None => {
             let candidates: Vec<&String> = app
                 .tables
@@ -261,7 +274,9 @@ async fn redrive(
         let everything = chosen.is_empty() && !skip_completed;
         if everything {
             let timeout = Duration::from_secs(120);
-            if let Some(moved) = dead_letters::redrive_all(&clients.sqs, &dlq.queue, timeout).await? {
+            if let Some(moved) =
+                dead_letters::redrive_all(&clients.sqs, &dlq.queue, timeout).await?
+            {
                 println!(
                     "{}: {moved} message(s) back in {} ({})",
                     dlq.logical,
@@ -300,8 +315,8 @@ async fn redrive(
             source_names(&dlq),
             RedriveMethod::ReceiveSendDelete
         );
-        for id in &outcome.moved {
-            println!("  moved {id}");
+        for (id, copy) in &outcome.moved {
+            println!("  moved {id} (now {copy})");
             found.insert(id.clone());
         }
         for (id, why) in &outcome.left {
@@ -314,7 +329,10 @@ async fn redrive(
     let missing: Vec<&String> = chosen.iter().filter(|id| !found.contains(*id)).collect();
     if !missing.is_empty() {
         let missing: Vec<&str> = missing.iter().map(|id| id.as_str()).collect();
-        eprintln!("not found in the dead-letter queues: {}", missing.join(", "));
+        eprintln!(
+            "not found in the dead-letter queues: {}",
+            missing.join(", ")
+        );
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)

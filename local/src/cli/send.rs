@@ -15,7 +15,12 @@ pub struct SendArgs {
     pub target: String,
     /// What to send: a queue's message body, a topic's message, or a bus's event as an
     /// EventBridge entry (`{"Source": .., "DetailType": .., "Detail": {..}}`).
-    #[arg(long, short = 'm', conflicts_with = "file", required_unless_present = "file")]
+    #[arg(
+        long,
+        short = 'm',
+        conflicts_with = "file",
+        required_unless_present = "file"
+    )]
     pub message: Option<String>,
     /// The same, read from a file.
     #[arg(long, short = 'f')]
@@ -31,8 +36,9 @@ pub struct SendArgs {
 pub async fn send(args: &SendArgs) -> Result<ExitCode> {
     let payload = match (&args.message, &args.file) {
         (Some(message), _) => message.clone(),
-        (None, Some(file)) => std::fs::read_to_string(file)
-            .with_context(|| format!("reading {}", file.display()))?,
+        (None, Some(file)) => {
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?
+        }
         (None, None) => anyhow::bail!("give --message TEXT or --file FILE"),
     };
     let app = args.located.find()?;
