@@ -140,13 +140,16 @@ fn sent_id(stdout: &str) -> String {
         .to_string()
 }
 
-/// The message count `dlq list` shows for `queue`.
+/// The messages `dlq list` shows for `queue`: visible plus in flight.
 fn dead_letters(stack: &str, queue: &str) -> u64 {
     let listed = ok(stack, &["dlq", "list"]);
+    let count = |line: &str, column: usize| -> Option<u64> {
+        line.split_whitespace().nth(column)?.parse().ok()
+    };
     listed
         .lines()
         .find(|line| line.split_whitespace().next() == Some(queue))
-        .and_then(|line| line.split_whitespace().nth(1)?.parse().ok())
+        .and_then(|line| Some(count(line, 1)? + count(line, 2)?))
         .unwrap_or_else(|| panic!("{queue} is not listed:\n{listed}"))
 }
 
