@@ -27,7 +27,7 @@ pub struct QueueInfo {
 }
 
 /// `Properties` of an `AWS::SQS::Queue` that are queue attributes of the same name.
-const QUEUE_ATTRIBUTES: &[&str] = &[
+pub const QUEUE_ATTRIBUTES: &[&str] = &[
     "VisibilityTimeout",
     "MessageRetentionPeriod",
     "DelaySeconds",

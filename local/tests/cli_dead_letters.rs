@@ -184,6 +184,20 @@ fn failures_reach_the_dlq_are_explained_and_come_back_to_the_fixed_function() {
     );
 
     let first = Running::start(&stack, &["--keep"]);
+    // What the template asks for and does not run here is named, once.
+    let started = first.text();
+    assert_eq!(
+        started.matches("not emulated locally (").count(),
+        1,
+        "{started}"
+    );
+    assert_eq!(
+        started
+            .matches("SqsConsumer.Architectures: ignored: the binary is built for and runs on this machine")
+            .count(),
+        1,
+        "{started}"
+    );
     let good = sent_id(&ok(
         &stack,
         &[

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
+mod emulated;
 mod teardown;
 mod wiring;
 
@@ -178,6 +179,16 @@ impl Stack {
                 .await;
         }
         let properties = self.resolver.resolve(&resource.properties)?;
+        for ignored in emulated::resource_properties_ignored(
+            &resource.kind,
+            &properties,
+            crate::resources::QUEUE_ATTRIBUTES,
+        ) {
+            self.skipped.push((
+                format!("{logical}.{ignored}"),
+                "ignored locally".to_string(),
+            ));
+        }
         let named = |field: &str, limit: usize| {
             properties[field].as_str().map_or_else(
                 || bounded(&format!("{}-{logical}", self.name), limit),
