@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
-use super::{attributes, resolved_text, Created, Stack, StackOptions};
+use super::{attributes, emulated, resolved_text, Created, Stack, StackOptions};
 use crate::clients::Clients;
 use crate::functions::{
     async_invoke_limits, bounded, function_spec, queue_source, stream_source, AsyncInvokeConfig,
@@ -103,6 +103,9 @@ impl Stack {
             &options.binaries,
             &options.endpoints,
         )?;
+        for (property, why) in emulated::function_properties(properties) {
+            self.skipped.push((format!("{logical}.{property}"), why));
+        }
         let (max_retries, max_event_age) = async_invoke_limits(properties);
         let dead_letter_queue = match &properties["DeadLetterQueue"] {
             Value::Null => None,
@@ -147,7 +150,14 @@ impl Stack {
             .unwrap_or_default();
         for (event, declared) in &events {
             let event_properties = &declared["Properties"];
-            match declared["Type"].as_str().unwrap_or_default() {
+            let kind = declared["Type"].as_str().unwrap_or_default();
+            for ignored in emulated::event_properties_ignored(kind, event_properties) {
+                self.skipped.push((
+                    format!("{logical}.Events.{event}.{ignored}"),
+                    format!("{kind} event property ignored locally"),
+                ));
+            }
+            match kind {
                 "SQS" => self.map_queue(&logical, event, event_properties)?,
                 "DynamoDB" => self.map_stream(&logical, event, event_properties)?,
                 "SNS" => {
