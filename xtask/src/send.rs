@@ -9,10 +9,10 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::Value;
 
+use crate::cloud::process::runs_program;
 use crate::cloud::Ports;
 use crate::demo::publish::publish;
 use crate::demo::{runtime, RunningPipeline};
-use crate::cloud::process::runs_program;
 use crate::local_lambda::clients::{Clients, Endpoints};
 
 /// Options of `send`.
