@@ -15,7 +15,15 @@ use eventkit_local::clients::{Clients, Endpoints};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-const TEMPLATE: &str = "tests/apps/templates/sqs-consumer.yaml";
+const SQS_CONSUMER: &str = "tests/apps/templates/sqs-consumer.yaml";
+const SNS_TO_SQS: &str = "tests/apps/templates/sns-to-sqs.yaml";
+
+/// An application of the tests: its template and stack name.
+#[derive(Clone, Copy)]
+struct App<'a> {
+    template: &'a str,
+    stack: &'a str,
+}
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -33,18 +41,19 @@ fn cloud_env() {
     }
 }
 
-/// One CLI command on the application of `stack`; its stdout, or a panic with both outputs.
-fn cli(stack: &str, args: &[&str]) -> Output {
+/// One CLI command on `app`.
+fn cli(app: App, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_eventkit-local"))
         .current_dir(root())
         .args(args)
-        .args(["--template", TEMPLATE, "--stack-name", stack])
+        .args(["--template", app.template, "--stack-name", app.stack])
         .output()
         .expect("eventkit-local runs")
 }
 
-fn ok(stack: &str, args: &[&str]) -> String {
-    let output = cli(stack, args);
+/// One CLI command on `app` that must succeed; its stdout, or a panic with both outputs.
+fn ok(app: App, args: &[&str]) -> String {
+    let output = cli(app, args);
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
@@ -61,12 +70,13 @@ struct Running {
 }
 
 impl Running {
-    fn start(stack: &str, extra: &[&str]) -> Self {
-        let output = std::env::temp_dir().join(format!("{stack}-{}.out", uuid::Uuid::new_v4()));
+    fn start(app: App, extra: &[&str]) -> Self {
+        let output =
+            std::env::temp_dir().join(format!("{}-{}.out", app.stack, uuid::Uuid::new_v4()));
         let file = std::fs::File::create(&output).expect("an output file");
         let child = Command::new(env!("CARGO_BIN_EXE_eventkit-local"))
             .current_dir(root())
-            .args(["run", "--template", TEMPLATE, "--stack-name", stack])
+            .args(["run", "--template", app.template, "--stack-name", app.stack])
             .args(["--visibility-timeout", "1"])
             .args(extra)
             .stdout(file.try_clone().expect("the output file"))
@@ -141,8 +151,8 @@ fn sent_id(stdout: &str) -> String {
 }
 
 /// The messages `dlq list` shows for `queue`: visible plus in flight.
-fn dead_letters(stack: &str, queue: &str) -> u64 {
-    let listed = ok(stack, &["dlq", "list"]);
+fn dead_letters(app: App, queue: &str) -> u64 {
+    let listed = ok(app, &["dlq", "list"]);
     let count = |line: &str, column: usize| -> Option<u64> {
         line.split_whitespace().nth(column)?.parse().ok()
     };
@@ -161,10 +171,10 @@ fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
-fn function_log(stack: &str) -> String {
+fn function_log(app: App) -> String {
     let log = root()
         .join("tests/apps/templates/.local-cloud/logs")
-        .join(stack)
+        .join(app.stack)
         .join("sqs-consumer.log");
     std::fs::read_to_string(log).unwrap_or_default()
 }
@@ -173,9 +183,13 @@ fn function_log(stack: &str) -> String {
 fn failures_reach_the_dlq_are_explained_and_come_back_to_the_fixed_function() {
     cloud_env();
     let stack = format!("dlq-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let app = App {
+        template: SQS_CONSUMER,
+        stack: &stack,
+    };
 
     // Nothing runs yet: the commands refuse rather than guess.
-    let refused = cli(&stack, &["send", "OrdersQueue", "--message", "{}"]);
+    let refused = cli(app, &["send", "OrdersQueue", "--message", "{}"]);
     assert!(!refused.status.success());
     assert!(
         String::from_utf8_lossy(&refused.stderr).contains("no application with stack"),
@@ -183,7 +197,7 @@ fn failures_reach_the_dlq_are_explained_and_come_back_to_the_fixed_function() {
         String::from_utf8_lossy(&refused.stderr)
     );
 
-    let first = Running::start(&stack, &["--keep"]);
+    let first = Running::start(app, &["--keep"]);
     // What the template asks for and does not run here is named, once.
     let started = first.text();
     assert_eq!(
@@ -199,7 +213,7 @@ fn failures_reach_the_dlq_are_explained_and_come_back_to_the_fixed_function() {
         "{started}"
     );
     let good = sent_id(&ok(
-        &stack,
+        app,
         &[
             "send",
             "OrdersQueue",
@@ -211,15 +225,15 @@ fn failures_reach_the_dlq_are_explained_and_come_back_to_the_fixed_function() {
         r#"{"orderId": "o-2", "quantity": 0}"#,
         r#"{"orderId": "o-3", "quantity": 0}"#,
     ]
-    .map(|order| sent_id(&ok(&stack, &["send", "OrdersQueue", "--message", order])));
+    .map(|order| sent_id(&ok(app, &["send", "OrdersQueue", "--message", order])));
 
     // maxReceiveCount 2: each order of zero is rejected twice, then dead-lettered.
     wait_until(
         "both orders of zero in OrdersDLQ",
         Duration::from_secs(60),
-        || dead_letters(&stack, "OrdersDLQ") == 2,
+        || dead_letters(app, "OrdersDLQ") == 2,
     );
-    let log = function_log(&stack);
+    let log = function_log(app);
     assert!(
         log.contains(&format!("message {good}: order of 2 processed")),
         "{log}"
@@ -231,7 +245,7 @@ fn failures_reach_the_dlq_are_explained_and_come_back_to_the_fixed_function() {
         "{log}"
     );
 
-    let status = ok(&stack, &["status"]);
+    let status = ok(app, &["status"]);
     assert!(status.contains("SqsConsumer"), "{status}");
     assert!(
         status
@@ -240,7 +254,7 @@ fn failures_reach_the_dlq_are_explained_and_come_back_to_the_fixed_function() {
         "{status}"
     );
 
-    let shown = ok(&stack, &["dlq", "show", "OrdersDLQ"]);
+    let shown = ok(app, &["dlq", "show", "OrdersDLQ"]);
     for id in &zero {
         assert!(
             shown.contains(&format!(
@@ -253,33 +267,33 @@ fn failures_reach_the_dlq_are_explained_and_come_back_to_the_fixed_function() {
     assert!(!shown.contains(&good), "{shown}");
 
     // Stopped with --keep: the queues and what they hold stay; no description is left.
-    assert!(described(&stack).exists());
+    assert!(described(app).exists());
     let output = first.stop();
     assert!(
         output.contains(&format!("stack {stack} left in place")),
         "{output}"
     );
     assert!(
-        !described(&stack).exists(),
+        !described(app).exists(),
         "the description is removed on a clean stop"
     );
     assert!(
         queue_exists(&format!("{stack}-OrdersDLQ")),
         "--keep keeps the queues"
     );
-    let gone = cli(&stack, &["dlq", "list"]);
+    let gone = cli(app, &["dlq", "list"]);
     assert!(!gone.status.success(), "a stopped application is not used");
 
     // The fix: the same stack again, with the minimum at zero.
-    let fixed = Running::start(&stack, &["--parameter", "MinimumQuantity=0"]);
+    let fixed = Running::start(app, &["--parameter", "MinimumQuantity=0"]);
     assert_eq!(
-        dead_letters(&stack, "OrdersDLQ"),
+        dead_letters(app, "OrdersDLQ"),
         2,
         "the dead letters were kept"
     );
 
     let chosen = ok(
-        &stack,
+        app,
         &["dlq", "redrive", "OrdersDLQ", "--message-id", &zero[0]],
     );
     assert!(
@@ -299,27 +313,27 @@ fn failures_reach_the_dlq_are_explained_and_come_back_to_the_fixed_function() {
     wait_until(
         "the chosen order processed",
         Duration::from_secs(30),
-        || function_log(&stack).contains(&format!("message {copy}: order of 0 processed")),
+        || function_log(app).contains(&format!("message {copy}: order of 0 processed")),
     );
-    assert_eq!(dead_letters(&stack, "OrdersDLQ"), 1, "the other one stays");
+    assert_eq!(dead_letters(app, "OrdersDLQ"), 1, "the other one stays");
 
-    let rest = ok(&stack, &["dlq", "redrive"]);
+    let rest = ok(app, &["dlq", "redrive"]);
     assert!(
         rest.contains("1 message(s) back in OrdersQueue (SQS message-move task)"),
         "{rest}"
     );
     wait_until("the other order processed", Duration::from_secs(30), || {
-        function_log(&stack).contains(&format!("message {}: order of 0 processed", zero[1]))
+        function_log(app).contains(&format!("message {}: order of 0 processed", zero[1]))
     });
-    assert_eq!(dead_letters(&stack, "OrdersDLQ"), 0);
+    assert_eq!(dead_letters(app, "OrdersDLQ"), 0);
 
     let output = fixed.stop();
     assert!(!output.contains("left in place"), "{output}");
     assert!(
-        !described(&stack).exists(),
+        !described(app).exists(),
         "the description is removed on a clean stop"
     );
-    let after = cli(&stack, &["status"]);
+    let after = cli(app, &["status"]);
     assert!(!after.status.success(), "a stopped application is not used");
     assert!(
         !queue_exists(&format!("{stack}-OrdersDLQ")),
@@ -327,10 +341,84 @@ fn failures_reach_the_dlq_are_explained_and_come_back_to_the_fixed_function() {
     );
 }
 
-fn described(stack: &str) -> PathBuf {
+/// The second shape of the serverless-patterns examples: a topic fans out to a queue (raw
+/// delivery) that the function consumes. Orders go in through the topic by its logical id; a
+/// rejected one reaches the DLQ, named by the queue's message id in `dlq show`; a redrive
+/// (SQS's message-move task) hands it to the still unfixed function, which rejects it twice
+/// more, back into the DLQ.
+#[test]
+fn orders_published_to_the_topic_reach_the_function_and_failures_its_dlq() {
+    cloud_env();
+    let stack = format!("fan-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let app = App {
+        template: SNS_TO_SQS,
+        stack: &stack,
+    };
+    let running = Running::start(app, &[]);
+    let started = running.text();
+    assert!(
+        started.contains("OrdersQueuePolicy: AWS::SQS::QueuePolicy (not enforced locally)"),
+        "{started}"
+    );
+    for order in [
+        r#"{"orderId": "o-1", "quantity": 5}"#,
+        r#"{"orderId": "o-2", "quantity": 0}"#,
+    ] {
+        let sent = ok(app, &["send", "OrdersTopic", "--message", order]);
+        assert!(sent.starts_with("sent to topic OrdersTopic: "), "{sent}");
+    }
+    wait_until(
+        "the order of zero in OrdersDLQ",
+        Duration::from_secs(60),
+        || dead_letters(app, "OrdersDLQ") == 1,
+    );
+    assert!(
+        function_log(app).contains("order of 5 processed"),
+        "{}",
+        function_log(app)
+    );
+
+    let shown = ok(app, &["dlq", "show"]);
+    let id = shown
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("message "))
+        .unwrap_or_else(|| panic!("no message shown:\n{shown}"))
+        .to_string();
+    assert!(
+        shown.contains(r#"body: {"orderId": "o-2", "quantity": 0}"#),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!(
+            "reason: OrderConsumer logged: message {id}: rejected, quantity 0 is below the minimum of 1"
+        )),
+        "{shown}"
+    );
+
+    let redriven = ok(app, &["dlq", "redrive", "OrdersDLQ"]);
+    assert!(
+        redriven.contains("OrdersDLQ: 1 message(s) back in OrdersQueue"),
+        "{redriven}"
+    );
+    let rejected = format!("message {id}: rejected");
+    wait_until(
+        "the redriven order rejected twice more",
+        Duration::from_secs(60),
+        || function_log(app).matches(&rejected).count() == 4,
+    );
+    wait_until(
+        "the order back in OrdersDLQ",
+        Duration::from_secs(30),
+        || dead_letters(app, "OrdersDLQ") == 1,
+    );
+    running.stop();
+    assert!(!described(app).exists());
+}
+
+fn described(app: App) -> PathBuf {
     root()
         .join("tests/apps/templates/.local-cloud/apps")
-        .join(format!("{stack}.json"))
+        .join(format!("{}.json", app.stack))
 }
 
 fn queue_exists(name: &str) -> bool {
