@@ -18,7 +18,7 @@ use super::{clients_of, Located};
 #[derive(Subcommand, Clone)]
 pub enum DlqAction {
     /// Every dead-letter queue with its message count and where its messages came from.
-    List(Located),
+    List(DlqTarget),
     /// Each message with why it failed and whether its effect already happened.
     Show {
         /// One dead-letter queue (logical id) [default: all].
@@ -26,7 +26,7 @@ pub enum DlqAction {
         #[command(flatten)]
         idempotency: IdempotencyArgs,
         #[command(flatten)]
-        located: Located,
+        target: DlqTarget,
     },
     /// Move messages back to the queue they failed in.
     Redrive {
@@ -41,8 +41,21 @@ pub enum DlqAction {
         #[command(flatten)]
         idempotency: IdempotencyArgs,
         #[command(flatten)]
-        located: Located,
+        target: DlqTarget,
     },
+}
+
+/// Whose dead-letter queues: the running application's, or queues named by URL.
+#[derive(Args, Clone)]
+pub struct DlqTarget {
+    #[command(flatten)]
+    located: Located,
+    /// A dead-letter queue by URL instead of the running application's (repeatable): any
+    /// SQS endpoint, AWS included, reached with the normal AWS configuration and
+    /// credential chain (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL, ...). Its source queues
+    /// are the ones SQS lists for it (ListDeadLetterSourceQueues).
+    #[arg(long = "queue-url", value_name = "URL")]
+    queue_urls: Vec<String>,
 }
 
 /// Where a message's idempotency record is: eventkit's layout by default.
@@ -68,31 +81,116 @@ struct DeadLetterQueue {
     sources: Vec<(String, QueueInfo)>,
 }
 
+/// The dead-letter queues a command works on, and how to reach them.
+struct Scope {
+    sqs: aws_sdk_sqs::Client,
+    dynamodb: aws_sdk_dynamodb::Client,
+    /// What the command is about, for headings.
+    name: String,
+    queues: Vec<DeadLetterQueue>,
+    /// The functions' logs (logical id, file), searched for why a message failed.
+    logs: Vec<(String, PathBuf)>,
+    /// Tables by logical id (the running application's), for the idempotency table.
+    tables: BTreeMap<String, String>,
+}
+
+impl Scope {
+    async fn of(target: &DlqTarget, only: Option<&str>) -> Result<Self> {
+        if target.queue_urls.is_empty() {
+            let app = target.located.find()?;
+            let clients: Clients = clients_of(&app).await;
+            return Ok(Self {
+                sqs: clients.sqs,
+                dynamodb: clients.dynamodb,
+                name: format!("stack {}", app.stack),
+                queues: dead_letter_queues(&app, only)?,
+                logs: app
+                    .functions
+                    .iter()
+                    .map(|(logical, function)| (logical.clone(), function.log.clone()))
+                    .collect(),
+                tables: app.tables.clone(),
+            });
+        }
+        if only.is_some() {
+            bail!("name the queues either by logical id or with --queue-url, not both");
+        }
+        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let sqs = aws_sdk_sqs::Client::new(&config);
+        let mut queues = Vec::new();
+        for url in &target.queue_urls {
+            let queue = queue_at(&sqs, url).await?;
+            let listed = sqs
+                .list_dead_letter_source_queues()
+                .queue_url(url)
+                .send()
+                .await
+                .with_context(|| format!("listing the source queues of {url}"))?;
+            let mut sources = Vec::new();
+            for source in listed.queue_urls() {
+                let source = queue_at(&sqs, source).await?;
+                sources.push((source.name.clone(), source));
+            }
+            queues.push(DeadLetterQueue {
+                logical: queue.name.clone(),
+                queue,
+                sources,
+            });
+        }
+        Ok(Self {
+            sqs,
+            dynamodb: aws_sdk_dynamodb::Client::new(&config),
+            name: "the queues named".into(),
+            queues,
+            logs: Vec::new(),
+            tables: BTreeMap::new(),
+        })
+    }
+}
+
+/// The queue at `url`, its ARN asked of SQS.
+async fn queue_at(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<QueueInfo> {
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .with_context(|| format!("reading the queue at {url}"))?;
+    let arn = attributes
+        .attributes()
+        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+        .with_context(|| format!("the queue at {url} has no ARN"))?
+        .clone();
+    Ok(QueueInfo {
+        name: arn.rsplit(':').next().unwrap_or(url).to_string(),
+        url: url.to_string(),
+        arn,
+    })
+}
+
 /// Runs one `dlq` action.
 pub async fn run(action: DlqAction) -> Result<ExitCode> {
     match action {
-        DlqAction::List(located) => list(&located).await,
+        DlqAction::List(target) => list(&Scope::of(&target, None).await?).await,
         DlqAction::Show {
             queue,
             idempotency,
-            located,
-        } => show(&located, queue.as_deref(), &idempotency).await,
+            target,
+        } => {
+            let scope = Scope::of(&target, queue.as_deref()).await?;
+            show(&scope, &idempotency).await
+        }
         DlqAction::Redrive {
             queue,
             message_ids,
             skip_completed,
             idempotency,
-            located,
+            target,
         } => {
+            let scope = Scope::of(&target, queue.as_deref()).await?;
             let chosen: BTreeSet<String> = message_ids.into_iter().collect();
-            redrive(
-                &located,
-                queue.as_deref(),
-                &chosen,
-                skip_completed,
-                &idempotency,
-            )
-            .await
+            redrive(&scope, &chosen, skip_completed, &idempotency).await
         }
     }
 }
@@ -132,19 +230,16 @@ fn describe_sources(dlq: &DeadLetterQueue) -> String {
     }
 }
 
-async fn list(located: &Located) -> Result<ExitCode> {
-    let app = located.find()?;
-    let clients = clients_of(&app).await;
-    let queues = dead_letter_queues(&app, None)?;
-    if queues.is_empty() {
-        println!("stack {}: no dead-letter queue", app.stack);
+async fn list(scope: &Scope) -> Result<ExitCode> {
+    if scope.queues.is_empty() {
+        println!("{}: no dead-letter queue", scope.name);
     }
     println!(
         "{:<28} {:>8} {:>10}  holds",
         "dead-letter queue", "messages", "in flight"
     );
-    for dlq in &queues {
-        let depth = dead_letters::depth(&clients.sqs, &dlq.queue).await?;
+    for dlq in &scope.queues {
+        let depth = dead_letters::depth(&scope.sqs, &dlq.queue).await?;
         println!(
             "{:<28} {:>8} {:>10}  {}",
             dlq.logical,
@@ -157,16 +252,17 @@ async fn list(located: &Located) -> Result<ExitCode> {
 }
 
 /// The idempotency table to check, if one is declared or named.
-fn lookup(app: &RunningApp, args: &IdempotencyArgs) -> Result<Option<IdempotencyLookup>> {
+fn lookup(scope: &Scope, args: &IdempotencyArgs) -> Result<Option<IdempotencyLookup>> {
     let table = match &args.idempotency_table {
         Some(named) => Some(
-            app.tables
+            scope
+                .tables
                 .get(named)
                 .cloned()
                 .unwrap_or_else(|| named.clone()),
         ),
         None => {
-            let candidates: Vec<&String> = app
+            let candidates: Vec<&String> = scope
                 .tables
                 .iter()
                 .filter(|(logical, _)| logical.to_lowercase().contains("idempotency"))
@@ -178,7 +274,7 @@ fn lookup(app: &RunningApp, args: &IdempotencyArgs) -> Result<Option<Idempotency
                 _ => bail!(
                     "several tables may be the idempotency table ({}): choose one with \
                      --idempotency-table",
-                    names(&app.tables)
+                    names(&scope.tables)
                 ),
             }
         }
@@ -191,7 +287,7 @@ fn lookup(app: &RunningApp, args: &IdempotencyArgs) -> Result<Option<Idempotency
 }
 
 async fn key_states(
-    clients: &Clients,
+    dynamodb: &aws_sdk_dynamodb::Client,
     lookup: Option<&IdempotencyLookup>,
     messages: &[aws_sdk_sqs::types::Message],
 ) -> Result<BTreeMap<String, KeyState>> {
@@ -200,37 +296,30 @@ async fn key_states(
         return Ok(states);
     };
     for message in messages {
-        let state = dead_letters::key_state(&clients.dynamodb, lookup, message).await?;
+        let state = dead_letters::key_state(dynamodb, lookup, message).await?;
         states.insert(message.message_id().unwrap_or_default().to_string(), state);
     }
     Ok(states)
 }
 
-async fn show(located: &Located, only: Option<&str>, args: &IdempotencyArgs) -> Result<ExitCode> {
-    let app = located.find()?;
-    let clients = clients_of(&app).await;
-    let lookup = lookup(&app, args)?;
-    let logs: Vec<(String, PathBuf)> = app
-        .functions
-        .iter()
-        .map(|(logical, function)| (logical.clone(), function.log.clone()))
-        .collect();
-    for dlq in dead_letter_queues(&app, only)? {
-        let messages = dead_letters::read_all(&clients.sqs, &dlq.queue).await?;
+async fn show(scope: &Scope, args: &IdempotencyArgs) -> Result<ExitCode> {
+    let lookup = lookup(scope, args)?;
+    for dlq in &scope.queues {
+        let messages = dead_letters::read_all(&scope.sqs, &dlq.queue).await?;
         println!(
             "{} ({} message(s); {})",
             dlq.logical,
             messages.len(),
-            describe_sources(&dlq)
+            describe_sources(dlq)
         );
-        let states = key_states(&clients, lookup.as_ref(), &messages).await?;
+        let states = key_states(&scope.dynamodb, lookup.as_ref(), &messages).await?;
         for message in &messages {
             let id = message.message_id().unwrap_or_default();
             println!("  message {id}");
             println!("    body: {}", message.body().unwrap_or_default());
             let reason = dead_letters::reason_in_attributes(message)
                 .or_else(|| {
-                    dead_letters::reason_in_logs(&logs, id)
+                    dead_letters::reason_in_logs(&scope.logs, id)
                         .map(|found| format!("{} logged: {}", found.function, found.text))
                 })
                 .unwrap_or_else(|| "not found in its attributes nor in the logs".into());
@@ -249,52 +338,47 @@ async fn show(located: &Located, only: Option<&str>, args: &IdempotencyArgs) -> 
 }
 
 async fn redrive(
-    located: &Located,
-    only: Option<&str>,
+    scope: &Scope,
     chosen: &BTreeSet<String>,
     skip_completed: bool,
     args: &IdempotencyArgs,
 ) -> Result<ExitCode> {
-    let app = located.find()?;
-    let clients = clients_of(&app).await;
-    let lookup = lookup(&app, args)?;
+    let lookup = lookup(scope, args)?;
     if skip_completed && lookup.is_none() {
         bail!("--skip-completed needs the idempotency table: pass --idempotency-table");
     }
     let mut found: BTreeSet<String> = BTreeSet::new();
-    for dlq in dead_letter_queues(&app, only)? {
+    for dlq in &scope.queues {
         if dlq.sources.is_empty() {
             println!(
                 "{}: skipped, it holds {} (no source queue to send them back to)",
                 dlq.logical,
-                describe_sources(&dlq)
+                describe_sources(dlq)
             );
             continue;
         }
         let everything = chosen.is_empty() && !skip_completed;
         if everything {
             let timeout = Duration::from_secs(120);
-            if let Some(moved) =
-                dead_letters::redrive_all(&clients.sqs, &dlq.queue, timeout).await?
-            {
+            if let Some(moved) = dead_letters::redrive_all(&scope.sqs, &dlq.queue, timeout).await? {
                 println!(
                     "{}: {moved} message(s) back in {} ({})",
                     dlq.logical,
-                    source_names(&dlq),
+                    source_names(dlq),
                     RedriveMethod::MessageMoveTask
                 );
                 continue;
             }
         }
-        let messages = dead_letters::read_all(&clients.sqs, &dlq.queue).await?;
+        let messages = dead_letters::read_all(&scope.sqs, &dlq.queue).await?;
         let states = if skip_completed {
-            key_states(&clients, lookup.as_ref(), &messages).await?
+            key_states(&scope.dynamodb, lookup.as_ref(), &messages).await?
         } else {
             BTreeMap::new()
         };
         let sources: Vec<QueueInfo> = dlq.sources.iter().map(|(_, q)| q.clone()).collect();
         let outcome: Redriven =
-            dead_letters::redrive_chosen(&clients.sqs, &dlq.queue, &sources, |message| {
+            dead_letters::redrive_chosen(&scope.sqs, &dlq.queue, &sources, |message| {
                 let id = message.message_id().unwrap_or_default();
                 if !chosen.is_empty() && !chosen.contains(id) {
                     return Err("not chosen".into());
@@ -312,7 +396,7 @@ async fn redrive(
             "{}: {} message(s) back in {} ({})",
             dlq.logical,
             outcome.moved.len(),
-            source_names(&dlq),
+            source_names(dlq),
             RedriveMethod::ReceiveSendDelete
         );
         for (id, copy) in &outcome.moved {
