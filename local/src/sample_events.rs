@@ -33,7 +33,7 @@ pub enum Trigger {
 
 /// The sample event of `trigger` carrying `body`: an SQS message body, an SNS message, an
 /// EventBridge `detail` (JSON), or a stream record's new image (a JSON object of plain
-/// values, turned into DynamoDB's typed attributes).
+/// values, turned into DynamoDB's typed attributes; its `id`, `pk` and `sk` are the keys).
 pub fn sample(trigger: Trigger, body: Option<&str>) -> Result<Value> {
     let id = uuid::Uuid::new_v4().to_string();
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
@@ -105,11 +105,19 @@ pub fn sample(trigger: Trigger, body: Option<&str>) -> Result<Value> {
             let image = image
                 .as_object()
                 .context("--body must be a JSON object (the item) for dynamodb-stream")?;
-            let keys: Map<String, Value> = image
+            let mut keys: Map<String, Value> = image
                 .iter()
-                .take(1)
+                .filter(|(name, _)| KEY_NAMES.contains(&name.as_str()))
                 .map(|(name, value)| (name.clone(), attribute(value)))
                 .collect();
+            if keys.is_empty() {
+                keys.extend(
+                    image
+                        .iter()
+                        .take(1)
+                        .map(|(name, value)| (name.clone(), attribute(value))),
+                );
+            }
             let new_image: Map<String, Value> = image
                 .iter()
                 .map(|(name, value)| (name.clone(), attribute(value)))
@@ -133,6 +141,9 @@ pub fn sample(trigger: Trigger, body: Option<&str>) -> Result<Value> {
         }
     }
 }
+
+/// Attribute names taken for the stream record's `Keys` (else the item's first attribute).
+const KEY_NAMES: &[&str] = &["id", "pk", "sk", "PK", "SK"];
 
 /// `value` through `T`: read as the type, written back.
 fn typed<T: DeserializeOwned + Serialize>(value: Value) -> Result<Value> {
@@ -174,10 +185,10 @@ mod tests {
             sample(Trigger::Schedule, None).unwrap()["detail-type"],
             "Scheduled Event"
         );
-        let stream = sample(Trigger::DynamodbStream, Some(r#"{"id": "x", "n": 2}"#)).unwrap();
+        let stream = sample(Trigger::DynamodbStream, Some(r#"{"n": 2, "pk": "x"}"#)).unwrap();
         let change = &stream["Records"][0]["dynamodb"];
         assert_eq!(change["NewImage"]["n"], json!({"N": "2"}));
-        assert_eq!(change["Keys"], json!({"id": {"S": "x"}}));
+        assert_eq!(change["Keys"], json!({"pk": {"S": "x"}}));
         assert!(sample(Trigger::Eventbridge, Some("not json")).is_err());
     }
 }

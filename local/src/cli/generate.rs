@@ -1,5 +1,6 @@
 //! `generate-event TRIGGER [--body TEXT]`: a sample event, as `sam local generate-event`.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -21,6 +22,10 @@ pub struct GenerateArgs {
 /// Prints the sample (for `invoke -e`).
 pub fn generate(args: &GenerateArgs) -> Result<ExitCode> {
     let event = sample(args.trigger, args.body.as_deref())?;
-    println!("{}", serde_json::to_string_pretty(&event)?);
-    Ok(ExitCode::SUCCESS)
+    let text = serde_json::to_string_pretty(&event)?;
+    // Piped into `head` or the like, a closed pipe is not an error.
+    match writeln!(std::io::stdout(), "{text}") {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => Err(error.into()),
+        _ => Ok(ExitCode::SUCCESS),
+    }
 }
