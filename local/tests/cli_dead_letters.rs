@@ -377,6 +377,8 @@ fn orders_published_to_the_topic_reach_the_function_and_failures_its_dlq() {
         "{}",
         function_log(app)
     );
+    // The subscription's redrive target is a dead-letter queue too, empty here.
+    assert_eq!(dead_letters(app, "TopicDeliveryDLQ"), 0);
 
     let shown = ok(app, &["dlq", "show"]);
     let id = shown

@@ -79,7 +79,11 @@ fn options(here: &Path, app: &AppArgs) -> Result<PipelineOptions> {
     let mut options = PipelineOptions::new(&app.template, &stack_name);
     options.endpoints = endpoints;
     options.binaries = match &app.prebuilt {
-        Some(dir) => Binaries::Prebuilt(dir.clone()),
+        // Absolute: the functions' processes do not run in this directory.
+        Some(dir) => Binaries::Prebuilt(
+            dir.canonicalize()
+                .with_context(|| format!("--prebuilt {}", dir.display()))?,
+        ),
         None => Binaries::Cargo {
             release: app.release,
         },

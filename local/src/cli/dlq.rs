@@ -223,7 +223,7 @@ fn dead_letter_queues(app: &RunningApp, only: Option<&str>) -> Result<Vec<DeadLe
 
 fn describe_sources(dlq: &DeadLetterQueue) -> String {
     if dlq.sources.is_empty() {
-        "what a function or rule failed".into()
+        "what a function, rule or subscription failed".into()
     } else {
         let sources: Vec<&str> = dlq.sources.iter().map(|(l, _)| l.as_str()).collect();
         format!("redrive target of {}", sources.join(", "))

@@ -39,6 +39,7 @@ impl Stack {
             }
             _ => SubscriptionSpec::from_properties(topic, &protocol, endpoint, properties),
         };
+        self.note_subscription_dead_letters(properties);
         let arn = subscribe(clients, &spec).await?;
         self.created.push(Created::Subscription(arn.clone()));
         Ok(arn)
@@ -248,6 +249,7 @@ impl Stack {
         // Lambda receives the SNS notification itself, never the raw message.
         spec.attributes
             .retain(|(name, _)| name != "RawMessageDelivery");
+        self.note_subscription_dead_letters(properties);
         let arn = subscribe(clients, &spec).await?;
         self.created.push(Created::Subscription(arn.clone()));
         if let Some(function) = self.functions.get_mut(logical) {
@@ -293,6 +295,18 @@ impl Stack {
             bus: rule.bus,
         });
         Ok(())
+    }
+
+    /// A subscription's redrive policy makes its target a dead-letter queue (of what SNS
+    /// could not deliver).
+    fn note_subscription_dead_letters(&mut self, properties: &Value) {
+        let policy: Value = match &properties["RedrivePolicy"] {
+            Value::String(text) => serde_json::from_str(text).unwrap_or(Value::Null),
+            other => other.clone(),
+        };
+        if let Some(arn) = policy["deadLetterTargetArn"].as_str() {
+            self.dead_letter_arns.insert(arn.to_string());
+        }
     }
 
     /// The function's delivery queue for asynchronous invocations, created on first use.
