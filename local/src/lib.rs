@@ -145,11 +145,29 @@ pub struct LocalPipeline {
 
 impl LocalPipeline {
     /// Starts every function of `stack` and waits until each finished its init, then starts
-    /// the event sources.
+    /// the event sources. When a function cannot start, the stack's resources are deleted.
     pub async fn run(clients: Clients, stack: Stack, options: &RunOptions) -> Result<Self> {
-        let stopped = CancellationToken::new();
-        let mut hosts = BTreeMap::new();
-        for (logical, function) in &stack.functions {
+        let mut pipeline = Self {
+            clients,
+            stack,
+            hosts: BTreeMap::new(),
+            streams: Vec::new(),
+            stopped: CancellationToken::new(),
+        };
+        if let Err(error) = pipeline.start_functions(options).await {
+            // Nothing will run on the resources created for it: they go again.
+            pipeline.shut_down().await;
+            return Err(error);
+        }
+        if options.event_sources {
+            pipeline.start_event_sources(options);
+        }
+        Ok(pipeline)
+    }
+
+    /// Starts every function's environments and waits until each finished its init.
+    async fn start_functions(&mut self, options: &RunOptions) -> Result<()> {
+        for (logical, function) in &self.stack.functions {
             let stem = function.spec.binary.file_name().map_or_else(
                 || logical.clone(),
                 |name| name.to_string_lossy().into_owned(),
@@ -161,24 +179,18 @@ impl LocalPipeline {
                     function.spec.binary.display()
                 );
             }
-            let host =
-                FunctionHost::start(function.spec.clone(), options.environments, log, &stopped);
-            hosts.insert(logical.clone(), Arc::new(host));
+            let host = FunctionHost::start(
+                function.spec.clone(),
+                options.environments,
+                log,
+                &self.stopped,
+            );
+            self.hosts.insert(logical.clone(), Arc::new(host));
         }
-        let mut pipeline = Self {
-            clients,
-            stack,
-            hosts,
-            streams: Vec::new(),
-            stopped,
-        };
-        for host in pipeline.hosts.values() {
+        for host in self.hosts.values() {
             host.wait_ready(options.ready_timeout).await?;
         }
-        if options.event_sources {
-            pipeline.start_event_sources(options);
-        }
-        Ok(pipeline)
+        Ok(())
     }
 
     fn start_event_sources(&mut self, options: &RunOptions) {

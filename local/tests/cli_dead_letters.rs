@@ -417,6 +417,33 @@ fn orders_published_to_the_topic_reach_the_function_and_failures_its_dlq() {
     assert!(!described(app).exists());
 }
 
+/// A function that cannot start (its binary is missing): `run` fails naming it, and what it
+/// created for the application is deleted again.
+#[test]
+fn a_run_whose_function_cannot_start_leaves_nothing_behind() {
+    cloud_env();
+    let stack = format!("nobin-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let app = App {
+        template: SQS_CONSUMER,
+        stack: &stack,
+    };
+    let empty = std::env::temp_dir().join(&stack);
+    std::fs::create_dir_all(&empty).expect("an empty folder");
+    let empty = empty.to_string_lossy().into_owned();
+    let output = cli(app, &["run", "--prebuilt", &empty]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("SqsConsumer: binary") && stderr.contains("not found"),
+        "{stderr}"
+    );
+    assert!(
+        !queue_exists(&format!("{stack}-OrdersQueue")),
+        "the queue was deleted"
+    );
+    assert!(!described(app).exists());
+}
+
 fn described(app: App) -> PathBuf {
     root()
         .join("tests/apps/templates/.local-cloud/apps")
