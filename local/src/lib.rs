@@ -383,31 +383,8 @@ pub async fn queue_depth(clients: &Clients, queue: &QueueInfo) -> Result<u64> {
         .unwrap_or(0))
 }
 
-/// Every message of `queue`, received and left to become visible again a few seconds later.
+/// Every message of `queue`, received and handed back (visible again) before this returns,
+/// so that a second read right after sees the same messages.
 pub async fn peek(clients: &Clients, queue: &QueueInfo) -> Result<Vec<Message>> {
-    let mut seen: Vec<Message> = Vec::new();
-    loop {
-        let output = clients
-            .sqs
-            .receive_message()
-            .queue_url(&queue.url)
-            .max_number_of_messages(10)
-            .visibility_timeout(5)
-            .wait_time_seconds(0)
-            .message_attribute_names("All")
-            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
-            .send()
-            .await
-            .with_context(|| format!("reading {}", queue.name))?;
-        let fresh: Vec<Message> = output
-            .messages
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|m| !seen.iter().any(|s| s.message_id() == m.message_id()))
-            .collect();
-        if fresh.is_empty() {
-            return Ok(seen);
-        }
-        seen.extend(fresh);
-    }
+    dead_letters::read_all(&clients.sqs, queue).await
 }
