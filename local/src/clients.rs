@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::config::Credentials;
 use crate::cloud::{LocalCloud, REGION};
 
 /// Where the two local services listen.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Endpoints {
     /// LocalStack (SNS, SQS, EventBridge).
     pub localstack: String,

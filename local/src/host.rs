@@ -108,6 +108,16 @@ impl FunctionHost {
         self.pending.load(Ordering::SeqCst)
     }
 
+    /// How many of its environments have a process that finished its init.
+    pub fn ready_environments(&self) -> usize {
+        self.environments.iter().filter(|e| e.ready()).count()
+    }
+
+    /// How many execution environments it has.
+    pub fn environments(&self) -> usize {
+        self.environments.len()
+    }
+
     /// The counters so far.
     pub fn counts(&self) -> HostCounts {
         let read = |counter: &AtomicU64| counter.load(Ordering::SeqCst);

@@ -31,6 +31,7 @@
 pub mod build;
 pub mod clients;
 pub mod cloud;
+pub mod dead_letters;
 pub mod event_sources;
 pub mod functions;
 pub mod host;
@@ -40,7 +41,10 @@ pub mod logs;
 pub mod progress;
 pub mod resolver;
 pub mod resources;
+pub mod running;
 pub mod runtime_api;
+pub mod sample_events;
+pub mod send;
 pub mod spec;
 pub mod stack;
 pub mod stats;
@@ -141,11 +145,29 @@ pub struct LocalPipeline {
 
 impl LocalPipeline {
     /// Starts every function of `stack` and waits until each finished its init, then starts
-    /// the event sources.
+    /// the event sources. When a function cannot start, the stack's resources are deleted.
     pub async fn run(clients: Clients, stack: Stack, options: &RunOptions) -> Result<Self> {
-        let stopped = CancellationToken::new();
-        let mut hosts = BTreeMap::new();
-        for (logical, function) in &stack.functions {
+        let mut pipeline = Self {
+            clients,
+            stack,
+            hosts: BTreeMap::new(),
+            streams: Vec::new(),
+            stopped: CancellationToken::new(),
+        };
+        if let Err(error) = pipeline.start_functions(options).await {
+            // Nothing will run on the resources created for it: they go again.
+            pipeline.shut_down().await;
+            return Err(error);
+        }
+        if options.event_sources {
+            pipeline.start_event_sources(options);
+        }
+        Ok(pipeline)
+    }
+
+    /// Starts every function's environments and waits until each finished its init.
+    async fn start_functions(&mut self, options: &RunOptions) -> Result<()> {
+        for (logical, function) in &self.stack.functions {
             let stem = function.spec.binary.file_name().map_or_else(
                 || logical.clone(),
                 |name| name.to_string_lossy().into_owned(),
@@ -157,24 +179,18 @@ impl LocalPipeline {
                     function.spec.binary.display()
                 );
             }
-            let host =
-                FunctionHost::start(function.spec.clone(), options.environments, log, &stopped);
-            hosts.insert(logical.clone(), Arc::new(host));
+            let host = FunctionHost::start(
+                function.spec.clone(),
+                options.environments,
+                log,
+                &self.stopped,
+            );
+            self.hosts.insert(logical.clone(), Arc::new(host));
         }
-        let mut pipeline = Self {
-            clients,
-            stack,
-            hosts,
-            streams: Vec::new(),
-            stopped,
-        };
-        for host in pipeline.hosts.values() {
+        for host in self.hosts.values() {
             host.wait_ready(options.ready_timeout).await?;
         }
-        if options.event_sources {
-            pipeline.start_event_sources(options);
-        }
-        Ok(pipeline)
+        Ok(())
     }
 
     fn start_event_sources(&mut self, options: &RunOptions) {
@@ -367,31 +383,8 @@ pub async fn queue_depth(clients: &Clients, queue: &QueueInfo) -> Result<u64> {
         .unwrap_or(0))
 }
 
-/// Every message of `queue`, received and left to become visible again a few seconds later.
+/// Every message of `queue`, received and handed back (visible again) before this returns,
+/// so that a second read right after sees the same messages.
 pub async fn peek(clients: &Clients, queue: &QueueInfo) -> Result<Vec<Message>> {
-    let mut seen: Vec<Message> = Vec::new();
-    loop {
-        let output = clients
-            .sqs
-            .receive_message()
-            .queue_url(&queue.url)
-            .max_number_of_messages(10)
-            .visibility_timeout(5)
-            .wait_time_seconds(0)
-            .message_attribute_names("All")
-            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
-            .send()
-            .await
-            .with_context(|| format!("reading {}", queue.name))?;
-        let fresh: Vec<Message> = output
-            .messages
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|m| !seen.iter().any(|s| s.message_id() == m.message_id()))
-            .collect();
-        if fresh.is_empty() {
-            return Ok(seen);
-        }
-        seen.extend(fresh);
-    }
+    dead_letters::read_all(&clients.sqs, queue).await
 }

@@ -16,7 +16,7 @@ use super::clients::Clients;
 use super::template::scalar_text;
 
 /// A queue in LocalStack.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct QueueInfo {
     /// Its name.
     pub name: String,
@@ -27,7 +27,7 @@ pub struct QueueInfo {
 }
 
 /// `Properties` of an `AWS::SQS::Queue` that are queue attributes of the same name.
-const QUEUE_ATTRIBUTES: &[&str] = &[
+pub const QUEUE_ATTRIBUTES: &[&str] = &[
     "VisibilityTimeout",
     "MessageRetentionPeriod",
     "DelaySeconds",
@@ -98,10 +98,30 @@ pub async fn create_table(
         }
         request = request.global_secondary_indexes(builder.build()?);
     }
-    let created = request
-        .send()
-        .await
-        .with_context(|| format!("creating table {name} in DynamoDB Local"))?;
+    let created = match request.send().await {
+        Ok(created) => created,
+        // Left by an earlier run of the same stack (`run --keep`): taken over as it is.
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_in_use_exception()) =>
+        {
+            let existing = clients
+                .dynamodb
+                .describe_table()
+                .table_name(name)
+                .send()
+                .await
+                .with_context(|| format!("reading table {name}, which exists already"))?;
+            return Ok(existing
+                .table()
+                .and_then(|table| table.latest_stream_arn())
+                .map(str::to_string));
+        }
+        Err(error) => {
+            return Err(error).with_context(|| format!("creating table {name} in DynamoDB Local"))
+        }
+    };
     let stream_arn = created
         .table_description()
         .and_then(|table| table.latest_stream_arn())
@@ -281,9 +301,26 @@ pub async fn create_bus(clients: &Clients, name: &str) -> Result<String> {
         .create_event_bus()
         .name(name)
         .send()
-        .await
-        .with_context(|| format!("creating event bus {name}"))?;
-    Ok(created.event_bus_arn().unwrap_or_default().to_string())
+        .await;
+    match created {
+        Ok(created) => Ok(created.event_bus_arn().unwrap_or_default().to_string()),
+        // Left by an earlier run of the same stack (`run --keep`): taken over as it is.
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_already_exists_exception()) =>
+        {
+            let existing = clients
+                .eventbridge
+                .describe_event_bus()
+                .name(name)
+                .send()
+                .await
+                .with_context(|| format!("reading event bus {name}, which exists already"))?;
+            Ok(existing.arn().unwrap_or_default().to_string())
+        }
+        Err(error) => Err(error).with_context(|| format!("creating event bus {name}")),
+    }
 }
 
 /// A rule of a bus and its targets.

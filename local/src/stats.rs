@@ -19,7 +19,7 @@ pub struct HostStats {
 }
 
 /// A snapshot of [`HostStats`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HostCounts {
     /// Invocations that ended.
     pub invocations: u64,

@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::Value;
 
+use crate::cloud::process::runs_program;
 use crate::cloud::Ports;
 use crate::demo::publish::publish;
 use crate::demo::{runtime, RunningPipeline};
@@ -55,9 +56,7 @@ pub fn run(args: &SendArgs) -> Result<()> {
 
 /// Whether process `pid` runs the same program file as this process.
 fn same_program(pid: u32) -> bool {
-    let theirs = std::fs::read_link(format!("/proc/{pid}/exe"));
-    let ours = std::env::current_exe();
-    matches!((theirs, ours), (Ok(theirs), Ok(ours)) if theirs == ours)
+    std::env::current_exe().is_ok_and(|ours| runs_program(pid, &ours))
 }
 
 /// Refuses a pipeline whose endpoints are not on the ports asked for.

@@ -8,7 +8,7 @@
 mod install;
 mod loopback;
 mod prerequisites;
-mod process;
+pub mod process;
 mod service;
 
 use std::path::{Path, PathBuf};

@@ -38,6 +38,21 @@ pub fn is_ours(pid: i32, marker: &str) -> bool {
         && !is_zombie(pid)
 }
 
+/// Whether process `pid` is alive and runs the program file `program` (its
+/// `/proc/<pid>/exe`): a recorded pid that was reused by another program, or that belongs to
+/// another checkout's build of the same tool, does not count. A program file replaced since
+/// the process started (rebuilt, reinstalled) still counts: the kernel then names it
+/// `<path> (deleted)`.
+pub fn runs_program(pid: u32, program: &Path) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    let replaced = format!("{} (deleted)", program.display());
+    fs::read_link(format!("/proc/{pid}/exe"))
+        .is_ok_and(|exe| exe == program || exe.as_os_str() == replaced.as_str())
+        && !is_zombie(pid)
+}
+
 fn is_zombie(pid: i32) -> bool {
     fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
@@ -102,4 +117,49 @@ pub fn log_tail(log: &Path, lines: usize) -> String {
     let text = fs::read_to_string(log).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pid_counts_only_while_it_runs_the_recorded_program() {
+        let Ok(this) = std::env::current_exe() else {
+            return;
+        };
+        assert!(runs_program(std::process::id(), &this));
+        // pid 1 is init (or the container's entry point), never this test binary.
+        assert!(!runs_program(1, &this));
+        assert!(!runs_program(std::process::id(), Path::new("/bin/true")));
+    }
+
+    #[test]
+    fn a_process_whose_program_file_was_replaced_still_runs_it() {
+        let Ok(sleep) = which("sleep") else {
+            return;
+        };
+        let copy = std::env::temp_dir().join(format!("sleep-{}", std::process::id()));
+        if fs::copy(&sleep, &copy).is_err() {
+            return;
+        }
+        let Ok(mut child) = Command::new(&copy).arg("30").spawn() else {
+            return;
+        };
+        let _ = fs::remove_file(&copy); // as a rebuild or `cargo install` replaces it
+        let running = runs_program(child.id(), &copy);
+        let other = runs_program(child.id(), &sleep);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(running, "the replaced program still counts");
+        assert!(!other, "another program file does not");
+    }
+
+    fn which(program: &str) -> Result<std::path::PathBuf> {
+        ["/bin", "/usr/bin"]
+            .iter()
+            .map(|dir| Path::new(dir).join(program))
+            .find(|path| path.is_file())
+            .context("not found")
+    }
 }

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
+mod emulated;
 mod teardown;
 mod wiring;
 
@@ -178,6 +179,16 @@ impl Stack {
                 .await;
         }
         let properties = self.resolver.resolve(&resource.properties)?;
+        for ignored in emulated::resource_properties_ignored(
+            &resource.kind,
+            &properties,
+            crate::resources::QUEUE_ATTRIBUTES,
+        ) {
+            self.skipped.push((
+                format!("{logical}.{ignored}"),
+                "ignored locally".to_string(),
+            ));
+        }
         let named = |field: &str, limit: usize| {
             properties[field].as_str().map_or_else(
                 || bounded(&format!("{}-{logical}", self.name), limit),
@@ -324,6 +335,18 @@ impl Stack {
             .iter()
             .filter(|(_, queue)| self.dead_letter_arns.contains(&queue.arn))
             .map(|(logical, queue)| (logical.clone(), queue.clone()))
+            .collect()
+    }
+
+    /// The declared queues (logical ids) whose redrive policy sends what they fail to
+    /// the queue `dead_letter_arn`: where a redrive returns its messages.
+    pub fn redrive_sources(&self, dead_letter_arn: &str) -> Vec<String> {
+        self.queues
+            .iter()
+            .filter(|(_, queue)| {
+                self.redrives.get(&queue.arn).map(String::as_str) == Some(dead_letter_arn)
+            })
+            .map(|(logical, _)| logical.clone())
             .collect()
     }
 

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
-use super::{attributes, resolved_text, Created, Stack, StackOptions};
+use super::{attributes, emulated, resolved_text, Created, Stack, StackOptions};
 use crate::clients::Clients;
 use crate::functions::{
     async_invoke_limits, bounded, function_spec, queue_source, stream_source, AsyncInvokeConfig,
@@ -39,6 +39,7 @@ impl Stack {
             }
             _ => SubscriptionSpec::from_properties(topic, &protocol, endpoint, properties),
         };
+        self.note_subscription_dead_letters(properties);
         let arn = subscribe(clients, &spec).await?;
         self.created.push(Created::Subscription(arn.clone()));
         Ok(arn)
@@ -103,6 +104,9 @@ impl Stack {
             &options.binaries,
             &options.endpoints,
         )?;
+        for (property, why) in emulated::function_properties(properties) {
+            self.skipped.push((format!("{logical}.{property}"), why));
+        }
         let (max_retries, max_event_age) = async_invoke_limits(properties);
         let dead_letter_queue = match &properties["DeadLetterQueue"] {
             Value::Null => None,
@@ -147,7 +151,14 @@ impl Stack {
             .unwrap_or_default();
         for (event, declared) in &events {
             let event_properties = &declared["Properties"];
-            match declared["Type"].as_str().unwrap_or_default() {
+            let kind = declared["Type"].as_str().unwrap_or_default();
+            for ignored in emulated::event_properties_ignored(kind, event_properties) {
+                self.skipped.push((
+                    format!("{logical}.Events.{event}.{ignored}"),
+                    format!("{kind} event property ignored locally"),
+                ));
+            }
+            match kind {
                 "SQS" => self.map_queue(&logical, event, event_properties)?,
                 "DynamoDB" => self.map_stream(&logical, event, event_properties)?,
                 "SNS" => {
@@ -238,6 +249,7 @@ impl Stack {
         // Lambda receives the SNS notification itself, never the raw message.
         spec.attributes
             .retain(|(name, _)| name != "RawMessageDelivery");
+        self.note_subscription_dead_letters(properties);
         let arn = subscribe(clients, &spec).await?;
         self.created.push(Created::Subscription(arn.clone()));
         if let Some(function) = self.functions.get_mut(logical) {
@@ -283,6 +295,18 @@ impl Stack {
             bus: rule.bus,
         });
         Ok(())
+    }
+
+    /// A subscription's redrive policy makes its target a dead-letter queue (of what SNS
+    /// could not deliver).
+    fn note_subscription_dead_letters(&mut self, properties: &Value) {
+        let policy: Value = match &properties["RedrivePolicy"] {
+            Value::String(text) => serde_json::from_str(text).unwrap_or(Value::Null),
+            other => other.clone(),
+        };
+        if let Some(arn) = policy["deadLetterTargetArn"].as_str() {
+            self.dead_letter_arns.insert(arn.to_string());
+        }
     }
 
     /// The function's delivery queue for asynchronous invocations, created on first use.

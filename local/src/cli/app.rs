@@ -1,0 +1,220 @@
+//! `run` and `invoke`: the application from its template, on the local cloud.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use eventkit_local::clients::Endpoints;
+use eventkit_local::cloud::{LocalCloud, Ports};
+use eventkit_local::invocation::Outcome;
+use eventkit_local::logs::LogLine;
+use eventkit_local::running::RunningApp;
+use eventkit_local::{Binaries, LocalPipeline, PipelineOptions};
+
+/// Options of `run`.
+#[derive(Args, Clone)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub app: AppArgs,
+    /// Leave the resources (and the messages in them) when stopped; a later `run` with the
+    /// same --stack-name takes them over.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+/// Which application, and how it is built.
+#[derive(Args, Clone)]
+pub struct AppArgs {
+    /// The SAM template.
+    #[arg(long, short = 't', default_value = "template.yaml")]
+    pub template: PathBuf,
+    /// The stack name every resource name derives from [default: local-<random>].
+    #[arg(long)]
+    pub stack_name: Option<String>,
+    /// Build with the release profile.
+    #[arg(long)]
+    release: bool,
+    /// Use the binaries in this directory instead of building them.
+    #[arg(long, conflicts_with = "release")]
+    prebuilt: Option<PathBuf>,
+    /// A visibility timeout (seconds) for every declared queue instead of the template's,
+    /// so that failed messages come back (and reach their DLQ) sooner.
+    #[arg(long, value_name = "SECONDS")]
+    pub visibility_timeout: Option<u32>,
+    /// A template parameter, `Name=Value` (repeatable).
+    #[arg(long = "parameter", value_name = "NAME=VALUE")]
+    parameters: Vec<String>,
+    #[command(flatten)]
+    ports: Ports,
+}
+
+/// The local cloud to use: the one `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_DYNAMODB` name
+/// when both are set (already running, brought up by someone else), else this directory's,
+/// brought up now.
+fn endpoints(here: &Path, ports: Ports) -> Result<Endpoints> {
+    let set = |name: &str| std::env::var(name).is_ok_and(|value| !value.is_empty());
+    if set("AWS_ENDPOINT_URL") && set("AWS_ENDPOINT_URL_DYNAMODB") {
+        return Ok(Endpoints::from_env());
+    }
+    let cloud = LocalCloud::in_dir(here, ports)?;
+    cloud.up()?;
+    Ok(Endpoints::of(&cloud))
+}
+
+/// Describes how to run the application, on the local cloud.
+fn options(here: &Path, app: &AppArgs) -> Result<PipelineOptions> {
+    if !app.template.is_file() {
+        bail!(
+            "no template at {} (pass --template PATH)",
+            app.template.display()
+        );
+    }
+    let endpoints = endpoints(here, app.ports)?;
+    let stack_name = app.stack_name.clone().unwrap_or_else(|| {
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        format!("local-{}", &suffix[..8])
+    });
+    let mut options = PipelineOptions::new(&app.template, &stack_name);
+    options.endpoints = endpoints;
+    options.binaries = match &app.prebuilt {
+        // Absolute: the functions' processes do not run in this directory.
+        Some(dir) => Binaries::Prebuilt(
+            dir.canonicalize()
+                .with_context(|| format!("--prebuilt {}", dir.display()))?,
+        ),
+        None => Binaries::Cargo {
+            release: app.release,
+        },
+    };
+    options.visibility_timeout = app.visibility_timeout;
+    for parameter in &app.parameters {
+        let (name, value) = parameter
+            .split_once('=')
+            .with_context(|| format!("--parameter {parameter}: expected NAME=VALUE"))?;
+        options.parameters.insert(name.into(), value.into());
+    }
+    Ok(options)
+}
+
+fn step(text: &str) {
+    println!("  {text}");
+}
+
+/// What the template declares that does not run here, named once.
+fn name_what_is_not_emulated(pipeline: &LocalPipeline) {
+    let skipped = &pipeline.stack().skipped;
+    if skipped.is_empty() {
+        return;
+    }
+    println!("not emulated locally ({}):", skipped.len());
+    for (what, why) in skipped {
+        println!("  {what}: {why}");
+    }
+}
+
+/// Runs the application until Ctrl-C, described in `.local-cloud/apps/<stack>.json` for the
+/// other commands meanwhile.
+pub async fn run_application(here: &Path, args: &RunArgs) -> Result<ExitCode> {
+    let app = &args.app;
+    let options = options(here, app)?;
+    let project = options.project.clone();
+    if let Ok(running) = RunningApp::find(&project, Some(&options.stack_name)) {
+        bail!(
+            "stack {} already runs (pid {}): stop it first, or choose another --stack-name",
+            running.stack,
+            running.pid
+        );
+    }
+    println!("{}: stack {}", app.template.display(), options.stack_name);
+    let logs = options.run.logs.clone();
+    let endpoints = options.endpoints.clone();
+    let pipeline = LocalPipeline::from_template(options, step).await?;
+    name_what_is_not_emulated(&pipeline);
+    for (logical, host) in pipeline.hosts() {
+        let mut lines = host.log().subscribe();
+        let label = logical.clone();
+        tokio::spawn(async move {
+            while let Ok(line) = lines.recv().await {
+                println!("{label} | {}", line.text);
+            }
+        });
+    }
+    let mut described = RunningApp::describe(&pipeline, &app.template, &endpoints, &logs)?;
+    let state = described.save(&project)?;
+    println!(
+        "running; logs in {}; described in {}; Ctrl-C stops{}",
+        logs.display(),
+        state.display(),
+        if args.keep {
+            " (the resources stay: --keep)"
+        } else {
+            " and deletes the resources"
+        }
+    );
+    let stopped = tokio::signal::ctrl_c();
+    tokio::pin!(stopped);
+    let mut refresh = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            signal = &mut stopped => {
+                signal.context("waiting for Ctrl-C")?;
+                break;
+            }
+            _ = refresh.tick() => {
+                described.refresh(&pipeline);
+                // A failed refresh leaves the last description, still true but for counts.
+                let _ = described.save(&project);
+            }
+        }
+    }
+    println!("stopping");
+    // Described no more before anything is deleted: no command reaches a half-gone stack.
+    RunningApp::remove(&project, &described.stack);
+    if args.keep {
+        pipeline.stop();
+        println!("stack {} left in place", described.stack);
+    } else {
+        pipeline.shut_down().await;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn invoke(here: &Path, app: &AppArgs, function: &str, event: &Path) -> Result<ExitCode> {
+    let payload: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(event).with_context(|| format!("reading {}", event.display()))?,
+    )
+    .with_context(|| format!("{} is not JSON", event.display()))?;
+    let mut options = options(here, app)?;
+    options.run.event_sources = false;
+    let pipeline = LocalPipeline::from_template(options, step).await?;
+    name_what_is_not_emulated(&pipeline);
+    let outcome = match pipeline.host(function) {
+        Ok(host) => {
+            let outcome = host.invoke(payload).await;
+            println!("--- log of {function}");
+            for line in host.log().lines() {
+                print_line(&line);
+            }
+            Ok(outcome)
+        }
+        Err(error) => Err(error),
+    };
+    pipeline.shut_down().await;
+    match outcome? {
+        Outcome::Response(response) => {
+            println!("--- response");
+            println!("{}", serde_json::to_string_pretty(&response)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        failed => {
+            println!("--- failed: {failed}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn print_line(line: &LogLine) {
+    println!("{}", line.text);
+}

@@ -1,0 +1,46 @@
+//! The CLI's commands, one file each; the work itself is in the library.
+
+pub mod app;
+pub mod dlq;
+pub mod generate;
+pub mod send;
+pub mod status;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use clap::Args;
+use eventkit_local::clients::Clients;
+use eventkit_local::running::RunningApp;
+
+/// Which running application a command is about.
+#[derive(Args, Clone)]
+pub struct Located {
+    /// The SAM template the application runs (its folder holds `.local-cloud/apps/`).
+    #[arg(long, short = 't', default_value = "template.yaml")]
+    pub template: PathBuf,
+    /// The application's stack name, when several run from that folder.
+    #[arg(long)]
+    pub stack_name: Option<String>,
+}
+
+impl Located {
+    /// The running application, refused unless its process is alive and runs the program
+    /// that described it.
+    pub fn find(&self) -> Result<RunningApp> {
+        RunningApp::find(&project_of(&self.template), self.stack_name.as_deref())
+    }
+}
+
+/// The folder a template's application lives in (cargo project, `.local-cloud/`).
+pub fn project_of(template: &Path) -> PathBuf {
+    template
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// SDK clients for the local cloud the application runs on.
+pub async fn clients_of(app: &RunningApp) -> Clients {
+    Clients::new(&app.endpoints).await
+}

@@ -1,0 +1,258 @@
+//! `dlq list | show | redrive --queue-url URL`: dead-letter queues of no local application,
+//! reached as on AWS, through the normal AWS configuration (here the local cloud's
+//! `AWS_ENDPOINT_URL`, region and credentials from the environment). The source queue is
+//! the one SQS lists for the DLQ, and the redrive goes back to it.
+
+use std::path::Path;
+use std::process::Command;
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
+use eventkit::idempotency::key::idempotency_key;
+use eventkit_local::clients::{Clients, Endpoints};
+
+fn cli(args: &[&str]) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let output = Command::new(env!("CARGO_BIN_EXE_eventkit-local"))
+        .current_dir(root)
+        .args(args)
+        .output()
+        .expect("eventkit-local runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "eventkit-local {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_letter_queue_named_by_url_is_listed_shown_and_redriven_to_its_source() {
+    for variable in ["AWS_ENDPOINT_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID"] {
+        assert!(
+            std::env::var(variable).is_ok(),
+            "{variable} is not set: run with the local cloud's env (cargo xtask cloud env)"
+        );
+    }
+    let sqs = Clients::new(&Endpoints::from_env()).await.sqs;
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let (dlq_url, source_url, source_name) = dead_lettered(&sqs, &suffix, &["poison"]).await;
+
+    let listed = cli(&["dlq", "list", "--queue-url", &dlq_url]);
+    let line = listed
+        .lines()
+        .find(|line| line.contains(&format!("byurl-dlq-{suffix}")))
+        .unwrap_or_else(|| panic!("the DLQ is not listed:\n{listed}"));
+    assert_eq!(line.split_whitespace().nth(1), Some("1"), "{listed}");
+    assert!(
+        line.contains(&format!("redrive target of {source_name}")),
+        "{listed}"
+    );
+
+    let shown = cli(&["dlq", "show", "--queue-url", &dlq_url]);
+    assert!(shown.contains("body: poison"), "{shown}");
+
+    let redriven = cli(&["dlq", "redrive", "--queue-url", &dlq_url]);
+    assert!(
+        redriven.contains(&format!("1 message(s) back in {source_name}")),
+        "{redriven}"
+    );
+    let back = sqs
+        .receive_message()
+        .queue_url(&source_url)
+        .wait_time_seconds(2)
+        .send()
+        .await
+        .expect("received");
+    assert_eq!(
+        back.messages().first().and_then(|m| m.body()),
+        Some("poison"),
+        "the message is back in its source queue"
+    );
+    for url in [&source_url, &dlq_url] {
+        let _ = sqs.delete_queue().queue_url(url).send().await;
+    }
+}
+
+/// A source queue whose redrive policy sends to a fresh DLQ, and `bodies` dead-lettered
+/// there by SQS itself (received once each, never deleted): (DLQ URL, source URL, source
+/// name).
+async fn dead_lettered(
+    sqs: &aws_sdk_sqs::Client,
+    suffix: &str,
+    bodies: &[&str],
+) -> (String, String, String) {
+    let dlq = sqs
+        .create_queue()
+        .queue_name(format!("byurl-dlq-{suffix}"))
+        .send()
+        .await
+        .expect("the DLQ (is the local cloud up?)");
+    let dlq_url = dlq.queue_url().expect("a URL").to_string();
+    let dlq_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&dlq_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("its ARN")
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .expect("an ARN");
+    let source_name = format!("byurl-src-{suffix}");
+    let redrive = serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 1});
+    let source_url = sqs
+        .create_queue()
+        .queue_name(&source_name)
+        .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
+        .send()
+        .await
+        .expect("the source queue")
+        .queue_url()
+        .expect("a URL")
+        .to_string();
+    for body in bodies {
+        sqs.send_message()
+            .queue_url(&source_url)
+            .message_body(*body)
+            .send()
+            .await
+            .expect("sent");
+    }
+    // Received once and not deleted: the next receive moves them to the DLQ.
+    for _ in 0..3 {
+        let _ = sqs
+            .receive_message()
+            .queue_url(&source_url)
+            .max_number_of_messages(10)
+            .visibility_timeout(0)
+            .send()
+            .await;
+    }
+    (dlq_url, source_url, source_name)
+}
+
+/// `--skip-completed` leaves a dead letter whose idempotency record (eventkit's layout, in
+/// DynamoDB Local) is COMPLETED, and `dlq show` says which is which.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redrive_skips_what_already_happened() {
+    let clients = Clients::new(&Endpoints::from_env()).await;
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let done = r#"{"eventId": "e-done", "eventType": "OrderPlaced"}"#;
+    let fresh = r#"{"eventId": "e-fresh", "eventType": "OrderPlaced"}"#;
+    let (dlq_url, source_url, source_name) =
+        dead_lettered(&clients.sqs, &suffix, &[done, fresh]).await;
+    let table = format!("byurl-idempotency-{suffix}");
+    clients
+        .dynamodb
+        .create_table()
+        .table_name(&table)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("id")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("a definition"),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("id")
+                .key_type(KeyType::Hash)
+                .build()
+                .expect("a key"),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .expect("the table");
+    clients
+        .dynamodb
+        .put_item()
+        .table_name(&table)
+        .item(
+            "id",
+            AttributeValue::S(idempotency_key("inventory", &serde_json::json!("e-done"))),
+        )
+        .item("status", AttributeValue::S("COMPLETED".into()))
+        .send()
+        .await
+        .expect("the record");
+    let keys = ["--idempotency-table", &table, "--key-prefix", "inventory"];
+
+    let shown = cli(&[&["dlq", "show", "--queue-url", &dlq_url][..], &keys[..]].concat());
+    let state_of = |event: &str| {
+        let at = shown
+            .find(&format!(r#""eventId": "{event}""#))
+            .unwrap_or_else(|| panic!("{event} is not shown:\n{shown}"));
+        shown[at..]
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("idempotency: "))
+            .map(str::to_string)
+    };
+    assert!(
+        state_of("e-done").is_some_and(|s| s.starts_with("COMPLETED")),
+        "{shown}"
+    );
+    assert!(
+        state_of("e-fresh").is_some_and(|s| s.starts_with("no record")),
+        "{shown}"
+    );
+
+    let redriven = cli(&[
+        &[
+            "dlq",
+            "redrive",
+            "--queue-url",
+            &dlq_url,
+            "--skip-completed",
+        ][..],
+        &keys[..],
+    ]
+    .concat());
+    assert!(
+        redriven.contains(&format!(
+            "1 message(s) back in {source_name} (receive, send, delete)"
+        )),
+        "{redriven}"
+    );
+    assert!(
+        redriven.contains("its idempotency record is COMPLETED (--skip-completed)"),
+        "{redriven}"
+    );
+    let back = clients
+        .sqs
+        .receive_message()
+        .queue_url(&source_url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(2)
+        .send()
+        .await
+        .expect("received");
+    let bodies: Vec<&str> = back.messages().iter().filter_map(|m| m.body()).collect();
+    assert_eq!(bodies, [fresh], "only the one whose effect never happened");
+    let left = cli(&["dlq", "list", "--queue-url", &dlq_url]);
+    let counts: Vec<&str> = left
+        .lines()
+        .find(|line| line.contains("byurl-dlq-"))
+        .map(|line| line.split_whitespace().skip(1).take(2).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        counts,
+        ["1", "0"],
+        "the completed one stays, visible:\n{left}"
+    );
+
+    let _ = clients
+        .dynamodb
+        .delete_table()
+        .table_name(&table)
+        .send()
+        .await;
+    for url in [&source_url, &dlq_url] {
+        let _ = clients.sqs.delete_queue().queue_url(url).send().await;
+    }
+}
