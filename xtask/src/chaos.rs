@@ -86,8 +86,13 @@ pub struct ChaosArgs {
     /// Execution environments (processes) per function.
     #[arg(long, default_value_t = 2)]
     pub environments: usize,
-    /// Visibility timeout (seconds) of the template's queues: the local time scale.
-    #[arg(long, default_value_t = 10)]
+    /// Visibility timeout (seconds) of the template's queues: the local time scale. It must
+    /// exceed the functions' timeout (15 s), as Lambda requires of an SQS event source: a
+    /// shorter one hands a message to a second invocation while the first still runs, and
+    /// every redelivery of a crashed batch lands inside its claims' in-progress window,
+    /// fails as in progress and spends one of the message's three receives (with 10 s, a
+    /// CI run dead-lettered three valid analytics records this way).
+    #[arg(long, default_value_t = 20)]
     pub visibility_timeout: u32,
     /// Build and run the functions with the release profile.
     #[arg(long)]
@@ -272,12 +277,11 @@ pub async fn run_chaos(
             break;
         }
         step.detail("something ran while reading; settling again");
-        let again = settle(
-            &pipeline,
-            load.orders.len() as u64,
-            Duration::from_secs(args.timeout),
-            |detail| step.detail(detail),
-        )
+        // Within the run's one settling budget, not a fresh one per reading.
+        let left = Duration::from_secs(args.timeout).saturating_sub(settling.elapsed());
+        let again = settle(&pipeline, load.orders.len() as u64, left, |detail| {
+            step.detail(detail)
+        })
         .await;
         if again.is_err() {
             break;
