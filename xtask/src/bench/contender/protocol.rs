@@ -82,6 +82,31 @@ pub async fn drive(contender: &impl Contender, workload: &Workload) -> Result<()
     Ok(())
 }
 
+/// The `eventId` of each record's body in an SQS event (JSON text): what the raw baselines
+/// key their records by.
+pub fn event_ids(payload: &str) -> Result<Vec<String>> {
+    let event: Value = serde_json::from_str(payload).context("parsing the event")?;
+    event["Records"]
+        .as_array()
+        .context("the event has no Records")?
+        .iter()
+        .map(|record| {
+            let body: Value = serde_json::from_str(record["body"].as_str().unwrap_or("{}"))?;
+            Ok(body["eventId"].as_str().unwrap_or_default().to_string())
+        })
+        .collect()
+}
+
+/// Seconds a completed record is kept, as the layers' default expiry is an hour.
+pub const HOUR: u64 = 3600;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as u64)
+}
+
 /// Counts the entries of a batch response's `batchItemFailures`.
 pub fn failures_in(response: &Value) -> usize {
     response

@@ -6,15 +6,13 @@
 //! Its rate is what DynamoDB Local itself serves for this workload: the ceiling.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use aws_sdk_dynamodb::Client;
-use serde_json::Value;
 
-use crate::protocol::Contender;
+use crate::protocol::{event_ids, now_ms, Contender, HOUR};
 
 struct Raw {
     client: Client,
@@ -109,16 +107,7 @@ impl Raw {
 
 impl Contender for Raw {
     async fn invoke(&self, payload: &str) -> Result<usize> {
-        let event: Value = serde_json::from_str(payload).context("parsing the event")?;
-        let event_ids: Vec<String> = event["Records"]
-            .as_array()
-            .context("the event has no Records")?
-            .iter()
-            .map(|record| {
-                let body: Value = serde_json::from_str(record["body"].as_str().unwrap_or("{}"))?;
-                Ok(body["eventId"].as_str().unwrap_or_default().to_string())
-            })
-            .collect::<Result<_>>()?;
+        let event_ids = event_ids(payload)?;
         let outcomes = futures::future::join_all(event_ids.iter().map(|id| self.record(id))).await;
         Ok(outcomes
             .iter()
@@ -129,16 +118,6 @@ impl Contender for Raw {
     fn runs(&self) -> usize {
         self.runs.load(Ordering::Relaxed)
     }
-}
-
-/// Seconds a completed record is kept, as the layers' default expiry is an hour.
-const HOUR: u64 = 3600;
-
-/// Milliseconds since the Unix epoch.
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as u64)
 }
 
 /// The baseline on `table`, with the SDK configured from the environment.

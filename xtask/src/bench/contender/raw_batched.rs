@@ -6,14 +6,12 @@
 //! owner. Its rate is what DynamoDB Local itself serves for batched claims: their ceiling.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use aws_sdk_dynamodb::types::{AttributeValue, BatchStatementRequest, KeysAndAttributes};
 use aws_sdk_dynamodb::Client;
-use serde_json::Value;
 
-use crate::protocol::Contender;
+use crate::protocol::{event_ids, now_ms, Contender, HOUR};
 
 struct RawBatched {
     client: Client,
@@ -146,32 +144,13 @@ impl RawBatched {
 
 impl Contender for RawBatched {
     async fn invoke(&self, payload: &str) -> Result<usize> {
-        let event: Value = serde_json::from_str(payload).context("parsing the event")?;
-        let event_ids: Vec<String> = event["Records"]
-            .as_array()
-            .context("the event has no Records")?
-            .iter()
-            .map(|record| {
-                let body: Value = serde_json::from_str(record["body"].as_str().unwrap_or("{}"))?;
-                Ok(body["eventId"].as_str().unwrap_or_default().to_string())
-            })
-            .collect::<Result<_>>()?;
+        let event_ids = event_ids(payload)?;
         self.batch(&event_ids).await
     }
 
     fn runs(&self) -> usize {
         self.runs.load(Ordering::Relaxed)
     }
-}
-
-/// Seconds a completed record is kept, as the layers' default expiry is an hour.
-const HOUR: u64 = 3600;
-
-/// Milliseconds since the Unix epoch.
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as u64)
 }
 
 /// The batched baseline on `table`, with the SDK configured from the environment.
