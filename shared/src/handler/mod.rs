@@ -104,14 +104,25 @@ pub trait RecordHandler {
         invocation: &'a Invocation,
         processor: &'a BatchProcessor,
     ) -> impl Future<Output = BatchOutcome<Handled<Self::Output>>> {
-        processor.process(records, invocation.deadline(), move |record| {
-            // Boxed: the composed future type (runtime, batch, idempotency, SDK) is otherwise
-            // deep enough to overflow rustc's layout query depth in a function's `main`.
-            let handled: Pin<Box<dyn Future<Output = _> + 'a>> =
-                Box::pin(async move { self.handle(&record, invocation).await });
-            handled
-        })
+        each_record(self, records, invocation, processor)
     }
+}
+
+/// [`RecordHandler::handle_batch`]'s default: `handler`'s `handle` for each record, run by
+/// `processor`. Layers that batch call it for what they do not batch.
+pub(crate) fn each_record<'a, H: RecordHandler + ?Sized>(
+    handler: &'a H,
+    records: Vec<EventRecord>,
+    invocation: &'a Invocation,
+    processor: &'a BatchProcessor,
+) -> impl Future<Output = BatchOutcome<Handled<H::Output>>> + 'a {
+    processor.process(records, invocation.deadline(), move |record| {
+        // Boxed: the composed future type (runtime, batch, idempotency, SDK) is otherwise
+        // deep enough to overflow rustc's layout query depth in a function's `main`.
+        let handled: Pin<Box<dyn Future<Output = _> + 'a>> =
+            Box::pin(async move { handler.handle(&record, invocation).await });
+        handled
+    })
 }
 
 /// What a function's record handler may return: a value that survives a JSON round trip

@@ -12,7 +12,7 @@ use super::run::{Idempotency, NoWork, Outcome};
 use super::store::IdempotencyStore;
 use crate::batch::{BatchOutcome, BatchProcessor, RecordError};
 use crate::events::EventRecord;
-use crate::handler::{Handled, Invocation, RecordHandler};
+use crate::handler::{each_record, Handled, Invocation, RecordHandler};
 
 /// A tower [`Layer`](tower::Layer) that makes a record handler idempotent (see the
 /// [module docs](super) for the semantics).
@@ -131,14 +131,7 @@ where
         processor: &BatchProcessor,
     ) -> BatchOutcome<Handled<H::Output>> {
         if !batches(&self.idempotency, &records) {
-            return processor
-                .process(records, invocation.deadline(), |record| {
-                    // Boxed: layout query depth, as above.
-                    let handled: Pin<Box<dyn Future<Output = _> + '_>> =
-                        Box::pin(async move { self.handle(&record, invocation).await });
-                    handled
-                })
-                .await;
+            return each_record(self, records, invocation, processor).await;
         }
         process_batch(
             &self.idempotency,

@@ -10,7 +10,7 @@ use super::store::TransactionalStore;
 use super::unit_of_work::{Staged, UnitOfWork};
 use crate::batch::{BatchOutcome, BatchProcessor, RecordError};
 use crate::events::EventRecord;
-use crate::handler::{Handled, Invocation, RecordHandler};
+use crate::handler::{each_record, Handled, Invocation, RecordHandler};
 use crate::idempotency::{
     batches, process_batch, Commit, Idempotency, IdempotencyConfig, Outcome, StoreError,
 };
@@ -124,14 +124,7 @@ where
         processor: &BatchProcessor,
     ) -> BatchOutcome<Handled<O>> {
         if !batches(&self.idempotency, &records) {
-            return processor
-                .process(records, invocation.deadline(), |record| {
-                    // Boxed: layout query depth, as above.
-                    let handled: Pin<Box<dyn Future<Output = _> + '_>> =
-                        Box::pin(async move { self.handle(&record, invocation).await });
-                    handled
-                })
-                .await;
+            return each_record(self, records, invocation, processor).await;
         }
         process_batch(
             &self.idempotency,
