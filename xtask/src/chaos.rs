@@ -293,7 +293,7 @@ pub async fn run_chaos(
         .unwrap_or_default()
         .values()
         .flatten()
-        .filter_map(|message| message.message_id().map(str::to_string))
+        .flat_map(report::dead_letter_ids)
         .collect();
     let crashes = report::crashes(&pipeline, &dead_lettered);
     pipeline.shut_down().await;

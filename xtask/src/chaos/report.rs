@@ -347,6 +347,43 @@ fn crashes_in(
     crashes
 }
 
+/// The record ids a dead letter stands for: its own message id (a record a queue moved
+/// there), and the ids inside its body (an asynchronous invocation's event, dead-lettered
+/// after its retries: its SNS `MessageId`, its EventBridge `id`), which are the ids the
+/// function logged for it.
+pub fn dead_letter_ids(message: &aws_sdk_sqs::types::Message) -> Vec<String> {
+    fn walk(value: &serde_json::Value, ids: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (name, field) in map {
+                    match field {
+                        serde_json::Value::String(id)
+                            if matches!(name.as_str(), "MessageId" | "messageId" | "id") =>
+                        {
+                            ids.push(id.clone());
+                        }
+                        _ => walk(field, ids),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|item| walk(item, ids)),
+            _ => {}
+        }
+    }
+    let mut ids: Vec<String> = message
+        .message_id()
+        .map(str::to_string)
+        .into_iter()
+        .collect();
+    if let Some(body) = message
+        .body()
+        .and_then(|body| serde_json::from_str::<serde_json::Value>(body).ok())
+    {
+        walk(&body, &mut ids);
+    }
+    ids
+}
+
 fn is_crash_report(line: &LogLine) -> bool {
     line.stream == Stream::Platform
         && line.json.as_ref().is_some_and(|json| {
@@ -514,6 +551,20 @@ mod tests {
         let crashes = crashes_in("F", &lines, &BTreeSet::new());
         assert!(crashes.iter().all(|crash| crash.recovered() == 0));
         assert!(crashes[1].describe().contains("record m1 not seen done"));
+    }
+
+    #[test]
+    fn a_dead_letter_stands_for_its_own_id_and_for_the_records_of_the_event_it_carries() {
+        let sns = aws_sdk_sqs::types::Message::builder()
+            .message_id("dlq-1")
+            .body(r#"{"Records":[{"EventSource":"aws:sns","Sns":{"MessageId":"sns-7","Message":"{}"}}]}"#)
+            .build();
+        assert_eq!(dead_letter_ids(&sns), ["dlq-1", "sns-7"]);
+        let plain = aws_sdk_sqs::types::Message::builder()
+            .message_id("dlq-2")
+            .body("not json")
+            .build();
+        assert_eq!(dead_letter_ids(&plain), ["dlq-2"]);
     }
 
     #[test]
