@@ -130,13 +130,21 @@ async fn credit(
 }
 
 fn deposit(message_id: &str, event_id: &str, account: &str) -> EventRecord {
-    let body = json!({
+    EventRecord::new(
+        message_id,
+        Source::Sqs,
+        deposited(event_id, account).to_string(),
+    )
+}
+
+/// The envelope of a 250-cent deposit to `account`.
+fn deposited(event_id: &str, account: &str) -> Value {
+    json!({
         "eventId": event_id, "eventType": "Deposited", "eventVersion": 1,
         "source": "tests", "time": "2026-11-30T00:00:00Z",
         "correlationId": event_id, "causationId": event_id,
         "data": {"account": account, "cents": 250}
-    });
-    EventRecord::new(message_id, Source::Sqs, body.to_string())
+    })
 }
 
 fn invocation() -> Invocation {
@@ -394,5 +402,104 @@ async fn an_outbox_item_naming_an_unknown_destination_fails_its_record_and_the_b
     assert_eq!(
         response,
         json!({"batchItemFailures": [{"itemIdentifier": "1"}, {"itemIdentifier": "2"}]})
+    );
+}
+
+/// An SQS event holding `deposits` (event id, account), message ids `m0`, `m1`, ...
+fn sqs_deposits(deposits: &[(String, String)]) -> Value {
+    let records: Vec<Value> = deposits
+        .iter()
+        .enumerate()
+        .map(|(n, (event_id, account))| {
+            json!({
+                "messageId": format!("m{n}"), "receiptHandle": "r",
+                "body": deposited(event_id, account).to_string(),
+                "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:deposits",
+                "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
+/// What BENCHMARKS.md prices the transactional path at, checked on the requests themselves:
+/// the claims of a batch in one request, each record's completion in a transaction of its
+/// own with its staged write and event (three actions, two write units each); a duplicate
+/// batch a refused claim each (billed) and one read of the stored results, committing nothing.
+#[tokio::test]
+async fn a_transactional_batch_claims_in_one_request_and_commits_each_record_in_its_own_transaction(
+) {
+    use xtask::proxy::{Capacity, Counts, Proxy};
+
+    let bank = Bank::create().await;
+    let proxy = Proxy::start(eventkit_tests::dynamodb_address(), Duration::ZERO)
+        .await
+        .unwrap();
+    let client = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&bank.cloud.config)
+            .endpoint_url(proxy.endpoint())
+            .build(),
+    );
+    let store = DynamoDbStore::new(client, &bank.idempotency).with_outbox(&bank.outbox);
+    let function = EventFunction::new(Handler::with_state(&bank, credit).layer(
+        TransactionalLayer::new(store, IdempotencyConfig::new("bank")),
+    ));
+    let deposits: Vec<(String, String)> = (0..10).map(|_| (unique("e"), unique("acct"))).collect();
+    let event = sqs_deposits(&deposits);
+    let no_failures = json!({"batchItemFailures": []});
+    let deadline = || Deadline::after(Duration::from_secs(30));
+
+    let response = function.handle(event.clone(), deadline()).await.unwrap();
+    assert_eq!(response, no_failures);
+    assert_eq!(
+        proxy.counts(),
+        Counts::from([
+            ("BatchExecuteStatement".into(), 1),
+            ("TransactWriteItems".into(), 10),
+        ])
+    );
+    assert_eq!(
+        proxy.capacity(),
+        Capacity {
+            write_units: 10.0 + 10.0 * 3.0 * 2.0,
+            read_units: 0.0
+        }
+    );
+    for (_, account) in &deposits {
+        assert_eq!(bank.balance(account).await, Some(250), "{account}");
+    }
+    assert_eq!(bank.outbox_items().await.len(), 10);
+
+    let response = function.handle(event, deadline()).await.unwrap();
+    assert_eq!(response, no_failures);
+    assert_eq!(
+        proxy.counts(),
+        Counts::from([
+            ("BatchExecuteStatement".into(), 2),
+            ("BatchGetItem".into(), 1),
+            ("TransactWriteItems".into(), 10),
+        ]),
+        "DynamoDB Local returns no item with a refused INSERT: one read brings the results"
+    );
+    assert_eq!(
+        proxy.capacity(),
+        Capacity {
+            write_units: 20.0 + 10.0 * 3.0 * 2.0,
+            read_units: 10.0
+        }
+    );
+    for (_, account) in &deposits {
+        assert_eq!(
+            bank.balance(account).await,
+            Some(250),
+            "credited once: {account}"
+        );
+    }
+    assert_eq!(
+        bank.outbox_items().await.len(),
+        10,
+        "nothing committed again"
     );
 }

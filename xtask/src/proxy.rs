@@ -33,6 +33,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
+mod capacity;
+pub use capacity::Capacity;
+
 /// Requests seen per operation (`PutItem`, `UpdateItem`, ...).
 pub type Counts = BTreeMap<String, u64>;
 
@@ -107,6 +110,7 @@ struct FaultState {
 pub struct Proxy {
     addr: SocketAddr,
     counts: Arc<Mutex<Counts>>,
+    capacity: Arc<Mutex<Capacity>>,
     faults: FaultState,
     task: JoinHandle<()>,
 }
@@ -118,17 +122,22 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let counts = Arc::new(Mutex::new(Counts::new()));
+        let capacity = Arc::new(Mutex::new(Capacity::default()));
         let faults = FaultState::default();
         let task = tokio::spawn(accept(
             listener,
             upstream,
             delay,
-            counts.clone(),
+            Tally {
+                counts: counts.clone(),
+                capacity: capacity.clone(),
+            },
             faults.clone(),
         ));
         Ok(Self {
             addr,
             counts,
+            capacity,
             faults,
             task,
         })
@@ -214,6 +223,32 @@ impl Proxy {
             .map(|counts| counts.clone())
             .unwrap_or_default()
     }
+
+    /// The capacity units DynamoDB billed the DynamoDB requests forwarded so far, counted
+    /// from their bodies by DynamoDB's rules (see [`Capacity`]).
+    pub fn capacity(&self) -> Capacity {
+        self.capacity
+            .lock()
+            .map(|capacity| *capacity)
+            .unwrap_or_default()
+    }
+}
+
+/// What the connections count into.
+#[derive(Clone)]
+struct Tally {
+    counts: Arc<Mutex<Counts>>,
+    capacity: Arc<Mutex<Capacity>>,
+}
+
+impl Tally {
+    /// Adds what the DynamoDB request of `operation` with `body` is billed.
+    fn bill(&self, operation: &str, body: &[u8]) {
+        let billed = capacity::of_request(operation, body);
+        if let Ok(mut capacity) = self.capacity.lock() {
+            *capacity = *capacity + billed;
+        }
+    }
 }
 
 impl Drop for Proxy {
@@ -226,7 +261,7 @@ async fn accept(
     listener: TcpListener,
     upstream: SocketAddr,
     delay: Duration,
-    counts: Arc<Mutex<Counts>>,
+    tally: Tally,
     faults: FaultState,
 ) {
     // Owned here, so that aborting this task drops (and aborts) every connection task.
@@ -239,7 +274,7 @@ async fn accept(
             client,
             upstream,
             delay,
-            counts.clone(),
+            tally.clone(),
             faults.clone(),
         ));
         while connections.try_join_next().is_some() {}
@@ -250,7 +285,7 @@ async fn relay(
     client: TcpStream,
     upstream: SocketAddr,
     delay: Duration,
-    counts: Arc<Mutex<Counts>>,
+    tally: Tally,
     faults: FaultState,
 ) -> Result<()> {
     let server = TcpStream::connect(upstream).await?;
@@ -273,12 +308,12 @@ async fn relay(
         server_write,
         &client_write,
         arrivals_tx,
-        &counts,
+        &tally,
         &faults,
     );
     let (requests, responses) = tokio::join!(requests, responses);
     if let Err(error) = requests {
-        record(&counts, UNPARSED);
+        record(&tally.counts, UNPARSED);
         return Err(error);
     }
     responses?;
@@ -321,7 +356,7 @@ async fn forward_requests<R, W, C>(
     mut server: W,
     client_write: &tokio::sync::Mutex<C>,
     arrivals: tokio::sync::mpsc::UnboundedSender<Arrival>,
-    counts: &Mutex<Counts>,
+    tally: &Tally,
     faults: &FaultState,
 ) -> Result<()>
 where
@@ -337,6 +372,7 @@ where
         }
         let arrived = Instant::now();
         let (mut body_length, mut operation) = (0u64, String::from("(none)"));
+        let mut dynamodb = false;
         loop {
             let start = head.len();
             if client.read_until(b'\n', &mut head).await? == 0 {
@@ -355,12 +391,13 @@ where
                 "content-length" => body_length = value.parse().context("Content-Length")?,
                 "x-amz-target" => {
                     operation = value.rsplit('.').next().unwrap_or(value).to_string();
+                    dynamodb = value.starts_with("DynamoDB_");
                 }
                 "transfer-encoding" => bail!("chunked request bodies are not supported"),
                 _ => {}
             }
         }
-        record(counts, &operation);
+        record(&tally.counts, &operation);
         let (lose, extra_delay) = match decide(faults, &operation) {
             Fate::Forward(extra) => (false, extra),
             Fate::LoseResponse => (true, Duration::ZERO),
@@ -397,10 +434,32 @@ where
             extra_delay,
         });
         server.write_all(&head).await?;
-        // The body is streamed, so a client that waits for `100 Continue` is not stuck.
-        let copied = tokio::io::copy(&mut (&mut client).take(body_length), &mut server).await?;
+        // The body is streamed, so a client that waits for `100 Continue` is not stuck; a
+        // DynamoDB request's is kept as it passes and its capacity tallied before its last
+        // byte goes upstream, so the tally includes a request whose response is out.
+        let mut kept = Vec::new();
+        let mut body = (&mut client).take(body_length);
+        let mut chunk = vec![0; 16 * 1024];
+        let mut copied = 0;
+        loop {
+            let read = body.read(&mut chunk).await?;
+            if read == 0 {
+                break;
+            }
+            copied += read as u64;
+            if dynamodb {
+                kept.extend_from_slice(&chunk[..read]);
+                if copied == body_length {
+                    tally.bill(&operation, &kept);
+                }
+            }
+            server.write_all(&chunk[..read]).await?;
+        }
         if copied != body_length {
             bail!("the connection closed inside a request's body");
+        }
+        if dynamodb && body_length == 0 {
+            tally.bill(&operation, &kept);
         }
     }
 }
@@ -509,6 +568,14 @@ mod tests {
         assert_eq!(
             proxy.counts(),
             Counts::from([("PutItem".into(), 1), ("UpdateItem".into(), 1)])
+        );
+        // Each a write of one unit (neither names an item bigger than a kilobyte).
+        assert_eq!(
+            proxy.capacity(),
+            Capacity {
+                write_units: 2.0,
+                read_units: 0.0
+            }
         );
     }
 

@@ -29,6 +29,7 @@ pub fn publish(
     let comparison = report::comparison(&field, delay_ms);
     let ceiling = report::ceiling(&field);
     let operations = report::operations(&measured.contenders);
+    let costs = report::costs(&measured.contenders);
     let functions = report::functions(&measured.functions);
     let targets = targets::evaluate(&field, &measured.functions, delay_ms);
     let targets_grid = report::targets(&targets);
@@ -37,6 +38,7 @@ pub fn publish(
         &comparison,
         &ceiling,
         &operations,
+        &costs,
         &functions,
         &targets_grid,
     ]
@@ -57,6 +59,7 @@ pub fn publish(
             &comparison,
             &ceiling,
             &operations,
+            &costs,
             &functions,
             &targets_grid,
         ],
@@ -88,7 +91,7 @@ fn document(
     measured: &Measurements,
     field: &Field,
     criterion: Option<&Grid>,
-    [comparison, ceiling, operations, functions, targets]: [&Grid; 5],
+    [comparison, ceiling, operations, costs, functions, targets]: [&Grid; 6],
 ) -> Result<String> {
     let mut out = String::new();
     let command = reproduce(args);
@@ -100,9 +103,10 @@ fn document(
          eventkit against [Powertools for AWS Lambda](https://docs.powertools.aws.dev/) for \
          Python and for TypeScript, doing the same work in the same run against the same \
          DynamoDB Local: SQS batches of 10 records keyed by `eventId`, first all new, then all \
-         duplicates. eventkit runs twice: with batched claims, its default for SQS batches \
-         (\"eventkit\"), and with per-record claims as the peers make them (\"eventkit, per \
-         record\"). This file is written by the command that measures it:\n\n\
+         duplicates. eventkit runs three times: with batched claims, its default for SQS \
+         batches (\"eventkit\"), with per-record claims as the peers make them (\"eventkit, \
+         per record\"), and as a handler committing a write and an event through the outbox \
+         (\"eventkit, transactional\", priced in its own section). This file is written by the command that measures it:\n\n\
          ```sh\n{command}\n```\n\n{}\n\n![the results as bars]({PLOT})\n",
         machine(measured)
     )?;
@@ -137,6 +141,7 @@ fn document(
         "### DynamoDB requests per record, by operation\n\n{}",
         operations.markdown()
     )?;
+    writeln!(out, "{}", cost_of_each_path(field, costs))?;
     writeln!(
         out,
         "## Function binaries: cold start and size\n\n\
@@ -246,6 +251,45 @@ fn machine(measured: &Measurements) -> String {
             "\"@aws-lambda-powertools/batch\""
         ),
         version("node", "--version"),
+    )
+}
+
+/// What each path costs in requests and capacity units, the transactional one explained.
+fn cost_of_each_path(field: &Field, costs: &Grid) -> String {
+    let (new, duplicate) = (Which::New, Which::Duplicate);
+    let ours = field.eventkit;
+    let outbox = field.transactional;
+    format!(
+        "## What each path costs: requests and capacity units\n\n\
+         Per record, what DynamoDB bills each path, counted from the requests' bodies by the \
+         proxy with DynamoDB's rules (DynamoDB Local's own `ConsumedCapacity` leaves \
+         `BatchExecuteStatement` out and bills a transaction's writes once): a write action \
+         costs one write unit per started kilobyte of its item, two inside \
+         `TransactWriteItems`, and is billed even when its condition fails (a duplicate's \
+         refused claim); a read one unit strongly consistent, half eventually. Every item here \
+         is under a kilobyte.\n\n{}\n\
+         **eventkit, transactional (outbox)** is a handler that commits through the outbox's \
+         unit of work, as the order pipeline's functions do: it stages one put (the order's \
+         reservation) and one event. Its claims are batched as in eventkit's default path; \
+         each record then completes in a transaction of its own, holding the completion \
+         (fenced on the claim's owner), the staged put and the event's outbox item: \
+         {:.2} requests and {:.2} write units per new record against {:.2} and {:.2} for the \
+         default path, whose completions are one batched request of plain writes. A \
+         transaction bills each action twice, and each staged write or event adds one action \
+         (two write units for an item under a kilobyte) to it. A duplicate costs {:.2} \
+         requests and {:.2} write units per record on this path ({:.2} and {:.2} on the \
+         default path): its claim is refused and its stored result read and replayed; it \
+         commits nothing. The relay's publishing of the outbox items \
+         happens later, on the table's stream, and is not part of this measurement.\n",
+        costs.markdown(),
+        outbox.requests_per_record(new),
+        outbox.write_units_per_record(new),
+        ours.requests_per_record(new),
+        ours.write_units_per_record(new),
+        outbox.requests_per_record(duplicate),
+        outbox.write_units_per_record(duplicate),
+        ours.requests_per_record(duplicate),
+        ours.write_units_per_record(duplicate),
     )
 }
 

@@ -206,6 +206,35 @@ pub fn operations(measured: &[Measured]) -> Grid {
     Grid { header, rows }
 }
 
+/// What each contender's path costs DynamoDB per record: requests and the capacity units
+/// they are billed.
+pub fn costs(measured: &[Measured]) -> Grid {
+    let mut header = vec!["contender".to_string()];
+    for which in Which::BOTH {
+        let phase = which.label();
+        header.extend([
+            format!("requests, {phase}"),
+            format!("write units, {phase}"),
+            format!("read units, {phase}"),
+        ]);
+    }
+    let rows = measured
+        .iter()
+        .map(|m| {
+            let mut cells = vec![m.contender.label().to_string()];
+            for which in Which::BOTH {
+                cells.extend([
+                    number(m.requests_per_record(which), 2),
+                    number(m.write_units_per_record(which), 2),
+                    number(m.read_units_per_record(which), 2),
+                ]);
+            }
+            cells
+        })
+        .collect();
+    Grid { header, rows }
+}
+
 /// Cold starts and binary sizes of the function binaries.
 pub fn functions(functions: &[FunctionStarts]) -> Grid {
     let header = [

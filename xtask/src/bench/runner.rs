@@ -16,7 +16,7 @@ use tokio::process::{Child, ChildStdout, Command};
 use super::peers::Peers;
 use super::procfs;
 use xtask::cloud::REGION;
-use xtask::proxy::{Counts, Proxy, UNPARSED};
+use xtask::proxy::{Capacity, Counts, Proxy, UNPARSED};
 
 /// How long a phase (or the start-up) may take before the run is abandoned.
 const PHASE_TIMEOUT: Duration = Duration::from_secs(900);
@@ -32,6 +32,9 @@ pub enum Contender {
     Eventkit,
     /// eventkit, per-record claims.
     EventkitPerRecord,
+    /// eventkit's transactional layer: each record's work and event committed with its
+    /// completion through the outbox (claims batched).
+    EventkitTransactional,
     /// Powertools for AWS Lambda (Python).
     Python,
     /// Powertools for AWS Lambda (TypeScript).
@@ -40,11 +43,12 @@ pub enum Contender {
 
 impl Contender {
     /// In the order they run.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::RawBatched,
         Self::Raw,
         Self::Eventkit,
         Self::EventkitPerRecord,
+        Self::EventkitTransactional,
         Self::Python,
         Self::Node,
     ];
@@ -56,6 +60,7 @@ impl Contender {
             Self::Raw => "raw per-record requests",
             Self::Eventkit => "eventkit",
             Self::EventkitPerRecord => "eventkit, per record",
+            Self::EventkitTransactional => "eventkit, transactional (outbox)",
             Self::Python => "Powertools Python",
             Self::Node => "Powertools TypeScript",
         }
@@ -68,6 +73,7 @@ impl Contender {
             Self::Raw => "raw",
             Self::Eventkit => "eventkit",
             Self::EventkitPerRecord => "eventkit-per-record",
+            Self::EventkitTransactional => "eventkit-transactional",
             Self::Python => "python",
             Self::Node => "node",
         }
@@ -88,7 +94,8 @@ impl Programs {
             Contender::RawBatched
             | Contender::Raw
             | Contender::Eventkit
-            | Contender::EventkitPerRecord => {
+            | Contender::EventkitPerRecord
+            | Contender::EventkitTransactional => {
                 let mut command = Command::new(&self.bench_eventkit);
                 command.arg(contender.slug());
                 command
@@ -131,6 +138,8 @@ pub struct Phase {
     pub report: PhaseReport,
     /// DynamoDB requests during the phase, by operation.
     pub requests: Counts,
+    /// The capacity units those requests are billed.
+    pub capacity: Capacity,
     /// DynamoDB Local's CPU time during the phase, when its process is known.
     pub server_cpu_seconds: Option<f64>,
 }
@@ -211,17 +220,26 @@ async fn drive(child: &mut Child, setting: &Setting<'_>) -> Result<Run> {
     };
 
     message(&mut lines).await?;
-    let mut mark = (setting.proxy.counts(), server_cpu());
+    let mut mark = (
+        setting.proxy.counts(),
+        server_cpu(),
+        setting.proxy.capacity(),
+    );
     let mut phases = Vec::new();
     for phase in ["new", "duplicate"] {
         stdin.write_all(b"go\n").await?;
         let report: PhaseReport = serde_json::from_value(message(&mut lines).await?)
             .with_context(|| format!("reading the {phase} phase's report"))?;
-        let now = (setting.proxy.counts(), server_cpu());
+        let now = (
+            setting.proxy.counts(),
+            server_cpu(),
+            setting.proxy.capacity(),
+        );
         check(phase, &report, setting.records, &now.0)?;
         phases.push(Phase {
             report,
             requests: difference(&now.0, &mark.0),
+            capacity: now.2 - mark.2,
             server_cpu_seconds: now.1.zip(mark.1).map(|(after, before)| after - before),
         });
         mark = now;

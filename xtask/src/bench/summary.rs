@@ -66,6 +66,18 @@ impl Measured {
         })
     }
 
+    /// Write units DynamoDB bills per record.
+    pub fn write_units_per_record(&self, which: Which) -> f64 {
+        let records = self.records as f64;
+        self.median_over_rounds(which, |phase| phase.capacity.write_units / records)
+    }
+
+    /// Read units DynamoDB bills per record.
+    pub fn read_units_per_record(&self, which: Which) -> f64 {
+        let records = self.records as f64;
+        self.median_over_rounds(which, |phase| phase.capacity.read_units / records)
+    }
+
     /// DynamoDB requests per second.
     pub fn request_rate(&self, which: Which) -> f64 {
         self.median_over_rounds(which, |phase| {

@@ -25,6 +25,8 @@ pub struct Field<'a> {
     pub eventkit: &'a Measured,
     /// eventkit, per-record claims.
     pub per_record: &'a Measured,
+    /// eventkit's transactional (outbox) layer.
+    pub transactional: &'a Measured,
     /// The raw baseline of the batched requests.
     pub raw_batched: &'a Measured,
     /// The raw baseline of the per-record requests.
@@ -40,6 +42,7 @@ impl<'a> Field<'a> {
         Some(Self {
             eventkit: find(Contender::Eventkit)?,
             per_record: find(Contender::EventkitPerRecord)?,
+            transactional: find(Contender::EventkitTransactional)?,
             raw_batched: find(Contender::RawBatched)?,
             raw: find(Contender::Raw)?,
             peers: [find(Contender::Python)?, find(Contender::Node)?],

@@ -1,5 +1,7 @@
 //! eventkit as a function uses it (see the README): a typed handler under the idempotency
-//! layer on DynamoDB, run by `EventFunction::handle`, with the functions' logging.
+//! layer on DynamoDB, run by `EventFunction::handle`, with the functions' logging; and the
+//! same handler staging its work through the outbox's unit of work under the transactional
+//! layer, as the order pipeline's functions do.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -7,9 +9,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use eventkit::batch::Deadline;
+use eventkit::batch::RecordError;
 use eventkit::events::{EventEnvelope, VersionedEvent};
 use eventkit::handler::{Handler, RecordHandler, RecordHandlerExt};
 use eventkit::idempotency::{DynamoDbStore, IdempotencyConfig, IdempotencyLayer};
+use eventkit::outbox::{Destination, Staged, TransactionalLayer, UnitOfWork};
 use eventkit::runtime::EventFunction;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -39,6 +43,19 @@ struct Item {
 
 impl VersionedEvent for OrderPlaced {
     const EVENT_TYPE: &'static str = "OrderPlaced";
+    const CURRENT_VERSION: u32 = 1;
+}
+
+/// The event the transactional contender stages for each order.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StockReserved {
+    order_id: String,
+    units: u64,
+}
+
+impl VersionedEvent for StockReserved {
+    const EVENT_TYPE: &'static str = "StockReserved";
     const CURRENT_VERSION: u32 = 1;
 }
 
@@ -107,4 +124,61 @@ pub async fn contender(table: &str, batched: bool) -> impl Contender {
         function: EventFunction::new(handler.layer(idempotency)).with_metrics("bench"),
         runs,
     }
+}
+
+/// The transactional contender on `table`: per record, the claim (batched), then one
+/// transaction of the completion, the order's reservation (a put) and one `StockReserved`
+/// event in the outbox, which is the same table (its items' ids cannot meet the
+/// idempotency keys'). Nothing relays the events: what is measured is the handler's path.
+pub async fn transactional(table: &str) -> impl Contender {
+    eventkit::telemetry::init_logging();
+    let config = aws_config::load_from_env().await;
+    let store =
+        DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&config), table).with_outbox(table);
+    let layer = TransactionalLayer::new(store, IdempotencyConfig::new("bench"));
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counter = runs.clone();
+    let table = table.to_string();
+    let handler = Handler::new(move |order: EventEnvelope<OrderPlaced>| {
+        counter.fetch_add(1, Ordering::Relaxed);
+        let table = table.clone();
+        async move { stage_reservation(&table, &order) }
+    });
+    Eventkit {
+        function: EventFunction::new(handler.layer(layer)).with_metrics("bench"),
+        runs,
+    }
+}
+
+/// The reservation and its event, staged.
+fn stage_reservation(
+    table: &str,
+    order: &EventEnvelope<OrderPlaced>,
+) -> Result<Staged<Reserved>, RecordError> {
+    use aws_sdk_dynamodb::types::{AttributeValue, Put};
+    let units: u64 = order.data.items.iter().map(|item| item.quantity).sum();
+    let order_id = order.data.order_id.clone();
+    let mut work = UnitOfWork::new();
+    work.put(
+        Put::builder()
+            .table_name(table)
+            .item("id", AttributeValue::S(format!("reservation#{order_id}")))
+            .item("units", AttributeValue::N(units.to_string()))
+            .build()
+            .map_err(RecordError::permanent)?,
+    )?;
+    let reserved = EventEnvelope::caused_by(
+        order,
+        "bench",
+        StockReserved {
+            order_id: order_id.clone(),
+            units,
+        },
+    );
+    work.emit_envelope(Destination::event_bridge("bench-bus"), &reserved)?;
+    Ok(work.with_output(Reserved {
+        order_id,
+        units,
+        reserved: true,
+    }))
 }

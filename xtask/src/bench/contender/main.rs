@@ -3,7 +3,8 @@
 //!
 //! `bench-eventkit eventkit <workload> <table>` runs eventkit's `EventFunction` with the
 //! DynamoDB idempotency layer (batched claims, its default), `eventkit-per-record` the same
-//! with per-record claims; `raw-batched` and `raw` run the raw-request baselines of the
+//! with per-record claims, `eventkit-transactional` a handler committing through the outbox
+//! under the transactional layer; `raw-batched` and `raw` run the raw-request baselines of the
 //! batched and the per-record requests. All speak the protocol in [`protocol`] on stdout and stdin; the SDK finds
 //! DynamoDB (the counting proxy) through `AWS_ENDPOINT_URL_DYNAMODB`.
 
@@ -34,7 +35,8 @@ async fn run() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [mode, workload, table] = args.as_slice() else {
         bail!(
-            "usage: bench-eventkit eventkit|eventkit-per-record|raw|raw-batched \
+            "usage: bench-eventkit \
+             eventkit|eventkit-per-record|eventkit-transactional|raw|raw-batched \
              <workload.jsonl> <table>"
         );
     };
@@ -42,6 +44,7 @@ async fn run() -> Result<()> {
     match mode.as_str() {
         "eventkit" => drive(&eventkit::contender(table, true).await, &workload).await,
         "eventkit-per-record" => drive(&eventkit::contender(table, false).await, &workload).await,
+        "eventkit-transactional" => drive(&eventkit::transactional(table).await, &workload).await,
         "raw" => drive(&raw::contender(table).await, &workload).await,
         "raw-batched" => drive(&raw_batched::contender(table).await, &workload).await,
         other => bail!("unknown contender {other:?}"),
