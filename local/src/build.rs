@@ -84,6 +84,62 @@ pub async fn build_binaries_in(
 /// The target directory cargo uses for the project in `project` (`cargo metadata` knows
 /// the workspace and any `CARGO_TARGET_DIR` or config setting).
 async fn target_directory(project: &Path) -> Result<PathBuf> {
+    metadata(project).await?["target_directory"]
+        .as_str()
+        .map(PathBuf::from)
+        .context("cargo metadata names no target_directory")
+}
+
+/// The cargo workspace of the project in `project`: its root, its target directory and
+/// the folders of its member packages.
+#[derive(Clone, Debug)]
+pub struct Workspace {
+    /// The workspace root (where `Cargo.lock` is).
+    pub root: PathBuf,
+    /// The target directory.
+    pub target: PathBuf,
+    /// Each member package's folder.
+    pub packages: Vec<PathBuf>,
+}
+
+impl Workspace {
+    /// Asks `cargo metadata` in `project`.
+    pub async fn of(project: &Path) -> Result<Self> {
+        let metadata = metadata(project).await?;
+        let path = |value: &serde_json::Value| value.as_str().map(PathBuf::from);
+        let members: Vec<&str> = metadata["workspace_members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|id| id.as_str())
+            .collect();
+        let packages = metadata["packages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|package| {
+                package["id"]
+                    .as_str()
+                    .is_some_and(|id| members.contains(&id))
+            })
+            .filter_map(|package| {
+                path(&package["manifest_path"])?
+                    .parent()
+                    .map(Path::to_path_buf)
+            })
+            .collect();
+        Ok(Self {
+            root: path(&metadata["workspace_root"])
+                .context("cargo metadata names no workspace_root")?,
+            target: path(&metadata["target_directory"])
+                .context("cargo metadata names no target_directory")?,
+            packages,
+        })
+    }
+}
+
+/// `cargo metadata --no-deps` of the project in `project`.
+async fn metadata(project: &Path) -> Result<serde_json::Value> {
     let output = tokio::process::Command::new(cargo())
         .args(["metadata", "--format-version", "1", "--no-deps"])
         .current_dir(project)
@@ -98,12 +154,7 @@ async fn target_directory(project: &Path) -> Result<PathBuf> {
             String::from_utf8_lossy(&output.stderr).trim()
         );
     }
-    let metadata: serde_json::Value =
-        serde_json::from_slice(&output.stdout).context("reading cargo metadata's output")?;
-    metadata["target_directory"]
-        .as_str()
-        .map(PathBuf::from)
-        .context("cargo metadata names no target_directory")
+    serde_json::from_slice(&output.stdout).context("reading cargo metadata's output")
 }
 
 /// Whether `variable` is one cargo sets for a program it runs (`cargo run`, `cargo test`)

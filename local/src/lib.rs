@@ -50,6 +50,7 @@ pub mod stack;
 pub mod stats;
 pub mod supervisor;
 pub mod template;
+pub mod watch;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

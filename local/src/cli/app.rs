@@ -1,6 +1,8 @@
 //! `run` and `invoke`: the application from its template, on the local cloud.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -11,6 +13,7 @@ use eventkit_local::cloud::{LocalCloud, Ports};
 use eventkit_local::invocation::Outcome;
 use eventkit_local::logs::LogLine;
 use eventkit_local::running::RunningApp;
+use eventkit_local::watch::{Rebuilt, Watch};
 use eventkit_local::{Binaries, LocalPipeline, PipelineOptions};
 
 /// Options of `run`.
@@ -22,6 +25,11 @@ pub struct RunArgs {
     /// same --stack-name takes them over.
     #[arg(long)]
     pub keep: bool,
+    /// Do not watch the sources: by default a changed Rust source or manifest rebuilds the
+    /// functions and restarts those whose binary changed (with --prebuilt, a replaced binary
+    /// restarts its function).
+    #[arg(long)]
+    pub no_watch: bool,
 }
 
 /// Which application, and how it is built.
@@ -130,6 +138,11 @@ pub async fn run_application(here: &Path, args: &RunArgs) -> Result<ExitCode> {
     println!("{}: stack {}", app.template.display(), options.stack_name);
     let logs = options.run.logs.clone();
     let endpoints = options.endpoints.clone();
+    let watch = Watch {
+        binaries: options.binaries.clone(),
+        project: options.project.clone(),
+        build_log: logs.join("build.log"),
+    };
     let pipeline = LocalPipeline::from_template(options, step).await?;
     name_what_is_not_emulated(&pipeline);
     for (logical, host) in pipeline.hosts() {
@@ -144,9 +157,14 @@ pub async fn run_application(here: &Path, args: &RunArgs) -> Result<ExitCode> {
     let mut described = RunningApp::describe(&pipeline, &app.template, &endpoints, &logs)?;
     let state = described.save(&project)?;
     println!(
-        "running; logs in {}; described in {}; Ctrl-C stops{}",
+        "running; logs in {}; described in {}; {}Ctrl-C stops{}",
         logs.display(),
         state.display(),
+        if args.no_watch {
+            ""
+        } else {
+            "watching for changes; "
+        },
         if args.keep {
             " (the resources stay: --keep)"
         } else {
@@ -155,12 +173,32 @@ pub async fn run_application(here: &Path, args: &RunArgs) -> Result<ExitCode> {
     );
     let stopped = tokio::signal::ctrl_c();
     tokio::pin!(stopped);
+    let then = match watch.binaries {
+        Binaries::Cargo { .. } => "; rebuilding",
+        Binaries::Prebuilt(_) => "",
+    };
+    let changed = |paths: &[PathBuf]| match paths {
+        [one] => println!("changed: {}{then}", one.display()),
+        more => println!("{} files changed{then}", more.len()),
+    };
+    let mut watching: Pin<Box<dyn Future<Output = Result<()>> + '_>> = if args.no_watch {
+        Box::pin(std::future::pending())
+    } else {
+        Box::pin(pipeline.watch(&watch, changed, report_rebuild))
+    };
     let mut refresh = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
             signal = &mut stopped => {
                 signal.context("waiting for Ctrl-C")?;
                 break;
+            }
+            watched = &mut watching => {
+                // The watch cannot start (no inotify watches left, say): run on without it.
+                if let Err(error) = watched {
+                    println!("not watching for changes: {error:#}");
+                }
+                watching = Box::pin(std::future::pending());
             }
             _ = refresh.tick() => {
                 described.refresh(&pipeline);
@@ -169,6 +207,8 @@ pub async fn run_application(here: &Path, args: &RunArgs) -> Result<ExitCode> {
             }
         }
     }
+    // The watch borrows the pipeline; it ends before the pipeline stops.
+    drop(watching);
     println!("stopping");
     // Described no more before anything is deleted: no command reaches a half-gone stack.
     RunningApp::remove(&project, &described.stack);
@@ -181,6 +221,19 @@ pub async fn run_application(here: &Path, args: &RunArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn report_rebuild(rebuilt: &Rebuilt) {
+    match rebuilt {
+        Rebuilt::Failed(error) => {
+            println!("build failed; the running functions stay as they are:\n{error}");
+        }
+        Rebuilt::Restarted(functions) if functions.is_empty() => {
+            println!("no function's binary changed");
+        }
+        Rebuilt::Restarted(functions) => println!("restarted {}", functions.join(", ")),
+    }
+}
+
+/// Invokes `function` once with the event in `event`, as `sam local invoke -e` does.
 pub async fn invoke(here: &Path, app: &AppArgs, function: &str, event: &Path) -> Result<ExitCode> {
     let payload: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(event).with_context(|| format!("reading {}", event.display()))?,

@@ -1,0 +1,174 @@
+//! What the CLI tests share: the test applications, the CLI run as a user runs it, and
+//! `eventkit-local run` in the background.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+pub const SQS_CONSUMER: &str = "tests/apps/templates/sqs-consumer.yaml";
+pub const SNS_TO_SQS: &str = "tests/apps/templates/sns-to-sqs.yaml";
+
+/// An application of the tests: its template and stack name.
+#[derive(Clone, Copy)]
+pub struct App<'a> {
+    pub template: &'a str,
+    pub stack: &'a str,
+}
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace root")
+        .to_path_buf()
+}
+
+pub fn cloud_env() {
+    for variable in ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"] {
+        assert!(
+            std::env::var(variable).is_ok_and(|value| !value.is_empty()),
+            "{variable} is not set: run with the local cloud's env (eval \"$(cargo xtask cloud env)\")"
+        );
+    }
+}
+
+/// One CLI command on `app`.
+pub fn cli(app: App, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_eventkit-local"))
+        .current_dir(root())
+        .args(args)
+        .args(["--template", app.template, "--stack-name", app.stack])
+        .output()
+        .expect("eventkit-local runs")
+}
+
+/// One CLI command on `app` that must succeed; its stdout, or a panic with both outputs.
+pub fn ok(app: App, args: &[&str]) -> String {
+    let output = cli(app, args);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "eventkit-local {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// `eventkit-local run` in the background, stopped with Ctrl-C (SIGINT) when dropped.
+pub struct Running {
+    child: Child,
+    output: PathBuf,
+}
+
+impl Running {
+    pub fn start(app: App, extra: &[&str]) -> Self {
+        let output =
+            std::env::temp_dir().join(format!("{}-{}.out", app.stack, uuid::Uuid::new_v4()));
+        let file = std::fs::File::create(&output).expect("an output file");
+        let child = Command::new(env!("CARGO_BIN_EXE_eventkit-local"))
+            .current_dir(root())
+            .args(["run", "--template", app.template, "--stack-name", app.stack])
+            .args(["--visibility-timeout", "1"])
+            .args(extra)
+            .stdout(file.try_clone().expect("the output file"))
+            .stderr(file)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("eventkit-local run starts");
+        let running = Self { child, output };
+        running.wait_for(
+            |text| text.contains("running; logs in"),
+            "the application to run",
+        );
+        running
+    }
+
+    pub fn text(&self) -> String {
+        std::fs::read_to_string(&self.output).unwrap_or_default()
+    }
+
+    pub fn wait_for(&self, done: impl Fn(&str) -> bool, what: &str) {
+        let started = Instant::now();
+        // The first run builds the function (about a minute on a cold target).
+        while !done(&self.text()) {
+            assert!(
+                started.elapsed() < Duration::from_secs(300),
+                "waited 300 s for {what}:\n{}",
+                self.text()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Ctrl-C, and the exit awaited; its output.
+    pub fn stop(mut self) -> String {
+        self.interrupt();
+        self.text()
+    }
+
+    pub fn interrupt(&mut self) {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGINT);
+        }
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(20) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.interrupt();
+        }
+    }
+}
+
+/// The id `send` printed (`sent to queue OrdersQueue: <id>`).
+pub fn sent_id(stdout: &str) -> String {
+    stdout
+        .trim()
+        .rsplit(": ")
+        .next()
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(|| panic!("no message id in {stdout:?}"))
+        .to_string()
+}
+
+/// The messages `dlq list` shows for `queue`: visible plus in flight.
+pub fn dead_letters(app: App, queue: &str) -> u64 {
+    let listed = ok(app, &["dlq", "list"]);
+    let count = |line: &str, column: usize| -> Option<u64> {
+        line.split_whitespace().nth(column)?.parse().ok()
+    };
+    listed
+        .lines()
+        .find(|line| line.split_whitespace().next() == Some(queue))
+        .and_then(|line| Some(count(line, 1)? + count(line, 2)?))
+        .unwrap_or_else(|| panic!("{queue} is not listed:\n{listed}"))
+}
+
+pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < timeout, "waited {timeout:?} for {what}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+pub fn function_log(app: App) -> String {
+    let log = root()
+        .join("tests/apps/templates/.local-cloud/logs")
+        .join(app.stack)
+        .join("sqs-consumer.log");
+    std::fs::read_to_string(log).unwrap_or_default()
+}
