@@ -81,6 +81,13 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    // A closed stdout (`eventkit-local status | head`) ends a command quietly, as it ends a
+    // Unix tool, instead of panicking in `println!`. Not `run` and `invoke`: they own
+    // processes and resources, which only their own shutdown stops and deletes; they print
+    // on regardless.
+    if !matches!(cli.command, Command::Run(_) | Command::Invoke { .. }) {
+        sigpipe::reset();
+    }
     let here = std::env::current_dir().context("reading the current directory")?;
     match cli.command {
         Command::Cloud { action, ports } => {

@@ -107,7 +107,7 @@ fn options(here: &Path, app: &AppArgs) -> Result<PipelineOptions> {
 }
 
 fn step(text: &str) {
-    println!("  {text}");
+    say!("  {text}");
 }
 
 /// What the template declares that does not run here, named once.
@@ -116,9 +116,9 @@ fn name_what_is_not_emulated(pipeline: &LocalPipeline) {
     if skipped.is_empty() {
         return;
     }
-    println!("not emulated locally ({}):", skipped.len());
+    say!("not emulated locally ({}):", skipped.len());
     for (what, why) in skipped {
-        println!("  {what}: {why}");
+        say!("  {what}: {why}");
     }
 }
 
@@ -135,7 +135,7 @@ pub async fn run_application(here: &Path, args: &RunArgs) -> Result<ExitCode> {
             running.pid
         );
     }
-    println!("{}: stack {}", app.template.display(), options.stack_name);
+    say!("{}: stack {}", app.template.display(), options.stack_name);
     let logs = options.run.logs.clone();
     let endpoints = options.endpoints.clone();
     let watch = Watch {
@@ -150,13 +150,13 @@ pub async fn run_application(here: &Path, args: &RunArgs) -> Result<ExitCode> {
         let label = logical.clone();
         tokio::spawn(async move {
             while let Ok(line) = lines.recv().await {
-                println!("{label} | {}", line.text);
+                say!("{label} | {}", line.text);
             }
         });
     }
     let mut described = RunningApp::describe(&pipeline, &app.template, &endpoints, &logs)?;
     let state = described.save(&project)?;
-    println!(
+    say!(
         "running; logs in {}; described in {}; {}Ctrl-C stops{}",
         logs.display(),
         state.display(),
@@ -178,8 +178,8 @@ pub async fn run_application(here: &Path, args: &RunArgs) -> Result<ExitCode> {
         Binaries::Prebuilt(_) => "",
     };
     let changed = |paths: &[PathBuf]| match paths {
-        [one] => println!("changed: {}{then}", one.display()),
-        more => println!("{} files changed{then}", more.len()),
+        [one] => say!("changed: {}{then}", one.display()),
+        more => say!("{} files changed{then}", more.len()),
     };
     let mut watching: Pin<Box<dyn Future<Output = Result<()>> + '_>> = if args.no_watch {
         Box::pin(std::future::pending())
@@ -196,7 +196,7 @@ pub async fn run_application(here: &Path, args: &RunArgs) -> Result<ExitCode> {
             watched = &mut watching => {
                 // The watch cannot start (no inotify watches left, say): run on without it.
                 if let Err(error) = watched {
-                    println!("not watching for changes: {error:#}");
+                    say!("not watching for changes: {error:#}");
                 }
                 watching = Box::pin(std::future::pending());
             }
@@ -209,12 +209,12 @@ pub async fn run_application(here: &Path, args: &RunArgs) -> Result<ExitCode> {
     }
     // The watch borrows the pipeline; it ends before the pipeline stops.
     drop(watching);
-    println!("stopping");
+    say!("stopping");
     // Described no more before anything is deleted: no command reaches a half-gone stack.
     RunningApp::remove(&project, &described.stack);
     if args.keep {
         pipeline.stop();
-        println!("stack {} left in place", described.stack);
+        say!("stack {} left in place", described.stack);
     } else {
         pipeline.shut_down().await;
     }
@@ -224,12 +224,12 @@ pub async fn run_application(here: &Path, args: &RunArgs) -> Result<ExitCode> {
 fn report_rebuild(rebuilt: &Rebuilt) {
     match rebuilt {
         Rebuilt::Failed(error) => {
-            println!("build failed; the running functions stay as they are:\n{error}");
+            say!("build failed; the running functions stay as they are:\n{error}");
         }
         Rebuilt::Restarted(functions) if functions.is_empty() => {
-            println!("no function's binary changed");
+            say!("no function's binary changed");
         }
-        Rebuilt::Restarted(functions) => println!("restarted {}", functions.join(", ")),
+        Rebuilt::Restarted(functions) => say!("restarted {}", functions.join(", ")),
     }
 }
 
@@ -246,28 +246,29 @@ pub async fn invoke(here: &Path, app: &AppArgs, function: &str, event: &Path) ->
     let outcome = match pipeline.host(function) {
         Ok(host) => {
             let outcome = host.invoke(payload).await;
-            println!("--- log of {function}");
-            for line in host.log().lines() {
-                print_line(&line);
-            }
-            Ok(outcome)
+            Ok((outcome, host.log().lines()))
         }
         Err(error) => Err(error),
     };
     pipeline.shut_down().await;
-    match outcome? {
+    let (outcome, lines) = outcome?;
+    say!("--- log of {function}");
+    for line in lines {
+        print_line(&line);
+    }
+    match outcome {
         Outcome::Response(response) => {
-            println!("--- response");
-            println!("{}", serde_json::to_string_pretty(&response)?);
+            say!("--- response");
+            say!("{}", serde_json::to_string_pretty(&response)?);
             Ok(ExitCode::SUCCESS)
         }
         failed => {
-            println!("--- failed: {failed}");
+            say!("--- failed: {failed}");
             Ok(ExitCode::FAILURE)
         }
     }
 }
 
 fn print_line(line: &LogLine) {
-    println!("{}", line.text);
+    say!("{}", line.text);
 }

@@ -1,5 +1,14 @@
 //! The CLI's commands, one file each; the work itself is in the library.
 
+/// `println!` that never panics: for `run`, which must reach its shutdown (stop the
+/// functions, delete the resources) even when its stdout is gone.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 pub mod app;
 pub mod dlq;
 pub mod generate;
