@@ -105,6 +105,8 @@ pub struct FunctionDecl {
     pub sns_subscriptions: BTreeMap<String, String>,
     /// Retries and failure destinations of asynchronous invocations.
     pub async_invoke: AsyncInvokeConfig,
+    /// Its `Schedule` and `ScheduleV2` events (they invoke it asynchronously).
+    pub schedules: Vec<crate::event_sources::schedule::ScheduleSource>,
 }
 
 /// SAM's `Globals.Function` under a function's own properties: maps merge (so environment

@@ -226,6 +226,16 @@ impl LocalPipeline {
                     self.stopped.clone(),
                 ));
             }
+            if let Some(queue) = &function.async_queue {
+                for schedule in &function.schedules {
+                    tokio::spawn(event_sources::schedule::run_schedule(
+                        self.clients.clone(),
+                        schedule.clone(),
+                        queue.clone(),
+                        self.stopped.clone(),
+                    ));
+                }
+            }
             tokio::spawn(event_sources::async_invoker::invoke_async(
                 self.clients.clone(),
                 function.clone(),

@@ -15,6 +15,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::payloads::AsyncEvent;
+use super::schedule::{payload_as_is, PAYLOAD_AS_IS};
 use crate::clients::Clients;
 use crate::functions::FunctionDecl;
 use crate::host::FunctionHost;
@@ -71,6 +72,7 @@ async fn receive(clients: &Clients, queue: &QueueInfo) -> Vec<Message> {
         .max_number_of_messages(10)
         .wait_time_seconds(2)
         .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
+        .message_attribute_names(PAYLOAD_AS_IS)
         .send()
         .await;
     match received {
@@ -95,7 +97,15 @@ impl Delivery {
     async fn deliver(&self, message: Message) {
         let body = message.body().unwrap_or_default();
         let config = &self.function.async_invoke;
-        let result = match AsyncEvent::parse(body).and_then(|event| {
+        let as_is = message
+            .message_attributes()
+            .is_some_and(|attributes| attributes.contains_key(PAYLOAD_AS_IS));
+        let parsed = if as_is {
+            Ok(AsyncEvent::AsIs(payload_as_is(body)))
+        } else {
+            AsyncEvent::parse(body)
+        };
+        let result = match parsed.and_then(|event| {
             let subscription = event
                 .topic()
                 .and_then(|topic| self.function.sns_subscriptions.get(topic))

@@ -8,6 +8,7 @@
 pub mod async_invoker;
 pub mod payloads;
 pub mod queue_poller;
+pub mod schedule;
 pub mod stream_batch;
 pub mod stream_poller;
 pub mod stream_records;

@@ -69,6 +69,8 @@ pub enum AsyncEvent {
     Sns(Value),
     /// An EventBridge event, as the rule's target received it.
     EventBridge(Value),
+    /// A payload to invoke with as it is (a schedule's `Input`).
+    AsIs(Value),
 }
 
 impl AsyncEvent {
@@ -96,6 +98,7 @@ impl AsyncEvent {
                     .context("building the EventBridge event")?;
                 Ok(event.clone())
             }
+            Self::AsIs(payload) => Ok(payload.clone()),
         }
     }
 
@@ -103,7 +106,7 @@ impl AsyncEvent {
     pub fn topic(&self) -> Option<&str> {
         match self {
             Self::Sns(notification) => notification["TopicArn"].as_str(),
-            Self::EventBridge(_) => None,
+            Self::EventBridge(_) | Self::AsIs(_) => None,
         }
     }
 }

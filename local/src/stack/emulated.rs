@@ -57,6 +57,22 @@ fn event_properties(kind: &str) -> Option<&'static [&'static str]> {
             "RuleName",
             "State",
         ],
+        // Fired locally, in UTC (`event_sources::schedule`).
+        "Schedule" => &[
+            "Schedule",
+            "Input",
+            "Enabled",
+            "State",
+            "Name",
+            "Description",
+        ],
+        "ScheduleV2" => &[
+            "ScheduleExpression",
+            "Input",
+            "State",
+            "Name",
+            "Description",
+        ],
         // Streams name theirs themselves (`STREAM_PROPERTIES_NOT_EMULATED`).
         _ => return None,
     })

@@ -1,6 +1,6 @@
 //! How the stack's pieces are connected: subscriptions and rules as declared, and the
-//! event sources of each function (SQS mappings; SNS subscriptions and EventBridge rules
-//! that reach the function through its delivery queue).
+//! event sources of each function (SQS mappings; SNS subscriptions, EventBridge rules and
+//! schedules that reach the function through its delivery queue).
 
 use std::collections::BTreeMap;
 
@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use super::{attributes, emulated, resolved_text, Created, Stack, StackOptions};
 use crate::clients::Clients;
+use crate::event_sources::schedule::{ScheduleSource, Scheduler};
 use crate::functions::{
     async_invoke_limits, bounded, function_spec, queue_source, stream_source, AsyncInvokeConfig,
     FailureDestination, FunctionDecl, STREAM_PROPERTIES_NOT_EMULATED,
@@ -137,6 +138,7 @@ impl Stack {
                 stream_sources: Vec::new(),
                 async_queue: None,
                 sns_subscriptions: BTreeMap::new(),
+                schedules: Vec::new(),
                 async_invoke: AsyncInvokeConfig {
                     max_retries,
                     max_event_age,
@@ -167,6 +169,10 @@ impl Stack {
                 }
                 "EventBridgeRule" | "CloudWatchEvent" => {
                     self.route_to_function(clients, &logical, event, event_properties)
+                        .await?;
+                }
+                "Schedule" | "ScheduleV2" => {
+                    self.schedule_function(clients, &logical, event, kind, event_properties)
                         .await?;
                 }
                 other => self.skipped.push((
@@ -294,6 +300,50 @@ impl Stack {
             name: rule.name,
             bus: rule.bus,
         });
+        Ok(())
+    }
+
+    /// A `Schedule` or `ScheduleV2` event (unless disabled): fired locally into the
+    /// function's delivery queue (`event_sources::schedule`).
+    async fn schedule_function(
+        &mut self,
+        clients: &Clients,
+        logical: &str,
+        event: &str,
+        kind: &str,
+        properties: &Value,
+    ) -> Result<()> {
+        let disabled = properties["Enabled"] == json!(false) || properties["State"] == "DISABLED";
+        if disabled {
+            return Ok(());
+        }
+        let (scheduler, expression) = if kind == "Schedule" {
+            (Scheduler::Rule, "Schedule")
+        } else {
+            (Scheduler::Scheduler, "ScheduleExpression")
+        };
+        let expression = resolved_text(properties, expression)?;
+        let expression = expression
+            .parse()
+            .with_context(|| format!("{logical}.Events.{event}"))?;
+        // Created now, so that the invoker drains it.
+        self.async_queue(clients, logical).await?;
+        let source = ScheduleSource {
+            name: properties["Name"].as_str().map_or_else(
+                || bounded(&format!("{}-{logical}{event}", self.name), 64),
+                str::to_string,
+            ),
+            scheduler,
+            expression,
+            input: match &properties["Input"] {
+                Value::Null => None,
+                Value::String(text) => Some(text.clone()),
+                other => Some(other.to_string()),
+            },
+        };
+        if let Some(function) = self.functions.get_mut(logical) {
+            function.schedules.push(source);
+        }
         Ok(())
     }
 
