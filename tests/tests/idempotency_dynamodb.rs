@@ -742,3 +742,76 @@ async fn an_sqs_batch_on_a_sort_key_table_costs_two_requests_and_lands_in_its_pa
         .iter()
         .all(|item| item["status"] == AttributeValue::S("COMPLETED".into())));
 }
+
+/// What BENCHMARKS.md prices the default and per-record paths at, billed from the requests
+/// themselves (the proxy counts units by DynamoDB's rules): batched, a claim and a completion
+/// per record at one write unit each, in two requests per batch; a duplicate batch a refused
+/// claim each (billed) and one consistent read each. Per record: the same writes in a
+/// request each, and a duplicate's refused claim returns the stored item (no read).
+#[tokio::test]
+async fn each_path_is_billed_one_write_unit_per_claim_and_per_completion() {
+    use eventkit::handler::{Handler, Json, RecordHandlerExt};
+    use eventkit::idempotency::IdempotencyLayer;
+    use eventkit::runtime::EventFunction;
+    use xtask::proxy::{Capacity, Proxy};
+
+    let cloud = LocalCloud::connect().await;
+    let table = cloud.create_idempotency_table("billed").await;
+    let proxy = Proxy::start(eventkit_tests::dynamodb_address(), Duration::ZERO)
+        .await
+        .unwrap();
+    let client = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&cloud.config)
+            .endpoint_url(proxy.endpoint())
+            .build(),
+    );
+    let function = |config: IdempotencyConfig| {
+        EventFunction::new(
+            Handler::new(|Json(body): Json<Value>| async move {
+                Ok::<_, std::io::Error>(body["eventId"].clone())
+            })
+            .layer(IdempotencyLayer::new(
+                DynamoDbStore::new(client.clone(), &table),
+                config,
+            )),
+        )
+    };
+    let deadline = || eventkit::batch::Deadline::after(WINDOW);
+    let units = |write_units: f64, read_units: f64| Capacity {
+        write_units,
+        read_units,
+    };
+    let mut billed = Capacity::default();
+    let mut billed_since = || {
+        let now = proxy.capacity();
+        let since = now - billed;
+        billed = now;
+        since
+    };
+
+    let batched = function(IdempotencyConfig::new("orders"));
+    let bodies: Vec<Value> = (0..10).map(|n| event(&format!("u{n}"))).collect();
+    batched
+        .handle(sqs_batch(&bodies), deadline())
+        .await
+        .unwrap();
+    assert_eq!(billed_since(), units(20.0, 0.0), "new, batched");
+    batched
+        .handle(sqs_batch(&bodies), deadline())
+        .await
+        .unwrap();
+    assert_eq!(billed_since(), units(10.0, 10.0), "duplicate, batched");
+
+    let per_record = function(IdempotencyConfig::new("orders").with_batched_claims(false));
+    let bodies: Vec<Value> = (0..10).map(|n| event(&format!("v{n}"))).collect();
+    per_record
+        .handle(sqs_batch(&bodies), deadline())
+        .await
+        .unwrap();
+    assert_eq!(billed_since(), units(20.0, 0.0), "new, per record");
+    per_record
+        .handle(sqs_batch(&bodies), deadline())
+        .await
+        .unwrap();
+    assert_eq!(billed_since(), units(10.0, 0.0), "duplicate, per record");
+}
