@@ -40,21 +40,17 @@ fn schedules_fire_with_their_input_or_the_scheduled_event_and_disabled_ones_neve
         "{started}"
     );
 
-    // Both fire within a minute (the cron at the next minute, the rate a minute after
-    // the start), and again a minute later.
-    wait_until(
-        "each schedule to fire twice",
-        Duration::from_secs(150),
-        || {
-            let seen = payloads(app);
-            let input = seen.iter().filter(|p| p["job"] == "report").count();
-            let scheduled = seen
-                .iter()
-                .filter(|p| p["detail-type"] == "Scheduled Event")
-                .count();
-            input >= 2 && scheduled >= 2
-        },
-    );
+    // Both fire within a minute: the cron at the next minute, the rate a minute after the
+    // start. (That they fire again is the expressions' unit tests' business.)
+    wait_until("each schedule to fire", Duration::from_secs(90), || {
+        let seen = payloads(app);
+        let input = seen.iter().filter(|p| p["job"] == "report").count();
+        let scheduled = seen
+            .iter()
+            .filter(|p| p["detail-type"] == "Scheduled Event")
+            .count();
+        input >= 1 && scheduled >= 1
+    });
     let seen = payloads(app);
     let scheduled: Vec<&Value> = seen
         .iter()
