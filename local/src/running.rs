@@ -38,6 +38,10 @@ pub struct RunningApp {
     /// Dead-letter queues by logical id, each with the queues (logical ids) whose redrive
     /// policy sends it what they fail (none for a function's or a rule's DLQ).
     pub dead_letter_queues: BTreeMap<String, Vec<String>>,
+    /// The function dead-letter queues (logical ids) whose messages go back as asynchronous
+    /// invocations: each DLQ's function and that function's delivery queue.
+    #[serde(default)]
+    pub reinvoked_by: BTreeMap<String, (String, QueueInfo)>,
     /// Topic ARNs by logical id.
     pub topics: BTreeMap<String, String>,
     /// Bus names by logical id.
@@ -79,7 +83,23 @@ impl RunningApp {
             .into_iter()
             .map(|(logical, queue)| (logical, stack.redrive_sources(&queue.arn)))
             .collect();
+        let dead_letter_logicals: BTreeMap<String, String> = stack
+            .dead_letter_queues()
+            .into_iter()
+            .map(|(logical, queue)| (queue.arn, logical))
+            .collect();
+        let reinvoked_by = stack
+            .functions
+            .iter()
+            .filter_map(|(function, declared)| {
+                let dlq = declared.async_invoke.dead_letter_queue.as_ref()?;
+                let logical = dead_letter_logicals.get(&dlq.arn)?;
+                let delivery = declared.async_queue.clone()?;
+                Some((logical.clone(), (function.clone(), delivery)))
+            })
+            .collect();
         let mut app = Self {
+            reinvoked_by,
             stack: stack.name.clone(),
             template: template.to_path_buf(),
             pid: std::process::id(),
@@ -246,6 +266,7 @@ mod tests {
             logs: "logs".into(),
             queues: BTreeMap::new(),
             dead_letter_queues: BTreeMap::new(),
+            reinvoked_by: BTreeMap::new(),
             topics: BTreeMap::new(),
             buses: BTreeMap::new(),
             tables: BTreeMap::new(),

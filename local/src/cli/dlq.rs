@@ -79,6 +79,8 @@ struct DeadLetterQueue {
     logical: String,
     queue: QueueInfo,
     sources: Vec<(String, QueueInfo)>,
+    /// A function's own DLQ: the function, and the delivery queue that invokes it again.
+    reinvoke: Option<(String, QueueInfo)>,
 }
 
 /// The dead-letter queues a command works on, and how to reach them.
@@ -135,6 +137,7 @@ impl Scope {
                 logical: queue.name.clone(),
                 queue,
                 sources,
+                reinvoke: None,
             });
         }
         Ok(Self {
@@ -216,13 +219,16 @@ fn dead_letter_queues(app: &RunningApp, only: Option<&str>) -> Result<Vec<DeadLe
                     .iter()
                     .map(|source| Ok((source.clone(), app.queue(source)?.clone())))
                     .collect::<Result<_>>()?,
+                reinvoke: app.reinvoked_by.get(logical).cloned(),
             })
         })
         .collect()
 }
 
 fn describe_sources(dlq: &DeadLetterQueue) -> String {
-    if dlq.sources.is_empty() {
+    if let Some((function, _)) = &dlq.reinvoke {
+        format!("what {function}'s asynchronous invocations failed")
+    } else if dlq.sources.is_empty() {
         "what a function, rule or subscription failed".into()
     } else {
         let sources: Vec<&str> = dlq.sources.iter().map(|(l, _)| l.as_str()).collect();
@@ -349,7 +355,7 @@ async fn redrive(
     }
     let mut found: BTreeSet<String> = BTreeSet::new();
     for dlq in &scope.queues {
-        if dlq.sources.is_empty() {
+        if dlq.sources.is_empty() && dlq.reinvoke.is_none() {
             println!(
                 "{}: skipped, it holds {} (no source queue to send them back to)",
                 dlq.logical,
@@ -358,7 +364,8 @@ async fn redrive(
             continue;
         }
         let everything = chosen.is_empty() && !skip_completed;
-        if everything {
+        // A function's DLQ has no source queue for SQS to move its messages back to.
+        if everything && dlq.reinvoke.is_none() {
             let timeout = Duration::from_secs(120);
             if let Some(moved) = dead_letters::redrive_all(&scope.sqs, &dlq.queue, timeout).await? {
                 println!(
@@ -377,28 +384,39 @@ async fn redrive(
             BTreeMap::new()
         };
         let sources: Vec<QueueInfo> = dlq.sources.iter().map(|(_, q)| q.clone()).collect();
-        let outcome: Redriven =
-            dead_letters::redrive_chosen(&scope.sqs, &dlq.queue, &sources, |message| {
-                let id = message.message_id().unwrap_or_default();
-                if !chosen.is_empty() && !chosen.contains(id) {
-                    return Err("not chosen".into());
+        let choose = |message: &aws_sdk_sqs::types::Message| {
+            let id = message.message_id().unwrap_or_default();
+            if !chosen.is_empty() && !chosen.contains(id) {
+                return Err("not chosen".into());
+            }
+            match states.get(id) {
+                Some(state) if state.is_completed() => {
+                    Err("its idempotency record is COMPLETED (--skip-completed)".into())
                 }
-                match states.get(id) {
-                    Some(state) if state.is_completed() => {
-                        Err("its idempotency record is COMPLETED (--skip-completed)".into())
-                    }
-                    _ => Ok(()),
-                }
-            })
-            .await
-            .with_context(|| format!("redriving {}", dlq.logical))?;
-        println!(
-            "{}: {} message(s) back in {} ({})",
-            dlq.logical,
-            outcome.moved.len(),
-            source_names(dlq),
-            RedriveMethod::ReceiveSendDelete
-        );
+                _ => Ok(()),
+            }
+        };
+        let outcome: Redriven = match &dlq.reinvoke {
+            Some((_, delivery)) => {
+                dead_letters::reinvoke_chosen(&scope.sqs, &dlq.queue, delivery, choose).await
+            }
+            None => dead_letters::redrive_chosen(&scope.sqs, &dlq.queue, &sources, choose).await,
+        }
+        .with_context(|| format!("redriving {}", dlq.logical))?;
+        match &dlq.reinvoke {
+            Some((function, _)) => println!(
+                "{}: {} message(s) invoked {function} again, asynchronously",
+                dlq.logical,
+                outcome.moved.len(),
+            ),
+            None => println!(
+                "{}: {} message(s) back in {} ({})",
+                dlq.logical,
+                outcome.moved.len(),
+                source_names(dlq),
+                RedriveMethod::ReceiveSendDelete
+            ),
+        }
         for (id, copy) in &outcome.moved {
             println!("  moved {id} (now {copy})");
             found.insert(id.clone());

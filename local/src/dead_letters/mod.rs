@@ -25,7 +25,7 @@ use crate::resources::QueueInfo;
 
 pub use idempotency::{key_state, key_value, IdempotencyLookup, KeyState};
 pub use reasons::{reason_in_attributes, reason_in_logs, LoggedReason};
-pub use redrive::{redrive_all, redrive_chosen, RedriveMethod, Redriven};
+pub use redrive::{redrive_all, redrive_chosen, reinvoke_chosen, RedriveMethod, Redriven};
 
 /// How long a message read by [`read_all`] stays hidden from other readers before it is
 /// handed back.

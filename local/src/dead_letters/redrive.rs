@@ -1,14 +1,16 @@
 //! Moving dead letters back to the queue they failed in: all with SQS's message-move task,
 //! chosen ones by receive, send, delete (sent before deleted: a crash duplicates, never
-//! loses).
+//! loses). A function's own dead-letter queue (what its asynchronous invocations failed)
+//! has no source queue: its messages go back as asynchronous invocations.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use aws_sdk_sqs::error::ProvideErrorMetadata;
-use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
+use aws_sdk_sqs::types::{Message, MessageAttributeValue, MessageSystemAttributeName};
 
 use super::{hand_back, receive_all};
+use crate::event_sources::payloads::PAYLOAD_AS_IS;
 use crate::resources::QueueInfo;
 
 /// How messages went back.
@@ -115,6 +117,36 @@ pub async fn redrive_chosen(
     sources: &[QueueInfo],
     choose: impl Fn(&Message) -> std::result::Result<(), String>,
 ) -> Result<Redriven> {
+    move_chosen(sqs, dead_letter, sources, false, choose).await
+}
+
+/// Invokes the function again, asynchronously, with each message of its dead-letter queue
+/// `dead_letter` that `choose` accepts: the message (the payload Lambda invoked it with) is
+/// sent to the function's `delivery` queue to be invoked as it is, then deleted here. This
+/// is what `aws lambda invoke --invocation-type Event --payload` of the message does.
+pub async fn reinvoke_chosen(
+    sqs: &aws_sdk_sqs::Client,
+    dead_letter: &QueueInfo,
+    delivery: &QueueInfo,
+    choose: impl Fn(&Message) -> std::result::Result<(), String>,
+) -> Result<Redriven> {
+    move_chosen(
+        sqs,
+        dead_letter,
+        std::slice::from_ref(delivery),
+        true,
+        choose,
+    )
+    .await
+}
+
+async fn move_chosen(
+    sqs: &aws_sdk_sqs::Client,
+    dead_letter: &QueueInfo,
+    sources: &[QueueInfo],
+    as_invocation: bool,
+    choose: impl Fn(&Message) -> std::result::Result<(), String>,
+) -> Result<Redriven> {
     let received = receive_all(sqs, dead_letter).await?;
     let mut outcome = Redriven::default();
     let mut kept = Vec::new();
@@ -132,7 +164,7 @@ pub async fn redrive_chosen(
             kept.push(message);
             continue;
         };
-        let copy = send_back(sqs, &message, source).await?;
+        let copy = send_back(sqs, &message, source, as_invocation).await?;
         // Deleted only once the source queue holds it: a crash before this line duplicates
         // the message, never loses it.
         if let Some(receipt) = message.receipt_handle() {
@@ -166,6 +198,7 @@ async fn send_back(
     sqs: &aws_sdk_sqs::Client,
     message: &Message,
     source: &QueueInfo,
+    as_invocation: bool,
 ) -> Result<String> {
     let id = message.message_id().unwrap_or_default();
     let mut request = sqs
@@ -173,6 +206,14 @@ async fn send_back(
         .queue_url(&source.url)
         .message_body(message.body().unwrap_or_default())
         .set_message_attributes(message.message_attributes().cloned());
+    if as_invocation {
+        let marked = MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value("true")
+            .build()
+            .context("the payload mark")?;
+        request = request.message_attributes(PAYLOAD_AS_IS, marked);
+    }
     let system = |name: MessageSystemAttributeName| {
         message
             .attributes()

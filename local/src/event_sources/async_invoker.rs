@@ -14,8 +14,7 @@ use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use super::payloads::AsyncEvent;
-use super::schedule::{payload_as_is, PAYLOAD_AS_IS};
+use super::payloads::{payload_as_is, AsyncEvent, PAYLOAD_AS_IS};
 use crate::clients::Clients;
 use crate::functions::FunctionDecl;
 use crate::host::FunctionHost;

@@ -62,6 +62,16 @@ fn message_attribute(value: &MessageAttributeValue) -> Value {
     })
 }
 
+/// The message attribute that marks a delivery whose body is the payload to invoke with as
+/// it is (a schedule's `Input`, a dead letter sent back), not an SNS notification or
+/// EventBridge event to unwrap.
+pub const PAYLOAD_AS_IS: &str = "eventkit-local.payload-as-is";
+
+/// The payload of a delivery marked [`PAYLOAD_AS_IS`]: its JSON, or the text as a string.
+pub fn payload_as_is(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.to_string()))
+}
+
 /// What a function's delivery queue held: the invocation payload it stands for.
 #[derive(Clone, Debug, PartialEq)]
 pub enum AsyncEvent {

@@ -17,17 +17,14 @@ use aws_sdk_sqs::types::MessageAttributeValue;
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use croner::parser::{CronParser, Seconds, Year};
 use croner::Cron;
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use super::payloads::PAYLOAD_AS_IS;
 use crate::clients::Clients;
 use crate::cloud::REGION;
 use crate::resources::QueueInfo;
 use crate::template::ACCOUNT_ID;
-
-/// The message attribute that marks a delivery whose body is the payload as it is (a
-/// schedule's `Input`), not an SNS notification or EventBridge event to unwrap.
-pub const PAYLOAD_AS_IS: &str = "eventkit-local.payload-as-is";
 
 /// When a schedule fires.
 #[derive(Clone, Debug)]
@@ -198,16 +195,13 @@ pub async fn run_schedule(
     }
 }
 
-/// The payload of a delivery marked [`PAYLOAD_AS_IS`]: its JSON, or the text as a string.
-pub fn payload_as_is(body: &str) -> Value {
-    serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.to_string()))
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use crate::event_sources::payloads::payload_as_is;
+    use serde_json::Value;
 
     fn at(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text)

@@ -1,16 +1,23 @@
-//! A scheduled function in the style of the serverless-patterns Rust examples, with plain
-//! `lambda_runtime`: it prints each payload it is invoked with on one line, so a test can
-//! see what the schedule delivered (a "Scheduled Event", or the event's `Input`).
+//! A function in the style of the serverless-patterns Rust examples, with plain
+//! `lambda_runtime`, invoked asynchronously (schedules, SNS): it prints each payload it is
+//! invoked with on one line, so a test can see what arrived. With `REJECT=true` it fails
+//! every payload that mentions "reject" (the bug a redrive's fix removes).
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::Value;
 
-async fn handle(event: LambdaEvent<Value>) -> Result<(), Error> {
-    println!("invoked with {}", event.payload);
+async fn handle(event: LambdaEvent<Value>, reject: bool) -> Result<(), Error> {
+    let payload = event.payload.to_string();
+    if reject && payload.contains("reject") {
+        println!("rejected {payload}");
+        return Err("this payload is rejected".into());
+    }
+    println!("invoked with {payload}");
     Ok(())
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::run(service_fn(handle)).await
+    let reject = std::env::var("REJECT").is_ok_and(|value| value == "true");
+    lambda_runtime::run(service_fn(move |event| handle(event, reject))).await
 }
