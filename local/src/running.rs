@@ -42,6 +42,10 @@ pub struct RunningApp {
     /// invocations: each DLQ's function and that function's delivery queue.
     #[serde(default)]
     pub reinvoked_by: BTreeMap<String, (String, QueueInfo)>,
+    /// The functions invoked asynchronously, by ARN: each one's logical id and delivery
+    /// queue, where an OnFailure record or a rule's dead letter invokes it again.
+    #[serde(default)]
+    pub deliveries: BTreeMap<String, (String, QueueInfo)>,
     /// Topic ARNs by logical id.
     pub topics: BTreeMap<String, String>,
     /// Bus names by logical id.
@@ -98,8 +102,17 @@ impl RunningApp {
                 Some((logical.clone(), (function.clone(), delivery)))
             })
             .collect();
+        let deliveries = stack
+            .functions
+            .iter()
+            .filter_map(|(function, declared)| {
+                let delivery = declared.async_queue.clone()?;
+                Some((declared.spec.arn.clone(), (function.clone(), delivery)))
+            })
+            .collect();
         let mut app = Self {
             reinvoked_by,
+            deliveries,
             stack: stack.name.clone(),
             template: template.to_path_buf(),
             pid: std::process::id(),
@@ -267,6 +280,7 @@ mod tests {
             queues: BTreeMap::new(),
             dead_letter_queues: BTreeMap::new(),
             reinvoked_by: BTreeMap::new(),
+            deliveries: BTreeMap::new(),
             topics: BTreeMap::new(),
             buses: BTreeMap::new(),
             tables: BTreeMap::new(),

@@ -256,3 +256,198 @@ async fn a_redrive_skips_what_already_happened() {
         let _ = clients.sqs.delete_queue().queue_url(url).send().await;
     }
 }
+
+/// On AWS a queue's redrive says nothing of why: the function's log in CloudWatch Logs
+/// does. `dlq show --log-group` finds the last line of the group that names the message,
+/// skipping the platform's own.
+#[tokio::test(flavor = "multi_thread")]
+async fn why_a_message_failed_is_found_in_the_log_group() {
+    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&config);
+    let sqs = Clients::new(&Endpoints::from_env()).await.sqs;
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let (dlq_url, source_url, _) = dead_lettered(&sqs, &suffix, &["poison"]).await;
+    let peeked = sqs
+        .receive_message()
+        .queue_url(&dlq_url)
+        .visibility_timeout(0)
+        .send()
+        .await
+        .expect("received");
+    let id = peeked
+        .messages()
+        .first()
+        .and_then(|m| m.message_id())
+        .expect("the dead letter")
+        .to_string();
+
+    let group = format!("/aws/lambda/byurl-{suffix}");
+    logs.create_log_group()
+        .log_group_name(&group)
+        .send()
+        .await
+        .expect("the log group");
+    logs.create_log_stream()
+        .log_group_name(&group)
+        .log_stream_name("2026/11/30/[$LATEST]abc")
+        .send()
+        .await
+        .expect("the log stream");
+    let now = chrono::Utc::now().timestamp_millis();
+    let lines = [
+        format!(r#"{{"level":"WARN","message":"record {id} failed once, retrying"}}"#),
+        "START RequestId: 5b1e Version: $LATEST".to_string(),
+        format!(
+            r#"{{"level":"ERROR","message":"record {id} failed","error":"quantity must be positive"}}"#
+        ),
+        format!(r#"{{"type":"platform.report","record":{{"requestId":"{id}"}}}}"#),
+        r#"{"level":"INFO","message":"record other-id done"}"#.to_string(),
+    ];
+    let events: Vec<_> = lines
+        .iter()
+        .enumerate()
+        .map(|(at, line)| {
+            aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+                .timestamp(now + at as i64)
+                .message(line)
+                .build()
+                .expect("an event")
+        })
+        .collect();
+    logs.put_log_events()
+        .log_group_name(&group)
+        .log_stream_name("2026/11/30/[$LATEST]abc")
+        .set_log_events(Some(events))
+        .send()
+        .await
+        .expect("the events");
+
+    let shown = cli(&[
+        "dlq",
+        "show",
+        "--queue-url",
+        &dlq_url,
+        "--log-group",
+        &group,
+    ]);
+    assert!(
+        shown.contains(&format!(
+            "reason: {group} logged: record {id} failed: quantity must be positive"
+        )),
+        "{shown}"
+    );
+    let elsewhere = format!("/aws/lambda/byurl-empty-{suffix}");
+    logs.create_log_group()
+        .log_group_name(&elsewhere)
+        .send()
+        .await
+        .expect("the other log group");
+    let shown = cli(&[
+        "dlq",
+        "show",
+        "--queue-url",
+        &dlq_url,
+        "--log-group",
+        &elsewhere,
+    ]);
+    assert!(
+        shown.contains(&format!("reason: not in its attributes nor in {elsewhere}")),
+        "{shown}"
+    );
+    for url in [&source_url, &dlq_url] {
+        let _ = sqs.delete_queue().queue_url(url).send().await;
+    }
+    for name in [&group, &elsewhere] {
+        let _ = logs.delete_log_group().log_group_name(name).send().await;
+    }
+}
+
+/// What an EventBridge rule could not deliver carries its target (`TARGET_ARN`): the
+/// redrive delivers it to that queue again, found by its ARN.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rules_dead_letter_is_delivered_to_its_target_again() {
+    let sqs = Clients::new(&Endpoints::from_env()).await.sqs;
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let mut made = Vec::new();
+    for name in [
+        format!("byurl-rule-dlq-{suffix}"),
+        format!("byurl-target-{suffix}"),
+    ] {
+        let url = sqs
+            .create_queue()
+            .queue_name(&name)
+            .send()
+            .await
+            .expect("a queue (is the local cloud up?)")
+            .queue_url()
+            .expect("a URL")
+            .to_string();
+        let arn = sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("its ARN")
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+            .expect("an ARN");
+        made.push((name, url, arn));
+    }
+    let (dlq_url, (target_name, target_url, target_arn)) = (made[0].1.clone(), made[1].clone());
+    let text = |value: &str| {
+        aws_sdk_sqs::types::MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(value)
+            .build()
+            .expect("an attribute")
+    };
+    let event = r#"{"source":"orders","detail-type":"OrderPlaced","detail":{"orderId":"o-1"}}"#;
+    sqs.send_message()
+        .queue_url(&dlq_url)
+        .message_body(event)
+        .message_attributes(
+            "RULE_ARN",
+            text("arn:aws:events:us-east-1:000000000000:rule/orders"),
+        )
+        .message_attributes("TARGET_ARN", text(&target_arn))
+        .message_attributes("ERROR_CODE", text("SQS.AccessDenied"))
+        .message_attributes("ERROR_MESSAGE", text("the queue policy denies events"))
+        .send()
+        .await
+        .expect("the dead letter");
+
+    let shown = cli(&["dlq", "show", "--queue-url", &dlq_url]);
+    assert!(
+        shown.contains("reason: the queue policy denies events (code SQS.AccessDenied)"),
+        "{shown}"
+    );
+    let redriven = cli(&["dlq", "redrive", "--queue-url", &dlq_url]);
+    assert!(
+        redriven.contains(&format!(
+            "1 message(s) delivered to their rule's target {target_name} again"
+        )),
+        "{redriven}"
+    );
+    let back = sqs
+        .receive_message()
+        .queue_url(&target_url)
+        .wait_time_seconds(2)
+        .send()
+        .await
+        .expect("received");
+    assert_eq!(
+        back.messages().first().and_then(|m| m.body()),
+        Some(event),
+        "the event is in its target queue"
+    );
+    let left = cli(&["dlq", "list", "--queue-url", &dlq_url]);
+    let line = left
+        .lines()
+        .find(|line| line.contains("byurl-rule-dlq-"))
+        .unwrap_or_else(|| panic!("{left}"));
+    assert_eq!(line.split_whitespace().nth(1), Some("0"), "{left}");
+    for (_, url, _) in &made {
+        let _ = sqs.delete_queue().queue_url(url).send().await;
+    }
+}

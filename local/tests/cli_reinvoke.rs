@@ -76,3 +76,150 @@ fn a_functions_own_dead_letters_are_invoked_again_by_redrive() {
     );
     running.stop();
 }
+
+/// The running application's description (`.local-cloud/apps/<stack>.json`).
+fn described(app: App) -> serde_json::Value {
+    let path = root()
+        .join("tests/apps/templates/.local-cloud/apps")
+        .join(format!("{}.json", app.stack));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The messages of a queue of the application (received once, handed back at once).
+fn queue_bodies(app: App, queue: &str) -> Vec<serde_json::Value> {
+    let shown = ok(app, &["dlq", "show", queue]);
+    shown
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("body: "))
+        .map(|body| serde_json::from_str(body).unwrap_or(serde_json::json!(body)))
+        .collect()
+}
+
+#[test]
+fn an_on_failure_record_and_a_rules_dead_letter_invoke_the_function_again() {
+    cloud_env();
+    let stack = format!("onfail-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let app = App {
+        template: "tests/apps/templates/on-failure.yaml",
+        stack: &stack,
+    };
+    let running = Running::start(app, &["--no-watch"]);
+
+    // An OnFailure destination holds invocation records, not payloads: the redrive invokes
+    // the function the record names with the payload the record holds.
+    ok(
+        app,
+        &["send", "Alerts", "--message", r#"{"alert": "reject me"}"#],
+    );
+    wait_until(
+        "the invocation record in ProbeFailures",
+        Duration::from_secs(60),
+        || dead_letters(app, "ProbeFailures") == 1,
+    );
+    let records = queue_bodies(app, "ProbeFailures");
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(
+        records[0]["requestContext"]["condition"], "RetriesExhausted",
+        "{records:?}"
+    );
+    let redriven = ok(app, &["dlq", "redrive", "ProbeFailures"]);
+    assert!(
+        redriven.contains("ProbeFailures: 1 message(s) invoked Probe again, asynchronously"),
+        "{redriven}"
+    );
+    wait_until(
+        "the function to run it again",
+        Duration::from_secs(60),
+        || rejected(app).len() == 2,
+    );
+    let payloads = rejected(app);
+    assert_eq!(
+        payloads[0], payloads[1],
+        "the payload of the first invocation"
+    );
+    wait_until(
+        "its second failure's record",
+        Duration::from_secs(30),
+        || dead_letters(app, "ProbeFailures") == 1,
+    );
+    let again = queue_bodies(app, "ProbeFailures");
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0]["requestPayload"], records[0]["requestPayload"]);
+
+    // What a rule could not deliver comes with the target it was for (EventBridge's
+    // RULE_ARN / TARGET_ARN / ERROR_* attributes): the redrive delivers it there again.
+    // The rule's target here is the function's delivery queue; the dead letter is the one
+    // EventBridge would write when that delivery failed.
+    let delivery = described(app)["deliveries"]
+        .as_object()
+        .and_then(|functions| functions.values().find(|f| f[0] == "Probe"))
+        .map(|function| function[1]["arn"].as_str().unwrap_or_default().to_string())
+        .expect("Probe's delivery queue is described");
+    let event = serde_json::json!({
+        "version": "0", "id": uuid::Uuid::new_v4().to_string(), "detail-type": "Audit",
+        "source": "tests.audit", "account": "000000000000", "time": "2026-11-30T12:00:00Z",
+        "region": "us-east-1", "resources": [], "detail": {"note": "reject this audit"},
+    });
+    let rule_dlq = described(app)["queues"]["AuditDLQ"]["url"]
+        .as_str()
+        .map(str::to_string)
+        .expect("AuditDLQ is described");
+    send_dead_letter(&rule_dlq, &event.to_string(), &delivery);
+    let shown = ok(app, &["dlq", "show", "AuditDLQ"]);
+    assert!(
+        shown.contains("reason: the target is throttled (code ThrottlingException)"),
+        "{shown}"
+    );
+    let redriven = ok(app, &["dlq", "redrive", "AuditDLQ"]);
+    assert!(
+        redriven.contains("AuditDLQ: 1 message(s) invoked Probe again, asynchronously"),
+        "{redriven}"
+    );
+    wait_until(
+        "the function to be invoked with the event",
+        Duration::from_secs(60),
+        || rejected(app).len() == 3,
+    );
+    let invoked: serde_json::Value =
+        serde_json::from_str(&rejected(app)[2]).expect("the payload is JSON");
+    assert_eq!(
+        invoked, event,
+        "invoked with the event as the rule delivered it"
+    );
+    assert_eq!(dead_letters(app, "AuditDLQ"), 0);
+    running.stop();
+}
+
+/// Writes into `queue_url` what EventBridge writes to a target's dead-letter queue when it
+/// cannot deliver `event` to `target`.
+fn send_dead_letter(queue_url: &str, event: &str, target: &str) {
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    runtime.block_on(async {
+        let sqs =
+            eventkit_local::clients::Clients::new(&eventkit_local::clients::Endpoints::from_env())
+                .await
+                .sqs;
+        let text = |value: &str| {
+            aws_sdk_sqs::types::MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(value)
+                .build()
+                .expect("an attribute")
+        };
+        sqs.send_message()
+            .queue_url(queue_url)
+            .message_body(event)
+            .message_attributes(
+                "RULE_ARN",
+                text("arn:aws:events:us-east-1:000000000000:rule/audit"),
+            )
+            .message_attributes("TARGET_ARN", text(target))
+            .message_attributes("ERROR_CODE", text("ThrottlingException"))
+            .message_attributes("ERROR_MESSAGE", text("the target is throttled"))
+            .send()
+            .await
+            .expect("the dead letter is written");
+    });
+}

@@ -8,7 +8,10 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use eventkit_local::clients::Clients;
-use eventkit_local::dead_letters::{self, IdempotencyLookup, KeyState, RedriveMethod, Redriven};
+use eventkit_local::dead_letters::{
+    self, unqualified, Destination, IdempotencyLookup, Invoker, KeyState, Moved, RedriveMethod,
+    Redriven, Routes,
+};
 use eventkit_local::resources::QueueInfo;
 use eventkit_local::running::{names, RunningApp};
 
@@ -56,6 +59,10 @@ pub struct DlqTarget {
     /// are the ones SQS lists for it (ListDeadLetterSourceQueues).
     #[arg(long = "queue-url", value_name = "URL")]
     queue_urls: Vec<String>,
+    /// With --queue-url: a CloudWatch Logs group to search for why a message failed
+    /// (repeatable), besides the groups of the functions Lambda says read the source queues.
+    #[arg(long = "log-group", value_name = "NAME", requires = "queue_urls")]
+    log_groups: Vec<String>,
 }
 
 /// Where a message's idempotency record is: eventkit's layout by default.
@@ -79,8 +86,8 @@ struct DeadLetterQueue {
     logical: String,
     queue: QueueInfo,
     sources: Vec<(String, QueueInfo)>,
-    /// A function's own DLQ: the function, and the delivery queue that invokes it again.
-    reinvoke: Option<(String, QueueInfo)>,
+    /// A function's own DLQ: the function (logical id or ARN), and its ARN.
+    owner: Option<(String, String)>,
 }
 
 /// The dead-letter queues a command works on, and how to reach them.
@@ -92,8 +99,14 @@ struct Scope {
     queues: Vec<DeadLetterQueue>,
     /// The functions' logs (logical id, file), searched for why a message failed.
     logs: Vec<(String, PathBuf)>,
+    /// On AWS: CloudWatch Logs and the groups to search for why a message failed.
+    log_groups: Option<(aws_sdk_cloudwatchlogs::Client, Vec<String>)>,
     /// Tables by logical id (the running application's), for the idempotency table.
     tables: BTreeMap<String, String>,
+    /// Declared queues (the running application's) by logical id, for rules' targets.
+    declared: Vec<(String, QueueInfo)>,
+    /// How functions are invoked again.
+    invoker: Invoker,
 }
 
 impl Scope {
@@ -111,7 +124,14 @@ impl Scope {
                     .iter()
                     .map(|(logical, function)| (logical.clone(), function.log.clone()))
                     .collect(),
+                log_groups: None,
                 tables: app.tables.clone(),
+                declared: app
+                    .queues
+                    .iter()
+                    .map(|(logical, queue)| (logical.clone(), queue.clone()))
+                    .collect(),
+                invoker: Invoker::Local(app.deliveries.clone()),
             });
         }
         if only.is_some() {
@@ -119,6 +139,9 @@ impl Scope {
         }
         let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         let sqs = aws_sdk_sqs::Client::new(&config);
+        let lambda = aws_sdk_lambda::Client::new(&config);
+        let mut lambda_reachable = true;
+        let mut groups: Vec<String> = target.log_groups.clone();
         let mut queues = Vec::new();
         for url in &target.queue_urls {
             let queue = queue_at(&sqs, url).await?;
@@ -133,22 +156,100 @@ impl Scope {
                 let source = queue_at(&sqs, source).await?;
                 sources.push((source.name.clone(), source));
             }
+            let mut owner = None;
+            if lambda_reachable {
+                match dead_letters::function_with_dead_letter_queue(&lambda, &queue.arn).await {
+                    Ok(found) => owner = found.map(|arn| (unqualified(&arn).to_string(), arn)),
+                    Err(error) => unreachable(&mut lambda_reachable, "its functions", error),
+                }
+            }
+            let mut readers: Vec<String> = owner.iter().map(|(_, arn)| arn.clone()).collect();
+            for (_, source) in &sources {
+                if !lambda_reachable {
+                    break;
+                }
+                match dead_letters::functions_reading(&lambda, &source.arn).await {
+                    Ok(found) => readers.extend(found),
+                    Err(error) => {
+                        unreachable(&mut lambda_reachable, "what reads the source queues", error)
+                    }
+                }
+            }
+            for function in readers {
+                match dead_letters::log_group_of(&lambda, &function).await {
+                    Ok(group) => groups.push(group),
+                    Err(error) => eprintln!("note: no log group for {function}: {error:#}"),
+                }
+            }
             queues.push(DeadLetterQueue {
                 logical: queue.name.clone(),
                 queue,
                 sources,
-                reinvoke: None,
+                owner,
             });
         }
+        groups.sort();
+        groups.dedup();
         Ok(Self {
             sqs,
             dynamodb: aws_sdk_dynamodb::Client::new(&config),
             name: "the queues named".into(),
             queues,
             logs: Vec::new(),
+            log_groups: Some((aws_sdk_cloudwatchlogs::Client::new(&config), groups)),
             tables: BTreeMap::new(),
+            declared: Vec::new(),
+            invoker: Invoker::Lambda(lambda),
         })
     }
+
+    /// Where the messages of `dlq` go back to.
+    fn routes(&self, dlq: &DeadLetterQueue) -> Routes {
+        Routes {
+            sources: dlq.sources.clone(),
+            owner: dlq.owner.as_ref().map(|(_, arn)| arn.clone()),
+            queues: self.declared.clone(),
+            invoker: self.invoker.clone(),
+        }
+    }
+
+    /// Why `message` failed: its attributes, else the functions' log files, else the
+    /// CloudWatch Logs groups.
+    async fn reason(&self, message: &aws_sdk_sqs::types::Message) -> String {
+        let id = message.message_id().unwrap_or_default();
+        if let Some(reason) = dead_letters::reason_in_attributes(message) {
+            return reason;
+        }
+        if let Some(found) = dead_letters::reason_in_logs(&self.logs, id) {
+            return format!("{} logged: {}", found.function, found.text);
+        }
+        let Some((logs, groups)) = &self.log_groups else {
+            return "not found in its attributes nor in the logs".into();
+        };
+        if groups.is_empty() {
+            return "not in its attributes; no log group to search (pass --log-group)".into();
+        }
+        // The message was first sent no later than its SentTimestamp; what logged its
+        // failure came after.
+        let since = message
+            .attributes()
+            .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::SentTimestamp))
+            .and_then(|sent| sent.parse::<i64>().ok())
+            .map_or(0, |sent| sent - 60_000);
+        match dead_letters::reason_in_log_groups(logs, groups, id, since).await {
+            Ok(Some(found)) => format!("{} logged: {}", found.function, found.text),
+            Ok(None) => format!("not in its attributes nor in {}", groups.join(", ")),
+            Err(error) => format!("not in its attributes; searching the logs failed: {error:#}"),
+        }
+    }
+}
+
+/// Says once that Lambda did not answer; functions are not looked up after that.
+fn unreachable(reachable: &mut bool, what: &str, error: anyhow::Error) {
+    if *reachable {
+        eprintln!("note: Lambda did not answer ({what}: {error:#}); functions are not looked up");
+    }
+    *reachable = false;
 }
 
 /// The queue at `url`, its ARN asked of SQS.
@@ -171,6 +272,9 @@ async fn queue_at(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<QueueInfo> {
         arn,
     })
 }
+
+/// Why a message was left: it was not among the ones named.
+const NOT_CHOSEN: &str = "not chosen";
 
 /// Runs one `dlq` action.
 pub async fn run(action: DlqAction) -> Result<ExitCode> {
@@ -219,14 +323,21 @@ fn dead_letter_queues(app: &RunningApp, only: Option<&str>) -> Result<Vec<DeadLe
                     .iter()
                     .map(|source| Ok((source.clone(), app.queue(source)?.clone())))
                     .collect::<Result<_>>()?,
-                reinvoke: app.reinvoked_by.get(logical).cloned(),
+                owner: app.reinvoked_by.get(logical).and_then(|(function, _)| {
+                    let arn = app
+                        .deliveries
+                        .iter()
+                        .find(|(_, (name, _))| name == function)
+                        .map(|(arn, _)| arn.clone())?;
+                    Some((function.clone(), arn))
+                }),
             })
         })
         .collect()
 }
 
 fn describe_sources(dlq: &DeadLetterQueue) -> String {
-    if let Some((function, _)) = &dlq.reinvoke {
+    if let Some((function, _)) = &dlq.owner {
         format!("what {function}'s asynchronous invocations failed")
     } else if dlq.sources.is_empty() {
         "what a function, rule or subscription failed".into()
@@ -323,13 +434,7 @@ async fn show(scope: &Scope, args: &IdempotencyArgs) -> Result<ExitCode> {
             let id = message.message_id().unwrap_or_default();
             println!("  message {id}");
             println!("    body: {}", message.body().unwrap_or_default());
-            let reason = dead_letters::reason_in_attributes(message)
-                .or_else(|| {
-                    dead_letters::reason_in_logs(&scope.logs, id)
-                        .map(|found| format!("{} logged: {}", found.function, found.text))
-                })
-                .unwrap_or_else(|| "not found in its attributes nor in the logs".into());
-            println!("    reason: {reason}");
+            println!("    reason: {}", scope.reason(message).await);
             let idempotency = match (&lookup, states.get(id)) {
                 (Some(lookup), Some(state)) => format!(
                     "{state} (key {} in table {})",
@@ -355,17 +460,10 @@ async fn redrive(
     }
     let mut found: BTreeSet<String> = BTreeSet::new();
     for dlq in &scope.queues {
-        if dlq.sources.is_empty() && dlq.reinvoke.is_none() {
-            println!(
-                "{}: skipped, it holds {} (no source queue to send them back to)",
-                dlq.logical,
-                describe_sources(dlq)
-            );
-            continue;
-        }
         let everything = chosen.is_empty() && !skip_completed;
-        // A function's DLQ has no source queue for SQS to move its messages back to.
-        if everything && dlq.reinvoke.is_none() {
+        // SQS's message-move task returns what a queue's redrive moved; a function's or a
+        // rule's dead letters have no source queue for it.
+        if everything && !dlq.sources.is_empty() && dlq.owner.is_none() {
             let timeout = Duration::from_secs(120);
             if let Some(moved) = dead_letters::redrive_all(&scope.sqs, &dlq.queue, timeout).await? {
                 println!(
@@ -383,11 +481,10 @@ async fn redrive(
         } else {
             BTreeMap::new()
         };
-        let sources: Vec<QueueInfo> = dlq.sources.iter().map(|(_, q)| q.clone()).collect();
         let choose = |message: &aws_sdk_sqs::types::Message| {
             let id = message.message_id().unwrap_or_default();
             if !chosen.is_empty() && !chosen.contains(id) {
-                return Err("not chosen".into());
+                return Err(NOT_CHOSEN.into());
             }
             match states.get(id) {
                 Some(state) if state.is_completed() => {
@@ -396,33 +493,34 @@ async fn redrive(
                 _ => Ok(()),
             }
         };
-        let outcome: Redriven = match &dlq.reinvoke {
-            Some((_, delivery)) => {
-                dead_letters::reinvoke_chosen(&scope.sqs, &dlq.queue, delivery, choose).await
+        let outcome: Redriven =
+            dead_letters::redrive_chosen(&scope.sqs, &dlq.queue, &scope.routes(dlq), choose)
+                .await
+                .with_context(|| format!("redriving {}", dlq.logical))?;
+        let mut by_destination: BTreeMap<&Destination, Vec<&Moved>> = BTreeMap::new();
+        for moved in &outcome.moved {
+            by_destination.entry(&moved.to).or_default().push(moved);
+        }
+        if by_destination.is_empty() {
+            println!("{}: nothing sent back", dlq.logical);
+        }
+        for (destination, moved) in by_destination {
+            let method = match destination {
+                Destination::Invoked(_) => String::new(),
+                _ => format!(" ({})", RedriveMethod::ReceiveSendDelete),
+            };
+            println!(
+                "{}: {} message(s) {destination}{method}",
+                dlq.logical,
+                moved.len()
+            );
+            for moved in moved {
+                println!("  moved {} (now {})", moved.id, moved.copy);
+                found.insert(moved.id.clone());
             }
-            None => dead_letters::redrive_chosen(&scope.sqs, &dlq.queue, &sources, choose).await,
-        }
-        .with_context(|| format!("redriving {}", dlq.logical))?;
-        match &dlq.reinvoke {
-            Some((function, _)) => println!(
-                "{}: {} message(s) invoked {function} again, asynchronously",
-                dlq.logical,
-                outcome.moved.len(),
-            ),
-            None => println!(
-                "{}: {} message(s) back in {} ({})",
-                dlq.logical,
-                outcome.moved.len(),
-                source_names(dlq),
-                RedriveMethod::ReceiveSendDelete
-            ),
-        }
-        for (id, copy) in &outcome.moved {
-            println!("  moved {id} (now {copy})");
-            found.insert(id.clone());
         }
         for (id, why) in &outcome.left {
-            if why != "not chosen" {
+            if why != NOT_CHOSEN {
                 println!("  left {id}: {why}");
             }
             found.insert(id.clone());

@@ -1,17 +1,21 @@
-//! Dead-letter queues: how many messages each holds, why each message failed, whether its
-//! effect happened anyway (its idempotency record is `COMPLETED`), and moving messages back
-//! to the queue they failed in. Everything here speaks plain SQS (and DynamoDB for the
-//! idempotency check), so it works on the local cloud and on AWS alike.
+//! Dead-letter queues: how many messages each holds, why each message failed (its
+//! attributes, the function's log file locally, CloudWatch Logs on AWS), whether its effect
+//! happened anyway (its idempotency record is `COMPLETED`), and sending messages back where
+//! they failed. Everything here speaks plain SQS, DynamoDB, Lambda and CloudWatch Logs, so
+//! it works on the local cloud and on AWS alike.
 //!
-//! Moving back: all of a queue's messages go with SQS's own message-move task
-//! (`StartMessageMoveTask`, which returns each message to the queue it came from). When only
-//! some are chosen, or the endpoint has no such task, each chosen message is received, sent
-//! to its source queue and only then deleted: a crash in between leaves a duplicate in the
-//! source queue (which an idempotent consumer absorbs), never a lost message.
+//! Sending back: all of a redrive target's messages go with SQS's own message-move task
+//! (`StartMessageMoveTask`, which returns each message to the queue it came from).
+//! Otherwise each chosen message goes the way its kind says ([`Routes::way_back`]): its
+//! source queue, its rule's target, or its function invoked again. It is received, sent on
+//! and only then deleted: a crash in between leaves a duplicate (which an idempotent
+//! consumer absorbs), never a lost message.
 
 mod idempotency;
+mod on_aws;
 mod reasons;
 mod redrive;
+mod routes;
 
 use std::collections::BTreeMap;
 
@@ -24,8 +28,12 @@ use aws_sdk_sqs::types::{
 use crate::resources::QueueInfo;
 
 pub use idempotency::{key_state, key_value, IdempotencyLookup, KeyState};
-pub use reasons::{reason_in_attributes, reason_in_logs, LoggedReason};
-pub use redrive::{redrive_all, redrive_chosen, reinvoke_chosen, RedriveMethod, Redriven};
+pub use on_aws::{
+    function_with_dead_letter_queue, functions_reading, log_group_of, reason_in_log_groups,
+};
+pub use reasons::{reason_in_attributes, reason_in_logs, reason_of_line, LoggedReason};
+pub use redrive::{redrive_all, redrive_chosen, Destination, Moved, RedriveMethod, Redriven};
+pub use routes::{unqualified, Invoker, Routes, WayBack};
 
 /// How long a message read by [`read_all`] stays hidden from other readers before it is
 /// handed back.

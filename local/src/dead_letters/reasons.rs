@@ -48,21 +48,7 @@ pub fn reason_in_logs(functions: &[(String, PathBuf)], message_id: &str) -> Opti
             .lines()
             .rev()
             .filter(|line| line.contains(message_id))
-            .find_map(|line| {
-                let json: Option<Value> = serde_json::from_str(line).ok();
-                match json {
-                    // The local platform's own lines (`{"type": "platform.…"}`).
-                    Some(json) if json["type"].as_str().is_some_and(is_platform) => None,
-                    Some(json) if json["message"].is_string() => {
-                        let mut text = json["message"].as_str().unwrap_or_default().to_string();
-                        if let Some(error) = json["error"].as_str() {
-                            text.push_str(&format!(": {error}"));
-                        }
-                        Some(text)
-                    }
-                    _ => Some(line.to_string()),
-                }
-            });
+            .find_map(reason_of_line);
         if let Some(text) = found {
             last = Some(LoggedReason {
                 function: function.clone(),
@@ -71,6 +57,35 @@ pub fn reason_in_logs(functions: &[(String, PathBuf)], message_id: &str) -> Opti
         }
     }
     last
+}
+
+/// What a log line says, or `None` for the platform's own lines (the local Lambda's
+/// `{"type": "platform.…"}`, Lambda's `START` / `END` / `REPORT` / `INIT_START` lines).
+pub fn reason_of_line(line: &str) -> Option<String> {
+    let line = line.trim_end();
+    if [
+        "START RequestId",
+        "END RequestId",
+        "REPORT RequestId",
+        "INIT_START",
+    ]
+    .iter()
+    .any(|platform| line.starts_with(platform))
+    {
+        return None;
+    }
+    let json: Option<Value> = serde_json::from_str(line).ok();
+    match json {
+        Some(json) if json["type"].as_str().is_some_and(is_platform) => None,
+        Some(json) if json["message"].is_string() => {
+            let mut text = json["message"].as_str().unwrap_or_default().to_string();
+            if let Some(error) = json["error"].as_str() {
+                text.push_str(&format!(": {error}"));
+            }
+            Some(text)
+        }
+        _ => Some(line.to_string()),
+    }
 }
 
 fn is_platform(kind: &str) -> bool {

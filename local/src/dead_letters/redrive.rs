@@ -1,7 +1,7 @@
-//! Moving dead letters back to the queue they failed in: all with SQS's message-move task,
-//! chosen ones by receive, send, delete (sent before deleted: a crash duplicates, never
-//! loses). A function's own dead-letter queue (what its asynchronous invocations failed)
-//! has no source queue: its messages go back as asynchronous invocations.
+//! Moving dead letters back where they failed: all of a redrive target's messages with SQS's
+//! message-move task; otherwise one by one, each the way [`Routes::way_back`] finds for it
+//! (its source queue, its rule's target, its function invoked again), by receive, send,
+//! delete (sent before deleted: a crash duplicates, never loses).
 
 use std::time::{Duration, Instant};
 
@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use aws_sdk_sqs::error::ProvideErrorMetadata;
 use aws_sdk_sqs::types::{Message, MessageAttributeValue, MessageSystemAttributeName};
 
+use super::routes::{unqualified, Invoker, Routes, WayBack};
 use super::{hand_back, receive_all};
 use crate::event_sources::payloads::PAYLOAD_AS_IS;
 use crate::resources::QueueInfo;
@@ -98,53 +99,56 @@ fn is_unsupported(code: &str) -> bool {
     .contains(&code)
 }
 
+/// Where a redriven message went.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Destination {
+    /// Back in the queue it failed in (logical id or name).
+    SourceQueue(String),
+    /// Into the queue a rule's target is, again (its name).
+    TargetQueue(String),
+    /// The function (logical id or ARN) invoked again, asynchronously.
+    Invoked(String),
+}
+
+impl std::fmt::Display for Destination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::SourceQueue(queue) => write!(f, "back in {queue}"),
+            Self::TargetQueue(queue) => write!(f, "delivered to their rule's target {queue} again"),
+            Self::Invoked(function) => write!(f, "invoked {function} again, asynchronously"),
+        }
+    }
+}
+
+/// A message a redrive sent on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Moved {
+    /// The dead letter's message id.
+    pub id: String,
+    /// Where it went.
+    pub to: Destination,
+    /// The id its copy got (SQS gives every message sent a new id; Lambda, a request id).
+    pub copy: String,
+}
+
 /// What happened to each message of a redrive.
 #[derive(Clone, Debug, Default)]
 pub struct Redriven {
-    /// The messages sent back: the dead letter's id, and the id the source queue gave the
-    /// copy (SQS gives every message sent a new id).
-    pub moved: Vec<(String, String)>,
+    /// The messages sent on.
+    pub moved: Vec<Moved>,
     /// Ids of the messages left in the dead-letter queue, with why.
     pub left: Vec<(String, String)>,
 }
 
-/// Moves the messages of `dead_letter` that `choose` accepts back to their source queue
-/// (the `DeadLetterQueueSourceArn` SQS stamps on them, else the only one of `sources`):
-/// each is sent there, then deleted here. `choose` says `Err(why)` to leave one in place.
+/// Sends each message of `dead_letter` that `choose` accepts back where it came from (see
+/// [`Routes::way_back`]): to its source queue, to its rule's target, or to its function as
+/// an asynchronous invocation. Each is sent on first and deleted here after: a crash in
+/// between duplicates a message, never loses one. `choose` says `Err(why)` to leave one in
+/// place; so does a message with no way back, with the reason.
 pub async fn redrive_chosen(
     sqs: &aws_sdk_sqs::Client,
     dead_letter: &QueueInfo,
-    sources: &[QueueInfo],
-    choose: impl Fn(&Message) -> std::result::Result<(), String>,
-) -> Result<Redriven> {
-    move_chosen(sqs, dead_letter, sources, false, choose).await
-}
-
-/// Invokes the function again, asynchronously, with each message of its dead-letter queue
-/// `dead_letter` that `choose` accepts: the message (the payload Lambda invoked it with) is
-/// sent to the function's `delivery` queue to be invoked as it is, then deleted here. This
-/// is what `aws lambda invoke --invocation-type Event --payload` of the message does.
-pub async fn reinvoke_chosen(
-    sqs: &aws_sdk_sqs::Client,
-    dead_letter: &QueueInfo,
-    delivery: &QueueInfo,
-    choose: impl Fn(&Message) -> std::result::Result<(), String>,
-) -> Result<Redriven> {
-    move_chosen(
-        sqs,
-        dead_letter,
-        std::slice::from_ref(delivery),
-        true,
-        choose,
-    )
-    .await
-}
-
-async fn move_chosen(
-    sqs: &aws_sdk_sqs::Client,
-    dead_letter: &QueueInfo,
-    sources: &[QueueInfo],
-    as_invocation: bool,
+    routes: &Routes,
     choose: impl Fn(&Message) -> std::result::Result<(), String>,
 ) -> Result<Redriven> {
     let received = receive_all(sqs, dead_letter).await?;
@@ -152,21 +156,25 @@ async fn move_chosen(
     let mut kept = Vec::new();
     for message in received {
         let id = message.message_id().unwrap_or_default().to_string();
-        if let Err(why) = choose(&message) {
-            outcome.left.push((id, why));
-            kept.push(message);
-            continue;
-        }
-        let Some(source) = source_of(&message, sources) else {
-            outcome
-                .left
-                .push((id, "its source queue is unknown".to_string()));
-            kept.push(message);
-            continue;
+        let way = choose(&message).and_then(|()| routes.way_back(&message));
+        let way = match way {
+            Ok(way) => way,
+            Err(why) => {
+                outcome.left.push((id, why));
+                kept.push(message);
+                continue;
+            }
         };
-        let copy = send_back(sqs, &message, source, as_invocation).await?;
-        // Deleted only once the source queue holds it: a crash before this line duplicates
-        // the message, never loses it.
+        let (to, copy) = match send_on(sqs, routes, &message, way).await {
+            Ok(sent) => sent,
+            Err(error) => {
+                outcome.left.push((id, format!("{error:#}")));
+                kept.push(message);
+                continue;
+            }
+        };
+        // Deleted only once it is on its way: a crash before this line duplicates the
+        // message, never loses it.
         if let Some(receipt) = message.receipt_handle() {
             sqs.delete_message()
                 .queue_url(&dead_letter.url)
@@ -175,28 +183,118 @@ async fn move_chosen(
                 .await
                 .with_context(|| format!("deleting {id} from {}", dead_letter.name))?;
         }
-        outcome.moved.push((id, copy));
+        outcome.moved.push(Moved { id, to, copy });
     }
     hand_back(sqs, dead_letter, &kept).await;
     Ok(outcome)
 }
 
-/// The queue `message` failed in.
-fn source_of<'a>(message: &Message, sources: &'a [QueueInfo]) -> Option<&'a QueueInfo> {
-    let stamped = message.attributes().and_then(|attributes| {
-        attributes.get(&MessageSystemAttributeName::DeadLetterQueueSourceArn)
-    });
-    match stamped {
-        Some(arn) => sources.iter().find(|source| source.arn == *arn),
-        None if sources.len() == 1 => sources.first(),
-        None => None,
+/// Sends `message` the way it goes back; returns where it went and its copy's id.
+async fn send_on(
+    sqs: &aws_sdk_sqs::Client,
+    routes: &Routes,
+    message: &Message,
+    way: WayBack,
+) -> Result<(Destination, String)> {
+    match way {
+        WayBack::SourceQueue { name, queue } => {
+            let copy = send_back(sqs, message, None, &queue, false).await?;
+            Ok((Destination::SourceQueue(name), copy))
+        }
+        WayBack::TargetQueue(arn) => {
+            if let Some((function, delivery)) = routes.local_delivery(&arn) {
+                // Locally a rule targets its function's delivery queue: the event goes back
+                // there as the rule delivered it.
+                let copy = send_back(sqs, message, None, delivery, false).await?;
+                return Ok((Destination::Invoked(function.clone()), copy));
+            }
+            let (name, queue) = match routes.queue(&arn) {
+                Some(found) => found.clone(),
+                None => {
+                    let queue = queue_by_arn(sqs, &arn).await?;
+                    (queue.name.clone(), queue)
+                }
+            };
+            let copy = send_back(sqs, message, None, &queue, false).await?;
+            Ok((Destination::TargetQueue(name), copy))
+        }
+        WayBack::Invoke { function, payload } => {
+            if let Some((logical, delivery)) = routes.local_function(&function) {
+                // The local Lambda's asynchronous invocations go through the function's
+                // delivery queue; the mark says to invoke with the body as it is.
+                let copy = send_back(sqs, message, Some(&payload), delivery, true).await?;
+                return Ok((Destination::Invoked(logical.clone()), copy));
+            }
+            match &routes.invoker {
+                Invoker::Lambda(lambda) => {
+                    let request = invoke_event(lambda, &function, &payload).await?;
+                    Ok((
+                        Destination::Invoked(unqualified(&function).to_string()),
+                        request,
+                    ))
+                }
+                Invoker::Local(_) => {
+                    bail!("{function} is not a function of the running application")
+                }
+                Invoker::None => bail!("no Lambda endpoint to invoke {function} with"),
+            }
+        }
     }
 }
 
-/// Sends a copy of `message` to `source`; returns the copy's message id.
+/// Lambda's asynchronous invocation of `function` with `payload`; returns its request id.
+async fn invoke_event(
+    lambda: &aws_sdk_lambda::Client,
+    function: &str,
+    payload: &str,
+) -> Result<String> {
+    let invoked = lambda
+        .invoke()
+        .function_name(function)
+        .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
+        .payload(aws_sdk_lambda::primitives::Blob::new(payload.as_bytes()))
+        .send()
+        .await
+        .with_context(|| format!("invoking {function} asynchronously"))?;
+    if invoked.status_code() != 202 {
+        bail!(
+            "invoking {function} asynchronously answered {} instead of 202",
+            invoked.status_code()
+        );
+    }
+    use aws_sdk_lambda::operation::RequestId;
+    Ok(invoked.request_id().unwrap_or("no request id").to_string())
+}
+
+/// The queue with ARN `arn` (`arn:aws:sqs:region:account:name`), its URL asked of SQS.
+async fn queue_by_arn(sqs: &aws_sdk_sqs::Client, arn: &str) -> Result<QueueInfo> {
+    let mut parts = arn.split(':').skip(4);
+    let (Some(account), Some(name)) = (parts.next(), parts.next()) else {
+        bail!("{arn} is not a queue ARN");
+    };
+    let url = sqs
+        .get_queue_url()
+        .queue_name(name)
+        .queue_owner_aws_account_id(account)
+        .send()
+        .await
+        .with_context(|| format!("finding the queue {arn}"))?
+        .queue_url()
+        .with_context(|| format!("SQS gave no URL for {arn}"))?
+        .to_string();
+    Ok(QueueInfo {
+        name: name.to_string(),
+        url,
+        arn: arn.to_string(),
+    })
+}
+
+/// Sends a copy of `message` (with `body` instead of its own, if given) to `source`;
+/// returns the copy's message id.
 async fn send_back(
     sqs: &aws_sdk_sqs::Client,
     message: &Message,
+    body: Option<&str>,
     source: &QueueInfo,
     as_invocation: bool,
 ) -> Result<String> {
@@ -204,7 +302,7 @@ async fn send_back(
     let mut request = sqs
         .send_message()
         .queue_url(&source.url)
-        .message_body(message.body().unwrap_or_default())
+        .message_body(body.unwrap_or_else(|| message.body().unwrap_or_default()))
         .set_message_attributes(message.message_attributes().cloned());
     if as_invocation {
         let marked = MessageAttributeValue::builder()
