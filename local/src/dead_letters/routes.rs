@@ -116,6 +116,16 @@ impl Routes {
             None if self.sources.len() == 1 => self.sources.first(),
             None => None,
         };
+        if source.is_none() {
+            if let Some(topic) = parsed.as_ref().and_then(|v| v["TopicArn"].as_str()) {
+                // A subscription's dead letter: SNS says which subscription nowhere in it,
+                // and publishing to the topic again would reach every other subscriber too.
+                return Err(format!(
+                    "a notification of {topic} that a subscription failed: publishing it \
+                     again would reach every subscriber (send it to the one that failed)"
+                ));
+            }
+        }
         source
             .map(|(name, queue)| WayBack::SourceQueue {
                 name: name.clone(),
@@ -318,6 +328,14 @@ mod tests {
         );
         let two = routes(vec![queue("a"), queue("b")], None).way_back(&message("{}"));
         assert_eq!(two, Err("its source queue is unknown".into()));
+    }
+
+    #[test]
+    fn a_subscriptions_dead_letter_is_not_published_to_every_subscriber_again() {
+        let notification = json!({"Type": "Notification", "TopicArn": "arn:aws:sns:r:a:alerts",
+                                  "Message": "{}"});
+        let way = routes(vec![], None).way_back(&message(&notification.to_string()));
+        assert!(way.is_err_and(|why| why.contains("every subscriber")));
     }
 
     #[test]
