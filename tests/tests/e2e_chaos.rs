@@ -5,8 +5,11 @@
 //! must have struck (or the run proved nothing), and every record a crash interrupted must
 //! have been seen done afterwards.
 
+use std::time::{Duration, Instant};
+
 use clap::Parser;
 use eventkit_tests::unique_name;
+use tokio_util::sync::CancellationToken;
 use xtask::chaos::{run_chaos, ChaosArgs};
 use xtask::cloud::workspace_root;
 use xtask::local_lambda::clients::Endpoints;
@@ -39,7 +42,8 @@ async fn a_small_chaos_run_loses_nothing_and_doubles_nothing() {
     let logs = workspace_root()
         .join(".local-cloud/e2e")
         .join(unique_name("chaos"));
-    let report = run_chaos(&args, &Endpoints::from_env(), &logs)
+    let never = CancellationToken::new();
+    let report = run_chaos(&args, &Endpoints::from_env(), &logs, never)
         .await
         .expect("the chaos run runs");
     report.print();
@@ -89,5 +93,75 @@ async fn a_small_chaos_run_loses_nothing_and_doubles_nothing() {
             report.seed
         );
     }
+    let _ = std::fs::remove_dir_all(&logs);
+}
+
+/// Ctrl-C (or SIGTERM) during a run: it ends with an error once its functions are stopped
+/// and its stack deleted, instead of leaving both behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_chaos_run_stops_its_functions_and_deletes_its_stack() {
+    let args = Cli::parse_from(["chaos", "--orders=200", "--rate=5"]).chaos;
+    let logs = workspace_root()
+        .join(".local-cloud/e2e")
+        .join(unique_name("chaos-interrupted"));
+    let interrupt = CancellationToken::new();
+    // Interrupted once the functions run and orders flow: payments has logged.
+    let watcher = {
+        let interrupt = interrupt.clone();
+        let payments_log = logs.join("payments.log");
+        tokio::spawn(async move {
+            let started = Instant::now();
+            while std::fs::metadata(&payments_log).map_or(true, |m| m.len() == 0) {
+                if started.elapsed() > Duration::from_secs(900) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            interrupt.cancel();
+            Instant::now()
+        })
+    };
+    let ended = run_chaos(&args, &Endpoints::from_env(), &logs, interrupt).await;
+    let interrupted_at = watcher.await.expect("the watcher ran");
+    let error = match ended {
+        Ok(report) => panic!("an interrupted run reported: {} orders", report.orders),
+        Err(error) => format!("{error:#}"),
+    };
+    assert!(
+        interrupted_at.elapsed() < Duration::from_secs(30),
+        "it ended {:?} after the interrupt",
+        interrupted_at.elapsed()
+    );
+    let stack = error
+        .strip_prefix("interrupted: the functions stopped, stack ")
+        .and_then(|rest| rest.strip_suffix(" deleted"))
+        .unwrap_or_else(|| panic!("not an interrupt: {error}"));
+    assert!(stack.starts_with("chaos-"), "{error}");
+    let sqs = xtask::local_lambda::clients::Clients::new(&Endpoints::from_env())
+        .await
+        .sqs;
+    let left = sqs
+        .list_queues()
+        .queue_name_prefix(stack)
+        .send()
+        .await
+        .expect("the queues are listed");
+    assert_eq!(
+        left.queue_urls(),
+        &[] as &[String],
+        "the stack's queues are gone"
+    );
+    // Its functions' logs end: nothing runs that could still write to them.
+    let size = |name: &str| std::fs::metadata(logs.join(name)).map_or(0, |m| m.len());
+    let before: Vec<u64> = ["payments.log", "inventory.log", "relay.log"]
+        .iter()
+        .map(|name| size(name))
+        .collect();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after: Vec<u64> = ["payments.log", "inventory.log", "relay.log"]
+        .iter()
+        .map(|name| size(name))
+        .collect();
+    assert_eq!(before, after, "a function still writes to its log");
     let _ = std::fs::remove_dir_all(&logs);
 }

@@ -21,6 +21,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use futures::StreamExt;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::cloud::{workspace_root, LocalCloud, Ports};
 use crate::demo::expectations::derive;
@@ -125,8 +126,10 @@ pub fn run(args: &ChaosArgs) -> Result<()> {
     let cloud = LocalCloud::new(args.ports)?;
     cloud.up()?;
     let logs = workspace_root().join(".local-cloud").join("chaos");
-    let report =
-        crate::demo::runtime()?.block_on(run_chaos(args, &Endpoints::of(&cloud), &logs))?;
+    let runtime = crate::demo::runtime()?;
+    let interrupt = CancellationToken::new();
+    runtime.spawn(cancel_on_signal(interrupt.clone()));
+    let report = runtime.block_on(run_chaos(args, &Endpoints::of(&cloud), &logs, interrupt))?;
     report.print();
     if let Some(path) = &args.report {
         // The command as given, but the report's path and the seed (the document adds it).
@@ -168,11 +171,33 @@ pub fn run(args: &ChaosArgs) -> Result<()> {
     }
 }
 
+/// Cancels `interrupt` on Ctrl-C or SIGTERM (a run started in the background by a script
+/// ignores SIGINT; SIGTERM still reaches it). Either signal no longer ends the process at
+/// once: the run stops its functions and deletes its stack first.
+async fn cancel_on_signal(interrupt: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+    eprintln!("\ninterrupted: stopping the functions and deleting the stack");
+    interrupt.cancel();
+}
+
 /// A chaos run against the local cloud at `endpoints`, the functions' logs in `logs`.
+/// Cancelling `interrupt` ends it early, with an error, once the functions are stopped and
+/// the stack's resources deleted.
 pub async fn run_chaos(
     args: &ChaosArgs,
     endpoints: &Endpoints,
     logs: &std::path::Path,
+    interrupt: CancellationToken,
 ) -> Result<Report> {
     let seed = args.seed.unwrap_or_else(|| fastrand::u64(..));
     let mut rng = fastrand::Rng::with_seed(seed);
@@ -183,12 +208,11 @@ pub async fn run_chaos(
     let template_path = workspace_root().join("infra").join("template.yaml");
     let template = Template::load(&template_path)?;
     let step = Step::start("building the functions");
-    let binaries = build_binaries(
-        &function_binaries(&template),
-        args.release,
-        &logs.join("build.log"),
-    )
-    .await;
+    let (wanted, build_log) = (function_binaries(&template), logs.join("build.log"));
+    let binaries = tokio::select! {
+        built = build_binaries(&wanted, args.release, &build_log) => built,
+        () = interrupt.cancelled() => Err(anyhow::anyhow!("interrupted while building")),
+    };
     let binaries = match binaries {
         Ok(dir) => {
             step.done("built");
@@ -226,7 +250,13 @@ pub async fn run_chaos(
         pipeline.hosts().len()
     ));
 
-    let outcome = drive(args, &pipeline, &entrances, &injector, &load, &mut rng).await;
+    let stack_name = pipeline.stack().name.clone();
+    let interrupted =
+        || anyhow::anyhow!("interrupted: the functions stopped, stack {stack_name} deleted");
+    let outcome = tokio::select! {
+        outcome = drive(args, &pipeline, &entrances, &injector, &load, &mut rng) => outcome,
+        () = interrupt.cancelled() => Err(interrupted()),
+    };
     injector.stop();
     let (load_time, injected) = match outcome {
         Ok(done) => done,
@@ -238,13 +268,20 @@ pub async fn run_chaos(
 
     let step = Step::start("faults off; waiting for the pipeline to settle");
     let settling = Instant::now();
-    let settled = settle(
-        &pipeline,
-        load.orders.len() as u64,
-        Duration::from_secs(args.timeout),
-        |detail| step.detail(detail),
-    )
-    .await;
+    let settled = tokio::select! {
+        settled = settle(
+            &pipeline,
+            load.orders.len() as u64,
+            Duration::from_secs(args.timeout),
+            |detail| step.detail(detail),
+        ) => Some(settled),
+        () = interrupt.cancelled() => None,
+    };
+    let Some(settled) = settled else {
+        step.fail();
+        pipeline.shut_down().await;
+        return Err(interrupted());
+    };
     let settle_time = settling.elapsed();
     match &settled {
         Ok(()) => step.done("nothing left in flight"),
