@@ -3,6 +3,8 @@
 //! `AWS_ENDPOINT_URL`, region and credentials from the environment). The source queue is
 //! the one SQS lists for the DLQ, and the redrive goes back to it.
 
+mod support;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -13,6 +15,7 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_sqs::types::QueueAttributeName;
 use eventkit::idempotency::key::idempotency_key;
 use eventkit_local::clients::{Clients, Endpoints};
+use support::write_rule_dead_letter;
 
 fn cli(args: &[&str]) -> String {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -78,6 +81,30 @@ async fn a_dead_letter_queue_named_by_url_is_listed_shown_and_redriven_to_its_so
     }
 }
 
+/// A new queue: its URL and ARN.
+async fn new_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> (String, String) {
+    let url = sqs
+        .create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .expect("a queue (is the local cloud up?)")
+        .queue_url()
+        .expect("a URL")
+        .to_string();
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("its ARN")
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .expect("an ARN");
+    (url, arn)
+}
+
 /// A source queue whose redrive policy sends to a fresh DLQ, and `bodies` dead-lettered
 /// there by SQS itself (received once each, never deleted): (DLQ URL, source URL, source
 /// name).
@@ -86,23 +113,7 @@ async fn dead_lettered(
     suffix: &str,
     bodies: &[&str],
 ) -> (String, String, String) {
-    let dlq = sqs
-        .create_queue()
-        .queue_name(format!("byurl-dlq-{suffix}"))
-        .send()
-        .await
-        .expect("the DLQ (is the local cloud up?)");
-    let dlq_url = dlq.queue_url().expect("a URL").to_string();
-    let dlq_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&dlq_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("its ARN")
-        .attributes()
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-        .expect("an ARN");
+    let (dlq_url, dlq_arn) = new_queue(sqs, &format!("byurl-dlq-{suffix}")).await;
     let source_name = format!("byurl-src-{suffix}");
     let redrive = serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 1});
     let source_url = sqs
@@ -368,54 +379,12 @@ async fn why_a_message_failed_is_found_in_the_log_group() {
 async fn a_rules_dead_letter_is_delivered_to_its_target_again() {
     let sqs = Clients::new(&Endpoints::from_env()).await.sqs;
     let suffix = uuid::Uuid::new_v4().simple().to_string();
-    let mut made = Vec::new();
-    for name in [
-        format!("byurl-rule-dlq-{suffix}"),
-        format!("byurl-target-{suffix}"),
-    ] {
-        let url = sqs
-            .create_queue()
-            .queue_name(&name)
-            .send()
-            .await
-            .expect("a queue (is the local cloud up?)")
-            .queue_url()
-            .expect("a URL")
-            .to_string();
-        let arn = sqs
-            .get_queue_attributes()
-            .queue_url(&url)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .expect("its ARN")
-            .attributes()
-            .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-            .expect("an ARN");
-        made.push((name, url, arn));
-    }
-    let (dlq_url, (target_name, target_url, target_arn)) = (made[0].1.clone(), made[1].clone());
-    let text = |value: &str| {
-        aws_sdk_sqs::types::MessageAttributeValue::builder()
-            .data_type("String")
-            .string_value(value)
-            .build()
-            .expect("an attribute")
-    };
+    let (dlq_url, _) = new_queue(&sqs, &format!("byurl-rule-dlq-{suffix}")).await;
+    let target_name = format!("byurl-target-{suffix}");
+    let (target_url, target_arn) = new_queue(&sqs, &target_name).await;
     let event = r#"{"source":"orders","detail-type":"OrderPlaced","detail":{"orderId":"o-1"}}"#;
-    sqs.send_message()
-        .queue_url(&dlq_url)
-        .message_body(event)
-        .message_attributes(
-            "RULE_ARN",
-            text("arn:aws:events:us-east-1:000000000000:rule/orders"),
-        )
-        .message_attributes("TARGET_ARN", text(&target_arn))
-        .message_attributes("ERROR_CODE", text("SQS.AccessDenied"))
-        .message_attributes("ERROR_MESSAGE", text("the queue policy denies events"))
-        .send()
-        .await
-        .expect("the dead letter");
+    let error = ("SQS.AccessDenied", "the queue policy denies events");
+    write_rule_dead_letter(&sqs, &dlq_url, event, &target_arn, error).await;
 
     let shown = cli(&["dlq", "show", "--queue-url", &dlq_url]);
     assert!(
@@ -447,7 +416,7 @@ async fn a_rules_dead_letter_is_delivered_to_its_target_again() {
         .find(|line| line.contains("byurl-rule-dlq-"))
         .unwrap_or_else(|| panic!("{left}"));
     assert_eq!(line.split_whitespace().nth(1), Some("0"), "{left}");
-    for (_, url, _) in &made {
+    for url in [&dlq_url, &target_url] {
         let _ = sqs.delete_queue().queue_url(url).send().await;
     }
 }

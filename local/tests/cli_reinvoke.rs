@@ -7,6 +7,7 @@ mod support;
 
 use std::time::Duration;
 
+use eventkit_local::clients::{Clients, Endpoints};
 use support::*;
 
 fn probe_log(app: App) -> String {
@@ -26,6 +27,19 @@ fn rejected(app: App) -> Vec<String> {
         .collect()
 }
 
+/// Publishes an alert the probe rejects and waits for its failure to reach `queue`.
+fn fail_an_alert(app: App, queue: &str) {
+    ok(
+        app,
+        &["send", "Alerts", "--message", r#"{"alert": "reject me"}"#],
+    );
+    wait_until(
+        &format!("the failure in {queue}"),
+        Duration::from_secs(60),
+        || dead_letters(app, queue) == 1,
+    );
+}
+
 #[test]
 fn a_functions_own_dead_letters_are_invoked_again_by_redrive() {
     cloud_env();
@@ -35,15 +49,7 @@ fn a_functions_own_dead_letters_are_invoked_again_by_redrive() {
         stack: &stack,
     };
     let running = Running::start(app, &["--no-watch"]);
-    ok(
-        app,
-        &["send", "Alerts", "--message", r#"{"alert": "reject me"}"#],
-    );
-    wait_until(
-        "the failed invocation in ProbeDLQ",
-        Duration::from_secs(60),
-        || dead_letters(app, "ProbeDLQ") == 1,
-    );
+    fail_an_alert(app, "ProbeDLQ");
     assert_eq!(rejected(app).len(), 1, "no retries");
     let listed = ok(app, &["dlq", "list"]);
     assert!(
@@ -109,15 +115,7 @@ fn an_on_failure_record_and_a_rules_dead_letter_invoke_the_function_again() {
 
     // An OnFailure destination holds invocation records, not payloads: the redrive invokes
     // the function the record names with the payload the record holds.
-    ok(
-        app,
-        &["send", "Alerts", "--message", r#"{"alert": "reject me"}"#],
-    );
-    wait_until(
-        "the invocation record in ProbeFailures",
-        Duration::from_secs(60),
-        || dead_letters(app, "ProbeFailures") == 1,
-    );
+    fail_an_alert(app, "ProbeFailures");
     let records = queue_bodies(app, "ProbeFailures");
     assert_eq!(records.len(), 1, "{records:?}");
     assert_eq!(
@@ -166,7 +164,19 @@ fn an_on_failure_record_and_a_rules_dead_letter_invoke_the_function_again() {
         .as_str()
         .map(str::to_string)
         .expect("AuditDLQ is described");
-    send_dead_letter(&rule_dlq, &event.to_string(), &delivery);
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    runtime.block_on(async {
+        let clients = Clients::new(&Endpoints::from_env()).await;
+        let error = ("ThrottlingException", "the target is throttled");
+        write_rule_dead_letter(
+            &clients.sqs,
+            &rule_dlq,
+            &event.to_string(),
+            &delivery,
+            error,
+        )
+        .await;
+    });
     let shown = ok(app, &["dlq", "show", "AuditDLQ"]);
     assert!(
         shown.contains("reason: the target is throttled (code ThrottlingException)"),
@@ -190,36 +200,4 @@ fn an_on_failure_record_and_a_rules_dead_letter_invoke_the_function_again() {
     );
     assert_eq!(dead_letters(app, "AuditDLQ"), 0);
     running.stop();
-}
-
-/// Writes into `queue_url` what EventBridge writes to a target's dead-letter queue when it
-/// cannot deliver `event` to `target`.
-fn send_dead_letter(queue_url: &str, event: &str, target: &str) {
-    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
-    runtime.block_on(async {
-        let sqs =
-            eventkit_local::clients::Clients::new(&eventkit_local::clients::Endpoints::from_env())
-                .await
-                .sqs;
-        let text = |value: &str| {
-            aws_sdk_sqs::types::MessageAttributeValue::builder()
-                .data_type("String")
-                .string_value(value)
-                .build()
-                .expect("an attribute")
-        };
-        sqs.send_message()
-            .queue_url(queue_url)
-            .message_body(event)
-            .message_attributes(
-                "RULE_ARN",
-                text("arn:aws:events:us-east-1:000000000000:rule/audit"),
-            )
-            .message_attributes("TARGET_ARN", text(target))
-            .message_attributes("ERROR_CODE", text("ThrottlingException"))
-            .message_attributes("ERROR_MESSAGE", text("the target is throttled"))
-            .send()
-            .await
-            .expect("the dead letter is written");
-    });
 }

@@ -172,3 +172,35 @@ pub fn function_log(app: App) -> String {
         .join("sqs-consumer.log");
     std::fs::read_to_string(log).unwrap_or_default()
 }
+
+/// Writes into `queue_url` what EventBridge writes to a target's dead-letter queue when it
+/// cannot deliver `event` to `target`: the event, with `RULE_ARN`, `TARGET_ARN`,
+/// `ERROR_CODE` and `ERROR_MESSAGE` attributes.
+pub async fn write_rule_dead_letter(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    event: &str,
+    target: &str,
+    (code, message): (&str, &str),
+) {
+    let text = |value: &str| {
+        aws_sdk_sqs::types::MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(value)
+            .build()
+            .expect("an attribute")
+    };
+    sqs.send_message()
+        .queue_url(queue_url)
+        .message_body(event)
+        .message_attributes(
+            "RULE_ARN",
+            text("arn:aws:events:us-east-1:000000000000:rule/audit"),
+        )
+        .message_attributes("TARGET_ARN", text(target))
+        .message_attributes("ERROR_CODE", text(code))
+        .message_attributes("ERROR_MESSAGE", text(message))
+        .send()
+        .await
+        .expect("the dead letter is written");
+}
