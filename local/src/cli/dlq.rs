@@ -142,6 +142,13 @@ impl Scope {
         let lambda = aws_sdk_lambda::Client::new(&config);
         let mut lambda_reachable = true;
         let mut groups: Vec<String> = target.log_groups.clone();
+        let owners = match dead_letters::functions_by_dead_letter_queue(&lambda).await {
+            Ok(owners) => owners,
+            Err(error) => {
+                unreachable(&mut lambda_reachable, "its functions", error);
+                BTreeMap::new()
+            }
+        };
         let mut queues = Vec::new();
         for url in &target.queue_urls {
             let queue = queue_at(&sqs, url).await?;
@@ -156,13 +163,9 @@ impl Scope {
                 let source = queue_at(&sqs, source).await?;
                 sources.push((source.name.clone(), source));
             }
-            let mut owner = None;
-            if lambda_reachable {
-                match dead_letters::function_with_dead_letter_queue(&lambda, &queue.arn).await {
-                    Ok(found) => owner = found.map(|arn| (unqualified(&arn).to_string(), arn)),
-                    Err(error) => unreachable(&mut lambda_reachable, "its functions", error),
-                }
-            }
+            let owner = owners
+                .get(&queue.arn)
+                .map(|arn| (unqualified(arn).to_string(), arn.clone()));
             let mut readers: Vec<String> = owner.iter().map(|(_, arn)| arn.clone()).collect();
             for (_, source) in &sources {
                 if !lambda_reachable {

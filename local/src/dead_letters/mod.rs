@@ -29,7 +29,7 @@ use crate::resources::QueueInfo;
 
 pub use idempotency::{key_state, key_value, IdempotencyLookup, KeyState};
 pub use on_aws::{
-    function_with_dead_letter_queue, functions_reading, log_group_of, reason_in_log_groups,
+    functions_by_dead_letter_queue, functions_reading, log_group_of, reason_in_log_groups,
 };
 pub use reasons::{reason_in_attributes, reason_in_logs, reason_of_line, LoggedReason};
 pub use redrive::{redrive_all, redrive_chosen, Destination, Moved, RedriveMethod, Redriven};

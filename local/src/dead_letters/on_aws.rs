@@ -3,6 +3,8 @@
 //! where they log (so that a message's reason can be found there), and whose own DLQ it is
 //! (so that its messages are invoked again).
 
+use std::collections::BTreeMap;
+
 use anyhow::{Context, Result};
 
 use super::reasons::{reason_of_line, LoggedReason};
@@ -55,26 +57,24 @@ fn log_group(configured: Option<&str>, name: &str) -> String {
     }
 }
 
-/// The function (ARN) whose `DeadLetterConfig` is the queue `dlq_arn`: the queue holds what
-/// its asynchronous invocations failed.
-pub async fn function_with_dead_letter_queue(
+/// The functions' own dead-letter queues: each queue's ARN with the function (ARN) whose
+/// `DeadLetterConfig` it is, where what its asynchronous invocations failed goes. One
+/// listing of the functions serves every queue.
+pub async fn functions_by_dead_letter_queue(
     lambda: &aws_sdk_lambda::Client,
-    dlq_arn: &str,
-) -> Result<Option<String>> {
+) -> Result<BTreeMap<String, String>> {
+    let mut owners = BTreeMap::new();
     let mut pages = lambda.list_functions().into_paginator().send();
     while let Some(page) = pages.next().await {
         let page = page.context("listing the functions")?;
-        let found = page.functions().iter().find(|function| {
-            function
-                .dead_letter_config()
-                .and_then(|config| config.target_arn())
-                == Some(dlq_arn)
-        });
-        if let Some(function) = found.and_then(|f| f.function_arn()) {
-            return Ok(Some(function.to_string()));
+        for function in page.functions() {
+            let queue = function.dead_letter_config().and_then(|c| c.target_arn());
+            if let (Some(queue), Some(arn)) = (queue, function.function_arn()) {
+                owners.insert(queue.to_string(), arn.to_string());
+            }
         }
     }
-    Ok(None)
+    Ok(owners)
 }
 
 /// The last event of the log groups `groups` since `since_ms` (epoch milliseconds) that
