@@ -141,8 +141,14 @@ pub struct LocalPipeline {
     hosts: BTreeMap<String, Arc<FunctionHost>>,
     /// Per stream event source: its table and its records in flight.
     streams: Vec<(String, InFlight)>,
+    /// The event sources' tasks, awaited by [`LocalPipeline::stop`].
+    event_sources: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     stopped: CancellationToken,
 }
+
+/// How long a stop waits for the event sources to hand back what they received and did
+/// not invoke yet (their receives wait at most 2 s).
+const HAND_BACK: Duration = Duration::from_secs(5);
 
 impl LocalPipeline {
     /// Starts every function of `stack` and waits until each finished its init, then starts
@@ -153,6 +159,7 @@ impl LocalPipeline {
             stack,
             hosts: BTreeMap::new(),
             streams: Vec::new(),
+            event_sources: std::sync::Mutex::default(),
             stopped: CancellationToken::new(),
         };
         if let Err(error) = pipeline.start_functions(options).await {
@@ -196,6 +203,7 @@ impl LocalPipeline {
 
     fn start_event_sources(&mut self, options: &RunOptions) {
         let mut streams = Vec::new();
+        let mut tasks = Vec::new();
         for (logical, function) in &self.stack.functions {
             let Some(host) = self.hosts.get(logical) else {
                 continue;
@@ -206,45 +214,48 @@ impl LocalPipeline {
                     .unwrap_or(1)
                     .clamp(1, options.environments.max(1));
                 for _ in 0..pollers {
-                    tokio::spawn(event_sources::queue_poller::poll_queue(
+                    tasks.push(tokio::spawn(event_sources::queue_poller::poll_queue(
                         self.clients.clone(),
                         source.clone(),
                         host.clone(),
                         self.stopped.clone(),
-                    ));
+                    )));
                 }
             }
             for source in &function.stream_sources {
                 let in_flight = InFlight::default();
                 streams.push((source.table.clone(), in_flight.clone()));
-                tokio::spawn(event_sources::stream_poller::poll_stream(
+                tasks.push(tokio::spawn(event_sources::stream_poller::poll_stream(
                     self.clients.clone(),
                     source.clone(),
                     host.clone(),
                     in_flight,
                     options.stream_retry_delay,
                     self.stopped.clone(),
-                ));
+                )));
             }
             if let Some(queue) = &function.async_queue {
                 for schedule in &function.schedules {
-                    tokio::spawn(event_sources::schedule::run_schedule(
+                    tasks.push(tokio::spawn(event_sources::schedule::run_schedule(
                         self.clients.clone(),
                         schedule.clone(),
                         queue.clone(),
                         self.stopped.clone(),
-                    ));
+                    )));
                 }
             }
-            tokio::spawn(event_sources::async_invoker::invoke_async(
+            tasks.push(tokio::spawn(event_sources::async_invoker::invoke_async(
                 self.clients.clone(),
                 function.clone(),
                 host.clone(),
                 options.async_retry_delays.clone(),
                 self.stopped.clone(),
-            ));
+            )));
         }
         self.streams = streams;
+        if let Ok(mut running) = self.event_sources.lock() {
+            running.extend(tasks);
+        }
     }
 
     /// The SDK clients.
@@ -350,14 +361,27 @@ impl LocalPipeline {
         Ok(found)
     }
 
-    /// Stops the event sources and the functions' processes.
-    pub fn stop(&self) {
+    /// Stops the event sources and the functions' processes. Returns once the event sources
+    /// handed back what they had received and not invoked (a few seconds at most), so that
+    /// a stack left in place loses no time to messages hidden by a run that is gone.
+    pub async fn stop(&self) {
         self.stopped.cancel();
+        let tasks = self
+            .event_sources
+            .lock()
+            .map(|mut running| std::mem::take(&mut *running))
+            .unwrap_or_default();
+        let _ = tokio::time::timeout(HAND_BACK, async {
+            for task in tasks {
+                let _ = task.await;
+            }
+        })
+        .await;
     }
 
     /// Stops everything and deletes the stack's resources.
     pub async fn shut_down(mut self) {
-        self.stop();
+        self.stop().await;
         // Give the supervisors a moment to stop their processes in order.
         tokio::time::sleep(Duration::from_millis(200)).await;
         self.stack.delete(&self.clients).await;

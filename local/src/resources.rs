@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::{
     StreamViewType, TimeToLiveSpecification,
 };
 use aws_sdk_eventbridge::types::{DeadLetterConfig, RetryPolicy, Target};
-use aws_sdk_sqs::types::QueueAttributeName;
+use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, Message, QueueAttributeName};
 use serde_json::Value;
 
 use super::clients::Clients;
@@ -24,6 +24,45 @@ pub struct QueueInfo {
     pub url: String,
     /// Its ARN, for subscriptions, targets and redrive policies.
     pub arn: String,
+}
+
+/// Makes `messages`, received from `queue` and not dealt with, visible again at once, for
+/// whoever receives next. Best effort: one that is not handed back becomes visible by itself
+/// when the visibility timeout it was received with ends.
+pub(crate) async fn hand_back(sqs: &aws_sdk_sqs::Client, queue: &QueueInfo, messages: &[Message]) {
+    for chunk in messages.chunks(10) {
+        let entries: Vec<ChangeMessageVisibilityBatchRequestEntry> = chunk
+            .iter()
+            .enumerate()
+            .filter_map(|(index, message)| {
+                ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(index.to_string())
+                    .receipt_handle(message.receipt_handle()?)
+                    .visibility_timeout(0)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        let _ = sqs
+            .change_message_visibility_batch()
+            .queue_url(&queue.url)
+            .set_entries(Some(entries))
+            .send()
+            .await;
+    }
+}
+
+/// An SNS subscription whose redrive policy sends what it could not deliver to a
+/// dead-letter queue: where such a dead letter goes back to.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Subscriber {
+    /// The subscription's ARN.
+    pub subscription: String,
+    /// The topic's ARN.
+    pub topic: String,
+    /// Where it delivers: a queue's ARN (locally, a function's delivery queue too) or a
+    /// function's.
+    pub endpoint: String,
 }
 
 /// `Properties` of an `AWS::SQS::Queue` that are queue attributes of the same name.
@@ -247,6 +286,16 @@ pub struct SubscriptionSpec {
 }
 
 impl SubscriptionSpec {
+    /// The dead-letter queue (ARN) its redrive policy names, if any.
+    pub fn dead_letter_arn(&self) -> Option<String> {
+        let (_, policy) = self
+            .attributes
+            .iter()
+            .find(|(name, _)| name == "RedrivePolicy")?;
+        let policy: Value = serde_json::from_str(policy).ok()?;
+        policy["deadLetterTargetArn"].as_str().map(str::to_string)
+    }
+
     /// The subscription `properties` (an `AWS::SNS::Subscription`'s, or a SAM SNS event's)
     /// declare, delivered to `endpoint` with `protocol`.
     pub fn from_properties(

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clients::Endpoints;
 use crate::cloud::process::runs_program;
-use crate::resources::QueueInfo;
+use crate::resources::{QueueInfo, Subscriber};
 use crate::stats::HostCounts;
 use crate::LocalPipeline;
 
@@ -46,6 +46,10 @@ pub struct RunningApp {
     /// queue, where an OnFailure record or a rule's dead letter invokes it again.
     #[serde(default)]
     pub deliveries: BTreeMap<String, (String, QueueInfo)>,
+    /// The subscriptions whose redrive policy names a dead-letter queue, by that queue's
+    /// logical id: where its messages go back to.
+    #[serde(default)]
+    pub subscribers: BTreeMap<String, Vec<Subscriber>>,
     /// Topic ARNs by logical id.
     pub topics: BTreeMap<String, String>,
     /// Bus names by logical id.
@@ -110,7 +114,14 @@ impl RunningApp {
                 Some((declared.spec.arn.clone(), (function.clone(), delivery)))
             })
             .collect();
+        let subscribers = stack
+            .dead_letter_queues()
+            .into_iter()
+            .map(|(logical, queue)| (logical, stack.subscribers(&queue.arn)))
+            .filter(|(_, subscribers)| !subscribers.is_empty())
+            .collect();
         let mut app = Self {
+            subscribers,
             reinvoked_by,
             deliveries,
             stack: stack.name.clone(),
@@ -281,6 +292,7 @@ mod tests {
             dead_letter_queues: BTreeMap::new(),
             reinvoked_by: BTreeMap::new(),
             deliveries: BTreeMap::new(),
+            subscribers: BTreeMap::new(),
             topics: BTreeMap::new(),
             buses: BTreeMap::new(),
             tables: BTreeMap::new(),

@@ -64,21 +64,30 @@ async fn a_dead_letter_queue_named_by_url_is_listed_shown_and_redriven_to_its_so
         redriven.contains(&format!("1 message(s) back in {source_name}")),
         "{redriven}"
     );
-    let back = sqs
-        .receive_message()
-        .queue_url(&source_url)
-        .wait_time_seconds(2)
-        .send()
-        .await
-        .expect("received");
     assert_eq!(
-        back.messages().first().and_then(|m| m.body()),
+        first_body(&sqs, &source_url).await.as_deref(),
         Some("poison"),
         "the message is back in its source queue"
     );
     for url in [&source_url, &dlq_url] {
         let _ = sqs.delete_queue().queue_url(url).send().await;
     }
+}
+
+/// The body of the first message `url` gives within 2 s.
+async fn first_body(sqs: &aws_sdk_sqs::Client, url: &str) -> Option<String> {
+    let received = sqs
+        .receive_message()
+        .queue_url(url)
+        .wait_time_seconds(2)
+        .send()
+        .await
+        .expect("received");
+    received
+        .messages()
+        .first()
+        .and_then(|m| m.body())
+        .map(str::to_string)
 }
 
 /// A new queue: its URL and ARN.
@@ -398,15 +407,8 @@ async fn a_rules_dead_letter_is_delivered_to_its_target_again() {
         )),
         "{redriven}"
     );
-    let back = sqs
-        .receive_message()
-        .queue_url(&target_url)
-        .wait_time_seconds(2)
-        .send()
-        .await
-        .expect("received");
     assert_eq!(
-        back.messages().first().and_then(|m| m.body()),
+        first_body(&sqs, &target_url).await.as_deref(),
         Some(event),
         "the event is in its target queue"
     );
@@ -417,6 +419,104 @@ async fn a_rules_dead_letter_is_delivered_to_its_target_again() {
         .unwrap_or_else(|| panic!("{left}"));
     assert_eq!(line.split_whitespace().nth(1), Some("0"), "{left}");
     for url in [&dlq_url, &target_url] {
+        let _ = sqs.delete_queue().queue_url(url).send().await;
+    }
+}
+
+/// What SNS could not deliver to a subscription's queue names no subscription: the
+/// subscriptions SNS lists with a redrive policy naming the DLQ say where it goes back, and
+/// with one of them for its topic, the notification goes to that subscription's queue, not
+/// to the topic (where every subscriber would get it again).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_subscriptions_dead_letter_is_delivered_to_its_subscriber_again() {
+    let clients = Clients::new(&Endpoints::from_env()).await;
+    let (sqs, sns) = (&clients.sqs, &clients.sns);
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let topic_name = format!("byurl-topic-{suffix}");
+    let topic = sns
+        .create_topic()
+        .name(&topic_name)
+        .send()
+        .await
+        .expect("the topic")
+        .topic_arn()
+        .expect("an ARN")
+        .to_string();
+    let (dlq_url, dlq_arn) = new_queue(sqs, &format!("byurl-sub-dlq-{suffix}")).await;
+    let inbox_name = format!("byurl-inbox-{suffix}");
+    let (inbox_url, inbox_arn) = new_queue(sqs, &inbox_name).await;
+    let (other_url, other_arn) = new_queue(sqs, &format!("byurl-other-{suffix}")).await;
+    let redrive = serde_json::json!({ "deadLetterTargetArn": dlq_arn }).to_string();
+    let subscription = sns
+        .subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(&inbox_arn)
+        .attributes("RedrivePolicy", &redrive)
+        .return_subscription_arn(true)
+        .send()
+        .await
+        .expect("the subscription")
+        .subscription_arn()
+        .expect("its ARN")
+        .to_string();
+    // Another subscriber of the topic, failing elsewhere: it must not get the message.
+    let other = sns
+        .subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(&other_arn)
+        .return_subscription_arn(true)
+        .send()
+        .await
+        .expect("the other subscription")
+        .subscription_arn()
+        .expect("its ARN")
+        .to_string();
+    let notification = serde_json::json!({
+        "Type": "Notification",
+        "MessageId": format!("n-{suffix}"),
+        "TopicArn": topic,
+        "Message": "{\"orderId\":\"o-1\"}",
+        "Timestamp": "2026-11-30T10:00:00.000Z",
+    })
+    .to_string();
+    sqs.send_message()
+        .queue_url(&dlq_url)
+        .message_body(&notification)
+        .send()
+        .await
+        .expect("the dead letter is written");
+
+    let listed = cli(&["dlq", "list", "--queue-url", &dlq_url]);
+    assert!(
+        listed.contains(&format!(
+            "what subscriptions of {topic_name} could not deliver"
+        )),
+        "{listed}"
+    );
+    let redriven = cli(&["dlq", "redrive", "--queue-url", &dlq_url]);
+    assert!(
+        redriven.contains(&format!(
+            "1 message(s) delivered to their subscription's queue {inbox_name} again"
+        )),
+        "{redriven}"
+    );
+    assert_eq!(
+        first_body(sqs, &inbox_url).await.as_deref(),
+        Some(notification.as_str()),
+        "the notification is in the subscription's queue, as SNS would have delivered it"
+    );
+    assert_eq!(
+        first_body(sqs, &other_url).await,
+        None,
+        "nobody else got it"
+    );
+    for arn in [&subscription, &other] {
+        let _ = sns.unsubscribe().subscription_arn(arn).send().await;
+    }
+    let _ = sns.delete_topic().topic_arn(&topic).send().await;
+    for url in [&dlq_url, &inbox_url, &other_url] {
         let _ = sqs.delete_queue().queue_url(url).send().await;
     }
 }

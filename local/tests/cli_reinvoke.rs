@@ -27,6 +27,23 @@ fn rejected(app: App) -> Vec<String> {
         .collect()
 }
 
+/// Redrives `queue`'s one message, which must invoke the probe again, and waits until the
+/// probe has rejected `runs` payloads in all.
+fn redrive_reinvokes(app: App, queue: &str, runs: usize) {
+    let redriven = ok(app, &["dlq", "redrive", queue]);
+    assert!(
+        redriven.contains(&format!(
+            "{queue}: 1 message(s) invoked Probe again, asynchronously"
+        )),
+        "{redriven}"
+    );
+    wait_until(
+        &format!("the probe to run {runs} times"),
+        Duration::from_secs(60),
+        || rejected(app).len() == runs,
+    );
+}
+
 /// Publishes an alert the probe rejects and waits for its failure to reach `queue`.
 fn fail_an_alert(app: App, queue: &str) {
     ok(
@@ -57,16 +74,7 @@ fn a_functions_own_dead_letters_are_invoked_again_by_redrive() {
         "{listed}"
     );
 
-    let redriven = ok(app, &["dlq", "redrive", "ProbeDLQ"]);
-    assert!(
-        redriven.contains("ProbeDLQ: 1 message(s) invoked Probe again, asynchronously"),
-        "{redriven}"
-    );
-    wait_until(
-        "the function to run it again",
-        Duration::from_secs(60),
-        || rejected(app).len() == 2,
-    );
+    redrive_reinvokes(app, "ProbeDLQ", 2);
     // The payload Lambda invoked it with the first time (the SNS event), unchanged.
     let payloads = rejected(app);
     assert_eq!(payloads[0], payloads[1]);
@@ -122,16 +130,7 @@ fn an_on_failure_record_and_a_rules_dead_letter_invoke_the_function_again() {
         records[0]["requestContext"]["condition"], "RetriesExhausted",
         "{records:?}"
     );
-    let redriven = ok(app, &["dlq", "redrive", "ProbeFailures"]);
-    assert!(
-        redriven.contains("ProbeFailures: 1 message(s) invoked Probe again, asynchronously"),
-        "{redriven}"
-    );
-    wait_until(
-        "the function to run it again",
-        Duration::from_secs(60),
-        || rejected(app).len() == 2,
-    );
+    redrive_reinvokes(app, "ProbeFailures", 2);
     let payloads = rejected(app);
     assert_eq!(
         payloads[0], payloads[1],
@@ -182,16 +181,7 @@ fn an_on_failure_record_and_a_rules_dead_letter_invoke_the_function_again() {
         shown.contains("reason: the target is throttled (code ThrottlingException)"),
         "{shown}"
     );
-    let redriven = ok(app, &["dlq", "redrive", "AuditDLQ"]);
-    assert!(
-        redriven.contains("AuditDLQ: 1 message(s) invoked Probe again, asynchronously"),
-        "{redriven}"
-    );
-    wait_until(
-        "the function to be invoked with the event",
-        Duration::from_secs(60),
-        || rejected(app).len() == 3,
-    );
+    redrive_reinvokes(app, "AuditDLQ", 3);
     let invoked: serde_json::Value =
         serde_json::from_str(&rejected(app)[2]).expect("the payload is JSON");
     assert_eq!(

@@ -1,10 +1,16 @@
 //! A stack left by `run --keep` is taken over by the next `run` of the same name: creating a
 //! table or a bus that exists already gives the existing one (with its stream) instead of
-//! failing. Against DynamoDB Local and LocalStack.
+//! failing, and what is sent while no run is up waits for the next one, none of it hidden
+//! by the run that stopped. Against DynamoDB Local and LocalStack.
+
+mod support;
+
+use std::time::{Duration, Instant};
 
 use eventkit_local::clients::{Clients, Endpoints};
 use eventkit_local::resources::{create_bus, create_table};
 use serde_json::json;
+use support::{cloud_env, root, App, Running};
 
 #[tokio::test]
 async fn an_existing_table_and_bus_are_taken_over() {
@@ -44,4 +50,153 @@ async fn an_existing_table_and_bus_are_taken_over() {
         .name(&name)
         .send()
         .await;
+}
+
+/// The ARN of `stack`'s topic Alerts.
+async fn alerts_topic(clients: &Clients, stack: &str) -> String {
+    let topics = clients
+        .sns
+        .list_topics()
+        .send()
+        .await
+        .expect("the topics are listed");
+    topics
+        .topics()
+        .iter()
+        .filter_map(|topic| topic.topic_arn())
+        .find(|arn| arn.ends_with(&format!(":{stack}-Alerts")))
+        .unwrap_or_else(|| panic!("no topic Alerts of {stack}"))
+        .to_string()
+}
+
+/// Messages in `stack`'s queue `name` (visible and in flight).
+async fn depth(clients: &Clients, stack: &str, name: &str) -> u64 {
+    let url = clients
+        .sqs
+        .get_queue_url()
+        .queue_name(format!("{stack}-{name}"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{stack}-{name}: {e}"))
+        .queue_url()
+        .unwrap_or_default()
+        .to_string();
+    let queue = eventkit_local::resources::QueueInfo {
+        name: name.into(),
+        url,
+        arn: String::new(),
+    };
+    eventkit_local::queue_depth(clients, &queue)
+        .await
+        .expect("the depth is read")
+}
+
+/// What the probe was invoked with in `stack`'s current run: the alerts it saw, in order.
+fn alerts_seen(stack: &str) -> Vec<String> {
+    let log = root()
+        .join("tests/apps/templates/.local-cloud/logs")
+        .join(stack)
+        .join("schedule-probe.log");
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|line| line.starts_with("invoked with "))
+        .filter_map(|line| {
+            let start = line.find("after stop ")?;
+            let end = line[start..].find('\\')?;
+            Some(line[start..start + end].to_string())
+        })
+        .collect()
+}
+
+/// A run's receive still under way at LocalStack when the run stops would take what is
+/// published in the next seconds and hide it for the delivery queue's visibility timeout
+/// (70 s here): the next run would sit idle that long. Alerts published over the 2.5 s
+/// after a kept run ended must all reach the next run's function at once.
+#[tokio::test]
+async fn what_is_published_right_after_a_kept_run_stops_reaches_the_next_run() {
+    cloud_env();
+    let stack = format!(
+        "handover-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let app = App {
+        template: "tests/apps/templates/topic-to-function.yaml",
+        stack: &stack,
+    };
+    let first = Running::start(app, &["--no-watch", "--keep"]);
+    let clients = Clients::new(&Endpoints::from_env()).await;
+    let topic = alerts_topic(&clients, &stack).await;
+    let output = first.stop();
+    assert!(output.contains("left in place"), "{output}");
+
+    let published = Instant::now();
+    let mut sent = Vec::new();
+    for n in 0..10 {
+        let alert = format!("after stop {n}");
+        clients
+            .sns
+            .publish()
+            .topic_arn(&topic)
+            .message(serde_json::json!({ "alert": alert }).to_string())
+            .send()
+            .await
+            .expect("published");
+        sent.push(alert);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    let second = Running::start(app, &["--no-watch"]);
+    let waiting = Instant::now();
+    while alerts_seen(&stack).len() < sent.len() && waiting.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let mut seen = alerts_seen(&stack);
+    let output = second.stop();
+    seen.sort();
+    assert_eq!(
+        seen,
+        sent,
+        "each alert published within {:?} after the first run stopped must reach the second \
+         run once, within 30 s:\n{output}",
+        published.elapsed()
+    );
+}
+
+/// A stop that cuts an asynchronous invocation off is not the function failing: the event
+/// (of a function without retries) is not dead-lettered but stays in its delivery queue,
+/// for the next run of the kept stack.
+#[tokio::test]
+async fn an_invocation_cut_off_by_a_stop_is_not_dead_lettered() {
+    cloud_env();
+    let stack = format!("cutoff-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let app = App {
+        template: "tests/apps/templates/topic-to-function.yaml",
+        stack: &stack,
+    };
+    let first = Running::start(app, &["--no-watch", "--keep"]);
+    let clients = Clients::new(&Endpoints::from_env()).await;
+    let topic = alerts_topic(&clients, &stack).await;
+    clients
+        .sns
+        .publish()
+        .topic_arn(&topic)
+        .message(r#"{"alert": "hold on"}"#)
+        .send()
+        .await
+        .expect("published");
+    first.wait_for(|text| text.contains("holding "), "the probe to be busy");
+    let output = first.stop();
+    assert_eq!(
+        depth(&clients, &stack, "ProbeDLQ").await,
+        0,
+        "nothing dead-lettered by the stop:\n{output}"
+    );
+    assert_eq!(
+        depth(&clients, &stack, "Probe-async").await,
+        1,
+        "the event waits in the delivery queue:\n{output}"
+    );
+    // Taken over and deleted.
+    Running::start(app, &["--no-watch"]).stop();
 }

@@ -60,7 +60,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     runtime()?.block_on(async {
         let session = Session::start(args, &cloud, "demo").await?;
         let outcome = session.demonstrate(args).await;
-        session.pipeline.stop();
+        session.pipeline.stop().await;
         outcome
     })
 }

@@ -60,7 +60,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
             outcome = pipeline.watch(&watch, changed, rebuilt) => outcome,
             _ = tokio::signal::ctrl_c() => Ok(()),
         };
-        pipeline.stop();
+        pipeline.stop().await;
         // The state file stays: `send` sees its process is gone, the next run deletes the stack.
         println!("\nstopped; the stack stays for inspection until the next run");
         outcome

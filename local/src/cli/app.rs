@@ -213,7 +213,7 @@ pub async fn run_application(here: &Path, args: &RunArgs) -> Result<ExitCode> {
     // Described no more before anything is deleted: no command reaches a half-gone stack.
     RunningApp::remove(&project, &described.stack);
     if args.keep {
-        pipeline.stop();
+        pipeline.stop().await;
         say!("stack {} left in place", described.stack);
     } else {
         pipeline.shut_down().await;

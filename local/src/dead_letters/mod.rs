@@ -20,16 +20,14 @@ mod routes;
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
-use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, Message, MessageSystemAttributeName,
-    QueueAttributeName,
-};
+use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName};
 
-use crate::resources::QueueInfo;
+use crate::resources::{hand_back, QueueInfo};
 
 pub use idempotency::{key_state, key_value, IdempotencyLookup, KeyState};
 pub use on_aws::{
     functions_by_dead_letter_queue, functions_reading, log_group_of, reason_in_log_groups,
+    subscribers_by_dead_letter_queue,
 };
 pub use reasons::{reason_in_attributes, reason_in_logs, reason_of_line, LoggedReason};
 pub use redrive::{redrive_all, redrive_chosen, Destination, Moved, RedriveMethod, Redriven};
@@ -117,31 +115,6 @@ pub(crate) async fn receive_all(
             return Ok(seen);
         }
         seen.extend(fresh);
-    }
-}
-
-/// Makes `messages` visible again at once. Best effort: one that is not handed back
-/// becomes visible by itself after [`READ_VISIBILITY`] seconds.
-pub(crate) async fn hand_back(sqs: &aws_sdk_sqs::Client, queue: &QueueInfo, messages: &[Message]) {
-    for chunk in messages.chunks(10) {
-        let entries: Vec<ChangeMessageVisibilityBatchRequestEntry> = chunk
-            .iter()
-            .enumerate()
-            .filter_map(|(index, message)| {
-                ChangeMessageVisibilityBatchRequestEntry::builder()
-                    .id(index.to_string())
-                    .receipt_handle(message.receipt_handle()?)
-                    .visibility_timeout(0)
-                    .build()
-                    .ok()
-            })
-            .collect();
-        let _ = sqs
-            .change_message_visibility_batch()
-            .queue_url(&queue.url)
-            .set_entries(Some(entries))
-            .send()
-            .await;
     }
 }
 

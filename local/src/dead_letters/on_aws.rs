@@ -1,13 +1,16 @@
 //! What the Lambda and CloudWatch Logs APIs tell about a dead-letter queue named by URL
 //! (on AWS, or any endpoint that serves them): which functions read its source queues and
 //! where they log (so that a message's reason can be found there), and whose own DLQ it is
-//! (so that its messages are invoked again).
+//! (so that its messages are invoked again); and what SNS tells: which subscriptions send
+//! what they could not deliver to it (so that its notifications go back to the one that
+//! failed).
 
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
 
 use super::reasons::{reason_of_line, LoggedReason};
+use crate::resources::Subscriber;
 
 /// The functions (ARNs) whose event source mapping reads the queue `queue_arn`.
 pub async fn functions_reading(
@@ -75,6 +78,59 @@ pub async fn functions_by_dead_letter_queue(
         }
     }
     Ok(owners)
+}
+
+/// The subscriptions whose redrive policy names one of `dead_letter_arns`, by that queue's
+/// ARN. SNS lists subscriptions without their attributes: each one's redrive policy is read
+/// on its own (one request per subscription of the account and region).
+pub async fn subscribers_by_dead_letter_queue(
+    sns: &aws_sdk_sns::Client,
+    dead_letter_arns: &[String],
+) -> Result<BTreeMap<String, Vec<Subscriber>>> {
+    let mut found: BTreeMap<String, Vec<Subscriber>> = BTreeMap::new();
+    let mut pages = sns.list_subscriptions().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.context("listing the SNS subscriptions")?;
+        for listed in page.subscriptions() {
+            let (Some(arn), Some(topic), Some(endpoint)) = (
+                listed.subscription_arn(),
+                listed.topic_arn(),
+                listed.endpoint(),
+            ) else {
+                continue;
+            };
+            // Not confirmed yet ("PendingConfirmation"): no attributes to read.
+            if !arn.starts_with("arn:") {
+                continue;
+            }
+            let attributes = sns
+                .get_subscription_attributes()
+                .subscription_arn(arn)
+                .send()
+                .await
+                .with_context(|| format!("reading the subscription {arn}"))?;
+            let policy = attributes
+                .attributes()
+                .and_then(|attributes| attributes.get("RedrivePolicy"))
+                .and_then(|policy| serde_json::from_str::<serde_json::Value>(policy).ok());
+            let Some(dead_letter) = policy
+                .as_ref()
+                .and_then(|policy| policy["deadLetterTargetArn"].as_str())
+                .filter(|dead_letter| dead_letter_arns.iter().any(|arn| arn == dead_letter))
+            else {
+                continue;
+            };
+            found
+                .entry(dead_letter.to_string())
+                .or_default()
+                .push(Subscriber {
+                    subscription: arn.to_string(),
+                    topic: topic.to_string(),
+                    endpoint: endpoint.to_string(),
+                });
+        }
+    }
+    Ok(found)
 }
 
 /// The last event of the log groups `groups` since `since_ms` (epoch milliseconds) that

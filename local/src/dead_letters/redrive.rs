@@ -1,6 +1,7 @@
 //! Moving dead letters back where they failed: all of a redrive target's messages with SQS's
 //! message-move task; otherwise one by one, each the way [`Routes::way_back`] finds for it
-//! (its source queue, its rule's target, its function invoked again), by receive, send,
+//! (its source queue, its rule's or subscription's target, its function invoked again), by
+//! receive, send,
 //! delete (sent before deleted: a crash duplicates, never loses).
 
 use std::time::{Duration, Instant};
@@ -9,9 +10,10 @@ use anyhow::{bail, Context, Result};
 use aws_sdk_sqs::error::ProvideErrorMetadata;
 use aws_sdk_sqs::types::{Message, MessageAttributeValue, MessageSystemAttributeName};
 
+use super::receive_all;
 use super::routes::{unqualified, Invoker, Routes, WayBack};
-use super::{hand_back, receive_all};
 use crate::event_sources::payloads::PAYLOAD_AS_IS;
+use crate::resources::hand_back;
 use crate::resources::QueueInfo;
 
 /// How messages went back.
@@ -106,6 +108,8 @@ pub enum Destination {
     SourceQueue(String),
     /// Into the queue a rule's target is, again (its name).
     TargetQueue(String),
+    /// Into the queue a subscription delivers to, again (its name).
+    SubscriberQueue(String),
     /// The function (logical id or ARN) invoked again, asynchronously.
     Invoked(String),
 }
@@ -115,6 +119,9 @@ impl std::fmt::Display for Destination {
         match self {
             Self::SourceQueue(queue) => write!(f, "back in {queue}"),
             Self::TargetQueue(queue) => write!(f, "delivered to their rule's target {queue} again"),
+            Self::SubscriberQueue(queue) => {
+                write!(f, "delivered to their subscription's queue {queue} again")
+            }
             Self::Invoked(function) => write!(f, "invoked {function} again, asynchronously"),
         }
     }
@@ -196,15 +203,16 @@ async fn send_on(
     message: &Message,
     way: WayBack,
 ) -> Result<(Destination, String)> {
+    let subscription = matches!(way, WayBack::SubscriberQueue(_));
     match way {
         WayBack::SourceQueue { name, queue } => {
             let copy = send_back(sqs, message, None, &queue, false).await?;
             Ok((Destination::SourceQueue(name), copy))
         }
-        WayBack::TargetQueue(arn) => {
+        WayBack::TargetQueue(arn) | WayBack::SubscriberQueue(arn) => {
             if let Some((function, delivery)) = routes.local_delivery(&arn) {
-                // Locally a rule targets its function's delivery queue: the event goes back
-                // there as the rule delivered it.
+                // Locally a rule or a subscription reaches its function through the
+                // function's delivery queue: the event goes back there as it was delivered.
                 let copy = send_back(sqs, message, None, delivery, false).await?;
                 return Ok((Destination::Invoked(function.clone()), copy));
             }
@@ -216,7 +224,12 @@ async fn send_on(
                 }
             };
             let copy = send_back(sqs, message, None, &queue, false).await?;
-            Ok((Destination::TargetQueue(name), copy))
+            let to = if subscription {
+                Destination::SubscriberQueue(name)
+            } else {
+                Destination::TargetQueue(name)
+            };
+            Ok((to, copy))
         }
         WayBack::Invoke { function, payload } => {
             if let Some((logical, delivery)) = routes.local_function(&function) {

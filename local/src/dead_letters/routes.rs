@@ -6,7 +6,10 @@
 //!   that function again with each;
 //! - a rule's target DLQ stamps the target on each message (`TARGET_ARN`): deliver it to
 //!   that target again (a queue, or a function invoked asynchronously);
-//! - a queue's redrive stamps the source queue (`DeadLetterQueueSourceArn`): send it back.
+//! - a queue's redrive stamps the source queue (`DeadLetterQueueSourceArn`): send it back;
+//! - a subscription's redrive stamps nothing, but the queue is its subscription's DLQ: a
+//!   notification goes to the one subscription of its topic that sends its failures here
+//!   (never published to the topic again, which would reach every other subscriber too).
 //!
 //! A stream's OnFailure record holds where the records are in the stream, not the records:
 //! it is never redriven, and says so.
@@ -16,7 +19,8 @@ use std::collections::BTreeMap;
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use serde_json::Value;
 
-use crate::resources::QueueInfo;
+use crate::event_sources::payloads::AsyncEvent;
+use crate::resources::{QueueInfo, Subscriber};
 
 /// How a function is invoked again.
 #[derive(Clone, Debug)]
@@ -41,6 +45,8 @@ pub struct Routes {
     /// The declared queues with the names to show, for rules' targets (any other queue is
     /// found by its ARN).
     pub queues: Vec<(String, QueueInfo)>,
+    /// The SNS subscriptions whose redrive policy names this queue.
+    pub subscribers: Vec<Subscriber>,
     /// How functions are invoked.
     pub invoker: Invoker,
 }
@@ -57,6 +63,8 @@ pub enum WayBack {
     },
     /// Delivered again to a rule's target queue, by ARN.
     TargetQueue(String),
+    /// Delivered again to the queue (ARN) of the subscription that failed to deliver it.
+    SubscriberQueue(String),
     /// The function (ARN) invoked again, asynchronously, with this payload.
     Invoke {
         /// The function's ARN as the message named it.
@@ -113,18 +121,12 @@ impl Routes {
         });
         let source = match stamped {
             Some(arn) => self.sources.iter().find(|(_, source)| source.arn == *arn),
-            None if self.sources.len() == 1 => self.sources.first(),
+            // Unstamped, from the only source queue, unless subscriptions fail here too.
+            None if self.sources.len() == 1 && self.subscribers.is_empty() => self.sources.first(),
             None => None,
         };
-        if source.is_none() {
-            if let Some(topic) = parsed.as_ref().and_then(|v| v["TopicArn"].as_str()) {
-                // A subscription's dead letter: SNS says which subscription nowhere in it,
-                // and publishing to the topic again would reach every other subscriber too.
-                return Err(format!(
-                    "a notification of {topic} that a subscription failed: publishing it \
-                     again would reach every subscriber (send it to the one that failed)"
-                ));
-            }
+        if source.is_none() && (!self.subscribers.is_empty() || is_notification(parsed.as_ref())) {
+            return self.to_subscriber(body, parsed.as_ref());
         }
         source
             .map(|(name, queue)| WayBack::SourceQueue {
@@ -132,6 +134,58 @@ impl Routes {
                 queue: queue.clone(),
             })
             .ok_or_else(|| "its source queue is unknown".to_string())
+    }
+
+    /// A subscription's dead letter: SNS names the subscription nowhere in it, so it goes
+    /// to the one subscription that sends its failures here (of its topic, when the body is
+    /// a notification rather than a raw message).
+    fn to_subscriber(&self, body: &str, parsed: Option<&Value>) -> Result<WayBack, String> {
+        let topic = parsed
+            .filter(|value| is_notification(Some(value)))
+            .and_then(|notification| notification["TopicArn"].as_str());
+        let candidates: Vec<&Subscriber> = self
+            .subscribers
+            .iter()
+            .filter(|subscriber| topic.is_none_or(|topic| subscriber.topic == topic))
+            .collect();
+        let what = topic.map_or_else(
+            || "a raw message a subscription failed to deliver".to_string(),
+            |topic| format!("a notification of {topic} that a subscription failed to deliver"),
+        );
+        let subscriber = match candidates.as_slice() {
+            [one] => *one,
+            [] => {
+                return Err(format!(
+                    "{what}, but no subscription sends its failures to this queue: \
+                     publishing it again would reach every subscriber (send it to the one \
+                     that failed)"
+                ))
+            }
+            several => {
+                return Err(format!(
+                    "{what}, and {} subscriptions send their failures here; SNS does not say \
+                     which one failed",
+                    several.len()
+                ))
+            }
+        };
+        match arn_service(&subscriber.endpoint) {
+            Some("sqs") => Ok(WayBack::SubscriberQueue(subscriber.endpoint.clone())),
+            Some("lambda") => {
+                // Lambda is invoked with the SNS event around the notification.
+                let payload = AsyncEvent::parse(body)
+                    .and_then(|event| event.payload(&subscriber.subscription))
+                    .map_err(|error| format!("{error:#}"))?;
+                Ok(WayBack::Invoke {
+                    function: subscriber.endpoint.clone(),
+                    payload: payload.to_string(),
+                })
+            }
+            _ => Err(format!(
+                "its subscription delivers to {}, neither a queue nor a function",
+                subscriber.endpoint
+            )),
+        }
     }
 
     /// The local delivery queue of the function `arn` (qualified or not), with its logical
@@ -166,6 +220,11 @@ impl Routes {
 /// Lambda's invocation record (what an OnFailure destination receives).
 fn is_invocation_record(value: &Value) -> bool {
     value["requestContext"].is_object() && value["version"].is_string()
+}
+
+/// An SNS notification (the envelope a subscription delivers when not raw).
+fn is_notification(value: Option<&Value>) -> bool {
+    value.is_some_and(|value| value["Type"] == "Notification" && value["TopicArn"].is_string())
 }
 
 /// A message attribute's text.
@@ -215,8 +274,27 @@ mod tests {
                 .collect(),
             owner: owner.map(str::to_string),
             queues: Vec::new(),
+            subscribers: Vec::new(),
             invoker: Invoker::None,
         }
+    }
+
+    const ALERTS: &str = "arn:aws:sns:us-east-1:000000000000:alerts";
+
+    fn subscriber(topic: &str, endpoint: &str) -> Subscriber {
+        Subscriber {
+            subscription: format!("{topic}:{}", endpoint.len()),
+            topic: topic.into(),
+            endpoint: endpoint.into(),
+        }
+    }
+
+    fn notification(topic: &str) -> String {
+        json!({"Type": "Notification", "MessageId": "n1", "TopicArn": topic,
+               "Message": "{\"alert\":\"x\"}", "Timestamp": "2026-11-30T10:00:00.000Z",
+               "SignatureVersion": "1", "Signature": "c2ln", "SigningCertURL": "https://c",
+               "UnsubscribeURL": "https://u"})
+        .to_string()
     }
 
     fn message(body: &str) -> Message {
@@ -332,10 +410,54 @@ mod tests {
 
     #[test]
     fn a_subscriptions_dead_letter_is_not_published_to_every_subscriber_again() {
-        let notification = json!({"Type": "Notification", "TopicArn": "arn:aws:sns:r:a:alerts",
-                                  "Message": "{}"});
-        let way = routes(vec![], None).way_back(&message(&notification.to_string()));
+        let way = routes(vec![], None).way_back(&message(&notification(ALERTS)));
         assert!(way.is_err_and(|why| why.contains("every subscriber")));
+    }
+
+    #[test]
+    fn a_subscriptions_dead_letter_goes_to_the_one_subscriber_of_its_topic_here() {
+        let inbox = "arn:aws:sqs:us-east-1:000000000000:inbox";
+        let other = "arn:aws:sns:us-east-1:000000000000:other";
+        let mut routes = routes(vec![], None);
+        routes.subscribers = vec![subscriber(ALERTS, inbox), subscriber(other, FUNCTION)];
+        assert_eq!(
+            routes.way_back(&message(&notification(ALERTS))),
+            Ok(WayBack::SubscriberQueue(inbox.into()))
+        );
+        // A function subscriber is invoked with the SNS event around the notification.
+        let way = routes.way_back(&message(&notification(other)));
+        let Ok(WayBack::Invoke { function, payload }) = way.clone() else {
+            panic!("not an invocation: {way:?}");
+        };
+        assert_eq!(function, FUNCTION);
+        let event: Value = serde_json::from_str(&payload).unwrap_or_default();
+        assert_eq!(event["Records"][0]["EventSource"], "aws:sns");
+        assert_eq!(event["Records"][0]["Sns"]["Message"], r#"{"alert":"x"}"#);
+        assert_eq!(
+            event["Records"][0]["EventSubscriptionArn"],
+            subscriber(other, FUNCTION).subscription
+        );
+        // A raw message names no topic: it goes back only if one subscription fails here.
+        assert!(routes
+            .way_back(&message(r#"{"alert":"x"}"#))
+            .is_err_and(|why| why.contains("2 subscriptions")));
+        routes.subscribers.truncate(1);
+        assert_eq!(
+            routes.way_back(&message(r#"{"alert":"x"}"#)),
+            Ok(WayBack::SubscriberQueue(inbox.into()))
+        );
+    }
+
+    #[test]
+    fn two_subscriptions_of_one_topic_failing_into_one_queue_are_not_guessed_between() {
+        let mut routes = routes(vec![], None);
+        routes.subscribers = vec![
+            subscriber(ALERTS, "arn:aws:sqs:us-east-1:000000000000:a"),
+            subscriber(ALERTS, "arn:aws:sqs:us-east-1:000000000000:b"),
+        ];
+        assert!(routes
+            .way_back(&message(&notification(ALERTS)))
+            .is_err_and(|why| why.contains("does not say which")));
     }
 
     #[test]

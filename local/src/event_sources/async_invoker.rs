@@ -19,7 +19,7 @@ use crate::clients::Clients;
 use crate::functions::FunctionDecl;
 use crate::host::FunctionHost;
 use crate::invocation::Outcome;
-use crate::resources::QueueInfo;
+use crate::resources::{hand_back, QueueInfo};
 
 /// Events handled at once per function (each waits for the function's environments).
 const PARALLEL_EVENTS: usize = 10;
@@ -40,12 +40,21 @@ pub async fn invoke_async(
     let retry_delays = Arc::new(retry_delays);
     let permits = Arc::new(Semaphore::new(PARALLEL_EVENTS));
     while !stopped.is_cancelled() {
-        let messages = tokio::select! {
-            messages = receive(&clients, &queue) => messages,
-            () = stopped.cancelled() => return,
-        };
-        for message in messages {
-            let Ok(permit) = permits.clone().acquire_owned().await else {
+        // Not cut short by a stop: a receive abandoned mid-poll still takes what arrives
+        // before its wait ends (the service does not see the caller go) and hides it for the
+        // delivery queue's visibility timeout, where the next run of a kept stack would wait
+        // for it. So a stop waits for the receive under way (at most its 2 s) and hands back
+        // whatever no delivery took yet.
+        let mut received = receive(&clients, &queue).await.into_iter();
+        while let Some(message) = received.next() {
+            let permit = tokio::select! {
+                biased;
+                () = stopped.cancelled() => None,
+                permit = permits.clone().acquire_owned() => permit.ok(),
+            };
+            let Some(permit) = permit else {
+                let untaken: Vec<Message> = std::iter::once(message).chain(received).collect();
+                hand_back(&clients.sqs, &queue, &untaken).await;
                 return;
             };
             let delivery = Delivery {
@@ -54,6 +63,7 @@ pub async fn invoke_async(
                 host: host.clone(),
                 queue: queue.clone(),
                 retry_delays: retry_delays.clone(),
+                stopped: stopped.clone(),
             };
             tokio::spawn(async move {
                 delivery.deliver(message).await;
@@ -90,6 +100,7 @@ struct Delivery {
     host: Arc<FunctionHost>,
     queue: QueueInfo,
     retry_delays: Arc<Vec<Duration>>,
+    stopped: CancellationToken,
 }
 
 impl Delivery {
@@ -133,6 +144,10 @@ impl Delivery {
                     self.delete(&message).await;
                     return;
                 }
+                // Cut off by the stop, not failed: the event stays in the delivery queue
+                // (visible again after its timeout, as after a crash) instead of being
+                // dead-lettered for a failure of the run.
+                Err(_) if self.stopped.is_cancelled() => return,
                 Err(failed) => failed,
             },
         };
@@ -162,6 +177,9 @@ impl Delivery {
             last = self.host.invoke(payload.clone()).await;
             if last.succeeded() {
                 return Ok(());
+            }
+            if self.stopped.is_cancelled() {
+                break;
             }
             if attempt < attempts {
                 let index = usize::try_from(attempt - 1).unwrap_or(usize::MAX);

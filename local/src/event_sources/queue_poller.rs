@@ -17,6 +17,7 @@ use crate::clients::Clients;
 use crate::functions::QueueSource;
 use crate::host::FunctionHost;
 use crate::invocation::Outcome;
+use crate::resources::hand_back;
 
 /// Polls `source` for `host` until `stopped`.
 pub async fn poll_queue(
@@ -26,10 +27,16 @@ pub async fn poll_queue(
     stopped: CancellationToken,
 ) {
     while !stopped.is_cancelled() {
-        let batch = tokio::select! {
-            batch = gather_batch(&clients, &source) => batch,
-            () = stopped.cancelled() => return,
-        };
+        // Not cut short by a stop: a receive abandoned mid-poll still takes what arrives
+        // before its wait ends (the service does not see the caller go) and hides it for the
+        // queue's visibility timeout, where the next run of a kept stack would wait for it.
+        // So a stop waits for the receive under way (at most `LONG_POLL`) and hands back
+        // whatever was gathered and not yet invoked.
+        let batch = gather_batch(&clients, &source, &stopped).await;
+        if stopped.is_cancelled() {
+            hand_back(&clients.sqs, &source.queue, &batch).await;
+            return;
+        }
         if batch.is_empty() {
             continue;
         }
@@ -55,9 +62,16 @@ pub async fn poll_queue(
     }
 }
 
-/// Receives until the batch is full or the batching window (counted from the first record)
-/// has passed; empty after a poll that found nothing.
-async fn gather_batch(clients: &Clients, source: &QueueSource) -> Vec<Message> {
+/// The longest wait of one receive: how long a stop may wait for the poll under way.
+const LONG_POLL: Duration = Duration::from_secs(2);
+
+/// Receives until the batch is full, the batching window (counted from the first record)
+/// has passed or `stopped`; empty after a poll that found nothing.
+async fn gather_batch(
+    clients: &Clients,
+    source: &QueueSource,
+    stopped: &CancellationToken,
+) -> Vec<Message> {
     let mut batch: Vec<Message> = Vec::new();
     let mut first_at: Option<Instant> = None;
     loop {
@@ -66,8 +80,11 @@ async fn gather_batch(clients: &Clients, source: &QueueSource) -> Vec<Message> {
             .saturating_sub(len_u32(&batch))
             .clamp(1, 10);
         let wait = match first_at {
-            None => Duration::from_secs(2),
-            Some(first) => source.batching_window.saturating_sub(first.elapsed()),
+            None => LONG_POLL,
+            Some(first) => source
+                .batching_window
+                .saturating_sub(first.elapsed())
+                .min(LONG_POLL),
         };
         let received = receive(clients, source, wanted, wait).await;
         if !received.is_empty() && first_at.is_none() {
@@ -75,7 +92,11 @@ async fn gather_batch(clients: &Clients, source: &QueueSource) -> Vec<Message> {
         }
         batch.extend(received);
         let window_over = first_at.is_some_and(|first| first.elapsed() >= source.batching_window);
-        if batch.is_empty() || len_u32(&batch) >= source.batch_size || window_over {
+        if batch.is_empty()
+            || len_u32(&batch) >= source.batch_size
+            || window_over
+            || stopped.is_cancelled()
+        {
             return batch;
         }
     }
@@ -88,13 +109,13 @@ async fn receive(
     wait: Duration,
 ) -> Vec<Message> {
     // Long polling takes whole seconds; a window's last fraction waits a second more.
-    let seconds = i32::try_from(wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).unwrap_or(20);
+    let seconds = i32::try_from(wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).unwrap_or(2);
     let received = clients
         .sqs
         .receive_message()
         .queue_url(&source.queue.url)
         .max_number_of_messages(i32::try_from(wanted).unwrap_or(10))
-        .wait_time_seconds(seconds.min(20))
+        .wait_time_seconds(seconds)
         .message_attribute_names("All")
         .message_system_attribute_names(MessageSystemAttributeName::All)
         .send()

@@ -325,6 +325,10 @@ impl Reading {
                         message: format!("{error:#}"),
                     },
                 };
+                if self.stopped.is_cancelled() && !outcome.succeeded() {
+                    // Cut off by the stop, not failed: neither retried nor given up.
+                    return;
+                }
                 segment.invocations += 1;
                 let numbers: Vec<&str> = segment.records.iter().map(sequence_number).collect();
                 let (next, why) = after_invocation(handling, &numbers, &outcome);

@@ -19,7 +19,9 @@ pub use teardown::delete_by_name;
 use super::clients::{Clients, Endpoints};
 use super::functions::{bounded, with_globals, FailureDestination, FunctionDecl};
 use super::resolver::{Attributes, Resolver};
-use super::resources::{create_bus, create_queue, create_table, create_topic, QueueInfo};
+use super::resources::{
+    create_bus, create_queue, create_table, create_topic, QueueInfo, Subscriber,
+};
 use super::template::{Resource, Template};
 use crate::cloud::REGION;
 use teardown::Created;
@@ -90,6 +92,8 @@ pub struct Stack {
     created: Vec<Created>,
     dead_letter_arns: BTreeSet<String>,
     redrives: BTreeMap<String, String>,
+    /// Subscriptions by the dead-letter queue (ARN) their redrive policy names.
+    subscribers: BTreeMap<String, Vec<Subscriber>>,
 }
 
 impl Stack {
@@ -121,6 +125,7 @@ impl Stack {
             created: Vec::new(),
             dead_letter_arns: BTreeSet::new(),
             redrives: BTreeMap::new(),
+            subscribers: BTreeMap::new(),
         };
         let mut active = template.clone();
         active.resources.clear();
@@ -348,6 +353,15 @@ impl Stack {
             })
             .map(|(logical, _)| logical.clone())
             .collect()
+    }
+
+    /// The subscriptions whose redrive policy sends what SNS could not deliver to the queue
+    /// `dead_letter_arn`.
+    pub fn subscribers(&self, dead_letter_arn: &str) -> Vec<Subscriber> {
+        self.subscribers
+            .get(dead_letter_arn)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// The dead-letter queues (logical ids) of what `function` fails: its source queues'

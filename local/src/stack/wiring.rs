@@ -15,7 +15,7 @@ use crate::functions::{
     FailureDestination, FunctionDecl, STREAM_PROPERTIES_NOT_EMULATED,
 };
 use crate::resources::{
-    create_queue, json_text, put_rule, subscribe, QueueInfo, RuleSpec, SubscriptionSpec,
+    create_queue, json_text, put_rule, subscribe, QueueInfo, RuleSpec, Subscriber, SubscriptionSpec,
 };
 use crate::template::Resource;
 
@@ -40,9 +40,9 @@ impl Stack {
             }
             _ => SubscriptionSpec::from_properties(topic, &protocol, endpoint, properties),
         };
-        self.note_subscription_dead_letters(properties);
         let arn = subscribe(clients, &spec).await?;
         self.created.push(Created::Subscription(arn.clone()));
+        self.note_subscriber(&spec, &arn);
         Ok(arn)
     }
 
@@ -255,9 +255,9 @@ impl Stack {
         // Lambda receives the SNS notification itself, never the raw message.
         spec.attributes
             .retain(|(name, _)| name != "RawMessageDelivery");
-        self.note_subscription_dead_letters(properties);
         let arn = subscribe(clients, &spec).await?;
         self.created.push(Created::Subscription(arn.clone()));
+        self.note_subscriber(&spec, &arn);
         if let Some(function) = self.functions.get_mut(logical) {
             function.sns_subscriptions.insert(topic, arn);
         }
@@ -348,14 +348,18 @@ impl Stack {
     }
 
     /// A subscription's redrive policy makes its target a dead-letter queue (of what SNS
-    /// could not deliver).
-    fn note_subscription_dead_letters(&mut self, properties: &Value) {
-        let policy: Value = match &properties["RedrivePolicy"] {
-            Value::String(text) => serde_json::from_str(text).unwrap_or(Value::Null),
-            other => other.clone(),
-        };
-        if let Some(arn) = policy["deadLetterTargetArn"].as_str() {
-            self.dead_letter_arns.insert(arn.to_string());
+    /// could not deliver), whose messages go back to the subscription's endpoint.
+    fn note_subscriber(&mut self, spec: &SubscriptionSpec, arn: &str) {
+        if let Some(dead_letter) = spec.dead_letter_arn() {
+            self.dead_letter_arns.insert(dead_letter.clone());
+            self.subscribers
+                .entry(dead_letter)
+                .or_default()
+                .push(Subscriber {
+                    subscription: arn.to_string(),
+                    topic: spec.topic_arn.clone(),
+                    endpoint: spec.endpoint.clone(),
+                });
         }
     }
 

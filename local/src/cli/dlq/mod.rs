@@ -1,21 +1,20 @@
 //! `dlq list | show | redrive`: the running application's dead-letter queues.
 
+mod scope;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use eventkit_local::clients::Clients;
 use eventkit_local::dead_letters::{
-    self, unqualified, Destination, IdempotencyLookup, Invoker, KeyState, Moved, RedriveMethod,
-    Redriven, Routes,
+    self, Destination, IdempotencyLookup, KeyState, Moved, RedriveMethod, Redriven,
 };
-use eventkit_local::resources::QueueInfo;
-use eventkit_local::running::{names, RunningApp};
+use eventkit_local::running::names;
 
-use super::{clients_of, Located};
+use super::Located;
+use scope::{DeadLetterQueue, Scope};
 
 /// What to do with the dead-letter queues.
 #[derive(Subcommand, Clone)]
@@ -81,201 +80,6 @@ pub struct IdempotencyArgs {
     pub key_prefix: Option<String>,
 }
 
-/// A dead-letter queue with the queues it takes failures from.
-struct DeadLetterQueue {
-    logical: String,
-    queue: QueueInfo,
-    sources: Vec<(String, QueueInfo)>,
-    /// A function's own DLQ: the function (logical id or ARN), and its ARN.
-    owner: Option<(String, String)>,
-}
-
-/// The dead-letter queues a command works on, and how to reach them.
-struct Scope {
-    sqs: aws_sdk_sqs::Client,
-    dynamodb: aws_sdk_dynamodb::Client,
-    /// What the command is about, for headings.
-    name: String,
-    queues: Vec<DeadLetterQueue>,
-    /// The functions' logs (logical id, file), searched for why a message failed.
-    logs: Vec<(String, PathBuf)>,
-    /// On AWS: CloudWatch Logs and the groups to search for why a message failed.
-    log_groups: Option<(aws_sdk_cloudwatchlogs::Client, Vec<String>)>,
-    /// Tables by logical id (the running application's), for the idempotency table.
-    tables: BTreeMap<String, String>,
-    /// Declared queues (the running application's) by logical id, for rules' targets.
-    declared: Vec<(String, QueueInfo)>,
-    /// How functions are invoked again.
-    invoker: Invoker,
-}
-
-impl Scope {
-    async fn of(target: &DlqTarget, only: Option<&str>) -> Result<Self> {
-        if target.queue_urls.is_empty() {
-            let app = target.located.find()?;
-            let clients: Clients = clients_of(&app).await;
-            return Ok(Self {
-                sqs: clients.sqs,
-                dynamodb: clients.dynamodb,
-                name: format!("stack {}", app.stack),
-                queues: dead_letter_queues(&app, only)?,
-                logs: app
-                    .functions
-                    .iter()
-                    .map(|(logical, function)| (logical.clone(), function.log.clone()))
-                    .collect(),
-                log_groups: None,
-                tables: app.tables.clone(),
-                declared: app
-                    .queues
-                    .iter()
-                    .map(|(logical, queue)| (logical.clone(), queue.clone()))
-                    .collect(),
-                invoker: Invoker::Local(app.deliveries.clone()),
-            });
-        }
-        if only.is_some() {
-            bail!("name the queues either by logical id or with --queue-url, not both");
-        }
-        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        let sqs = aws_sdk_sqs::Client::new(&config);
-        let lambda = aws_sdk_lambda::Client::new(&config);
-        let mut lambda_reachable = true;
-        let mut groups: Vec<String> = target.log_groups.clone();
-        let owners = match dead_letters::functions_by_dead_letter_queue(&lambda).await {
-            Ok(owners) => owners,
-            Err(error) => {
-                unreachable(&mut lambda_reachable, "its functions", error);
-                BTreeMap::new()
-            }
-        };
-        let mut queues = Vec::new();
-        for url in &target.queue_urls {
-            let queue = queue_at(&sqs, url).await?;
-            let listed = sqs
-                .list_dead_letter_source_queues()
-                .queue_url(url)
-                .send()
-                .await
-                .with_context(|| format!("listing the source queues of {url}"))?;
-            let mut sources = Vec::new();
-            for source in listed.queue_urls() {
-                let source = queue_at(&sqs, source).await?;
-                sources.push((source.name.clone(), source));
-            }
-            let owner = owners
-                .get(&queue.arn)
-                .map(|arn| (unqualified(arn).to_string(), arn.clone()));
-            let mut readers: Vec<String> = owner.iter().map(|(_, arn)| arn.clone()).collect();
-            for (_, source) in &sources {
-                if !lambda_reachable {
-                    break;
-                }
-                match dead_letters::functions_reading(&lambda, &source.arn).await {
-                    Ok(found) => readers.extend(found),
-                    Err(error) => {
-                        unreachable(&mut lambda_reachable, "what reads the source queues", error)
-                    }
-                }
-            }
-            for function in readers {
-                match dead_letters::log_group_of(&lambda, &function).await {
-                    Ok(group) => groups.push(group),
-                    Err(error) => eprintln!("note: no log group for {function}: {error:#}"),
-                }
-            }
-            queues.push(DeadLetterQueue {
-                logical: queue.name.clone(),
-                queue,
-                sources,
-                owner,
-            });
-        }
-        groups.sort();
-        groups.dedup();
-        Ok(Self {
-            sqs,
-            dynamodb: aws_sdk_dynamodb::Client::new(&config),
-            name: "the queues named".into(),
-            queues,
-            logs: Vec::new(),
-            log_groups: Some((aws_sdk_cloudwatchlogs::Client::new(&config), groups)),
-            tables: BTreeMap::new(),
-            declared: Vec::new(),
-            invoker: Invoker::Lambda(lambda),
-        })
-    }
-
-    /// Where the messages of `dlq` go back to.
-    fn routes(&self, dlq: &DeadLetterQueue) -> Routes {
-        Routes {
-            sources: dlq.sources.clone(),
-            owner: dlq.owner.as_ref().map(|(_, arn)| arn.clone()),
-            queues: self.declared.clone(),
-            invoker: self.invoker.clone(),
-        }
-    }
-
-    /// Why `message` failed: its attributes, else the functions' log files, else the
-    /// CloudWatch Logs groups.
-    async fn reason(&self, message: &aws_sdk_sqs::types::Message) -> String {
-        let id = message.message_id().unwrap_or_default();
-        if let Some(reason) = dead_letters::reason_in_attributes(message) {
-            return reason;
-        }
-        if let Some(found) = dead_letters::reason_in_logs(&self.logs, id) {
-            return format!("{} logged: {}", found.function, found.text);
-        }
-        let Some((logs, groups)) = &self.log_groups else {
-            return "not found in its attributes nor in the logs".into();
-        };
-        if groups.is_empty() {
-            return "not in its attributes; no log group to search (pass --log-group)".into();
-        }
-        // The message was first sent no later than its SentTimestamp; what logged its
-        // failure came after.
-        let since = message
-            .attributes()
-            .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::SentTimestamp))
-            .and_then(|sent| sent.parse::<i64>().ok())
-            .map_or(0, |sent| sent - 60_000);
-        match dead_letters::reason_in_log_groups(logs, groups, id, since).await {
-            Ok(Some(found)) => format!("{} logged: {}", found.function, found.text),
-            Ok(None) => format!("not in its attributes nor in {}", groups.join(", ")),
-            Err(error) => format!("not in its attributes; searching the logs failed: {error:#}"),
-        }
-    }
-}
-
-/// Says once that Lambda did not answer; functions are not looked up after that.
-fn unreachable(reachable: &mut bool, what: &str, error: anyhow::Error) {
-    if *reachable {
-        eprintln!("note: Lambda did not answer ({what}: {error:#}); functions are not looked up");
-    }
-    *reachable = false;
-}
-
-/// The queue at `url`, its ARN asked of SQS.
-async fn queue_at(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<QueueInfo> {
-    let attributes = sqs
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .with_context(|| format!("reading the queue at {url}"))?;
-    let arn = attributes
-        .attributes()
-        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
-        .with_context(|| format!("the queue at {url} has no ARN"))?
-        .clone();
-    Ok(QueueInfo {
-        name: arn.rsplit(':').next().unwrap_or(url).to_string(),
-        url: url.to_string(),
-        arn,
-    })
-}
-
 /// Why a message was left: it was not among the ones named.
 const NOT_CHOSEN: &str = "not chosen";
 
@@ -305,49 +109,32 @@ pub async fn run(action: DlqAction) -> Result<ExitCode> {
     }
 }
 
-fn dead_letter_queues(app: &RunningApp, only: Option<&str>) -> Result<Vec<DeadLetterQueue>> {
-    if let Some(logical) = only {
-        if !app.dead_letter_queues.contains_key(logical) {
-            bail!(
-                "{logical} is not a dead-letter queue of the application (its dead-letter \
-                 queues: {})",
-                names(&app.dead_letter_queues)
-            );
-        }
-    }
-    app.dead_letter_queues
-        .iter()
-        .filter(|(logical, _)| only.is_none_or(|wanted| wanted == logical.as_str()))
-        .map(|(logical, sources)| {
-            Ok(DeadLetterQueue {
-                logical: logical.clone(),
-                queue: app.queue(logical)?.clone(),
-                sources: sources
-                    .iter()
-                    .map(|source| Ok((source.clone(), app.queue(source)?.clone())))
-                    .collect::<Result<_>>()?,
-                owner: app.reinvoked_by.get(logical).and_then(|(function, _)| {
-                    let arn = app
-                        .deliveries
-                        .iter()
-                        .find(|(_, (name, _))| name == function)
-                        .map(|(arn, _)| arn.clone())?;
-                    Some((function.clone(), arn))
-                }),
-            })
-        })
-        .collect()
-}
-
 fn describe_sources(dlq: &DeadLetterQueue) -> String {
     if let Some((function, _)) = &dlq.owner {
-        format!("what {function}'s asynchronous invocations failed")
-    } else if dlq.sources.is_empty() {
-        "what a function, rule or subscription failed".into()
-    } else {
-        let sources: Vec<&str> = dlq.sources.iter().map(|(l, _)| l.as_str()).collect();
-        format!("redrive target of {}", sources.join(", "))
+        return format!("what {function}'s asynchronous invocations failed");
     }
+    let mut holds = Vec::new();
+    if !dlq.sources.is_empty() {
+        let sources: Vec<&str> = dlq.sources.iter().map(|(l, _)| l.as_str()).collect();
+        holds.push(format!("redrive target of {}", sources.join(", ")));
+    }
+    if !dlq.subscribers.is_empty() {
+        let mut topics: Vec<&str> = dlq
+            .subscribers
+            .iter()
+            .map(|s| s.topic.rsplit(':').next().unwrap_or(&s.topic))
+            .collect();
+        topics.sort_unstable();
+        topics.dedup();
+        holds.push(format!(
+            "what subscriptions of {} could not deliver",
+            topics.join(", ")
+        ));
+    }
+    if holds.is_empty() {
+        return "what a function, rule or subscription failed".into();
+    }
+    holds.join("; ")
 }
 
 async fn list(scope: &Scope) -> Result<ExitCode> {
