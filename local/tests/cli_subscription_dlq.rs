@@ -12,37 +12,6 @@ use eventkit_local::clients::{Clients, Endpoints};
 use serde_json::json;
 use support::*;
 
-/// The URL of `stack`'s queue `logical`.
-async fn queue_url(clients: &Clients, stack: &str, logical: &str) -> String {
-    clients
-        .sqs
-        .get_queue_url()
-        .queue_name(format!("{stack}-{logical}"))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{stack}-{logical}: {e}"))
-        .queue_url()
-        .unwrap_or_default()
-        .to_string()
-}
-
-/// The ARN of `stack`'s topic `logical`.
-async fn topic_arn(clients: &Clients, stack: &str, logical: &str) -> String {
-    let topics = clients
-        .sns
-        .list_topics()
-        .send()
-        .await
-        .expect("the topics are listed");
-    topics
-        .topics()
-        .iter()
-        .filter_map(|topic| topic.topic_arn())
-        .find(|arn| arn.ends_with(&format!(":{stack}-{logical}")))
-        .unwrap_or_else(|| panic!("no topic {logical} of {stack}"))
-        .to_string()
-}
-
 async fn write(clients: &Clients, queue: &str, body: &str) {
     clients
         .sqs

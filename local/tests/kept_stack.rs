@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use eventkit_local::clients::{Clients, Endpoints};
 use eventkit_local::resources::{create_bus, create_table};
 use serde_json::json;
-use support::{cloud_env, root, App, Running};
+use support::{cloud_env, queue_url, root, topic_arn, App, Running};
 
 #[tokio::test]
 async fn an_existing_table_and_bus_are_taken_over() {
@@ -52,35 +52,9 @@ async fn an_existing_table_and_bus_are_taken_over() {
         .await;
 }
 
-/// The ARN of `stack`'s topic Alerts.
-async fn alerts_topic(clients: &Clients, stack: &str) -> String {
-    let topics = clients
-        .sns
-        .list_topics()
-        .send()
-        .await
-        .expect("the topics are listed");
-    topics
-        .topics()
-        .iter()
-        .filter_map(|topic| topic.topic_arn())
-        .find(|arn| arn.ends_with(&format!(":{stack}-Alerts")))
-        .unwrap_or_else(|| panic!("no topic Alerts of {stack}"))
-        .to_string()
-}
-
 /// Messages in `stack`'s queue `name` (visible and in flight).
 async fn depth(clients: &Clients, stack: &str, name: &str) -> u64 {
-    let url = clients
-        .sqs
-        .get_queue_url()
-        .queue_name(format!("{stack}-{name}"))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{stack}-{name}: {e}"))
-        .queue_url()
-        .unwrap_or_default()
-        .to_string();
+    let url = queue_url(clients, stack, name).await;
     let queue = eventkit_local::resources::QueueInfo {
         name: name.into(),
         url,
@@ -126,7 +100,7 @@ async fn what_is_published_right_after_a_kept_run_stops_reaches_the_next_run() {
     };
     let first = Running::start(app, &["--no-watch", "--keep"]);
     let clients = Clients::new(&Endpoints::from_env()).await;
-    let topic = alerts_topic(&clients, &stack).await;
+    let topic = topic_arn(&clients, &stack, "Alerts").await;
     let output = first.stop();
     assert!(output.contains("left in place"), "{output}");
 
@@ -176,7 +150,7 @@ async fn an_invocation_cut_off_by_a_stop_is_not_dead_lettered() {
     };
     let first = Running::start(app, &["--no-watch", "--keep"]);
     let clients = Clients::new(&Endpoints::from_env()).await;
-    let topic = alerts_topic(&clients, &stack).await;
+    let topic = topic_arn(&clients, &stack, "Alerts").await;
     clients
         .sns
         .publish()

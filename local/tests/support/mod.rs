@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use eventkit_local::clients::Clients;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -203,4 +204,35 @@ pub async fn write_rule_dead_letter(
         .send()
         .await
         .expect("the dead letter is written");
+}
+
+/// The URL of `stack`'s queue `logical`.
+pub async fn queue_url(clients: &Clients, stack: &str, logical: &str) -> String {
+    clients
+        .sqs
+        .get_queue_url()
+        .queue_name(format!("{stack}-{logical}"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{stack}-{logical}: {e}"))
+        .queue_url()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The ARN of `stack`'s topic `logical`.
+pub async fn topic_arn(clients: &Clients, stack: &str, logical: &str) -> String {
+    let topics = clients
+        .sns
+        .list_topics()
+        .send()
+        .await
+        .expect("the topics are listed");
+    topics
+        .topics()
+        .iter()
+        .filter_map(|topic| topic.topic_arn())
+        .find(|arn| arn.ends_with(&format!(":{stack}-{logical}")))
+        .unwrap_or_else(|| panic!("no topic {logical} of {stack}"))
+        .to_string()
 }
