@@ -11,7 +11,7 @@ use aws_sdk_sqs::error::ProvideErrorMetadata;
 use aws_sdk_sqs::types::{Message, MessageAttributeValue, MessageSystemAttributeName};
 
 use super::receive_all;
-use super::routes::{unqualified, Invoker, Routes, WayBack};
+use super::routes::{function_name, Invoker, Routes, WayBack};
 use crate::event_sources::payloads::PAYLOAD_AS_IS;
 use crate::resources::hand_back;
 use crate::resources::QueueInfo;
@@ -110,7 +110,7 @@ pub enum Destination {
     TargetQueue(String),
     /// Into the queue a subscription delivers to, again (its name).
     SubscriberQueue(String),
-    /// The function (logical id or ARN) invoked again, asynchronously.
+    /// The function (logical id, or name on AWS) invoked again, asynchronously.
     Invoked(String),
 }
 
@@ -242,7 +242,7 @@ async fn send_on(
                 Invoker::Lambda(lambda) => {
                     let request = invoke_event(lambda, &function, &payload).await?;
                     Ok((
-                        Destination::Invoked(unqualified(&function).to_string()),
+                        Destination::Invoked(function_name(&function).to_string()),
                         request,
                     ))
                 }

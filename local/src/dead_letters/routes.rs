@@ -241,6 +241,15 @@ fn arn_service(arn: &str) -> Option<&str> {
     arn.split(':').nth(2)
 }
 
+/// A function's name from its ARN, qualified or not (`arn:aws:lambda:r:a:function:name`);
+/// what is not a function ARN, as it is.
+pub fn function_name(arn: &str) -> &str {
+    unqualified(arn)
+        .strip_prefix("arn:")
+        .and_then(|_| unqualified(arn).rsplit(':').next())
+        .unwrap_or(arn)
+}
+
 /// A function ARN without its version or alias (`arn:aws:lambda:r:a:function:name`).
 pub fn unqualified(arn: &str) -> &str {
     match arn.match_indices(':').nth(6) {
@@ -465,5 +474,8 @@ mod tests {
         assert_eq!(unqualified(&format!("{FUNCTION}:$LATEST")), FUNCTION);
         assert_eq!(unqualified(&format!("{FUNCTION}:live")), FUNCTION);
         assert_eq!(unqualified(FUNCTION), FUNCTION);
+        assert_eq!(function_name(&format!("{FUNCTION}:live")), "probe");
+        assert_eq!(function_name(FUNCTION), "probe");
+        assert_eq!(function_name("Probe"), "Probe");
     }
 }

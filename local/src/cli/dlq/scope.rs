@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use eventkit_local::clients::Clients;
-use eventkit_local::dead_letters::{self, unqualified, Invoker, Routes};
+use eventkit_local::dead_letters::{self, function_name, Invoker, Routes};
 use eventkit_local::resources::{QueueInfo, Subscriber};
 use eventkit_local::running::{names, RunningApp};
 
@@ -21,7 +21,7 @@ pub(super) struct DeadLetterQueue {
     pub queue: QueueInfo,
     /// The queues whose redrive policy sends it what they fail.
     pub sources: Vec<(String, QueueInfo)>,
-    /// A function's own DLQ: the function (logical id or ARN), and its ARN.
+    /// A function's own DLQ: the function (logical id, or name on AWS), and its ARN.
     pub owner: Option<(String, String)>,
     /// The subscriptions whose redrive policy sends it what SNS could not deliver.
     pub subscribers: Vec<Subscriber>,
@@ -103,7 +103,7 @@ impl Scope {
             }
             let owner = owners
                 .get(&queue.arn)
-                .map(|arn| (unqualified(arn).to_string(), arn.clone()));
+                .map(|arn| (function_name(arn).to_string(), arn.clone()));
             let mut readers: Vec<String> = owner.iter().map(|(_, arn)| arn.clone()).collect();
             for (_, source) in &sources {
                 if !lambda_reachable {
