@@ -9,7 +9,8 @@ use std::time::Duration;
 use aws_sdk_dynamodb::config::retry::RetryConfig;
 use eventkit::events::{EventEnvelope, OutgoingEvent, RetryPolicy, SqsPublisher};
 use eventkit::idempotency::{
-    DynamoDbStore, Idempotency, IdempotencyConfig, IdempotencyError, StoreError,
+    BatchEntry, DynamoDbStore, Idempotency, IdempotencyConfig, IdempotencyError, IdempotencyStore,
+    Outcome, Status, StoreError,
 };
 use eventkit_tests::{dynamodb_address, localstack_address, LocalCloud};
 use serde_json::{json, Value};
@@ -84,6 +85,101 @@ async fn dynamodb_throttling_reaches_the_caller_as_throttled_and_the_handler_nev
         proxy.counts().get("PutItem"),
         Some(&u64::from(SDK_ATTEMPTS))
     );
+}
+
+/// A layer on `table` whose DynamoDB requests pass through `proxy`, with quick SDK retries.
+fn layer_through(cloud: &LocalCloud, proxy: &Proxy, table: &str) -> Idempotency<DynamoDbStore> {
+    let client = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&cloud.config)
+            .endpoint_url(proxy.endpoint())
+            .retry_config(quick_sdk_retries())
+            .build(),
+    );
+    Idempotency::new(
+        DynamoDbStore::new(client, table),
+        IdempotencyConfig::new("orders"),
+    )
+}
+
+/// The claim reached DynamoDB, its answer did not: the SDK sent it again, and the retry met
+/// the record the first try had written. That record is the caller's own claim (its owner
+/// token), not a delivery in progress elsewhere: the handler runs, once, and completes it.
+#[tokio::test]
+async fn a_claim_whose_answer_was_lost_is_still_the_callers_own() {
+    let cloud = LocalCloud::connect().await;
+    let table = cloud.create_idempotency_table("faults-lost-claim").await;
+    let proxy = Proxy::start(dynamodb_address(), Duration::ZERO)
+        .await
+        .expect("the proxy listens");
+    proxy.lose_responses("PutItem", 1);
+    let layer = layer_through(&cloud, &proxy, &table);
+    let runs = AtomicUsize::new(0);
+    let payload = json!({"eventId": "e1"});
+
+    let outcome = layer
+        .execute(&payload, "m1", Duration::from_secs(30), || async {
+            runs.fetch_add(1, Ordering::SeqCst);
+            Ok::<u32, std::io::Error>(7)
+        })
+        .await;
+
+    assert!(matches!(outcome, Ok(Outcome::Computed(7))), "{outcome:?}");
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    // The claim was sent twice (the lost answer, then the retry) and the first try wrote it.
+    assert_eq!(proxy.counts().get("PutItem"), Some(&2));
+    assert_eq!(proxy.injected().get("scripted"), Some(&1));
+    let key = layer.key_for(&payload).expect("a key");
+    let stored = layer.store().get(&key).await.expect("readable");
+    assert_eq!(stored.map(|record| record.status), Some(Status::Completed));
+}
+
+/// The same for a batch's claims, sent in one BatchExecuteStatement whose answer is lost:
+/// every record of the batch meets its own claim on the retry, and each handler runs once.
+#[tokio::test]
+async fn a_batch_of_claims_whose_answer_was_lost_is_still_the_callers_own() {
+    let cloud = LocalCloud::connect().await;
+    let table = cloud.create_idempotency_table("faults-lost-batch").await;
+    let proxy = Proxy::start(dynamodb_address(), Duration::ZERO)
+        .await
+        .expect("the proxy listens");
+    proxy.lose_responses("BatchExecuteStatement", 1);
+    let layer = layer_through(&cloud, &proxy, &table);
+    let runs = AtomicUsize::new(0);
+    let payloads: Vec<Value> = (0..4)
+        .map(|n| json!({"eventId": format!("b{n}")}))
+        .collect();
+    let entries: Vec<BatchEntry> = payloads
+        .iter()
+        .map(|payload| BatchEntry {
+            payload,
+            record_id: "m",
+            remaining: Duration::from_secs(30),
+        })
+        .collect();
+
+    let results = layer
+        .execute_batch(&entries, |i| {
+            let runs = &runs;
+            async move {
+                runs.fetch_add(1, Ordering::SeqCst);
+                Ok::<usize, std::io::Error>(i)
+            }
+        })
+        .await;
+
+    for (i, result) in results.iter().enumerate() {
+        assert!(
+            matches!(result, Ok(Outcome::Computed(value)) if *value == i),
+            "record {i}: {result:?}"
+        );
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 4);
+    assert_eq!(proxy.injected().get("scripted"), Some(&1));
+    for payload in &payloads {
+        let key = layer.key_for(payload).expect("a key");
+        let stored = layer.store().get(&key).await.expect("readable");
+        assert_eq!(stored.map(|record| record.status), Some(Status::Completed));
+    }
 }
 
 /// A SendMessageBatch answer in which every entry of the request failed, retryably (as SQS

@@ -103,6 +103,8 @@ struct Arrival {
 #[derive(Clone, Default)]
 struct FaultState {
     scripted: Faults,
+    /// Per operation, how many more requests to forward and then lose the response of.
+    lost: Arc<Mutex<BTreeMap<String, usize>>>,
     random: Arc<Mutex<Random>>,
 }
 
@@ -154,6 +156,15 @@ impl Proxy {
     ) {
         if let Ok(mut faults) = self.faults.scripted.lock() {
             faults.insert(operation.to_string(), (times, Arc::new(respond)));
+        }
+    }
+
+    /// Forwards the next `times` requests of `operation` and loses their responses (the
+    /// connection is closed instead): the service did the work, the client sees a broken
+    /// connection and its SDK tries again. Counted as `scripted`.
+    pub fn lose_responses(&self, operation: &str, times: usize) {
+        if let Ok(mut lost) = self.faults.lost.lock() {
+            lost.insert(operation.to_string(), times);
         }
     }
 
@@ -471,6 +482,10 @@ fn decide(faults: &FaultState, operation: &str) -> Fate {
         count_injected(faults, "scripted");
         return Fate::Answer(respond);
     }
+    if take_lost(&faults.lost, operation) {
+        count_injected(faults, "scripted");
+        return Fate::LoseResponse;
+    }
     let Ok(mut random) = faults.random.lock() else {
         return Fate::Forward(Duration::ZERO);
     };
@@ -503,6 +518,20 @@ fn decide(faults: &FaultState, operation: &str) -> Fate {
 fn count_injected(faults: &FaultState, kind: &str) {
     if let Ok(mut random) = faults.random.lock() {
         *random.injected.entry(kind.to_string()).or_default() += 1;
+    }
+}
+
+/// Whether a request of `operation` is to lose its response (one of those left is taken).
+fn take_lost(lost: &Mutex<BTreeMap<String, usize>>, operation: &str) -> bool {
+    let Ok(mut lost) = lost.lock() else {
+        return false;
+    };
+    match lost.get_mut(operation) {
+        Some(remaining) if *remaining > 0 => {
+            *remaining -= 1;
+            true
+        }
+        _ => false,
     }
 }
 

@@ -277,7 +277,7 @@ impl<S: IdempotencyStore> Idempotency<S> {
                 claims.iter().map(|(_, claim)| claim.clone()).collect();
             let outcomes = self.store.claim_many(&records, now_ms).await;
             for ((index, claim), outcome) in claims.into_iter().zip(outcomes) {
-                steps[index] = Some(match outcome {
+                steps[index] = Some(match outcome.map(|outcome| outcome.seen_by(&claim)) {
                     Ok(ClaimOutcome::Claimed { replaced }) => Step::Run { claim, replaced },
                     Ok(ClaimOutcome::Exists(record)) => Step::Exists {
                         record,

@@ -223,7 +223,12 @@ impl<S: IdempotencyStore> Idempotency<S> {
             payload_hash: payload_hash.clone(),
             owner: Some(owner.clone()),
         };
-        match self.store.claim(&claim, now_ms).await {
+        match self
+            .store
+            .claim(&claim, now_ms)
+            .await
+            .map(|outcome| outcome.seen_by(&claim))
+        {
             Ok(ClaimOutcome::Claimed { replaced }) => log_replaced(&key, record_id, replaced),
             Ok(ClaimOutcome::Exists(existing)) => {
                 return self

@@ -319,8 +319,10 @@ fn dead_letters(
                 check.flag(|| format!("{queue} holds {order_id:?}, already done"));
             } else {
                 // A valid event given up on: its effects are lost (and counted there too).
+                // Its last error says which fault it could not get past.
                 check.lose(1, || {
-                    format!("{queue} holds {order_id:?}, which is not poison")
+                    let reason = why(pipeline, observed, message);
+                    format!("{queue} holds {order_id:?}, which is not poison: {reason}")
                 });
             }
         }

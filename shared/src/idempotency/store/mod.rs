@@ -39,7 +39,7 @@ pub use dynamodb::{AttributeNames, DynamoDbStore};
 pub use memory::InMemoryStore;
 
 use super::error::StoreError;
-use super::record::IdempotencyRecord;
+use super::record::{IdempotencyRecord, Status};
 
 /// What a claim found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,6 +52,26 @@ pub enum ClaimOutcome {
     },
     /// A live record holds the key; it was not changed.
     Exists(IdempotencyRecord),
+}
+
+impl ClaimOutcome {
+    /// This outcome, seen by the caller that wrote `claim`: a live record carrying the
+    /// claim's own owner token is the claim itself, written by an earlier try of the same
+    /// request whose answer was lost (the SDK retried it, and the retry met the record it
+    /// had just written). Taken for someone else's, it would block the key until the
+    /// in-progress window ends, and fail every delivery until then.
+    pub(crate) fn seen_by(self, claim: &IdempotencyRecord) -> Self {
+        match self {
+            Self::Exists(existing)
+                if existing.status == Status::InProgress
+                    && existing.owner.is_some()
+                    && existing.owner == claim.owner =>
+            {
+                Self::Claimed { replaced: None }
+            }
+            outcome => outcome,
+        }
+    }
 }
 
 /// Persistence for idempotency records: four conditional operations, each one request.

@@ -30,7 +30,9 @@
 //!   duplicate costs one request) and `ReturnValues=ALL_OLD` (a takeover can be reported).
 //!   Only when a failed condition does not return the old item is it read with a consistent
 //!   `GetItem`; if that finds nothing (the record was released in between) the put is tried
-//!   again, up to three times in all.
+//!   again, up to three times in all. A claim the SDK sent again after its answer was lost
+//!   meets the record its first try wrote; the owner token tells the orchestrator that
+//!   record is its own claim, not a delivery in progress elsewhere.
 //! - Complete: `UpdateItem` setting status, result and expiration, conditional on
 //!   `#owner = :owner`.
 //! - Release: `DeleteItem` conditional on `#owner = :owner AND #status = :inprogress`.
