@@ -67,6 +67,7 @@ impl ClaimOutcome {
                     && existing.owner.is_some()
                     && existing.owner == claim.owner =>
             {
+                tracing::info!(idempotency_key = %claim.key, outcome = "own_claim", "the claim's answer was lost and it was sent again; the record found is this claim's own");
                 Self::Claimed { replaced: None }
             }
             outcome => outcome,
