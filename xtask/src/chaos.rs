@@ -53,7 +53,8 @@ pub struct ChaosArgs {
     /// Seconds the faults go on after every order reached the pipeline.
     #[arg(long, default_value_t = 30)]
     pub fault_tail: u64,
-    /// A busy function process is killed about every this many seconds.
+    /// About every this many seconds, a function process busy at that moment is killed
+    /// (none if none is).
     #[arg(long, default_value_t = 4.0)]
     pub kill_every: f64,
     /// Chance of a crash each time a record passes a dangerous point.

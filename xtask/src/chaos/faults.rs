@@ -32,7 +32,7 @@ use crate::proxy::{Canned, Proxy, Respond};
 /// How hard to hit the pipeline.
 #[derive(Clone, Debug)]
 pub struct FaultPlan {
-    /// A busy function process is killed about this often.
+    /// About this often a function process busy at that moment is killed (none if none is).
     pub kill_every: Duration,
     /// The chance of a crash each time a record passes a dangerous point.
     pub crash_rate: f64,
@@ -194,17 +194,27 @@ impl Injector {
                     self.plan.outage.as_secs()
                 ));
             }
-            if now >= next_kill && !functions.is_empty() {
-                let (logical, host) = functions[rng.usize(0..functions.len())];
-                if let Some(pid) = host.kill_busy_process() {
+            // A kill strikes whatever is busy at its moment, and a moment when nothing is
+            // busy passes without one. Waiting for the next busy process instead would aim
+            // every due kill at the first invocation to start once the pipeline is quiet:
+            // in the fault tail those are the retries, and an event whose three
+            // asynchronous attempts were all killed on arrival ended in its DLQ (a fault
+            // beyond Lambda's retry budget, not one the pipeline could survive).
+            if now >= next_kill {
+                let mut order = functions.clone();
+                rng.shuffle(&mut order);
+                let killed = order
+                    .into_iter()
+                    .find_map(|(logical, host)| host.kill_busy_process().map(|pid| (logical, pid)));
+                if let Some((logical, pid)) = killed {
                     injected.kills.push(Kill {
                         at: started.elapsed(),
                         function: logical.clone(),
                         pid,
                     });
                     progress(&format!("killed {logical} (pid {pid})"));
-                    next_kill = now + self.plan.kill_every.mul_f64(0.5 + rng.f64());
                 }
+                next_kill = now + self.plan.kill_every.mul_f64(0.5 + rng.f64());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
