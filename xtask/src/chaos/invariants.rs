@@ -18,7 +18,7 @@ use eventkit::idempotency::key::idempotency_key;
 use crate::demo::expectations::{Expected, OrderOutcome};
 use crate::demo::observed::{self, Observed};
 use crate::demo::samples::Sample;
-use crate::demo::summary::{dead_letter_envelope, why, NO_REASON};
+use crate::demo::summary::{dead_letter_envelope, envelope_order_id, why, NO_REASON};
 use crate::local_lambda::LocalPipeline;
 
 /// One invariant's count.
@@ -301,10 +301,7 @@ fn dead_letters(
     for (queue, messages) in &observed.dead_letters {
         for message in messages {
             let envelope = dead_letter_envelope(message).unwrap_or_default();
-            let order_id = envelope["data"]["orderId"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
+            let order_id = envelope_order_id(&envelope).to_string();
             let done = owner.get(queue).is_some_and(|prefix| {
                 completed.contains(&idempotency_key(prefix, &envelope["eventId"]))
             });

@@ -124,7 +124,7 @@ fn dead_letters_table(pipeline: &LocalPipeline, observed: &Observed) -> Table {
                     format!(
                         "{} {} (correlationId {})",
                         e["eventType"].as_str().unwrap_or("?"),
-                        e["data"]["orderId"].as_str().unwrap_or(""),
+                        envelope_order_id(e),
                         short(e["correlationId"].as_str().unwrap_or(""))
                     )
                 },
@@ -147,6 +147,16 @@ pub fn dead_letter_envelope(message: &Message) -> Option<Value> {
         body
     };
     envelope.get("eventId").is_some().then_some(envelope)
+}
+
+/// The order an event is about: `data.orderId`, or `data.order.orderId` for the events that
+/// carry the order nested (PaymentCompleted, PaymentFailed). Empty if neither.
+pub fn envelope_order_id(envelope: &Value) -> &str {
+    let data = &envelope["data"];
+    data["orderId"]
+        .as_str()
+        .or_else(|| data["order"]["orderId"].as_str())
+        .unwrap_or_default()
 }
 
 /// What [`why`] says of a message no log line or attribute explains.
@@ -344,5 +354,23 @@ fn short(id: &str) -> String {
         format!("{cut}…")
     } else {
         cut
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::envelope_order_id;
+
+    #[test]
+    fn an_events_order_id_is_found_flat_or_nested_in_the_order() {
+        let placed = json!({"eventId": "e1", "data": {"orderId": "o-1", "items": []}});
+        let paid =
+            json!({"eventId": "e2", "data": {"order": {"orderId": "o-2"}, "paymentId": "p"}});
+        let neither = json!({"eventId": "e3", "data": "three socks"});
+        assert_eq!(envelope_order_id(&placed), "o-1");
+        assert_eq!(envelope_order_id(&paid), "o-2");
+        assert_eq!(envelope_order_id(&neither), "");
     }
 }
