@@ -39,24 +39,34 @@ fn throttling() -> Canned {
     }
 }
 
-#[tokio::test]
-async fn dynamodb_throttling_reaches_the_caller_as_throttled_and_the_handler_never_runs() {
-    let cloud = LocalCloud::connect().await;
-    let table = cloud.create_idempotency_table("faults-throttled").await;
-    let proxy = Proxy::start(dynamodb_address(), Duration::ZERO)
+/// A fault proxy in front of DynamoDB Local that passes everything through until told.
+async fn dynamodb_proxy() -> Proxy {
+    Proxy::start(dynamodb_address(), Duration::ZERO)
         .await
-        .expect("the proxy listens");
-    proxy.inject("PutItem", usize::MAX, |_| throttling());
+        .expect("the proxy listens")
+}
+
+/// A layer on `table` whose DynamoDB requests pass through `proxy`, with quick SDK retries.
+fn layer_through(cloud: &LocalCloud, proxy: &Proxy, table: &str) -> Idempotency<DynamoDbStore> {
     let client = aws_sdk_dynamodb::Client::from_conf(
         aws_sdk_dynamodb::config::Builder::from(&cloud.config)
             .endpoint_url(proxy.endpoint())
             .retry_config(quick_sdk_retries())
             .build(),
     );
-    let layer = Idempotency::new(
-        DynamoDbStore::new(client, &table),
+    Idempotency::new(
+        DynamoDbStore::new(client, table),
         IdempotencyConfig::new("orders"),
-    );
+    )
+}
+
+#[tokio::test]
+async fn dynamodb_throttling_reaches_the_caller_as_throttled_and_the_handler_never_runs() {
+    let cloud = LocalCloud::connect().await;
+    let table = cloud.create_idempotency_table("faults-throttled").await;
+    let proxy = dynamodb_proxy().await;
+    proxy.inject("PutItem", usize::MAX, |_| throttling());
+    let layer = layer_through(&cloud, &proxy, &table);
     let runs = AtomicUsize::new(0);
 
     let outcome = layer
@@ -87,18 +97,15 @@ async fn dynamodb_throttling_reaches_the_caller_as_throttled_and_the_handler_nev
     );
 }
 
-/// A layer on `table` whose DynamoDB requests pass through `proxy`, with quick SDK retries.
-fn layer_through(cloud: &LocalCloud, proxy: &Proxy, table: &str) -> Idempotency<DynamoDbStore> {
-    let client = aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::config::Builder::from(&cloud.config)
-            .endpoint_url(proxy.endpoint())
-            .retry_config(quick_sdk_retries())
-            .build(),
-    );
-    Idempotency::new(
-        DynamoDbStore::new(client, table),
-        IdempotencyConfig::new("orders"),
-    )
+/// A layer on a new table (named from `prefix`) whose first `operation` reaches DynamoDB
+/// and has its answer lost on the way back, as a dropped connection does.
+async fn losing_first_answer(prefix: &str, operation: &str) -> (Proxy, Idempotency<DynamoDbStore>) {
+    let cloud = LocalCloud::connect().await;
+    let table = cloud.create_idempotency_table(prefix).await;
+    let proxy = dynamodb_proxy().await;
+    proxy.lose_responses(operation, 1);
+    let layer = layer_through(&cloud, &proxy, &table);
+    (proxy, layer)
 }
 
 /// The claim reached DynamoDB, its answer did not: the SDK sent it again, and the retry met
@@ -106,13 +113,7 @@ fn layer_through(cloud: &LocalCloud, proxy: &Proxy, table: &str) -> Idempotency<
 /// token), not a delivery in progress elsewhere: the handler runs, once, and completes it.
 #[tokio::test]
 async fn a_claim_whose_answer_was_lost_is_still_the_callers_own() {
-    let cloud = LocalCloud::connect().await;
-    let table = cloud.create_idempotency_table("faults-lost-claim").await;
-    let proxy = Proxy::start(dynamodb_address(), Duration::ZERO)
-        .await
-        .expect("the proxy listens");
-    proxy.lose_responses("PutItem", 1);
-    let layer = layer_through(&cloud, &proxy, &table);
+    let (proxy, layer) = losing_first_answer("faults-lost-claim", "PutItem").await;
     let runs = AtomicUsize::new(0);
     let payload = json!({"eventId": "e1"});
 
@@ -137,13 +138,7 @@ async fn a_claim_whose_answer_was_lost_is_still_the_callers_own() {
 /// every record of the batch meets its own claim on the retry, and each handler runs once.
 #[tokio::test]
 async fn a_batch_of_claims_whose_answer_was_lost_is_still_the_callers_own() {
-    let cloud = LocalCloud::connect().await;
-    let table = cloud.create_idempotency_table("faults-lost-batch").await;
-    let proxy = Proxy::start(dynamodb_address(), Duration::ZERO)
-        .await
-        .expect("the proxy listens");
-    proxy.lose_responses("BatchExecuteStatement", 1);
-    let layer = layer_through(&cloud, &proxy, &table);
+    let (proxy, layer) = losing_first_answer("faults-lost-batch", "BatchExecuteStatement").await;
     let runs = AtomicUsize::new(0);
     let payloads: Vec<Value> = (0..4)
         .map(|n| json!({"eventId": format!("b{n}")}))
