@@ -177,6 +177,74 @@ async fn a_batch_of_claims_whose_answer_was_lost_is_still_the_callers_own() {
     }
 }
 
+/// A handler failed; the release of its claim reached DynamoDB, its answer did not, and the
+/// SDK sent it again, which found nothing to delete. The claim is gone because this very
+/// release removed it, not because another delivery took the key over: the caller gets the
+/// handler's own error (here permanent), not `ReleaseFenced` (transient, "taken over").
+#[tokio::test]
+async fn a_release_whose_answer_was_lost_answers_with_the_handlers_error() {
+    let (proxy, layer) = losing_first_answer("faults-lost-release", "DeleteItem").await;
+    let payload = json!({"eventId": "e1"});
+
+    let outcome = layer
+        .execute(&payload, "m1", Duration::from_secs(30), || async {
+            Err::<u32, _>(std::io::Error::other("card declined"))
+        })
+        .await;
+
+    assert!(
+        matches!(&outcome, Err(IdempotencyError::Handler(error)) if error.to_string() == "card declined"),
+        "{outcome:?}"
+    );
+    assert_eq!(proxy.counts().get("DeleteItem"), Some(&2));
+    assert_eq!(proxy.injected().get("scripted"), Some(&1));
+    let key = layer.key_for(&payload).expect("a key");
+    assert_eq!(layer.store().get(&key).await.expect("readable"), None);
+}
+
+/// The same for a batch's releases, sent in one BatchExecuteStatement whose answer is lost
+/// (the loss is armed once the claims are in, from inside the handlers).
+#[tokio::test]
+async fn a_batch_of_releases_whose_answer_was_lost_answers_with_the_handlers_errors() {
+    let cloud = LocalCloud::connect().await;
+    let table = cloud.create_idempotency_table("faults-lost-releases").await;
+    let proxy = dynamodb_proxy().await;
+    let layer = layer_through(&cloud, &proxy, &table);
+    let payloads: Vec<Value> = (0..3)
+        .map(|n| json!({"eventId": format!("r{n}")}))
+        .collect();
+    let entries: Vec<BatchEntry> = payloads
+        .iter()
+        .map(|payload| BatchEntry {
+            payload,
+            record_id: "m",
+            remaining: Duration::from_secs(30),
+        })
+        .collect();
+
+    let results = layer
+        .execute_batch(&entries, |_| {
+            let proxy = &proxy;
+            async move {
+                proxy.lose_responses("BatchExecuteStatement", 1);
+                Err::<u32, _>(std::io::Error::other("card declined"))
+            }
+        })
+        .await;
+
+    for (i, result) in results.iter().enumerate() {
+        assert!(
+            matches!(result, Err(IdempotencyError::Handler(error)) if error.to_string() == "card declined"),
+            "record {i}: {result:?}"
+        );
+    }
+    assert_eq!(proxy.injected().get("scripted"), Some(&1));
+    for payload in &payloads {
+        let key = layer.key_for(payload).expect("a key");
+        assert_eq!(layer.store().get(&key).await.expect("readable"), None);
+    }
+}
+
 /// A SendMessageBatch answer in which every entry of the request failed, retryably (as SQS
 /// reports an internal error per entry); nothing was sent.
 fn every_entry_failed(request: &[u8]) -> Canned {

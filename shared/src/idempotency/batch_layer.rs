@@ -104,12 +104,13 @@ where
         .collect();
     let queued = Mutex::new(queued);
     let started: Mutex<HashSet<usize>> = Mutex::new(HashSet::new());
-    let completed: Mutex<HashMap<usize, IdempotencyRecord>> = Mutex::new(HashMap::new());
+    // The record each leader ended with, which its key's later copies are answered from.
+    let ended: Mutex<HashMap<usize, IdempotencyRecord>> = Mutex::new(HashMap::new());
 
     let running = AtomicUsize::new(claims.len());
     let (committer, writer) = group_commit(idempotency.store(), &running);
     let handle = &handle;
-    let (queued, started, completed) = (&queued, &started, &completed);
+    let (queued, started, ended) = (&queued, &started, &ended);
     // The writer ends once the committer is dropped, after the last record's write.
     let processed = async move {
         let committer = committer;
@@ -140,9 +141,9 @@ where
                 let ran = idempotency
                     .run_step(step, &record_id, committer, move || handle(record))
                     .await;
-                if let Some(record) = ran.completed {
-                    if let Ok(mut completed) = completed.lock() {
-                        completed.insert(index, record);
+                if let Some(record) = ran.record {
+                    if let Ok(mut ended) = ended.lock() {
+                        ended.insert(index, record);
                     }
                 }
                 if let Some(panic) = ran.panic {
@@ -174,7 +175,7 @@ where
         }
     }
 
-    let completed = completed.lock().map(|map| map.clone()).unwrap_or_default();
+    let ended = ended.lock().map(|map| map.clone()).unwrap_or_default();
     let mut settled: Vec<Option<_>> = records.iter().map(|_| None).collect();
     for (index, outcome) in order.into_iter().zip(outcome.records) {
         settled[index] = Some(outcome);
@@ -184,7 +185,7 @@ where
         let result = span_of(record).in_scope(|| {
             idempotency
                 .follow::<T, RecordError>(
-                    completed.get(&leader),
+                    ended.get(&leader),
                     key,
                     payload_hash.as_deref(),
                     record.id(),

@@ -6,9 +6,14 @@
 //! two DynamoDB requests, a batch of ten duplicates one or two.
 //!
 //! Records of one batch that share a key run once: the first is the leader, the others wait
-//! for it and replay its result (its payload validated against theirs); when the leader did
-//! not produce a result they fail as [`AlreadyInProgress`](IdempotencyError::AlreadyInProgress),
-//! to be retried, instead of racing it for the claim.
+//! for it and are answered from the record the leader ended with, each with its own payload,
+//! as per-record mode answers them whatever their order: a completed record is replayed (or
+//! refused with [`PayloadValidation`](IdempotencyError::PayloadValidation), or
+//! [`StoredResultUnreadable`](IdempotencyError::StoredResultUnreadable)); a claim that did
+//! not complete, the leader's or another delivery's, is
+//! [`AlreadyInProgress`](IdempotencyError::AlreadyInProgress) with its window (or
+//! `PayloadValidation` for a payload that differs from the claim's), to be retried instead
+//! of racing it for the claim.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -27,7 +32,7 @@ use super::error::{IdempotencyError, StoreError};
 use super::group_commit::{group_commit, Committer, Writes};
 use super::key::{idempotency_key, is_blank};
 use super::record::{IdempotencyRecord, Status};
-use super::run::{log_replaced, Commit, Idempotency, NoWork, Outcome};
+use super::run::{check_payload, log_replaced, Commit, Idempotency, NoWork, Outcome};
 use super::store::{ClaimOutcome, IdempotencyStore, Release};
 use crate::faults::CrashPoint;
 
@@ -91,8 +96,10 @@ impl Step {
 /// A record's step after it ran.
 pub(crate) struct Ran<T, E> {
     pub(crate) result: BatchResult<T, E>,
-    /// The completed record (stored or replayed), for the followers of its key.
-    pub(crate) completed: Option<IdempotencyRecord>,
+    /// The record the later copies of its key in the batch are answered from: the completed
+    /// record (stored or replayed), the live record the claim found, or the leader's own
+    /// claim when its handler did not complete. `None` when the claim itself failed.
+    pub(crate) record: Option<IdempotencyRecord>,
     /// A panic of the handler, to resume once its claim is released.
     pub(crate) panic: Option<Box<dyn Any + Send>>,
 }
@@ -101,7 +108,7 @@ impl<T, E> Ran<T, E> {
     fn result(result: BatchResult<T, E>) -> Self {
         Self {
             result,
-            completed: None,
+            record: None,
             panic: None,
         }
     }
@@ -183,19 +190,19 @@ impl<S: IdempotencyStore> Idempotency<S> {
         let (ran, ()) = futures::join!(runs, writer);
 
         let mut results: Vec<Option<BatchResult<T, E>>> = entries.iter().map(|_| None).collect();
-        let mut completed: HashMap<usize, IdempotencyRecord> = HashMap::new();
+        let mut settled: HashMap<usize, IdempotencyRecord> = HashMap::new();
         let mut panic = None;
         for (index, ran) in ran {
             results[index] = Some(ran.result);
-            if let Some(record) = ran.completed {
-                completed.insert(index, record);
+            if let Some(record) = ran.record {
+                settled.insert(index, record);
             }
             panic = panic.or(ran.panic);
         }
         for (index, leader, key, payload_hash) in followers {
             let record_id = entries[index].record_id;
             results[index] = Some(self.follow(
-                completed.get(&leader),
+                settled.get(&leader),
                 key,
                 payload_hash.as_deref(),
                 record_id,
@@ -329,14 +336,16 @@ impl<S: IdempotencyStore> Idempotency<S> {
                 payload_hash,
                 from_cache,
             } => {
-                let completed = (record.status == Status::Completed).then(|| record.clone());
+                // The followers answer from the record itself, each with its own payload,
+                // whatever this record's own answer was.
+                let for_followers = record.clone();
                 let result = if from_cache {
                     self.replay(&record, payload_hash.as_deref(), record_id, "cache")
                 } else {
                     self.handle_existing(record, payload_hash.as_deref(), record_id)
                 };
                 Ran {
-                    completed: completed.filter(|_| result.is_ok()),
+                    record: Some(for_followers),
                     ..Ran::result(result.map(Outcome::Replayed))
                 }
             }
@@ -365,9 +374,13 @@ impl<S: IdempotencyStore> Idempotency<S> {
         }
     }
 
-    /// A record whose key an earlier record of its batch had: the leader's result replayed
-    /// (its payload validated against this one's), or, when the leader did not complete,
-    /// [`AlreadyInProgress`](IdempotencyError::AlreadyInProgress) to be retried.
+    /// A record whose key an earlier record of its batch had, answered from the `leader`'s
+    /// record as per-record mode would answer it: a completed record replayed (this record's
+    /// payload validated against it), a claim still in progress (the leader's own, when its
+    /// handler did not complete, or another delivery's)
+    /// [`AlreadyInProgress`](IdempotencyError::AlreadyInProgress) with its window, unless
+    /// this payload differs from the claim's. Without a record (the leader's claim failed),
+    /// `AlreadyInProgress` to be retried.
     pub(crate) fn follow<T: DeserializeOwned, E>(
         &self,
         leader: Option<&IdempotencyRecord>,
@@ -376,11 +389,20 @@ impl<S: IdempotencyStore> Idempotency<S> {
         record_id: &str,
     ) -> BatchResult<T, E> {
         match leader {
-            Some(record) => self
+            Some(record) if record.status == Status::Completed => self
                 .replay(record, payload_hash, record_id, "batch")
                 .map(Outcome::Replayed),
+            Some(claim) => {
+                check_payload(claim, payload_hash, record_id)?;
+                tracing::info!(idempotency_key = %key, record_id, outcome = "in_progress", in_progress_expiry_ms = claim.in_progress_expiry_ms, "an earlier record of the batch with this key did not complete; retry later");
+                Err(IdempotencyError::AlreadyInProgress {
+                    key,
+                    record_id: record_id.to_string(),
+                    in_progress_expiry_ms: claim.in_progress_expiry_ms,
+                })
+            }
             None => {
-                tracing::info!(idempotency_key = %key, record_id, outcome = "in_progress", "an earlier record of the batch with this key did not complete; retry later");
+                tracing::info!(idempotency_key = %key, record_id, outcome = "in_progress", "an earlier record of the batch with this key was not answered (its claim failed, or it did not run); retry later");
                 Err(IdempotencyError::AlreadyInProgress {
                     key,
                     record_id: record_id.to_string(),
@@ -406,22 +428,30 @@ impl<S: IdempotencyStore> Idempotency<S> {
     {
         let key = claim.key.clone();
         let owner = claim.owner.clone().unwrap_or_default();
+        // Unless it completes, the later copies of the key are answered from the claim.
+        let uncompleted = Some(claim.clone());
         let guarded = AssertUnwindSafe(async { handler().await }).catch_unwind();
         match guarded.await {
             Ok(Ok((value, work))) => {
                 crate::faults::crash_point(CrashPoint::BeforeCompletion, record_id);
                 match self.complete(claim, value, work, record_id, writes).await {
                     Ok((value, record)) => Ran {
-                        completed: Some(record),
+                        record: Some(record),
                         ..Ran::result(Ok(Outcome::Computed(value)))
                     },
-                    Err(error) => Ran::result(Err(error)),
+                    Err(error) => Ran {
+                        record: uncompleted,
+                        ..Ran::result(Err(error))
+                    },
                 }
             }
-            Ok(Err(handler_error)) => Ran::result(
-                self.release(&key, &owner, record_id, handler_error, writes)
-                    .await,
-            ),
+            Ok(Err(handler_error)) => Ran {
+                record: uncompleted,
+                ..Ran::result(
+                    self.release(&key, &owner, record_id, handler_error, writes)
+                        .await,
+                )
+            },
             Err(panic) => {
                 let release = Release {
                     key: key.clone(),
@@ -437,6 +467,7 @@ impl<S: IdempotencyStore> Idempotency<S> {
                 }
                 Ran {
                     panic: Some(panic),
+                    record: uncompleted,
                     ..Ran::result(Err(IdempotencyError::Store {
                         key,
                         record_id: record_id.to_string(),

@@ -5,9 +5,33 @@
 use std::time::Duration;
 
 use super::key::{KeyPath, KeySource};
+use super::record::MAX_SORT_KEY_BYTES;
 
 /// How long a record lives by default: one hour, like Powertools.
 pub const DEFAULT_RECORD_TTL: Duration = Duration::from_secs(60 * 60);
+
+/// The longest name [`IdempotencyConfig`] takes, in bytes: a key is the name, `#` and 64
+/// hexadecimal characters, and the longest key DynamoDB stores in a sort key (where a
+/// single-table layout puts it) is 1,024 bytes.
+pub const MAX_NAME_BYTES: usize = MAX_SORT_KEY_BYTES - KEY_SUFFIX_BYTES;
+
+/// What a key adds to its name: `#` and a SHA-256 in hexadecimal.
+const KEY_SUFFIX_BYTES: usize = 1 + 64;
+
+/// A name given to [`IdempotencyConfig`] is longer than [`MAX_NAME_BYTES`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("idempotency name is {bytes} bytes long; its keys would not fit DynamoDB's key limit (at most {MAX_NAME_BYTES} bytes: a key is the name, '#' and 64 hex characters, within a sort key's {MAX_SORT_KEY_BYTES})")]
+pub struct NameTooLong {
+    /// The name's length in bytes.
+    pub bytes: usize,
+}
+
+fn checked_name(name: String) -> Result<String, NameTooLong> {
+    if name.len() > MAX_NAME_BYTES {
+        return Err(NameTooLong { bytes: name.len() });
+    }
+    Ok(name)
+}
 
 /// What to do with a record whose payload has no idempotency key.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -39,16 +63,31 @@ impl IdempotencyConfig {
     /// changing it makes every earlier record unreachable and lets duplicates through. That
     /// is why there is no default taken from the deployed function's name, which changes with
     /// the stack (`sam deploy` to a new stack, a rename) while the records stay.
+    ///
+    /// # Panics
+    ///
+    /// When `name` is longer than [`MAX_NAME_BYTES`]: its keys would be longer than DynamoDB
+    /// stores, and every record would fail. A name read from configuration rather than
+    /// written in code is checked with [`try_new`](Self::try_new).
     pub fn new(name: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
+        match Self::try_new(name) {
+            Ok(config) => config,
+            Err(error) => panic!("{error}"),
+        }
+    }
+
+    /// [`new`](Self::new), with an error instead of a panic for a name that is too long.
+    pub fn try_new(name: impl Into<String>) -> Result<Self, NameTooLong> {
+        let name = checked_name(name.into())?;
+        Ok(Self {
+            name,
             key_source: KeySource::default(),
             missing_key: MissingKeyPolicy::default(),
             record_ttl: DEFAULT_RECORD_TTL,
             payload_validation: Vec::new(),
             cache_capacity: 0,
             batched: true,
-        }
+        })
     }
 
     /// Whether the layers claim a batch's records together (the default): one request
@@ -62,8 +101,15 @@ impl IdempotencyConfig {
     }
 
     /// Replaces the key name prefix.
+    ///
+    /// # Panics
+    ///
+    /// When `name` is longer than [`MAX_NAME_BYTES`], as [`new`](Self::new).
     pub fn with_name(mut self, name: impl Into<String>) -> Self {
-        self.name = name.into();
+        match checked_name(name.into()) {
+            Ok(name) => self.name = name,
+            Err(error) => panic!("{error}"),
+        }
         self
     }
 
@@ -207,5 +253,29 @@ mod tests {
         };
         assert_eq!(paths, ["/detail/orderId", "/detail/customer"]);
         assert_eq!(config.payload_validation()[1].as_pointer(), "");
+    }
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::*;
+
+    #[test]
+    fn a_name_whose_keys_would_not_fit_a_sort_key_is_refused_when_the_config_is_built() {
+        let longest = "n".repeat(MAX_NAME_BYTES);
+        let config = IdempotencyConfig::try_new(longest.as_str()).unwrap();
+        assert_eq!(
+            crate::idempotency::key::idempotency_key(config.name(), &serde_json::json!("k")).len(),
+            MAX_SORT_KEY_BYTES
+        );
+        let error = IdempotencyConfig::try_new(format!("{longest}n")).unwrap_err();
+        assert_eq!(error.bytes, MAX_NAME_BYTES + 1);
+        assert!(error.to_string().contains("at most 959 bytes"), "{error}");
+        let panicked = std::panic::catch_unwind(|| IdempotencyConfig::new("x".repeat(2_000)));
+        assert!(panicked.is_err());
+        let renamed = std::panic::catch_unwind(|| {
+            IdempotencyConfig::new("ok").with_name("y".repeat(MAX_NAME_BYTES + 1))
+        });
+        assert!(renamed.is_err());
     }
 }

@@ -13,7 +13,7 @@
 
 use super::clock::{Clock, SystemClock};
 use super::error::StoreError;
-use super::record::{IdempotencyRecord, Status};
+use super::record::{IdempotencyRecord, Status, MAX_ITEM_BYTES, MAX_PARTITION_KEY_BYTES};
 use super::store::{ClaimOutcome, Completion, IdempotencyStore, Release};
 
 /// A rule the store broke: which check, and what it did instead.
@@ -35,6 +35,8 @@ pub async fn check_store<S: IdempotencyStore>(store: &S) -> Result<(), Conforman
     claims_once(store, &key("claim"), now_ms).await?;
     completes_only_for_its_owner(store, &key("complete"), now_ms).await?;
     releases_only_for_its_owner(store, &key("release"), now_ms).await?;
+    a_resent_release_is_not_a_takeover(store, &key("release-resent"), now_ms).await?;
+    refuses_what_dynamodb_refuses(store, &key("limits"), now_ms).await?;
     never_releases_a_completed_record(store, &key("release-completed"), now_ms).await?;
     expired_records_are_replaced(store, &key("expired"), now_ms).await?;
     expired_windows_are_taken_over_and_fence_the_old_owner(store, &key("takeover"), now_ms).await?;
@@ -138,9 +140,81 @@ async fn releases_only_for_its_owner<S: IdempotencyStore>(
         Ok(None) => {}
         other => return Err(broke(CHECK, other)),
     }
-    // Releasing what is gone is fenced too: nothing is owned any more.
+    Ok(())
+}
+
+async fn a_resent_release_is_not_a_takeover<S: IdempotencyStore>(
+    store: &S,
+    key: &str,
+    now: u64,
+) -> Result<(), ConformanceFailure> {
+    const CHECK: &str = "a release sent again after its answer was lost finds its claim gone and succeeds (it is not fenced: nobody took the key over)";
+    store
+        .claim(&claim(key, "owner-a", now, 30_000), now)
+        .await
+        .map_err(|error| broke(CHECK, error))?;
+    store
+        .release(key, "owner-a")
+        .await
+        .map_err(|error| broke(CHECK, error))?;
     match store.release(key, "owner-a").await {
-        Err(StoreError::Fenced) => Ok(()),
+        Ok(()) => {}
+        other => return Err(broke(CHECK, other)),
+    }
+    let many = [Release {
+        key: key.to_string(),
+        owner: "owner-a".into(),
+    }];
+    match store.release_many(&many).await.as_slice() {
+        [Ok(())] => Ok(()),
+        other => Err(broke(CHECK, other)),
+    }
+}
+
+async fn refuses_what_dynamodb_refuses<S: IdempotencyStore>(
+    store: &S,
+    key: &str,
+    now: u64,
+) -> Result<(), ConformanceFailure> {
+    const CHECK: &str = "a key over DynamoDB's 2,048 bytes, or a result over its 400 KB item limit, is refused with LimitExceeded";
+    let long_key = format!("{key}#{}", "k".repeat(MAX_PARTITION_KEY_BYTES));
+    match store
+        .claim(&claim(&long_key, "owner-a", now, 30_000), now)
+        .await
+    {
+        Err(StoreError::LimitExceeded { .. }) => {}
+        other => return Err(broke(CHECK, other)),
+    }
+    let long_claims = [
+        claim(&long_key, "owner-a", now, 30_000),
+        claim(key, "owner-a", now, 30_000),
+    ];
+    match store.claim_many(&long_claims, now).await.as_slice() {
+        // The record within the limits is claimed all the same.
+        [Err(StoreError::LimitExceeded { .. }), Ok(ClaimOutcome::Claimed { .. })] => {}
+        other => return Err(broke(CHECK, other)),
+    }
+    let big = "x".repeat(MAX_ITEM_BYTES);
+    match store
+        .complete(key, "owner-a", &big, now / 1000 + 3600)
+        .await
+    {
+        Err(StoreError::LimitExceeded { .. }) => {}
+        other => return Err(broke(CHECK, other)),
+    }
+    let completion = Completion {
+        key: key.to_string(),
+        owner: "owner-a".into(),
+        result: big,
+        expiration: now / 1000 + 3600,
+    };
+    match store.complete_many(&[completion]).await.as_slice() {
+        [Err(StoreError::LimitExceeded { .. })] => {}
+        other => return Err(broke(CHECK, other)),
+    }
+    // Nothing of the refused completions was written: the claim is still in progress.
+    match store.get(key).await {
+        Ok(Some(record)) if record.status == Status::InProgress => Ok(()),
         other => Err(broke(CHECK, other)),
     }
 }

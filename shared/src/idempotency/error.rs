@@ -53,6 +53,16 @@ pub enum StoreError {
         /// What was wrong with it.
         reason: String,
     },
+    /// The record is beyond what DynamoDB stores (a key over its key limit, an item over
+    /// 400 KB); no retry can succeed. See
+    /// [`IdempotencyRecord::check_limits`](super::IdempotencyRecord::check_limits).
+    #[error("idempotency record {key:?} cannot be stored: {reason}")]
+    LimitExceeded {
+        /// The record's key.
+        key: String,
+        /// Which limit, and by how much.
+        reason: String,
+    },
     /// Any other failure: network, credentials, validation by the service, ...
     #[error("idempotency store request failed: {message}")]
     Other {
@@ -205,6 +215,21 @@ pub enum IdempotencyError<E> {
         #[source]
         source: serde_json::Error,
     },
+    /// The handler ran, but its result is too large to be stored with its record (DynamoDB
+    /// stores items of up to 400 KB). The claim is removed, as for
+    /// [`ResultSerialization`](Self::ResultSerialization); return less (an id of where the
+    /// result is kept, say) for it to be replayed.
+    #[error(
+        "result of the handler for record {record_id} (key {key}) is too large to store: {reason}"
+    )]
+    ResultTooLarge {
+        /// The idempotency key.
+        key: String,
+        /// The record being processed.
+        record_id: String,
+        /// Which limit, and by how much.
+        reason: String,
+    },
     /// A completed record's stored result could not be read as the handler's result type
     /// (the type changed since it was stored). The handler did not run.
     #[error("stored result under idempotency key {key} could not be read for record {record_id}")]
@@ -223,7 +248,11 @@ impl<E> IdempotencyError<E> {
     /// Whether retrying the same record later can succeed without any change: the key is in
     /// progress elsewhere, or the store failed before the handler ran.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::AlreadyInProgress { .. } | Self::Store { .. })
+        match self {
+            Self::Store { source, .. } => !matches!(source, StoreError::LimitExceeded { .. }),
+            Self::AlreadyInProgress { .. } => true,
+            _ => false,
+        }
     }
 
     /// Whether the handler ran (its side effects may have happened) before this error.
@@ -236,6 +265,7 @@ impl<E> IdempotencyError<E> {
                 | Self::ReleaseFenced { .. }
                 | Self::ReleaseFailed { .. }
                 | Self::ResultSerialization { .. }
+                | Self::ResultTooLarge { .. }
                 | Self::Handler(_)
         )
     }
@@ -271,7 +301,12 @@ impl From<IdempotencyError<RecordError>> for RecordError {
             | IdempotencyError::MissingKey { .. }
             | IdempotencyError::BlankKey { .. }
             | IdempotencyError::ResultSerialization { .. }
-            | IdempotencyError::StoredResultUnreadable { .. } => RecordError::permanent(error),
+            | IdempotencyError::ResultTooLarge { .. }
+            | IdempotencyError::StoredResultUnreadable { .. }
+            | IdempotencyError::Store {
+                source: StoreError::LimitExceeded { .. },
+                ..
+            } => RecordError::permanent(error),
             IdempotencyError::Store { .. }
             | IdempotencyError::CompletionFenced { .. }
             | IdempotencyError::CompletionFailed { .. }

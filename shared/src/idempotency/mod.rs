@@ -96,7 +96,9 @@ pub use batched::{BatchEntry, BatchResult};
 #[cfg(any(test, feature = "testing"))]
 pub use clock::ManualClock;
 pub use clock::{Clock, SystemClock};
-pub use config::{IdempotencyConfig, MissingKeyPolicy, DEFAULT_RECORD_TTL};
+pub use config::{
+    IdempotencyConfig, MissingKeyPolicy, NameTooLong, DEFAULT_RECORD_TTL, MAX_NAME_BYTES,
+};
 pub use error::{IdempotencyError, StoreError};
 pub use key::{KeyPath, KeySource};
 pub use layer::{IdempotencyLayer, Idempotent};

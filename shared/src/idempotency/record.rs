@@ -4,6 +4,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use super::error::StoreError;
+
 /// Where a key's processing stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Status {
@@ -64,7 +66,54 @@ pub struct IdempotencyRecord {
     pub owner: Option<String>,
 }
 
+/// The most bytes DynamoDB stores in a partition key value.
+pub(crate) const MAX_PARTITION_KEY_BYTES: usize = 2048;
+/// The most bytes DynamoDB stores in a sort key value (where a single-table layout puts the
+/// idempotency key).
+pub(crate) const MAX_SORT_KEY_BYTES: usize = 1024;
+/// The most bytes DynamoDB stores in one item, attribute names included.
+pub(crate) const MAX_ITEM_BYTES: usize = 400 * 1024;
+/// What a record's attributes other than its key and result take at most: the default
+/// attribute names, the status, two numbers (DynamoDB bills a number up to 21 bytes), the
+/// owner token and a validation hash.
+const RECORD_OVERHEAD_BYTES: usize = 256;
+
 impl IdempotencyRecord {
+    /// The bytes this record takes as a DynamoDB item, attribute names included, rounded up
+    /// (DynamoDB's own sum is within a few bytes of it).
+    pub fn stored_size(&self) -> usize {
+        RECORD_OVERHEAD_BYTES
+            + self.key.len()
+            + self.result.as_deref().map_or(0, str::len)
+            + self.payload_hash.as_deref().map_or(0, str::len)
+            + self.owner.as_deref().map_or(0, str::len)
+    }
+
+    /// Whether DynamoDB would store this record: its key within a partition key's 2,048
+    /// bytes and the whole item within 400 KB. Every store applies this rule, the in-memory
+    /// one included, so a unit test fails where production would.
+    pub fn check_limits(&self) -> Result<(), StoreError> {
+        if self.key.len() > MAX_PARTITION_KEY_BYTES {
+            return Err(StoreError::LimitExceeded {
+                key: self.key.clone(),
+                reason: format!(
+                    "the key is {} bytes, over DynamoDB's {MAX_PARTITION_KEY_BYTES} for a partition key",
+                    self.key.len()
+                ),
+            });
+        }
+        let size = self.stored_size();
+        if size > MAX_ITEM_BYTES {
+            return Err(StoreError::LimitExceeded {
+                key: self.key.clone(),
+                reason: format!(
+                    "the record is about {size} bytes, over DynamoDB's {MAX_ITEM_BYTES} for an item"
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// Whether the whole record has expired at `now_ms` (epoch milliseconds).
     pub fn is_expired(&self, now_ms: u64) -> bool {
         self.expiration < now_ms / 1000
@@ -116,6 +165,26 @@ mod tests {
         assert!(!completed.is_expired(100_999));
         assert!(completed.is_expired(101_000));
         assert!(!completed.is_claimable(100_500));
+    }
+
+    #[test]
+    fn limits_are_dynamodbs() {
+        let mut long_key = record(Status::InProgress, 1, None);
+        long_key.key = "k".repeat(MAX_PARTITION_KEY_BYTES);
+        assert!(long_key.check_limits().is_ok());
+        long_key.key.push('k');
+        assert!(matches!(
+            long_key.check_limits(),
+            Err(StoreError::LimitExceeded { reason, .. }) if reason.contains("2049 bytes")
+        ));
+        let mut big = record(Status::Completed, 1, None);
+        big.result = Some("x".repeat(MAX_ITEM_BYTES - 1_000));
+        assert!(big.check_limits().is_ok());
+        big.result = Some("x".repeat(MAX_ITEM_BYTES));
+        assert!(matches!(
+            big.check_limits(),
+            Err(StoreError::LimitExceeded { .. })
+        ));
     }
 
     #[test]

@@ -405,6 +405,34 @@ impl<S: IdempotencyStore> Idempotency<S> {
         };
         // The record lives for the TTL from completion, not from the claim.
         let expiration = self.expiration(self.clock.now_ms());
+        let record = IdempotencyRecord {
+            status: Status::Completed,
+            expiration,
+            result: Some(result.clone()),
+            ..claim
+        };
+        // Refused before it is sent: a result no store can keep would fail every retry's
+        // completion after running the handler again (a permanent error, as for a result
+        // that cannot be serialized).
+        if let Err(error) = record.check_limits() {
+            let reason = match error {
+                StoreError::LimitExceeded { reason, .. } => reason,
+                other => other.to_string(),
+            };
+            tracing::error!(idempotency_key = %key, record_id, outcome = "result_too_large", %reason, "handler result is too large to store; removing the claim");
+            let release = Release {
+                key: key.clone(),
+                owner,
+            };
+            if let Err(error) = writes.release(&self.store, release).await {
+                tracing::error!(idempotency_key = %key, record_id, %error, "removing the claim failed too");
+            }
+            return Err(IdempotencyError::ResultTooLarge {
+                key,
+                record_id: record_id.to_string(),
+                reason,
+            });
+        }
         let committed = match writes {
             // A plain completion shares its batch's request.
             Writes::Grouped(committer) if !W::ATOMIC => {
@@ -431,12 +459,6 @@ impl<S: IdempotencyStore> Idempotency<S> {
             Ok(()) => {
                 tracing::info!(idempotency_key = %key, record_id, outcome = "completed", "claimed the idempotency key, ran the handler and stored its result");
                 crate::faults::crash_point(CrashPoint::AfterCompletion, record_id);
-                let record = IdempotencyRecord {
-                    status: Status::Completed,
-                    expiration,
-                    result: Some(result),
-                    ..claim
-                };
                 if let Some(cache) = &self.cache {
                     cache.put(record.clone());
                 }
@@ -514,7 +536,7 @@ impl<S: IdempotencyStore> Idempotency<S> {
 
 /// Compares the payload hash with the stored one. A record stored without a hash (written
 /// before validation was turned on) is not compared: there is nothing to compare with.
-fn check_payload<E>(
+pub(super) fn check_payload<E>(
     record: &IdempotencyRecord,
     payload_hash: Option<&str>,
     record_id: &str,

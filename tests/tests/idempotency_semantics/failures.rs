@@ -76,3 +76,44 @@ pub async fn store_failures_surface_as_typed_errors<S: IdempotencyStore + 'stati
     let record = stored(&layer, &event("e3")).await.unwrap();
     assert_eq!(record.status, Status::InProgress);
 }
+
+/// A result DynamoDB could not store with its record (over 400 KB) is refused before it is
+/// written, on every store: a permanent error naming the limit, the claim removed so the
+/// key is not blocked, and a retry runs the handler again (and is refused again).
+pub async fn a_result_over_the_item_limit_is_refused_and_its_claim_released<
+    S: IdempotencyStore + 'static,
+>(
+    store: S,
+) {
+    let (layer, _) = layer(store, orders());
+    let payload = event("too-large");
+    let runs = AtomicUsize::new(0);
+    for attempt in 1..=2 {
+        let outcome = layer
+            .run(&payload, "m1", WINDOW, || {
+                counted(&runs, "x".repeat(400 * 1024))
+            })
+            .await;
+        match outcome {
+            Err(error @ IdempotencyError::ResultTooLarge { .. }) => {
+                assert!(!error.is_transient());
+                assert!(error.to_string().contains("too large"), "{error}");
+            }
+            other => panic!("attempt {attempt}: expected ResultTooLarge, got {other:?}"),
+        }
+        assert_eq!(
+            stored(&layer, &payload).await,
+            None,
+            "the claim is released"
+        );
+        assert_eq!(runs.load(Ordering::SeqCst), attempt);
+    }
+    // A result within the limit completes as usual.
+    let fits = layer
+        .run(&payload, "m1", WINDOW, || {
+            counted(&runs, "x".repeat(300 * 1024))
+        })
+        .await
+        .map(|value| value.len());
+    assert!(matches!(fits, Ok(len) if len == 300 * 1024), "{fits:?}");
+}

@@ -11,6 +11,7 @@
 
 mod batched;
 mod concurrency;
+mod copies;
 mod expiry;
 mod failures;
 mod layer_batches;
@@ -19,6 +20,7 @@ mod support;
 
 use batched::*;
 use concurrency::*;
+use copies::*;
 use expiry::*;
 use failures::*;
 use layer_batches::*;
@@ -99,10 +101,12 @@ for_both_stores!(
         fifty_concurrent_deliveries_of_one_key_run_the_handler_once,
         a_thousand_keys_delivered_three_times_run_a_thousand_times,
         store_failures_surface_as_typed_errors,
+        a_result_over_the_item_limit_is_refused_and_its_claim_released,
     ],
     once: [
         batched_a_new_batch_completes_every_record_and_a_duplicate_batch_replays_exactly,
         batched_records_sharing_a_key_run_once_and_the_others_replay,
+        batched_copies_of_a_key_get_their_per_record_answers_in_every_order,
         batched_a_failed_handler_releases_its_claim_alone_and_a_retry_runs_it,
         batched_live_claims_payload_changes_and_missing_keys_keep_their_typed_errors,
         batched_an_expired_window_is_taken_over_and_fences_the_old_owner,

@@ -5,6 +5,9 @@
 use std::collections::HashMap;
 use std::future::Future;
 
+use crate::idempotency::error::StoreError;
+use crate::idempotency::record::IdempotencyRecord;
+
 /// One completion of [`IdempotencyStore::complete_many`](super::IdempotencyStore::complete_many):
 /// the arguments of [`complete`](super::IdempotencyStore::complete).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,6 +30,38 @@ pub struct Release {
     pub key: String,
     /// The owner token of the claim being released.
     pub owner: String,
+}
+
+impl Completion {
+    /// The record this completion leaves (its attributes that count towards the limits),
+    /// to check against [`IdempotencyRecord::check_limits`] before it is sent.
+    pub(crate) fn as_record(&self) -> IdempotencyRecord {
+        IdempotencyRecord {
+            key: self.key.clone(),
+            status: crate::idempotency::record::Status::Completed,
+            expiration: self.expiration,
+            in_progress_expiry_ms: None,
+            result: Some(self.result.clone()),
+            payload_hash: None,
+            owner: Some(self.owner.clone()),
+        }
+    }
+}
+
+impl Release {
+    /// What a release whose condition was refused means, given `found`, the record stored
+    /// under its key now: nothing there, and the claim is gone already, so the release has
+    /// happened (an earlier try of this very request removed it and its answer was lost, so
+    /// the SDK sent it again; or the record expired): `Ok`. A record there, another owner's or
+    /// a completed one, is left alone: [`StoreError::Fenced`]. Every store answers a refused
+    /// release by this rule, so a resent release never turns a handler's error into a
+    /// takeover that did not happen.
+    pub fn refused(&self, found: Option<&IdempotencyRecord>) -> Result<(), StoreError> {
+        match found {
+            None => Ok(()),
+            Some(_) => Err(StoreError::Fenced),
+        }
+    }
 }
 
 /// The positions of `keys` in rounds: the first copy of every key in the first round, the

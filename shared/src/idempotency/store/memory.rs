@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use super::{ClaimOutcome, IdempotencyStore};
+use super::{ClaimOutcome, IdempotencyStore, Release};
 use crate::idempotency::error::StoreError;
 use crate::idempotency::record::{IdempotencyRecord, Status};
 
@@ -66,6 +66,7 @@ impl InMemoryStore {
         let mut records = self.lock();
         match records.get_mut(key) {
             Some(record) if owned_by(record, owner) => {
+                completed(record, result, expiration).check_limits()?;
                 record.status = Status::Completed;
                 record.result = Some(result.to_string());
                 record.expiration = expiration;
@@ -96,6 +97,16 @@ impl InMemoryStore {
     }
 }
 
+/// `record` as its completion would leave it, to check against the limits before writing.
+fn completed(record: &IdempotencyRecord, result: &str, expiration: u64) -> IdempotencyRecord {
+    IdempotencyRecord {
+        status: Status::Completed,
+        result: Some(result.to_string()),
+        expiration,
+        ..record.clone()
+    }
+}
+
 fn owned_by(record: &IdempotencyRecord, owner: &str) -> bool {
     record.owner.as_deref() == Some(owner)
 }
@@ -106,6 +117,7 @@ impl IdempotencyStore for InMemoryStore {
         record: &IdempotencyRecord,
         now_ms: u64,
     ) -> Result<ClaimOutcome, StoreError> {
+        record.check_limits()?;
         let mut records = self.lock();
         match records.get(&record.key) {
             Some(existing) if !existing.is_claimable(now_ms) => {
@@ -128,6 +140,7 @@ impl IdempotencyStore for InMemoryStore {
         let mut records = self.lock();
         match records.get_mut(key) {
             Some(record) if owned_by(record, owner) => {
+                completed(record, result, expiration).check_limits()?;
                 record.status = Status::Completed;
                 record.result = Some(result.to_string());
                 record.expiration = expiration;
@@ -144,7 +157,11 @@ impl IdempotencyStore for InMemoryStore {
                 records.remove(key);
                 Ok(())
             }
-            _ => Err(StoreError::Fenced),
+            found => Release {
+                key: key.to_string(),
+                owner: owner.to_string(),
+            }
+            .refused(found),
         }
     }
 

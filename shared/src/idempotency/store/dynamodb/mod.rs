@@ -59,7 +59,7 @@ mod statements;
 
 use super::{ClaimOutcome, Completion, IdempotencyStore, Release};
 use crate::idempotency::error::StoreError;
-use crate::idempotency::record::{IdempotencyRecord, Status};
+use crate::idempotency::record::{IdempotencyRecord, Status, MAX_SORT_KEY_BYTES};
 
 /// How many times a claim is attempted when the record it collided with vanished before it
 /// could be read.
@@ -131,6 +131,23 @@ pub struct DynamoDbStore {
 }
 
 impl DynamoDbStore {
+    /// [`IdempotencyRecord::check_limits`], and a single-table layout's sort key limit:
+    /// refused before it is sent, as DynamoDB would refuse it.
+    pub(crate) fn check_limits(&self, record: &IdempotencyRecord) -> Result<(), StoreError> {
+        record.check_limits()?;
+        if matches!(self.layout, KeyLayout::Sorted { .. }) && record.key.len() > MAX_SORT_KEY_BYTES
+        {
+            return Err(StoreError::LimitExceeded {
+                key: record.key.clone(),
+                reason: format!(
+                    "the key is {} bytes, over DynamoDB's {MAX_SORT_KEY_BYTES} for a sort key",
+                    record.key.len()
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// A store in `table`, using `client` (configured by the caller: region, endpoint,
     /// retries), with the default attribute names.
     pub fn new(client: Client, table: impl Into<String>) -> Self {
@@ -418,6 +435,7 @@ impl IdempotencyStore for DynamoDbStore {
         record: &IdempotencyRecord,
         now_ms: u64,
     ) -> Result<ClaimOutcome, StoreError> {
+        self.check_limits(record)?;
         let names = &self.names;
         let item = self.to_item(record);
         // Left unset when disabled, for compatible services that do not know the parameter.
@@ -492,6 +510,14 @@ impl IdempotencyStore for DynamoDbStore {
         result: &str,
         expiration: u64,
     ) -> Result<(), StoreError> {
+        let completion = Completion {
+            key: key.to_string(),
+            owner: owner.to_string(),
+            result: result.to_string(),
+            expiration,
+        }
+        .as_record();
+        self.check_limits(&completion)?;
         let (names, values) = self.completion_attributes(owner, result, expiration);
         let outcome = self
             .client
@@ -544,7 +570,14 @@ impl IdempotencyStore for DynamoDbStore {
                     Some(DeleteItemError::ConditionalCheckFailedException(_))
                 ) =>
             {
-                Err(StoreError::Fenced)
+                // Gone already, or someone else's: the stored record tells (see
+                // `Release::refused`).
+                let found = self.get_consistent(key).await?;
+                Release {
+                    key: key.to_string(),
+                    owner: owner.to_string(),
+                }
+                .refused(found.as_ref())
             }
             Err(error) => Err(store_error(&self.table, error)),
         }

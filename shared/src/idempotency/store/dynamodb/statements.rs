@@ -75,6 +75,10 @@ fn copy_error(error: &StoreError) -> StoreError {
             message: message.clone(),
         },
         StoreError::Fenced => StoreError::Fenced,
+        StoreError::LimitExceeded { key, reason } => StoreError::LimitExceeded {
+            key: key.clone(),
+            reason: reason.clone(),
+        },
         other => StoreError::other(other.to_string()),
     }
 }
@@ -117,27 +121,38 @@ impl DynamoDbStore {
         &self,
         statements: Vec<Result<BatchStatementRequest, StoreError>>,
     ) -> Vec<Statement> {
-        let requests = statements
+        // A statement that could not be built (over a limit) fails alone; the others of its
+        // request are sent.
+        let mut outcomes: Vec<Option<Statement>> = statements.iter().map(|_| None).collect();
+        let mut built = Vec::new();
+        for (index, statement) in statements.into_iter().enumerate() {
+            match statement {
+                Ok(statement) => built.push((index, statement)),
+                Err(error) => outcomes[index] = Some(Statement::Failed(error)),
+            }
+        }
+        let requests = built
             .chunks(STATEMENTS_PER_REQUEST)
             .map(|chunk| async move {
-                let mut built = Vec::with_capacity(chunk.len());
-                for statement in chunk {
-                    match statement {
-                        Ok(statement) => built.push(statement.clone()),
-                        Err(error) => {
-                            return chunk
-                                .iter()
-                                .map(|_| Statement::Failed(copy_error(error)))
-                                .collect();
-                        }
-                    }
-                }
-                self.send(built).await
+                let sent = chunk
+                    .iter()
+                    .map(|(_, statement)| statement.clone())
+                    .collect();
+                let indices: Vec<usize> = chunk.iter().map(|(index, _)| *index).collect();
+                (indices, self.send(sent).await)
             });
-        futures::future::join_all(requests)
-            .await
+        for (indices, answers) in futures::future::join_all(requests).await {
+            for (index, answer) in indices.into_iter().zip(answers) {
+                outcomes[index] = Some(answer);
+            }
+        }
+        outcomes
             .into_iter()
-            .flatten()
+            .map(|outcome| {
+                outcome.unwrap_or_else(|| {
+                    Statement::Failed(StoreError::other("statement left without an answer"))
+                })
+            })
             .collect()
     }
 
@@ -201,6 +216,7 @@ impl DynamoDbStore {
     }
 
     fn insert(&self, record: &IdempotencyRecord) -> Result<BatchStatementRequest, StoreError> {
+        self.check_limits(record)?;
         let mut fields = Vec::new();
         let mut parameters = Vec::new();
         for (name, value) in self.to_item(record) {
@@ -263,6 +279,7 @@ impl DynamoDbStore {
     }
 
     fn completion(&self, completion: &Completion) -> Result<BatchStatementRequest, StoreError> {
+        self.check_limits(&completion.as_record())?;
         let names = &self.names;
         let (key, key_parameters) = self.key_condition(&completion.key);
         let statement = format!(
@@ -488,8 +505,42 @@ impl DynamoDbStore {
             .iter()
             .map(|release| self.release_statement(release))
             .collect();
-        self.fenced_in_rounds(releases.iter().map(|r| r.key.as_str()), statements)
-            .await
+        let mut results = self
+            .fenced_in_rounds(releases.iter().map(|r| r.key.as_str()), statements)
+            .await;
+        // A refused release whose record is gone had been released by an earlier try whose
+        // answer was lost (`Release::refused`): the refused ones are read to tell.
+        let refused: Vec<usize> = (0..results.len())
+            .filter(|&index| matches!(results[index], Err(StoreError::Fenced)))
+            .collect();
+        if refused.is_empty() {
+            return results;
+        }
+        let keys: Vec<&str> = refused
+            .iter()
+            .map(|&index| releases[index].key.as_str())
+            .collect();
+        match self.read_many(&keys).await {
+            Ok(found) => {
+                for index in refused {
+                    let release = &releases[index];
+                    let record = found
+                        .get(&release.key)
+                        .map(|item| self.parse_item(item))
+                        .transpose();
+                    results[index] = match record {
+                        Ok(record) => release.refused(record.as_ref()),
+                        Err(error) => Err(error),
+                    };
+                }
+            }
+            Err(error) => {
+                for index in refused {
+                    results[index] = Err(copy_error(&error));
+                }
+            }
+        }
+        results
     }
 
     /// Sends owner-fenced writes in rounds of distinct keys; a refused one is
