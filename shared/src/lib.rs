@@ -16,11 +16,13 @@
 //! - [`handler`]: the composition of decoding, idempotency and the user's function.
 //! - [`runtime`]: `main` in a few lines, through lambda_runtime.
 //! - [`telemetry`]: structured logs per record and EMF metrics per batch.
+//! - [`backoff`]: the waits between retries (exponential, capped, full jitter).
 //! - [`faults`]: crashes injected at the dangerous points, for reliability runs.
 #![warn(missing_docs)]
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod backoff;
 pub mod batch;
 /// The crate to log with: every line logged in a record's span carries its ids.
 pub use tracing;

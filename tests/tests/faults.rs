@@ -245,6 +245,143 @@ async fn a_batch_of_releases_whose_answer_was_lost_answers_with_the_handlers_err
     }
 }
 
+/// A BatchExecuteStatement answer that succeeded as a request and failed each statement
+/// with one of `codes` in turn (as DynamoDB reports throttling, an internal error or a
+/// conflict with a transaction per statement); nothing was written.
+fn statements_failed(codes: &'static [&'static str]) -> impl Fn(&[u8]) -> Canned {
+    move |request| {
+        let request: Value = serde_json::from_slice(request).unwrap_or_default();
+        let count = request["Statements"].as_array().map_or(0, Vec::len);
+        let responses: Vec<Value> = (0..count)
+            .map(|n| json!({"Error": {"Code": codes[n % codes.len()], "Message": "try again"}}))
+            .collect();
+        Canned {
+            status: 200,
+            content_type: "application/x-amz-json-1.0".into(),
+            body: json!({"Responses": responses}).to_string(),
+        }
+    }
+}
+
+/// A batch's completions whose statements DynamoDB failed one by one in a successful
+/// response (throttled, internal error, transaction conflict) are sent again: every record
+/// completes, its handler ran once, and a redelivery replays instead of running it twice.
+#[tokio::test]
+async fn completions_failed_per_statement_are_retried_until_they_are_written() {
+    let cloud = LocalCloud::connect().await;
+    let table = cloud.create_idempotency_table("faults-statements").await;
+    let proxy = dynamodb_proxy().await;
+    let layer = layer_through(&cloud, &proxy, &table);
+    let runs = AtomicUsize::new(0);
+    let payloads: Vec<Value> = (0..3)
+        .map(|n| json!({"eventId": format!("s{n}")}))
+        .collect();
+    let entries: Vec<BatchEntry> = payloads
+        .iter()
+        .map(|payload| BatchEntry {
+            payload,
+            record_id: "m",
+            remaining: Duration::from_secs(30),
+        })
+        .collect();
+    let handler = |i: usize| {
+        let (proxy, runs) = (&proxy, &runs);
+        async move {
+            // Armed once the claims are in: the completions' request is the one answered.
+            proxy.inject(
+                "BatchExecuteStatement",
+                2,
+                statements_failed(&[
+                    "ThrottlingError",
+                    "InternalServerError",
+                    "TransactionConflict",
+                ]),
+            );
+            runs.fetch_add(1, Ordering::SeqCst);
+            Ok::<usize, std::io::Error>(i)
+        }
+    };
+
+    let results = layer.execute_batch(&entries, handler).await;
+
+    for (i, result) in results.iter().enumerate() {
+        assert!(
+            matches!(result, Ok(Outcome::Computed(value)) if *value == i),
+            "record {i}: {result:?}"
+        );
+    }
+    // The claims, two answered with failed statements, then the retry that wrote them.
+    assert_eq!(proxy.counts().get("BatchExecuteStatement"), Some(&4));
+    assert_eq!(proxy.injected().get("scripted"), Some(&2));
+    for payload in &payloads {
+        let key = layer.key_for(payload).expect("a key");
+        let stored = layer.store().get(&key).await.expect("readable");
+        assert_eq!(stored.map(|record| record.status), Some(Status::Completed));
+    }
+    let again = layer
+        .execute_batch(&entries, |_| async {
+            runs.fetch_add(1, Ordering::SeqCst);
+            Ok::<usize, std::io::Error>(99)
+        })
+        .await;
+    assert!(again
+        .iter()
+        .all(|result| matches!(result, Ok(Outcome::Replayed(_)))));
+    assert_eq!(runs.load(Ordering::SeqCst), 3);
+}
+
+/// Statements that keep failing are given up after a bounded number of attempts, with the
+/// statement's own error: the store never waits without end inside an invocation.
+#[tokio::test]
+async fn statements_that_keep_failing_are_given_up_with_their_error() {
+    let cloud = LocalCloud::connect().await;
+    let table = cloud
+        .create_idempotency_table("faults-statements-down")
+        .await;
+    let proxy = dynamodb_proxy().await;
+    proxy.inject(
+        "BatchExecuteStatement",
+        usize::MAX,
+        statements_failed(&["ThrottlingError"]),
+    );
+    let layer = layer_through(&cloud, &proxy, &table);
+    let payload = json!({"eventId": "d1"});
+    let entries = [
+        BatchEntry {
+            payload: &payload,
+            record_id: "m",
+            remaining: Duration::from_secs(30),
+        },
+        BatchEntry {
+            payload: &payload,
+            record_id: "m2",
+            remaining: Duration::from_secs(30),
+        },
+    ];
+    let runs = AtomicUsize::new(0);
+
+    let results = layer
+        .execute_batch(&entries, |_| async {
+            runs.fetch_add(1, Ordering::SeqCst);
+            Ok::<u32, std::io::Error>(1)
+        })
+        .await;
+
+    assert!(
+        matches!(
+            &results[0],
+            Err(IdempotencyError::Store {
+                source: StoreError::Throttled { .. },
+                ..
+            })
+        ),
+        "{:?}",
+        results[0]
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 0);
+    assert_eq!(proxy.counts().get("BatchExecuteStatement"), Some(&5));
+}
+
 /// A SendMessageBatch answer in which every entry of the request failed, retryably (as SQS
 /// reports an internal error per entry); nothing was sent.
 fn every_entry_failed(request: &[u8]) -> Canned {

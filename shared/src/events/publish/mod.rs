@@ -199,12 +199,15 @@ impl RetryPolicy {
         self
     }
 
-    /// The wait before attempt `attempt` (2 or more).
+    /// The wait before attempt `attempt` (2 or more): doubling from the base delay up to the
+    /// maximum, with full jitter (see [`Backoff`](crate::backoff::Backoff)), so that
+    /// publishers that failed together do not retry together.
     fn delay_before(&self, attempt: u32) -> Duration {
-        let doublings = attempt.saturating_sub(2).min(20);
-        self.base_delay
-            .saturating_mul(1u32 << doublings)
-            .min(self.max_delay)
+        self.backoff().delay(attempt.saturating_sub(1))
+    }
+
+    fn backoff(&self) -> crate::backoff::Backoff {
+        crate::backoff::Backoff::new(self.base_delay, self.max_delay)
     }
 }
 
@@ -242,14 +245,20 @@ mod tests {
     }
 
     #[test]
-    fn delays_double_up_to_the_bound() {
+    fn delays_double_up_to_the_bound_with_jitter() {
         let policy = RetryPolicy::attempts(10)
             .with_delays(Duration::from_millis(100), Duration::from_millis(500));
-        let delays: Vec<u128> = (2..=6)
-            .map(|a| policy.delay_before(a).as_millis())
+        let ceilings: Vec<u128> = (2..=6)
+            .map(|a| policy.backoff().ceiling(a - 1).as_millis())
             .collect();
-        assert_eq!(delays, [100, 200, 400, 500, 500]);
+        assert_eq!(ceilings, [100, 200, 400, 500, 500]);
+        for attempt in 2..=6 {
+            let ceiling = policy.backoff().ceiling(attempt - 1);
+            let delays: Vec<Duration> = (0..50).map(|_| policy.delay_before(attempt)).collect();
+            assert!(delays.iter().all(|delay| *delay <= ceiling));
+            assert!(delays.iter().any(|delay| *delay != delays[0]), "jittered");
+        }
         assert_eq!(RetryPolicy::attempts(0).max_attempts, 1);
-        assert_eq!(policy.delay_before(u32::MAX).as_millis(), 500);
+        assert!(policy.delay_before(u32::MAX) <= Duration::from_millis(500));
     }
 }

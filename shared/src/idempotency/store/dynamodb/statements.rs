@@ -18,6 +18,7 @@
 //! distinct keys (see [`rounds`]).
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{
     AttributeValue, BatchStatementErrorCodeEnum, BatchStatementRequest, KeysAndAttributes,
@@ -25,6 +26,7 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::{store_error, DynamoDbStore, Item, CLAIM_ATTEMPTS};
+use crate::backoff::Backoff;
 use crate::idempotency::error::StoreError;
 use crate::idempotency::record::{IdempotencyRecord, Status};
 use crate::idempotency::store::batch::rounds;
@@ -34,6 +36,10 @@ use crate::idempotency::store::{ClaimOutcome, Completion, Release};
 const STATEMENTS_PER_REQUEST: usize = 25;
 /// The most keys `BatchGetItem` takes in one request.
 const KEYS_PER_READ: usize = 100;
+/// How many times a statement that failed for a passing reason is sent, the first included.
+const STATEMENT_ATTEMPTS: u32 = 5;
+/// The waits between those attempts: at most 25, 50, 100, 200 ms (about 0.4 s in all).
+const STATEMENT_BACKOFF: Backoff = Backoff::new(Duration::from_millis(25), Duration::from_secs(1));
 /// How many times keys DynamoDB left unprocessed in a `BatchGetItem` are asked for again.
 const READ_ATTEMPTS: usize = 5;
 
@@ -42,6 +48,9 @@ enum Statement {
     Done,
     /// Its condition failed (for an `INSERT`: the key exists), with the item when returned.
     Refused(Option<Item>),
+    /// Failed for a reason that passes (throttled, an internal error, a conflict with a
+    /// transaction): sent again, alone, after a jittered wait.
+    Retryable(StoreError),
     Failed(StoreError),
 }
 
@@ -124,27 +133,49 @@ impl DynamoDbStore {
         // A statement that could not be built (over a limit) fails alone; the others of its
         // request are sent.
         let mut outcomes: Vec<Option<Statement>> = statements.iter().map(|_| None).collect();
-        let mut built = Vec::new();
+        let mut pending = Vec::new();
         for (index, statement) in statements.into_iter().enumerate() {
             match statement {
-                Ok(statement) => built.push((index, statement)),
+                Ok(statement) => pending.push((index, statement)),
                 Err(error) => outcomes[index] = Some(Statement::Failed(error)),
             }
         }
-        let requests = built
-            .chunks(STATEMENTS_PER_REQUEST)
-            .map(|chunk| async move {
-                let sent = chunk
-                    .iter()
-                    .map(|(_, statement)| statement.clone())
-                    .collect();
-                let indices: Vec<usize> = chunk.iter().map(|(index, _)| *index).collect();
-                (indices, self.send(sent).await)
-            });
-        for (indices, answers) in futures::future::join_all(requests).await {
-            for (index, answer) in indices.into_iter().zip(answers) {
-                outcomes[index] = Some(answer);
+        // A request that succeeds can still fail single statements for reasons that pass
+        // (throttling, internal errors, transaction conflicts); the SDK retries requests,
+        // not statements, so those are sent again here. Left failed, a completion would
+        // leave its claim in progress and the redelivery would run the handler twice.
+        for retry in 0..STATEMENT_ATTEMPTS {
+            if retry > 0 {
+                tokio::time::sleep(STATEMENT_BACKOFF.delay(retry)).await;
             }
+            let requests = pending
+                .chunks(STATEMENTS_PER_REQUEST)
+                .map(|chunk| async move {
+                    let sent = chunk
+                        .iter()
+                        .map(|(_, statement)| statement.clone())
+                        .collect();
+                    (chunk.to_vec(), self.send(sent).await)
+                });
+            let mut again = Vec::new();
+            for (chunk, answers) in futures::future::join_all(requests).await {
+                for ((index, statement), answer) in chunk.into_iter().zip(answers) {
+                    match answer {
+                        Statement::Retryable(_) if retry + 1 < STATEMENT_ATTEMPTS => {
+                            again.push((index, statement));
+                        }
+                        Statement::Retryable(error) => {
+                            outcomes[index] = Some(Statement::Failed(error));
+                        }
+                        answer => outcomes[index] = Some(answer),
+                    }
+                }
+            }
+            if again.is_empty() {
+                break;
+            }
+            tracing::warn!(statements = again.len(), retry = retry + 1, "DynamoDB failed single statements of a batch for a passing reason; sending them again");
+            pending = again;
         }
         outcomes
             .into_iter()
@@ -204,7 +235,14 @@ impl DynamoDbStore {
                             BatchStatementErrorCodeEnum::ThrottlingError
                             | BatchStatementErrorCodeEnum::ProvisionedThroughputExceeded
                             | BatchStatementErrorCodeEnum::RequestLimitExceeded,
-                        ) => Statement::Failed(StoreError::Throttled { message }),
+                        ) => Statement::Retryable(StoreError::Throttled { message }),
+                        Some(
+                            code @ (BatchStatementErrorCodeEnum::InternalServerError
+                            | BatchStatementErrorCodeEnum::TransactionConflict),
+                        ) => Statement::Retryable(StoreError::other(format!(
+                            "{}: {message}",
+                            code.as_str()
+                        ))),
                         code => Statement::Failed(StoreError::other(format!(
                             "{}: {message}",
                             code.map_or("unknown", |code| code.as_str())
@@ -422,7 +460,9 @@ impl DynamoDbStore {
                 }
                 Statement::Refused(Some(item)) => existing.push((index, item)),
                 Statement::Refused(None) => unread.push(index),
-                Statement::Failed(error) => outcomes[index] = Some(Err(error)),
+                Statement::Failed(error) | Statement::Retryable(error) => {
+                    outcomes[index] = Some(Err(error))
+                }
             }
         }
         let mut again = Vec::new();
@@ -482,7 +522,7 @@ impl DynamoDbStore {
                     again.push(index);
                     None
                 }
-                Statement::Failed(error) => Some(Err(error)),
+                Statement::Failed(error) | Statement::Retryable(error) => Some(Err(error)),
             };
         }
         again
@@ -566,7 +606,7 @@ impl DynamoDbStore {
                 results[index] = Some(match statement {
                     Statement::Done => Ok(()),
                     Statement::Refused(_) => Err(StoreError::Fenced),
-                    Statement::Failed(error) => Err(error),
+                    Statement::Failed(error) | Statement::Retryable(error) => Err(error),
                 });
             }
         }
