@@ -84,7 +84,7 @@ impl LocalCloud {
         (queue, dlq)
     }
 
-    async fn create_queue_named(
+    pub async fn create_queue_named(
         &self,
         name: String,
         attributes: &[(QueueAttributeName, String)],

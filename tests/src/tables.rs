@@ -116,3 +116,64 @@ impl LocalCloud {
         name
     }
 }
+
+impl LocalCloud {
+    /// Creates an outbox table as infra/template.yaml declares `OutboxTable`: string partition
+    /// key `id`, TTL on `expiration`, and the sparse index of unpublished items
+    /// (`eventkit::outbox::UNPUBLISHED_INDEX`: `unpublished`, `stagedAt`, all attributes).
+    pub async fn create_outbox_table(&self, prefix: &str) -> String {
+        use aws_sdk_dynamodb::types::{GlobalSecondaryIndex, Projection, ProjectionType};
+        let name = unique_name(prefix);
+        let string = |attribute: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(attribute)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("attribute definition is complete")
+        };
+        let key = |attribute: &str, kind: KeyType| {
+            KeySchemaElement::builder()
+                .attribute_name(attribute)
+                .key_type(kind)
+                .build()
+                .expect("key schema is complete")
+        };
+        let index = GlobalSecondaryIndex::builder()
+            .index_name(eventkit::outbox::UNPUBLISHED_INDEX)
+            .key_schema(key("unpublished", KeyType::Hash))
+            .key_schema(key("stagedAt", KeyType::Range))
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build(),
+            )
+            .build()
+            .expect("index is complete");
+        self.dynamodb
+            .create_table()
+            .table_name(&name)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(string("id"))
+            .attribute_definitions(string("unpublished"))
+            .attribute_definitions(string("stagedAt"))
+            .key_schema(key("id", KeyType::Hash))
+            .global_secondary_indexes(index)
+            .send()
+            .await
+            .expect("CreateTable");
+        self.dynamodb
+            .update_time_to_live()
+            .table_name(&name)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .enabled(true)
+                    .attribute_name("expiration")
+                    .build()
+                    .expect("TTL specification is complete"),
+            )
+            .send()
+            .await
+            .expect("UpdateTimeToLive");
+        name
+    }
+}

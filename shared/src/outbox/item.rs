@@ -10,9 +10,16 @@
 //! | `attributes` | M of S | SNS/SQS message attributes |
 //! | `traceId`, `groupId`, `deduplicationId` | S | when set |
 //! | `committedBy` | S | the idempotency key whose completion committed it |
-//! | `stagedAt` | S | RFC 3339 |
+//! | `stagedAt` | S | RFC 3339 in UTC to the millisecond (`2026-12-06T15:16:01.123Z`), so that it sorts as text |
+//! | `unpublished` | S | the item's shard of the [`UNPUBLISHED_INDEX`] (`0` to `f`), removed by the relay once published |
 //! | `publishedAt` | S | set by the relay once published |
 //! | `expiration` | N | epoch seconds, the TTL: set by the relay once published |
+//!
+//! The outbox table has a global secondary index, [`UNPUBLISHED_INDEX`], keyed on
+//! `unpublished` and `stagedAt`: sparse (an item is in it only while unpublished), so the
+//! [`Sweeper`](super::Sweeper) finds the events the stream did not get published, and the
+//! backlog is counted, without reading the published ones. Sixteen shards spread its writes
+//! (one partition of an index takes 1,000 writes a second).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -27,6 +34,33 @@ use crate::events::OutgoingEvent;
 /// The outbox table's partition key.
 pub const OUTBOX_KEY: &str = "id";
 
+/// The outbox table's index of unpublished items: partition key `unpublished` (S), sort key
+/// `stagedAt` (S), every attribute projected.
+pub const UNPUBLISHED_INDEX: &str = "unpublished";
+
+/// The attribute an item carries while unpublished: its shard of [`UNPUBLISHED_INDEX`].
+pub(crate) const UNPUBLISHED: &str = "unpublished";
+
+/// How many shards [`UNPUBLISHED_INDEX`] is spread over (`0` to `f`).
+pub(crate) const UNPUBLISHED_SHARDS: u8 = 16;
+
+/// The shard of the index an item of key `id` goes to: a stable hash of the key.
+pub(crate) fn unpublished_shard(id: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(id.as_bytes());
+    format!("{:x}", digest[0] % UNPUBLISHED_SHARDS)
+}
+
+/// Every shard of [`UNPUBLISHED_INDEX`].
+pub(crate) fn unpublished_shards() -> impl Iterator<Item = String> {
+    (0..UNPUBLISHED_SHARDS).map(|shard| format!("{shard:x}"))
+}
+
+/// A time as `stagedAt` writes it: sortable as text.
+pub(crate) fn staged_at(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 /// The outbox item of `staged`, committed by the idempotency key `committed_by`.
 pub(crate) fn to_item(
     staged: &StagedEvent,
@@ -35,8 +69,10 @@ pub(crate) fn to_item(
 ) -> HashMap<String, AttributeValue> {
     let event = &staged.event;
     let s = |value: &str| AttributeValue::S(value.to_string());
+    let id = outbox_id(staged);
     let mut item = HashMap::from([
-        (OUTBOX_KEY.to_string(), s(&outbox_id(staged))),
+        (UNPUBLISHED.to_string(), s(&unpublished_shard(&id))),
+        (OUTBOX_KEY.to_string(), s(&id)),
         ("eventId".into(), s(&event.event_id)),
         ("eventType".into(), s(&event.event_type)),
         ("source".into(), s(&event.source)),
@@ -44,7 +80,7 @@ pub(crate) fn to_item(
         ("body".into(), s(&event.body)),
         ("destination".into(), s(&staged.destination.to_string())),
         ("committedBy".into(), s(committed_by)),
-        ("stagedAt".into(), s(&now.to_rfc3339())),
+        ("stagedAt".into(), s(&staged_at(now))),
     ]);
     if !event.attributes.is_empty() {
         let attributes = event
@@ -75,6 +111,7 @@ pub(crate) fn outbox_id(staged: &StagedEvent) -> String {
 /// An outbox item as the relay reads it from the stream's new image (plain JSON).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct OutboxEntry {
     /// The item's key.
     pub id: String,
@@ -102,6 +139,9 @@ pub struct OutboxEntry {
     /// FIFO deduplication id.
     #[serde(default)]
     pub deduplication_id: Option<String>,
+    /// When it was committed (`stagedAt`).
+    #[serde(default)]
+    pub staged_at: Option<String>,
     /// Set once the relay published it.
     #[serde(default)]
     pub published_at: Option<String>,

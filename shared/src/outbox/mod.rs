@@ -13,7 +13,11 @@
 //!    with the completion: one transaction, its first action the completion fenced on the
 //!    claim's owner; the events go to the outbox table, one item each;
 //! 3. the [`Relay`], a function on the outbox table's stream, publishes each event to the
-//!    [`Destination`] it names and marks it published; its TTL then removes it.
+//!    [`Destination`] it names and marks it published; its TTL then removes it;
+//! 4. the [`Sweeper`], run on a schedule, publishes what the stream did not get published
+//!    (a destination down for longer than the stream's retries, or than its 24 hours) and
+//!    reports the backlog: a committed event is published however long its destination is
+//!    down.
 //!
 //! A crash anywhere before the commit leaves nothing (the claim is released or runs out,
 //! and a retry runs the handler again); a crash after it leaves a completed record, whose
@@ -67,13 +71,15 @@ mod item;
 mod layer;
 mod relay;
 mod store;
+mod sweeper;
 mod unit_of_work;
 
 pub use destination::{Destination, UnknownDestination};
-pub use item::{OutboxEntry, OUTBOX_KEY};
+pub use item::{OutboxEntry, OUTBOX_KEY, UNPUBLISHED_INDEX};
 pub use layer::{Transactional, TransactionalLayer};
 pub use relay::{Relay, Relayed, DEFAULT_RETENTION};
 pub use store::{CommittedWork, TransactionalStore};
+pub use sweeper::{Backlog, Sweep, SweepError, Sweeper, DEFAULT_GRACE};
 pub use unit_of_work::{
     Staged, StagedEvent, UnitOfWork, UnitOfWorkError, TRANSACTION_MAX_ACTIONS,
     TRANSACTION_MAX_BYTES,

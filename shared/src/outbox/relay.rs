@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
 use super::destination::Destination;
-use super::item::{OutboxEntry, OUTBOX_KEY};
+use super::item::{OutboxEntry, OUTBOX_KEY, UNPUBLISHED};
 use crate::batch::RecordError;
 use crate::events::{EventRecord, OutgoingEvent, EVENT_NAME_ATTRIBUTE};
 use crate::faults::CrashPoint;
@@ -147,7 +147,10 @@ impl Relay {
             .update_item()
             .table_name(&self.outbox_table)
             .key(OUTBOX_KEY, AttributeValue::S(id.to_string()))
-            .update_expression("SET publishedAt = :now, expiration = :expiration")
+            .update_expression(
+                "SET publishedAt = :now, expiration = :expiration REMOVE #unpublished",
+            )
+            .expression_attribute_names("#unpublished", UNPUBLISHED)
             .condition_expression("attribute_exists(#key)")
             .expression_attribute_names("#key", OUTBOX_KEY)
             .expression_attribute_values(":now", AttributeValue::S(now.to_rfc3339()))
@@ -183,14 +186,28 @@ impl EventHandler for Relay {
         if entry.published_at.is_some() {
             return Ok(Relayed::Skipped);
         }
+        self.publish_entry(&entry).await?;
+        Ok(Relayed::Published {
+            event_id: entry.event_id,
+            destination: entry.destination,
+        })
+    }
+}
+
+impl Relay {
+    /// Publishes `entry` under its staged id and marks it published: what the stream's
+    /// records and the [`Sweeper`](super::Sweeper) both do with an unpublished item.
+    pub(crate) async fn publish_entry(&self, entry: &OutboxEntry) -> Result<(), RecordError> {
         let destination = entry.destination().map_err(RecordError::permanent)?;
         self.publish(&destination, &entry.outgoing()).await?;
         crate::faults::crash_point(CrashPoint::AfterPublish, &entry.id);
         self.mark_published(&entry.id).await?;
         tracing::info!(event_id = %entry.event_id, %destination, "outbox event published");
-        Ok(Relayed::Published {
-            event_id: entry.event_id,
-            destination: entry.destination,
-        })
+        Ok(())
+    }
+
+    /// The outbox table and the client that reads it.
+    pub(crate) fn outbox(&self) -> (&aws_sdk_dynamodb::Client, &str) {
+        (&self.dynamodb, &self.outbox_table)
     }
 }

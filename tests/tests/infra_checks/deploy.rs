@@ -415,6 +415,25 @@ fn needed(function: &str) -> Vec<Grant> {
                 ),
             ];
         }
+        // The sweeper reads the outbox's index of unpublished items and publishes through
+        // the relay's own path.
+        "OutboxSweeperFunction" => {
+            return vec![
+                grant(
+                    "dynamodb:Query",
+                    "OutboxTable",
+                    "shared/src/outbox/sweeper.rs",
+                    ".query()",
+                ),
+                grant(
+                    "dynamodb:UpdateItem",
+                    "OutboxTable",
+                    "shared/src/outbox/relay.rs",
+                    ".update_item()",
+                ),
+                PUBLISH,
+            ];
+        }
         other => panic!("no permissions listed for {other}"),
     };
     own.into_iter().chain(IDEMPOTENCY).collect()

@@ -126,6 +126,11 @@ pub fn target(value: &Value) -> Option<&str> {
     value["Ref"]
         .as_str()
         .or_else(|| value["Fn::GetAtt"][0].as_str())
+        .or_else(|| {
+            // `!Sub "${Table.Arn}/index/name"`: a part of the resource (an index of a table).
+            let text = value["Fn::Sub"].as_str()?.strip_prefix("${")?;
+            text.split(['.', '}']).next()
+        })
 }
 
 /// A function's property, else the one of `Globals.Function`.
