@@ -13,10 +13,18 @@
 //! | `stagedAt` | S | RFC 3339 |
 //! | `publishedAt` | S | set by the relay once published |
 //! | `expiration` | N | epoch seconds, the TTL: set by the relay once published |
+//!
+//! **Present means staged.** An item is written only where none is: one already under the
+//! same id was staged by an earlier commit of the same event (a rerun derives the same
+//! `eventId`), published or not, and is left exactly as it is. Overwriting it would drop the
+//! relay's `publishedAt` and TTL, and the stream would hand the relay the event once more.
+//! Every store follows the rule: DynamoDB with [`STAGE_CONDITION`] on each outbox put, the
+//! in-memory store with [`is_same_item`].
 
 use std::collections::{BTreeMap, HashMap};
 
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::error::BuildError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
@@ -26,6 +34,24 @@ use crate::events::OutgoingEvent;
 
 /// The outbox table's partition key.
 pub const OUTBOX_KEY: &str = "id";
+
+/// The condition of every outbox put: no item under its key yet (present means staged).
+pub(crate) const STAGE_CONDITION: &str = "attribute_not_exists(#key)";
+
+/// The put of `staged` into the outbox table `table`, conditional on [`STAGE_CONDITION`].
+pub(crate) fn put(
+    table: &str,
+    staged: &StagedEvent,
+    committed_by: &str,
+    now: DateTime<Utc>,
+) -> Result<Put, BuildError> {
+    Put::builder()
+        .table_name(table)
+        .set_item(Some(to_item(staged, committed_by, now)))
+        .condition_expression(STAGE_CONDITION)
+        .expression_attribute_names("#key", OUTBOX_KEY)
+        .build()
+}
 
 /// The outbox item of `staged`, committed by the idempotency key `committed_by`.
 pub(crate) fn to_item(
@@ -66,10 +92,16 @@ pub(crate) fn to_item(
     item
 }
 
-/// One item per event and destination: a rerun that stages the same event (same id) writes
-/// the same item.
+/// One item per event and destination: a rerun that stages the same event (same id) names
+/// the same item, which is then already present and left alone.
 pub(crate) fn outbox_id(staged: &StagedEvent) -> String {
     format!("{}|{}", staged.event.event_id, staged.destination)
+}
+
+/// Whether `a` and `b` are written to the same outbox item: the later commit finds the
+/// earlier one's item present and leaves it alone.
+pub(crate) fn is_same_item(a: &StagedEvent, b: &StagedEvent) -> bool {
+    outbox_id(a) == outbox_id(b)
 }
 
 /// An outbox item as the relay reads it from the stream's new image (plain JSON).

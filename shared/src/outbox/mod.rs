@@ -21,6 +21,11 @@
 //! A failed staged condition commits nothing and fails the record transiently, so the
 //! handler runs again on fresh reads ([`StoreError::StagedConditionFailed`](crate::idempotency::StoreError::StagedConditionFailed)).
 //!
+//! Present means staged: an event whose outbox item exists already (a rerun derives the
+//! same `eventId`, after its record expired, say) was staged by an earlier commit. Its item
+//! is left as it is, published or not, and the rest of the unit of work commits; the event
+//! is not published again.
+//!
 //! Side effects outside DynamoDB (a payment provider) cannot join the transaction: pass them
 //! an idempotency key derived from the event's id, so a rerun is recognised as the same.
 //!
@@ -67,9 +72,11 @@ mod item;
 mod layer;
 mod relay;
 mod store;
+mod transaction;
 mod unit_of_work;
 
 pub use destination::{Destination, UnknownDestination};
+pub(crate) use item::is_same_item;
 pub use item::{OutboxEntry, OUTBOX_KEY};
 pub use layer::{Transactional, TransactionalLayer};
 pub use relay::{Relay, Relayed, DEFAULT_RETENTION};
