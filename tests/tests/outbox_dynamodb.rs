@@ -2,6 +2,8 @@
 //! a unit of work commits with its completion in one transaction or not at all, and the
 //! relay publishes what was committed under the staged ids.
 
+#[path = "outbox_dynamodb/limits.rs"]
+mod limits;
 #[path = "outbox_dynamodb/staging.rs"]
 mod staging;
 

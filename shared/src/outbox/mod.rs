@@ -30,8 +30,12 @@
 //! an idempotency key derived from the event's id, so a rerun is recognised as the same.
 //!
 //! Limits: one transaction holds 100 actions (the completion, each write, each event) and
-//! 4 MB; staging past them is a [`UnitOfWorkError`]. A transaction costs two write units per
-//! kilobyte of each item, twice a plain write.
+//! 4 MB; an event must fit its destination's carrier (an SNS message 256 KB, an SQS message
+//! or an EventBridge event 1 MB) and its outbox item a DynamoDB item (400 KB, so an event
+//! for SQS or EventBridge stays a few KB under that). Staging past any of them is a
+//! [`UnitOfWorkError`] (permanent), so an event is never committed that could not be
+//! published. A transaction costs two write units per kilobyte of each item, twice a plain
+//! write.
 //!
 //! ```no_run
 //! use aws_sdk_dynamodb::types::{AttributeValue, Update};
@@ -71,6 +75,7 @@ mod destination;
 mod item;
 mod layer;
 mod relay;
+mod size;
 mod store;
 mod transaction;
 mod unit_of_work;

@@ -253,15 +253,23 @@ fn staging_past_a_transactions_limits_is_refused_when_staged() {
         "the refused write is not staged"
     );
 
+    // Each event fits its own outbox item (under 400 KB); eleven do not fit one transaction.
     let mut large = UnitOfWork::new();
-    let envelope = EventEnvelope::new(
-        "bank",
-        Deposited {
-            account: "x".repeat(TRANSACTION_MAX_BYTES),
-        },
-    );
+    let envelope = |n: usize| {
+        EventEnvelope::new(
+            "bank",
+            Deposited {
+                account: format!("{n}{}", "x".repeat(390 * 1000)),
+            },
+        )
+    };
+    for n in 0..10 {
+        large
+            .emit_envelope(Destination::sqs("q"), &envelope(n))
+            .unwrap();
+    }
     let refused = large
-        .emit_envelope(Destination::sqs("q"), &envelope)
+        .emit_envelope(Destination::sqs("q"), &envelope(10))
         .unwrap_err();
     assert!(matches!(
         refused,
@@ -270,7 +278,7 @@ fn staging_past_a_transactions_limits_is_refused_when_staged() {
             ..
         }
     ));
-    assert!(large.is_empty());
+    assert_eq!(large.events().len(), 10, "the refused event is not staged");
     assert_eq!(
         crate::batch::Classify::class(&refused),
         ErrorClass::Permanent
