@@ -2,6 +2,11 @@
 //! a unit of work commits with its completion in one transaction or not at all, and the
 //! relay publishes what was committed under the staged ids.
 
+#[path = "outbox_dynamodb/limits.rs"]
+mod limits;
+#[path = "outbox_dynamodb/staging.rs"]
+mod staging;
+
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{AttributeValue, Put, Update};
@@ -30,6 +35,8 @@ impl VersionedEvent for Deposited {
     const EVENT_TYPE: &'static str = "Deposited";
     const CURRENT_VERSION: u32 = 1;
 }
+
+type Item = std::collections::HashMap<String, AttributeValue>;
 
 struct Bank {
     cloud: LocalCloud,
@@ -85,7 +92,18 @@ impl Bank {
         item.get("balance")?.as_n().ok()?.parse().ok()
     }
 
-    async fn outbox_items(&self) -> Vec<std::collections::HashMap<String, AttributeValue>> {
+    /// The relay (publishing to SQS) handed `stream_event`, as Lambda would: its response.
+    async fn relay(&self, stream_event: Value) -> Value {
+        let relay = EventFunction::new(Handler::from_service(
+            Relay::new(self.cloud.dynamodb.clone(), &self.outbox).with_sqs(self.cloud.sqs.clone()),
+        ));
+        relay
+            .handle(stream_event, Deadline::after(Duration::from_secs(30)))
+            .await
+            .unwrap()
+    }
+
+    async fn outbox_items(&self) -> Vec<Item> {
         self.cloud
             .dynamodb
             .scan()
@@ -282,7 +300,7 @@ async fn an_owner_whose_claim_was_taken_over_commits_nothing() {
 }
 
 /// DynamoDB JSON (`{"S": ..}`) of an item, as a stream record's `NewImage` carries it.
-fn dynamodb_json(item: &std::collections::HashMap<String, AttributeValue>) -> Value {
+fn dynamodb_json(item: &Item) -> Value {
     fn value(attribute: &AttributeValue) -> Value {
         match attribute {
             AttributeValue::S(text) => json!({"S": text}),
@@ -299,6 +317,21 @@ fn dynamodb_json(item: &std::collections::HashMap<String, AttributeValue>) -> Va
     )
 }
 
+/// A stream event of one change `name` (`INSERT`, `MODIFY`) of the outbox item `item`.
+fn stream_event(sequence: &str, name: &str, item: &Item) -> Value {
+    json!({"Records": [{
+        "eventID": sequence, "eventName": name, "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
+        "eventSourceARN": "arn:aws:dynamodb:us-east-1:000000000000:table/outbox/stream/1",
+        "dynamodb": {
+            "ApproximateCreationDateTime": 1764460800,
+            "Keys": {"id": item["id"].as_s().map(|id| json!({"S": id})).unwrap()},
+            "NewImage": dynamodb_json(item),
+            "SequenceNumber": sequence, "SizeBytes": 100, "StreamViewType": "NEW_IMAGE"
+        }
+    }]})
+}
+
 #[tokio::test]
 async fn the_relay_publishes_committed_events_under_their_staged_ids_and_marks_them() {
     let bank = Bank::create().await;
@@ -310,31 +343,7 @@ async fn the_relay_publishes_committed_events_under_their_staged_ids_and_marks_t
         .unwrap();
     assert!(!committed.replayed);
     let items = bank.outbox_items().await;
-    let stream_event =
-        |sequence: &str, name: &str, item: &std::collections::HashMap<String, AttributeValue>| {
-            json!({"Records": [{
-                "eventID": sequence, "eventName": name, "eventVersion": "1.1",
-                "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
-                "eventSourceARN": "arn:aws:dynamodb:us-east-1:000000000000:table/outbox/stream/1",
-                "dynamodb": {
-                    "ApproximateCreationDateTime": 1764460800,
-                    "Keys": {"id": item["id"].as_s().map(|id| json!({"S": id})).unwrap()},
-                    "NewImage": dynamodb_json(item),
-                    "SequenceNumber": sequence, "SizeBytes": 100, "StreamViewType": "NEW_IMAGE"
-                }
-            }]})
-        };
-    let relay = EventFunction::new(Handler::from_service(
-        Relay::new(bank.cloud.dynamodb.clone(), &bank.outbox).with_sqs(bank.cloud.sqs.clone()),
-    ));
-
-    let response = relay
-        .handle(
-            stream_event("100", "INSERT", &items[0]),
-            Deadline::after(Duration::from_secs(30)),
-        )
-        .await
-        .unwrap();
+    let response = bank.relay(stream_event("100", "INSERT", &items[0])).await;
 
     assert_eq!(response, json!({"batchItemFailures": []}));
     let queue = &bank.queue;
@@ -353,13 +362,7 @@ async fn the_relay_publishes_committed_events_under_their_staged_ids_and_marks_t
     );
 
     // The relay's own mark comes back on the stream as a MODIFY: nothing is sent again.
-    let response = relay
-        .handle(
-            stream_event("200", "MODIFY", &marked[0]),
-            Deadline::after(Duration::from_secs(30)),
-        )
-        .await
-        .unwrap();
+    let response = bank.relay(stream_event("200", "MODIFY", &marked[0])).await;
     assert_eq!(response, json!({"batchItemFailures": []}));
     assert!(bank
         .cloud

@@ -96,8 +96,23 @@ impl Classify for crate::events::DecodeError {
 }
 
 /// An event the bus, topic or queue did not accept after the retries: a later delivery may
-/// publish it.
-impl Classify for crate::events::PublishFailure {}
+/// publish it, unless it was too large for its carrier, which it stays.
+impl Classify for crate::events::PublishFailure {
+    fn class(&self) -> ErrorClass {
+        if self.code == crate::events::EVENT_TOO_LARGE {
+            ErrorClass::Permanent
+        } else {
+            ErrorClass::Transient
+        }
+    }
+}
+
+/// An event is as large on every attempt.
+impl Classify for crate::events::EventTooLarge {
+    fn class(&self) -> ErrorClass {
+        ErrorClass::Permanent
+    }
+}
 
 /// An AWS SDK request failure (network, throttling, a service error): retry later.
 impl<E, R> Classify for aws_smithy_runtime_api::client::result::SdkError<E, R> {}

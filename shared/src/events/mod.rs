@@ -42,6 +42,7 @@
 //! }
 //! ```
 
+mod carrier;
 mod decode;
 mod envelope;
 mod error;
@@ -60,6 +61,7 @@ mod versioned;
 #[cfg(test)]
 mod tests;
 
+pub use carrier::{Carrier, EventTooLarge};
 pub use decode::decode_data;
 pub use envelope::{derived_event_id, EventEnvelope};
 pub use error::{DecodeError, DecodeReason};
@@ -70,11 +72,11 @@ pub use publish::SnsPublisher;
 #[cfg(feature = "sqs")]
 pub use publish::SqsPublisher;
 pub use publish::{
-    OutgoingEvent, PublishFailure, RetryPolicy, MAX_BATCH_BYTES, MAX_BATCH_ENTRIES,
-    SCHEMA_VIOLATION,
+    OutgoingEvent, PublishFailure, RetryPolicy, EVENT_TOO_LARGE, MAX_BATCH_BYTES,
+    MAX_BATCH_ENTRIES, SCHEMA_VIOLATION,
 };
 pub use record::{EventRecord, MessageAttribute, Source};
 #[cfg(feature = "dynamodb")]
 pub use sources::EVENT_NAME_ATTRIBUTE;
-pub use sources::{records_from, CarriesRecords, DecodeOptions, DEFAULT_MAX_BODY_BYTES};
+pub use sources::{records_from, CarriesRecords, DecodeOptions};
 pub use versioned::{UpcastError, VersionedEvent};

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::events::Carrier;
+
 /// Where the relay publishes an outbox event.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Destination {
@@ -28,6 +30,16 @@ impl Destination {
     /// The SQS queue `queue_url`.
     pub fn sqs(queue_url: impl Into<String>) -> Self {
         Self::Sqs(queue_url.into())
+    }
+
+    /// What carries its events there: an event for it keeps that carrier's limit
+    /// ([`Carrier::max_bytes`]), or it is refused when staged.
+    pub fn carrier(&self) -> Carrier {
+        match self {
+            Self::EventBridge(_) => Carrier::EventBridge,
+            Self::Sns(_) => Carrier::Sns,
+            Self::Sqs(_) => Carrier::Sqs,
+        }
     }
 }
 

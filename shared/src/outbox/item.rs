@@ -20,16 +20,25 @@
 //! [`Sweeper`](super::Sweeper) finds the events the stream did not get published, and the
 //! backlog is counted, without reading the published ones. Sixteen shards spread its writes
 //! (one partition of an index takes 1,000 writes a second).
+//!
+//! **Present means staged.** An item is written only where none is: one already under the
+//! same id was staged by an earlier commit of the same event (a rerun derives the same
+//! `eventId`), published or not, and is left exactly as it is. Overwriting it would drop the
+//! relay's `publishedAt` and TTL, and the stream would hand the relay the event once more.
+//! Every store follows the rule: DynamoDB with [`STAGE_CONDITION`] on each outbox put, the
+//! in-memory store with [`is_same_item`].
 
 use std::collections::{BTreeMap, HashMap};
 
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::error::BuildError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::destination::Destination;
+use super::size::item_bytes;
 use super::unit_of_work::StagedEvent;
-use crate::events::OutgoingEvent;
+use crate::events::{Carrier, EventTooLarge, OutgoingEvent};
 
 /// The outbox table's partition key.
 pub const OUTBOX_KEY: &str = "id";
@@ -59,6 +68,49 @@ pub(crate) fn unpublished_shards() -> impl Iterator<Item = String> {
 /// A time as `stagedAt` writes it: sortable as text.
 pub(crate) fn staged_at(time: DateTime<Utc>) -> String {
     time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// The most bytes `committedBy` takes: an idempotency key, which a DynamoDB partition key
+/// (the idempotency table's) holds up to 2,048 of, or a record id, which is shorter.
+const COMMITTED_BY_MAX_BYTES: usize = 2048;
+
+/// Whether `staged` can be committed and then published: its destination's carrier holds
+/// the event, and a DynamoDB item its outbox item with all it gains after staging. The
+/// smaller of the two limits is the event's; past it the event is refused when staged,
+/// since once committed nothing could publish it. Returns the outbox item's size.
+pub(crate) fn admit(staged: &StagedEvent) -> Result<usize, EventTooLarge> {
+    staged.destination.carrier().admit(&staged.event)?;
+    let bytes = item_bytes_at_most(staged);
+    EventTooLarge::check(&staged.event, bytes, Carrier::DynamoDbItem)?;
+    Ok(bytes)
+}
+
+/// The outbox item's size at its largest: `stagedAt` as long as chrono writes it, the
+/// longest `committedBy`, and the relay's mark (`publishedAt`, `expiration`).
+fn item_bytes_at_most(staged: &StagedEvent) -> usize {
+    let latest = DateTime::<Utc>::MAX_UTC;
+    let mut item = to_item(staged, "", latest);
+    item.insert("publishedAt".into(), AttributeValue::S(latest.to_rfc3339()));
+    item.insert("expiration".into(), AttributeValue::N(u64::MAX.to_string()));
+    item_bytes(Some(&item)) + COMMITTED_BY_MAX_BYTES
+}
+
+/// The condition of every outbox put: no item under its key yet (present means staged).
+pub(crate) const STAGE_CONDITION: &str = "attribute_not_exists(#key)";
+
+/// The put of `staged` into the outbox table `table`, conditional on [`STAGE_CONDITION`].
+pub(crate) fn put(
+    table: &str,
+    staged: &StagedEvent,
+    committed_by: &str,
+    now: DateTime<Utc>,
+) -> Result<Put, BuildError> {
+    Put::builder()
+        .table_name(table)
+        .set_item(Some(to_item(staged, committed_by, now)))
+        .condition_expression(STAGE_CONDITION)
+        .expression_attribute_names("#key", OUTBOX_KEY)
+        .build()
 }
 
 /// The outbox item of `staged`, committed by the idempotency key `committed_by`.
@@ -102,10 +154,16 @@ pub(crate) fn to_item(
     item
 }
 
-/// One item per event and destination: a rerun that stages the same event (same id) writes
-/// the same item.
+/// One item per event and destination: a rerun that stages the same event (same id) names
+/// the same item, which is then already present and left alone.
 pub(crate) fn outbox_id(staged: &StagedEvent) -> String {
     format!("{}|{}", staged.event.event_id, staged.destination)
+}
+
+/// Whether `a` and `b` are written to the same outbox item: the later commit finds the
+/// earlier one's item present and leaves it alone.
+pub(crate) fn is_same_item(a: &StagedEvent, b: &StagedEvent) -> bool {
+    outbox_id(a) == outbox_id(b)
 }
 
 /// An outbox item as the relay reads it from the stream's new image (plain JSON).
@@ -166,5 +224,93 @@ impl OutboxEntry {
     /// Where it goes.
     pub fn destination(&self) -> Result<Destination, super::UnknownDestination> {
         self.destination.parse()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::{Classify, ErrorClass};
+    use crate::events::EventEnvelope;
+    use crate::outbox::{UnitOfWork, UnitOfWorkError};
+
+    fn event_with_body(bytes: usize) -> OutgoingEvent {
+        let envelope = EventEnvelope::from_parts("Noted", 1, "tests", ());
+        let mut event = OutgoingEvent::from_envelope(&envelope).unwrap();
+        event.body = "x".repeat(bytes);
+        event
+    }
+
+    /// The largest body `destination` takes, and what refuses one byte more.
+    fn boundary(destination: &Destination) -> (usize, Carrier) {
+        let carrier = destination.carrier();
+        let overhead = event_with_body(0).size_bytes();
+        let staged = |bytes| StagedEvent {
+            destination: destination.clone(),
+            event: event_with_body(bytes),
+        };
+        let item_overhead = item_bytes_at_most(&staged(0));
+        let by_carrier = carrier.max_bytes() - overhead;
+        let by_item = Carrier::DynamoDbItem.max_bytes() - item_overhead;
+        if by_carrier < by_item {
+            (by_carrier, carrier)
+        } else {
+            (by_item, Carrier::DynamoDbItem)
+        }
+    }
+
+    #[test]
+    fn an_event_is_staged_up_to_the_smaller_of_its_carriers_and_the_outbox_items_limit() {
+        for (destination, binding) in [
+            (Destination::sns("arn:aws:sns:us-east-1:1:t"), Carrier::Sns),
+            (Destination::sqs("https://sqs/1/q"), Carrier::DynamoDbItem),
+            (Destination::event_bridge("bus"), Carrier::DynamoDbItem),
+        ] {
+            let (largest, carrier) = boundary(&destination);
+            assert_eq!(carrier, binding, "{destination}");
+            let mut work = UnitOfWork::new();
+            work.emit(destination.clone(), event_with_body(largest))
+                .unwrap_or_else(|error| panic!("{destination}: {error}"));
+
+            let over = event_with_body(largest + 1);
+            let refused = work.emit(destination.clone(), over.clone()).unwrap_err();
+
+            let UnitOfWorkError::EventTooLarge(too_large) = &refused else {
+                panic!("{destination}: {refused:?}");
+            };
+            assert_eq!(too_large.carrier, binding, "{destination}");
+            assert_eq!(too_large.limit, binding.max_bytes());
+            assert_eq!(too_large.size, binding.max_bytes() + 1);
+            assert_eq!(
+                (too_large.event_id.as_str(), too_large.event_type.as_str()),
+                (over.event_id.as_str(), "Noted")
+            );
+            assert_eq!(refused.class(), ErrorClass::Permanent);
+            assert_eq!(work.events().len(), 1, "the refused event is not staged");
+        }
+    }
+
+    /// The outbox item's other attributes, and all it gains after staging, leave an event
+    /// for SQS or EventBridge a few KB under the item's 400 KB, and fit the item measured as
+    /// DynamoDB would measure it once committed and published.
+    #[test]
+    fn an_outbox_item_keeps_room_for_what_it_gains_after_staging() {
+        let destination = Destination::sqs("https://sqs.us-east-1.amazonaws.com/1/orders");
+        let (largest, _) = boundary(&destination);
+        assert!(
+            (400 * 1024 - 4096..400 * 1024 - 2048).contains(&largest),
+            "{largest}"
+        );
+        let staged = StagedEvent {
+            destination,
+            event: event_with_body(largest),
+        };
+        let mut item = to_item(&staged, &format!("bank#{}", "f".repeat(64)), Utc::now());
+        item.insert(
+            "publishedAt".into(),
+            AttributeValue::S(Utc::now().to_rfc3339()),
+        );
+        item.insert("expiration".into(), AttributeValue::N("1767225600".into()));
+        assert!(item_bytes(Some(&item)) <= Carrier::DynamoDbItem.max_bytes());
     }
 }

@@ -25,12 +25,21 @@
 //! A failed staged condition commits nothing and fails the record transiently, so the
 //! handler runs again on fresh reads ([`StoreError::StagedConditionFailed`](crate::idempotency::StoreError::StagedConditionFailed)).
 //!
+//! Present means staged: an event whose outbox item exists already (a rerun derives the
+//! same `eventId`, after its record expired, say) was staged by an earlier commit. Its item
+//! is left as it is, published or not, and the rest of the unit of work commits; the event
+//! is not published again.
+//!
 //! Side effects outside DynamoDB (a payment provider) cannot join the transaction: pass them
 //! an idempotency key derived from the event's id, so a rerun is recognised as the same.
 //!
 //! Limits: one transaction holds 100 actions (the completion, each write, each event) and
-//! 4 MB; staging past them is a [`UnitOfWorkError`]. A transaction costs two write units per
-//! kilobyte of each item, twice a plain write.
+//! 4 MB; an event must fit its destination's carrier (an SNS message 256 KB, an SQS message
+//! or an EventBridge event 1 MB) and its outbox item a DynamoDB item (400 KB, so an event
+//! for SQS or EventBridge stays a few KB under that). Staging past any of them is a
+//! [`UnitOfWorkError`] (permanent), so an event is never committed that could not be
+//! published. A transaction costs two write units per kilobyte of each item, twice a plain
+//! write.
 //!
 //! ```no_run
 //! use aws_sdk_dynamodb::types::{AttributeValue, Update};
@@ -70,11 +79,14 @@ mod destination;
 mod item;
 mod layer;
 mod relay;
+mod size;
 mod store;
 mod sweeper;
+mod transaction;
 mod unit_of_work;
 
 pub use destination::{Destination, UnknownDestination};
+pub(crate) use item::is_same_item;
 pub use item::{OutboxEntry, OUTBOX_KEY, UNPUBLISHED_INDEX};
 pub use layer::{Transactional, TransactionalLayer};
 pub use relay::{Relay, Relayed, DEFAULT_RETENTION};

@@ -4,11 +4,8 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::TransactWriteItem;
 
-use super::item::to_item;
 use super::unit_of_work::{StagedEvent, UnitOfWork};
 use crate::idempotency::{DynamoDbStore, IdempotencyStore, InMemoryStore, StoreError};
 
@@ -30,6 +27,10 @@ pub struct CommittedWork {
 /// - [`StoreError::Fenced`]: the claim was taken over; nothing was written.
 /// - [`StoreError::StagedConditionFailed`]: a staged write's condition did not hold;
 ///   nothing was written, the claim is still the caller's.
+///
+/// An event whose outbox item is present already was staged by an earlier commit: its item
+/// is left as it is, and the rest commits (present means
+/// staged, see the [module docs](super)).
 pub trait TransactionalStore: IdempotencyStore {
     /// Marks `key` completed with `result` and `expiration` and commits `work`, if `owner`
     /// still owns the claim.
@@ -73,7 +74,8 @@ impl<S: TransactionalStore> TransactionalStore for Arc<S> {
 }
 
 /// Records the work next to the completion (see [`InMemoryStore::commits`]); applies none
-/// of the writes, which name DynamoDB tables.
+/// of the writes, which name DynamoDB tables. An event committed before is left out of the
+/// record (present means staged).
 impl TransactionalStore for InMemoryStore {
     async fn complete_with(
         &self,
@@ -93,7 +95,8 @@ impl TransactionalStore for InMemoryStore {
 }
 
 /// One `TransactWriteItems`: the completion's update (fenced on the owner), the staged
-/// writes, and one put per staged event into the outbox table.
+/// writes, and one conditional put per staged event into the outbox table (see
+/// `transaction.rs`).
 impl TransactionalStore for DynamoDbStore {
     async fn complete_with(
         &self,
@@ -120,85 +123,4 @@ impl TransactionalStore for DynamoDbStore {
         }
         self.transact(None, work, record_id, None).await
     }
-}
-
-impl DynamoDbStore {
-    async fn transact(
-        &self,
-        completion: Option<TransactWriteItem>,
-        work: UnitOfWork,
-        committed_by: &str,
-        token: Option<&str>,
-    ) -> Result<(), StoreError> {
-        let first_staged = usize::from(completion.is_some());
-        let (writes, events) = work.into_parts();
-        let mut actions = Vec::with_capacity(writes.len() + events.len() + 1);
-        actions.extend(completion);
-        actions.extend(writes);
-        if !events.is_empty() {
-            let Some(outbox) = self.outbox_table() else {
-                return Err(StoreError::other(
-                    "events were staged but the store has no outbox table (DynamoDbStore::with_outbox)",
-                ));
-            };
-            let now = chrono::Utc::now();
-            for staged in &events {
-                let put = Put::builder()
-                    .table_name(outbox)
-                    .set_item(Some(to_item(staged, committed_by, now)))
-                    .build()
-                    .map_err(|error| StoreError::other(error.to_string()))?;
-                actions.push(TransactWriteItem::builder().put(put).build());
-            }
-        }
-        let outcome = self
-            .client()
-            .transact_write_items()
-            .set_transact_items(Some(actions))
-            .set_client_request_token(token.map(str::to_string))
-            .send()
-            .await;
-        match outcome {
-            Ok(_) => Ok(()),
-            Err(error) => Err(commit_error(self.table(), first_staged, error)),
-        }
-    }
-}
-
-/// A cancelled transaction names the action whose condition failed: the first is the
-/// completion (fenced), any other a staged write.
-fn commit_error<R>(
-    table: &str,
-    first_staged: usize,
-    error: SdkError<TransactWriteItemsError, R>,
-) -> StoreError
-where
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
-        error.as_service_error()
-    {
-        let reasons = cancelled.cancellation_reasons();
-        let failed = reasons
-            .iter()
-            .position(|reason| reason.code() == Some("ConditionalCheckFailed"));
-        match failed {
-            Some(position) if position < first_staged => return StoreError::Fenced,
-            Some(position) => {
-                return StoreError::StagedConditionFailed {
-                    position: position - first_staged,
-                    message: reasons[position].message().unwrap_or_default().to_string(),
-                }
-            }
-            None => {
-                let codes: Vec<&str> = reasons.iter().filter_map(|r| r.code()).collect();
-                return StoreError::other(format!(
-                    "unit of work's transaction was cancelled ({}): {}",
-                    codes.join(", "),
-                    DisplayErrorContext(&error)
-                ));
-            }
-        }
-    }
-    crate::idempotency::store_error(table, error)
 }

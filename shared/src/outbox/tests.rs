@@ -253,15 +253,23 @@ fn staging_past_a_transactions_limits_is_refused_when_staged() {
         "the refused write is not staged"
     );
 
+    // Each event fits its own outbox item (under 400 KB); eleven do not fit one transaction.
     let mut large = UnitOfWork::new();
-    let envelope = EventEnvelope::new(
-        "bank",
-        Deposited {
-            account: "x".repeat(TRANSACTION_MAX_BYTES),
-        },
-    );
+    let envelope = |n: usize| {
+        EventEnvelope::new(
+            "bank",
+            Deposited {
+                account: format!("{n}{}", "x".repeat(390 * 1000)),
+            },
+        )
+    };
+    for n in 0..10 {
+        large
+            .emit_envelope(Destination::sqs("q"), &envelope(n))
+            .unwrap();
+    }
     let refused = large
-        .emit_envelope(Destination::sqs("q"), &envelope)
+        .emit_envelope(Destination::sqs("q"), &envelope(10))
         .unwrap_err();
     assert!(matches!(
         refused,
@@ -270,9 +278,85 @@ fn staging_past_a_transactions_limits_is_refused_when_staged() {
             ..
         }
     ));
-    assert!(large.is_empty());
+    assert_eq!(large.events().len(), 10, "the refused event is not staged");
     assert_eq!(
         crate::batch::Classify::class(&refused),
         ErrorClass::Permanent
     );
+}
+
+/// A rerun (its record expired, say) stages the very same derived event: the in-memory
+/// store, like the DynamoDB one, leaves the earlier commit's event alone and records the
+/// rest of the unit of work.
+#[tokio::test]
+async fn an_event_committed_before_is_not_committed_again() {
+    let store = InMemoryStore::new();
+    let cause = EventEnvelope::new(
+        "tests",
+        Deposited {
+            account: "a-1".into(),
+        },
+    );
+    let work = |destinations: &[Destination]| {
+        let credited = EventEnvelope::caused_by(
+            &cause,
+            "bank",
+            Deposited {
+                account: "a-1".into(),
+            },
+        );
+        let mut work = UnitOfWork::new();
+        work.put(put("a-1")).unwrap();
+        for destination in destinations {
+            work.emit_envelope(destination.clone(), &credited).unwrap();
+        }
+        work
+    };
+    let claim = |key: &str| IdempotencyRecord {
+        key: key.into(),
+        status: Status::InProgress,
+        expiration: 3600,
+        in_progress_expiry_ms: Some(1_000),
+        result: None,
+        payload_hash: None,
+        owner: Some("o".into()),
+    };
+    let (bus, queue) = (Destination::event_bridge("bus"), Destination::sqs("q"));
+    for key in ["bank#1", "bank#2"] {
+        store.claim(&claim(key), 0).await.unwrap();
+    }
+
+    TransactionalStore::complete_with(
+        &store,
+        "bank#1",
+        "o",
+        "1",
+        9,
+        work(std::slice::from_ref(&bus)),
+    )
+    .await
+    .unwrap();
+    TransactionalStore::complete_with(&store, "bank#2", "o", "1", 9, work(&[bus, queue.clone()]))
+        .await
+        .unwrap();
+    store.commit_alone(work(&[queue]), "m-3").await.unwrap();
+
+    let commits = store.commits();
+    let destinations = |n: usize| -> Vec<String> {
+        commits[n]
+            .events
+            .iter()
+            .map(|event| event.destination.to_string())
+            .collect()
+    };
+    assert_eq!(destinations(0), ["eventbridge:bus"]);
+    assert_eq!(
+        destinations(1),
+        ["sqs:q"],
+        "the bus's item was staged already"
+    );
+    assert!(destinations(2).is_empty());
+    assert!(commits.iter().all(|commit| commit.writes.len() == 1));
+    let completed = store.get("bank#2").await.unwrap().unwrap();
+    assert_eq!(completed.status, Status::Completed, "the record completes");
 }

@@ -1,13 +1,13 @@
 //! What a handler stages: its DynamoDB writes and its outgoing events, committed later in one
 //! transaction with the idempotency completion, or not at all.
 
-use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{ConditionCheck, Delete, Put, TransactWriteItem, Update};
 use serde::Serialize;
 
 use super::destination::Destination;
-use crate::events::{EventEnvelope, OutgoingEvent};
+use super::item::admit;
+use super::size::{expression_bytes, item_bytes, values_bytes};
+use crate::events::{EventEnvelope, EventTooLarge, OutgoingEvent};
 
 /// DynamoDB's limit on the actions of one `TransactWriteItems`.
 pub const TRANSACTION_MAX_ACTIONS: usize = 100;
@@ -38,6 +38,10 @@ pub enum UnitOfWorkError {
         /// The limit.
         limit: usize,
     },
+    /// An event larger than its destination's carrier holds, or than an outbox item can
+    /// store: refused when staged, since once committed nothing could publish it.
+    #[error(transparent)]
+    EventTooLarge(#[from] EventTooLarge),
     /// An outgoing event did not serialize.
     #[error("event {event_id} did not serialize: {message}")]
     Serialize {
@@ -48,7 +52,7 @@ pub enum UnitOfWorkError {
     },
 }
 
-/// Retrying cannot make staged work fit, nor an event serialize.
+/// Retrying cannot make staged work fit, an event smaller, nor an event serialize.
 impl crate::batch::Classify for UnitOfWorkError {
     fn class(&self) -> crate::batch::ErrorClass {
         crate::batch::ErrorClass::Permanent
@@ -74,9 +78,11 @@ pub struct StagedEvent {
 /// retried, so a handler that decides on what it read stages conditions on what it read.
 ///
 /// One transaction holds [`TRANSACTION_MAX_ACTIONS`] actions and
-/// [`TRANSACTION_MAX_BYTES`]; the completion takes one action and every event one more.
-/// Staging past either limit is a [`UnitOfWorkError`], at staging time, never a surprise at
-/// commit. A transaction costs two write units per kilobyte of each item.
+/// [`TRANSACTION_MAX_BYTES`]; the completion takes one action and every event one more. An
+/// event must fit its destination's carrier ([`Destination::carrier`]) and its outbox item
+/// a DynamoDB item (400 KB). Staging past any of these limits is a [`UnitOfWorkError`], at
+/// staging time, never a surprise at commit nor an event committed that cannot be
+/// published. A transaction costs two write units per kilobyte of each item.
 #[derive(Debug, Default)]
 #[must_use = "staged writes and events happen only when the unit of work is returned in a `Staged` and committed"]
 pub struct UnitOfWork {
@@ -127,15 +133,19 @@ impl UnitOfWork {
     }
 
     /// Stages `event` for `destination`: it is written to the outbox with the commit and
-    /// published by the relay under its `eventId`.
+    /// published by the relay under its `eventId`. An event larger than the destination's
+    /// carrier holds, or than an outbox item stores, is refused here
+    /// ([`UnitOfWorkError::EventTooLarge`]).
     pub fn emit(
         &mut self,
         destination: Destination,
         event: OutgoingEvent,
     ) -> Result<&mut Self, UnitOfWorkError> {
-        self.check(1, event.body.len() + OUTBOX_ITEM_OVERHEAD)?;
-        self.bytes += event.body.len() + OUTBOX_ITEM_OVERHEAD;
-        self.events.push(StagedEvent { destination, event });
+        let staged = StagedEvent { destination, event };
+        let bytes = admit(&staged)?;
+        self.check(1, bytes)?;
+        self.bytes += bytes;
+        self.events.push(staged);
         Ok(self)
     }
 
@@ -247,44 +257,5 @@ impl<O> Staged<O> {
     }
 }
 
-/// What an outbox item adds to its event's body (ids, destination, metadata), estimated.
-const OUTBOX_ITEM_OVERHEAD: usize = 1024;
 /// The completion's update, with the stored result bounded by the record's own limits.
 const COMPLETION_OVERHEAD: usize = 1024;
-
-/// DynamoDB's item size rule, approximately: names plus values (strings and binaries by
-/// length, numbers by digits).
-fn item_bytes(item: Option<&std::collections::HashMap<String, AttributeValue>>) -> usize {
-    item.map_or(0, |item| {
-        item.iter()
-            .map(|(name, value)| name.len() + value_bytes(value))
-            .sum()
-    })
-}
-
-fn values_bytes(values: Option<&std::collections::HashMap<String, AttributeValue>>) -> usize {
-    item_bytes(values)
-}
-
-fn expression_bytes(expression: Option<&str>) -> usize {
-    expression.map_or(0, str::len)
-}
-
-fn value_bytes(value: &AttributeValue) -> usize {
-    match value {
-        AttributeValue::S(text) | AttributeValue::N(text) => text.len() + 1,
-        AttributeValue::B(blob) => blob.as_ref().len() + 1,
-        AttributeValue::Ss(texts) | AttributeValue::Ns(texts) => {
-            texts.iter().map(|text| text.len() + 1).sum()
-        }
-        AttributeValue::Bs(blobs) => blobs.iter().map(|blob| blob.as_ref().len() + 1).sum(),
-        AttributeValue::L(values) => 3 + values.iter().map(|v| value_bytes(v) + 1).sum::<usize>(),
-        AttributeValue::M(map) => {
-            3 + map
-                .iter()
-                .map(|(name, v)| name.len() + value_bytes(v) + 1)
-                .sum::<usize>()
-        }
-        _ => 1,
-    }
-}

@@ -4,7 +4,10 @@
 use std::collections::BTreeSet;
 
 use super::contract::ContractCheck;
-use super::{OutgoingEvent, PublishFailure, RetryPolicy, MAX_BATCH_BYTES, MAX_BATCH_ENTRIES};
+use super::{
+    OutgoingEvent, PublishFailure, RetryPolicy, EVENT_TOO_LARGE, MAX_BATCH_BYTES, MAX_BATCH_ENTRIES,
+};
+use crate::events::Carrier;
 
 /// One entry a batch request reported as failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,6 +102,9 @@ const ENTRY_VALIDATION_CODES: &[&str] = &[
 
 /// One service's batch API.
 pub(crate) trait BatchSender {
+    /// What its messages are: how large an event it can send.
+    const CARRIER: Carrier;
+
     /// Sends `batch` (at most [`MAX_BATCH_ENTRIES`]) in one request. `Ok` lists the entries
     /// that failed, by position; `Err` means the whole request failed (after the SDK's own
     /// retries) and says why.
@@ -108,16 +114,21 @@ pub(crate) trait BatchSender {
     ) -> Result<Vec<EntryFailure>, RequestFailure>;
 }
 
-/// Sends every event that passes `check`; returns those that finally failed (the rejected
-/// ones included), ordered by index.
+/// Sends every event that its carrier holds and that passes `check`; returns those that
+/// finally failed (the rejected ones included), ordered by index.
 pub(crate) async fn publish_all<S: BatchSender>(
     sender: &S,
     events: &[OutgoingEvent],
     policy: &RetryPolicy,
     check: &ContractCheck,
 ) -> Vec<PublishFailure> {
-    let mut failures = check.reject(events);
-    let rejected: BTreeSet<usize> = failures.iter().map(|failure| failure.index).collect();
+    let mut failures = too_large(events, S::CARRIER);
+    let mut rejected: BTreeSet<usize> = failures.iter().map(|failure| failure.index).collect();
+    for failure in check.reject(events) {
+        if rejected.insert(failure.index) {
+            failures.push(failure);
+        }
+    }
     for batch in batches(events) {
         let batch: Vec<usize> = batch
             .into_iter()
@@ -129,6 +140,25 @@ pub(crate) async fn publish_all<S: BatchSender>(
     }
     failures.sort_by_key(|failure| failure.index);
     failures
+}
+
+/// The events `carrier` cannot hold, as failures: sending them would only have the service
+/// refuse them, on every attempt.
+fn too_large(events: &[OutgoingEvent], carrier: Carrier) -> Vec<PublishFailure> {
+    events
+        .iter()
+        .enumerate()
+        .filter_map(|(index, event)| {
+            let refused = carrier.admit(event).err()?;
+            Some(PublishFailure {
+                index,
+                event_id: event.event_id.clone(),
+                code: EVENT_TOO_LARGE.into(),
+                message: refused.to_string(),
+                attempts: 0,
+            })
+        })
+        .collect()
 }
 
 /// Indices of `events`, in order, cut at [`MAX_BATCH_ENTRIES`] entries or
@@ -252,6 +282,8 @@ mod tests {
     }
 
     impl BatchSender for ScriptedSender {
+        const CARRIER: Carrier = Carrier::Sns;
+
         async fn send_batch(
             &self,
             batch: &[&OutgoingEvent],
@@ -369,6 +401,58 @@ mod tests {
         assert_eq!(sender.sends_of("e-1"), 1);
     }
 
+    /// An event of exactly `size` bytes as the carriers' rule counts them.
+    fn event_of_size(id: usize, size: usize) -> OutgoingEvent {
+        let mut outgoing = event(id, 0);
+        outgoing.body.clear();
+        let overhead = outgoing.size_bytes();
+        outgoing.body = "x".repeat(size - overhead);
+        outgoing
+    }
+
+    /// An event its carrier cannot hold fails unsent, at once, naming its size and the
+    /// limit; one at the limit is sent.
+    #[tokio::test(start_paused = true)]
+    async fn an_event_too_large_for_its_carrier_fails_unsent() {
+        let limit = Carrier::Sns.max_bytes();
+        let events = vec![event_of_size(0, limit), event_of_size(1, limit + 1)];
+        let sender = ScriptedSender::new(vec![]);
+
+        let failures = publish_all(&sender, &events, &fast(3), &ContractCheck::default()).await;
+
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        assert_eq!(
+            (
+                failures[0].index,
+                failures[0].code.as_str(),
+                failures[0].attempts
+            ),
+            (1, EVENT_TOO_LARGE, 0)
+        );
+        let expected = format!(
+            "takes {} bytes in an SNS message, which holds at most {limit}",
+            limit + 1
+        );
+        assert!(
+            failures[0].message.contains(&expected),
+            "{}",
+            failures[0].message
+        );
+        assert_eq!((sender.sends_of("e-0"), sender.sends_of("e-1")), (1, 0));
+    }
+
+    #[cfg(all(feature = "sns", feature = "sqs", feature = "eventbridge"))]
+    #[test]
+    fn each_publisher_checks_its_own_carriers_limit() {
+        use super::super::{EventBridgePublisher, SnsPublisher, SqsPublisher};
+        assert_eq!(<SnsPublisher as BatchSender>::CARRIER, Carrier::Sns);
+        assert_eq!(<SqsPublisher as BatchSender>::CARRIER, Carrier::Sqs);
+        assert_eq!(
+            <EventBridgePublisher as BatchSender>::CARRIER,
+            Carrier::EventBridge
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn retries_only_failed_entries_until_they_pass() {
         let events: Vec<_> = (0..12).map(|i| event(i, 10)).collect();
@@ -452,6 +536,8 @@ mod tests {
     }
 
     impl BatchSender for RefusingSender {
+        const CARRIER: Carrier = Carrier::Sqs;
+
         async fn send_batch(
             &self,
             _batch: &[&OutgoingEvent],

@@ -7,6 +7,7 @@ use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use super::batch::{publish_all, BatchSender, EntryFailure, RequestFailure};
 use super::contract::ContractCheck;
 use super::{OutgoingEvent, PublishFailure, RetryPolicy};
+use crate::events::Carrier;
 
 /// Entry error codes worth another attempt; the others (malformed detail, access denied,
 /// …) fail the same way every time.
@@ -89,6 +90,8 @@ impl EventBridgePublisher {
 }
 
 impl BatchSender for EventBridgePublisher {
+    const CARRIER: Carrier = Carrier::EventBridge;
+
     async fn send_batch(
         &self,
         batch: &[&OutgoingEvent],

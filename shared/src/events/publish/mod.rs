@@ -30,6 +30,10 @@ use super::envelope::EventEnvelope;
 
 pub use contract::SCHEMA_VIOLATION;
 
+/// The [`PublishFailure::code`] of an event larger than its carrier holds: it was not sent
+/// ([`EventTooLarge`](super::EventTooLarge) is the message).
+pub const EVENT_TOO_LARGE: &str = "EventTooLarge";
+
 #[cfg(feature = "eventbridge")]
 pub use eventbridge::EventBridgePublisher;
 #[cfg(feature = "sns")]
@@ -42,7 +46,8 @@ pub use sqs::SqsPublisher;
 pub const MAX_BATCH_ENTRIES: usize = 10;
 
 /// The most payload bytes put in one request: the smallest of the three services' request
-/// limits (256 KiB). A single larger event is still sent, alone, for AWS to judge.
+/// limits (SNS PublishBatch's 256 KiB). A single larger event that its carrier admits
+/// ([`Carrier`](super::Carrier)) is sent alone.
 pub const MAX_BATCH_BYTES: usize = 256 * 1024;
 
 /// An event ready to send: its serialized envelope, the metadata the services need, and
@@ -127,8 +132,11 @@ impl OutgoingEvent {
             .filter(|trace| trace.starts_with("Root="))
     }
 
-    /// Roughly what the services count towards a request's size limit.
-    fn size_bytes(&self) -> usize {
+    /// What eventkit counts against a carrier's limit ([`Carrier`](super::Carrier)) and a
+    /// batch request's: the body, the type and source, each attribute's name, value and type,
+    /// and 64 bytes for the rest (time, trace header). That is at least what SNS, SQS or
+    /// EventBridge count, so one rule serves all three.
+    pub fn size_bytes(&self) -> usize {
         let attributes: usize = self
             .attributes
             .iter()
@@ -149,8 +157,9 @@ pub struct PublishFailure {
     /// The error code AWS gave for the entry, or for the whole request when the service
     /// refused it (`NotFound` for a missing topic, say; such a refusal is not retried);
     /// `RequestFailed` when the request got no answer (timeout, no connection),
-    /// `InvalidEntry` when the entry could not be built, or [`SCHEMA_VIOLATION`] when it
-    /// did not match its schema (it was not sent).
+    /// `InvalidEntry` when the entry could not be built, [`SCHEMA_VIOLATION`] when it did
+    /// not match its schema, or [`EVENT_TOO_LARGE`] when its carrier could not hold it (in
+    /// these two cases it was not sent).
     pub code: String,
     /// AWS's message, or the request error.
     pub message: String,

@@ -6,6 +6,7 @@ use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 use super::batch::{publish_all, BatchSender, EntryFailure, RequestFailure};
 use super::contract::ContractCheck;
 use super::{OutgoingEvent, PublishFailure, RetryPolicy};
+use crate::events::Carrier;
 
 /// Publishes events to one SNS topic, with their attributes as SNS message attributes (for
 /// subscription filter policies). For a FIFO topic (ARN ending in `.fifo`) each event needs
@@ -87,6 +88,8 @@ impl SnsPublisher {
 }
 
 impl BatchSender for SnsPublisher {
+    const CARRIER: Carrier = Carrier::Sns;
+
     async fn send_batch(
         &self,
         batch: &[&OutgoingEvent],

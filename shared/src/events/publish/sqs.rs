@@ -9,6 +9,7 @@ use aws_sdk_sqs::types::{
 use super::batch::{publish_all, BatchSender, EntryFailure, RequestFailure};
 use super::contract::ContractCheck;
 use super::{OutgoingEvent, PublishFailure, RetryPolicy};
+use crate::events::Carrier;
 
 /// Sends events to one SQS queue, with their attributes as message attributes and their
 /// X-Ray trace as the `AWSTraceHeader` system attribute. For a FIFO queue (URL ending in
@@ -101,6 +102,8 @@ impl SqsPublisher {
 }
 
 impl BatchSender for SqsPublisher {
+    const CARRIER: Carrier = Carrier::Sqs;
+
     async fn send_batch(
         &self,
         batch: &[&OutgoingEvent],

@@ -6,6 +6,11 @@
 //! names (Lambda resumes the shard from the lowest one reported). The change's `eventName`
 //! (`INSERT`, `MODIFY`, `REMOVE`) is the record attribute `eventName`; a change without a
 //! new image (a `REMOVE`, or a stream without `NEW_IMAGE`) has the body `{}`.
+//!
+//! An image is not capped unless [`DecodeOptions::max_body_bytes`] is set: DynamoDB bounds
+//! the item already (400 KB), and its JSON is larger than the item (every quote inside a
+//! string escaped), so a messaging carrier's cap would refuse items DynamoDB took, an outbox
+//! item among them, and strand its event.
 
 use std::collections::HashMap;
 
@@ -46,7 +51,7 @@ fn record_from_stream(record: &StreamRecord, options: &DecodeOptions) -> EventRe
         })
         .and_then(|json| {
             let body = json.to_string();
-            options.check_size(&body)?;
+            options.check_size(&body, None)?; // No carrier: capped only when set.
             Ok((body, json))
         });
     let record = match image {
@@ -97,5 +102,41 @@ mod tests {
         assert_eq!(records[1].id(), "222");
         assert_eq!(records[1].attribute(EVENT_NAME_ATTRIBUTE), Some("REMOVE"));
         assert_eq!(records[1].json().unwrap(), &serde_json::json!({}));
+    }
+
+    /// A stream event of one `INSERT` whose new image is `image` (DynamoDB JSON).
+    fn insert_of(image: serde_json::Value) -> Event {
+        serde_json::from_value(serde_json::json!({
+            "Records": [{
+                "eventID": "1", "eventName": "INSERT", "eventVersion": "1.1",
+                "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
+                "dynamodb": {
+                    "ApproximateCreationDateTime": 1700000000,
+                    "Keys": {"id": {"S": "a"}}, "NewImage": image,
+                    "SequenceNumber": "111", "SizeBytes": 26, "StreamViewType": "NEW_IMAGE"
+                }
+            }]
+        }))
+        .unwrap()
+    }
+
+    /// An item DynamoDB took decodes whatever its JSON's size: a 390 KB body of JSON (an
+    /// outbox item's) renders well past any messaging carrier's cap once its quotes are
+    /// escaped. A cap that is set still applies.
+    #[test]
+    fn a_large_image_decodes_unless_a_cap_is_set() {
+        let body = r#"{"sku":"SKU-1","n":1},"#.repeat(390 * 1024 / 22);
+        let event = insert_of(serde_json::json!({"id": {"S": "a"}, "body": {"S": body}}));
+
+        let records = records_from(&event, &DecodeOptions::default());
+
+        let rendered = records[0].body().unwrap();
+        assert!(rendered.len() > 400 * 1024, "{}", rendered.len());
+        assert_eq!(records[0].json().unwrap()["body"], body.as_str());
+        let capped = records_from(&event, &DecodeOptions::default().with_max_body_bytes(1024));
+        assert!(matches!(
+            capped[0].body().unwrap_err().reason,
+            DecodeReason::BodyTooLarge { limit: 1024, .. }
+        ));
     }
 }

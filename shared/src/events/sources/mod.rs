@@ -24,17 +24,18 @@ use aws_lambda_events::sqs::SqsEvent;
 
 use super::error::DecodeReason;
 use super::record::{EventRecord, MessageAttribute};
-
-/// SQS's historical maximum message size (256 KiB), the default body limit.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
+use super::Carrier;
 
 /// How records are built from a Lambda event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct DecodeOptions {
     /// Bodies larger than this (in bytes, measured on what the carrier delivered) are not
-    /// parsed; their records fail with [`DecodeReason::BodyTooLarge`].
-    pub max_body_bytes: usize,
+    /// parsed; their records fail with [`DecodeReason::BodyTooLarge`]. Unset (the default),
+    /// each carrier's own limit ([`Carrier::max_bytes`]): a message its carrier delivered is
+    /// never refused for its size. DynamoDB stream images have no default cap: DynamoDB
+    /// bounds the item already, and its JSON, quotes escaped, is larger than the item.
+    pub max_body_bytes: Option<usize>,
     /// The queue is subscribed to SNS with raw message delivery: plain SQS bodies are
     /// reported as [`Source::SnsViaSqs { raw: true }`](super::Source::SnsViaSqs) rather than
     /// [`Source::Sqs`](super::Source::Sqs). Raw delivery leaves no trace on the wire, so
@@ -42,19 +43,10 @@ pub struct DecodeOptions {
     pub raw_sns_delivery: bool,
 }
 
-impl Default for DecodeOptions {
-    fn default() -> Self {
-        Self {
-            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-            raw_sns_delivery: false,
-        }
-    }
-}
-
 impl DecodeOptions {
-    /// Sets [`max_body_bytes`](Self::max_body_bytes).
+    /// Sets [`max_body_bytes`](Self::max_body_bytes), for every carrier.
     pub fn with_max_body_bytes(mut self, max_body_bytes: usize) -> Self {
-        self.max_body_bytes = max_body_bytes;
+        self.max_body_bytes = Some(max_body_bytes);
         self
     }
 
@@ -64,14 +56,20 @@ impl DecodeOptions {
         self
     }
 
-    fn check_size(&self, body: &str) -> Result<(), DecodeReason> {
-        if body.len() > self.max_body_bytes {
-            return Err(DecodeReason::BodyTooLarge {
+    /// The cap on a body `carrier` delivered (`None`: a stream image): the one set, or the
+    /// carrier's limit.
+    fn body_limit(&self, carrier: Option<Carrier>) -> Option<usize> {
+        self.max_body_bytes.or(carrier.map(Carrier::max_bytes))
+    }
+
+    fn check_size(&self, body: &str, carrier: Option<Carrier>) -> Result<(), DecodeReason> {
+        match self.body_limit(carrier) {
+            Some(limit) if body.len() > limit => Err(DecodeReason::BodyTooLarge {
                 size: body.len(),
-                limit: self.max_body_bytes,
-            });
+                limit,
+            }),
+            _ => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -251,11 +249,37 @@ mod tests {
     #[test]
     fn body_limit_is_inclusive() {
         let options = DecodeOptions::default().with_max_body_bytes(3);
-        assert!(options.check_size("abc").is_ok());
-        assert_eq!(
-            options.check_size("abcd"),
-            Err(DecodeReason::BodyTooLarge { size: 4, limit: 3 })
-        );
-        assert_eq!(DecodeOptions::default().max_body_bytes, 262_144);
+        for carrier in [Some(Carrier::Sqs), Some(Carrier::Sns), None] {
+            assert!(options.check_size("abc", carrier).is_ok());
+            assert_eq!(
+                options.check_size("abcd", carrier),
+                Err(DecodeReason::BodyTooLarge { size: 4, limit: 3 })
+            );
+        }
+    }
+
+    /// By default a body is capped at what its carrier carries, and a stream image not at all.
+    #[test]
+    fn the_default_cap_is_the_carriers_limit() {
+        let options = DecodeOptions::default();
+        assert_eq!(options.max_body_bytes, None);
+        for (carrier, limit) in [
+            (Carrier::Sqs, 1_048_576),
+            (Carrier::Sns, 262_144),
+            (Carrier::EventBridge, 1_048_576),
+        ] {
+            assert!(options
+                .check_size(&"x".repeat(limit), Some(carrier))
+                .is_ok());
+            assert_eq!(
+                options.check_size(&"x".repeat(limit + 1), Some(carrier)),
+                Err(DecodeReason::BodyTooLarge {
+                    size: limit + 1,
+                    limit
+                }),
+                "{carrier}"
+            );
+        }
+        assert!(options.check_size(&"x".repeat(2_000_000), None).is_ok());
     }
 }

@@ -4,6 +4,7 @@ use aws_lambda_events::sns::{SnsEvent, SnsRecord};
 
 use super::{parse, refuse_nested, sns_attributes, DecodeOptions, SNS_MESSAGE};
 use crate::events::record::{EventRecord, Source};
+use crate::events::Carrier;
 
 /// The records of an SNS event (in practice always one): id is the SNS MessageId, body the
 /// message, attributes the SNS message attributes.
@@ -19,7 +20,7 @@ fn record_from_sns(record: &SnsRecord, options: &DecodeOptions) -> EventRecord {
     let notification = &record.sns;
     let id = notification.message_id.clone();
     let message = &notification.message;
-    let record = match options.check_size(message) {
+    let record = match options.check_size(message, Some(Carrier::Sns)) {
         Err(reason) => EventRecord::failed(id, Source::Sns, reason),
         Ok(()) => {
             let json = parse(message);

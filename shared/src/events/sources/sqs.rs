@@ -17,6 +17,7 @@ use super::{
 };
 use crate::events::error::DecodeReason;
 use crate::events::record::{EventRecord, MessageAttribute, Source};
+use crate::events::Carrier;
 
 /// The records of an SQS event, one per message, in order.
 pub(super) fn records_from_sqs(event: &SqsEvent, options: &DecodeOptions) -> Vec<EventRecord> {
@@ -58,7 +59,7 @@ pub(crate) fn record_from_sqs_message(
     let Some(body) = message.body.as_deref() else {
         return with_delivery(EventRecord::failed(id, direct, missing("body")));
     };
-    if let Err(reason) = options.check_size(body) {
+    if let Err(reason) = options.check_size(body, Some(Carrier::Sqs)) {
         return with_delivery(EventRecord::failed(id, direct, reason));
     }
 

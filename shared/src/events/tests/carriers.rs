@@ -5,7 +5,7 @@ use super::shorthands::{
     record_from_eventbridge, records_from_sns, records_from_sqs, records_from_sqs_with, Views,
 };
 use super::*;
-use crate::events::{DecodeOptions, EventRecord, MessageAttribute, Source};
+use crate::events::{Carrier, DecodeOptions, DecodeReason, EventRecord, MessageAttribute, Source};
 
 fn only(mut records: Vec<EventRecord>) -> EventRecord {
     assert_eq!(records.len(), 1);
@@ -143,5 +143,46 @@ fn bare_domain_types_decode_too() {
     assert_eq!(
         record.decode::<CustomerRegistered>().unwrap().first_name,
         "Ada"
+    );
+}
+
+/// The example event, its last name padded so that its body is `bytes` long.
+fn ada_of_size(bytes: usize) -> (EventEnvelope<CustomerRegistered>, String) {
+    let mut event = ada();
+    let unpadded = serde_json::to_string(&event).unwrap().len();
+    event.data.last_name.push_str(&"e".repeat(bytes - unpadded));
+    let body = serde_json::to_string(&event).unwrap();
+    assert_eq!(body.len(), bytes);
+    (event, body)
+}
+
+/// A consumer's body cap is its carrier's limit: a valid message as large as SQS or
+/// EventBridge carry decodes (not poison), SNS's smaller limit applies to SNS alone, and an
+/// SNS notification in a queue is measured against SQS's limit, which carries it.
+#[test]
+fn a_message_as_large_as_its_carrier_carries_decodes() {
+    let (large, body) = ada_of_size(900 * 1024);
+    let sqs = only(records_from_sqs(&sqs_event_of(&[&body])));
+    assert_eq!(sqs.event::<CustomerRegistered>().unwrap(), large);
+    let detail = serde_json::to_value(&large).unwrap();
+    let eventbridge = record_from_eventbridge(&eventbridge_event(detail));
+    assert_eq!(eventbridge.event::<CustomerRegistered>().unwrap(), large);
+
+    let (at_limit, body) = ada_of_size(Carrier::Sns.max_bytes());
+    let sns = only(records_from_sns(&sns_event(&body)));
+    assert_eq!(sns.event::<CustomerRegistered>().unwrap(), at_limit);
+    let wrapped = sns_message(&body).to_string();
+    assert!(wrapped.len() > Carrier::Sns.max_bytes());
+    let via_sqs = only(records_from_sqs(&sqs_event_of(&[&wrapped])));
+    assert_eq!(via_sqs.event::<CustomerRegistered>().unwrap(), at_limit);
+
+    let (_, body) = ada_of_size(Carrier::Sns.max_bytes() + 1);
+    let too_large = only(records_from_sns(&sns_event(&body)));
+    assert_eq!(
+        too_large.event::<CustomerRegistered>().unwrap_err().reason,
+        DecodeReason::BodyTooLarge {
+            size: Carrier::Sns.max_bytes() + 1,
+            limit: Carrier::Sns.max_bytes()
+        }
     );
 }

@@ -6,21 +6,30 @@ use super::shorthands::{
     records_from_sqs, records_from_sqs_with,
 };
 use super::*;
-use crate::events::{DecodeError, DecodeOptions, DecodeReason, DEFAULT_MAX_BODY_BYTES};
+use crate::events::{Carrier, DecodeError, DecodeOptions, DecodeReason};
 
 /// What a bad record must fail with: the exact reason, or the variant when the reason
 /// carries a parser message.
 enum Expected {
     Exactly(DecodeReason),
+    /// A body of this size, larger than what the carrier carries.
+    TooLarge(usize),
     InvalidJson,
     InvalidData,
     WrongEnvelope,
 }
 
 impl Expected {
-    fn matches(&self, reason: &DecodeReason) -> bool {
+    fn matches(&self, reason: &DecodeReason, carrier: Carrier) -> bool {
         match self {
             Self::Exactly(expected) => reason == expected,
+            Self::TooLarge(size) => {
+                reason
+                    == &DecodeReason::BodyTooLarge {
+                        size: *size,
+                        limit: carrier.max_bytes(),
+                    }
+            }
             Self::InvalidJson => matches!(reason, DecodeReason::InvalidJson { .. }),
             Self::InvalidData => matches!(reason, DecodeReason::InvalidData { .. }),
             Self::WrongEnvelope => matches!(reason, DecodeReason::WrongEnvelope { .. }),
@@ -59,7 +68,8 @@ fn bad_bodies() -> Vec<(&'static str, String, Expected)> {
     let sns_in_sns = sns_message(&sns_message(&good).to_string()).to_string();
     let eventbridge_in_sns = sns_message(&eventbridge_json(ada_value()).to_string()).to_string();
     let sns_in_eventbridge = eventbridge_json(sns_message(&good)).to_string();
-    let huge = ada_json(|v| v["data"]["lastName"] = "x".repeat(DEFAULT_MAX_BODY_BYTES).into());
+    // Larger than any carrier carries.
+    let huge = ada_json(|v| v["data"]["lastName"] = "x".repeat(Carrier::Sqs.max_bytes()).into());
     let huge_size = huge.len();
     let mut sns_message_not_a_string = sns_message(&good);
     sns_message_not_a_string["Message"] = json!(42);
@@ -145,14 +155,7 @@ fn bad_bodies() -> Vec<(&'static str, String, Expected)> {
             }),
             missing("/data/lastName"),
         ),
-        (
-            "huge",
-            huge,
-            Expected::Exactly(DecodeReason::BodyTooLarge {
-                size: huge_size,
-                limit: DEFAULT_MAX_BODY_BYTES,
-            }),
-        ),
+        ("huge", huge, Expected::TooLarge(huge_size)),
         (
             "bare domain object",
             serde_json::to_string(&ada().data).unwrap(),
@@ -230,7 +233,10 @@ fn each_bad_sqs_record_fails_alone_with_its_reason() {
     for (i, (name, _, expected)) in cases.iter().enumerate() {
         let error = records[2 * i].event::<CustomerRegistered>().unwrap_err();
         assert_eq!(error.record_id, format!("bad-{i}"), "{name}");
-        assert!(expected.matches(&error.reason), "{name}: {error}");
+        assert!(
+            expected.matches(&error.reason, Carrier::Sqs),
+            "{name}: {error}"
+        );
         assert!(error.to_string().starts_with(&format!("record bad-{i}: ")));
 
         assert_eq!(records[2 * i + 1].id(), format!("good-{i}"));
@@ -251,7 +257,10 @@ fn bad_direct_sns_messages_fail_with_their_reason() {
             error.record_id, "5a8a3c2e-0000-5000-8000-000000000001",
             "{name}"
         );
-        assert!(expected.matches(&error.reason), "{name}: {error}");
+        assert!(
+            expected.matches(&error.reason, Carrier::Sns),
+            "{name}: {error}"
+        );
     }
 }
 
@@ -268,7 +277,10 @@ fn bad_eventbridge_details_fail_with_their_reason() {
             error.record_id, "7bf73129-1428-4cd3-a780-95db273d1602",
             "{name}"
         );
-        assert!(expected.matches(&error.reason), "{name}: {error}");
+        assert!(
+            expected.matches(&error.reason, Carrier::EventBridge),
+            "{name}: {error}"
+        );
     }
 }
 

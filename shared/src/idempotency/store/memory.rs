@@ -77,17 +77,23 @@ impl InMemoryStore {
         }
     }
 
+    /// Records `work`, without the events an earlier commit staged (present means staged,
+    /// as the outbox's conditional put on DynamoDB).
     #[cfg(feature = "dynamodb")]
     pub(crate) fn record_commit(&self, key: &str, work: crate::outbox::UnitOfWork) {
-        let (writes, events) = work.into_parts();
-        self.commits
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(crate::outbox::CommittedWork {
-                key: key.to_string(),
-                writes,
-                events,
-            });
+        let (writes, mut events) = work.into_parts();
+        let mut commits = self.commits.lock().unwrap_or_else(PoisonError::into_inner);
+        events.retain(|event| {
+            !commits
+                .iter()
+                .flat_map(|commit| &commit.events)
+                .any(|earlier| crate::outbox::is_same_item(earlier, event))
+        });
+        commits.push(crate::outbox::CommittedWork {
+            key: key.to_string(),
+            writes,
+            events,
+        });
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, IdempotencyRecord>> {
