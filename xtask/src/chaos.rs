@@ -146,8 +146,12 @@ pub fn run(args: &ChaosArgs) -> Result<()> {
             }
         }
         let command = format!("cargo xtask {}", words.join(" "));
-        std::fs::write(path, document::markdown(&report, &command))
-            .with_context(|| format!("writing {}", path.display()))?;
+        let previous = std::fs::read_to_string(path).ok();
+        let text = document::keeping_what_is_written_by_hand(
+            document::markdown(&report, &command),
+            previous.as_deref(),
+        );
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
         println!("figures written to {}", path.display());
     }
     if report.passed() {
