@@ -88,7 +88,8 @@ pub fn markdown(report: &Report, command: &str) -> String {
     let _ = writeln!(
         out,
         "| **all** | | **{}** | **{}** | |\n\nFlagged: dead letters whose effect had already happened (their \
-         idempotency record is COMPLETED; redriven, they replay). Nothing of theirs is lost.\n",
+         idempotency record is COMPLETED; `dlq redrive` leaves them, and forced with \
+         `--include-completed` they replay while their record lives). Nothing of theirs is lost.\n",
         report.lost(),
         report.doubled()
     );
