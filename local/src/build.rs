@@ -27,17 +27,25 @@ pub fn binaries_dir(release: bool) -> PathBuf {
     target.join(if release { "release" } else { "debug" })
 }
 
-/// Builds `binaries` of this checkout, cargo's output going to `log`; on failure the error
-/// carries the log's tail.
-pub async fn build_binaries(binaries: &[String], release: bool, log: &Path) -> Result<PathBuf> {
-    build_binaries_in(&workspace_root(), binaries, release, log).await
+/// Builds `binaries` of this checkout with the cargo `features` of their packages, cargo's
+/// output going to `log`; on failure the error carries the log's tail.
+pub async fn build_binaries(
+    binaries: &[String],
+    release: bool,
+    features: &[String],
+    log: &Path,
+) -> Result<PathBuf> {
+    build_binaries_in(&workspace_root(), binaries, release, features, log).await
 }
 
-/// Builds `binaries` of the cargo project in (or above) `project`; returns where they are.
+/// Builds `binaries` of the cargo project in (or above) `project`, with the cargo
+/// `features` of their packages (none: their defaults, as `sam build` builds them); returns
+/// where they are.
 pub async fn build_binaries_in(
     project: &Path,
     binaries: &[String],
     release: bool,
+    features: &[String],
     log: &Path,
 ) -> Result<PathBuf> {
     if let Some(dir) = log.parent() {
@@ -57,6 +65,9 @@ pub async fn build_binaries_in(
     }
     for binary in binaries {
         command.args(["--bin", binary]);
+    }
+    if !features.is_empty() {
+        command.args(["--features", &features.join(",")]);
     }
     let status = command
         .stdin(Stdio::null())

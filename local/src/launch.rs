@@ -21,6 +21,9 @@ pub enum Binaries {
     Cargo {
         /// The release profile rather than the dev one.
         release: bool,
+        /// Cargo features of the functions' packages (`--features`); none builds them with
+        /// their defaults.
+        features: Vec<String>,
     },
     /// Already built, in this directory (a binary per function, named as the template's
     /// `BuildProperties.Binary` or `Handler` says).
@@ -64,7 +67,10 @@ impl PipelineOptions {
             stack_name: stack_name.to_string(),
             parameters: HashMap::new(),
             project,
-            binaries: Binaries::Cargo { release: false },
+            binaries: Binaries::Cargo {
+                release: false,
+                features: Vec::new(),
+            },
             endpoints: Endpoints::from_env(),
             visibility_timeout: None,
             run: RunOptions::new(logs),
@@ -80,11 +86,11 @@ impl LocalPipeline {
         let template = Template::load(&options.template)?;
         let binaries = match &options.binaries {
             Binaries::Prebuilt(dir) => dir.clone(),
-            Binaries::Cargo { release } => {
+            Binaries::Cargo { release, features } => {
                 let names = function_binaries(&template);
                 progress(&format!("building {}", names.join(", ")));
                 let log = options.run.logs.join("build.log");
-                build_binaries_in(&options.project, &names, *release, &log).await?
+                build_binaries_in(&options.project, &names, *release, features, &log).await?
             }
         };
         let clients = Clients::new(&options.endpoints).await;

@@ -101,9 +101,10 @@ impl LocalPipeline {
             paths.sort();
             paths.dedup();
             changed(&paths);
-            if let Binaries::Cargo { release } = watch.binaries {
+            if let Binaries::Cargo { release, features } = &watch.binaries {
                 let built =
-                    build_binaries_in(&watch.project, &names, release, &watch.build_log).await;
+                    build_binaries_in(&watch.project, &names, *release, features, &watch.build_log)
+                        .await;
                 if let Err(error) = built {
                     rebuilt(&Rebuilt::Failed(format!("{error:#}")));
                     continue;

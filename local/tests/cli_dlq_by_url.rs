@@ -59,7 +59,14 @@ async fn a_dead_letter_queue_named_by_url_is_listed_shown_and_redriven_to_its_so
     let shown = cli(&["dlq", "show", "--queue-url", &dlq_url]);
     assert!(shown.contains("body: poison"), "{shown}");
 
+    // No idempotency table to ask (none named, none of an application): said once, and
+    // every message goes back.
     let redriven = cli(&["dlq", "redrive", "--queue-url", &dlq_url]);
+    assert_eq!(
+        redriven.matches("no idempotency table").count(),
+        1,
+        "{redriven}"
+    );
     assert!(
         redriven.contains(&format!("1 message(s) back in {source_name}")),
         "{redriven}"
@@ -72,6 +79,46 @@ async fn a_dead_letter_queue_named_by_url_is_listed_shown_and_redriven_to_its_so
     for url in [&source_url, &dlq_url] {
         let _ = sqs.delete_queue().queue_url(url).send().await;
     }
+}
+
+/// The bodies of the messages `url` gives in one receive (waiting up to 2 s), taken out of
+/// the queue so that a later look sees only what arrived since.
+async fn bodies_in(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<String> {
+    let received = sqs
+        .receive_message()
+        .queue_url(url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(2)
+        .send()
+        .await
+        .expect("received");
+    let mut bodies = Vec::new();
+    for message in received.messages() {
+        bodies.extend(message.body().map(str::to_string));
+        sqs.delete_message()
+            .queue_url(url)
+            .set_receipt_handle(message.receipt_handle().map(str::to_string))
+            .send()
+            .await
+            .expect("deleted");
+    }
+    bodies
+}
+
+/// `dlq list`'s (visible, in flight) for the DLQ at `url`.
+fn dlq_counts(url: &str) -> Vec<String> {
+    let listed = cli(&["dlq", "list", "--queue-url", url]);
+    listed
+        .lines()
+        .find(|line| line.contains("byurl-dlq-"))
+        .map(|line| {
+            line.split_whitespace()
+                .skip(1)
+                .take(2)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_else(|| panic!("the DLQ is not listed:\n{listed}"))
 }
 
 /// The body of the first message `url` gives within 2 s.
@@ -156,8 +203,9 @@ async fn dead_lettered(
     (dlq_url, source_url, source_name)
 }
 
-/// `--skip-completed` leaves a dead letter whose idempotency record (eventkit's layout, in
-/// DynamoDB Local) is COMPLETED, and `dlq show` says which is which.
+/// A redrive leaves a dead letter whose idempotency record (eventkit's layout, in DynamoDB
+/// Local) is COMPLETED, by default and with the old `--skip-completed`; `--include-completed`
+/// sends it back too. `dlq show` says which is which.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_redrive_skips_what_already_happened() {
     let clients = Clients::new(&Endpoints::from_env()).await;
@@ -222,49 +270,42 @@ async fn a_redrive_skips_what_already_happened() {
         "{shown}"
     );
 
-    let redriven = cli(&[
-        &[
-            "dlq",
-            "redrive",
-            "--queue-url",
-            &dlq_url,
-            "--skip-completed",
-        ][..],
-        &keys[..],
-    ]
-    .concat());
+    let redrive = |extra: &[&str]| {
+        let base = ["dlq", "redrive", "--queue-url", &dlq_url];
+        cli(&[&base[..], &keys[..], extra].concat())
+    };
+    let completed_stays = "its idempotency record is COMPLETED, its effect happened \
+                           (--include-completed sends it back)";
+    let redriven = redrive(&[]);
     assert!(
         redriven.contains(&format!(
             "1 message(s) back in {source_name} (receive, send, delete)"
         )),
         "{redriven}"
     );
-    assert!(
-        redriven.contains("its idempotency record is COMPLETED (--skip-completed)"),
-        "{redriven}"
-    );
-    let back = clients
-        .sqs
-        .receive_message()
-        .queue_url(&source_url)
-        .max_number_of_messages(10)
-        .wait_time_seconds(2)
-        .send()
-        .await
-        .expect("received");
-    let bodies: Vec<&str> = back.messages().iter().filter_map(|m| m.body()).collect();
-    assert_eq!(bodies, [fresh], "only the one whose effect never happened");
-    let left = cli(&["dlq", "list", "--queue-url", &dlq_url]);
-    let counts: Vec<&str> = left
-        .lines()
-        .find(|line| line.contains("byurl-dlq-"))
-        .map(|line| line.split_whitespace().skip(1).take(2).collect())
-        .unwrap_or_default();
+    assert!(redriven.contains(completed_stays), "{redriven}");
+    assert!(!redriven.contains("no idempotency table"), "{redriven}");
     assert_eq!(
-        counts,
-        ["1", "0"],
-        "the completed one stays, visible:\n{left}"
+        bodies_in(&clients.sqs, &source_url).await,
+        [fresh],
+        "only the one whose effect never happened"
     );
+    let counts = dlq_counts(&dlq_url);
+    assert_eq!(counts, ["1", "0"], "the completed one stays, visible");
+
+    // The old flag, accepted, does what the default does.
+    let again = redrive(&["--skip-completed"]);
+    assert!(again.contains("nothing sent back"), "{again}");
+    assert!(again.contains(completed_stays), "{again}");
+    assert_eq!(dlq_counts(&dlq_url), ["1", "0"]);
+
+    let forced = redrive(&["--include-completed"]);
+    assert!(
+        forced.contains(&format!("1 message(s) back in {source_name}")),
+        "{forced}"
+    );
+    assert_eq!(bodies_in(&clients.sqs, &source_url).await, [done]);
+    assert_eq!(dlq_counts(&dlq_url), ["0", "0"], "nothing left");
 
     let _ = clients
         .dynamodb

@@ -1,4 +1,4 @@
-//! `dlq show` / `dlq redrive --skip-completed` read a dead letter's idempotency record from
+//! `dlq show` / `dlq redrive` read a dead letter's idempotency record from
 //! DynamoDB Local as eventkit's functions write it: the key is `<name>#<hash of the value>`
 //! of the message's `eventId` (through an SNS notification too), found by name when the
 //! prefix is given and by a scan for the hash when it is not.

@@ -15,7 +15,7 @@ use aws_sdk_dynamodb::error::BoxError;
 use aws_sdk_dynamodb::types::{AttributeValue, TimeToLiveStatus};
 use eventkit::idempotency::{
     AttributeNames, Clock, DynamoDbStore, Idempotency, IdempotencyConfig, IdempotencyError,
-    ManualClock, StoreError, SystemClock,
+    ManualClock, StoreError, SystemClock, DEFAULT_RECORD_TTL,
 };
 use eventkit_tests::LocalCloud;
 use serde_json::{json, Value};
@@ -151,11 +151,12 @@ async fn first_execution_writes_the_documented_item_with_a_ttl_in_epoch_seconds(
     assert!(uuid::Uuid::parse_str(string(&item, "owner")).is_ok());
     assert_eq!(number(&item, "in_progress_expiration"), t0 + 60_000);
 
-    // Epoch seconds (what DynamoDB's TTL reads), one hour after the completion.
+    // Epoch seconds (what DynamoDB's TTL reads), the default retention after the completion.
     let expiration = number(&item, "expiration");
-    assert_eq!(expiration, t0 / 1000 + 3600);
+    let retention = DEFAULT_RECORD_TTL.as_secs();
+    assert_eq!(expiration, t0 / 1000 + retention);
     let wall_clock = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-    assert!(expiration.abs_diff(wall_clock.as_secs() + 3600) < 60);
+    assert!(expiration.abs_diff(wall_clock.as_secs() + retention) < 60);
 
     let ttl = cloud
         .dynamodb

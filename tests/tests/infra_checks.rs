@@ -1,8 +1,9 @@
 //! The infrastructure checks: the SAM template (`infra/template.yaml`) passes cfn-lint,
 //! `sam validate --lint` and checkov, `sam build` produces every function's bootstrap, the
 //! template's structure keeps the pipeline's guarantees (DLQs, retries, partial batch
-//! failures, encryption, TLS-only access), and every sample event in `events/` parses as the
-//! Lambda event its name says.
+//! failures, encryption, TLS-only access), every function keeps its idempotency records
+//! past the last redelivery the template allows, no fault switch reaches a deploy build, and
+//! every sample event in `events/` parses as the Lambda event its name says.
 //!
 //! The tools come from `cargo xtask tools` (which `cargo xtask test` runs), found through
 //! `EVENTKIT_TOOLS_BIN`.
@@ -21,3 +22,9 @@ mod samples;
 
 #[path = "infra_checks/deploy.rs"]
 mod deploy;
+
+#[path = "infra_checks/horizon.rs"]
+mod horizon;
+
+#[path = "infra_checks/faults.rs"]
+mod faults;

@@ -69,6 +69,7 @@ async fn a_streams_records_arrive_in_order_and_failures_are_retried_or_recorded(
     let binaries = build_binaries(
         &["stream-probe".to_string()],
         false,
+        &[],
         &workspace_root().join(".local-cloud/e2e/stream-probe-build.log"),
     )
     .await

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cloud::{workspace_root, LocalCloud, Ports};
 use crate::demo::expectations::derive;
 use crate::demo::publish::{publish, Entrances};
-use crate::local_lambda::build::{build_binaries, function_binaries};
+use crate::functions;
 use crate::local_lambda::clients::{Clients, Endpoints};
 use crate::local_lambda::stack::{Stack, StackOptions};
 use crate::local_lambda::template::Template;
@@ -146,8 +146,12 @@ pub fn run(args: &ChaosArgs) -> Result<()> {
             }
         }
         let command = format!("cargo xtask {}", words.join(" "));
-        std::fs::write(path, document::markdown(&report, &command))
-            .with_context(|| format!("writing {}", path.display()))?;
+        let previous = std::fs::read_to_string(path).ok();
+        let text = document::keeping_what_is_written_by_hand(
+            document::markdown(&report, &command),
+            previous.as_deref(),
+        );
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
         println!("figures written to {}", path.display());
     }
     if report.passed() {
@@ -209,9 +213,9 @@ pub async fn run_chaos(
     let template_path = workspace_root().join("infra").join("template.yaml");
     let template = Template::load(&template_path)?;
     let step = Step::start("building the functions");
-    let (wanted, build_log) = (function_binaries(&template), logs.join("build.log"));
+    let build_log = logs.join("build.log");
     let binaries = tokio::select! {
-        built = build_binaries(&wanted, args.release, &build_log) => built,
+        built = functions::build(&template, args.release, &build_log) => built,
         () = interrupt.cancelled() => Err(anyhow::anyhow!("interrupted while building")),
     };
     let binaries = match binaries {

@@ -20,7 +20,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::cloud::{workspace_root, LocalCloud, Ports};
-use crate::local_lambda::build::{build_binaries, function_binaries};
+use crate::functions;
+use crate::local_lambda::build::function_binaries;
 use crate::local_lambda::clients::{Clients, Endpoints};
 use crate::local_lambda::stack::{Stack, StackOptions};
 use crate::local_lambda::template::Template;
@@ -149,7 +150,7 @@ impl Session {
         let binaries = function_binaries(&template);
         let step = Step::start(format!("building the functions ({})", binaries.join(", ")));
         let binaries_dir =
-            match build_binaries(&binaries, args.release, &logs.join("build.log")).await {
+            match functions::build(&template, args.release, &logs.join("build.log")).await {
                 Ok(dir) => dir,
                 Err(error) => {
                     step.fail();

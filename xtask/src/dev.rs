@@ -11,6 +11,7 @@ use anyhow::Result;
 
 use crate::cloud::{workspace_root, LocalCloud};
 use crate::demo::{demo_dir, runtime, DemoArgs, Session};
+use crate::functions;
 use crate::local_lambda::logs::{LogLine, Stream};
 use crate::local_lambda::watch::{Rebuilt, Watch};
 use crate::local_lambda::Binaries;
@@ -39,6 +40,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         let watch = Watch {
             binaries: Binaries::Cargo {
                 release: args.release,
+                features: functions::local_features(),
             },
             project: workspace_root(),
             build_log: demo_dir().join("logs").join("build.log"),

@@ -8,6 +8,7 @@
 pub mod chaos;
 pub mod demo;
 pub mod dev;
+pub mod functions;
 pub mod proxy;
 pub mod schemas;
 pub mod seed;

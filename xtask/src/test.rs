@@ -2,7 +2,8 @@
 //! local cloud up and installs the infra checks' tools, then runs the formatting check, the
 //! toolkit's feature combinations, clippy with warnings denied, the toolkit's docs with
 //! warnings denied, the whole workspace test suite pointed at the local cloud and the
-//! tools, and the toolkit's own tests again with `serde_json/preserve_order` on.
+//! tools, the crash points' tests with eventkit's `faults` feature on, and the toolkit's own
+//! tests again with `serde_json/preserve_order` on.
 
 use std::process::Command;
 
@@ -20,7 +21,7 @@ pub fn run(cloud: &LocalCloud, cargo_test_args: &[String]) -> Result<()> {
         test.push("--");
         test.extend(cargo_test_args.iter().map(String::as_str));
     }
-    let checks: [(&str, Vec<&str>); 7] = [
+    let checks: [(&str, Vec<&str>); 8] = [
         ("formatting", vec!["fmt", "--all", "--", "--check"]),
         // The toolkit with no AWS service, and with one: each feature stands on its own.
         (
@@ -53,6 +54,21 @@ pub fn run(cloud: &LocalCloud, cargo_test_args: &[String]) -> Result<()> {
         // (RUSTDOCFLAGS below turns rustdoc's warnings into errors for this check only).
         ("docs", vec!["doc", "-p", "eventkit", "--no-deps"]),
         ("tests", test),
+        // Crash points are compiled in only with eventkit's `faults` feature, which the
+        // workspace's tests leave off (its test without the feature ran above): its test with
+        // the feature, that EVENTKIT_CRASH_POINTS arms the points then.
+        (
+            "fault points",
+            vec![
+                "test",
+                "-p",
+                "eventkit",
+                "--lib",
+                "--features",
+                "faults",
+                "faults::",
+            ],
+        ),
         // Any crate in a user's graph can turn on serde_json's `preserve_order` (Cargo unifies
         // features), which makes maps keep insertion order: the toolkit's own tests again
         // under it, so the key-order tests see unsorted maps (see idempotency/key.rs).

@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Update};
 use eventkit::batch::RecordError;
 use eventkit::events::EventEnvelope;
 use eventkit::handler::{EventHandler, Handler, Invocation, Json, RecordHandlerExt};
-use eventkit::idempotency::{DynamoDbStore, Idempotency};
+use eventkit::idempotency::{DynamoDbStore, Idempotency, IdempotencyConfig};
 use eventkit::outbox::{Staged, Transactional, TransactionalLayer, UnitOfWork};
 use eventkit::runtime::EventFunction;
 use serde_json::Value;
@@ -62,6 +62,16 @@ impl EventHandler for Counters {
         tracing::info!(counter = %key, "event counted");
         Ok(work.with_output(key))
     }
+}
+
+/// The function's idempotency configuration, the one its `main` runs with: keys named
+/// `analytics#<hash>` (fixed: another name would orphan every stored record and let duplicates
+/// through), records kept for eventkit's default retention
+/// ([`DEFAULT_RECORD_TTL`](eventkit::idempotency::DEFAULT_RECORD_TTL)), longer than any path
+/// by which infra/template.yaml can deliver an event again (the infra checks' horizon test
+/// reads the retention here).
+pub fn idempotency_config() -> IdempotencyConfig {
+    IdempotencyConfig::new("analytics")
 }
 
 /// The function's type: the counters, under the transactional idempotency layer.

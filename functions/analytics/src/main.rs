@@ -8,8 +8,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     eventkit::telemetry::init_logging();
     let config = aws_config::load_from_env().await;
     let counters = Counters::new(wiring::required(ANALYTICS_TABLE)?);
-    analytics::function(counters, wiring::idempotency(&config, "analytics")?)
-        .with_metrics(wiring::service_name())
-        .run()
-        .await
+    analytics::function(
+        counters,
+        wiring::idempotency(&config, analytics::idempotency_config())?,
+    )
+    .with_metrics(wiring::service_name())
+    .run()
+    .await
 }

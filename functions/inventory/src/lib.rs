@@ -12,7 +12,7 @@ pub mod test_hold;
 use eventkit::batch::RecordError;
 use eventkit::events::EventEnvelope;
 use eventkit::handler::{EventHandler, Handler, Invocation, RecordHandlerExt};
-use eventkit::idempotency::{DynamoDbStore, Idempotency};
+use eventkit::idempotency::{DynamoDbStore, Idempotency, IdempotencyConfig};
 use eventkit::outbox::{Destination, Staged, Transactional, TransactionalLayer, UnitOfWork};
 use eventkit::runtime::EventFunction;
 use orders::{PaymentFailed, StockReleased, StockReservationFailed, StockReserved, SOURCE};
@@ -161,6 +161,16 @@ impl EventHandler for Inventory {
             InventoryEvent::PaymentFailed(failed) => self.release(&failed).await,
         }
     }
+}
+
+/// The function's idempotency configuration, the one its `main` runs with: keys named
+/// `inventory#<hash>` (fixed: another name would orphan every stored record and let duplicates
+/// through), records kept for eventkit's default retention
+/// ([`DEFAULT_RECORD_TTL`](eventkit::idempotency::DEFAULT_RECORD_TTL)), longer than any path
+/// by which infra/template.yaml can deliver an event again (the infra checks' horizon test
+/// reads the retention here).
+pub fn idempotency_config() -> IdempotencyConfig {
+    IdempotencyConfig::new("inventory")
 }
 
 /// The function's type: the inventory service, under the transactional idempotency layer.

@@ -13,8 +13,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         wiring::required(INVENTORY_TABLE)?,
     );
     let inventory = Inventory::new(stock, wiring::orders_destination()?);
-    inventory::function(inventory, wiring::idempotency(&config, "inventory")?)
-        .with_metrics(wiring::service_name())
-        .run()
-        .await
+    inventory::function(
+        inventory,
+        wiring::idempotency(&config, inventory::idempotency_config())?,
+    )
+    .with_metrics(wiring::service_name())
+    .run()
+    .await
 }

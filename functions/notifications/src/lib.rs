@@ -12,7 +12,7 @@ mod sent_emails;
 
 use eventkit::batch::RecordError;
 use eventkit::handler::{EventHandler, Handler, Invocation, RecordHandlerExt};
-use eventkit::idempotency::{DynamoDbStore, Idempotency};
+use eventkit::idempotency::{DynamoDbStore, Idempotency, IdempotencyConfig};
 use eventkit::outbox::{Staged, Transactional, TransactionalLayer, UnitOfWork};
 use eventkit::runtime::EventFunction;
 use serde::{Deserialize, Serialize};
@@ -54,6 +54,16 @@ impl EventHandler for SentEmails {
             sent_now,
         }))
     }
+}
+
+/// The function's idempotency configuration, the one its `main` runs with: keys named
+/// `notifications#<hash>` (fixed: another name would orphan every stored record and let duplicates
+/// through), records kept for eventkit's default retention
+/// ([`DEFAULT_RECORD_TTL`](eventkit::idempotency::DEFAULT_RECORD_TTL)), longer than any path
+/// by which infra/template.yaml can deliver an event again (the infra checks' horizon test
+/// reads the retention here).
+pub fn idempotency_config() -> IdempotencyConfig {
+    IdempotencyConfig::new("notifications")
 }
 
 /// The function's type: the sent emails, under the transactional idempotency layer.

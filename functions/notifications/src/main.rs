@@ -11,8 +11,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         aws_sdk_dynamodb::Client::new(&config),
         wiring::required(NOTIFICATIONS_TABLE)?,
     );
-    notifications::function(emails, wiring::idempotency(&config, "notifications")?)
-        .with_metrics(wiring::service_name())
-        .run()
-        .await
+    notifications::function(
+        emails,
+        wiring::idempotency(&config, notifications::idempotency_config())?,
+    )
+    .with_metrics(wiring::service_name())
+    .run()
+    .await
 }

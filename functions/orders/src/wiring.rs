@@ -28,12 +28,13 @@ pub fn required(name: &'static str) -> Result<String, MissingVariable> {
 }
 
 /// The idempotency layer on the table named by `IDEMPOTENCY_TABLE`, writing staged events
-/// to the outbox named by `OUTBOX_TABLE` when it is set. `name` prefixes every key: it is
-/// fixed per function, not taken from the deployed function name, which changes with the
-/// stack and would change every key.
+/// to the outbox named by `OUTBOX_TABLE` when it is set, configured as the function says
+/// (each function's `idempotency_config`): its name prefixes every key and is fixed per
+/// function, not taken from the deployed function name, which changes with the stack and
+/// would change every key.
 pub fn idempotency(
     config: &aws_config::SdkConfig,
-    name: &str,
+    idempotency: IdempotencyConfig,
 ) -> Result<Idempotency<DynamoDbStore>, MissingVariable> {
     let mut store = DynamoDbStore::new(
         aws_sdk_dynamodb::Client::new(config),
@@ -42,7 +43,7 @@ pub fn idempotency(
     if let Ok(outbox) = required(OUTBOX_TABLE) {
         store = store.with_outbox(outbox);
     }
-    Ok(Idempotency::new(store, IdempotencyConfig::new(name)))
+    Ok(Idempotency::new(store, idempotency))
 }
 
 /// The bus named by `ORDERS_BUS_NAME`, as the destination of staged events.

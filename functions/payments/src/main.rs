@@ -12,8 +12,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         wiring::required(LEDGER_TABLE)?,
     );
     let payments = Payments::new(provider, wiring::orders_destination()?);
-    payments::function(payments, wiring::idempotency(&config, "payments")?)
-        .with_metrics(wiring::service_name())
-        .run()
-        .await
+    payments::function(
+        payments,
+        wiring::idempotency(&config, payments::idempotency_config())?,
+    )
+    .with_metrics(wiring::service_name())
+    .run()
+    .await
 }

@@ -94,6 +94,7 @@ fn options(here: &Path, app: &AppArgs) -> Result<PipelineOptions> {
         ),
         None => Binaries::Cargo {
             release: app.release,
+            features: Vec::new(),
         },
     };
     options.visibility_timeout = app.visibility_timeout;

@@ -7,8 +7,22 @@ use std::time::Duration;
 use super::key::{KeyPath, KeySource};
 use super::record::MAX_SORT_KEY_BYTES;
 
-/// How long a record lives by default: one hour, like Powertools.
-pub const DEFAULT_RECORD_TTL: Duration = Duration::from_secs(60 * 60);
+/// How long a record lives by default: 30 days. A record must outlive every path by which
+/// its event can come back, or the late copy runs the handler again. On AWS the paths are
+/// SQS redelivery (visibility timeout × maxReceiveCount: minutes), a dead-letter queue's
+/// retention (up to 14 days) followed by a redrive, EventBridge's retries to a target (up to
+/// 24 hours, then its DLQ), Lambda's asynchronous retries (up to 6 hours, then its DLQ) and a
+/// DynamoDB stream's 24 hours. The longest, a rule's 24 hours, then an asynchronous
+/// invocation's retries, then 14 days in a DLQ, is just over 15 days; 30 days covers it with
+/// a second dead-lettering to spare (a redriven copy that fails again and waits in its DLQ
+/// again). DynamoDB's TTL deletes an expired record late (typically within two days), which
+/// only costs storage: a record past its `expiration` is claimable at once. Powertools' default,
+/// one hour, lets a dead letter redriven the next day run twice; ours does not.
+///
+/// RELIABILITY.md ("Over what horizon exactly-once holds, and why") lists the paths, and
+/// the infra checks (tests/tests/infra_checks/horizon.rs) compute the longest from
+/// infra/template.yaml and fail when a function keeps its records for less.
+pub const DEFAULT_RECORD_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
 /// The longest name [`IdempotencyConfig`] takes, in bytes: a key is the name, `#` and 64
 /// hexadecimal characters, and the longest key DynamoDB stores in a sort key (where a
@@ -149,8 +163,10 @@ impl IdempotencyConfig {
         self
     }
 
-    /// Sets how long a record lives after it is written or completed (default one hour).
-    /// A duplicate arriving later runs the handler again.
+    /// Sets how long a record lives after it is written or completed (default
+    /// [`DEFAULT_RECORD_TTL`], 30 days). A duplicate arriving later runs the handler again:
+    /// keep it longer than the last redelivery your event sources and dead-letter queues
+    /// allow.
     pub fn with_record_ttl(mut self, ttl: Duration) -> Self {
         self.record_ttl = ttl;
         self
@@ -219,7 +235,7 @@ mod tests {
         assert_eq!(config.name(), "orders");
         assert!(matches!(config.key_source(), KeySource::EventId));
         assert_eq!(config.missing_key_policy(), MissingKeyPolicy::Fail);
-        assert_eq!(config.record_ttl(), Duration::from_secs(3600));
+        assert_eq!(config.record_ttl(), Duration::from_secs(30 * 24 * 3600));
         assert!(config.payload_validation().is_empty());
         assert_eq!(config.cache_capacity(), 0);
     }

@@ -57,7 +57,7 @@ async fn first_run_stores_the_result_and_duplicates_replay_it() {
     let record = layer.store().get(&key).await.unwrap().unwrap();
     assert_eq!(record.status, Status::Completed);
     assert_eq!(record.result.as_deref(), Some("42"));
-    assert_eq!(record.expiration, T0 / 1000 + 3600);
+    assert_eq!(record.expiration, T0 / 1000 + DEFAULT_RECORD_TTL.as_secs());
     assert_eq!(record.in_progress_expiry_ms, Some(T0 + 30_000));
 }
 

@@ -14,7 +14,7 @@ use serde_json::Value;
 use tokio::sync::OnceCell;
 use xtask::cloud::workspace_root;
 use xtask::demo::publish::{publish, Entrances};
-use xtask::local_lambda::build::{build_binaries, function_binaries};
+use xtask::functions;
 use xtask::local_lambda::clients::{Clients, Endpoints};
 use xtask::local_lambda::logs::{LogLine, Stream};
 use xtask::local_lambda::stack::{Stack, StackOptions};
@@ -39,7 +39,7 @@ async fn binaries() -> PathBuf {
         .get_or_init(|| async {
             let template = Template::load(&template_path()).expect("the template parses");
             let log = workspace_root().join(".local-cloud/e2e/build.log");
-            build_binaries(&function_binaries(&template), false, &log)
+            functions::build(&template, false, &log)
                 .await
                 .expect("the functions build")
         })

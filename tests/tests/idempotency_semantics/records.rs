@@ -22,8 +22,8 @@ pub async fn first_execution_stores_completed_with_the_result<S: IdempotencyStor
     assert_eq!(record.result.as_deref(), Some(r#"{"charged":42}"#));
     assert_eq!(
         record.expiration,
-        t0 / 1000 + 3600,
-        "epoch seconds, now + TTL"
+        t0 / 1000 + DEFAULT_RECORD_TTL.as_secs(),
+        "epoch seconds, now + the default TTL"
     );
     assert_eq!(record.in_progress_expiry_ms, Some(t0 + 60_000));
     assert_eq!(record.payload_hash, layer.payload_hash(&event("e1")));

@@ -11,7 +11,7 @@ pub use std::time::Duration;
 pub use eventkit::idempotency::{
     BatchEntry, ClaimOutcome, Clock, DynamoDbStore, Idempotency, IdempotencyConfig,
     IdempotencyError, IdempotencyRecord, IdempotencyStore, InMemoryStore, ManualClock,
-    MissingKeyPolicy, Outcome, Status, StoreError, SystemClock,
+    MissingKeyPolicy, Outcome, Status, StoreError, SystemClock, DEFAULT_RECORD_TTL,
 };
 pub use eventkit_tests::LocalCloud;
 pub use futures::StreamExt;

@@ -198,8 +198,22 @@ fn sam_build_produces_an_arm64_bootstrap_for_every_function() {
     let functions = resources("AWS::Serverless::Function");
     assert_eq!(functions.len(), 5, "the pipeline has five functions");
     for (logical_id, _) in functions {
-        assert_arm64_executable(&build_dir.join(logical_id).join("bootstrap"));
+        let bootstrap = build_dir.join(logical_id).join("bootstrap");
+        assert_arm64_executable(&bootstrap);
+        assert_no_crash_points(&bootstrap);
     }
+}
+
+/// Built without eventkit's `faults` feature: the crash points' code, whose log line says
+/// `crash_injected`, is not in the binary, so no environment variable can arm it.
+fn assert_no_crash_points(path: &Path) {
+    let bytes = std::fs::read(path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+    let marker = b"crash_injected";
+    assert!(
+        !bytes.windows(marker.len()).any(|window| window == marker),
+        "{} has eventkit's crash points compiled in (the faults feature)",
+        path.display()
+    );
 }
 
 /// An ELF executable for AArch64 (`e_machine` 0xb7), so the binary really was built for

@@ -1,10 +1,26 @@
 //! RELIABILITY.md: a chaos run's figures as Markdown, the way BENCHMARKS.md reports speed:
 //! the command that reproduces it, the machine, the load, the faults, the invariants with
-//! their lost and doubled effects, and the crash log's summary.
+//! their lost and doubled effects, and the crash log's summary. What follows the
+//! [`WRITTEN_BY_HAND`] marker in the file (why the promise holds, and over what horizon)
+//! is kept from run to run.
 
 use std::fmt::Write as _;
 
 use super::report::Report;
+
+/// Where the part of the document written by hand begins: a new run's figures replace what
+/// comes before it and keep it and what follows (the horizon section, say).
+pub const WRITTEN_BY_HAND: &str =
+    "<!-- written by hand: `cargo xtask chaos --report` keeps what follows -->";
+
+/// `generated`, followed by the part of `previous` (the document as it was) written by hand,
+/// if it has one.
+pub fn keeping_what_is_written_by_hand(generated: String, previous: Option<&str>) -> String {
+    match previous.and_then(|text| text.find(WRITTEN_BY_HAND).map(|at| &text[at..])) {
+        Some(kept) => format!("{}\n\n{kept}", generated.trim_end()),
+        None => generated,
+    }
+}
 
 /// The document for `report`, run as `command`.
 pub fn markdown(report: &Report, command: &str) -> String {
@@ -72,7 +88,8 @@ pub fn markdown(report: &Report, command: &str) -> String {
     let _ = writeln!(
         out,
         "| **all** | | **{}** | **{}** | |\n\nFlagged: dead letters whose effect had already happened (their \
-         idempotency record is COMPLETED; redriven, they replay). Nothing of theirs is lost.\n",
+         idempotency record is COMPLETED; `dlq redrive` leaves them, and forced with \
+         `--include-completed` they replay while their record lives). Nothing of theirs is lost.\n",
         report.lost(),
         report.doubled()
     );
@@ -121,4 +138,25 @@ fn machine() -> String {
         .and_then(|l| l.split_whitespace().next().map(str::to_string))
         .unwrap_or_else(|| "?".into());
     format!("{cpu}, {cores} cores; load average {load} when the run ended")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_run_keeps_what_is_written_by_hand_and_replaces_the_rest() {
+        let previous = format!("# old figures\n\n{WRITTEN_BY_HAND}\n\n## Horizon\n\nwhy\n");
+        let kept = keeping_what_is_written_by_hand("# new figures\n".into(), Some(&previous));
+        assert_eq!(
+            kept,
+            format!("# new figures\n\n{WRITTEN_BY_HAND}\n\n## Horizon\n\nwhy\n")
+        );
+        let fresh = keeping_what_is_written_by_hand("# new\n".into(), Some("# old\n"));
+        assert_eq!(fresh, "# new\n");
+        assert_eq!(
+            keeping_what_is_written_by_hand("# new\n".into(), None),
+            "# new\n"
+        );
+    }
 }

@@ -33,7 +33,7 @@ pub struct Check {
     /// Effects there more than once, or that must not be there at all.
     pub doubled: u64,
     /// Not lost, but worth a look: dead letters whose effect had already happened
-    /// (redriven, they replay).
+    /// (`dlq redrive` leaves them; forced, they replay while their record lives).
     pub flagged: u64,
     /// The first few differences, for people.
     pub details: Vec<String>,

@@ -3,6 +3,19 @@
 //! Stripe keeps an `Idempotency-Key`'s first response), so it lives in a table of its own,
 //! `PaymentsLedgerTable`, which nothing but the provider writes. The fault-injection run
 //! reads these attributes to count charges per order.
+//!
+//! This ledger keeps every key for good (the table has no TTL). A real provider does not:
+//! Stripe, for one, prunes an idempotency key about 24 hours after its first request, and a
+//! request with a pruned key is a new charge. That day is enough wherever the function's own
+//! idempotency record decides: a copy of a StockReserved whose charge completed is answered
+//! from the record (kept 30 days, past every redelivery the template allows; see
+//! RELIABILITY.md) and never reaches the provider. The key alone protects a rerun of the
+//! handler whose completion was never written (a crash between the charge and the
+//! completion, a lost completion), and Lambda's retries of it come within the function's
+//! MaximumEventAgeInSeconds (one hour), inside the provider's day. What falls outside is a
+//! dead letter of PaymentsDlq whose record is not COMPLETED, redriven more than a day after
+//! its charge: the provider charges again. Before redriving such a message, look the order's
+//! charge up at the provider (by its order id) rather than trusting the key.
 
 use std::collections::HashMap;
 

@@ -30,15 +30,21 @@ pub enum DlqAction {
         #[command(flatten)]
         target: DlqTarget,
     },
-    /// Move messages back to the queue they failed in.
+    /// Move messages back to where they failed, except those whose idempotency record is
+    /// COMPLETED (their effect happened: sent back, they would only replay it, or run it
+    /// again once the record expired).
     Redrive {
         /// One dead-letter queue (logical id) [default: all].
         queue: Option<String>,
         /// Only these messages (repeatable) [default: all].
         #[arg(long = "message-id", value_name = "ID")]
         message_ids: Vec<String>,
-        /// Leave the messages whose idempotency record is COMPLETED (their effect happened).
+        /// Send back the messages whose idempotency record is COMPLETED too.
         #[arg(long)]
+        include_completed: bool,
+        /// What redrive does by default (leave the completed messages), kept for the scripts
+        /// that pass it; unlike the default, it fails without an idempotency table.
+        #[arg(long, hide = true, conflicts_with = "include_completed")]
         skip_completed: bool,
         #[command(flatten)]
         idempotency: IdempotencyArgs,
@@ -83,6 +89,17 @@ pub struct IdempotencyArgs {
 /// Why a message was left: it was not among the ones named.
 const NOT_CHOSEN: &str = "not chosen";
 
+/// What `dlq redrive` does with the messages whose idempotency record is COMPLETED.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Completed {
+    /// Leave them (the default); without an idempotency table, say so and send back all.
+    Skip,
+    /// Leave them; without an idempotency table, fail (`--skip-completed`, as it always did).
+    SkipOrFail,
+    /// Send them back too (`--include-completed`).
+    Include,
+}
+
 /// Runs one `dlq` action.
 pub async fn run(action: DlqAction) -> Result<ExitCode> {
     match action {
@@ -98,13 +115,19 @@ pub async fn run(action: DlqAction) -> Result<ExitCode> {
         DlqAction::Redrive {
             queue,
             message_ids,
+            include_completed,
             skip_completed,
             idempotency,
             target,
         } => {
             let scope = Scope::of(&target, queue.as_deref()).await?;
             let chosen: BTreeSet<String> = message_ids.into_iter().collect();
-            redrive(&scope, &chosen, skip_completed, &idempotency).await
+            let completed = match (include_completed, skip_completed) {
+                (true, _) => Completed::Include,
+                (false, true) => Completed::SkipOrFail,
+                (false, false) => Completed::Skip,
+            };
+            redrive(&scope, &chosen, completed, &idempotency).await
         }
     }
 }
@@ -241,13 +264,24 @@ async fn show(scope: &Scope, args: &IdempotencyArgs) -> Result<ExitCode> {
 async fn redrive(
     scope: &Scope,
     chosen: &BTreeSet<String>,
-    skip_completed: bool,
+    completed: Completed,
     args: &IdempotencyArgs,
 ) -> Result<ExitCode> {
-    let lookup = lookup(scope, args)?;
-    if skip_completed && lookup.is_none() {
-        bail!("--skip-completed needs the idempotency table: pass --idempotency-table");
+    let lookup = match completed {
+        Completed::Include => None,
+        Completed::Skip | Completed::SkipOrFail => lookup(scope, args)?,
+    };
+    match (completed, &lookup) {
+        (Completed::SkipOrFail, None) => {
+            bail!("--skip-completed needs the idempotency table: pass --idempotency-table")
+        }
+        (Completed::Skip, None) => println!(
+            "no idempotency table to tell which effects already happened (pass \
+             --idempotency-table): every message goes back"
+        ),
+        _ => {}
     }
+    let skip_completed = lookup.is_some();
     let mut found: BTreeSet<String> = BTreeSet::new();
     for dlq in &scope.queues {
         let everything = chosen.is_empty() && !skip_completed;
@@ -278,7 +312,9 @@ async fn redrive(
             }
             match states.get(id) {
                 Some(state) if state.is_completed() => {
-                    Err("its idempotency record is COMPLETED (--skip-completed)".into())
+                    Err("its idempotency record is COMPLETED, its effect happened \
+                     (--include-completed sends it back)"
+                        .into())
                 }
                 _ => Ok(()),
             }

@@ -97,8 +97,9 @@ pub fn event_ids(payload: &str) -> Result<Vec<String>> {
         .collect()
 }
 
-/// Seconds a completed record is kept, as the layers' default expiry is an hour.
-pub const HOUR: u64 = 3600;
+/// Seconds a completed record is kept: the layers' default retention, so that the raw
+/// contenders write what eventkit writes.
+pub const RECORD_TTL_SECS: u64 = eventkit::idempotency::DEFAULT_RECORD_TTL.as_secs();
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {

@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use aws_sdk_dynamodb::Client;
 
-use crate::protocol::{event_ids, now_ms, Contender, HOUR};
+use crate::protocol::{event_ids, now_ms, Contender, RECORD_TTL_SECS};
 
 struct Raw {
     client: Client,
@@ -44,7 +44,7 @@ impl Raw {
             .item("status", AttributeValue::S("INPROGRESS".into()))
             .item(
                 "expiration",
-                AttributeValue::N((now_ms / 1000 + HOUR).to_string()),
+                AttributeValue::N((now_ms / 1000 + RECORD_TTL_SECS).to_string()),
             )
             .item(
                 "in_progress_expiry",
@@ -92,7 +92,7 @@ impl Raw {
             .expression_attribute_values(":data", AttributeValue::S("{}".into()))
             .expression_attribute_values(
                 ":expiry",
-                AttributeValue::N((now_ms / 1000 + HOUR).to_string()),
+                AttributeValue::N((now_ms / 1000 + RECORD_TTL_SECS).to_string()),
             )
             .expression_attribute_values(":owner", AttributeValue::S(event_id.into()))
             .send()

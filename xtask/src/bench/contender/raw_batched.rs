@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use aws_sdk_dynamodb::types::{AttributeValue, BatchStatementRequest, KeysAndAttributes};
 use aws_sdk_dynamodb::Client;
 
-use crate::protocol::{event_ids, now_ms, Contender, HOUR};
+use crate::protocol::{event_ids, now_ms, Contender, RECORD_TTL_SECS};
 
 struct RawBatched {
     client: Client,
@@ -55,7 +55,7 @@ impl RawBatched {
                     vec![
                         text(&format!("raw#{id}")),
                         text("INPROGRESS"),
-                        number(now_ms / 1000 + HOUR),
+                        number(now_ms / 1000 + RECORD_TTL_SECS),
                         number(now_ms + 60_000),
                         text(id),
                     ],
@@ -82,7 +82,7 @@ impl RawBatched {
                     vec![
                         text("COMPLETED"),
                         text("{}"),
-                        number(now_ms / 1000 + HOUR),
+                        number(now_ms / 1000 + RECORD_TTL_SECS),
                         text(&format!("raw#{id}")),
                         text(id),
                     ],

@@ -1,0 +1,34 @@
+//! The pipeline's functions as the developer commands build them (`cargo xtask chaos | demo
+//! | dev` and the end-to-end tests): the binaries `infra/template.yaml` names, built by cargo
+//! for this machine with each function's `faults` feature, so that the chaos run can arm
+//! crash points (eventkit's `faults`). One feature set for every local run, so that one run's
+//! binaries serve the next instead of being rebuilt in each set by turns; a run that does not
+//! set `EVENTKIT_CRASH_POINTS` gets functions that behave as deployed ones. Deploy builds
+//! (`sam build`) use the packages' defaults, without it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use crate::local_lambda::build::{build_binaries, function_binaries};
+use crate::local_lambda::template::Template;
+
+/// The cargo features every local build of the functions enables.
+pub const LOCAL_FEATURES: [&str; 1] = ["faults"];
+
+/// [`LOCAL_FEATURES`], as `cargo build --features` takes them.
+pub fn local_features() -> Vec<String> {
+    LOCAL_FEATURES.map(String::from).to_vec()
+}
+
+/// Builds the functions `template` declares, cargo's output going to `log`; returns the
+/// folder of their binaries.
+pub async fn build(template: &Template, release: bool, log: &Path) -> Result<PathBuf> {
+    build_binaries(
+        &function_binaries(template),
+        release,
+        &local_features(),
+        log,
+    )
+    .await
+}
