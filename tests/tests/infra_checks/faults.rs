@@ -61,7 +61,7 @@ fn a_crash_points_variable_in_globals_or_a_function_is_found() {
 #[test]
 fn the_templates_build_properties_leave_the_faults_feature_off() {
     let functions = resources("AWS::Serverless::Function");
-    assert_eq!(functions.len(), 5);
+    assert_eq!(functions.len(), 6);
     for (id, function) in functions {
         // cargo-lambda gets the template's BuildProperties (Binary, and Flags passed to
         // `cargo lambda build` as they are).

@@ -40,6 +40,8 @@ fn record_retention(binary: &str) -> Option<u64> {
         // Publishes the outbox under each event's staged id and keeps no idempotency record:
         // the consumers' records absorb an event published again.
         "relay" => return None,
+        // The relay's path on a schedule (the outbox's sweeper): no records either.
+        "outbox-sweeper" => return None,
         other => panic!("{other}: say here how long its idempotency records live"),
     };
     Some(config.record_ttl().as_secs())
@@ -178,6 +180,11 @@ fn paths(function_id: &str, function: &'static Value) -> Vec<Path> {
             "DynamoDB" => paths.push(Path {
                 via: format!("{name}: the stream keeps its records {STREAM_RETENTION} s"),
                 seconds: STREAM_RETENTION,
+            }),
+            // A schedule's firing carries no event: nothing of it comes back later.
+            "Schedule" => paths.push(Path {
+                via: format!("{name}: a schedule's firing, nothing that comes again"),
+                seconds: 0,
             }),
             other => panic!("{function_id}: no horizon rule here for {other} events; add one"),
         }

@@ -142,6 +142,10 @@ fn every_trigger_sample_parses_as_the_lambda_event_its_suffix_names() {
                     "{name}"
                 );
             }
+        } else if name.ends_with(".schedule.json") {
+            let event: EventBridgeEvent = parse(&name, &json);
+            assert_eq!(event.detail_type, "Scheduled Event", "{name}");
+            assert_eq!(event.source, "aws.events", "{name}");
         } else {
             assert!(
                 name.starts_with("orders/") || name == "inventory/seed.json",
@@ -163,6 +167,7 @@ fn every_trigger_sample_parses_as_the_lambda_event_its_suffix_names() {
             "inventory/poison.sqs.json",
             "notifications/order-placed.sns.json",
             "notifications/payment-completed.eventbridge.json",
+            "outbox-sweeper/sweep.schedule.json",
             "payments/stock-reserved-declined.eventbridge.json",
             "payments/stock-reserved.eventbridge.json",
             "relay/stock-reserved.dynamodb.json",
@@ -186,6 +191,7 @@ fn every_function_has_a_sample_for_each_of_its_triggers() {
                 Some("SNS") => ".sns.json",
                 Some("EventBridgeRule") => ".eventbridge.json",
                 Some("DynamoDB") => ".dynamodb.json",
+                Some("Schedule") => ".schedule.json",
                 other => panic!("{id}: no sample kind for {other:?}"),
             };
             assert!(

@@ -143,7 +143,7 @@ fn every_function_is_a_rust_binary_on_provided_al2023_arm64_by_default() {
         serde_json::json!(["arm64", "x86_64"])
     );
     let functions = resources("AWS::Serverless::Function");
-    assert_eq!(functions.len(), 5);
+    assert_eq!(functions.len(), 6);
     for (id, function) in functions {
         assert_eq!(
             function_property(function, "Runtime"),
