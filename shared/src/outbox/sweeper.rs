@@ -28,8 +28,8 @@ use super::relay::Relay;
 /// on (or has not reached in a backlog).
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(5 * 60);
 
-/// Publishes outbox events left unpublished for longer than a grace period (see the
-/// [module docs](self)).
+/// Publishes outbox events left unpublished for longer than a grace period, and measures the
+/// backlog (see the [outbox docs](super)).
 #[derive(Clone, Debug)]
 pub struct Sweeper {
     relay: Relay,
