@@ -79,6 +79,18 @@ pub struct ChaosArgs {
     /// Share of the relay's publish requests that fail.
     #[arg(long, default_value_t = 0.05)]
     pub publish_fail_share: f64,
+    /// Outages of the bus (every publish fails) during the faults, spread over the orders'
+    /// arrival.
+    #[arg(long, default_value_t = 0)]
+    pub bus_outages: usize,
+    /// Seconds each bus outage lasts: long enough to exhaust the relay's stream retries many
+    /// times over.
+    #[arg(long, default_value_t = 300)]
+    pub bus_outage_seconds: u64,
+    /// Seconds the outbox's sweeper leaves an event to the relay's stream before publishing
+    /// it itself (5 minutes on AWS; the run's time scale is shorter).
+    #[arg(long, default_value_t = 60)]
+    pub sweep_grace_seconds: u64,
     /// Seed of the run's randomness (orders, duplicates, fault schedule); random if unset.
     #[arg(long)]
     pub seed: Option<u64>,
@@ -118,6 +130,9 @@ impl ChaosArgs {
             outages: self.outages,
             outage: Duration::from_secs(self.outage_seconds),
             publish_fail_share: self.publish_fail_share,
+            bus_outages: self.bus_outages,
+            bus_outage: Duration::from_secs(self.bus_outage_seconds),
+            sweep_grace: Duration::from_secs(self.sweep_grace_seconds),
         }
     }
 }

@@ -3,11 +3,13 @@
 //! - crashes at each dangerous point of a handler (eventkit's `faults` module, switched on
 //!   in every function's environment);
 //! - DynamoDB behind a fault proxy: a share of requests answered with throttling or an
-//!   internal error, a share dropped before DynamoDB sees them, a share whose response is
+//!   internal error (for a batch of statements, half of them a successful answer failing
+//!   each statement), a share dropped before DynamoDB sees them, a share whose response is
 //!   lost after the write happened, a share answered a second late, and outages during
 //!   which every request fails;
 //! - publishing behind a fault proxy in front of LocalStack: a share of PutEvents requests
-//!   fail whole, or fail their entries.
+//!   fail whole, or fail their entries; and bus outages (`--bus-outages`), long enough for
+//!   the relay's stream to give events up to the outbox's sweeper.
 //!
 //! Only the functions go through the proxies; the local Lambda's own event sources (the
 //! service side) reach the local cloud directly, as Lambda's pollers are not behind the
@@ -49,6 +51,15 @@ pub struct FaultPlan {
     pub outage: Duration,
     /// Share of the functions' publish requests that fail (whole, or entry by entry).
     pub publish_fail_share: f64,
+    /// Outages of the bus (every request of the functions to LocalStack fails) during the
+    /// run, each `bus_outage` long: long enough to exhaust the relay's stream retries many
+    /// times over, so that what the stream gives up on is left to the outbox's sweeper.
+    pub bus_outages: usize,
+    /// How long each bus outage lasts.
+    pub bus_outage: Duration,
+    /// How long the sweeper leaves an event to the stream (the run's time scale; 5 minutes
+    /// on AWS).
+    pub sweep_grace: Duration,
 }
 
 /// One function process killed.
@@ -69,6 +80,8 @@ pub struct Injected {
     pub kills: Vec<Kill>,
     /// DynamoDB outages (start, from the start of the faults).
     pub outages: Vec<Duration>,
+    /// Bus outages (start, from the start of the faults).
+    pub bus_outages: Vec<Duration>,
     /// DynamoDB faults by kind (`failed`, `response lost`, `outage`).
     pub dynamodb: BTreeMap<String, u64>,
     /// Publish faults by kind.
@@ -137,6 +150,10 @@ impl Injector {
             environment.insert("AWS_ENDPOINT_URL_DYNAMODB".into(), self.dynamodb.endpoint());
             environment.insert("AWS_ENDPOINT_URL".into(), self.localstack.endpoint());
             environment.insert(CRASH_POINTS_VAR.into(), crash_points.clone());
+            environment.insert(
+                "SWEEP_GRACE_SECONDS".into(),
+                self.plan.sweep_grace.as_secs().to_string(),
+            );
         }
     }
 
@@ -167,6 +184,10 @@ impl Injector {
         let mut outages_left: Vec<f64> = (1..=self.plan.outages)
             .map(|k| k as f64 / (self.plan.outages + 1) as f64)
             .collect();
+        let mut bus_outages_left: Vec<f64> = (1..=self.plan.bus_outages)
+            .map(|k| (k as f64 - 0.5) / self.plan.bus_outages as f64)
+            .collect();
+        let mut bus_outage_ends: Option<Instant> = None;
         let mut injected = Injected::default();
         let mut outage_ends: Option<Instant> = None;
         let mut caught_up: Option<Instant> = None;
@@ -192,6 +213,23 @@ impl Injector {
                 progress(&format!(
                     "DynamoDB down for {}s",
                     self.plan.outage.as_secs()
+                ));
+            }
+            if bus_outage_ends.is_some_and(|ends| now >= ends) {
+                self.localstack.set_outage(None);
+                bus_outage_ends = None;
+                progress("the bus is back");
+            }
+            if bus_outage_ends.is_none()
+                && bus_outages_left.first().is_some_and(|at| arrived >= *at)
+            {
+                bus_outages_left.remove(0);
+                self.localstack.set_outage(Some(bus_unavailable()));
+                bus_outage_ends = Some(now + self.plan.bus_outage);
+                injected.bus_outages.push(started.elapsed());
+                progress(&format!(
+                    "the bus down for {}s",
+                    self.plan.bus_outage.as_secs()
                 ));
             }
             // A kill strikes whatever is busy at its moment, and a moment when nothing is
@@ -232,6 +270,7 @@ impl Injector {
         self.dynamodb.slow_share(0.0, Duration::ZERO);
         self.dynamodb.set_outage(None);
         self.localstack.fail_share(0.0, publish_failure());
+        self.localstack.set_outage(None);
     }
 }
 
@@ -250,8 +289,33 @@ const JSON_1_1: &str = "application/x-amz-json-1.1";
 
 /// Throttling or an internal error, half and half: both are retried by the SDK, and what
 /// outlasts its retries reaches the handler as a transient error.
+/// A whole request throttled or failing with a 500; or, for a `BatchExecuteStatement` (the
+/// batched claims, completions and releases), half the time a request that succeeds and fails
+/// each of its statements with a code DynamoDB gives one statement at a time (throttling, an
+/// internal error, a conflict with a transaction): nothing of it is written.
 fn dynamodb_failure() -> impl Fn(&[u8]) -> Canned + Send + Sync + 'static {
-    |_| {
+    |body| {
+        let statements = serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|request| request["Statements"].as_array().map(Vec::len));
+        if let Some(statements) = statements.filter(|_| fastrand::bool()) {
+            const CODES: [&str; 3] = [
+                "ThrottlingError",
+                "InternalServerError",
+                "TransactionConflict",
+            ];
+            let responses: Vec<_> = (0..statements)
+                .map(|_| {
+                    let code = CODES[fastrand::usize(..CODES.len())];
+                    json!({"Error": {"Code": code, "Message": "failed statement (chaos)"}})
+                })
+                .collect();
+            return Canned {
+                status: 200,
+                content_type: JSON_1_0.into(),
+                body: json!({ "Responses": responses }).to_string(),
+            };
+        }
         if fastrand::bool() {
             Canned {
                 status: 400,
@@ -266,6 +330,19 @@ fn dynamodb_failure() -> impl Fn(&[u8]) -> Canned + Send + Sync + 'static {
             internal_error(JSON_1_0)
         }
     }
+}
+
+/// The bus down: every request of the functions to LocalStack answered with a 503.
+fn bus_unavailable() -> Respond {
+    Arc::new(|_: &[u8]| Canned {
+        status: 503,
+        content_type: JSON_1_1.into(),
+        body: json!({
+            "__type": "ServiceUnavailableException",
+            "message": "The bus is unavailable (chaos outage)."
+        })
+        .to_string(),
+    })
 }
 
 fn dynamodb_unavailable() -> Respond {

@@ -84,6 +84,9 @@ impl Report {
         for (kind, count) in &self.injected.dynamodb {
             rows.push((format!("DynamoDB requests: {kind}"), *count));
         }
+        if !self.injected.bus_outages.is_empty() {
+            rows.push(("bus outages".into(), self.injected.bus_outages.len() as u64));
+        }
         for (kind, count) in &self.injected.publish {
             rows.push((format!("publish requests: {kind}"), *count));
         }
