@@ -68,6 +68,11 @@ async fn an_order_flows_through_all_four_functions_and_every_table_ends_as_expec
     // line they wrote, the EMF metrics lines included, survives Lambda's level filter.
     for function in run.pipeline.hosts().keys() {
         let (lines, emf) = run.assert_every_line_has_a_timestamp_and_a_level(function);
+        // Invoked only by its schedule (every 5 minutes), which a run this short may not
+        // reach; its lines are checked like the others' when it ran.
+        if function == "OutboxSweeperFunction" && lines == 0 {
+            continue;
+        }
         assert!(
             lines > emf && emf > 0,
             "{function}: {lines} lines, {emf} EMF"
