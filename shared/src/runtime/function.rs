@@ -87,8 +87,8 @@ impl<H> EventFunction<H> {
     /// ```
     ///
     /// The defaults are chosen with the queue's `maxReceiveCount`: every wait is at least
-    /// half its ceiling, so 10 receives span at least 3 h 3 min (30 s + 1 min + 2 + 4 + 8
-    /// + 16 + 32 min + 1 h + 1 h) and a record failing through a 3-hour outage of a
+    /// half its ceiling, so 10 receives span at least 3 h 3 min (30 s, then 1, 2, 4, 8, 16
+    /// and 32 min, 1 h and 1 h) and a record failing through a 3-hour outage of a
     /// dependency is not dead-lettered; see RELIABILITY.md, "Outlasting outages". Permanent
     /// failures (poison) and records that were not attempted keep the queue's visibility
     /// timeout; a record whose key was in progress elsewhere comes back just after that
