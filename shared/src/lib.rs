@@ -16,7 +16,8 @@
 //! - [`handler`]: the composition of decoding, idempotency and the user's function.
 //! - [`runtime`]: `main` in a few lines, through lambda_runtime.
 //! - [`telemetry`]: structured logs per record and EMF metrics per batch.
-//! - [`backoff`]: the waits between retries (exponential, capped, full jitter).
+//! - [`backoff`]: the waits between retries (exponential, capped, jittered).
+//! - [`redelivery`]: a failed SQS record sent back to its queue with a growing delay.
 //! - [`faults`]: crashes injected at the dangerous points, for reliability runs.
 #![warn(missing_docs)]
 #![warn(clippy::unwrap_used, clippy::expect_used)]
@@ -32,6 +33,7 @@ pub mod handler;
 pub mod idempotency;
 #[cfg(feature = "dynamodb")]
 pub mod outbox;
+pub mod redelivery;
 pub mod runtime;
 pub mod telemetry;
 

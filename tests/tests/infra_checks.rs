@@ -2,7 +2,8 @@
 //! `sam validate --lint` and checkov, `sam build` produces every function's bootstrap, the
 //! template's structure keeps the pipeline's guarantees (DLQs, retries, partial batch
 //! failures, encryption, TLS-only access), every function keeps its idempotency records
-//! past the last redelivery the template allows, no fault switch reaches a deploy build, and
+//! past the last redelivery the template allows, every SQS consumer outlasts a 3-hour
+//! outage without dead-lettering a healthy message, no fault switch reaches a deploy build, and
 //! every sample event in `events/` parses as the Lambda event its name says.
 //!
 //! The tools come from `cargo xtask tools` (which `cargo xtask test` runs), found through
@@ -28,3 +29,6 @@ mod horizon;
 
 #[path = "infra_checks/faults.rs"]
 mod faults;
+
+#[path = "infra_checks/outages.rs"]
+mod outages;

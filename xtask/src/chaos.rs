@@ -256,6 +256,7 @@ pub async fn run_chaos(
     let step = Step::start("creating what infra/template.yaml declares");
     let mut stack = Stack::create(&clients, &options, |logical| step.detail(logical)).await?;
     step.done(&stack.name);
+    functions::scale_record_backoff(&mut stack, args.visibility_timeout);
     let injector = Injector::start(args.plan(), endpoints).await?;
     injector.configure(&mut stack);
     let entrances = Entrances::of(&stack)?;

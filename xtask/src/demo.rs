@@ -174,13 +174,15 @@ impl Session {
             endpoints: endpoints.clone(),
         };
         let step = Step::start("creating what infra/template.yaml declares");
-        let stack = match Stack::create(&clients, &options, |logical| step.detail(logical)).await {
-            Ok(stack) => stack,
-            Err(error) => {
-                step.fail();
-                return Err(error);
-            }
-        };
+        let mut stack =
+            match Stack::create(&clients, &options, |logical| step.detail(logical)).await {
+                Ok(stack) => stack,
+                Err(error) => {
+                    step.fail();
+                    return Err(error);
+                }
+            };
+        functions::scale_record_backoff(&mut stack, args.visibility_timeout);
         step.done(&describe_stack(&stack));
         let entrances = Entrances::of(&stack)?;
         let inventory_table = stack.table("InventoryTable")?.to_string();

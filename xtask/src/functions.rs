@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
+use eventkit::redelivery::RecordBackoff;
+
 use crate::local_lambda::build::{build_binaries, function_binaries};
+use crate::local_lambda::stack::Stack;
 use crate::local_lambda::template::Template;
 
 /// The cargo features every local build of the functions enables.
@@ -31,4 +34,30 @@ pub async fn build(template: &Template, release: bool, log: &Path) -> Result<Pat
         log,
     )
     .await
+}
+
+/// The visibility timeout of the SQS consumers' queues in infra/template.yaml: what a local
+/// run's `--visibility-timeout` stands for.
+pub const TEMPLATE_VISIBILITY_TIMEOUT: u32 = 100;
+
+/// Puts the SQS consumers' per-record backoff on a local run's time scale: when the
+/// template's 100 s visibility timeout is `visibility` s, the default backoff (base 60 s, cap
+/// 2 h) shrinks by the same ratio, through `EVENTKIT_RECORD_BACKOFF` on every function (the
+/// ones without SQS sources never read it). Without it a local run would wait AWS's hours.
+pub fn scale_record_backoff(stack: &mut Stack, visibility: u32) {
+    let Some(backoff) = RecordBackoff::default().backoff() else {
+        return;
+    };
+    let scale = f64::from(visibility) / f64::from(TEMPLATE_VISIBILITY_TIMEOUT);
+    let value = format!(
+        "{},{}",
+        backoff.base().as_secs_f64() * scale,
+        backoff.cap().as_secs_f64() * scale
+    );
+    for function in stack.functions.values_mut() {
+        function
+            .spec
+            .environment
+            .insert(orders::wiring::RECORD_BACKOFF.into(), value.clone());
+    }
 }

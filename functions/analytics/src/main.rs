@@ -12,6 +12,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         counters,
         wiring::idempotency(&config, analytics::idempotency_config())?,
     )
+    .with_redelivery(wiring::redelivery(&config, analytics::record_backoff())?)
     .with_metrics(wiring::service_name())
     .run()
     .await

@@ -17,6 +17,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         inventory,
         wiring::idempotency(&config, inventory::idempotency_config())?,
     )
+    .with_redelivery(wiring::redelivery(&config, inventory::record_backoff())?)
     .with_metrics(wiring::service_name())
     .run()
     .await

@@ -5,6 +5,7 @@
 use eventkit::events::{EventBridgePublisher, EventEnvelope, OutgoingEvent, PublishFailure};
 use eventkit::idempotency::{DynamoDbStore, Idempotency, IdempotencyConfig};
 use eventkit::outbox::Destination;
+use eventkit::redelivery::{RecordBackoff, Redelivery};
 use serde::Serialize;
 
 /// The idempotency table's name.
@@ -44,6 +45,54 @@ pub fn idempotency(
         store = store.with_outbox(outbox);
     }
     Ok(Idempotency::new(store, idempotency))
+}
+
+/// Overrides an SQS consumer's per-record backoff: `off`, or `<base>,<cap>` in seconds. For
+/// runs on another time scale (the local cloud's short visibility timeouts); the template
+/// never sets it, so deployed functions keep the backoff their code gives.
+pub const RECORD_BACKOFF: &str = "EVENTKIT_RECORD_BACKOFF";
+
+/// An environment variable's value that cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error("environment variable {name} is {value:?}: expected {expected}")]
+pub struct InvalidVariable {
+    /// The variable.
+    pub name: &'static str,
+    /// Its value.
+    pub value: String,
+    /// What it should look like.
+    pub expected: &'static str,
+}
+
+/// The SQS consumer's way of sending failed records back with a delay: `backoff` (the
+/// function's own, which the infra checks hold against the template's receive counts),
+/// unless `EVENTKIT_RECORD_BACKOFF` says otherwise.
+pub fn redelivery(
+    config: &aws_config::SdkConfig,
+    backoff: RecordBackoff,
+) -> Result<Redelivery, InvalidVariable> {
+    let backoff = match std::env::var(RECORD_BACKOFF) {
+        Ok(value) if !value.is_empty() => record_backoff(&value).ok_or(InvalidVariable {
+            name: RECORD_BACKOFF,
+            value,
+            expected: "`off` or `<base seconds>,<cap seconds>`",
+        })?,
+        _ => backoff,
+    };
+    Ok(Redelivery::new(aws_sdk_sqs::Client::new(config)).with_backoff(backoff))
+}
+
+/// `off`, or `<base>,<cap>` in seconds.
+fn record_backoff(text: &str) -> Option<RecordBackoff> {
+    if text.trim() == "off" {
+        return Some(RecordBackoff::off());
+    }
+    let (base, cap) = text.split_once(',')?;
+    let seconds = |part: &str| {
+        let seconds: f64 = part.trim().parse().ok()?;
+        std::time::Duration::try_from_secs_f64(seconds).ok()
+    };
+    Some(RecordBackoff::new(seconds(base)?, seconds(cap)?))
 }
 
 /// The bus named by `ORDERS_BUS_NAME`, as the destination of staged events.
@@ -102,4 +151,26 @@ pub async fn publish<T: Serialize>(
             source,
         })?;
     Ok(bus.publish_one(&outgoing).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn the_backoff_override_is_off_or_a_base_and_a_cap() {
+        assert_eq!(record_backoff("off"), Some(RecordBackoff::off()));
+        assert_eq!(
+            record_backoff("3, 60"),
+            Some(RecordBackoff::new(
+                Duration::from_secs(3),
+                Duration::from_secs(60)
+            ))
+        );
+        for bad in ["", "3", "3,x", "on", "-1,5", "NaN,5"] {
+            assert_eq!(record_backoff(bad), None, "{bad}");
+        }
+    }
 }

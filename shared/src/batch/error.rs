@@ -128,6 +128,7 @@ impl<E, R> Classify for aws_smithy_runtime_api::client::result::SdkError<E, R> {
 pub struct RecordError {
     class: ErrorClass,
     kind: FailureKind,
+    retry_at_ms: Option<u64>,
     source: BoxError,
 }
 
@@ -147,17 +148,26 @@ impl RecordError {
         Self {
             class,
             kind: FailureKind::Error,
+            retry_at_ms: None,
             source: error.into(),
         }
     }
 
-    /// Another delivery of the record's idempotency key is in progress (transient).
-    pub(crate) fn in_progress(error: impl Into<BoxError>) -> Self {
+    /// Another delivery of the record's idempotency key is in progress (transient); its claim
+    /// lapses at `expiry_ms` (epoch ms) when known, which is when a retry can take it over.
+    pub(crate) fn in_progress(expiry_ms: Option<u64>, error: impl Into<BoxError>) -> Self {
         Self {
             class: ErrorClass::Transient,
             kind: FailureKind::InProgress,
+            retry_at_ms: expiry_ms,
             source: error.into(),
         }
+    }
+
+    /// The earliest instant (epoch ms) a retry can succeed, when the failure knows it (a
+    /// claim's in-progress window): the record's way back to its queue aims there.
+    pub fn retry_at_ms(&self) -> Option<u64> {
+        self.retry_at_ms
     }
 
     /// The error's class.

@@ -4,7 +4,8 @@
 //! EventBridge invocation); the [`BatchOutcome`] says what happened to each record and
 //! becomes the `SqsBatchResponse` that lists exactly the failed message ids
 //! (ReportBatchItemFailures), so SQS deletes the successes and redelivers the failures,
-//! moving them to the DLQ after `maxReceiveCount`.
+//! moving them to the DLQ after `maxReceiveCount`. How long a transiently failed record
+//! stays away before its next receive is [`redelivery`](crate::redelivery)'s business.
 //!
 //! - Standard queues: records run concurrently up to [`BatchConfig::max_concurrency`].
 //! - FIFO queues: records of one message group run in order; after a failure the group's

@@ -5,7 +5,7 @@ use std::time::Duration;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse};
 
 use super::config::AllFailedPolicy;
-use super::error::{BatchError, ErrorClass, FailureKind};
+use super::error::{BatchError, ErrorClass, FailureKind, RecordError};
 use crate::telemetry::BatchMetrics;
 
 /// A failed record: the class, what kind of failure, and the reason for the log.
@@ -17,6 +17,20 @@ pub struct RecordFailure {
     pub kind: FailureKind,
     /// A human-readable reason.
     pub reason: String,
+    /// The earliest instant (epoch ms) a retry can succeed, when the failure knows it (the
+    /// in-progress window of the claim that holds the record's key).
+    pub retry_at_ms: Option<u64>,
+}
+
+impl From<&RecordError> for RecordFailure {
+    fn from(error: &RecordError) -> Self {
+        Self {
+            class: error.class(),
+            kind: error.kind(),
+            reason: error.to_string(),
+            retry_at_ms: error.retry_at_ms(),
+        }
+    }
 }
 
 /// One record's result, under the id used to report it.
@@ -145,6 +159,7 @@ mod tests {
             class: ErrorClass::Transient,
             kind,
             reason: "x".into(),
+            retry_at_ms: None,
         }
     }
 

@@ -131,6 +131,7 @@ impl BatchProcessor {
                     "not started: less than {:?} left before the invocation's deadline",
                     self.config.deadline_margin
                 ),
+                retry_at_ms: None,
             };
             return report(id, Err(failure), span);
         }
@@ -139,15 +140,12 @@ impl BatchProcessor {
         let guarded = AssertUnwindSafe(async { handler(record).await }).catch_unwind();
         let result = match guarded.instrument(span.clone()).await {
             Ok(Ok(output)) => Ok(output),
-            Ok(Err(error)) => Err(RecordFailure {
-                class: error.class(),
-                kind: error.kind(),
-                reason: error.to_string(),
-            }),
+            Ok(Err(error)) => Err(RecordFailure::from(&error)),
             Err(panic) => Err(RecordFailure {
                 class: ErrorClass::Transient,
                 kind: FailureKind::Panicked,
                 reason: format!("handler panicked: {}", panic_message(&*panic)),
+                retry_at_ms: None,
             }),
         };
         report(id, result, span)
@@ -176,6 +174,7 @@ where
                     reason: format!(
                         "not run: earlier record {first} failed and order must be kept"
                     ),
+                    retry_at_ms: None,
                 };
                 report(record.id().to_string(), Err(failure), span_of(&record))
             }
@@ -208,11 +207,7 @@ fn message_groups(records: Vec<EventRecord>) -> Vec<Vec<(usize, EventRecord)>> {
 /// A record's outcome decided outside the processor (a duplicate of an earlier record of
 /// its batch), logged in the record's span as the processor logs its own.
 pub(crate) fn settle<O>(record: &EventRecord, result: Result<O, RecordError>) -> RecordOutcome<O> {
-    let result = result.map_err(|error| RecordFailure {
-        class: error.class(),
-        kind: error.kind(),
-        reason: error.to_string(),
-    });
+    let result = result.map_err(|error| RecordFailure::from(&error));
     report(record.id().to_string(), result, span_of(record))
 }
 

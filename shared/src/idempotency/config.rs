@@ -9,7 +9,8 @@ use super::record::MAX_SORT_KEY_BYTES;
 
 /// How long a record lives by default: 30 days. A record must outlive every path by which
 /// its event can come back, or the late copy runs the handler again. On AWS the paths are
-/// SQS redelivery (visibility timeout × maxReceiveCount: minutes), a dead-letter queue's
+/// SQS redelivery (visibility timeout × maxReceiveCount: minutes; hours with per-record
+/// backoff, [`RecordBackoff`](crate::redelivery::RecordBackoff)), a dead-letter queue's
 /// retention (up to 14 days) followed by a redrive, EventBridge's retries to a target (up to
 /// 24 hours, then its DLQ), Lambda's asynchronous retries (up to 6 hours, then its DLQ) and a
 /// DynamoDB stream's 24 hours. The longest, a rule's 24 hours, then an asynchronous

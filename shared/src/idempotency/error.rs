@@ -296,7 +296,10 @@ impl From<IdempotencyError<RecordError>> for RecordError {
     fn from(error: IdempotencyError<RecordError>) -> Self {
         match error {
             IdempotencyError::Handler(handler_error) => handler_error,
-            IdempotencyError::AlreadyInProgress { .. } => RecordError::in_progress(error),
+            IdempotencyError::AlreadyInProgress {
+                in_progress_expiry_ms,
+                ..
+            } => RecordError::in_progress(in_progress_expiry_ms, error),
             IdempotencyError::PayloadValidation { .. }
             | IdempotencyError::MissingKey { .. }
             | IdempotencyError::BlankKey { .. }

@@ -26,7 +26,14 @@ pub struct EventFunction<H> {
     batch: BatchProcessor,
     decode: DecodeOptions,
     metrics_service: Option<String>,
+    #[cfg(feature = "sqs")]
+    redelivery: Option<crate::redelivery::Redelivery>,
 }
+
+/// The longest an SQS batch's response waits for its failed records' visibility to change:
+/// past it, the response returns and the records keep their queue's visibility timeout.
+#[cfg(feature = "sqs")]
+const SEND_BACK_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl<H> EventFunction<H> {
     /// A function around `handler`, with default batch and decode settings and no metrics.
@@ -36,6 +43,8 @@ impl<H> EventFunction<H> {
             batch: BatchProcessor::default(),
             decode: DecodeOptions::default(),
             metrics_service: None,
+            #[cfg(feature = "sqs")]
+            redelivery: None,
         }
     }
 
@@ -56,6 +65,40 @@ impl<H> EventFunction<H> {
     /// and functions that do not want metrics print nothing.
     pub fn with_metrics(mut self, service: impl Into<String>) -> Self {
         self.metrics_service = Some(service.into());
+        self
+    }
+
+    /// Sends the SQS records that fail transiently back to their queues with a delay that
+    /// grows with their receive count (exponential, equal jitter, capped:
+    /// [`RecordBackoff`](crate::redelivery::RecordBackoff)), before the batch response
+    /// returns, instead of letting each come back after the queue's fixed visibility
+    /// timeout. Without it (the default) nothing changes and no request is made.
+    ///
+    /// ```no_run
+    /// # use eventkit::handler::{Handler, Json};
+    /// # use eventkit::runtime::EventFunction;
+    /// use eventkit::redelivery::{RecordBackoff, Redelivery};
+    /// # async fn handle(_: Json<serde_json::Value>) -> Result<(), std::io::Error> { Ok(()) }
+    /// # async fn example(config: aws_config::SdkConfig) {
+    /// let redelivery = Redelivery::new(aws_sdk_sqs::Client::new(&config))
+    ///     .with_backoff(RecordBackoff::default()); // base 60 s, cap 2 h
+    /// let function = EventFunction::new(Handler::new(handle)).with_redelivery(redelivery);
+    /// # }
+    /// ```
+    ///
+    /// The defaults are chosen with the queue's `maxReceiveCount`: every wait is at least
+    /// half its ceiling, so 10 receives span at least 3 h 3 min (30 s, then 1, 2, 4, 8, 16
+    /// and 32 min, 1 h and 1 h) and a record failing through a 3-hour outage of a
+    /// dependency is not dead-lettered; see RELIABILITY.md, "Outlasting outages". Permanent
+    /// failures (poison) and records that were not attempted keep the queue's visibility
+    /// timeout; a record whose key was in progress elsewhere comes back just after that
+    /// claim's in-progress expiry. The role needs `sqs:GetQueueUrl` and
+    /// `sqs:ChangeMessageVisibility` on the queues; if changing the visibility fails, that
+    /// is logged, the response returns as it would have, and the record comes back after
+    /// the visibility timeout.
+    #[cfg(feature = "sqs")]
+    pub fn with_redelivery(mut self, redelivery: crate::redelivery::Redelivery) -> Self {
+        self.redelivery = Some(redelivery);
         self
     }
 
@@ -163,8 +206,26 @@ where
         event: &SqsEvent,
         invocation: impl Into<Invocation>,
     ) -> Result<SqsBatchResponse, BatchError> {
+        let invocation = invocation.into();
+        let deadline = invocation.deadline();
         let records = records_from(event, &self.decode);
         let outcome = self.process(records, invocation).await;
+        #[cfg(feature = "sqs")]
+        if let Some(redelivery) = &self.redelivery {
+            let limit = SEND_BACK_LIMIT.min(
+                deadline
+                    .remaining()
+                    .saturating_sub(self.batch.config().deadline_margin / 4),
+            );
+            if tokio::time::timeout(limit, redelivery.back_off(event, &outcome))
+                .await
+                .is_err()
+            {
+                tracing::warn!(limit_ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX), "sending failed records back took too long; they keep their queue's visibility timeout");
+            }
+        }
+        #[cfg(not(feature = "sqs"))]
+        let _ = deadline;
         outcome.sqs_response(self.batch.config().all_failed)
     }
 

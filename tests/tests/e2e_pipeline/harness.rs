@@ -24,7 +24,7 @@ use xtask::local_lambda::{LocalPipeline, RunOptions};
 /// The local time scale: failed records come back after 10 s instead of the template's 100.
 const VISIBILITY_TIMEOUT: u32 = 10;
 /// InventoryQueue's RedrivePolicy.maxReceiveCount in the template.
-pub const MAX_RECEIVE_COUNT: usize = 5;
+pub const MAX_RECEIVE_COUNT: usize = 10;
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(240);
 
 static BINARIES: OnceCell<PathBuf> = OnceCell::const_new();
@@ -77,6 +77,7 @@ impl Run {
         let mut stack = Stack::create(&clients, &options, |_| {}).await.expect(
             "the template's resources are created (is the local cloud up? `cargo xtask cloud up`)",
         );
+        functions::scale_record_backoff(&mut stack, VISIBILITY_TIMEOUT);
         configure(&mut stack);
         let entrances = Entrances {
             topic_arn: stack.topics["OrdersTopic"].clone(),

@@ -312,6 +312,26 @@ const OUTBOX: Grant = grant(
     "Put::builder()",
 );
 
+/// eventkit's Redelivery on an SQS consumer's queue: the failed records' visibility changed
+/// (ChangeMessageVisibilityBatch is authorised as ChangeMessageVisibility), the queue's URL
+/// found from the record's ARN.
+const fn record_backoff(queue: &'static str) -> [Grant; 2] {
+    [
+        grant(
+            "sqs:ChangeMessageVisibility",
+            queue,
+            "shared/src/redelivery/send_back.rs",
+            ".change_message_visibility_batch()",
+        ),
+        grant(
+            "sqs:GetQueueUrl",
+            queue,
+            "shared/src/redelivery/queue.rs",
+            ".get_queue_url()",
+        ),
+    ]
+}
+
 /// Exactly what each function's code calls, on exactly its resources. A TransactWriteItems
 /// (the completion with a unit of work) is authorised action by action (its Put, Update,
 /// Delete as PutItem, UpdateItem, DeleteItem). The relay's reading of the outbox stream
@@ -348,6 +368,8 @@ fn needed(function: &str) -> Vec<Grant> {
         ]
         .into_iter()
         .chain(BATCHED_IDEMPOTENCY)
+        .chain(record_backoff("InventoryQueue"))
+        .chain(record_backoff("CompensationQueue"))
         .collect(),
         "PaymentsFunction" => vec![
             grant(
@@ -399,6 +421,7 @@ fn needed(function: &str) -> Vec<Grant> {
         )]
         .into_iter()
         .chain(BATCHED_IDEMPOTENCY)
+        .chain(record_backoff("AnalyticsQueue"))
         .collect(),
         // The relay keeps no idempotency records: what it publishes carries staged ids.
         "RelayFunction" => {

@@ -8,9 +8,12 @@
 
 use std::collections::BTreeSet;
 
+use std::time::Duration;
+
+use eventkit::redelivery::RecordBackoff;
 use serde_json::Value;
 
-use crate::support::{resources, target, template};
+use crate::support::{record_backoff, resources, target, template};
 
 /// What AWS applies where the template says nothing.
 const QUEUE_RETENTION_DEFAULT: u64 = 4 * 24 * 3600;
@@ -61,14 +64,18 @@ fn retention(queue: &str) -> u64 {
 }
 
 /// How long SQS redelivers a message of `queue` before its DLQ takes it: each receive waits
-/// out the visibility timeout. Without a DLQ, until the message expires.
-fn redeliveries(queue: &str) -> u64 {
+/// out the visibility timeout, or the consumer's per-record `backoff` (up to its cap) when
+/// that is longer. Without a DLQ, until the message expires.
+fn redeliveries(queue: &str, backoff: RecordBackoff) -> u64 {
     let properties = &resource(queue)["Properties"];
     let visibility = properties["VisibilityTimeout"]
         .as_u64()
         .unwrap_or(VISIBILITY_TIMEOUT_DEFAULT);
+    let wait = backoff
+        .longest_wait(Duration::from_secs(visibility))
+        .as_secs();
     match properties["RedrivePolicy"]["maxReceiveCount"].as_u64() {
-        Some(receives) => visibility * receives,
+        Some(receives) => wait * receives,
         None => retention(queue),
     }
 }
@@ -129,8 +136,9 @@ fn asynchronous(function: &'static Value) -> (u64, Vec<Option<&'static str>>) {
     (age, dlqs)
 }
 
-/// Every path by which a copy of an event reaches `function` late.
-fn paths(function_id: &str, function: &'static Value) -> Vec<Path> {
+/// Every path by which a copy of an event reaches `function` late; `backoff` is how long its
+/// code holds back a failed SQS record.
+fn paths(function_id: &str, function: &'static Value, backoff: RecordBackoff) -> Vec<Path> {
     let mut paths = Vec::new();
     let events = function["Properties"]["Events"]
         .as_object()
@@ -141,7 +149,7 @@ fn paths(function_id: &str, function: &'static Value) -> Vec<Path> {
         match event["Type"].as_str().unwrap_or("") {
             "SQS" => {
                 let queue = target(&properties["Queue"]).expect("the queue is the template's");
-                let again = redeliveries(queue);
+                let again = redeliveries(queue, backoff);
                 let own = &resource(queue)["Properties"]["RedrivePolicy"]["deadLetterTargetArn"];
                 let own = longest_retention([target(own)]);
                 for (feed, age, dlq) in feeds(queue) {
@@ -228,7 +236,7 @@ fn horizons(retention_of: impl Fn(&str) -> Option<u64>) -> Vec<Horizon> {
             let binary = function["Metadata"]["BuildProperties"]["Binary"]
                 .as_str()
                 .unwrap_or_else(|| panic!("{id}: no BuildProperties.Binary"));
-            let longest = paths(id, function)
+            let longest = paths(id, function, record_backoff(binary))
                 .into_iter()
                 .max_by_key(|path| path.seconds)
                 .unwrap_or_else(|| panic!("{id} has no event source"));

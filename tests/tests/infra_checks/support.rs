@@ -188,3 +188,14 @@ pub fn describe(output: &Output) -> String {
         String::from_utf8_lossy(&output.stderr)
     )
 }
+
+/// The per-record backoff a function's code gives its SQS records (functions/*/src/lib.rs,
+/// wired in their `main` through `orders::wiring::redelivery`); off for a function that sets
+/// none, whose failed records come back after their queue's visibility timeout.
+pub fn record_backoff(binary: &str) -> eventkit::redelivery::RecordBackoff {
+    match binary {
+        "inventory" => inventory::record_backoff(),
+        "analytics" => analytics::record_backoff(),
+        _ => eventkit::redelivery::RecordBackoff::off(),
+    }
+}
