@@ -35,6 +35,7 @@ pub struct Release {
 impl Completion {
     /// The record this completion leaves (its attributes that count towards the limits),
     /// to check against [`IdempotencyRecord::check_limits`] before it is sent.
+    #[cfg(feature = "dynamodb")]
     pub(crate) fn as_record(&self) -> IdempotencyRecord {
         IdempotencyRecord {
             key: self.key.clone(),
