@@ -1,11 +1,29 @@
 //! Uniquely named DynamoDB tables in DynamoDB Local.
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
 
 use crate::{unique_name, LocalCloud};
+
+/// A string attribute of a key.
+fn string(attribute: &str) -> AttributeDefinition {
+    AttributeDefinition::builder()
+        .attribute_name(attribute)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .expect("attribute definition is complete")
+}
+
+/// One part of a key.
+fn key(attribute: &str, kind: KeyType) -> KeySchemaElement {
+    KeySchemaElement::builder()
+        .attribute_name(attribute)
+        .key_type(kind)
+        .build()
+        .expect("key schema is complete")
+}
 
 impl LocalCloud {
     /// Creates a table with a string partition key named `partition_key` (and no sort key),
@@ -16,24 +34,29 @@ impl LocalCloud {
             .create_table()
             .table_name(&name)
             .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name(partition_key)
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .expect("attribute definition is complete"),
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name(partition_key)
-                    .key_type(KeyType::Hash)
-                    .build()
-                    .expect("key schema is complete"),
-            )
+            .attribute_definitions(string(partition_key))
+            .key_schema(key(partition_key, KeyType::Hash))
             .send()
             .await
             .expect("CreateTable");
         name
+    }
+
+    /// Turns TTL on for `table`, on the attribute `ttl_attribute` (epoch seconds).
+    async fn enable_ttl(&self, table: &str, ttl_attribute: &str) {
+        self.dynamodb
+            .update_time_to_live()
+            .table_name(table)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .enabled(true)
+                    .attribute_name(ttl_attribute)
+                    .build()
+                    .expect("TTL specification is complete"),
+            )
+            .send()
+            .await
+            .expect("UpdateTimeToLive");
     }
 }
 
@@ -53,19 +76,7 @@ impl LocalCloud {
         ttl_attribute: &str,
     ) -> String {
         let name = self.create_table(prefix, partition_key).await;
-        self.dynamodb
-            .update_time_to_live()
-            .table_name(&name)
-            .time_to_live_specification(
-                TimeToLiveSpecification::builder()
-                    .enabled(true)
-                    .attribute_name(ttl_attribute)
-                    .build()
-                    .expect("TTL specification is complete"),
-            )
-            .send()
-            .await
-            .expect("UpdateTimeToLive");
+        self.enable_ttl(&name, ttl_attribute).await;
         name
     }
 }
@@ -75,20 +86,6 @@ impl LocalCloud {
     /// partition key `id`, string sort key `sk`, TTL on `expiration`. Returns its name.
     pub async fn create_sorted_idempotency_table(&self, prefix: &str) -> String {
         let name = unique_name(prefix);
-        let string = |attribute: &str| {
-            AttributeDefinition::builder()
-                .attribute_name(attribute)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .expect("attribute definition is complete")
-        };
-        let key = |attribute: &str, kind| {
-            KeySchemaElement::builder()
-                .attribute_name(attribute)
-                .key_type(kind)
-                .build()
-                .expect("key schema is complete")
-        };
         self.dynamodb
             .create_table()
             .table_name(&name)
@@ -100,19 +97,7 @@ impl LocalCloud {
             .send()
             .await
             .expect("CreateTable");
-        self.dynamodb
-            .update_time_to_live()
-            .table_name(&name)
-            .time_to_live_specification(
-                TimeToLiveSpecification::builder()
-                    .enabled(true)
-                    .attribute_name("expiration")
-                    .build()
-                    .expect("TTL specification is complete"),
-            )
-            .send()
-            .await
-            .expect("UpdateTimeToLive");
+        self.enable_ttl(&name, "expiration").await;
         name
     }
 }
@@ -122,22 +107,7 @@ impl LocalCloud {
     /// key `id`, TTL on `expiration`, and the sparse index of unpublished items
     /// (`eventkit::outbox::UNPUBLISHED_INDEX`: `unpublished`, `stagedAt`, all attributes).
     pub async fn create_outbox_table(&self, prefix: &str) -> String {
-        use aws_sdk_dynamodb::types::{GlobalSecondaryIndex, Projection, ProjectionType};
         let name = unique_name(prefix);
-        let string = |attribute: &str| {
-            AttributeDefinition::builder()
-                .attribute_name(attribute)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .expect("attribute definition is complete")
-        };
-        let key = |attribute: &str, kind: KeyType| {
-            KeySchemaElement::builder()
-                .attribute_name(attribute)
-                .key_type(kind)
-                .build()
-                .expect("key schema is complete")
-        };
         let index = GlobalSecondaryIndex::builder()
             .index_name(eventkit::outbox::UNPUBLISHED_INDEX)
             .key_schema(key("unpublished", KeyType::Hash))
@@ -161,19 +131,7 @@ impl LocalCloud {
             .send()
             .await
             .expect("CreateTable");
-        self.dynamodb
-            .update_time_to_live()
-            .table_name(&name)
-            .time_to_live_specification(
-                TimeToLiveSpecification::builder()
-                    .enabled(true)
-                    .attribute_name("expiration")
-                    .build()
-                    .expect("TTL specification is complete"),
-            )
-            .send()
-            .await
-            .expect("UpdateTimeToLive");
+        self.enable_ttl(&name, "expiration").await;
         name
     }
 }

@@ -1,5 +1,5 @@
 //! End to end, the way `cargo xtask demo` runs the pipeline: the resources of
-//! `infra/template.yaml` created under a stack name of the test's own, the five functions
+//! `infra/template.yaml` created under a stack name of the test's own, the six functions
 //! run as their real binaries against the local Lambda (xtask's `local_lambda`), events
 //! published where producers publish them, and the tables, dead-letter queues and logs read
 //! back. Each test has its own stack, processes and log directory, so they run in parallel;

@@ -108,6 +108,18 @@ async fn losing_first_answer(prefix: &str, operation: &str) -> (Proxy, Idempoten
     (proxy, layer)
 }
 
+/// One batch of `payloads`, each with 30 s left.
+fn batch_of(payloads: &[Value]) -> Vec<BatchEntry<'_>> {
+    payloads
+        .iter()
+        .map(|payload| BatchEntry {
+            payload,
+            record_id: "m",
+            remaining: Duration::from_secs(30),
+        })
+        .collect()
+}
+
 /// The claim reached DynamoDB, its answer did not: the SDK sent it again, and the retry met
 /// the record the first try had written. That record is the caller's own claim (its owner
 /// token), not a delivery in progress elsewhere: the handler runs, once, and completes it.
@@ -143,14 +155,7 @@ async fn a_batch_of_claims_whose_answer_was_lost_is_still_the_callers_own() {
     let payloads: Vec<Value> = (0..4)
         .map(|n| json!({"eventId": format!("b{n}")}))
         .collect();
-    let entries: Vec<BatchEntry> = payloads
-        .iter()
-        .map(|payload| BatchEntry {
-            payload,
-            record_id: "m",
-            remaining: Duration::from_secs(30),
-        })
-        .collect();
+    let entries = batch_of(&payloads);
 
     let results = layer
         .execute_batch(&entries, |i| {
@@ -213,14 +218,7 @@ async fn a_batch_of_releases_whose_answer_was_lost_answers_with_the_handlers_err
     let payloads: Vec<Value> = (0..3)
         .map(|n| json!({"eventId": format!("r{n}")}))
         .collect();
-    let entries: Vec<BatchEntry> = payloads
-        .iter()
-        .map(|payload| BatchEntry {
-            payload,
-            record_id: "m",
-            remaining: Duration::from_secs(30),
-        })
-        .collect();
+    let entries = batch_of(&payloads);
 
     let results = layer
         .execute_batch(&entries, |_| {
@@ -276,14 +274,7 @@ async fn completions_failed_per_statement_are_retried_until_they_are_written() {
     let payloads: Vec<Value> = (0..3)
         .map(|n| json!({"eventId": format!("s{n}")}))
         .collect();
-    let entries: Vec<BatchEntry> = payloads
-        .iter()
-        .map(|payload| BatchEntry {
-            payload,
-            record_id: "m",
-            remaining: Duration::from_secs(30),
-        })
-        .collect();
+    let entries = batch_of(&payloads);
     let handler = |i: usize| {
         let (proxy, runs) = (&proxy, &runs);
         async move {

@@ -1,5 +1,5 @@
 //! `cargo xtask demo`: the order pipeline, end to end, on this machine. It brings the local
-//! cloud up, builds the five functions, creates what `infra/template.yaml` declares, runs
+//! cloud up, builds the six functions, creates what `infra/template.yaml` declares, runs
 //! the functions as real Lambda binaries, loads the stock, sends the sample orders from
 //! `events/orders/`, waits until the pipeline settles, prints a summary, and fails when the
 //! end state differs from what the samples say it must be.

@@ -52,7 +52,7 @@ enum Command {
     },
     /// Install the infra checks' tools (SAM CLI, cfn-lint, cargo-lambda, checkov) on first use.
     Tools,
-    /// Run the order pipeline locally: resources from infra/template.yaml, the five functions
+    /// Run the order pipeline locally: resources from infra/template.yaml, the six functions
     /// as real binaries, the sample orders sent, a summary; fails if it did not settle as
     /// expected.
     Demo(demo::DemoArgs),

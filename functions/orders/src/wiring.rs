@@ -4,7 +4,7 @@
 
 use eventkit::events::{EventBridgePublisher, EventEnvelope, OutgoingEvent, PublishFailure};
 use eventkit::idempotency::{DynamoDbStore, Idempotency, IdempotencyConfig};
-use eventkit::outbox::Destination;
+use eventkit::outbox::{Destination, Relay};
 use eventkit::redelivery::{RecordBackoff, Redelivery};
 use serde::Serialize;
 
@@ -93,6 +93,16 @@ fn record_backoff(text: &str) -> Option<RecordBackoff> {
         std::time::Duration::try_from_secs_f64(seconds).ok()
     };
     Some(RecordBackoff::new(seconds(base)?, seconds(cap)?))
+}
+
+/// The relay of the outbox table named by `OUTBOX_TABLE`, publishing to the orders bus: what
+/// the relay function runs on the stream and the outbox sweeper on its schedule.
+pub fn relay(config: &aws_config::SdkConfig) -> Result<Relay, MissingVariable> {
+    Ok(Relay::new(
+        aws_sdk_dynamodb::Client::new(config),
+        required(OUTBOX_TABLE)?,
+    )
+    .with_eventbridge(aws_sdk_eventbridge::Client::new(config)))
 }
 
 /// The bus named by `ORDERS_BUS_NAME`, as the destination of staged events.

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use eventkit::outbox::{Relay, Sweeper, DEFAULT_GRACE};
+use eventkit::outbox::{Sweeper, DEFAULT_GRACE};
 use lambda_runtime::{service_fn, LambdaEvent};
 use orders::wiring;
 
@@ -16,11 +16,7 @@ use orders::wiring;
 async fn main() -> Result<(), lambda_runtime::Error> {
     eventkit::telemetry::init_logging();
     let config = aws_config::load_from_env().await;
-    let relay = Relay::new(
-        aws_sdk_dynamodb::Client::new(&config),
-        wiring::required(wiring::OUTBOX_TABLE)?,
-    )
-    .with_eventbridge(aws_sdk_eventbridge::Client::new(&config));
+    let relay = wiring::relay(&config)?;
     let grace = std::env::var("SWEEP_GRACE_SECONDS")
         .ok()
         .and_then(|seconds| seconds.parse().ok())

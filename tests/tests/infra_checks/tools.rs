@@ -196,7 +196,7 @@ fn sam_build_produces_an_arm64_bootstrap_for_every_function() {
         describe(&output)
     );
     let functions = resources("AWS::Serverless::Function");
-    assert_eq!(functions.len(), 5, "the pipeline has five functions");
+    assert_eq!(functions.len(), 6, "the pipeline has six functions");
     for (logical_id, _) in functions {
         let bootstrap = build_dir.join(logical_id).join("bootstrap");
         assert_arm64_executable(&bootstrap);
