@@ -389,13 +389,7 @@ impl<S: IdempotencyStore> Idempotency<S> {
             Ok(result) => result,
             Err(source) => {
                 tracing::error!(idempotency_key = %key, record_id, outcome = "result_not_serializable", error = %source, "handler result cannot be stored; removing the claim");
-                let release = Release {
-                    key: key.clone(),
-                    owner,
-                };
-                if let Err(error) = writes.release(&self.store, release).await {
-                    tracing::error!(idempotency_key = %key, record_id, %error, "removing the claim failed too");
-                }
+                self.release_refused(&key, owner, record_id, writes).await;
                 return Err(IdempotencyError::ResultSerialization {
                     key,
                     record_id: record_id.to_string(),
@@ -420,13 +414,7 @@ impl<S: IdempotencyStore> Idempotency<S> {
                 other => other.to_string(),
             };
             tracing::error!(idempotency_key = %key, record_id, outcome = "result_too_large", %reason, "handler result is too large to store; removing the claim");
-            let release = Release {
-                key: key.clone(),
-                owner,
-            };
-            if let Err(error) = writes.release(&self.store, release).await {
-                tracing::error!(idempotency_key = %key, record_id, %error, "removing the claim failed too");
-            }
+            self.release_refused(&key, owner, record_id, writes).await;
             return Err(IdempotencyError::ResultTooLarge {
                 key,
                 record_id: record_id.to_string(),
@@ -492,6 +480,25 @@ impl<S: IdempotencyStore> Idempotency<S> {
                     source,
                 })
             }
+        }
+    }
+
+    /// Removes the claim of a handler whose result cannot be stored (it cannot be replayed,
+    /// so the key must not stay blocked); a failure to remove it is logged, and the claim
+    /// then ends with its window.
+    async fn release_refused(
+        &self,
+        key: &str,
+        owner: String,
+        record_id: &str,
+        writes: Writes<'_, '_>,
+    ) {
+        let release = Release {
+            key: key.to_string(),
+            owner,
+        };
+        if let Err(error) = writes.release(&self.store, release).await {
+            tracing::error!(idempotency_key = %key, record_id, %error, "removing the claim failed too");
         }
     }
 
