@@ -223,16 +223,25 @@ async fn a_poison_message_lands_in_its_dlq_and_the_log_says_why() {
             "{reason}"
         );
     }
-    // Notifications decodes the order too: its invocations failed and Lambda dead-lettered
-    // the event after the retries, with the error as an attribute.
+    // Notifications decodes the order too: its queue dead-letters it after as many receives,
+    // each failure logged with the record and the reason.
     let notifications = &dead_letters["NotificationsDlq"];
-    assert_eq!(notifications.len(), 1);
-    let error = notifications[0]
-        .message_attributes()
-        .and_then(|attributes| attributes.get("ErrorMessage"))
-        .and_then(|value| value.string_value())
-        .unwrap_or_default();
-    assert!(error.contains("invalid data"), "{error}");
+    assert_eq!(notifications.len(), 1, "{dead_letters:?}");
+    let body: Value =
+        serde_json::from_str(notifications[0].body().unwrap_or_default()).expect("JSON body");
+    assert_eq!(body["eventId"], sent["eventId"]);
+    let refused = run
+        .log("NotificationsFunction")
+        .iter()
+        .filter(|line| {
+            line.message() == "record failed"
+                && line.field("class") == Some("permanent")
+                && line
+                    .field("reason")
+                    .is_some_and(|reason| reason.contains("invalid data"))
+        })
+        .count();
+    assert_eq!(refused, MAX_RECEIVE_COUNT);
     assert_eq!(run.stock().await, counts(&[("SKU-A", 5)]));
     for queue in ["AnalyticsDlq", "CompensationDlq", "PaymentsDlq", "RulesDlq"] {
         assert!(dead_letters[queue].is_empty(), "{queue}");

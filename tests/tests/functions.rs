@@ -279,7 +279,7 @@ async fn inventory_rerun_after_a_lost_completion_neither_reserves_nor_reports_ag
 async fn payments_rerun_after_a_lost_completion_charges_once_and_publishes_its_event_once() {
     let pipeline = setup().await;
     let function = payments(&pipeline);
-    let reserved = sample("payments/stock-reserved.eventbridge.json");
+    let reserved = sample("payments/stock-reserved.sqs.json");
     let event_id = reserved["detail"]["eventId"].as_str().unwrap().to_string();
     let order_id = reserved["detail"]["data"]["orderId"]
         .as_str()
@@ -361,7 +361,7 @@ fn payments(pipeline: &Pipeline) -> payments::Function {
 async fn payments_charges_once_and_declines_amounts_ending_in_13() {
     let pipeline = setup().await;
     let function = payments(&pipeline);
-    let reserved = sample("payments/stock-reserved.eventbridge.json");
+    let reserved = sample("payments/stock-reserved.sqs.json");
     let order_id = reserved["detail"]["data"]["orderId"]
         .as_str()
         .unwrap()
@@ -371,7 +371,7 @@ async fn payments_charges_once_and_declines_amounts_ending_in_13() {
         let result = function.handle(reserved.clone(), deadline()).await.unwrap();
         assert_eq!(result, Value::Null);
     }
-    let declined = sample("payments/stock-reserved-declined.eventbridge.json");
+    let declined = sample("payments/stock-reserved-declined.sqs.json");
     assert_eq!(
         function.handle(declined, deadline()).await.unwrap(),
         Value::Null
@@ -412,7 +412,7 @@ fn order_of(sample: &Value) -> orders::Order {
 async fn the_provider_refuses_a_malformed_ledger_entry_or_a_key_reused_for_another_order() {
     let pipeline = setup().await;
     let provider = provider(&pipeline);
-    let order = order_of(&sample("payments/stock-reserved.eventbridge.json"));
+    let order = order_of(&sample("payments/stock-reserved.sqs.json"));
     let put = |key: &str, outcome: &str| {
         pipeline
             .cloud
@@ -489,7 +489,7 @@ fn notifications(pipeline: &Pipeline) -> notifications::Function {
 async fn notifications_commit_the_email_and_the_completion_together() {
     let pipeline = setup().await;
     let function = notifications(&pipeline);
-    let placed = sample("notifications/order-placed.sns.json");
+    let placed = sample("notifications/order-placed.sqs.json");
     let event_id = envelope_of(&placed)["eventId"]
         .as_str()
         .unwrap()
@@ -510,7 +510,7 @@ async fn notifications_commit_the_email_and_the_completion_together() {
 
     // The receipt's run loses its claim before it commits: neither its completion nor its
     // email is written.
-    let completed = sample("notifications/payment-completed.eventbridge.json");
+    let completed = sample("notifications/payment-completed.sqs.json");
     let receipt_id = completed["detail"]["eventId"].as_str().unwrap().to_string();
     let interrupted = interfered(&pipeline, Interference::ClaimTakenOver);
     let error = interrupted.handle(completed, deadline()).await.unwrap_err();
@@ -614,7 +614,7 @@ fn interfered(
 #[tokio::test]
 async fn a_notification_race_lost_at_commit_is_retried_and_read_as_sent() {
     let pipeline = setup().await;
-    let placed = sample("notifications/order-placed.sns.json");
+    let placed = sample("notifications/order-placed.sqs.json");
     let event_id = envelope_of(&placed)["eventId"]
         .as_str()
         .unwrap()
@@ -668,8 +668,8 @@ async fn a_notification_race_lost_at_commit_is_retried_and_read_as_sent() {
 async fn notifications_sends_one_email_per_event() {
     let pipeline = setup().await;
     let function = notifications(&pipeline);
-    let placed = sample("notifications/order-placed.sns.json");
-    let completed = sample("notifications/payment-completed.eventbridge.json");
+    let placed = sample("notifications/order-placed.sqs.json");
+    let completed = sample("notifications/payment-completed.sqs.json");
 
     for payload in [&placed, &placed, &completed, &completed] {
         assert_eq!(
@@ -949,7 +949,7 @@ async fn one_payment_failure_under_two_event_ids_releases_the_stock_once() {
 async fn a_notification_sent_before_a_lost_completion_is_not_sent_again() {
     let pipeline = setup().await;
     let function = notifications(&pipeline);
-    let placed = sample("notifications/order-placed.sns.json");
+    let placed = sample("notifications/order-placed.sqs.json");
 
     // The handler runs twice for one eventId (its first completion lost, as after a claim
     // taken over): the email's own condition keeps it to one, sent (written) once.

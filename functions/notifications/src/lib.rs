@@ -14,6 +14,7 @@ use eventkit::batch::RecordError;
 use eventkit::handler::{EventHandler, Handler, Invocation, RecordHandlerExt};
 use eventkit::idempotency::{DynamoDbStore, Idempotency, IdempotencyConfig};
 use eventkit::outbox::{Staged, Transactional, TransactionalLayer, UnitOfWork};
+use eventkit::redelivery::RecordBackoff;
 use eventkit::runtime::EventFunction;
 use serde::{Deserialize, Serialize};
 
@@ -64,6 +65,14 @@ impl EventHandler for SentEmails {
 /// reads the retention here).
 pub fn idempotency_config() -> IdempotencyConfig {
     IdempotencyConfig::new("notifications")
+}
+
+/// How long a record that failed transiently stays away from its queue: the toolkit's
+/// defaults (base 60 s, cap 2 h, equal jitter), which with the template's `maxReceiveCount:
+/// 10` keep a healthy record out of the DLQ through a 3-hour outage (checked against the
+/// template in tests/tests/infra_checks/outages.rs).
+pub fn record_backoff() -> RecordBackoff {
+    RecordBackoff::default()
 }
 
 /// The function's type: the sent emails, under the transactional idempotency layer.

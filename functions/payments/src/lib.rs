@@ -8,6 +8,7 @@ use eventkit::events::EventEnvelope;
 use eventkit::handler::{EventHandler, Handler, Invocation, RecordHandlerExt};
 use eventkit::idempotency::{DynamoDbStore, Idempotency, IdempotencyConfig};
 use eventkit::outbox::{Destination, Staged, Transactional, TransactionalLayer, UnitOfWork};
+use eventkit::redelivery::RecordBackoff;
 use eventkit::runtime::EventFunction;
 use orders::{PaymentCompleted, PaymentFailed, StockReserved, SOURCE};
 use serde::{Deserialize, Serialize};
@@ -107,6 +108,14 @@ impl EventHandler for Payments {
 /// reads the retention here).
 pub fn idempotency_config() -> IdempotencyConfig {
     IdempotencyConfig::new("payments")
+}
+
+/// How long a record that failed transiently stays away from its queue: the toolkit's
+/// defaults (base 60 s, cap 2 h, equal jitter), which with the template's `maxReceiveCount:
+/// 10` keep a healthy record out of the DLQ through a 3-hour outage (checked against the
+/// template in tests/tests/infra_checks/outages.rs).
+pub fn record_backoff() -> RecordBackoff {
+    RecordBackoff::default()
 }
 
 /// The function's type: the payments service, under the transactional idempotency layer.

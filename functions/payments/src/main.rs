@@ -16,6 +16,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         payments,
         wiring::idempotency(&config, payments::idempotency_config())?,
     )
+    .with_redelivery(wiring::redelivery(&config, payments::record_backoff())?)
     .with_metrics(wiring::service_name())
     .run()
     .await

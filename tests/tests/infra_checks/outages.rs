@@ -83,8 +83,8 @@ fn every_sqs_consumer_outlasts_a_three_hour_outage() {
     println!("{report:#?}");
     assert_eq!(
         report.len(),
-        3,
-        "InventoryQueue, CompensationQueue, AnalyticsQueue: {report:#?}"
+        5,
+        "InventoryQueue, CompensationQueue, PaymentsQueue, NotificationsQueue, AnalyticsQueue: {report:#?}"
     );
     let short: Vec<_> = report.iter().filter(|(_, time)| *time < OUTAGE).collect();
     assert!(

@@ -165,11 +165,11 @@ fn every_trigger_sample_parses_as_the_lambda_event_its_suffix_names() {
             "inventory/out-of-stock.sqs.json",
             "inventory/payment-failed.sqs.json",
             "inventory/poison.sqs.json",
-            "notifications/order-placed.sns.json",
-            "notifications/payment-completed.eventbridge.json",
+            "notifications/order-placed.sqs.json",
+            "notifications/payment-completed.sqs.json",
             "outbox-sweeper/sweep.schedule.json",
-            "payments/stock-reserved-declined.eventbridge.json",
-            "payments/stock-reserved.eventbridge.json",
+            "payments/stock-reserved-declined.sqs.json",
+            "payments/stock-reserved.sqs.json",
             "relay/stock-reserved.dynamodb.json",
         ]
     );

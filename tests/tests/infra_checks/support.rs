@@ -196,6 +196,8 @@ pub fn record_backoff(binary: &str) -> eventkit::redelivery::RecordBackoff {
     match binary {
         "inventory" => inventory::record_backoff(),
         "analytics" => analytics::record_backoff(),
+        "payments" => payments::record_backoff(),
+        "notifications" => notifications::record_backoff(),
         _ => eventkit::redelivery::RecordBackoff::off(),
     }
 }
