@@ -17,6 +17,14 @@ fn sample(path: &str) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
+/// The records of an SQS sample, as the function's batch processing takes them (bodies
+/// unwrapped as the runtime unwraps them).
+fn records_of(sample: &Value) -> Vec<eventkit::events::EventRecord> {
+    let event: aws_lambda_events::sqs::SqsEvent =
+        serde_json::from_value(sample.clone()).expect("an SQS event");
+    eventkit::events::records_from(&event, &Default::default())
+}
+
 /// The envelope inside a one-record sample (SQS body, SNS message or EventBridge detail).
 fn envelope_of(sample: &Value) -> Value {
     let record = &sample["Records"][0];
@@ -280,19 +288,22 @@ async fn payments_rerun_after_a_lost_completion_charges_once_and_publishes_its_e
     let pipeline = setup().await;
     let function = payments(&pipeline);
     let reserved = sample("payments/stock-reserved.sqs.json");
-    let event_id = reserved["detail"]["eventId"].as_str().unwrap().to_string();
-    let order_id = reserved["detail"]["data"]["orderId"]
+    let event_id = envelope_of(&reserved)["eventId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let order_id = envelope_of(&reserved)["data"]["orderId"]
         .as_str()
         .unwrap()
         .to_string();
 
     let response = function.handle(reserved.clone(), deadline()).await.unwrap();
-    assert_eq!(response, Value::Null);
+    assert_eq!(response, no_failures());
     let first = pipeline.published_events(1, Duration::from_secs(10)).await;
     let charged = pipeline.charges().await;
     lose_every_completion(&pipeline).await;
     let response = function.handle(reserved, deadline()).await.unwrap();
-    assert_eq!(response, Value::Null);
+    assert_eq!(response, no_failures());
     let again = pipeline.published_events(1, Duration::from_secs(3)).await;
 
     let s = |text: &str| AttributeValue::S(text.into());
@@ -362,19 +373,19 @@ async fn payments_charges_once_and_declines_amounts_ending_in_13() {
     let pipeline = setup().await;
     let function = payments(&pipeline);
     let reserved = sample("payments/stock-reserved.sqs.json");
-    let order_id = reserved["detail"]["data"]["orderId"]
+    let order_id = envelope_of(&reserved)["data"]["orderId"]
         .as_str()
         .unwrap()
         .to_string();
 
     for _ in 0..2 {
         let result = function.handle(reserved.clone(), deadline()).await.unwrap();
-        assert_eq!(result, Value::Null);
+        assert_eq!(result, no_failures());
     }
     let declined = sample("payments/stock-reserved-declined.sqs.json");
     assert_eq!(
         function.handle(declined, deadline()).await.unwrap(),
-        Value::Null
+        no_failures()
     );
 
     let mut published = pipeline.published_events(2, Duration::from_secs(10)).await;
@@ -405,7 +416,7 @@ async fn payments_charges_once_and_declines_amounts_ending_in_13() {
 }
 
 fn order_of(sample: &Value) -> orders::Order {
-    serde_json::from_value(sample["detail"]["data"].clone()).unwrap()
+    serde_json::from_value(envelope_of(sample)["data"].clone()).unwrap()
 }
 
 #[tokio::test]
@@ -497,7 +508,7 @@ async fn notifications_commit_the_email_and_the_completion_together() {
 
     assert_eq!(
         function.handle(placed.clone(), deadline()).await.unwrap(),
-        Value::Null
+        no_failures()
     );
     let emails = pipeline.scan(&pipeline.notifications_table).await;
     assert_eq!(emails.len(), 1, "{emails:?}");
@@ -511,10 +522,20 @@ async fn notifications_commit_the_email_and_the_completion_together() {
     // The receipt's run loses its claim before it commits: neither its completion nor its
     // email is written.
     let completed = sample("notifications/payment-completed.sqs.json");
-    let receipt_id = completed["detail"]["eventId"].as_str().unwrap().to_string();
+    let receipt_id = envelope_of(&completed)["eventId"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let interrupted = interfered(&pipeline, Interference::ClaimTakenOver);
-    let error = interrupted.handle(completed, deadline()).await.unwrap_err();
-    assert!(error.to_string().contains("was taken over"), "{error}");
+    let outcome = interrupted
+        .process(records_of(&completed), deadline())
+        .await;
+    let failures: Vec<_> = outcome.failures().collect();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert!(
+        failures[0].1.reason.contains("was taken over"),
+        "{failures:?}"
+    );
     assert!(pipeline
         .item(&pipeline.notifications_table, "notificationId", &receipt_id)
         .await
@@ -624,16 +645,20 @@ async fn a_notification_race_lost_at_commit_is_retried_and_read_as_sent() {
     // The staged email's condition fails at commit: nothing of the run is written (the
     // other run's email stays as it was), the claim is released, the record fails for a
     // retry.
-    let error = racing.handle(placed.clone(), deadline()).await.unwrap_err();
-    // Lambda's error message (what the function's DLQ records) names the record once.
-    let record_id = placed["Records"][0]["Sns"]["MessageId"].as_str().unwrap();
+    let outcome = racing.process(records_of(&placed), deadline()).await;
+    // The reason the log gives names the record's key and what failed.
+    let record_id = placed["Records"][0]["messageId"].as_str().unwrap();
     let key = eventkit::idempotency::key::idempotency_key("notifications", &json!(event_id));
+    let failures: Vec<_> = outcome.failures().collect();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0].0, record_id);
+    assert_eq!(failures[0].1.class, eventkit::batch::ErrorClass::Transient);
     assert_eq!(
-        error.to_string(),
+        failures[0].1.reason,
         format!(
-            "1 of 1 records failed; first: handler for record {record_id} ran but its unit of work \
-             under idempotency key {key} was not committed; nothing of it happened: staged write 0 \
-             of the unit of work failed its condition: The conditional request failed"
+            "handler for record {record_id} ran but its unit of work under idempotency key {key} \
+             was not committed; nothing of it happened: staged write 0 of the unit of work failed \
+             its condition: The conditional request failed"
         )
     );
     assert!(
@@ -651,7 +676,7 @@ async fn a_notification_race_lost_at_commit_is_retried_and_read_as_sent() {
     let function = notifications(&pipeline);
     assert_eq!(
         function.handle(placed, deadline()).await.unwrap(),
-        Value::Null
+        no_failures()
     );
     let completions = pipeline.scan(&pipeline.idempotency_table).await;
     assert_eq!(completions.len(), 1, "{completions:?}");
@@ -674,7 +699,7 @@ async fn notifications_sends_one_email_per_event() {
     for payload in [&placed, &placed, &completed, &completed] {
         assert_eq!(
             function.handle(payload.clone(), deadline()).await.unwrap(),
-            Value::Null
+            no_failures()
         );
     }
 
@@ -704,7 +729,7 @@ async fn notifications_sends_one_email_per_event() {
         .item(
             &pipeline.notifications_table,
             "notificationId",
-            completed["detail"]["eventId"].as_str().unwrap(),
+            envelope_of(&completed)["eventId"].as_str().unwrap(),
         )
         .await
         .expect("receipt recorded");
@@ -956,7 +981,7 @@ async fn a_notification_sent_before_a_lost_completion_is_not_sent_again() {
     let mut sent = Vec::new();
     for _ in 0..2 {
         let response = function.handle(placed.clone(), deadline()).await.unwrap();
-        assert_eq!(response, Value::Null);
+        assert_eq!(response, no_failures());
         lose_every_completion(&pipeline).await;
         sent.push(pipeline.scan(&pipeline.notifications_table).await);
     }

@@ -15,7 +15,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         emails,
         wiring::idempotency(&config, notifications::idempotency_config())?,
     )
-    .with_redelivery(wiring::redelivery(&config, notifications::record_backoff())?)
+    .with_redelivery(wiring::redelivery(
+        &config,
+        notifications::record_backoff(),
+    )?)
     .with_metrics(wiring::service_name())
     .run()
     .await
