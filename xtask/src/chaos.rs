@@ -87,6 +87,12 @@ pub struct ChaosArgs {
     /// times over.
     #[arg(long, default_value_t = 300)]
     pub bus_outage_seconds: u64,
+    /// Outages of the payment provider (every charge fails) during the faults.
+    #[arg(long, default_value_t = 0)]
+    pub provider_outages: usize,
+    /// Seconds each payment provider outage lasts.
+    #[arg(long, default_value_t = 300)]
+    pub provider_outage_seconds: u64,
     /// Seconds the outbox's sweeper leaves an event to the relay's stream before publishing
     /// it itself (5 minutes on AWS; the run's time scale is shorter).
     #[arg(long, default_value_t = 60)]
@@ -111,6 +117,12 @@ pub struct ChaosArgs {
     /// CI run dead-lettered three valid analytics records this way).
     #[arg(long, default_value_t = 20)]
     pub visibility_timeout: u32,
+    /// Seconds on AWS that one second of the run stands for, in the consumers' per-record
+    /// backoff (and the breakers' probe interval): 50 makes a 216-second outage stand for
+    /// DynamoDB's 3 hours of October 2025 against the template's 10 receives. By default the
+    /// ratio of the template's visibility timeout (100 s) to the run's.
+    #[arg(long)]
+    pub time_scale: Option<f64>,
     /// Build and run the functions with the release profile.
     #[arg(long)]
     pub release: bool,
@@ -120,6 +132,14 @@ pub struct ChaosArgs {
 }
 
 impl ChaosArgs {
+    /// AWS seconds per second of the run (`--time-scale`, or the visibility timeouts' ratio).
+    pub fn time_scale(&self) -> f64 {
+        self.time_scale.filter(|scale| *scale >= 1.0).unwrap_or(
+            f64::from(functions::TEMPLATE_VISIBILITY_TIMEOUT)
+                / f64::from(self.visibility_timeout.max(1)),
+        )
+    }
+
     fn plan(&self) -> FaultPlan {
         FaultPlan {
             kill_every: Duration::from_secs_f64(self.kill_every.max(0.1)),
@@ -133,6 +153,8 @@ impl ChaosArgs {
             bus_outages: self.bus_outages,
             bus_outage: Duration::from_secs(self.bus_outage_seconds),
             sweep_grace: Duration::from_secs(self.sweep_grace_seconds),
+            provider_outages: self.provider_outages,
+            provider_outage: Duration::from_secs(self.provider_outage_seconds),
         }
     }
 }
@@ -256,7 +278,7 @@ pub async fn run_chaos(
     let step = Step::start("creating what infra/template.yaml declares");
     let mut stack = Stack::create(&clients, &options, |logical| step.detail(logical)).await?;
     step.done(&stack.name);
-    functions::scale_record_backoff(&mut stack, args.visibility_timeout);
+    functions::shrink_record_backoff(&mut stack, 1.0 / args.time_scale());
     let injector = Injector::start(args.plan(), endpoints).await?;
     injector.configure(&mut stack);
     let entrances = Entrances::of(&stack)?;
@@ -386,6 +408,7 @@ pub async fn run_chaos(
         settle_time,
         unsettled: settled.err().map(|error| format!("{error:#}")),
         checks,
+        time_scale: args.time_scale(),
     })
 }
 
@@ -469,9 +492,9 @@ async fn drive(
         return Err(error);
     }
     step.done(&format!(
-        "{} kills, {} DynamoDB outage(s)",
+        "{} kills, {} outage(s)",
         injected.kills.len(),
-        injected.outages.len()
+        injected.outages.values().map(Vec::len).sum::<usize>()
     ));
     Ok((started.elapsed(), injected))
 }

@@ -45,10 +45,17 @@ pub const TEMPLATE_VISIBILITY_TIMEOUT: u32 = 100;
 /// 2 h) shrinks by the same ratio, through `EVENTKIT_RECORD_BACKOFF` on every function (the
 /// ones without SQS sources never read it). Without it a local run would wait AWS's hours.
 pub fn scale_record_backoff(stack: &mut Stack, visibility: u32) {
+    let scale = f64::from(visibility) / f64::from(TEMPLATE_VISIBILITY_TIMEOUT);
+    shrink_record_backoff(stack, scale);
+}
+
+/// Shrinks the SQS consumers' per-record backoff by `scale` (0.02: one second of the run
+/// stands for 50 on AWS), whatever the run's visibility timeout: the chaos run's long
+/// outages stand for hours this way.
+pub fn shrink_record_backoff(stack: &mut Stack, scale: f64) {
     let Some(backoff) = RecordBackoff::default().backoff() else {
         return;
     };
-    let scale = f64::from(visibility) / f64::from(TEMPLATE_VISIBILITY_TIMEOUT);
     let value = format!(
         "{},{}",
         backoff.base().as_secs_f64() * scale,

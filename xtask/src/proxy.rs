@@ -85,6 +85,8 @@ struct Random {
     slow: (f64, Duration),
     /// While set, every request is answered with this.
     outage: Option<Respond>,
+    /// The operations the outage answers (all when empty).
+    outage_only: Vec<String>,
     /// Faults given, by kind (`outage`, `failed`, `response lost`, `scripted`).
     injected: Counts,
 }
@@ -207,8 +209,15 @@ impl Proxy {
     /// While `respond` is set, every request is answered with it (the service is down);
     /// `None` ends the outage.
     pub fn set_outage(&self, respond: Option<Respond>) {
+        self.set_outage_of(&[], respond);
+    }
+
+    /// An outage of some operations only (`PutEvents`: the bus, not the queues the same
+    /// endpoint serves); every operation when `operations` is empty.
+    pub fn set_outage_of(&self, operations: &[&str], respond: Option<Respond>) {
         if let Ok(mut random) = self.faults.random.lock() {
             random.outage = respond;
+            random.outage_only = operations.iter().map(|op| op.to_string()).collect();
         }
     }
 
@@ -489,7 +498,8 @@ fn decide(faults: &FaultState, operation: &str) -> Fate {
     let Ok(mut random) = faults.random.lock() else {
         return Fate::Forward(Duration::ZERO);
     };
-    let fate = if let Some(respond) = &random.outage {
+    let down = random.outage_only.is_empty() || random.outage_only.iter().any(|op| op == operation);
+    let fate = if let Some(respond) = random.outage.as_ref().filter(|_| down) {
         Some(("outage", Fate::Answer(respond.clone())))
     } else if let Some((_, respond)) = random
         .fail

@@ -18,6 +18,22 @@ pub use provider::{charge_key, Charge, FakeProvider, LedgerEntry, ProviderError}
 /// The payment provider's ledger table's name (`PaymentsLedgerTable`).
 pub const LEDGER_TABLE: &str = "LEDGER_TABLE";
 
+/// Where the fake provider's requests go, when not to DynamoDB's own endpoint. A real
+/// provider has a URL of its own, and can be down while DynamoDB is up; the chaos run puts
+/// the provider behind a fault proxy of its own through this variable to take it down
+/// alone. The template never sets it.
+pub const PROVIDER_ENDPOINT: &str = "PAYMENT_PROVIDER_ENDPOINT";
+
+/// The client the fake provider talks to its ledger with: `config`'s DynamoDB client, at
+/// [`PROVIDER_ENDPOINT`] when that is set.
+pub fn provider_client(config: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
+    let mut builder = aws_sdk_dynamodb::config::Builder::from(config);
+    if let Ok(endpoint) = std::env::var(PROVIDER_ENDPOINT) {
+        builder = builder.endpoint_url(endpoint);
+    }
+    aws_sdk_dynamodb::Client::from_conf(builder.build())
+}
+
 /// What happened to the order's payment (stored by the idempotency layer, so a duplicate
 /// delivery never charges twice).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

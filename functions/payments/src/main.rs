@@ -8,7 +8,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     eventkit::telemetry::init_logging();
     let config = aws_config::load_from_env().await;
     let provider = FakeProvider::new(
-        aws_sdk_dynamodb::Client::new(&config),
+        payments::provider_client(&config),
         wiring::required(LEDGER_TABLE)?,
     );
     let payments = Payments::new(provider, wiring::orders_destination()?);

@@ -74,6 +74,19 @@ pub fn markdown(report: &Report, command: &str) -> String {
     for (kind, count) in report.faults() {
         let _ = writeln!(out, "| {kind} | {count} |");
     }
+    let outages = report.outages();
+    if !outages.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n### Long outages\n\n| outage of | began | lasted | requests while down | per second |\n| --- | ---: | ---: | ---: | ---: |"
+        );
+        for (dependency, at, length, requests, rate) in outages {
+            let _ = writeln!(
+                out,
+                "| {dependency} | {at} | {length} | {requests} | {rate} |"
+            );
+        }
+    }
     let _ = writeln!(
         out,
         "\n## Invariants\n\n| invariant | expected | lost | doubled | flagged |\n| --- | ---: | ---: | ---: | ---: |"

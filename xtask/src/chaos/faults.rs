@@ -60,6 +60,22 @@ pub struct FaultPlan {
     /// How long the sweeper leaves an event to the stream (the run's time scale; 5 minutes
     /// on AWS).
     pub sweep_grace: Duration,
+    /// Outages of the payment provider (every charge fails), each `provider_outage` long.
+    pub provider_outages: usize,
+    /// How long each provider outage lasts.
+    pub provider_outage: Duration,
+}
+
+/// One outage of a dependency, as it went.
+#[derive(Clone, Debug)]
+pub struct Outage {
+    /// When it began, from the start of the faults.
+    pub at: Duration,
+    /// How long it lasted.
+    pub length: Duration,
+    /// Requests the functions sent the dependency while it was down (each answered with
+    /// the outage's error): what backoff and breakers are for keeping low.
+    pub requests: u64,
 }
 
 /// One function process killed.
@@ -78,14 +94,14 @@ pub struct Kill {
 pub struct Injected {
     /// Processes killed.
     pub kills: Vec<Kill>,
-    /// DynamoDB outages (start, from the start of the faults).
-    pub outages: Vec<Duration>,
-    /// Bus outages (start, from the start of the faults).
-    pub bus_outages: Vec<Duration>,
+    /// Outages per dependency (`DynamoDB`, `bus`, `payment provider`).
+    pub outages: BTreeMap<&'static str, Vec<Outage>>,
     /// DynamoDB faults by kind (`failed`, `response lost`, `outage`).
     pub dynamodb: BTreeMap<String, u64>,
     /// Publish faults by kind.
     pub publish: BTreeMap<String, u64>,
+    /// Payment provider faults by kind.
+    pub provider: BTreeMap<String, u64>,
 }
 
 /// How many of the orders have reached the pipeline so far (analytics counts every
@@ -126,6 +142,80 @@ pub struct Injector {
     plan: FaultPlan,
     dynamodb: Proxy,
     localstack: Proxy,
+    /// The payment provider's own way to its ledger (DynamoDB), so that it can go down
+    /// alone.
+    provider: Proxy,
+}
+
+/// The dependencies that go down for long, one schedule each.
+pub const DYNAMODB: &str = "DynamoDB";
+/// The bus (EventBridge's PutEvents; the queues on the same endpoint stay up).
+pub const BUS: &str = "bus";
+/// The payment provider.
+pub const PROVIDER: &str = "payment provider";
+
+/// A dependency's outages: when each begins (fractions of the orders arrived), how long it
+/// lasts, and what went on during the ones that happened.
+struct Schedule<'a> {
+    name: &'static str,
+    proxy: &'a Proxy,
+    operations: &'static [&'static str],
+    respond: Respond,
+    length: Duration,
+    left: Vec<f64>,
+    current: Option<(Instant, u64)>,
+    done: Vec<Outage>,
+    started: Instant,
+}
+
+impl Schedule<'_> {
+    /// Requests the proxy answered with an outage so far.
+    fn answered(&self) -> u64 {
+        self.proxy.injected().get("outage").copied().unwrap_or(0)
+    }
+
+    /// Ends the outage under way if its time is up, begins the next one if its share of the
+    /// orders has arrived; says so through `progress`.
+    /// Another dependency's outage under way (`other_down`) holds the next one back, so that
+    /// each outage's requests are its own dependency's alone.
+    fn step(&mut self, now: Instant, arrived: f64, other_down: bool, progress: &impl Fn(&str)) {
+        if let Some((began, requests)) = self.current {
+            if now >= began + self.length {
+                self.end(now, began, requests);
+                progress(&format!("{} is back", self.name));
+            }
+            return;
+        }
+        if !other_down && self.left.first().is_some_and(|at| arrived >= *at) {
+            self.left.remove(0);
+            self.current = Some((now, self.answered()));
+            self.proxy
+                .set_outage_of(self.operations, Some(self.respond.clone()));
+            progress(&format!(
+                "{} down for {}s",
+                self.name,
+                self.length.as_secs()
+            ));
+        }
+    }
+
+    fn end(&mut self, now: Instant, began: Instant, requests: u64) {
+        self.proxy.set_outage(None);
+        self.done.push(Outage {
+            at: began.saturating_duration_since(self.started),
+            length: now.saturating_duration_since(began),
+            requests: self.answered().saturating_sub(requests),
+        });
+        self.current = None;
+    }
+
+    /// Ends an outage still under way (the faults stop); the outages that happened.
+    fn finish(mut self) -> Vec<Outage> {
+        if let Some((began, requests)) = self.current {
+            self.end(Instant::now(), began, requests);
+        }
+        self.done
+    }
 }
 
 impl Injector {
@@ -135,6 +225,7 @@ impl Injector {
             plan,
             dynamodb: Proxy::start(address(&endpoints.dynamodb)?, Duration::ZERO).await?,
             localstack: Proxy::start(address(&endpoints.localstack)?, Duration::ZERO).await?,
+            provider: Proxy::start(address(&endpoints.dynamodb)?, Duration::ZERO).await?,
         })
     }
 
@@ -154,6 +245,7 @@ impl Injector {
                 "SWEEP_GRACE_SECONDS".into(),
                 self.plan.sweep_grace.as_secs().to_string(),
             );
+            environment.insert(payments::PROVIDER_ENDPOINT.into(), self.provider.endpoint());
         }
     }
 
@@ -180,57 +272,71 @@ impl Injector {
             .slow_share(self.plan.dynamodb_slow_share, Duration::from_secs(1));
         self.localstack
             .fail_share(self.plan.publish_fail_share, publish_failure());
-        // Outage k of n starts once k/(n+1) of the orders have arrived.
-        let mut outages_left: Vec<f64> = (1..=self.plan.outages)
-            .map(|k| k as f64 / (self.plan.outages + 1) as f64)
-            .collect();
-        let mut bus_outages_left: Vec<f64> = (1..=self.plan.bus_outages)
-            .map(|k| (k as f64 - 0.5) / self.plan.bus_outages as f64)
-            .collect();
-        let mut bus_outage_ends: Option<Instant> = None;
+        // Outage k of n starts once k/(n+1) of the orders have arrived (the bus's and the
+        // provider's halfway between, so that two kinds rarely overlap).
+        let spread = |n: usize, offset: f64| -> Vec<f64> {
+            (1..=n)
+                .map(|k| (k as f64 - offset) / (n as f64 + 1.0 - offset))
+                .collect()
+        };
+        let mut schedules = [
+            Schedule {
+                name: DYNAMODB,
+                proxy: &self.dynamodb,
+                operations: &[],
+                respond: dynamodb_unavailable(),
+                length: self.plan.outage,
+                left: spread(self.plan.outages, 0.0),
+                current: None,
+                done: Vec::new(),
+                started,
+            },
+            Schedule {
+                name: BUS,
+                proxy: &self.localstack,
+                operations: &["PutEvents"],
+                respond: bus_unavailable(),
+                length: self.plan.bus_outage,
+                left: spread(self.plan.bus_outages, 0.5),
+                current: None,
+                done: Vec::new(),
+                started,
+            },
+            Schedule {
+                name: PROVIDER,
+                proxy: &self.provider,
+                operations: &[],
+                respond: dynamodb_unavailable(),
+                length: self.plan.provider_outage,
+                left: spread(self.plan.provider_outages, 0.25),
+                current: None,
+                done: Vec::new(),
+                started,
+            },
+        ];
         let mut injected = Injected::default();
-        let mut outage_ends: Option<Instant> = None;
         let mut caught_up: Option<Instant> = None;
         let mut next_kill = started + self.plan.kill_every.mul_f64(0.5 + rng.f64());
         let functions: Vec<_> = pipeline.hosts().iter().collect();
-        while started.elapsed() < cap && caught_up.is_none_or(|at| at.elapsed() < tail) {
+        let outage_on = |schedules: &[Schedule]| schedules.iter().any(|s| s.current.is_some());
+        // Every outage planned happens, whole, before the tail ends the faults.
+        let pending = |schedules: &[Schedule]| {
+            schedules
+                .iter()
+                .any(|s| s.current.is_some() || !s.left.is_empty())
+        };
+        while started.elapsed() < cap
+            && (caught_up.is_none_or(|at| at.elapsed() < tail) || pending(&schedules))
+        {
             let now = Instant::now();
             let arrived = arrival.fraction();
             if arrived >= 1.0 && caught_up.is_none() {
                 caught_up = Some(now);
                 progress("every order arrived; faults go on a while");
             }
-            if outage_ends.is_some_and(|ends| now >= ends) {
-                self.dynamodb.set_outage(None);
-                outage_ends = None;
-                progress("DynamoDB is back");
-            }
-            if outage_ends.is_none() && outages_left.first().is_some_and(|at| arrived >= *at) {
-                outages_left.remove(0);
-                self.dynamodb.set_outage(Some(dynamodb_unavailable()));
-                outage_ends = Some(now + self.plan.outage);
-                injected.outages.push(started.elapsed());
-                progress(&format!(
-                    "DynamoDB down for {}s",
-                    self.plan.outage.as_secs()
-                ));
-            }
-            if bus_outage_ends.is_some_and(|ends| now >= ends) {
-                self.localstack.set_outage(None);
-                bus_outage_ends = None;
-                progress("the bus is back");
-            }
-            if bus_outage_ends.is_none()
-                && bus_outages_left.first().is_some_and(|at| arrived >= *at)
-            {
-                bus_outages_left.remove(0);
-                self.localstack.set_outage(Some(bus_unavailable()));
-                bus_outage_ends = Some(now + self.plan.bus_outage);
-                injected.bus_outages.push(started.elapsed());
-                progress(&format!(
-                    "the bus down for {}s",
-                    self.plan.bus_outage.as_secs()
-                ));
+            for n in 0..schedules.len() {
+                let other_down = outage_on(&schedules);
+                schedules[n].step(now, arrived, other_down, &progress);
             }
             // A kill strikes whatever is busy at its moment, and a moment when nothing is
             // busy passes without one. Waiting for the next busy process instead would aim
@@ -256,9 +362,14 @@ impl Injector {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        for schedule in schedules {
+            let name = schedule.name;
+            injected.outages.insert(name, schedule.finish());
+        }
         self.stop();
         injected.dynamodb = self.dynamodb.injected();
         injected.publish = self.localstack.injected();
+        injected.provider = self.provider.injected();
         injected
     }
 
@@ -271,6 +382,7 @@ impl Injector {
         self.dynamodb.set_outage(None);
         self.localstack.fail_share(0.0, publish_failure());
         self.localstack.set_outage(None);
+        self.provider.set_outage(None);
     }
 }
 

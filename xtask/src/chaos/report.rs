@@ -39,6 +39,8 @@ pub struct Report {
     pub unsettled: Option<String>,
     /// The invariants.
     pub checks: Vec<Check>,
+    /// Seconds on AWS one second of the run stands for (the consumers' backoff).
+    pub time_scale: f64,
 }
 
 impl Report {
@@ -77,18 +79,44 @@ impl Report {
                 rows.push((format!("{kind} (injected)"), count as u64));
             }
         }
-        rows.push((
-            "DynamoDB outages".into(),
-            self.injected.outages.len() as u64,
-        ));
+        for (dependency, outages) in &self.injected.outages {
+            if !outages.is_empty() || *dependency == super::faults::DYNAMODB {
+                rows.push((format!("{dependency} outages"), outages.len() as u64));
+            }
+        }
         for (kind, count) in &self.injected.dynamodb {
             rows.push((format!("DynamoDB requests: {kind}"), *count));
         }
-        if !self.injected.bus_outages.is_empty() {
-            rows.push(("bus outages".into(), self.injected.bus_outages.len() as u64));
-        }
         for (kind, count) in &self.injected.publish {
             rows.push((format!("publish requests: {kind}"), *count));
+        }
+        for (kind, count) in &self.injected.provider {
+            rows.push((format!("payment provider requests: {kind}"), *count));
+        }
+        rows
+    }
+
+    /// Per outage: the dependency, when, how long (and what that stands for on AWS, at the
+    /// run's time scale), and the requests it was sent while
+    /// down (in all and per second).
+    pub fn outages(&self) -> Vec<(String, String, String, u64, String)> {
+        let mut rows = Vec::new();
+        for (dependency, outages) in &self.injected.outages {
+            for outage in outages {
+                let seconds = outage.length.as_secs_f64().max(1.0);
+                let on_aws = outage.length.as_secs_f64() * self.time_scale / 60.0;
+                rows.push((
+                    dependency.to_string(),
+                    format!("{:.0} s", outage.at.as_secs_f64()),
+                    format!(
+                        "{:.0} s (~{:.0} min on AWS)",
+                        outage.length.as_secs_f64(),
+                        on_aws
+                    ),
+                    outage.requests,
+                    format!("{:.2}", outage.requests as f64 / seconds),
+                ));
+            }
         }
         rows
     }
@@ -123,6 +151,21 @@ impl Report {
             faults.add_row(vec![kind, count.to_string()]);
         }
         println!("{faults}");
+
+        let outages = self.outages();
+        if !outages.is_empty() {
+            let mut table = table(&[
+                "outage of",
+                "began",
+                "lasted",
+                "requests while down",
+                "per second",
+            ]);
+            for (dependency, at, length, requests, rate) in outages {
+                table.add_row(vec![dependency, at, length, requests.to_string(), rate]);
+            }
+            println!("{table}");
+        }
 
         let mut checks = table(&["invariant", "expected", "lost", "doubled", ""]);
         for check in &self.checks {
