@@ -78,7 +78,9 @@
 mod batch_layer;
 mod batched;
 mod cache;
-mod clock;
+// The clock moved to the crate root (breakers and batches read it too); its items are still
+// re-exported here.
+use crate::clock;
 mod config;
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
