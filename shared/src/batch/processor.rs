@@ -17,8 +17,8 @@ use super::deadline::Deadline;
 use super::error::FailureKind;
 use super::error::{ErrorClass, RecordError};
 use super::outcome::{BatchOutcome, RecordFailure, RecordOutcome};
-use crate::events::EventRecord;
 use crate::clock::{Clock, SystemClock};
+use crate::events::EventRecord;
 use crate::telemetry::record_span;
 
 /// Runs batches with one [`BatchConfig`].

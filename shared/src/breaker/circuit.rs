@@ -62,7 +62,9 @@ enum Circuit {
         last_failure_ms: u64,
     },
     /// Calls refused until `until_ms`; then the next call tries to claim the probe.
-    Open { until_ms: u64 },
+    Open {
+        until_ms: u64,
+    },
     /// This environment holds the probe (or is claiming it); other calls are refused until
     /// the lease lapses. `shared`: the probe was claimed in the store (false: fail-open).
     Probing {

@@ -94,7 +94,10 @@ async fn one_probe_at_a_time<S: BreakerStore>(
                 && claimed.failed_probes == 2 => {}
         other => return Err(broke(CHECK, other)),
     }
-    match store.claim_probe(name, "owner-b", due + 20_001, due + 1).await {
+    match store
+        .claim_probe(name, "owner-b", due + 20_001, due + 1)
+        .await
+    {
         Ok(ProbeClaim::Lost(existing)) if existing.is_probe_owned_by("owner-a") => Ok(()),
         other => Err(broke(CHECK, other)),
     }
@@ -114,7 +117,10 @@ async fn a_lapsed_lease_is_taken_over_and_fences_its_owner<S: BreakerStore>(
         Ok(ProbeClaim::Won(_)) => {}
         other => return Err(broke(CHECK, other)),
     }
-    match store.claim_probe(name, "next", now + 3_000, now + 1_000).await {
+    match store
+        .claim_probe(name, "next", now + 3_000, now + 1_000)
+        .await
+    {
         Ok(ProbeClaim::Won(claimed)) if claimed.is_probe_owned_by("next") => {}
         other => return Err(broke(CHECK, other)),
     }
@@ -130,7 +136,8 @@ async fn a_probe_outcome_is_written_by_its_owner_only<S: BreakerStore>(
     name: &str,
     now: u64,
 ) -> Result<(), ConformanceFailure> {
-    const CHECK: &str = "the probe's owner closes or reopens the circuit; a closed one is not probed";
+    const CHECK: &str =
+        "the probe's owner closes or reopens the circuit; a closed one is not probed";
     store
         .open(&BreakerRecord::open(name, now, 0, now))
         .await
@@ -163,7 +170,10 @@ async fn a_probe_outcome_is_written_by_its_owner_only<S: BreakerStore>(
         .resolve_probe(&closed, "second")
         .await
         .map_err(|error| broke(CHECK, error))?;
-    match store.claim_probe(name, "third", u64::MAX, u64::MAX - 1).await {
+    match store
+        .claim_probe(name, "third", u64::MAX, u64::MAX - 1)
+        .await
+    {
         Ok(ProbeClaim::Lost(existing)) if existing == closed => {}
         other => return Err(broke(CHECK, other)),
     }

@@ -5,7 +5,9 @@ use crate::batch::{Classify, ErrorClass};
 
 /// A call not made because its dependency's circuit is open: retry after `retry_at_ms`.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("circuit breaker {breaker} is open: {breaker} not called; retry after {retry_at_ms} (epoch ms)")]
+#[error(
+    "circuit breaker {breaker} is open: {breaker} not called; retry after {retry_at_ms} (epoch ms)"
+)]
 pub struct BreakerOpen {
     /// The breaker's name.
     pub breaker: String,

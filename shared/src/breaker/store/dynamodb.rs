@@ -140,7 +140,10 @@ impl DynamoDbBreakerStore {
         item.insert(names.state.clone(), s(record.state.as_str()));
         item.insert(names.failed_probes.clone(), n(record.failed_probes));
         item.insert(names.changed_at.clone(), n(record.changed_at_ms));
-        item.insert(names.expiration.clone(), n(expiration(record.changed_at_ms)));
+        item.insert(
+            names.expiration.clone(),
+            n(expiration(record.changed_at_ms)),
+        );
         if let Some(next_probe_ms) = record.next_probe_ms {
             item.insert(names.next_probe.clone(), n(next_probe_ms));
         }
@@ -293,10 +296,13 @@ impl BreakerStore for DynamoDbBreakerStore {
                 .await;
             let error = match sent {
                 Ok(output) => {
-                    let written = output.attributes().ok_or_else(|| BreakerStoreError::Corrupt {
-                        name: name.to_string(),
-                        reason: "the claim returned no item".into(),
-                    })?;
+                    let written =
+                        output
+                            .attributes()
+                            .ok_or_else(|| BreakerStoreError::Corrupt {
+                                name: name.to_string(),
+                                reason: "the claim returned no item".into(),
+                            })?;
                     return self.parse_item(written).map(ProbeClaim::Won);
                 }
                 Err(error) => error,
@@ -333,10 +339,9 @@ impl BreakerStore for DynamoDbBreakerStore {
             .table_name(&self.table)
             .set_item(Some(self.to_item(record)))
             .condition_expression("#state = :half_open AND #owner = :owner")
-            .set_expression_attribute_names(Some(self.names_for(&[
-                ("#state", &names.state),
-                ("#owner", &names.probe_owner),
-            ])))
+            .set_expression_attribute_names(Some(
+                self.names_for(&[("#state", &names.state), ("#owner", &names.probe_owner)]),
+            ))
             .expression_attribute_values(":half_open", s(CircuitState::HalfOpen.as_str()))
             .expression_attribute_values(":owner", s(owner))
             .send()
