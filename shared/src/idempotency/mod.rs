@@ -113,7 +113,8 @@ pub(crate) use store::store_error;
 #[cfg(feature = "dynamodb")]
 pub use store::{AttributeNames, DynamoDbStore};
 pub use store::{
-    BoxedStore, ClaimOutcome, Completion, DynStore, IdempotencyStore, InMemoryStore, Release,
+    BoxedStore, ClaimOutcome, Completion, DynStore, GuardedStore, IdempotencyStore, InMemoryStore,
+    Release,
 };
 
 #[cfg(test)]
