@@ -1,5 +1,5 @@
 //! A breaker's transitions and refusals as CloudWatch EMF lines (namespace
-//! [`EMF_NAMESPACE`](crate::telemetry::EMF_NAMESPACE), dimension `Breaker`, and `service`
+//! [`crate::telemetry::EMF_NAMESPACE`], dimension `Breaker`, and `service`
 //! with it when the breaker names one), so that an alarm can watch [`BREAKER_OPENED`] or
 //! [`BREAKER_REJECTED`].
 //!

@@ -1,39 +1,6 @@
 //! The DynamoDB [`BreakerStore`]: one item per breaker, every write conditional.
 //!
-//! # Table
-//!
-//! Any table with a string partition key (`pk` by default; [`BreakerAttributeNames::key`]
-//! for another, such as the idempotency table's `id`) and no sort key. TTL on `expiration`
-//! removes the items of breakers no longer used (the conditions never depend on it).
-//!
-//! # Item
-//!
-//! | attribute (default name) | type | content |
-//! | --- | --- | --- |
-//! | `pk` | S | `breaker#<name>` |
-//! | `state` | S | `CLOSED`, `OPEN` or `HALF_OPEN` |
-//! | `next_probe_at` | N | open: epoch ms from which the probe may be claimed |
-//! | `probe_owner` | S | half-open: the probe owner's token |
-//! | `lease_expires_at` | N | half-open: epoch ms when the probe lease lapses |
-//! | `failed_probes` | N | probes failed since the circuit opened |
-//! | `changed_at` | N | epoch ms of the last transition |
-//! | `expiration` | N | epoch seconds, a week after the last transition: the TTL |
-//!
-//! # Requests
-//!
-//! - Get: `GetItem`, consistent.
-//! - Open: `PutItem` of the open item, condition `attribute_not_exists(#pk) OR #state =
-//!   :closed`, `ReturnValuesOnConditionCheckFailure=ALL_OLD` (the open item found is
-//!   adopted).
-//! - Claim the probe: `UpdateItem` setting `state = HALF_OPEN`, owner, lease, condition
-//!   `attribute_not_exists(#pk) OR (#state = :open AND (attribute_not_exists(#next) OR #next
-//!   <= :now)) OR (#state = :half_open AND (attribute_not_exists(#lease) OR #lease <= :now))`,
-//!   `ReturnValues=ALL_NEW`, `ReturnValuesOnConditionCheckFailure=ALL_OLD`.
-//! - Resolve the probe: `PutItem` of the closed or open item, condition `#state = :half_open
-//!   AND #owner = :owner`; a failed condition is [`BreakerStoreError::Fenced`].
-//!
-//! A failed condition that does not return the old item (a DynamoDB-compatible service
-//! without `ReturnValuesOnConditionCheckFailure`) is followed by a consistent `GetItem`.
+//! (The table, the item and the requests are documented on [`DynamoDbBreakerStore`].)
 
 use std::collections::HashMap;
 
@@ -93,9 +60,44 @@ impl Default for BreakerAttributeNames {
     }
 }
 
-/// Breakers' shared state in a DynamoDB table (see the module docs for the item and the
-/// requests). Give it a client with a short operation timeout: when the table does not
+/// Breakers' shared state in a DynamoDB table, one item per breaker, every write
+/// conditional. Give it a client with a short operation timeout: when the table does not
 /// answer, the breaker waits for the client before it fails open.
+///
+/// # Table
+///
+/// Any table with a string partition key (`pk` by default; [`BreakerAttributeNames::key`]
+/// for another, such as the idempotency table's `id`) and no sort key. TTL on `expiration`
+/// removes the items of breakers no longer used (the conditions never depend on it).
+///
+/// # Item
+///
+/// | attribute (default name) | type | content |
+/// | --- | --- | --- |
+/// | `pk` | S | `breaker#<name>` |
+/// | `state` | S | `CLOSED`, `OPEN` or `HALF_OPEN` |
+/// | `next_probe_at` | N | open: epoch ms from which the probe may be claimed |
+/// | `probe_owner` | S | half-open: the probe owner's token |
+/// | `lease_expires_at` | N | half-open: epoch ms when the probe lease lapses |
+/// | `failed_probes` | N | probes failed since the circuit opened |
+/// | `changed_at` | N | epoch ms of the last transition |
+/// | `expiration` | N | epoch seconds, a week after the last transition: the TTL |
+///
+/// # Requests
+///
+/// - Get: `GetItem`, consistent.
+/// - Open: `PutItem` of the open item, condition `attribute_not_exists(#pk) OR #state =
+///   :closed`, `ReturnValuesOnConditionCheckFailure=ALL_OLD` (the open item found is
+///   adopted).
+/// - Claim the probe: `UpdateItem` setting `state = HALF_OPEN`, owner, lease, condition
+///   `attribute_not_exists(#pk) OR (#state = :open AND (attribute_not_exists(#next) OR #next
+///   <= :now)) OR (#state = :half_open AND (attribute_not_exists(#lease) OR #lease <= :now))`,
+///   `ReturnValues=ALL_NEW`, `ReturnValuesOnConditionCheckFailure=ALL_OLD`.
+/// - Resolve the probe: `PutItem` of the closed or open item, condition `#state = :half_open
+///   AND #owner = :owner`; a failed condition is [`BreakerStoreError::Fenced`].
+///
+/// A failed condition that does not return the old item (a DynamoDB-compatible service
+/// without `ReturnValuesOnConditionCheckFailure`) is followed by a consistent `GetItem`.
 #[derive(Clone, Debug)]
 pub struct DynamoDbBreakerStore {
     client: Client,

@@ -2,18 +2,7 @@
 //! DynamoDB implementation shared by every execution environment and an in-memory one (one
 //! process: unit tests, local runs, or a breaker that needs no sharing).
 //!
-//! Four operations, each one request, every write conditional, all logic above them:
-//!
-//! - **get**: the stored record (an environment that has just seen a failure adopts an open
-//!   state another one wrote);
-//! - **open**: write an open record over an absent or closed one
-//!   ([`BreakerRecord::is_openable`]); otherwise return the stored record, whose probe time
-//!   is kept;
-//! - **claim_probe**: take the probe for an owner token and a lease, if the probe is
-//!   claimable ([`probe_claimable`](super::record::probe_claimable)); of environments
-//!   claiming at once, exactly one wins;
-//! - **resolve_probe**: write the probe's outcome (closed, or open until the next probe),
-//!   only while the caller still holds the probe ([`BreakerRecord::is_probe_owned_by`]).
+//! The four operations and their rules are documented on [`BreakerStore`].
 
 mod memory;
 
@@ -85,8 +74,22 @@ pub enum BreakerStoreError {
 }
 
 /// Persistence for breakers' shared state: four operations, each one request, every write
-/// conditional (see the [module docs](self)). Times are given by the caller: a store never
-/// reads a clock.
+/// conditional, all logic above them. Times are given by the caller: a store never reads a
+/// clock.
+///
+/// - **get**: the stored record (an environment that has just seen a failure adopts an open
+///   state another one wrote);
+/// - **open**: write an open record over an absent or closed one
+///   ([`BreakerRecord::is_openable`]); otherwise return the stored record, whose probe time
+///   is kept;
+/// - **claim_probe**: take the probe for an owner token and a lease, if the probe is
+///   claimable ([`probe_claimable`](super::probe_claimable)); of environments claiming at
+///   once, exactly one wins;
+/// - **resolve_probe**: write the probe's outcome (closed, or open until the next probe),
+///   only while the caller still holds the probe ([`BreakerRecord::is_probe_owned_by`]).
+///
+/// [`conformance::check_store`](super::conformance::check_store) (feature `testing`) checks
+/// a store against these rules.
 pub trait BreakerStore: Send + Sync {
     /// The record of breaker `name`, if one was ever written.
     fn get(
