@@ -241,7 +241,9 @@ impl Breaker {
         result.map_err(BreakerError::Inner)
     }
 
-    /// What happened since the last take (or flush): transitions and refusals.
+    /// What happened since the last take (or flush): transitions and refusals. Taking
+    /// resets the counts, so a dropped result loses them.
+    #[must_use]
     pub fn take_metrics(&self) -> BreakerMetrics {
         self.counters.take()
     }
