@@ -16,6 +16,8 @@
 //! - [`handler`]: the composition of decoding, idempotency and the user's function.
 //! - [`runtime`]: `main` in a few lines, through lambda_runtime.
 //! - [`telemetry`]: structured logs per record and EMF metrics per batch.
+//! - [`breaker`]: circuit breakers per dependency, their open state shared in DynamoDB.
+//! - [`clock`]: where "now" comes from, so tests move time instead of sleeping.
 //! - [`backoff`]: the waits between retries (exponential, capped, jittered).
 //! - [`redelivery`]: a failed SQS record sent back to its queue with a growing delay.
 //! - [`faults`]: crashes injected at the dangerous points, for reliability runs.
@@ -25,6 +27,8 @@
 
 pub mod backoff;
 pub mod batch;
+pub mod breaker;
+pub mod clock;
 /// The crate to log with: every line logged in a record's span carries its ids.
 pub use tracing;
 pub mod events;

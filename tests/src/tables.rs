@@ -135,3 +135,11 @@ impl LocalCloud {
         name
     }
 }
+
+impl LocalCloud {
+    /// Creates a table for `eventkit::breaker::DynamoDbBreakerStore`'s default layout: string
+    /// partition key `pk`, TTL on `expiration`. Returns its name.
+    pub async fn create_breaker_table(&self, prefix: &str) -> String {
+        self.create_table_with_ttl(prefix, "pk", "expiration").await
+    }
+}

@@ -21,6 +21,10 @@ pub enum FailureKind {
     SkippedAfterBatchStopped,
     /// The invocation was too close to its deadline to start this record.
     DeadlineReached,
+    /// A dependency the record needs is unavailable (its circuit breaker is open), so the
+    /// record was not attempted, or its call was not made; a retry can first succeed after
+    /// the breaker's next probe ([`RecordError::retry_at_ms`]).
+    DependencyUnavailable,
 }
 
 /// Whether retrying a record can help.
@@ -75,6 +79,15 @@ pub trait Classify {
     /// Whether retrying can help; transient unless the type says otherwise.
     fn class(&self) -> ErrorClass {
         ErrorClass::Transient
+    }
+
+    /// When the error says a dependency is unavailable until a known instant (epoch ms): a
+    /// circuit breaker's next probe. `?` then makes the record's error
+    /// [`RecordError::dependency_unavailable`], whose redelivery aims past that instant.
+    /// `None` (the default) for every other error; an error type that wraps a
+    /// [`BreakerError`](crate::breaker::BreakerError) passes its answer on.
+    fn unavailable_until_ms(&self) -> Option<u64> {
+        None
     }
 }
 
@@ -164,8 +177,21 @@ impl RecordError {
         }
     }
 
+    /// A dependency the record needs is unavailable until `retry_at_ms` (epoch ms: a circuit
+    /// breaker's next probe, plus jitter): transient, and the record's way back to its queue
+    /// ([`RecordBackoff`](crate::redelivery::RecordBackoff)) waits at least until then.
+    pub fn dependency_unavailable(retry_at_ms: u64, error: impl Into<BoxError>) -> Self {
+        Self {
+            class: ErrorClass::Transient,
+            kind: FailureKind::DependencyUnavailable,
+            retry_at_ms: Some(retry_at_ms),
+            source: error.into(),
+        }
+    }
+
     /// The earliest instant (epoch ms) a retry can succeed, when the failure knows it (a
-    /// claim's in-progress window): the record's way back to its queue aims there.
+    /// claim's in-progress window, a circuit breaker's next probe): the record's way back to
+    /// its queue aims there.
     pub fn retry_at_ms(&self) -> Option<u64> {
         self.retry_at_ms
     }
@@ -211,13 +237,17 @@ impl StdError for RecordError {
     }
 }
 
-/// `?` on a classified error keeps its class.
+/// `?` on a classified error keeps its class, and the instant its dependency is unavailable
+/// until when it says one.
 impl<E> From<E> for RecordError
 where
     E: Classify + StdError + Send + Sync + 'static,
 {
     fn from(error: E) -> Self {
-        Self::new(error.class(), error)
+        match error.unavailable_until_ms() {
+            Some(retry_at_ms) => Self::dependency_unavailable(retry_at_ms, error),
+            None => Self::new(error.class(), error),
+        }
     }
 }
 

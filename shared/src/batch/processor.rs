@@ -17,8 +17,8 @@ use super::deadline::Deadline;
 use super::error::FailureKind;
 use super::error::{ErrorClass, RecordError};
 use super::outcome::{BatchOutcome, RecordFailure, RecordOutcome};
+use crate::clock::{Clock, SystemClock};
 use crate::events::EventRecord;
-use crate::idempotency::{Clock, SystemClock};
 use crate::telemetry::record_span;
 
 /// Runs batches with one [`BatchConfig`].
@@ -27,7 +27,13 @@ pub struct BatchProcessor {
     config: BatchConfig,
     /// What "now" is when a record is about to start, against the deadline.
     clock: Arc<dyn Clock>,
+    /// Asked before each record starts: an error fails the record unstarted (a circuit
+    /// breaker's gate, set per batch by its layer).
+    gate: Option<Gate>,
 }
+
+/// A check run before each record starts; its error is the record's failure.
+pub(crate) type Gate = Arc<dyn Fn(&EventRecord) -> Result<(), RecordError> + Send + Sync>;
 
 impl Default for BatchProcessor {
     fn default() -> Self {
@@ -49,6 +55,18 @@ impl BatchProcessor {
         Self {
             config,
             clock: Arc::new(SystemClock),
+            gate: None,
+        }
+    }
+
+    /// The same processor, asking `gate` before each record starts: a record it refuses is
+    /// reported failed with the gate's error, its handler never called. (A layer sets it for
+    /// the batch it wraps, so that the layers inside, which run their records through this
+    /// processor, keep their batch handling.)
+    pub(crate) fn with_gate(&self, gate: Gate) -> Self {
+        Self {
+            gate: Some(gate),
+            ..self.clone()
         }
     }
 
@@ -134,6 +152,9 @@ impl BatchProcessor {
                 retry_at_ms: None,
             };
             return report(id, Err(failure), span);
+        }
+        if let Some(refused) = self.gate.as_ref().and_then(|gate| gate(&record).err()) {
+            return report(id, Err(RecordFailure::from(&refused)), span);
         }
         // The handler is called inside the guarded future, so a panic while building its
         // future is contained as well as one while polling it.

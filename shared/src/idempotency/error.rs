@@ -63,6 +63,15 @@ pub enum StoreError {
         /// Which limit, and by how much.
         reason: String,
     },
+    /// The request was not sent: the store's circuit breaker is open (see
+    /// [`GuardedStore`](super::GuardedStore)). Transient: retry after `retry_at_ms`.
+    #[error("idempotency store not called: circuit breaker {breaker} is open until {retry_at_ms} (epoch ms)")]
+    Unavailable {
+        /// The breaker's name.
+        breaker: String,
+        /// The breaker's next probe plus jitter (epoch ms).
+        retry_at_ms: u64,
+    },
     /// Any other failure: network, credentials, validation by the service, ...
     #[error("idempotency store request failed: {message}")]
     Other {
@@ -289,6 +298,8 @@ impl<E> IdempotencyError<E> {
 
 /// An idempotency outcome as a record's error: the handler's own error as it was; a key in
 /// progress elsewhere as [`FailureKind::InProgress`](crate::batch::FailureKind::InProgress);
+/// a store its circuit breaker keeps closed off as
+/// [`FailureKind::DependencyUnavailable`](crate::batch::FailureKind::DependencyUnavailable);
 /// a store failure, or a handler that ran but could not be recorded, transient (a later
 /// delivery finds out what happened); bad input permanent. The idempotency error stays the
 /// source, with the store's error under it.
@@ -310,6 +321,10 @@ impl From<IdempotencyError<RecordError>> for RecordError {
                 source: StoreError::LimitExceeded { .. },
                 ..
             } => RecordError::permanent(error),
+            IdempotencyError::Store {
+                source: StoreError::Unavailable { retry_at_ms, .. },
+                ..
+            } => RecordError::dependency_unavailable(retry_at_ms, error),
             IdempotencyError::Store { .. }
             | IdempotencyError::CompletionFenced { .. }
             | IdempotencyError::CompletionFailed { .. }

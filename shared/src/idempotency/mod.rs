@@ -78,7 +78,9 @@
 mod batch_layer;
 mod batched;
 mod cache;
-mod clock;
+// The clock moved to the crate root (breakers and batches read it too); its items are still
+// re-exported here.
+use crate::clock;
 mod config;
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
@@ -111,7 +113,8 @@ pub(crate) use store::store_error;
 #[cfg(feature = "dynamodb")]
 pub use store::{AttributeNames, DynamoDbStore};
 pub use store::{
-    BoxedStore, ClaimOutcome, Completion, DynStore, IdempotencyStore, InMemoryStore, Release,
+    BoxedStore, ClaimOutcome, Completion, DynStore, GuardedStore, IdempotencyStore, InMemoryStore,
+    Release,
 };
 
 #[cfg(test)]

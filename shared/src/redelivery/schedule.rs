@@ -72,8 +72,11 @@ impl RecordBackoff {
     ///
     /// A key in progress elsewhere comes back just after that claim's in-progress expiry
     /// when known (then the claim can be taken over, or the other delivery has completed
-    /// and this one replays): waiting longer helps nothing, sooner fails again. Every other
-    /// transient failure waits the backoff of its receive count.
+    /// and this one replays): waiting longer helps nothing, sooner fails again. A failure
+    /// that knows when its dependency is available again
+    /// ([`FailureKind::DependencyUnavailable`]: a circuit breaker's next probe) waits the
+    /// longer of the backoff and the time until then. Every other transient failure waits
+    /// the backoff of its receive count.
     pub fn delay(
         &self,
         failure: &RecordFailure,
@@ -95,6 +98,16 @@ impl RecordBackoff {
             (FailureKind::InProgress, Some(expiry_ms)) => {
                 let until = Duration::from_millis(expiry_ms.saturating_sub(now_ms));
                 until + IN_PROGRESS_MARGIN.mul_f64(1.0 + rng.f64())
+            }
+            // A dependency unavailable until a known instant (a circuit breaker's next probe,
+            // already jittered by the breaker): never back before it, and never sooner than
+            // the backoff either, so the receives still span an outage as
+            // `guaranteed_before` says (each rejection costs the record a receive).
+            (_, Some(retry_at_ms)) => {
+                let until = Duration::from_millis(retry_at_ms.saturating_sub(now_ms));
+                backoff
+                    .delay_with(receive_count.unwrap_or(1).max(1), rng)
+                    .max(until + IN_PROGRESS_MARGIN.mul_f64(rng.f64()))
             }
             _ => backoff.delay_with(receive_count.unwrap_or(1).max(1), rng),
         };

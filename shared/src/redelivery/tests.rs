@@ -128,6 +128,26 @@ fn poison_and_records_never_attempted_keep_the_queues_visibility_timeout() {
 }
 
 #[test]
+fn a_dependency_unavailable_comes_back_past_its_probe_and_never_sooner_than_the_backoff() {
+    let backoff = RecordBackoff::new(secs(60), secs(7200));
+    let mut rng = fastrand::Rng::with_seed(1);
+    let mut rejected = failure(ErrorClass::Transient, FailureKind::DependencyUnavailable);
+    // The breaker's next probe is 10 minutes away: past the backoff of an early receive.
+    rejected.retry_at_ms = Some(NOW_MS + 600_000);
+    for _ in 0..100 {
+        let delay = backoff.delay(&rejected, Some(1), NOW_MS, &mut rng).unwrap();
+        assert!(delay >= secs(600) && delay <= secs(601), "{delay:?}");
+    }
+    // A probe due sooner than the backoff of a late receive: the backoff's floor holds, so
+    // the receives still span the outage.
+    rejected.retry_at_ms = Some(NOW_MS + 5_000);
+    for _ in 0..100 {
+        let delay = backoff.delay(&rejected, Some(5), NOW_MS, &mut rng).unwrap();
+        assert!(delay >= secs(480) && delay <= secs(960), "{delay:?}");
+    }
+}
+
+#[test]
 fn a_key_in_progress_comes_back_just_after_its_claim_lapses() {
     let backoff = RecordBackoff::default();
     let mut rng = fastrand::Rng::with_seed(1);

@@ -25,6 +25,7 @@ mod batch;
 mod dynamic;
 #[cfg(feature = "dynamodb")]
 mod dynamodb;
+mod guarded;
 mod memory;
 
 use std::future::Future;
@@ -36,6 +37,7 @@ pub use dynamic::{BoxedStore, DynStore};
 pub(crate) use dynamodb::store_error;
 #[cfg(feature = "dynamodb")]
 pub use dynamodb::{AttributeNames, DynamoDbStore};
+pub use guarded::GuardedStore;
 pub use memory::InMemoryStore;
 
 use super::error::StoreError;

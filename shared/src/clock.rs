@@ -1,8 +1,9 @@
 //! Where "now" comes from.
 //!
-//! Every expiry decision (record TTL, in-progress window, cache freshness) is taken against a
-//! [`Clock`] so that tests can move time forward instead of sleeping, and so that the same
-//! instant is handed to the store: the stores never read the system clock themselves.
+//! Every expiry decision (an idempotency record's TTL and in-progress window, cache
+//! freshness, a batch's deadline, a circuit breaker's next probe) is taken against a [`Clock`]
+//! so that tests can move time forward instead of sleeping, and so that the same instant is
+//! handed to the store: the stores never read the system clock themselves.
 
 #[cfg(any(test, feature = "testing"))]
 use std::sync::atomic::{AtomicU64, Ordering};
