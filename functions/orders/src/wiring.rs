@@ -2,6 +2,7 @@
 //! environment (the template's `Environment.Variables`), build the idempotency layer and
 //! the bus publisher once, at init.
 
+use eventkit::breaker::{Breaker, BreakerConfig, DynamoDbBreakerStore};
 use eventkit::events::{EventBridgePublisher, EventEnvelope, OutgoingEvent, PublishFailure};
 use eventkit::idempotency::{DynamoDbStore, Idempotency, IdempotencyConfig};
 use eventkit::outbox::{Destination, Relay};
@@ -45,6 +46,55 @@ pub fn idempotency(
         store = store.with_outbox(outbox);
     }
     Ok(Idempotency::new(store, idempotency))
+}
+
+/// The table of the circuit breakers' shared state (one item per breaker).
+pub const BREAKER_TABLE: &str = "BREAKER_TABLE";
+
+/// Overrides the breakers: `off` (they never open: the chaos run's paired run without
+/// them), or `<probe>,<max probe>` in seconds (local runs on a shorter time scale). The
+/// template never sets it.
+pub const BREAKERS: &str = "EVENTKIT_BREAKERS";
+
+/// The circuit breaker of dependency `name`, its open state shared through the table named
+/// by `BREAKER_TABLE` (in this environment's memory alone when that is unset), with the
+/// toolkit's defaults unless `EVENTKIT_BREAKERS` says otherwise, its metrics under the
+/// function's service name.
+pub fn breaker(config: &aws_config::SdkConfig, name: &str) -> Result<Breaker, InvalidVariable> {
+    let mut breaker_config = BreakerConfig::new(name);
+    if let Ok(value) = std::env::var(BREAKERS) {
+        breaker_config = match value.trim() {
+            "off" => breaker_config.with_threshold(u32::MAX),
+            other => {
+                let invalid = || InvalidVariable {
+                    name: BREAKERS,
+                    value: value.clone(),
+                    expected: "off, or <probe seconds>,<max probe seconds>",
+                };
+                let (probe, max) = other.split_once(',').ok_or_else(invalid)?;
+                let seconds = |text: &str| {
+                    text.trim()
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|s| s.is_finite() && *s > 0.0)
+                        .map(std::time::Duration::from_secs_f64)
+                        .ok_or_else(invalid)
+                };
+                let (probe, max) = (seconds(probe)?, seconds(max)?);
+                breaker_config
+                    .with_probe_interval(probe, max)
+                    .with_probe_lease(probe.max(std::time::Duration::from_secs(1)))
+            }
+        };
+    }
+    let breaker = match required(BREAKER_TABLE) {
+        Ok(table) => Breaker::new(
+            breaker_config,
+            DynamoDbBreakerStore::new(aws_sdk_dynamodb::Client::new(config), table),
+        ),
+        Err(_) => Breaker::in_memory(breaker_config),
+    };
+    Ok(breaker.with_metrics(service_name()))
 }
 
 /// Overrides an SQS consumer's per-record backoff: `off`, or `<base>,<cap>` in seconds. For

@@ -4,6 +4,7 @@
 mod provider;
 
 use eventkit::batch::RecordError;
+use eventkit::breaker::{Breaker, BreakerConfig, BreakerLayer, Gated};
 use eventkit::events::EventEnvelope;
 use eventkit::handler::{EventHandler, Handler, Invocation, RecordHandlerExt};
 use eventkit::idempotency::{DynamoDbStore, Idempotency, IdempotencyConfig};
@@ -57,13 +58,34 @@ pub enum Handled {
 #[derive(Debug)]
 pub struct Payments {
     provider: FakeProvider,
+    breaker: Breaker,
     bus: Destination,
 }
 
 impl Payments {
     /// Payments through `provider`, reporting to `bus` (through the outbox).
+    /// Its calls to the provider go through a breaker of this environment alone; give it the
+    /// shared one with [`with_breaker`](Self::with_breaker).
     pub fn new(provider: FakeProvider, bus: Destination) -> Self {
-        Self { provider, bus }
+        Self {
+            provider,
+            breaker: Breaker::in_memory(BreakerConfig::new(PROVIDER_BREAKER)),
+            bus,
+        }
+    }
+
+    /// Charges go through `breaker` (named [`PROVIDER_BREAKER`], its open state shared by
+    /// every environment): while the provider is down, one probe per interval calls it, and
+    /// the other records wait in their queue until the probe.
+    pub fn with_breaker(mut self, breaker: Breaker) -> Self {
+        self.breaker = breaker;
+        self
+    }
+
+    /// The provider's breaker, which the function's [`BreakerLayer`] checks before each
+    /// record.
+    pub fn breaker(&self) -> &Breaker {
+        &self.breaker
     }
 
     /// Charges one reserved order.
@@ -73,7 +95,12 @@ impl Payments {
     ) -> Result<Staged<Handled>, RecordError> {
         let order = reserved.data.0.clone();
         let mut work = UnitOfWork::new();
-        match self.provider.charge(&order, &charge_key(&reserved)).await? {
+        let key = charge_key(&reserved);
+        let charged = self
+            .breaker
+            .call(|| self.provider.charge(&order, &key))
+            .await?;
+        match charged {
             Charge::Approved { payment_id } => {
                 tracing::info!(order_id = %order.order_id, %payment_id, "payment completed");
                 let data = PaymentCompleted {
@@ -134,11 +161,22 @@ pub fn record_backoff() -> RecordBackoff {
     RecordBackoff::default()
 }
 
-/// The function's type: the payments service, under the transactional idempotency layer.
-pub type Function = EventFunction<Transactional<Handler<Payments>, DynamoDbStore>>;
+/// The name of the payment provider's circuit breaker (its item in the breakers' table,
+/// its `Breaker` metric dimension, the template's alarm).
+pub const PROVIDER_BREAKER: &str = "payment-provider";
+
+/// The function's type: the payments service, under the transactional idempotency layer,
+/// gated by the provider's breaker.
+pub type Function = EventFunction<Gated<Transactional<Handler<Payments>, DynamoDbStore>>>;
 
 /// The Lambda function: `payments` under the transactional idempotency layer, keyed by
-/// eventId (its store needs an outbox table).
+/// eventId (its store needs an outbox table); while the provider's breaker is open, records
+/// are not started (no claim, no charge) and go back to their queue until its next probe.
 pub fn function(payments: Payments, idempotency: Idempotency<DynamoDbStore>) -> Function {
-    EventFunction::new(Handler::from_service(payments).layer(TransactionalLayer::from(idempotency)))
+    let breaker = payments.breaker().clone();
+    EventFunction::new(
+        Handler::from_service(payments)
+            .layer(TransactionalLayer::from(idempotency))
+            .layer(BreakerLayer::new([breaker])),
+    )
 }

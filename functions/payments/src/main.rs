@@ -1,4 +1,6 @@
 //! The payments function's entry point.
+// The gated, transactional service's future nests deeper than rustc's default limit (128).
+#![recursion_limit = "256"]
 
 use orders::wiring;
 use payments::{FakeProvider, Payments, LEDGER_TABLE};
@@ -11,7 +13,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         payments::provider_client(&config),
         wiring::required(LEDGER_TABLE)?,
     );
-    let payments = Payments::new(provider, wiring::orders_destination()?);
+    let payments = Payments::new(provider, wiring::orders_destination()?)
+        .with_breaker(wiring::breaker(&config, payments::PROVIDER_BREAKER)?);
     payments::function(
         payments,
         wiring::idempotency(&config, payments::idempotency_config())?,

@@ -247,6 +247,8 @@ const fn grant(
 }
 
 const STORE: &str = "shared/src/idempotency/store/dynamodb/mod.rs";
+/// eventkit's DynamoDbBreakerStore: a circuit breaker's shared state.
+const BREAKER_STORE: &str = "shared/src/breaker/store/dynamodb.rs";
 const STATEMENTS: &str = "shared/src/idempotency/store/dynamodb/statements.rs";
 /// eventkit's DynamoDbStore with batched claims, for the functions fed SQS batches: PartiQL's
 /// BatchExecuteStatement (authorised statement by statement) and BatchGetItem.
@@ -385,6 +387,24 @@ fn needed(function: &str) -> Vec<Grant> {
                 ".update_item()",
             ),
             OUTBOX,
+            grant(
+                "dynamodb:GetItem",
+                "BreakersTable",
+                BREAKER_STORE,
+                ".get_item()",
+            ),
+            grant(
+                "dynamodb:PutItem",
+                "BreakersTable",
+                BREAKER_STORE,
+                ".put_item()",
+            ),
+            grant(
+                "dynamodb:UpdateItem",
+                "BreakersTable",
+                BREAKER_STORE,
+                ".update_item()",
+            ),
         ]
         .into_iter()
         .chain(BATCHED_IDEMPOTENCY)

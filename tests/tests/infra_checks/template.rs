@@ -243,6 +243,7 @@ fn every_table_variable_names_a_table_of_the_template() {
     }
     let expected = [
         "ANALYTICS_TABLE",
+        "BREAKER_TABLE",
         "IDEMPOTENCY_TABLE",
         "INVENTORY_TABLE",
         "LEDGER_TABLE",
@@ -261,6 +262,7 @@ fn tables_have_their_keys_on_demand_billing_recovery_and_encryption() {
         ("AnalyticsTable", "pk"),
         ("OutboxTable", "id"),
         ("PaymentsLedgerTable", "idempotencyKey"),
+        ("BreakersTable", "pk"),
     ];
     assert_eq!(resources("AWS::DynamoDB::Table").len(), keys.len());
     for (id, key) in keys {
@@ -274,7 +276,7 @@ fn tables_have_their_keys_on_demand_billing_recovery_and_encryption() {
             "{id}: SSE"
         );
     }
-    for id in ["IdempotencyTable", "OutboxTable"] {
+    for id in ["IdempotencyTable", "OutboxTable", "BreakersTable"] {
         let ttl = &template()["Resources"][id]["Properties"]["TimeToLiveSpecification"];
         assert_eq!(
             ttl,
