@@ -1043,3 +1043,77 @@ async fn an_event_the_bus_refuses_fails_its_relay_record_and_stays_until_publish
         "reserved once"
     );
 }
+
+/// The provider down (its ledger unreachable): a first batch fails transiently against it
+/// (its records run concurrently, so all of them had started) and opens the breaker; the
+/// next batch is not attempted at all (no claim, no charge) and each of its records waits
+/// for the breaker's next probe.
+#[tokio::test]
+async fn payments_stop_calling_a_provider_that_is_down() {
+    let pipeline = setup().await;
+    let unreachable = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&pipeline.cloud.config)
+            .endpoint_url("http://127.0.0.1:9")
+            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+            .build(),
+    );
+    let provider = payments::FakeProvider::new(unreachable, &pipeline.ledger_table);
+    let service = payments::Payments::new(provider, pipeline.bus_destination());
+    let function = payments::function(service, pipeline.idempotency("payments"));
+
+    // Batches of ten StockReserved events (distinct ids).
+    let sample = sample("payments/stock-reserved.sqs.json");
+    let record = sample["Records"][0].clone();
+    let body: Value = serde_json::from_str(record["body"].as_str().unwrap()).unwrap();
+    let batch = |from: usize| {
+        let mut batch = sample.clone();
+        batch["Records"] = (from..from + 10)
+            .map(|n| {
+                let mut event = body.clone();
+                event["detail"]["eventId"] = json!(format!("reserved-{n}"));
+                let mut record = record.clone();
+                record["messageId"] = json!(format!("m{n}"));
+                record["body"] = json!(event.to_string());
+                record
+            })
+            .collect::<Vec<_>>()
+            .into();
+        records_of(&batch)
+    };
+    let first = function.process(batch(0), deadline()).await;
+    assert_eq!(first.failed(), 10);
+    assert!(
+        first.failures().all(
+            |(_, failure)| failure.kind == eventkit::batch::FailureKind::Error
+                && failure.class == eventkit::batch::ErrorClass::Transient
+        ),
+        "{:?}",
+        first.failures().collect::<Vec<_>>()
+    );
+    let second = function.process(batch(10), deadline()).await;
+    let refused: Vec<_> = second.failures().collect();
+    assert_eq!(refused.len(), 10, "{refused:?}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    for (id, failure) in &refused {
+        assert_eq!(
+            failure.kind,
+            eventkit::batch::FailureKind::DependencyUnavailable,
+            "{id}"
+        );
+        assert_eq!(
+            failure.class,
+            eventkit::batch::ErrorClass::Transient,
+            "{id}"
+        );
+        let retry_at = failure
+            .retry_at_ms
+            .expect("a refused record knows the probe's time");
+        assert!(retry_at > now, "{id}: retry at {retry_at}, now {now}");
+    }
+    // Nothing was charged, and no claim of a refused record was left behind.
+    assert!(pipeline.charges().await.is_empty());
+    assert!(pipeline.scan(&pipeline.idempotency_table).await.is_empty());
+}

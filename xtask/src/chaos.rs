@@ -123,6 +123,10 @@ pub struct ChaosArgs {
     /// ratio of the template's visibility timeout (100 s) to the run's.
     #[arg(long)]
     pub time_scale: Option<f64>,
+    /// Switch the consumers' per-record backoff and the circuit breakers off: the paired
+    /// run that shows what they save a dependency during its outage.
+    #[arg(long)]
+    pub without_resilience: bool,
     /// Build and run the functions with the release profile.
     #[arg(long)]
     pub release: bool,
@@ -163,7 +167,13 @@ impl ChaosArgs {
 pub fn run(args: &ChaosArgs) -> Result<()> {
     let cloud = LocalCloud::new(args.ports)?;
     cloud.up()?;
-    let logs = workspace_root().join(".local-cloud").join("chaos");
+    // The paired run without resilience keeps its own logs, so both can run at once.
+    let folder = if args.without_resilience {
+        "chaos-without-resilience"
+    } else {
+        "chaos"
+    };
+    let logs = workspace_root().join(".local-cloud").join(folder);
     let runtime = crate::demo::runtime()?;
     let interrupt = CancellationToken::new();
     runtime.spawn(cancel_on_signal(interrupt.clone()));
@@ -278,7 +288,12 @@ pub async fn run_chaos(
     let step = Step::start("creating what infra/template.yaml declares");
     let mut stack = Stack::create(&clients, &options, |logical| step.detail(logical)).await?;
     step.done(&stack.name);
-    functions::shrink_record_backoff(&mut stack, 1.0 / args.time_scale());
+    if args.without_resilience {
+        functions::switch_resilience_off(&mut stack);
+    } else {
+        functions::shrink_record_backoff(&mut stack, 1.0 / args.time_scale());
+        functions::shrink_breakers(&mut stack, 1.0 / args.time_scale());
+    }
     let injector = Injector::start(args.plan(), endpoints).await?;
     injector.configure(&mut stack);
     let entrances = Entrances::of(&stack)?;

@@ -68,3 +68,31 @@ pub fn shrink_record_backoff(stack: &mut Stack, scale: f64) {
             .insert(orders::wiring::RECORD_BACKOFF.into(), value.clone());
     }
 }
+
+/// Shrinks the circuit breakers' probe interval by `scale`, as the backoff, through
+/// `EVENTKIT_BREAKERS` on every function (the ones without breakers never read it).
+pub fn shrink_breakers(stack: &mut Stack, scale: f64) {
+    use eventkit::breaker::BreakerConfig;
+    let value = format!(
+        "{},{}",
+        (BreakerConfig::DEFAULT_PROBE_INTERVAL.as_secs_f64() * scale).max(0.5),
+        (BreakerConfig::DEFAULT_MAX_PROBE_INTERVAL.as_secs_f64() * scale).max(1.0)
+    );
+    set_everywhere(stack, orders::wiring::BREAKERS, &value);
+}
+
+/// Per-record backoff and circuit breakers off: every failed record comes back after its
+/// queue's visibility timeout, and every record calls its dependencies whatever they did.
+pub fn switch_resilience_off(stack: &mut Stack) {
+    set_everywhere(stack, orders::wiring::RECORD_BACKOFF, "off");
+    set_everywhere(stack, orders::wiring::BREAKERS, "off");
+}
+
+fn set_everywhere(stack: &mut Stack, variable: &str, value: &str) {
+    for function in stack.functions.values_mut() {
+        function
+            .spec
+            .environment
+            .insert(variable.into(), value.to_string());
+    }
+}
