@@ -147,12 +147,27 @@ fn record_backoff(text: &str) -> Option<RecordBackoff> {
 
 /// The relay of the outbox table named by `OUTBOX_TABLE`, publishing to the orders bus: what
 /// the relay function runs on the stream and the outbox sweeper on its schedule.
-pub fn relay(config: &aws_config::SdkConfig) -> Result<Relay, MissingVariable> {
+pub fn relay(config: &aws_config::SdkConfig) -> Result<Relay, WiringError> {
     Ok(Relay::new(
         aws_sdk_dynamodb::Client::new(config),
         required(OUTBOX_TABLE)?,
     )
-    .with_eventbridge(aws_sdk_eventbridge::Client::new(config)))
+    .with_eventbridge(aws_sdk_eventbridge::Client::new(config))
+    .with_breaker(breaker(config, BUS_BREAKER)?))
+}
+
+/// The name of the breaker that guards the relay's and the sweeper's publishes to the bus.
+pub const BUS_BREAKER: &str = "orders-bus";
+
+/// A variable missing or unreadable.
+#[derive(Debug, thiserror::Error)]
+pub enum WiringError {
+    /// Not set.
+    #[error(transparent)]
+    Missing(#[from] MissingVariable),
+    /// Set, but not readable.
+    #[error(transparent)]
+    Invalid(#[from] InvalidVariable),
 }
 
 /// The bus named by `ORDERS_BUS_NAME`, as the destination of staged events.

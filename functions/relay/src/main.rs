@@ -2,9 +2,11 @@
 //! names, under the id it was staged with (eventkit's `outbox::Relay`, as
 //! `orders::wiring::relay` builds it).
 //! Failed records go back through the stream's partial batch response; what never succeeds
-//! reaches the event source mapping's on-failure destination (infra/template.yaml).
+//! reaches the event source mapping's on-failure destination (infra/template.yaml), and the
+//! outbox sweeper publishes it. Publishes go through the bus's circuit breaker.
 
-use eventkit::handler::Handler;
+use eventkit::breaker::BreakerLayer;
+use eventkit::handler::{Handler, RecordHandlerExt};
 use eventkit::runtime::EventFunction;
 use orders::wiring;
 
@@ -12,7 +14,10 @@ use orders::wiring;
 async fn main() -> Result<(), lambda_runtime::Error> {
     eventkit::telemetry::init_logging();
     let config = aws_config::load_from_env().await;
-    EventFunction::new(Handler::from_service(wiring::relay(&config)?))
+    let relay = wiring::relay(&config)?;
+    // While the bus's breaker is open, the stream's records are refused before any publish.
+    let breakers = relay.breaker().cloned();
+    EventFunction::new(Handler::from_service(relay).layer(BreakerLayer::new(breakers)))
         .with_metrics(wiring::service_name())
         .run()
         .await

@@ -13,7 +13,7 @@ use super::record::{BreakerRecord, CircuitState};
 use super::store::{
     BreakerStore, BreakerStoreError, ErasedStore, InMemoryBreakerStore, OpenOutcome, ProbeClaim,
 };
-use crate::batch::{Classify, ErrorClass};
+use crate::batch::{Classify, ErrorClass, RecordError};
 use crate::clock::{saturating_millis, Clock, SystemClock};
 
 /// A circuit breaker for one dependency: a cheap handle (clones share the circuit) to give
@@ -239,6 +239,30 @@ impl Breaker {
         };
         self.settle(permit, outcome).await;
         result.map_err(BreakerError::Inner)
+    }
+
+    /// [`call`](Self::call) for a step that already fails with a [`RecordError`] (the
+    /// outbox relay's publish): the error's class decides whether it counts against the
+    /// dependency, and a refusal is a transient
+    /// [`DependencyUnavailable`](crate::batch::FailureKind::DependencyUnavailable) record
+    /// error with the probe's time.
+    pub async fn call_record<T, F, Fut>(&self, call: F) -> Result<T, RecordError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, RecordError>>,
+    {
+        let permit = self
+            .admit()
+            .await
+            .map_err(|open| RecordError::dependency_unavailable(open.retry_at_ms, open))?;
+        let result = call().await;
+        let outcome = match &result {
+            Ok(_) => Outcome::Success,
+            Err(error) if error.class() == ErrorClass::Transient => Outcome::Failure,
+            Err(_) => Outcome::Inconclusive,
+        };
+        self.settle(permit, outcome).await;
+        result
     }
 
     /// What happened since the last take (or flush): transitions and refusals. Taking

@@ -563,3 +563,41 @@ async fn concurrent_claims_on_one_store_have_one_winner() {
         .count();
     assert_eq!(won, 1);
 }
+
+#[tokio::test]
+async fn a_step_failing_with_record_errors_counts_its_transient_ones_and_is_refused_when_open() {
+    let store = Arc::new(InMemoryBreakerStore::new());
+    let clock = ManualClock::new(T0);
+    let breaker = environment(&store, &clock, 3);
+    let calls = AtomicUsize::new(0);
+    let step = |error: RecordError| {
+        let calls = &calls;
+        breaker.call_record(move || async move {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err::<(), _>(error)
+        })
+    };
+    // Poison does not count; three transient failures open the circuit.
+    for _ in 0..3 {
+        let _ = step(RecordError::permanent("event too large")).await;
+    }
+    assert_eq!(breaker.state(), CircuitState::Closed);
+    for _ in 0..3 {
+        let _ = step(RecordError::transient("bus unavailable")).await;
+    }
+    assert_eq!(breaker.state(), CircuitState::Open);
+    assert_eq!(calls.load(Ordering::SeqCst), 6);
+
+    let refused = step(RecordError::transient("never called"))
+        .await
+        .expect_err("refused");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        6,
+        "an open circuit calls nothing"
+    );
+    assert_eq!(refused.kind(), FailureKind::DependencyUnavailable);
+    assert_eq!(refused.class(), ErrorClass::Transient);
+    let next_probe = stored(&store).await.next_probe_ms.unwrap();
+    assert!(refused.retry_at_ms().is_some_and(|at| at >= next_probe));
+}

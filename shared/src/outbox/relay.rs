@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::destination::Destination;
 use super::item::{OutboxEntry, OUTBOX_KEY, UNPUBLISHED};
 use crate::batch::RecordError;
+use crate::breaker::Breaker;
 use crate::events::{EventRecord, OutgoingEvent, EVENT_NAME_ATTRIBUTE};
 use crate::faults::CrashPoint;
 use crate::handler::{EventHandler, Invocation};
@@ -49,6 +50,8 @@ pub struct Relay {
     sns: Option<aws_sdk_sns::Client>,
     #[cfg(feature = "sqs")]
     sqs: Option<aws_sdk_sqs::Client>,
+    /// Guards every publish, when given.
+    breaker: Option<Breaker>,
 }
 
 impl Relay {
@@ -65,7 +68,23 @@ impl Relay {
             sns: None,
             #[cfg(feature = "sqs")]
             sqs: None,
+            breaker: None,
         }
+    }
+
+    /// Publishes through `breaker`: while the destination is down, one probe per interval
+    /// publishes, and every other event fails at once without a request (transient, retried
+    /// by the stream, and by the [`Sweeper`](super::Sweeper), which shares the relay's
+    /// breaker when built from it).
+    pub fn with_breaker(mut self, breaker: Breaker) -> Self {
+        self.breaker = Some(breaker);
+        self
+    }
+
+    /// The breaker that guards the publishes, if any: what a function's
+    /// [`BreakerLayer`](crate::breaker::BreakerLayer) checks before each record.
+    pub fn breaker(&self) -> Option<&Breaker> {
+        self.breaker.as_ref()
     }
 
     /// Publishes to EventBridge buses with `client`.
@@ -199,7 +218,15 @@ impl Relay {
     /// records and the [`Sweeper`](super::Sweeper) both do with an unpublished item.
     pub(crate) async fn publish_entry(&self, entry: &OutboxEntry) -> Result<(), RecordError> {
         let destination = entry.destination().map_err(RecordError::permanent)?;
-        self.publish(&destination, &entry.outgoing()).await?;
+        let event = entry.outgoing();
+        match &self.breaker {
+            Some(breaker) => {
+                breaker
+                    .call_record(|| self.publish(&destination, &event))
+                    .await?
+            }
+            None => self.publish(&destination, &event).await?,
+        }
         crate::faults::crash_point(CrashPoint::AfterPublish, &entry.id);
         self.mark_published(&entry.id).await?;
         tracing::info!(event_id = %entry.event_id, %destination, "outbox event published");

@@ -249,6 +249,24 @@ const fn grant(
 const STORE: &str = "shared/src/idempotency/store/dynamodb/mod.rs";
 /// eventkit's DynamoDbBreakerStore: a circuit breaker's shared state.
 const BREAKER_STORE: &str = "shared/src/breaker/store/dynamodb.rs";
+const BREAKER_GET: Grant = grant(
+    "dynamodb:GetItem",
+    "BreakersTable",
+    BREAKER_STORE,
+    ".get_item()",
+);
+const BREAKER_PUT: Grant = grant(
+    "dynamodb:PutItem",
+    "BreakersTable",
+    BREAKER_STORE,
+    ".put_item()",
+);
+const BREAKER_UPDATE: Grant = grant(
+    "dynamodb:UpdateItem",
+    "BreakersTable",
+    BREAKER_STORE,
+    ".update_item()",
+);
 const STATEMENTS: &str = "shared/src/idempotency/store/dynamodb/statements.rs";
 /// eventkit's DynamoDbStore with batched claims, for the functions fed SQS batches: PartiQL's
 /// BatchExecuteStatement (authorised statement by statement) and BatchGetItem.
@@ -387,24 +405,9 @@ fn needed(function: &str) -> Vec<Grant> {
                 ".update_item()",
             ),
             OUTBOX,
-            grant(
-                "dynamodb:GetItem",
-                "BreakersTable",
-                BREAKER_STORE,
-                ".get_item()",
-            ),
-            grant(
-                "dynamodb:PutItem",
-                "BreakersTable",
-                BREAKER_STORE,
-                ".put_item()",
-            ),
-            grant(
-                "dynamodb:UpdateItem",
-                "BreakersTable",
-                BREAKER_STORE,
-                ".update_item()",
-            ),
+            BREAKER_GET,
+            BREAKER_PUT,
+            BREAKER_UPDATE,
         ]
         .into_iter()
         .chain(BATCHED_IDEMPOTENCY)
@@ -448,6 +451,9 @@ fn needed(function: &str) -> Vec<Grant> {
                     ".update_item()",
                 ),
                 PUBLISH,
+                BREAKER_GET,
+                BREAKER_PUT,
+                BREAKER_UPDATE,
                 // Lambda sends the on-failure record with the function's role.
                 grant(
                     "sqs:SendMessage",
@@ -474,6 +480,9 @@ fn needed(function: &str) -> Vec<Grant> {
                     ".update_item()",
                 ),
                 PUBLISH,
+                BREAKER_GET,
+                BREAKER_PUT,
+                BREAKER_UPDATE,
             ];
         }
         other => panic!("no permissions listed for {other}"),
