@@ -12,7 +12,7 @@ use eventkit::batch::RecordError;
 use eventkit::events::EventEnvelope;
 use eventkit::handler::{EventHandler, Handler, Invocation, Json, RecordHandlerExt};
 use eventkit::idempotency::{DynamoDbStore, Idempotency, IdempotencyConfig};
-use eventkit::outbox::{Staged, Transactional, TransactionalLayer, UnitOfWork};
+use eventkit::outbox::{Staged, Transactional, TransactionalLayer, TransactionalStore, UnitOfWork};
 use eventkit::redelivery::RecordBackoff;
 use eventkit::runtime::EventFunction;
 use serde_json::Value;
@@ -84,9 +84,12 @@ pub fn record_backoff() -> RecordBackoff {
 }
 
 /// The function's type: the counters, under the transactional idempotency layer.
-pub type Function = EventFunction<Transactional<Handler<Counters>, DynamoDbStore>>;
+pub type Function<S = DynamoDbStore> = EventFunction<Transactional<Handler<Counters>, S>>;
 
 /// The Lambda function: every count committed with its idempotency record, keyed by eventId.
-pub fn function(counters: Counters, idempotency: Idempotency<DynamoDbStore>) -> Function {
+pub fn function<S: TransactionalStore>(
+    counters: Counters,
+    idempotency: Idempotency<S>,
+) -> Function<S> {
     EventFunction::new(Handler::from_service(counters).layer(TransactionalLayer::from(idempotency)))
 }

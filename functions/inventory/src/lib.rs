@@ -13,7 +13,9 @@ use eventkit::batch::RecordError;
 use eventkit::events::EventEnvelope;
 use eventkit::handler::{EventHandler, Handler, Invocation, RecordHandlerExt};
 use eventkit::idempotency::{DynamoDbStore, Idempotency, IdempotencyConfig};
-use eventkit::outbox::{Destination, Staged, Transactional, TransactionalLayer, UnitOfWork};
+use eventkit::outbox::{
+    Destination, Staged, Transactional, TransactionalLayer, TransactionalStore, UnitOfWork,
+};
 use eventkit::redelivery::RecordBackoff;
 use eventkit::runtime::EventFunction;
 use orders::{PaymentFailed, StockReleased, StockReservationFailed, StockReserved, SOURCE};
@@ -183,11 +185,14 @@ pub fn record_backoff() -> RecordBackoff {
 }
 
 /// The function's type: the inventory service, under the transactional idempotency layer.
-pub type Function = EventFunction<Transactional<Handler<Inventory>, DynamoDbStore>>;
+pub type Function<S = DynamoDbStore> = EventFunction<Transactional<Handler<Inventory>, S>>;
 
 /// The Lambda function: `inventory` under the transactional idempotency layer, keyed by
 /// eventId (its store needs an outbox table).
-pub fn function(inventory: Inventory, idempotency: Idempotency<DynamoDbStore>) -> Function {
+pub fn function<S: TransactionalStore>(
+    inventory: Inventory,
+    idempotency: Idempotency<S>,
+) -> Function<S> {
     EventFunction::new(
         Handler::from_service(inventory).layer(TransactionalLayer::from(idempotency)),
     )

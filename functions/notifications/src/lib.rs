@@ -13,7 +13,7 @@ mod sent_emails;
 use eventkit::batch::RecordError;
 use eventkit::handler::{EventHandler, Handler, Invocation, RecordHandlerExt};
 use eventkit::idempotency::{DynamoDbStore, Idempotency, IdempotencyConfig};
-use eventkit::outbox::{Staged, Transactional, TransactionalLayer, UnitOfWork};
+use eventkit::outbox::{Staged, Transactional, TransactionalLayer, TransactionalStore, UnitOfWork};
 use eventkit::redelivery::RecordBackoff;
 use eventkit::runtime::EventFunction;
 use serde::{Deserialize, Serialize};
@@ -76,10 +76,13 @@ pub fn record_backoff() -> RecordBackoff {
 }
 
 /// The function's type: the sent emails, under the transactional idempotency layer.
-pub type Function = EventFunction<Transactional<Handler<SentEmails>, DynamoDbStore>>;
+pub type Function<S = DynamoDbStore> = EventFunction<Transactional<Handler<SentEmails>, S>>;
 
 /// The Lambda function: every notification under the transactional idempotency layer,
 /// keyed by eventId; the email commits with the completion.
-pub fn function(emails: SentEmails, idempotency: Idempotency<DynamoDbStore>) -> Function {
+pub fn function<S: TransactionalStore>(
+    emails: SentEmails,
+    idempotency: Idempotency<S>,
+) -> Function<S> {
     EventFunction::new(Handler::from_service(emails).layer(TransactionalLayer::from(idempotency)))
 }

@@ -4,7 +4,7 @@
 
 use eventkit::breaker::{Breaker, BreakerConfig, DynamoDbBreakerStore};
 use eventkit::events::{EventBridgePublisher, EventEnvelope, OutgoingEvent, PublishFailure};
-use eventkit::idempotency::{DynamoDbStore, Idempotency, IdempotencyConfig};
+use eventkit::idempotency::{DynamoDbStore, GuardedStore, Idempotency, IdempotencyConfig};
 use eventkit::outbox::{Destination, Relay};
 use eventkit::redelivery::{RecordBackoff, Redelivery};
 use serde::Serialize;
@@ -29,15 +29,26 @@ pub fn required(name: &'static str) -> Result<String, MissingVariable> {
         .ok_or(MissingVariable(name))
 }
 
+/// The idempotency store the functions run with: DynamoDB, every request through the
+/// `idempotency-store` circuit breaker ([`STORE_BREAKER`]).
+pub type Store = GuardedStore<DynamoDbStore>;
+
+/// The name of the breaker that guards the idempotency store's requests (and the
+/// completions' transactions with their writes and events).
+pub const STORE_BREAKER: &str = "idempotency-store";
+
 /// The idempotency layer on the table named by `IDEMPOTENCY_TABLE`, writing staged events
 /// to the outbox named by `OUTBOX_TABLE` when it is set, configured as the function says
 /// (each function's `idempotency_config`): its name prefixes every key and is fixed per
 /// function, not taken from the deployed function name, which changes with the stack and
-/// would change every key.
+/// would change every key. Its requests go through the [`STORE_BREAKER`] breaker: while
+/// DynamoDB is down, one probe per interval reaches it and every other claim fails at once,
+/// to come back after the probe. The breaker's own shared state is in DynamoDB too, so during
+/// that outage each environment decides alone (fail-open).
 pub fn idempotency(
     config: &aws_config::SdkConfig,
     idempotency: IdempotencyConfig,
-) -> Result<Idempotency<DynamoDbStore>, MissingVariable> {
+) -> Result<Idempotency<Store>, WiringError> {
     let mut store = DynamoDbStore::new(
         aws_sdk_dynamodb::Client::new(config),
         required(IDEMPOTENCY_TABLE)?,
@@ -45,7 +56,8 @@ pub fn idempotency(
     if let Ok(outbox) = required(OUTBOX_TABLE) {
         store = store.with_outbox(outbox);
     }
-    Ok(Idempotency::new(store, idempotency))
+    let guarded = GuardedStore::new(store, breaker(config, STORE_BREAKER)?);
+    Ok(Idempotency::new(guarded, idempotency))
 }
 
 /// The table of the circuit breakers' shared state (one item per breaker).

@@ -8,7 +8,9 @@ use eventkit::breaker::{Breaker, BreakerConfig, BreakerLayer, Gated};
 use eventkit::events::EventEnvelope;
 use eventkit::handler::{EventHandler, Handler, Invocation, RecordHandlerExt};
 use eventkit::idempotency::{DynamoDbStore, Idempotency, IdempotencyConfig};
-use eventkit::outbox::{Destination, Staged, Transactional, TransactionalLayer, UnitOfWork};
+use eventkit::outbox::{
+    Destination, Staged, Transactional, TransactionalLayer, TransactionalStore, UnitOfWork,
+};
 use eventkit::redelivery::RecordBackoff;
 use eventkit::runtime::EventFunction;
 use orders::{PaymentCompleted, PaymentFailed, StockReserved, SOURCE};
@@ -167,12 +169,15 @@ pub const PROVIDER_BREAKER: &str = "payment-provider";
 
 /// The function's type: the payments service, under the transactional idempotency layer,
 /// gated by the provider's breaker.
-pub type Function = EventFunction<Gated<Transactional<Handler<Payments>, DynamoDbStore>>>;
+pub type Function<S = DynamoDbStore> = EventFunction<Gated<Transactional<Handler<Payments>, S>>>;
 
 /// The Lambda function: `payments` under the transactional idempotency layer, keyed by
 /// eventId (its store needs an outbox table); while the provider's breaker is open, records
 /// are not started (no claim, no charge) and go back to their queue until its next probe.
-pub fn function(payments: Payments, idempotency: Idempotency<DynamoDbStore>) -> Function {
+pub fn function<S: TransactionalStore>(
+    payments: Payments,
+    idempotency: Idempotency<S>,
+) -> Function<S> {
     let breaker = payments.breaker().clone();
     EventFunction::new(
         Handler::from_service(payments)

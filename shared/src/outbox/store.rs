@@ -7,7 +7,9 @@ use std::sync::Arc;
 use aws_sdk_dynamodb::types::TransactWriteItem;
 
 use super::unit_of_work::{StagedEvent, UnitOfWork};
-use crate::idempotency::{DynamoDbStore, IdempotencyStore, InMemoryStore, StoreError};
+use crate::idempotency::{
+    DynamoDbStore, GuardedStore, IdempotencyStore, InMemoryStore, StoreError,
+};
 
 /// A unit of work committed with its completion (what [`InMemoryStore::commits`] lists).
 #[derive(Clone, Debug)]
@@ -70,6 +72,30 @@ impl<S: TransactionalStore> TransactionalStore for Arc<S> {
         work: UnitOfWork,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).complete_with(key, owner, result, expiration, work)
+    }
+}
+
+/// The completion with its unit of work goes through the store's breaker as every other
+/// request (one transaction: one call counted).
+impl<S: TransactionalStore> TransactionalStore for GuardedStore<S> {
+    async fn complete_with(
+        &self,
+        key: &str,
+        owner: &str,
+        result: &str,
+        expiration: u64,
+        work: UnitOfWork,
+    ) -> Result<(), StoreError> {
+        self.one(|| {
+            self.store()
+                .complete_with(key, owner, result, expiration, work)
+        })
+        .await
+    }
+
+    async fn commit_alone(&self, work: UnitOfWork, record_id: &str) -> Result<(), StoreError> {
+        self.one(|| self.store().commit_alone(work, record_id))
+            .await
     }
 }
 

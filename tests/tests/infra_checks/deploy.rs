@@ -249,6 +249,8 @@ const fn grant(
 const STORE: &str = "shared/src/idempotency/store/dynamodb/mod.rs";
 /// eventkit's DynamoDbBreakerStore: a circuit breaker's shared state.
 const BREAKER_STORE: &str = "shared/src/breaker/store/dynamodb.rs";
+/// A breaker's shared state: read, opened and resolved, the probe claimed.
+const BREAKERS: [Grant; 3] = [BREAKER_GET, BREAKER_PUT, BREAKER_UPDATE];
 const BREAKER_GET: Grant = grant(
     "dynamodb:GetItem",
     "BreakersTable",
@@ -390,6 +392,7 @@ fn needed(function: &str) -> Vec<Grant> {
         .chain(BATCHED_IDEMPOTENCY)
         .chain(record_backoff("InventoryQueue"))
         .chain(record_backoff("CompensationQueue"))
+        .chain(BREAKERS)
         .collect(),
         "PaymentsFunction" => vec![
             grant(
@@ -405,13 +408,11 @@ fn needed(function: &str) -> Vec<Grant> {
                 ".update_item()",
             ),
             OUTBOX,
-            BREAKER_GET,
-            BREAKER_PUT,
-            BREAKER_UPDATE,
         ]
         .into_iter()
         .chain(BATCHED_IDEMPOTENCY)
         .chain(record_backoff("PaymentsQueue"))
+        .chain(BREAKERS)
         .collect(),
         "NotificationsFunction" => vec![
             grant(
@@ -430,6 +431,7 @@ fn needed(function: &str) -> Vec<Grant> {
         .into_iter()
         .chain(BATCHED_IDEMPOTENCY)
         .chain(record_backoff("NotificationsQueue"))
+        .chain(BREAKERS)
         .collect(),
         "AnalyticsFunction" => [grant(
             "dynamodb:UpdateItem",
@@ -440,6 +442,7 @@ fn needed(function: &str) -> Vec<Grant> {
         .into_iter()
         .chain(BATCHED_IDEMPOTENCY)
         .chain(record_backoff("AnalyticsQueue"))
+        .chain(BREAKERS)
         .collect(),
         // The relay keeps no idempotency records: what it publishes carries staged ids.
         "RelayFunction" => {

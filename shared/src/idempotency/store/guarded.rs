@@ -88,7 +88,8 @@ struct Outage<T>(Vec<Result<T, StoreError>>);
 impl<T> Classify for Outage<T> {}
 
 impl<S: IdempotencyStore> GuardedStore<S> {
-    async fn one<T, Fut>(&self, request: impl FnOnce() -> Fut) -> Result<T, StoreError>
+    /// One request through the breaker (the outbox's transactional completion uses it too).
+    pub(crate) async fn one<T, Fut>(&self, request: impl FnOnce() -> Fut) -> Result<T, StoreError>
     where
         Fut: Future<Output = Result<T, StoreError>>,
     {
