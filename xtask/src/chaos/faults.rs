@@ -176,17 +176,20 @@ impl Schedule<'_> {
 
     /// Ends the outage under way if its time is up, begins the next one if its share of the
     /// orders has arrived; says so through `progress`.
-    /// Another dependency's outage under way (`other_down`) holds the next one back, so that
-    /// each outage's requests are its own dependency's alone.
-    fn step(&mut self, now: Instant, arrived: f64, other_down: bool, progress: &impl Fn(&str)) {
+    /// Another dependency's outage under way, or just over (`hold`), holds the next one
+    /// back, so that each outage's requests are its own dependency's alone and the backlog
+    /// of one drains before the next: two outages back to back are one longer outage for a
+    /// record that needs both. Returns whether an outage ended.
+    fn step(&mut self, now: Instant, arrived: f64, hold: bool, progress: &impl Fn(&str)) -> bool {
         if let Some((began, requests)) = self.current {
             if now >= began + self.length {
                 self.end(now, began, requests);
                 progress(&format!("{} is back", self.name));
+                return true;
             }
-            return;
+            return false;
         }
-        if !other_down && self.left.first().is_some_and(|at| arrived >= *at) {
+        if !hold && self.left.first().is_some_and(|at| arrived >= *at) {
             self.left.remove(0);
             self.current = Some((now, self.answered()));
             self.proxy
@@ -197,6 +200,7 @@ impl Schedule<'_> {
                 self.length.as_secs()
             ));
         }
+        false
     }
 
     fn end(&mut self, now: Instant, began: Instant, requests: u64) {
@@ -316,6 +320,7 @@ impl Injector {
         ];
         let mut injected = Injected::default();
         let mut caught_up: Option<Instant> = None;
+        let mut quiet_until: Option<Instant> = None;
         let mut next_kill = started + self.plan.kill_every.mul_f64(0.5 + rng.f64());
         let functions: Vec<_> = pipeline.hosts().iter().collect();
         let outage_on = |schedules: &[Schedule]| schedules.iter().any(|s| s.current.is_some());
@@ -335,8 +340,11 @@ impl Injector {
                 progress("every order arrived; faults go on a while");
             }
             for n in 0..schedules.len() {
-                let other_down = outage_on(&schedules);
-                schedules[n].step(now, arrived, other_down, &progress);
+                let hold = outage_on(&schedules) || quiet_until.is_some_and(|until| now < until);
+                if schedules[n].step(now, arrived, hold, &progress) {
+                    // Half the outage's length to drain what it held back.
+                    quiet_until = Some(now + schedules[n].length / 2);
+                }
             }
             // A kill strikes whatever is busy at its moment, and a moment when nothing is
             // busy passes without one. Waiting for the next busy process instead would aim
