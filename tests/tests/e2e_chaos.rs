@@ -35,6 +35,8 @@ async fn a_small_chaos_run_loses_nothing_and_doubles_nothing() {
         "--dynamodb-slow-share=0.05",
         "--outages=1",
         "--outage-seconds=4",
+        "--provider-outages=1",
+        "--provider-outage-seconds=4",
         "--publish-fail-share=0.2",
         "--timeout=400",
     ])
@@ -80,6 +82,14 @@ async fn a_small_chaos_run_loses_nothing_and_doubles_nothing() {
         report.injected.publish.get("failed").copied().unwrap_or(0) > 0,
         "no publish failed: {:?}",
         report.injected.publish
+    );
+    // The payment provider went down on its own, and the report says what it was asked then.
+    let provider = &report.injected.outages["payment provider"];
+    assert_eq!(provider.len(), 1, "{:?}", report.injected.outages);
+    assert_eq!(
+        provider[0].requests,
+        report.injected.provider.get("outage").copied().unwrap_or(0),
+        "every request answered by the outage is counted in the outage's row"
     );
     // And each record a crash interrupted was accounted for afterwards: done, or (a poison
     // copy whose last allowed receive the crash was) moved to its dead-letter queue, where
