@@ -9,7 +9,9 @@ use anyhow::{bail, Context, Result};
 use super::template::Template;
 use crate::cloud::workspace_root;
 
-/// The binaries the template's functions run (`Metadata.BuildProperties.Binary`).
+/// The binaries the template names in `Metadata.BuildProperties.Binary` (every function of
+/// this repository's templates names one); [`crate::binary::resolve`] also finds those SAM
+/// takes from the function's package.
 pub fn function_binaries(template: &Template) -> Vec<String> {
     template
         .resources
@@ -150,7 +152,7 @@ impl Workspace {
 }
 
 /// `cargo metadata --no-deps` of the project in `project`.
-async fn metadata(project: &Path) -> Result<serde_json::Value> {
+pub(crate) async fn metadata(project: &Path) -> Result<serde_json::Value> {
     let output = tokio::process::Command::new(cargo())
         .args(["metadata", "--format-version", "1", "--no-deps"])
         .current_dir(project)

@@ -131,27 +131,19 @@ pub fn with_globals(globals: &Value, properties: &Value) -> Value {
     }
 }
 
-/// The function's name, ARN, binary, limits and environment, from its resolved properties.
+/// The function's name, ARN, limits and environment, from its resolved properties; it runs
+/// `binary` (decided by [`crate::binary::resolve`]).
 pub fn function_spec(
     resource: &Resource,
     properties: &Value,
     stack_name: &str,
-    binaries: &Path,
+    binary: &Path,
     endpoints: &Endpoints,
-) -> Result<FunctionSpec> {
+) -> FunctionSpec {
     let name = properties["FunctionName"].as_str().map_or_else(
         || bounded(&format!("{stack_name}-{}", resource.logical_id), 64),
         str::to_string,
     );
-    let binary = resource.metadata["BuildProperties"]["Binary"]
-        .as_str()
-        .or_else(|| properties["Handler"].as_str())
-        .with_context(|| {
-            format!(
-                "{}: no Metadata.BuildProperties.Binary nor Handler names its binary",
-                resource.logical_id
-            )
-        })?;
     let number = |field: &str, default: u64| {
         scalar_text(&properties[field])
             .parse::<u64>()
@@ -159,7 +151,7 @@ pub fn function_spec(
     };
     let timeout = Duration::from_secs(number("Timeout", 3));
     let memory_mb = u32::try_from(number("MemorySize", 128)).unwrap_or(128);
-    let binary = binaries.join(binary);
+    let binary = binary.to_path_buf();
     let task_root = binary
         .parent()
         .map(|dir| dir.display().to_string())
@@ -215,7 +207,7 @@ pub fn function_spec(
             }
         }
     }
-    Ok(FunctionSpec {
+    FunctionSpec {
         logical_id: resource.logical_id.clone(),
         arn: function_arn(&name),
         name,
@@ -223,7 +215,7 @@ pub fn function_spec(
         timeout,
         memory_mb,
         environment,
-    })
+    }
 }
 
 /// A function's ARN in the local account.

@@ -2,22 +2,24 @@
 //! resources created under a stack name, the functions started with their event sources.
 //! The one entry point a user of the library needs ([`LocalPipeline::from_template`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
-use crate::build::{build_binaries_in, function_binaries};
+use crate::binary::resolve;
+use crate::build::build_binaries_in;
 use crate::clients::{Clients, Endpoints};
 use crate::stack::{Stack, StackOptions};
-use crate::template::Template;
+use crate::template::{folder_of, Template};
 use crate::{LocalPipeline, RunOptions};
 
 /// Where the functions' binaries come from.
 #[derive(Clone, Debug)]
 pub enum Binaries {
-    /// Built with `cargo build --bin <Metadata.BuildProperties.Binary>` in the project,
-    /// as cargo-lambda names them for `BuildMethod: rust-cargolambda`.
+    /// Built with `cargo build --bin <binary>` in the project, each function's binary
+    /// decided as `sam build` decides it for `BuildMethod: rust-cargolambda`
+    /// ([`crate::binary`]).
     Cargo {
         /// The release profile rather than the dev one.
         release: bool,
@@ -25,8 +27,8 @@ pub enum Binaries {
         /// their defaults.
         features: Vec<String>,
     },
-    /// Already built, in this directory (a binary per function, named as the template's
-    /// `BuildProperties.Binary` or `Handler` says).
+    /// Already built, in this directory (a binary per function, named as cargo names it:
+    /// decided as for [`Binaries::Cargo`]).
     Prebuilt(PathBuf),
 }
 
@@ -84,15 +86,27 @@ impl LocalPipeline {
     /// deleted again.
     pub async fn from_template(options: PipelineOptions, progress: impl Fn(&str)) -> Result<Self> {
         let template = Template::load(&options.template)?;
+        let functions = resolve(&template, folder_of(&options.template)).await?;
         let binaries = match &options.binaries {
             Binaries::Prebuilt(dir) => dir.clone(),
             Binaries::Cargo { release, features } => {
-                let names = function_binaries(&template);
+                let names: BTreeSet<String> = functions.values().cloned().collect();
+                let names: Vec<String> = names.into_iter().collect();
                 progress(&format!("building {}", names.join(", ")));
                 let log = options.run.logs.join("build.log");
                 build_binaries_in(&options.project, &names, *release, features, &log).await?
             }
         };
+        // Checked before anything is created, so that a missing one leaves nothing to delete.
+        for (logical, binary) in &functions {
+            let path = binaries.join(binary);
+            if !path.is_file() {
+                bail!(
+                    "{logical}: binary {} not found (build it with `cargo build --bin {binary}`)",
+                    path.display()
+                );
+            }
+        }
         let clients = Clients::new(&options.endpoints).await;
         let stack_options = StackOptions {
             name: options.stack_name.clone(),

@@ -15,7 +15,8 @@
 //! ```
 //!
 //! The pieces, from the bottom up:
-//! - [`template`]: the template read and its intrinsic functions resolved;
+//! - [`template`]: the template read and its intrinsic functions resolved; [`binary`]: which
+//!   binary each function runs, decided as `sam build` decides it;
 //! - [`stack`] and [`resources`]: the resources created under one stack name;
 //! - [`runtime_api`], [`supervisor`] and [`host`]: a function's processes, each behind its own
 //!   Runtime API server, restarted when they crash or time out ([`spec`] says what they run,
@@ -28,6 +29,7 @@
 #![warn(missing_docs)]
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod binary;
 pub mod build;
 pub mod clients;
 pub mod cloud;

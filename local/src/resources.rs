@@ -324,6 +324,34 @@ impl SubscriptionSpec {
     }
 }
 
+/// The subscriptions an `AWS::SNS::Topic` declares in its `Subscription` property (a list of
+/// `{Endpoint, Protocol}`), as the properties of the `AWS::SNS::Subscription`s of `topic_arn`
+/// they stand for.
+pub fn inline_subscriptions(topic_arn: &str, properties: &Value) -> Result<Vec<Value>> {
+    let declared = match &properties["Subscription"] {
+        Value::Null => return Ok(Vec::new()),
+        Value::Array(declared) => declared,
+        other => bail!("Subscription must be a list of {{Endpoint, Protocol}}, not {other}"),
+    };
+    declared
+        .iter()
+        .enumerate()
+        .map(|(index, subscription)| {
+            let field = |name: &str| {
+                subscription[name]
+                    .as_str()
+                    .map(str::to_string)
+                    .with_context(|| format!("Subscription[{index}] has no {name} (a string)"))
+            };
+            Ok(serde_json::json!({
+                "TopicArn": topic_arn,
+                "Protocol": field("Protocol")?,
+                "Endpoint": field("Endpoint")?,
+            }))
+        })
+        .collect()
+}
+
 /// Subscribes as `spec` says; returns the subscription ARN.
 pub async fn subscribe(clients: &Clients, spec: &SubscriptionSpec) -> Result<String> {
     let mut request = clients
@@ -468,4 +496,42 @@ pub fn json_text(value: &Value) -> String {
 
 fn list<'a>(value: &'a Value, field: &str) -> impl Iterator<Item = &'a Value> {
     value[field].as_array().into_iter().flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_topics_inline_subscriptions_become_subscriptions_of_it() {
+        let topic = json!({"TopicName": "t", "Subscription": [
+            {"Protocol": "sqs", "Endpoint": "arn:aws:sqs:us-east-1:000000000000:q"},
+            {"Protocol": "lambda", "Endpoint": "arn:aws:lambda:us-east-1:000000000000:function:f"},
+        ]});
+        let subscriptions = inline_subscriptions("arn:topic", &topic).unwrap();
+        assert_eq!(
+            subscriptions,
+            [
+                json!({"TopicArn": "arn:topic", "Protocol": "sqs",
+                       "Endpoint": "arn:aws:sqs:us-east-1:000000000000:q"}),
+                json!({"TopicArn": "arn:topic", "Protocol": "lambda",
+                       "Endpoint": "arn:aws:lambda:us-east-1:000000000000:function:f"}),
+            ]
+        );
+        assert!(inline_subscriptions("arn:topic", &json!({}))
+            .unwrap()
+            .is_empty());
+        let error =
+            inline_subscriptions("arn:topic", &json!({"Subscription": [{"Protocol": "sqs"}]}))
+                .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "Subscription[0] has no Endpoint (a string)"
+        );
+        assert!(inline_subscriptions("arn:topic", &json!({"Subscription": "q"})).is_err());
+    }
 }

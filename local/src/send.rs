@@ -15,6 +15,8 @@ pub struct Sent {
     pub kind: &'static str,
     /// The id the service gave it (message id, or the event's id).
     pub id: String,
+    /// Why it may reach nothing (a topic without subscriptions accepts and drops).
+    pub warning: Option<String>,
 }
 
 /// Sends `payload` to the queue, topic or bus declared as `logical`: a queue's message body
@@ -46,9 +48,23 @@ pub async fn send(
         return Ok(Sent {
             kind: "queue",
             id: sent.message_id().unwrap_or_default().to_string(),
+            warning: None,
         });
     }
     if let Some(topic) = app.topics.get(logical) {
+        let subscriptions = clients
+            .sns
+            .list_subscriptions_by_topic()
+            .topic_arn(topic)
+            .send()
+            .await
+            .with_context(|| format!("listing the subscriptions of topic {logical}"))?;
+        // SNS accepts what no one receives: said, since a publish that "succeeds" and reaches
+        // nothing otherwise looks like a consumer that lost it.
+        let warning = subscriptions
+            .subscriptions()
+            .is_empty()
+            .then(|| format!("topic {logical} has no subscriptions: the message reaches nothing"));
         let mut request = clients.sns.publish().topic_arn(topic).message(payload);
         if topic.ends_with(".fifo") {
             request = request
@@ -62,6 +78,7 @@ pub async fn send(
         return Ok(Sent {
             kind: "topic",
             id: sent.message_id().unwrap_or_default().to_string(),
+            warning,
         });
     }
     if let Some(bus) = app.buses.get(logical) {
@@ -90,6 +107,7 @@ pub async fn send(
                 .and_then(|entry| entry.event_id())
                 .unwrap_or_default()
                 .to_string(),
+            warning: None,
         });
     }
     bail!(

@@ -7,7 +7,7 @@
 //! the intrinsic functions against the resources created so far.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use serde_json::{Map, Value};
@@ -15,6 +15,41 @@ use serde_norway::Value as Yaml;
 
 /// LocalStack's account id.
 pub const ACCOUNT_ID: &str = "000000000000";
+
+/// The template files SAM looks for when none is named, in the order it looks.
+pub const TEMPLATE_FILES: [&str; 3] = ["template.yaml", "template.yml", "template.json"];
+
+/// No template where one was looked for.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "no SAM template in {} (looked for {}); pass --template PATH",
+    folder.display(),
+    TEMPLATE_FILES.join(", ")
+)]
+pub struct TemplateNotFound {
+    /// The folder looked in.
+    pub folder: PathBuf,
+}
+
+/// The folder of the template at `path` (`.` for a bare file name): where its `CodeUri`s
+/// start.
+pub fn folder_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or_else(|| Path::new("."))
+}
+
+/// The application's template in `folder`, found as SAM finds it when `--template` is not
+/// given: the first of [`TEMPLATE_FILES`] that exists.
+pub fn find_template(folder: &Path) -> Result<PathBuf, TemplateNotFound> {
+    TEMPLATE_FILES
+        .iter()
+        .map(|name| folder.join(name))
+        .find(|path| path.is_file())
+        .ok_or_else(|| TemplateNotFound {
+            folder: folder.to_path_buf(),
+        })
+}
 
 /// A parsed template: parameters, conditions, the `Globals.Function` section and the
 /// resources.
@@ -287,6 +322,34 @@ Resources:
       Description: !Sub "rule of ${Bus} at ${Queue.Arn} ${!Literal}"
       Tags: !Join [",", [a, !Ref LogLevel]]
 "#;
+
+    #[test]
+    fn a_template_is_found_as_sam_finds_it() {
+        let folder = std::env::temp_dir().join(format!("templates-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&folder).unwrap();
+        let missing = find_template(&folder).unwrap_err().to_string();
+        for name in TEMPLATE_FILES {
+            assert!(missing.contains(name), "{missing}");
+        }
+        std::fs::write(folder.join("template.json"), "{}").unwrap();
+        assert_eq!(
+            find_template(&folder).unwrap(),
+            folder.join("template.json")
+        );
+        std::fs::write(folder.join("template.yml"), "").unwrap();
+        assert_eq!(find_template(&folder).unwrap(), folder.join("template.yml"));
+        std::fs::write(folder.join("template.yaml"), "").unwrap();
+        assert_eq!(
+            find_template(&folder).unwrap(),
+            folder.join("template.yaml")
+        );
+        // A folder by one of the names is not a template.
+        let nested = folder.join("nested");
+        std::fs::create_dir_all(nested.join("template.yaml")).unwrap();
+        std::fs::write(nested.join("template.yml"), "").unwrap();
+        assert_eq!(find_template(&nested).unwrap(), nested.join("template.yml"));
+        std::fs::remove_dir_all(&folder).unwrap();
+    }
 
     #[test]
     fn short_and_long_forms_resolve_alike_in_dependency_order() {

@@ -13,6 +13,7 @@ use eventkit_local::cloud::{LocalCloud, Ports};
 use eventkit_local::invocation::Outcome;
 use eventkit_local::logs::LogLine;
 use eventkit_local::running::RunningApp;
+use eventkit_local::template::find_template;
 use eventkit_local::watch::{Rebuilt, Watch};
 use eventkit_local::{Binaries, LocalPipeline, PipelineOptions};
 
@@ -35,9 +36,10 @@ pub struct RunArgs {
 /// Which application, and how it is built.
 #[derive(Args, Clone)]
 pub struct AppArgs {
-    /// The SAM template.
-    #[arg(long, short = 't', default_value = "template.yaml")]
-    pub template: PathBuf,
+    /// The SAM template [default: template.yaml, template.yml or template.json, the first
+    /// that exists, as SAM looks for them].
+    #[arg(long, short = 't')]
+    pub template: Option<PathBuf>,
     /// The stack name every resource name derives from [default: local-<random>].
     #[arg(long)]
     pub stack_name: Option<String>,
@@ -71,20 +73,32 @@ fn endpoints(here: &Path, ports: Ports) -> Result<Endpoints> {
     Ok(Endpoints::of(&cloud))
 }
 
+impl AppArgs {
+    /// The template: the one `--template` names, else the one SAM would find here.
+    pub fn template(&self, here: &Path) -> Result<PathBuf> {
+        let Some(named) = &self.template else {
+            let found = find_template(here)?;
+            // Shown as the user would type it.
+            return Ok(found
+                .strip_prefix(here)
+                .map_or_else(|_| found.clone(), Path::to_path_buf));
+        };
+        if !named.is_file() {
+            bail!("no template at {} (pass --template PATH)", named.display());
+        }
+        Ok(named.clone())
+    }
+}
+
 /// Describes how to run the application, on the local cloud.
 fn options(here: &Path, app: &AppArgs) -> Result<PipelineOptions> {
-    if !app.template.is_file() {
-        bail!(
-            "no template at {} (pass --template PATH)",
-            app.template.display()
-        );
-    }
+    let template = app.template(here)?;
     let endpoints = endpoints(here, app.ports)?;
     let stack_name = app.stack_name.clone().unwrap_or_else(|| {
         let suffix = uuid::Uuid::new_v4().simple().to_string();
         format!("local-{}", &suffix[..8])
     });
-    let mut options = PipelineOptions::new(&app.template, &stack_name);
+    let mut options = PipelineOptions::new(template, &stack_name);
     options.endpoints = endpoints;
     options.binaries = match &app.prebuilt {
         // Absolute: the functions' processes do not run in this directory.
@@ -136,7 +150,8 @@ pub async fn run_application(here: &Path, args: &RunArgs) -> Result<ExitCode> {
             running.pid
         );
     }
-    say!("{}: stack {}", app.template.display(), options.stack_name);
+    let template = options.template.clone();
+    say!("{}: stack {}", template.display(), options.stack_name);
     let logs = options.run.logs.clone();
     let endpoints = options.endpoints.clone();
     let watch = Watch {
@@ -155,7 +170,7 @@ pub async fn run_application(here: &Path, args: &RunArgs) -> Result<ExitCode> {
             }
         });
     }
-    let mut described = RunningApp::describe(&pipeline, &app.template, &endpoints, &logs)?;
+    let mut described = RunningApp::describe(&pipeline, &template, &endpoints, &logs)?;
     let state = described.save(&project)?;
     say!(
         "running; logs in {}; described in {}; {}Ctrl-C stops{}",

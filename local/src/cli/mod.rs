@@ -25,9 +25,10 @@ use eventkit_local::running::RunningApp;
 /// Which running application a command is about.
 #[derive(Args, Clone)]
 pub struct Located {
-    /// The SAM template the application runs (its folder holds `.local-cloud/apps/`).
-    #[arg(long, short = 't', default_value = "template.yaml")]
-    pub template: PathBuf,
+    /// The SAM template the application runs (its folder holds `.local-cloud/apps/`)
+    /// [default: this folder's template.yaml, template.yml or template.json].
+    #[arg(long, short = 't')]
+    pub template: Option<PathBuf>,
     /// The application's stack name, when several run from that folder.
     #[arg(long)]
     pub stack_name: Option<String>,
@@ -37,7 +38,13 @@ impl Located {
     /// The running application, refused unless its process is alive and runs the program
     /// that described it.
     pub fn find(&self) -> Result<RunningApp> {
-        RunningApp::find(&project_of(&self.template), self.stack_name.as_deref())
+        // Only the template's folder matters here (the application runs from it): without
+        // --template it is this one, whichever of SAM's names its template has.
+        let project = self
+            .template
+            .as_deref()
+            .map_or_else(|| PathBuf::from("."), project_of);
+        RunningApp::find(&project, self.stack_name.as_deref())
     }
 }
 

@@ -46,5 +46,8 @@ pub async fn send(args: &SendArgs) -> Result<ExitCode> {
     let sent =
         eventkit_local::send::send(&clients, &app, &args.target, &payload, &args.group_id).await?;
     println!("sent to {} {}: {}", sent.kind, args.target, sent.id);
+    if let Some(warning) = &sent.warning {
+        eprintln!("warning: {warning}");
+    }
     Ok(ExitCode::SUCCESS)
 }

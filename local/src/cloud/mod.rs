@@ -32,7 +32,7 @@ pub enum Action {
     Down,
     /// Report each service's health.
     Status,
-    /// Print the exports for `eval "$(cargo xtask cloud env)"`.
+    /// Print the exports the AWS SDKs and CLIs read to reach the local cloud (for `eval`).
     Env,
 }
 
@@ -47,25 +47,50 @@ pub struct Ports {
     pub dynamodb_port: Option<u16>,
 }
 
+/// The command that manages the local cloud of this checkout (`cargo xtask`'s).
+const XTASK_CLOUD: &str = "cargo xtask cloud";
+
+/// The command that manages the local cloud of an `eventkit-local` project.
+const CLI_CLOUD: &str = "eventkit-local cloud";
+
 /// The two services and where they live.
 pub struct LocalCloud {
     localstack: Service,
     dynamodb: Service,
+    /// The command its messages tell the user to run (`<command> up`): each program that
+    /// manages a local cloud names its own, so that an installed `eventkit-local` never
+    /// sends its users to this repository's xtask.
+    command: &'static str,
 }
 
 impl LocalCloud {
     /// Describes the local cloud of this checkout (the xtask's); touches nothing.
     pub fn new(ports: Ports) -> Result<Self> {
-        Self::in_dir(&workspace_root(), ports)
+        Self::described(&workspace_root(), ports, XTASK_CLOUD)
     }
 
     /// Describes the local cloud of the project in `project` (installed into its
-    /// `.local-cloud/`); touches nothing.
+    /// `.local-cloud/`), as the `eventkit-local` CLI manages it; touches nothing.
     pub fn in_dir(project: &Path, ports: Ports) -> Result<Self> {
+        Self::described(project, ports, CLI_CLOUD)
+    }
+
+    fn described(project: &Path, ports: Ports, command: &'static str) -> Result<Self> {
         let root = project.join(".local-cloud");
         Ok(Self {
-            localstack: Service::new(ServiceKind::LocalStack, &root, ports.localstack_port)?,
-            dynamodb: Service::new(ServiceKind::DynamoDbLocal, &root, ports.dynamodb_port)?,
+            localstack: Service::new(
+                ServiceKind::LocalStack,
+                &root,
+                ports.localstack_port,
+                command,
+            )?,
+            dynamodb: Service::new(
+                ServiceKind::DynamoDbLocal,
+                &root,
+                ports.dynamodb_port,
+                command,
+            )?,
+            command,
         })
     }
 
@@ -127,7 +152,7 @@ impl LocalCloud {
             );
         }
         if !all_healthy {
-            bail!("the local cloud is not fully up: run `cargo xtask cloud up`");
+            bail!("the local cloud is not fully up: run `{} up`", self.command);
         }
         Ok(())
     }
@@ -153,7 +178,7 @@ impl LocalCloud {
     }
 }
 
-/// Runs one `cargo xtask cloud` action.
+/// Runs one `cloud` action (of `eventkit-local` or `cargo xtask`).
 pub fn run(action: Action, cloud: &LocalCloud) -> Result<()> {
     match action {
         Action::Up => cloud.up(),
@@ -175,4 +200,24 @@ pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn each_program_names_its_own_cloud_command() {
+        // A project with no local cloud: nothing runs there, so `status` fails with advice.
+        let project = std::env::temp_dir().join(format!("cloud-{}", uuid::Uuid::new_v4()));
+        let installed = LocalCloud::in_dir(&project, Ports::default()).unwrap();
+        let advice = installed.status().unwrap_err().to_string();
+        assert!(advice.contains("`eventkit-local cloud up`"), "{advice}");
+        assert!(!advice.contains("xtask"), "{advice}");
+        let checkout = LocalCloud::described(&project, Ports::default(), XTASK_CLOUD).unwrap();
+        let advice = checkout.status().unwrap_err().to_string();
+        assert!(advice.contains("`cargo xtask cloud up`"), "{advice}");
+    }
 }

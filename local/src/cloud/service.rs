@@ -74,22 +74,30 @@ pub struct Service {
     kind: ServiceKind,
     dir: PathBuf,
     port: u16,
+    /// The command that manages it, for the advice in its errors (`<command> down`).
+    command: &'static str,
 }
 
 impl Service {
     /// Resolves the port: the one a running instance was started on, else the requested one,
     /// else the default. Asking for another port than a running instance's is an error.
-    pub fn new(kind: ServiceKind, root: &Path, requested_port: Option<u16>) -> Result<Self> {
+    pub fn new(
+        kind: ServiceKind,
+        root: &Path,
+        requested_port: Option<u16>,
+        command: &'static str,
+    ) -> Result<Self> {
         let mut service = Self {
             kind,
             dir: root.join(kind.name()),
             port: requested_port.unwrap_or(kind.default_port()),
+            command,
         };
         if let (Some(_), Some(running_port)) = (service.running_pid(), service.recorded_port()) {
             if requested_port.is_some_and(|port| port != running_port) {
                 bail!(
-                    "{} is already running on port {running_port}; run `cargo xtask cloud down` \
-                     before choosing another port",
+                    "{} is already running on port {running_port}; run `{command} down` before \
+                     choosing another port",
                     kind.name()
                 );
             }
@@ -176,9 +184,10 @@ impl Service {
         }
         if process::port_in_use(self.port) {
             bail!(
-                "port {} is already in use by a process that `cargo xtask cloud up` did not \
-                 start; stop it, or start {} on another port with --{}-port",
+                "port {} is already in use by a process that `{} up` did not start; stop it, \
+                 or start {} on another port with --{}-port",
                 self.port,
+                self.command,
                 self.name(),
                 match self.kind {
                     ServiceKind::LocalStack => "localstack",

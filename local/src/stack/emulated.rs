@@ -82,6 +82,8 @@ fn event_properties(kind: &str) -> Option<&'static [&'static str]> {
 const QUEUE: &[&str] = &["QueueName", "Tags"];
 const TOPIC: &[&str] = &[
     "TopicName",
+    // Subscribed as `AWS::SNS::Subscription`s are.
+    "Subscription",
     "FifoTopic",
     "ContentBasedDeduplication",
     "Tags",

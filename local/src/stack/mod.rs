@@ -16,13 +16,15 @@ mod wiring;
 
 pub use teardown::delete_by_name;
 
+use super::binary::{resolve as resolve_binaries, FunctionBinaries};
 use super::clients::{Clients, Endpoints};
 use super::functions::{bounded, with_globals, FailureDestination, FunctionDecl};
 use super::resolver::{Attributes, Resolver};
 use super::resources::{
-    create_bus, create_queue, create_table, create_topic, QueueInfo, Subscriber,
+    create_bus, create_queue, create_table, create_topic, inline_subscriptions, QueueInfo,
+    Subscriber,
 };
-use super::template::{Resource, Template};
+use super::template::{folder_of, Resource, Template};
 use crate::cloud::REGION;
 use teardown::Created;
 
@@ -94,6 +96,8 @@ pub struct Stack {
     redrives: BTreeMap<String, String>,
     /// Subscriptions by the dead-letter queue (ARN) their redrive policy names.
     subscribers: BTreeMap<String, Vec<Subscriber>>,
+    /// The binary each function runs (in `StackOptions::binaries`), by logical id.
+    binaries: FunctionBinaries,
 }
 
 impl Stack {
@@ -105,6 +109,8 @@ impl Stack {
         progress: impl Fn(&str),
     ) -> Result<Self> {
         let template = Template::load(&options.template)?;
+        // Decided before anything is created: a function that cannot run leaves nothing.
+        let binaries = resolve_binaries(&template, folder_of(&options.template)).await?;
         let mut parameters: HashMap<String, String> = template
             .parameters
             .iter()
@@ -126,6 +132,7 @@ impl Stack {
             dead_letter_arns: BTreeSet::new(),
             redrives: BTreeMap::new(),
             subscribers: BTreeMap::new(),
+            binaries,
         };
         let mut active = template.clone();
         active.resources.clear();
@@ -242,6 +249,10 @@ impl Stack {
                 let arn = create_topic(clients, &name, &properties).await?;
                 self.created.push(Created::Topic(arn.clone()));
                 self.topics.insert(logical.into(), arn.clone());
+                // Its `Subscription` list: each one as an `AWS::SNS::Subscription` of it.
+                for subscription in inline_subscriptions(&arn, &properties)? {
+                    self.subscribe_declared(clients, &subscription).await?;
+                }
                 attributes(arn.clone(), [("TopicArn", arn), ("TopicName", name)])
             }
             "AWS::SNS::Subscription" => {

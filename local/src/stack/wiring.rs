@@ -98,13 +98,17 @@ impl Stack {
         properties: &Value,
     ) -> Result<()> {
         let logical = resource.logical_id.clone();
+        let binary = self
+            .binaries
+            .get(&logical)
+            .with_context(|| format!("{logical}: its binary was not decided"))?;
         let spec = function_spec(
             resource,
             properties,
             &self.name,
-            &options.binaries,
+            &options.binaries.join(binary),
             &options.endpoints,
-        )?;
+        );
         for (property, why) in emulated::function_properties(properties) {
             self.skipped.push((format!("{logical}.{property}"), why));
         }

@@ -66,14 +66,20 @@ pub struct Running {
 
 impl Running {
     pub fn start(app: App, extra: &[&str]) -> Self {
-        let output =
-            std::env::temp_dir().join(format!("{}-{}.out", app.stack, uuid::Uuid::new_v4()));
+        let mut args = vec!["--template", app.template, "--stack-name", app.stack];
+        args.extend(["--visibility-timeout", "1"]);
+        args.extend(extra);
+        Self::start_in(&root(), app.stack, &args)
+    }
+
+    /// `eventkit-local run ARGS` started in `dir`, as a user runs it in their project.
+    pub fn start_in(dir: &Path, stack: &str, args: &[&str]) -> Self {
+        let output = std::env::temp_dir().join(format!("{stack}-{}.out", uuid::Uuid::new_v4()));
         let file = std::fs::File::create(&output).expect("an output file");
         let child = Command::new(env!("CARGO_BIN_EXE_eventkit-local"))
-            .current_dir(root())
-            .args(["run", "--template", app.template, "--stack-name", app.stack])
-            .args(["--visibility-timeout", "1"])
-            .args(extra)
+            .current_dir(dir)
+            .arg("run")
+            .args(args)
             .stdout(file.try_clone().expect("the output file"))
             .stderr(file)
             .stdin(Stdio::null())
