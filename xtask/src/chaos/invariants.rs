@@ -300,6 +300,14 @@ fn dead_letters(
     let mut held: BTreeMap<String, u64> = BTreeMap::new();
     for (queue, messages) in &observed.dead_letters {
         for message in messages {
+            if is_stream_failure(message) {
+                // The relay's on-failure record: shard and sequence numbers of a stream batch
+                // given up on (a bus down past the stream's retries), no event. The events
+                // are still in the outbox, for the sweeper: "nothing left in flight" counts
+                // any of them left unpublished.
+                check.flag(|| format!("{queue} holds a stream batch the relay gave up on"));
+                continue;
+            }
             let envelope = dead_letter_envelope(message).unwrap_or_default();
             let order_id = envelope_order_id(&envelope).to_string();
             let done = owner.get(queue).is_some_and(|prefix| {
@@ -334,6 +342,13 @@ fn dead_letters(
         });
     }
     check
+}
+
+/// Whether `message` is Lambda's on-failure record for a DynamoDB stream batch (what an
+/// event source mapping's destination receives: the batch's shard and sequence numbers).
+fn is_stream_failure(message: &aws_sdk_sqs::types::Message) -> bool {
+    serde_json::from_str::<serde_json::Value>(message.body().unwrap_or_default())
+        .is_ok_and(|body| body.get("DDBStreamBatchInfo").is_some())
 }
 
 /// Claims left in progress and outbox events never published: work that would be lost if
