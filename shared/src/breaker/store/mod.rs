@@ -88,7 +88,7 @@ pub enum BreakerStoreError {
 /// - **resolve_probe**: write the probe's outcome (closed, or open until the next probe),
 ///   only while the caller still holds the probe ([`BreakerRecord::is_probe_owned_by`]).
 ///
-/// [`conformance::check_store`](super::conformance::check_store) (feature `testing`) checks
+/// `breaker::conformance::check_store` (feature `testing`) checks
 /// a store against these rules.
 pub trait BreakerStore: Send + Sync {
     /// The record of breaker `name`, if one was ever written.
