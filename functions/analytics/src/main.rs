@@ -1,4 +1,7 @@
 //! The analytics function's entry point.
+// The service's future (idempotency store behind a breaker, transactional layer, batch
+// processing) nests deeper than rustc's default limit (128) in release builds.
+#![recursion_limit = "256"]
 
 use analytics::{Counters, ANALYTICS_TABLE};
 use orders::wiring;

@@ -1,5 +1,8 @@
 //! The inventory function's entry point: clients and configuration built once, then the
 //! Runtime API loop.
+// The service's future (idempotency store behind a breaker, transactional layer, batch
+// processing) nests deeper than rustc's default limit (128) in release builds.
+#![recursion_limit = "256"]
 
 use inventory::{Inventory, Stock, INVENTORY_TABLE};
 use orders::wiring;

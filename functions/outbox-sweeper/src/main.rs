@@ -5,6 +5,9 @@
 //!
 //! `SWEEP_GRACE_SECONDS` sets how long an event is left to the stream first (default five
 //! minutes); the chaos run shortens it with its time scale.
+// The service's future (idempotency store behind a breaker, transactional layer, batch
+// processing) nests deeper than rustc's default limit (128) in release builds.
+#![recursion_limit = "256"]
 
 use std::time::Duration;
 

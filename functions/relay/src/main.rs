@@ -4,6 +4,9 @@
 //! Failed records go back through the stream's partial batch response; what never succeeds
 //! reaches the event source mapping's on-failure destination (infra/template.yaml), and the
 //! outbox sweeper publishes it. Publishes go through the bus's circuit breaker.
+// The service's future (idempotency store behind a breaker, transactional layer, batch
+// processing) nests deeper than rustc's default limit (128) in release builds.
+#![recursion_limit = "256"]
 
 use eventkit::breaker::BreakerLayer;
 use eventkit::handler::{Handler, RecordHandlerExt};
