@@ -61,12 +61,7 @@ pub fn shrink_record_backoff(stack: &mut Stack, scale: f64) {
         backoff.base().as_secs_f64() * scale,
         backoff.cap().as_secs_f64() * scale
     );
-    for function in stack.functions.values_mut() {
-        function
-            .spec
-            .environment
-            .insert(orders::wiring::RECORD_BACKOFF.into(), value.clone());
-    }
+    set_everywhere(stack, orders::wiring::RECORD_BACKOFF, &value);
 }
 
 /// Shrinks the circuit breakers' probe interval by `scale`, as the backoff, through

@@ -78,21 +78,13 @@ pub fn breaker(config: &aws_config::SdkConfig, name: &str) -> Result<Breaker, In
         breaker_config = match value.trim() {
             "off" => breaker_config.with_threshold(u32::MAX),
             other => {
-                let invalid = || InvalidVariable {
-                    name: BREAKERS,
-                    value: value.clone(),
-                    expected: "off, or <probe seconds>,<max probe seconds>",
-                };
-                let (probe, max) = other.split_once(',').ok_or_else(invalid)?;
-                let seconds = |text: &str| {
-                    text.trim()
-                        .parse::<f64>()
-                        .ok()
-                        .filter(|s| s.is_finite() && *s > 0.0)
-                        .map(std::time::Duration::from_secs_f64)
-                        .ok_or_else(invalid)
-                };
-                let (probe, max) = (seconds(probe)?, seconds(max)?);
+                let (probe, max) = seconds_pair(other)
+                    .filter(|(probe, max)| !probe.is_zero() && !max.is_zero())
+                    .ok_or_else(|| InvalidVariable {
+                        name: BREAKERS,
+                        value: value.clone(),
+                        expected: "off, or <probe seconds>,<max probe seconds>",
+                    })?;
                 breaker_config
                     .with_probe_interval(probe, max)
                     .with_probe_lease(probe.max(std::time::Duration::from_secs(1)))
@@ -149,12 +141,18 @@ fn record_backoff(text: &str) -> Option<RecordBackoff> {
     if text.trim() == "off" {
         return Some(RecordBackoff::off());
     }
-    let (base, cap) = text.split_once(',')?;
+    let (base, cap) = seconds_pair(text)?;
+    Some(RecordBackoff::new(base, cap))
+}
+
+/// `<a>,<b>` in seconds (fractions allowed), as the local runs' overrides give them.
+fn seconds_pair(text: &str) -> Option<(std::time::Duration, std::time::Duration)> {
+    let (first, second) = text.split_once(',')?;
     let seconds = |part: &str| {
         let seconds: f64 = part.trim().parse().ok()?;
         std::time::Duration::try_from_secs_f64(seconds).ok()
     };
-    Some(RecordBackoff::new(seconds(base)?, seconds(cap)?))
+    Some((seconds(first)?, seconds(second)?))
 }
 
 /// The relay of the outbox table named by `OUTBOX_TABLE`, publishing to the orders bus: what
