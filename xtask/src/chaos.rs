@@ -8,8 +8,10 @@
 //! ([`report`]). It fails if either is not zero.
 
 pub mod document;
+pub mod drain;
 pub mod faults;
 pub mod invariants;
+pub mod late;
 pub mod load;
 pub mod report;
 
@@ -127,6 +129,15 @@ pub struct ChaosArgs {
     /// run that shows what they save a dependency during its outage.
     #[arg(long)]
     pub without_resilience: bool,
+    /// Days after the run the late copies come back (`0`: none): the idempotency records
+    /// are aged by that much, the dead letters whose effect completed are redriven, and a
+    /// share of the orders and of the derived events come back ([`late`]). The default
+    /// reaches past the dead-letter queues' 14 days.
+    #[arg(long, default_value_t = 15.0)]
+    pub late_days: f64,
+    /// Share of the orders sent again, and of the derived events published again, late.
+    #[arg(long, default_value_t = 0.1)]
+    pub late_share: f64,
     /// Build and run the functions with the release profile.
     #[arg(long)]
     pub release: bool,
@@ -142,6 +153,14 @@ impl ChaosArgs {
             f64::from(functions::TEMPLATE_VISIBILITY_TIMEOUT)
                 / f64::from(self.visibility_timeout.max(1)),
         )
+    }
+
+    /// The late copies, unless `--late-days 0`.
+    pub fn late_plan(&self) -> Option<late::LatePlan> {
+        (self.late_days > 0.0).then_some(late::LatePlan {
+            days: self.late_days,
+            share: self.late_share.clamp(0.0, 1.0),
+        })
     }
 
     fn plan(&self) -> FaultPlan {
@@ -311,39 +330,34 @@ pub async fn run_chaos(
     let stack_name = pipeline.stack().name.clone();
     let interrupted =
         || anyhow::anyhow!("interrupted: the functions stopped, stack {stack_name} deleted");
-    let outcome = tokio::select! {
-        outcome = drive(args, &pipeline, &entrances, &injector, &load, &mut rng) => outcome,
-        () = interrupt.cancelled() => Err(interrupted()),
+    // The backlog is watched from the first order to the settled pipeline, so that an
+    // outage's drain time is measured however late in the run it ends.
+    let drain = drain::DrainWatch::default();
+    let stop_sampling = CancellationToken::new();
+    let sampling = drain.sample(&pipeline, stop_sampling.clone());
+    let watched = async {
+        let result = drive_and_settle(
+            args, &pipeline, &entrances, &injector, &load, &mut rng, &drain, &interrupt,
+        )
+        .await;
+        stop_sampling.cancel();
+        result
     };
-    injector.stop();
-    let (load_time, injected) = match outcome {
+    let (watched, ()) = tokio::join!(watched, sampling);
+    let (load_time, mut injected, settled, settling, settle_time) = match watched {
         Ok(done) => done,
         Err(error) => {
             pipeline.shut_down().await;
-            return Err(error);
+            return Err(match error {
+                Stopped::Interrupted => interrupted(),
+                Stopped::Failed(error) => error,
+            });
         }
     };
-
-    let step = Step::start("faults off; waiting for the pipeline to settle");
-    let settling = Instant::now();
-    let settled = tokio::select! {
-        settled = settle(
-            &pipeline,
-            load.orders.len() as u64,
-            Duration::from_secs(args.timeout),
-            |detail| step.detail(detail),
-        ) => Some(settled),
-        () = interrupt.cancelled() => None,
-    };
-    let Some(settled) = settled else {
-        step.fail();
-        pipeline.shut_down().await;
-        return Err(interrupted());
-    };
-    let settle_time = settling.elapsed();
-    match &settled {
-        Ok(()) => step.done("nothing left in flight"),
-        Err(_) => step.fail(),
+    for (dependency, outages) in &mut injected.outages {
+        for (outage, drained) in outages.iter_mut().zip(drain.drained(dependency)) {
+            outage.drained = drained;
+        }
     }
     let step = Step::start("checking the invariants");
     let seed_stock: BTreeMap<String, u64> = load
@@ -356,33 +370,26 @@ pub async fn run_chaos(
             ))
         })
         .collect();
-    // A reading counts only if nothing ran while it was taken: a message whose visibility
-    // timeout ran out just after the quiet spell (a crashed invocation's batch) is
-    // delivered again, and its effects would land between two reads.
-    let mut checks = Err(anyhow::anyhow!("the invariants were not read"));
-    for _ in 0..5 {
-        let before = activity(&pipeline);
-        checks = invariants::check(
-            &pipeline,
-            &load.orders,
-            &load.copies(),
-            &seed_stock,
-            &expected,
-        )
-        .await;
-        let still = pipeline.backlog().await.map(|backlog| backlog.is_empty());
-        if settled.is_err() || (activity(&pipeline) == before && matches!(still, Ok(true))) {
-            break;
-        }
-        step.detail("something ran while reading; settling again");
-        // Within the run's one settling budget, not a fresh one per reading.
-        let left = Duration::from_secs(args.timeout).saturating_sub(settling.elapsed());
-        let again = settle(&pipeline, load.orders.len() as u64, left, |detail| {
-            step.detail(detail)
-        })
-        .await;
-        if again.is_err() {
-            break;
+    let copies = load.copies();
+    let reading = Reading {
+        pipeline: &pipeline,
+        load: &load,
+        copies: &copies,
+        seed_stock: &seed_stock,
+        expected: &expected,
+        arrivals: arrivals_to_wait_for(args, &load),
+    };
+    let left = Duration::from_secs(args.timeout).saturating_sub(settling.elapsed());
+    let checks = reading.when_quiet(settled.is_ok(), left, &step).await;
+    let held = matches!(&checks, Ok(checks) if checks.iter().all(invariants::Check::holds));
+    let mut late = None;
+    if let (Some(plan), true, true) = (args.late_plan(), settled.is_ok(), held) {
+        match bring_back_late(args, &reading, &entrances, plan, &mut rng).await {
+            Ok(brought) => late = Some(brought),
+            Err(error) => {
+                pipeline.shut_down().await;
+                return Err(error);
+            }
         }
     }
     let dead_lettered: std::collections::BTreeSet<String> = pipeline
@@ -423,8 +430,224 @@ pub async fn run_chaos(
         settle_time,
         unsettled: settled.err().map(|error| format!("{error:#}")),
         checks,
+        late,
         time_scale: args.time_scale(),
     })
+}
+
+/// What reading the invariants needs.
+struct Reading<'a> {
+    pipeline: &'a LocalPipeline,
+    load: &'a load::Load,
+    copies: &'a BTreeMap<String, u64>,
+    seed_stock: &'a BTreeMap<String, u64>,
+    expected: &'a crate::demo::expectations::Expected,
+    /// The orders analytics must have counted for the pipeline to be settled.
+    arrivals: u64,
+}
+
+impl Reading<'_> {
+    /// Reads the invariants once nothing runs. A reading counts only if nothing ran while it
+    /// was taken: a message whose visibility timeout ran out just after the quiet spell (a
+    /// crashed invocation's batch) is delivered again, and its effects would land between
+    /// two reads. `settled`: whether the pipeline settled (else one reading, as it is);
+    /// `left`: the settling budget left for settling again.
+    async fn when_quiet(
+        &self,
+        settled: bool,
+        left: Duration,
+        step: &Step,
+    ) -> Result<Vec<invariants::Check>> {
+        let pipeline = self.pipeline;
+        let deadline = Instant::now() + left;
+        let mut checks = Err(anyhow::anyhow!("the invariants were not read"));
+        for _ in 0..5 {
+            let before = activity(pipeline);
+            checks = invariants::check(
+                pipeline,
+                &self.load.orders,
+                self.copies,
+                self.seed_stock,
+                self.expected,
+            )
+            .await;
+            let still = pipeline.backlog().await.map(|backlog| backlog.is_empty());
+            if !settled || (activity(pipeline) == before && matches!(still, Ok(true))) {
+                break;
+            }
+            step.detail("something ran while reading; settling again");
+            let left = deadline.saturating_duration_since(Instant::now());
+            let again = settle(pipeline, self.arrivals, left, |detail| step.detail(detail)).await;
+            if again.is_err() {
+                break;
+            }
+        }
+        checks
+    }
+}
+
+/// The late copies ([`late`]): records aged, copies sent, the pipeline settled again, and
+/// the invariants read again.
+async fn bring_back_late(
+    args: &ChaosArgs,
+    reading: &Reading<'_>,
+    entrances: &Entrances,
+    plan: late::LatePlan,
+    rng: &mut fastrand::Rng,
+) -> Result<late::Outcome> {
+    let pipeline = reading.pipeline;
+    let step = Step::start(format!(
+        "{} days later: records aged, the late copies sent",
+        plan.days
+    ));
+    let poison: std::collections::BTreeSet<&str> = reading
+        .expected
+        .orders
+        .iter()
+        .filter(|order| order.outcome == crate::demo::expectations::OrderOutcome::Poison)
+        .map(|order| order.order_id.as_str())
+        .collect();
+    let orders: Vec<(String, String)> = reading
+        .load
+        .orders
+        .iter()
+        .map(|sample| (sample.order_id(), sample.text.clone()))
+        .filter(|(order_id, _)| !poison.contains(order_id.as_str()))
+        .collect();
+    let replays_before = late::replays(pipeline);
+    let brought = match late::bring_back(pipeline, entrances, &orders, plan, rng).await {
+        Ok(brought) => brought,
+        Err(error) => {
+            step.fail();
+            return Err(error);
+        }
+    };
+    step.done(&brought.describe());
+    let step = Step::start("waiting for the late copies to be absorbed");
+    let started = Instant::now();
+    let budget = Duration::from_secs(args.timeout);
+    // Each copy sent is replayed by at least one consumer; the backlog alone can look quiet
+    // before SNS and EventBridge have even queued them.
+    let wanted = brought.orders_resent.len() as u64 + brought.redriven;
+    while late::replays(pipeline).saturating_sub(replays_before) < wanted
+        && started.elapsed() < budget
+    {
+        step.detail(&format!(
+            "{} of at least {wanted} late copies replayed",
+            late::replays(pipeline).saturating_sub(replays_before)
+        ));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let left = budget.saturating_sub(started.elapsed());
+    let settled = settle(pipeline, reading.arrivals, left, |detail| {
+        step.detail(detail)
+    })
+    .await;
+    let replayed = late::replays(pipeline).saturating_sub(replays_before);
+    let left = budget.saturating_sub(started.elapsed());
+    let checks = reading.when_quiet(settled.is_ok(), left, &step).await;
+    match (&settled, &checks) {
+        (Ok(()), Ok(_)) => step.done(&format!("{replayed} replays")),
+        _ => step.fail(),
+    }
+    let checks = checks?;
+    let control_reran = match orders.first() {
+        Some((order_id, text)) if settled.is_ok() => {
+            let step = Step::start(format!(
+                "control: order {order_id} sent again past its records' retention"
+            ));
+            let reran = past_retention(pipeline, entrances, text, plan.days).await?;
+            step.done(if reran {
+                "it ran again"
+            } else {
+                "it did not run again"
+            });
+            Some(reran)
+        }
+        _ => None,
+    };
+    Ok(late::Outcome {
+        brought,
+        replayed,
+        unsettled: settled.err().map(|error| format!("{error:#}")),
+        checks,
+        control_reran,
+    })
+}
+
+/// The control of the late copies: ages the records (already `aged_days` old) a day past
+/// their retention and sends `order` again; whether analytics counted it a second time.
+async fn past_retention(
+    pipeline: &LocalPipeline,
+    entrances: &Entrances,
+    order: &str,
+    aged_days: f64,
+) -> Result<bool> {
+    let retention_days = eventkit::idempotency::DEFAULT_RECORD_TTL.as_secs_f64() / 86_400.0;
+    late::age_records(pipeline, (retention_days - aged_days).max(0.0) + 1.0).await?;
+    let before = orders_arrived(pipeline).await?;
+    publish(pipeline.clients(), entrances, order).await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if orders_arrived(pipeline).await? > before {
+            return Ok(true);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Ok(false)
+}
+
+/// Why a run stopped before its invariants were read.
+enum Stopped {
+    /// Ctrl-C or SIGTERM.
+    Interrupted,
+    /// Something failed.
+    Failed(anyhow::Error),
+}
+
+/// What [`drive_and_settle`] hands back: the load's time, the faults injected, whether the
+/// pipeline settled, when settling began and how long it took.
+type Driven = (Duration, faults::Injected, Result<()>, Instant, Duration);
+
+/// The load under faults, then the faults off and the wait for the pipeline to settle.
+#[allow(clippy::too_many_arguments)]
+async fn drive_and_settle(
+    args: &ChaosArgs,
+    pipeline: &LocalPipeline,
+    entrances: &Entrances,
+    injector: &Injector,
+    load: &load::Load,
+    rng: &mut fastrand::Rng,
+    drain: &drain::DrainWatch,
+    interrupt: &CancellationToken,
+) -> Result<Driven, Stopped> {
+    let outcome = tokio::select! {
+        outcome = drive(args, pipeline, entrances, injector, load, rng, drain) => outcome,
+        () = interrupt.cancelled() => return Err(Stopped::Interrupted),
+    };
+    injector.stop();
+    let (load_time, injected) = outcome.map_err(Stopped::Failed)?;
+
+    let step = Step::start("faults off; waiting for the pipeline to settle");
+    let settling = Instant::now();
+    let settled = tokio::select! {
+        settled = settle(
+            pipeline,
+            arrivals_to_wait_for(args, load),
+            Duration::from_secs(args.timeout),
+            |detail| step.detail(detail),
+        ) => settled,
+        () = interrupt.cancelled() => {
+            step.fail();
+            return Err(Stopped::Interrupted);
+        }
+    };
+    let settle_time = settling.elapsed();
+    match &settled {
+        Ok(()) => step.done("nothing left in flight"),
+        Err(_) => step.fail(),
+    }
+    Ok((load_time, injected, settled, settling, settle_time))
 }
 
 /// Sends the load at the chosen rate while the injector runs; the faults go on until
@@ -436,6 +659,7 @@ async fn drive(
     injector: &Injector,
     load: &load::Load,
     rng: &mut fastrand::Rng,
+    drain: &drain::DrainWatch,
 ) -> Result<(Duration, faults::Injected)> {
     let rate = f64::from(args.rate.max(1));
     let step = Step::start(format!(
@@ -495,6 +719,7 @@ async fn drive(
                 Duration::from_secs(args.fault_tail),
                 Duration::from_secs(args.timeout),
                 rng,
+                drain,
                 |fault| show(Some(fault)),
             )
             .await;
@@ -512,6 +737,18 @@ async fn drive(
         injected.outages.values().map(Vec::len).sum::<usize>()
     ));
     Ok((started.elapsed(), injected))
+}
+
+/// The orders analytics must have counted before the run may settle: every one, unless
+/// backoff and breakers are off, when an outage dead-letters OrderPlaced copies that
+/// analytics will never count (then the quiet backlog alone says settled, and the
+/// invariants count what was lost).
+fn arrivals_to_wait_for(args: &ChaosArgs, load: &load::Load) -> u64 {
+    if args.without_resilience {
+        0
+    } else {
+        load.orders.len() as u64
+    }
 }
 
 /// Orders that reached the pipeline: analytics counts every OrderPlaced (poison too).

@@ -26,6 +26,7 @@ use super::resources::{
 };
 use super::template::{folder_of, Resource, Template};
 use crate::cloud::REGION;
+use crate::dead_letters::{Invoker, Routes};
 use teardown::Created;
 
 /// Resource types the local pipeline creates.
@@ -363,6 +364,48 @@ impl Stack {
                 self.redrives.get(&queue.arn).map(String::as_str) == Some(dead_letter_arn)
             })
             .map(|(logical, _)| logical.clone())
+            .collect()
+    }
+
+    /// Every dead-letter queue with where its messages go back to ([`Routes`]), for sending
+    /// them back from the process that runs the stack (the `dlq` command reads the same from
+    /// a running application's description).
+    pub fn dead_letter_routes(&self) -> Vec<(String, QueueInfo, Routes)> {
+        let deliveries: BTreeMap<String, (String, QueueInfo)> = self
+            .functions
+            .iter()
+            .filter_map(|(function, declared)| {
+                let delivery = declared.async_queue.clone()?;
+                Some((declared.spec.arn.clone(), (function.clone(), delivery)))
+            })
+            .collect();
+        self.dead_letter_queues()
+            .into_iter()
+            .map(|(logical, queue)| {
+                let owner = self.functions.values().find_map(|declared| {
+                    let dlq = declared.async_invoke.dead_letter_queue.as_ref()?;
+                    (dlq.arn == queue.arn).then(|| declared.spec.arn.clone())
+                });
+                let routes = Routes {
+                    sources: self
+                        .redrive_sources(&queue.arn)
+                        .into_iter()
+                        .filter_map(|source| {
+                            let info = self.queues.get(&source)?.clone();
+                            Some((source, info))
+                        })
+                        .collect(),
+                    owner,
+                    queues: self
+                        .queues
+                        .iter()
+                        .map(|(logical, queue)| (logical.clone(), queue.clone()))
+                        .collect(),
+                    subscribers: self.subscribers(&queue.arn),
+                    invoker: Invoker::Local(deliveries.clone()),
+                };
+                (logical, queue, routes)
+            })
             .collect()
     }
 

@@ -178,6 +178,20 @@ fn every_rule_alarms_when_it_cannot_dead_letter_an_event() {
 }
 
 #[test]
+fn every_circuit_breaker_alarms_as_soon_as_it_opens() {
+    // The breakers the functions' code names: a new one without an alarm fails here.
+    for breaker in [
+        payments::PROVIDER_BREAKER,
+        orders::wiring::STORE_BREAKER,
+        orders::wiring::BUS_BREAKER,
+    ] {
+        let dimensions = json!([{"Name": "Breaker", "Value": breaker}]);
+        let alarms = alarms_on("eventkit", "BreakerOpened", &dimensions);
+        assert_eq!(alarms.len(), 1, "{breaker}: alarms {alarms:?}");
+    }
+}
+
+#[test]
 fn the_alerts_topic_takes_the_alarms_and_optionally_an_email() {
     assert_eq!(resource("AlertsTopic")["Type"], "AWS::SNS::Topic");
     let policy = transformed_resources("AWS::SNS::TopicPolicy")

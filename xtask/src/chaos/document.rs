@@ -6,7 +6,7 @@
 
 use std::fmt::Write as _;
 
-use super::report::Report;
+use super::report::{OutageRow, Report};
 
 /// Where the part of the document written by hand begins: a new run's figures replace what
 /// comes before it and keep it and what follows (the horizon section, say).
@@ -78,13 +78,11 @@ pub fn markdown(report: &Report, command: &str) -> String {
     if !outages.is_empty() {
         let _ = writeln!(
             out,
-            "\n### Long outages\n\n| outage of | began | lasted | requests while down | per second |\n| --- | ---: | ---: | ---: | ---: |"
+            "\n### Long outages\n\n| {} |\n| --- | ---: | ---: | ---: | ---: | ---: |",
+            OutageRow::HEADERS.join(" | ")
         );
-        for (dependency, at, length, requests, rate) in outages {
-            let _ = writeln!(
-                out,
-                "| {dependency} | {at} | {length} | {requests} | {rate} |"
-            );
+        for row in outages {
+            let _ = writeln!(out, "| {} |", row.cells().join(" | "));
         }
     }
     let _ = writeln!(
@@ -103,9 +101,25 @@ pub fn markdown(report: &Report, command: &str) -> String {
         "| **all** | | **{}** | **{}** | |\n\nFlagged: dead letters whose effect had already happened (their \
          idempotency record is COMPLETED; `dlq redrive` leaves them, and forced with \
          `--include-completed` they replay while their record lives). Nothing of theirs is lost.\n",
-        report.lost(),
-        report.doubled()
+        report.checks.iter().map(|c| c.lost).sum::<u64>(),
+        report.checks.iter().map(|c| c.doubled).sum::<u64>()
     );
+    let late = report.late_rows();
+    if !late.is_empty() {
+        let _ = writeln!(
+            out,
+            "## Late copies\n\nOnce the run had settled, the idempotency records were aged \
+             (their expiry moved back, as they read that many days later) and copies came \
+             back: the dead letters whose effect had completed redriven (forced, as `dlq \
+             redrive --include-completed` does), a share of the orders sent again, a share \
+             of the derived events published again by the relay. The invariants were read \
+             again.\n\n| late copies | |\n| --- | ---: |"
+        );
+        for (what, count) in late {
+            let _ = writeln!(out, "| {what} | {count} |");
+        }
+        let _ = writeln!(out);
+    }
     let records: usize = report.crashes.iter().map(|c| c.records.len()).sum();
     let recovered: usize = report.crashes.iter().map(|c| c.recovered()).sum();
     let _ = writeln!(

@@ -26,6 +26,7 @@ use eventkit::faults::{CrashPoint, CRASH_POINTS_VAR};
 use serde_json::json;
 use tokio::time::Instant;
 
+use super::drain::DrainWatch;
 use crate::local_lambda::clients::Endpoints;
 use crate::local_lambda::stack::Stack;
 use crate::local_lambda::LocalPipeline;
@@ -76,6 +77,9 @@ pub struct Outage {
     /// Requests the functions sent the dependency while it was down (each answered with
     /// the outage's error): what backoff and breakers are for keeping low.
     pub requests: u64,
+    /// How long after it ended the backlog it held back was drained ([`DrainWatch`]);
+    /// `None` if not before the run settled.
+    pub drained: Option<Duration>,
 }
 
 /// One function process killed.
@@ -166,6 +170,7 @@ struct Schedule<'a> {
     current: Option<(Instant, u64)>,
     done: Vec<Outage>,
     started: Instant,
+    drain: &'a DrainWatch,
 }
 
 impl Schedule<'_> {
@@ -192,6 +197,7 @@ impl Schedule<'_> {
         if !hold && self.left.first().is_some_and(|at| arrived >= *at) {
             self.left.remove(0);
             self.current = Some((now, self.answered()));
+            self.drain.began(self.name);
             self.proxy
                 .set_outage_of(self.operations, Some(self.respond.clone()));
             progress(&format!(
@@ -205,10 +211,12 @@ impl Schedule<'_> {
 
     fn end(&mut self, now: Instant, began: Instant, requests: u64) {
         self.proxy.set_outage(None);
+        self.drain.ended(self.name);
         self.done.push(Outage {
             at: began.saturating_duration_since(self.started),
             length: now.saturating_duration_since(began),
             requests: self.answered().saturating_sub(requests),
+            drained: None,
         });
         self.current = None;
     }
@@ -257,7 +265,8 @@ impl Injector {
     /// given fractions of the orders have reached the pipeline (work is going on then,
     /// however far behind the sending it runs), a kill about every `kill_every`. Stops
     /// `tail` after every order has arrived, or at `cap`, and returns with every fault off.
-    /// `progress` hears of each kill and outage.
+    /// `progress` hears of each kill and outage; `drain` of each outage's beginning and end.
+    #[allow(clippy::too_many_arguments)]
     pub async fn run(
         &self,
         pipeline: &LocalPipeline,
@@ -265,6 +274,7 @@ impl Injector {
         tail: Duration,
         cap: Duration,
         rng: &mut fastrand::Rng,
+        drain: &DrainWatch,
         progress: impl Fn(&str),
     ) -> Injected {
         let started = Instant::now();
@@ -294,6 +304,7 @@ impl Injector {
                 current: None,
                 done: Vec::new(),
                 started,
+                drain,
             },
             Schedule {
                 name: BUS,
@@ -305,6 +316,7 @@ impl Injector {
                 current: None,
                 done: Vec::new(),
                 started,
+                drain,
             },
             Schedule {
                 name: PROVIDER,
@@ -316,6 +328,7 @@ impl Injector {
                 current: None,
                 done: Vec::new(),
                 started,
+                drain,
             },
         ];
         let mut injected = Injected::default();

@@ -39,24 +39,97 @@ pub struct Report {
     pub unsettled: Option<String>,
     /// The invariants.
     pub checks: Vec<Check>,
+    /// The late copies and the invariants read after them ([`super::late`]); `None` when
+    /// off, or when the run had already failed.
+    pub late: Option<super::late::Outcome>,
     /// Seconds on AWS one second of the run stands for (the consumers' backoff).
     pub time_scale: f64,
 }
 
 impl Report {
-    /// Expected effects missing, over every invariant.
+    /// The invariants as last read: after the late copies when they came.
+    pub fn final_checks(&self) -> &[Check] {
+        self.late.as_ref().map_or(&self.checks, |late| &late.checks)
+    }
+
+    /// Expected effects missing, over every invariant (as last read).
     pub fn lost(&self) -> u64 {
-        self.checks.iter().map(|check| check.lost).sum()
+        self.final_checks().iter().map(|check| check.lost).sum()
     }
 
-    /// Effects doubled or unwanted, over every invariant.
+    /// Effects doubled or unwanted, over every invariant (as last read).
     pub fn doubled(&self) -> u64 {
-        self.checks.iter().map(|check| check.doubled).sum()
+        self.final_checks().iter().map(|check| check.doubled).sum()
     }
 
-    /// Whether every invariant holds and the pipeline settled.
+    /// Whether every invariant holds and the pipeline settled, before the late copies and
+    /// after them.
     pub fn passed(&self) -> bool {
-        self.unsettled.is_none() && self.checks.iter().all(Check::holds)
+        self.unsettled.is_none()
+            && self.checks.iter().all(Check::holds)
+            && self.late.as_ref().is_none_or(super::late::Outcome::passed)
+    }
+
+    /// The late copies as rows (what, count), with the invariants after them.
+    pub fn late_rows(&self) -> Vec<(String, String)> {
+        let Some(late) = &self.late else {
+            return Vec::new();
+        };
+        let brought = &late.brought;
+        let failing: Vec<String> = late
+            .checks
+            .iter()
+            .filter(|check| !check.holds())
+            .map(|check| {
+                format!(
+                    "{}: {} lost, {} doubled ({})",
+                    check.name,
+                    check.lost,
+                    check.doubled,
+                    check.details.join("; ")
+                )
+            })
+            .collect();
+        vec![
+            ("days later".into(), format!("{}", brought.days)),
+            ("idempotency records aged".into(), brought.aged.to_string()),
+            (
+                "completed dead letters redriven".into(),
+                brought.redriven.to_string(),
+            ),
+            (
+                "poison dead letters left".into(),
+                brought.left_dead.to_string(),
+            ),
+            (
+                "orders sent again".into(),
+                brought.orders_resent.len().to_string(),
+            ),
+            (
+                "derived events published again".into(),
+                brought.events_republished.to_string(),
+            ),
+            (
+                "copies replayed by consumers".into(),
+                late.replayed.to_string(),
+            ),
+            (
+                "control: an order sent again past its records' retention".into(),
+                match late.control_reran {
+                    Some(true) => "ran again (as it must: the records absorb the copies)".into(),
+                    Some(false) => "did NOT run again: the ageing is not what it says".into(),
+                    None => "not run".into(),
+                },
+            ),
+            (
+                "invariants after".into(),
+                match (&late.unsettled, failing.is_empty()) {
+                    (Some(why), _) => format!("did not settle: {why}"),
+                    (None, true) => "all hold: nothing lost, nothing doubled".into(),
+                    (None, false) => failing.join("; "),
+                },
+            ),
+        ]
     }
 
     /// Crashes per kind (`SIGKILL`, `crash before-completion`, ...).
@@ -96,26 +169,28 @@ impl Report {
         rows
     }
 
-    /// Per outage: the dependency, when, how long (and what that stands for on AWS, at the
-    /// run's time scale), and the requests it was sent while
-    /// down (in all and per second).
-    pub fn outages(&self) -> Vec<(String, String, String, u64, String)> {
+    /// Per outage, as the report shows it: when, how long (and what that stands for on AWS,
+    /// at the run's time scale), the requests it was sent while down, and how long its
+    /// backlog took to drain once it was back.
+    pub fn outages(&self) -> Vec<OutageRow> {
+        let on_aws = |length: Duration| {
+            let minutes = length.as_secs_f64() * self.time_scale / 60.0;
+            format!("{:.0} s (~{minutes:.0} min on AWS)", length.as_secs_f64())
+        };
         let mut rows = Vec::new();
         for (dependency, outages) in &self.injected.outages {
             for outage in outages {
                 let seconds = outage.length.as_secs_f64().max(1.0);
-                let on_aws = outage.length.as_secs_f64() * self.time_scale / 60.0;
-                rows.push((
-                    dependency.to_string(),
-                    format!("{:.0} s", outage.at.as_secs_f64()),
-                    format!(
-                        "{:.0} s (~{:.0} min on AWS)",
-                        outage.length.as_secs_f64(),
-                        on_aws
-                    ),
-                    outage.requests,
-                    format!("{:.2}", outage.requests as f64 / seconds),
-                ));
+                rows.push(OutageRow {
+                    dependency: dependency.to_string(),
+                    began: format!("{:.0} s", outage.at.as_secs_f64()),
+                    lasted: on_aws(outage.length),
+                    requests: outage.requests,
+                    per_second: format!("{:.2}", outage.requests as f64 / seconds),
+                    drained: outage
+                        .drained
+                        .map_or_else(|| "not before the run ended".to_string(), on_aws),
+                });
             }
         }
         rows
@@ -154,15 +229,9 @@ impl Report {
 
         let outages = self.outages();
         if !outages.is_empty() {
-            let mut table = table(&[
-                "outage of",
-                "began",
-                "lasted",
-                "requests while down",
-                "per second",
-            ]);
-            for (dependency, at, length, requests, rate) in outages {
-                table.add_row(vec![dependency, at, length, requests.to_string(), rate]);
+            let mut table = table(&OutageRow::HEADERS);
+            for row in outages {
+                table.add_row(row.cells());
             }
             println!("{table}");
         }
@@ -184,11 +253,23 @@ impl Report {
         checks.add_row(vec![
             "all".to_string(),
             String::new(),
-            self.lost().to_string(),
-            self.doubled().to_string(),
+            self.checks.iter().map(|c| c.lost).sum::<u64>().to_string(),
+            self.checks
+                .iter()
+                .map(|c| c.doubled)
+                .sum::<u64>()
+                .to_string(),
             String::new(),
         ]);
         println!("{checks}");
+        let late = self.late_rows();
+        if !late.is_empty() {
+            let mut table = table(&["late copies (after the run settled)", ""]);
+            for (what, count) in late {
+                table.add_row(vec![what, count]);
+            }
+            println!("{table}");
+        }
         self.print_crash_log();
     }
 
@@ -225,6 +306,47 @@ impl Report {
                 println!("  {}", crash.describe());
             }
         }
+    }
+}
+
+/// One outage as the report shows it.
+#[derive(Clone, Debug)]
+pub struct OutageRow {
+    /// The dependency that was down.
+    pub dependency: String,
+    /// When it went down, from the start of the faults.
+    pub began: String,
+    /// How long, and what that stands for on AWS.
+    pub lasted: String,
+    /// Requests the dependency was sent while down.
+    pub requests: u64,
+    /// The same, per second.
+    pub per_second: String,
+    /// From the dependency's recovery to its backlog drained.
+    pub drained: String,
+}
+
+impl OutageRow {
+    /// The columns, in the order of [`cells`](Self::cells).
+    pub const HEADERS: [&'static str; 6] = [
+        "outage of",
+        "began",
+        "lasted",
+        "requests while down",
+        "per second",
+        "backlog drained after recovery",
+    ];
+
+    /// The row's cells.
+    pub fn cells(&self) -> Vec<String> {
+        vec![
+            self.dependency.clone(),
+            self.began.clone(),
+            self.lasted.clone(),
+            self.requests.to_string(),
+            self.per_second.clone(),
+            self.drained.clone(),
+        ]
     }
 }
 
