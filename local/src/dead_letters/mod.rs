@@ -31,7 +31,7 @@ pub use on_aws::{
 };
 pub use reasons::{reason_in_attributes, reason_in_logs, reason_of_line, LoggedReason};
 pub use redrive::{redrive_all, redrive_chosen, Destination, Moved, RedriveMethod, Redriven};
-pub use routes::{function_name, unqualified, Invoker, Routes, WayBack};
+pub use routes::{function_name, is_stream_failure, unqualified, Invoker, Routes, WayBack};
 
 /// How long a message read by [`read_all`] stays hidden from other readers before it is
 /// handed back.

@@ -80,7 +80,7 @@ impl Routes {
         let body = message.body().unwrap_or_default();
         let parsed: Option<Value> = serde_json::from_str(body).ok();
         if let Some(record) = parsed.as_ref().filter(|v| is_invocation_record(v)) {
-            if record["DDBStreamBatchInfo"].is_object() || record["KinesisBatchInfo"].is_object() {
+            if is_stream_batch_record(record) {
                 return Err(
                     "a stream batch's position, not its records: read them from the stream \
                      (the record's shard and sequence numbers)"
@@ -222,6 +222,20 @@ fn is_invocation_record(value: &Value) -> bool {
     value["requestContext"].is_object() && value["version"].is_string()
 }
 
+/// An invocation record of a stream's event source mapping: the failed batch's shard and
+/// sequence numbers, not its records.
+fn is_stream_batch_record(record: &Value) -> bool {
+    record["DDBStreamBatchInfo"].is_object() || record["KinesisBatchInfo"].is_object()
+}
+
+/// Whether `message` is Lambda's on-failure record for a stream batch (DynamoDB or
+/// Kinesis): it holds where the batch is in the stream, so it is never redriven, and the
+/// events it stands for are found in the stream (or, for an outbox, in its table).
+pub fn is_stream_failure(message: &Message) -> bool {
+    serde_json::from_str::<Value>(message.body().unwrap_or_default())
+        .is_ok_and(|record| is_invocation_record(&record) && is_stream_batch_record(&record))
+}
+
 /// An SNS notification (the envelope a subscription delivers when not raw).
 fn is_notification(value: Option<&Value>) -> bool {
     value.is_some_and(|value| value["Type"] == "Notification" && value["TopicArn"].is_string())
@@ -358,6 +372,15 @@ mod tests {
         });
         let way = routes(vec![], None).way_back(&message(&record.to_string()));
         assert!(way.is_err_and(|why| why.contains("stream batch")));
+        assert!(is_stream_failure(&message(&record.to_string())));
+        // An invocation record of an ordinary asynchronous invocation is not one.
+        let invocation = json!({
+            "version": "1.0",
+            "requestContext": {"functionArn": FUNCTION},
+            "requestPayload": {"Records": []},
+        });
+        assert!(!is_stream_failure(&message(&invocation.to_string())));
+        assert!(!is_stream_failure(&message(r#"{"DDBStreamBatchInfo": {}}"#)));
     }
 
     #[test]

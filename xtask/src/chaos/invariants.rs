@@ -300,7 +300,7 @@ fn dead_letters(
     let mut held: BTreeMap<String, u64> = BTreeMap::new();
     for (queue, messages) in &observed.dead_letters {
         for message in messages {
-            if is_stream_failure(message) {
+            if crate::local_lambda::dead_letters::is_stream_failure(message) {
                 // The relay's on-failure record: shard and sequence numbers of a stream batch
                 // given up on (a bus down past the stream's retries), no event. The events
                 // are still in the outbox, for the sweeper: "nothing left in flight" counts
@@ -342,13 +342,6 @@ fn dead_letters(
         });
     }
     check
-}
-
-/// Whether `message` is Lambda's on-failure record for a DynamoDB stream batch (what an
-/// event source mapping's destination receives: the batch's shard and sequence numbers).
-fn is_stream_failure(message: &aws_sdk_sqs::types::Message) -> bool {
-    serde_json::from_str::<serde_json::Value>(message.body().unwrap_or_default())
-        .is_ok_and(|body| body.get("DDBStreamBatchInfo").is_some())
 }
 
 /// Claims left in progress and outbox events never published: work that would be lost if
