@@ -380,7 +380,9 @@ mod tests {
             "requestPayload": {"Records": []},
         });
         assert!(!is_stream_failure(&message(&invocation.to_string())));
-        assert!(!is_stream_failure(&message(r#"{"DDBStreamBatchInfo": {}}"#)));
+        assert!(!is_stream_failure(&message(
+            r#"{"DDBStreamBatchInfo": {}}"#
+        )));
     }
 
     #[test]
