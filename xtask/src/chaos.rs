@@ -2,7 +2,8 @@
 //! as in the demo (real binaries, the local cloud, the relay on the outbox's stream) while
 //! thousands of generated orders flow through it, a share of them sent several times, and
 //! faults are injected ([`faults`]): processes killed mid-batch, crashes at the dangerous
-//! points, DynamoDB failing and going down, publishing failing. Once the faults stop and
+//! points, DynamoDB failing and going down, publishing failing, orders padded near the
+//! carriers' limits ([`load`]). Once the faults stop and
 //! the pipeline settles, the invariants are read from its tables and queues
 //! ([`invariants`]), and the run reports what was lost and what was doubled
 //! ([`report`]). It fails if either is not zero.
@@ -25,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cloud::{workspace_root, LocalCloud, Ports};
 use crate::demo::expectations::derive;
-use crate::demo::publish::{publish, Entrances};
+use crate::demo::publish::{publish, Entrances, TopicQueues};
 use crate::functions;
 use crate::local_lambda::clients::{Clients, Endpoints};
 use crate::local_lambda::stack::{Stack, StackOptions};
@@ -47,6 +48,11 @@ pub struct ChaosArgs {
     /// Share of the orders sent 2 to 5 times.
     #[arg(long, default_value_t = 0.3)]
     pub duplicate_share: f64,
+    /// Share of the orders padded near the carriers' limits (at least two if not zero):
+    /// half within what every carrier on their way holds, to be carried whole, half too
+    /// large for an outbox item, to be refused at staging (see `chaos::load`).
+    #[arg(long, default_value_t = 0.002)]
+    pub oversized_share: f64,
     /// Messages sent per second.
     #[arg(long, default_value_t = 100)]
     pub rate: u32,
@@ -253,7 +259,12 @@ pub async fn run_chaos(
 ) -> Result<Report> {
     let seed = args.seed.unwrap_or_else(|| fastrand::u64(..));
     let mut rng = fastrand::Rng::with_seed(seed);
-    let load = load::generate(args.orders, args.duplicate_share, &mut rng)?;
+    let load = load::generate(
+        args.orders,
+        args.duplicate_share,
+        args.oversized_share,
+        &mut rng,
+    )?;
     let expected = derive(&load.orders, &load.seed);
     let _ = std::fs::remove_dir_all(logs);
 
@@ -297,6 +308,9 @@ pub async fn run_chaos(
     let injector = Injector::start(args.plan(), endpoints).await?;
     injector.configure(&mut stack);
     let entrances = Entrances::of(&stack)?;
+    // Where an order too large for the topic goes: the queues the topic delivers it to.
+    let topic_queues =
+        TopicQueues::of(&clients, &stack, &entrances.topic_arn, "OrderPlaced").await?;
     let inventory_table = stack.table("InventoryTable")?.to_string();
     let step = Step::start("starting the functions");
     let mut run_options = RunOptions::new(logs.to_path_buf());
@@ -312,7 +326,7 @@ pub async fn run_chaos(
     let interrupted =
         || anyhow::anyhow!("interrupted: the functions stopped, stack {stack_name} deleted");
     let outcome = tokio::select! {
-        outcome = drive(args, &pipeline, &entrances, &injector, &load, &mut rng) => outcome,
+        outcome = drive(args, &pipeline, (&entrances, &topic_queues), &injector, &load, &mut rng) => outcome,
         () = interrupt.cancelled() => Err(interrupted()),
     };
     injector.stop();
@@ -368,6 +382,7 @@ pub async fn run_chaos(
             &load.copies(),
             &seed_stock,
             &expected,
+            &load.oversized,
         )
         .await;
         let still = pipeline.backlog().await.map(|backlog| backlog.is_empty());
@@ -416,6 +431,7 @@ pub async fn run_chaos(
         orders: load.orders.len(),
         outcomes,
         duplicated: load.duplicated,
+        oversized: load.oversized.values().copied().collect(),
         messages: load.messages(),
         injected,
         crashes,
@@ -427,12 +443,13 @@ pub async fn run_chaos(
     })
 }
 
-/// Sends the load at the chosen rate while the injector runs; the faults go on until
-/// `fault_tail` after the last order reached the pipeline.
+/// Sends the load at the chosen rate while the injector runs (to the topic, or an order too
+/// large for it to the topic's queues); the faults go on until `fault_tail` after the last
+/// order reached the pipeline.
 async fn drive(
     args: &ChaosArgs,
     pipeline: &LocalPipeline,
-    entrances: &Entrances,
+    (entrances, topic_queues): (&Entrances, &TopicQueues),
     injector: &Injector,
     load: &load::Load,
     rng: &mut fastrand::Rng,
@@ -466,11 +483,16 @@ async fn drive(
         .map(|(n, index)| {
             let due = started + Duration::from_secs_f64(n as f64 / rate);
             let text = &load.orders[*index].text;
+            let bypass = load.bypasses_topic(*index);
             let sent = &sent;
             let show = &show;
             async move {
                 tokio::time::sleep_until(due).await;
-                send_with_retries(pipeline.clients(), entrances, text).await?;
+                if bypass {
+                    topic_queues.deliver(pipeline.clients(), text).await?;
+                } else {
+                    send_with_retries(pipeline.clients(), entrances, text).await?;
+                }
                 sent.fetch_add(1, Ordering::Relaxed);
                 show(None);
                 anyhow::Ok(())
