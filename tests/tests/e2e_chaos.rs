@@ -111,7 +111,7 @@ async fn a_small_chaos_run_loses_nothing_and_doubles_nothing() {
     // Both oversized outcomes happened and were checked: the carried orders' StockReserved
     // staged and published, the refused order dead-lettered for its size with nothing
     // staged or reserved (the check holds, above).
-    let kinds = |kind| {
+    let kinds = |kind: Oversize| {
         report
             .oversized
             .iter()
