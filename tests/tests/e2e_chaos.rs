@@ -1,15 +1,17 @@
 //! `cargo xtask chaos`, small: the order pipeline run locally as its real binaries while
 //! function processes are killed mid-batch, crashes are injected at every dangerous point,
 //! DynamoDB fails (errors, lost responses, an outage) and publishing fails, with a third of
-//! the orders sent several times. Nothing may be lost and nothing doubled, every fault kind
-//! must have struck (or the run proved nothing), and every record a crash interrupted must
-//! have been seen done afterwards.
+//! the orders sent several times, and a few orders padded near the carriers' limits. Nothing
+//! may be lost and nothing doubled, every fault kind must have struck (or the run proved
+//! nothing), every record a crash interrupted must have been seen done afterwards, and the
+//! oversized orders must have been carried whole or refused at staging, as their size says.
 
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use eventkit_tests::unique_name;
 use tokio_util::sync::CancellationToken;
+use xtask::chaos::load::Oversize;
 use xtask::chaos::{run_chaos, ChaosArgs};
 use xtask::cloud::workspace_root;
 use xtask::local_lambda::clients::Endpoints;
@@ -39,6 +41,9 @@ async fn a_small_chaos_run_loses_nothing_and_doubles_nothing() {
         "--provider-outage-seconds=4",
         "--publish-fail-share=0.2",
         "--late-share=0.2",
+        // Three of the 60: two carried whole (192 to 254 KiB), one refused at staging
+        // (400 KiB to 1 MiB).
+        "--oversized-share=0.05",
         "--timeout=400",
     ])
     .chaos;
@@ -133,6 +138,35 @@ async fn a_small_chaos_run_loses_nothing_and_doubles_nothing() {
             report.seed
         );
     }
+    // Both oversized outcomes happened and were checked: the carried orders' StockReserved
+    // staged and published, the refused order dead-lettered for its size with nothing
+    // staged or reserved (the check holds, above).
+    let kinds = |kind: Oversize| {
+        report
+            .oversized
+            .iter()
+            .filter(|order| order.kind == kind)
+            .count()
+    };
+    assert_eq!((kinds(Oversize::Carried), kinds(Oversize::Refused)), (2, 1));
+    let oversized = report
+        .checks
+        .iter()
+        .find(|check| check.name == "oversized carried whole or refused at staging")
+        .expect("the oversized orders are checked");
+    assert_eq!(oversized.expected, 3, "{:?}", oversized.details);
+    let refused: usize = report
+        .outcomes
+        .iter()
+        .filter(|(outcome, _)| outcome.contains("refused at staging"))
+        .map(|(_, count)| count)
+        .sum();
+    assert_eq!(refused, 1, "{:?}", report.outcomes);
+    let rows = report.oversized_rows();
+    assert!(
+        rows.iter().all(|(_, count)| *count > 0),
+        "a row per kind: {rows:?}"
+    );
     let _ = std::fs::remove_dir_all(&logs);
 }
 

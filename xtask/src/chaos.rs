@@ -2,7 +2,8 @@
 //! as in the demo (real binaries, the local cloud, the relay on the outbox's stream) while
 //! thousands of generated orders flow through it, a share of them sent several times, and
 //! faults are injected ([`faults`]): processes killed mid-batch, crashes at the dangerous
-//! points, DynamoDB failing and going down, publishing failing. Once the faults stop and
+//! points, DynamoDB failing and going down, publishing failing, orders padded near the
+//! carriers' limits ([`load`]). Once the faults stop and
 //! the pipeline settles, the invariants are read from its tables and queues
 //! ([`invariants`]), and the run reports what was lost and what was doubled
 //! ([`report`]). It fails if either is not zero.
@@ -27,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cloud::{workspace_root, LocalCloud, Ports};
 use crate::demo::expectations::derive;
-use crate::demo::publish::{publish, Entrances};
+use crate::demo::publish::{publish, Entrances, TopicQueues};
 use crate::functions;
 use crate::local_lambda::clients::{Clients, Endpoints};
 use crate::local_lambda::stack::{Stack, StackOptions};
@@ -49,6 +50,11 @@ pub struct ChaosArgs {
     /// Share of the orders sent 2 to 5 times.
     #[arg(long, default_value_t = 0.3)]
     pub duplicate_share: f64,
+    /// Share of the orders padded near the carriers' limits (at least two if not zero):
+    /// half within what every carrier on their way holds, to be carried whole, half too
+    /// large for an outbox item, to be refused at staging (see `chaos::load`).
+    #[arg(long, default_value_t = 0.002)]
+    pub oversized_share: f64,
     /// Messages sent per second.
     #[arg(long, default_value_t = 100)]
     pub rate: u32,
@@ -272,7 +278,12 @@ pub async fn run_chaos(
 ) -> Result<Report> {
     let seed = args.seed.unwrap_or_else(|| fastrand::u64(..));
     let mut rng = fastrand::Rng::with_seed(seed);
-    let load = load::generate(args.orders, args.duplicate_share, &mut rng)?;
+    let load = load::generate(
+        args.orders,
+        args.duplicate_share,
+        args.oversized_share,
+        &mut rng,
+    )?;
     let expected = derive(&load.orders, &load.seed);
     let _ = std::fs::remove_dir_all(logs);
 
@@ -316,6 +327,9 @@ pub async fn run_chaos(
     let injector = Injector::start(args.plan(), endpoints).await?;
     injector.configure(&mut stack);
     let entrances = Entrances::of(&stack)?;
+    // Where an order too large for the topic goes: the queues the topic delivers it to.
+    let topic_queues =
+        TopicQueues::of(&clients, &stack, &entrances.topic_arn, "OrderPlaced").await?;
     let inventory_table = stack.table("InventoryTable")?.to_string();
     let step = Step::start("starting the functions");
     let mut run_options = RunOptions::new(logs.to_path_buf());
@@ -337,7 +351,14 @@ pub async fn run_chaos(
     let sampling = drain.sample(&pipeline, stop_sampling.clone());
     let watched = async {
         let result = drive_and_settle(
-            args, &pipeline, &entrances, &injector, &load, &mut rng, &drain, &interrupt,
+            args,
+            &pipeline,
+            (&entrances, &topic_queues),
+            &injector,
+            &load,
+            &mut rng,
+            &drain,
+            &interrupt,
         )
         .await;
         stop_sampling.cancel();
@@ -423,6 +444,7 @@ pub async fn run_chaos(
         orders: load.orders.len(),
         outcomes,
         duplicated: load.duplicated,
+        oversized: load.oversized.values().copied().collect(),
         messages: load.messages(),
         injected,
         crashes,
@@ -469,6 +491,7 @@ impl Reading<'_> {
                 self.copies,
                 self.seed_stock,
                 self.expected,
+                &self.load.oversized,
             )
             .await;
             let still = pipeline.backlog().await.map(|backlog| backlog.is_empty());
@@ -500,11 +523,13 @@ async fn bring_back_late(
         "{} days later: records aged, the late copies sent",
         plan.days
     ));
-    let poison: std::collections::BTreeSet<&str> = reading
+    let dead_lettered: std::collections::BTreeSet<&str> = reading
         .expected
         .orders
         .iter()
-        .filter(|order| order.outcome == crate::demo::expectations::OrderOutcome::Poison)
+        // Poison and orders too large to stage never complete at inventory: a copy of one
+        // would only fail again (the run has shown where it ends).
+        .filter(|order| order.outcome.is_dead_lettered())
         .map(|order| order.order_id.as_str())
         .collect();
     let orders: Vec<(String, String)> = reading
@@ -512,7 +537,7 @@ async fn bring_back_late(
         .orders
         .iter()
         .map(|sample| (sample.order_id(), sample.text.clone()))
-        .filter(|(order_id, _)| !poison.contains(order_id.as_str()))
+        .filter(|(order_id, _)| !dead_lettered.contains(order_id.as_str()))
         .collect();
     let replays_before = late::replays(pipeline);
     let brought = match late::bring_back(pipeline, entrances, &orders, plan, rng).await {
@@ -614,7 +639,7 @@ type Driven = (Duration, faults::Injected, Result<()>, Instant, Duration);
 async fn drive_and_settle(
     args: &ChaosArgs,
     pipeline: &LocalPipeline,
-    entrances: &Entrances,
+    entrances: (&Entrances, &TopicQueues),
     injector: &Injector,
     load: &load::Load,
     rng: &mut fastrand::Rng,
@@ -655,7 +680,7 @@ async fn drive_and_settle(
 async fn drive(
     args: &ChaosArgs,
     pipeline: &LocalPipeline,
-    entrances: &Entrances,
+    (entrances, topic_queues): (&Entrances, &TopicQueues),
     injector: &Injector,
     load: &load::Load,
     rng: &mut fastrand::Rng,
@@ -690,11 +715,16 @@ async fn drive(
         .map(|(n, index)| {
             let due = started + Duration::from_secs_f64(n as f64 / rate);
             let text = &load.orders[*index].text;
+            let bypass = load.bypasses_topic(*index);
             let sent = &sent;
             let show = &show;
             async move {
                 tokio::time::sleep_until(due).await;
-                send_with_retries(pipeline.clients(), entrances, text).await?;
+                if bypass {
+                    topic_queues.deliver(pipeline.clients(), text).await?;
+                } else {
+                    send_with_retries(pipeline.clients(), entrances, text).await?;
+                }
                 sent.fetch_add(1, Ordering::Relaxed);
                 show(None);
                 anyhow::Ok(())

@@ -7,6 +7,9 @@
 //! - exactly one email per (order, kind);
 //! - analytics counted each distinct event once;
 //! - every poison message is in its dead-letter queue, with its reason; nothing else is;
+//! - an oversized order is carried whole (its StockReserved staged once and published) or,
+//!   too large for that, refused at staging: dead-lettered with a reason naming the size,
+//!   nothing of it reserved or staged;
 //! - nothing is left in flight: no claim in progress (but a poison event's, which only waits
 //!   for its window), no outbox event unpublished.
 
@@ -15,10 +18,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::Result;
 use eventkit::idempotency::key::idempotency_key;
 
+use super::load::{Oversize, Oversized};
 use crate::demo::expectations::{Expected, OrderOutcome};
 use crate::demo::observed::{self, Observed};
 use crate::demo::samples::Sample;
-use crate::demo::summary::{dead_letter_envelope, envelope_order_id, why, NO_REASON};
+use crate::demo::summary::{dead_letter_envelope, envelope_order_id, why, NO_REASON, TOO_LARGE};
 use crate::local_lambda::LocalPipeline;
 
 /// One invariant's count.
@@ -78,13 +82,15 @@ impl Check {
     }
 }
 
-/// Reads the settled pipeline and checks every invariant.
+/// Reads the settled pipeline and checks every invariant; `oversized` are the load's
+/// oversized orders (the check of their outcome is there only if some are).
 pub async fn check(
     pipeline: &LocalPipeline,
     orders: &[Sample],
     copies: &BTreeMap<String, u64>,
     seed: &BTreeMap<String, u64>,
     expected: &Expected,
+    oversized: &BTreeMap<String, Oversized>,
 ) -> Result<Vec<Check>> {
     let observed = observed::observe(pipeline).await?;
     let claims = observed::scan(pipeline, pipeline.stack().table("IdempotencyTable")?).await?;
@@ -103,11 +109,18 @@ pub async fn check(
         let ledger = observed::scan(pipeline, ledger).await?;
         checks.insert(1, charges(expected, &ledger));
     }
+    if !oversized.is_empty() {
+        let outbox = observed::scan(pipeline, pipeline.stack().table("OutboxTable")?).await?;
+        let reasons = dead_letter_reasons(&observed);
+        checks.push(oversized_orders(
+            oversized, expected, &observed, &outbox, &reasons,
+        ));
+    }
     // The idempotency keys a poison order's event can have, under any function's name.
     let poison: BTreeSet<String> = expected
         .orders
         .iter()
-        .filter(|order| order.outcome == OrderOutcome::Poison)
+        .filter(|order| order.outcome.is_dead_lettered())
         .filter_map(|order| {
             orders
                 .iter()
@@ -284,10 +297,10 @@ fn dead_letters(
     for order in expected
         .orders
         .iter()
-        .filter(|order| order.outcome == OrderOutcome::Poison)
+        .filter(|order| order.outcome.is_dead_lettered())
     {
-        // Undecodable data fails notifications too; an order with no orderable line only
-        // inventory.
+        // Undecodable data fails notifications too; an order with no orderable line, or
+        // too large to be staged, only inventory.
         let undecodable = orders
             .iter()
             .find(|sample| sample.order_id() == order.order_id)
@@ -340,6 +353,135 @@ fn dead_letters(
         check.double(got.saturating_sub(*want), || {
             format!("{order_id}: {got} dead-lettered, {want} sent")
         });
+    }
+    check
+}
+
+/// Why each order's dead-lettered messages failed, by order id: the reason of every failure
+/// of theirs the functions logged, not only the last one's (a copy's last receive can fail
+/// on an injected fault before it gets as far as its first did), and Lambda's
+/// `ErrorMessage` where there is one.
+fn dead_letter_reasons(observed: &Observed) -> BTreeMap<String, Vec<String>> {
+    let mut ids: BTreeMap<&str, String> = BTreeMap::new();
+    let mut reasons: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for message in observed.dead_letters.values().flatten() {
+        let envelope = dead_letter_envelope(message).unwrap_or_default();
+        let order_id = envelope_order_id(&envelope).to_string();
+        if let Some(error) = message
+            .message_attributes()
+            .and_then(|attributes| attributes.get("ErrorMessage"))
+            .and_then(|value| value.string_value())
+        {
+            reasons
+                .entry(order_id.clone())
+                .or_default()
+                .push(error.to_string());
+        }
+        if let Some(id) = message.message_id() {
+            ids.insert(id, order_id);
+        }
+    }
+    for line in observed.logs.values().flatten() {
+        if line.message() != "record failed" {
+            continue;
+        }
+        let order_id = line.field("record_id").and_then(|id| ids.get(id));
+        if let (Some(order_id), Some(reason)) = (order_id, line.field("reason")) {
+            reasons
+                .entry(order_id.clone())
+                .or_default()
+                .push(reason.to_string());
+        }
+    }
+    reasons
+}
+
+/// Each oversized order ended as its size says. A carried one's StockReserved was staged
+/// exactly once and published (its later effects are counted by the other invariants); a
+/// refused one was dead-lettered, a failure of its naming the size, and nothing of it was reserved or put
+/// in the outbox: a partial effect counts as doubled.
+fn oversized_orders(
+    oversized: &BTreeMap<String, Oversized>,
+    expected: &Expected,
+    observed: &Observed,
+    outbox: &[observed::Item],
+    reasons: &BTreeMap<String, Vec<String>>,
+) -> Check {
+    let mut check = Check::new("oversized carried whole or refused at staging");
+    // Outbox items per order: (event type, published).
+    let mut staged: BTreeMap<String, Vec<(String, bool)>> = BTreeMap::new();
+    for item in outbox {
+        let body: serde_json::Value =
+            serde_json::from_str(&observed::string(item, "body")).unwrap_or_default();
+        staged
+            .entry(envelope_order_id(&body).to_string())
+            .or_default()
+            .push((
+                observed::string(item, "eventType"),
+                item.contains_key("publishedAt"),
+            ));
+    }
+    let outcome = |order_id: &str| {
+        expected
+            .orders
+            .iter()
+            .find(|order| order.order_id == order_id)
+            .map(|order| order.outcome)
+    };
+    for (order_id, order) in oversized {
+        check.expected += 1;
+        let items = staged.get(order_id).map(Vec::as_slice).unwrap_or_default();
+        let size = order.bytes;
+        match order.kind {
+            Oversize::Carried => {
+                if matches!(
+                    outcome(order_id),
+                    Some(OrderOutcome::TooLarge | OrderOutcome::Poison)
+                ) {
+                    check.lose(1, || {
+                        format!("{order_id} ({size} bytes) is expected refused, not carried")
+                    });
+                    continue;
+                }
+                let reserved: Vec<bool> = items
+                    .iter()
+                    .filter(|(event_type, _)| event_type == "StockReserved")
+                    .map(|(_, published)| *published)
+                    .collect();
+                check.lose(u64::from(!reserved.contains(&true)), || {
+                    format!("{order_id} ({size} bytes): no StockReserved staged and published")
+                });
+                check.double(reserved.len().saturating_sub(1) as u64, || {
+                    format!(
+                        "{order_id} ({size} bytes): {} StockReserved staged",
+                        reserved.len()
+                    )
+                });
+            }
+            Oversize::Refused => {
+                if outcome(order_id) != Some(OrderOutcome::TooLarge) {
+                    check.lose(1, || {
+                        format!("{order_id} ({size} bytes) is not expected refused at staging")
+                    });
+                    continue;
+                }
+                let named = reasons
+                    .get(order_id)
+                    .is_some_and(|reasons| reasons.iter().any(|r| r.contains(TOO_LARGE)));
+                check.lose(u64::from(!named), || {
+                    format!(
+                        "{order_id} ({size} bytes): no dead letter names its size: {:?}",
+                        reasons.get(order_id)
+                    )
+                });
+                check.double(items.len() as u64, || {
+                    format!("{order_id} ({size} bytes) refused, yet staged {items:?}")
+                });
+                check.double(u64::from(observed.reservations.contains(order_id)), || {
+                    format!("{order_id} ({size} bytes) refused, yet stock is reserved")
+                });
+            }
+        }
     }
     check
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use super::faults::Injected;
 use super::invariants::Check;
+use super::load::{Oversize, Oversized};
 use crate::demo::summary::table;
 use crate::local_lambda::logs::{LogLine, Stream};
 use crate::local_lambda::LocalPipeline;
@@ -25,6 +26,8 @@ pub struct Report {
     pub outcomes: BTreeMap<String, usize>,
     /// Orders sent more than once.
     pub duplicated: usize,
+    /// The oversized orders: what each was padded for, and its size.
+    pub oversized: Vec<Oversized>,
     /// Messages sent in all.
     pub messages: usize,
     /// The faults given.
@@ -166,7 +169,33 @@ impl Report {
         for (kind, count) in &self.injected.provider {
             rows.push((format!("payment provider requests: {kind}"), *count));
         }
+        rows.extend(self.oversized_rows());
         rows
+    }
+
+    /// The oversized orders' rows: per kind, how many and the sizes they spanned.
+    pub fn oversized_rows(&self) -> Vec<(String, u64)> {
+        [Oversize::Carried, Oversize::Refused]
+            .into_iter()
+            .map(|kind| {
+                let sizes: Vec<usize> = self
+                    .oversized
+                    .iter()
+                    .filter(|order| order.kind == kind)
+                    .map(|order| order.bytes)
+                    .collect();
+                let kb = |bytes: usize| format!("{:.0}", bytes as f64 / 1024.0);
+                let span = match (sizes.iter().min(), sizes.iter().max()) {
+                    (Some(low), Some(high)) if low == high => format!(", {} KiB", kb(*low)),
+                    (Some(low), Some(high)) => format!(", {} to {} KiB", kb(*low), kb(*high)),
+                    _ => String::new(),
+                };
+                (
+                    format!("oversized orders: {}{span}", kind.describe()),
+                    sizes.len() as u64,
+                )
+            })
+            .collect()
     }
 
     /// Per outage, as the report shows it: when, how long (and what that stands for on AWS,

@@ -159,6 +159,10 @@ pub fn envelope_order_id(envelope: &Value) -> &str {
         .unwrap_or_default()
 }
 
+/// What the toolkit's refusal of an event too large for its carrier says
+/// (`eventkit::events::EventTooLarge`): a reason with it names the size.
+pub(crate) const TOO_LARGE: &str = "which holds at most";
+
 /// What [`why`] says of a message no log line or attribute explains.
 pub(crate) const NO_REASON: &str = "no log line names this message";
 
@@ -275,7 +279,9 @@ fn observed_outcome(
     let receipt = observed
         .emails
         .contains_key(&(order_id.to_string(), "payment-receipt".to_string()));
-    if dead_lettered {
+    if dead_lettered && said(TOO_LARGE) {
+        Some(OrderOutcome::TooLarge)
+    } else if dead_lettered {
         Some(OrderOutcome::Poison)
     } else if receipt && observed.reservations.contains(order_id) {
         Some(OrderOutcome::Completed)
