@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use aws_sdk_dynamodb::types::Select;
+use eventkit::outbox::{Relay, Sweeper};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -147,28 +147,16 @@ async fn backlog(pipeline: &LocalPipeline) -> Result<u64> {
     Ok(moving + unpublished)
 }
 
-/// Outbox events without a `publishedAt`, counted by a scan that returns counts only.
+/// Outbox events not yet published, counted as the sweeper counts its backlog (the
+/// `OutboxUnpublished` metric): from the outbox's sparse index of unpublished items, a
+/// count per shard, so a sample does not read the published ones.
 async fn unpublished(pipeline: &LocalPipeline, table: &str) -> Result<u64> {
-    let mut count = 0;
-    let mut start = None;
-    loop {
-        let page = pipeline
-            .clients()
-            .dynamodb
-            .scan()
-            .table_name(table)
-            .filter_expression("attribute_not_exists(publishedAt)")
-            .select(Select::Count)
-            .set_exclusive_start_key(start.take())
-            .send()
-            .await
-            .with_context(|| format!("counting {table}'s unpublished events"))?;
-        count += u64::try_from(page.count).unwrap_or(0);
-        match page.last_evaluated_key {
-            Some(key) if !key.is_empty() => start = Some(key),
-            _ => return Ok(count),
-        }
-    }
+    let relay = Relay::new(pipeline.clients().dynamodb.clone(), table);
+    let backlog = Sweeper::new(relay)
+        .backlog()
+        .await
+        .with_context(|| format!("counting {table}'s unpublished events"))?;
+    Ok(backlog.unpublished)
 }
 
 #[cfg(test)]
