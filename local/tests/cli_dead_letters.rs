@@ -92,14 +92,20 @@ fn failures_reach_the_dlq_are_explained_and_come_back_to_the_fixed_function() {
 
     let shown = ok(app, &["dlq", "show", "OrdersDLQ"]);
     for id in &zero {
+        let reason = reason_of(&shown, id);
+        // Which invocation named it in batchItemFailures, on its last (second) receive, and
+        // what the function said of it.
         assert!(
-            shown.contains(&format!(
-                "reason: SqsConsumer logged: message {id}: rejected, quantity 0 is below the \
-                 minimum of 1"
-            )),
+            reason.starts_with("SqsConsumer named it in batchItemFailures (invocation ")
+                && reason.ends_with(&format!(
+                    ", receive 2 from {stack}-OrdersQueue); it logged: message {id}: rejected, \
+                     quantity 0 is below the minimum of 1"
+                )),
             "{shown}"
         );
     }
+    // No idempotency table: nothing said about idempotency.
+    assert!(!shown.contains("idempotency"), "{shown}");
     assert!(!shown.contains(&good), "{shown}");
 
     // Stopped with --keep: the queues and what they hold stay; no description is left.
@@ -226,10 +232,13 @@ fn orders_published_to_the_topic_reach_the_function_and_failures_its_dlq() {
         shown.contains(r#"body: {"orderId": "o-2", "quantity": 0}"#),
         "{shown}"
     );
+    let reason = reason_of(&shown, &id);
     assert!(
-        shown.contains(&format!(
-            "reason: OrderConsumer logged: message {id}: rejected, quantity 0 is below the minimum of 1"
-        )),
+        reason.starts_with("OrderConsumer named it in batchItemFailures (invocation ")
+            && reason.ends_with(&format!(
+                ", receive 2 from {stack}-OrdersQueue); it logged: message {id}: rejected, \
+                 quantity 0 is below the minimum of 1"
+            )),
         "{shown}"
     );
 
@@ -301,4 +310,18 @@ fn queue_exists(name: &str) -> bool {
             .await
             .is_ok()
     })
+}
+
+/// The reason `dlq show` gives for message `id`.
+fn reason_of(shown: &str, id: &str) -> String {
+    shown
+        .split(&format!("message {id}\n"))
+        .nth(1)
+        .and_then(|after| {
+            after
+                .lines()
+                .find_map(|line| line.trim().strip_prefix("reason: "))
+        })
+        .unwrap_or_else(|| panic!("no reason shown for {id}:\n{shown}"))
+        .to_string()
 }
