@@ -198,7 +198,21 @@ Resources:
         root().join("tests/apps").display()
     );
     std::fs::write(folder.join("template.yml"), template).expect("the template is written");
-    let failed = cli_in(&folder, &["run", "--stack-name", &stack, "--no-watch"]);
+    // The refusal comes while the resources are created, before any function runs: a
+    // stand-in file is binary enough, and nothing is built.
+    std::fs::create_dir_all(folder.join("bin")).expect("a binaries folder");
+    std::fs::write(folder.join("bin/sqs-consumer"), "").expect("a stand-in binary");
+    let failed = cli_in(
+        &folder,
+        &[
+            "run",
+            "--stack-name",
+            &stack,
+            "--no-watch",
+            "--prebuilt",
+            "bin",
+        ],
+    );
     let (stdout, stderr) = text(&failed);
     assert!(!failed.status.success(), "{stdout}\n{stderr}");
     assert!(
