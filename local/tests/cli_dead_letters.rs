@@ -3,9 +3,10 @@
 //! responses, which rejects orders below `MinimumQuantity`), against the running local cloud
 //! (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_DYNAMODB`):
 //! `run` → `send` → the failures reach the DLQ (`dlq list`, `status`) → `dlq show` names
-//! why → `run` stopped with `--keep` and started again with the fix (`MinimumQuantity=0`) →
-//! `dlq redrive` one chosen message (receive, send, delete), then the rest (SQS's
-//! message-move task) → the fixed function processes them → Ctrl-C deletes everything.
+//! why → `run` stopped with `--keep` (the kept stack's dead letters still listed) and
+//! started again with the fix (`MinimumQuantity=0`) → `dlq redrive` one chosen message
+//! (receive, send, delete), then the rest (SQS's message-move task) → the fixed function
+//! processes them → Ctrl-C deletes everything.
 
 mod support;
 
@@ -108,23 +109,25 @@ fn failures_reach_the_dlq_are_explained_and_come_back_to_the_fixed_function() {
     assert!(!shown.contains("idempotency"), "{shown}");
     assert!(!shown.contains(&good), "{shown}");
 
-    // Stopped with --keep: the queues and what they hold stay; no description is left.
+    // Stopped with --keep: the queues and what they hold stay, and so does the description,
+    // marked kept, for the commands that reach the stack without a run.
     assert!(described(app).exists());
     let output = first.stop();
     assert!(
         output.contains(&format!("stack {stack} left in place")),
         "{output}"
     );
+    let kept = std::fs::read_to_string(described(app)).unwrap_or_default();
     assert!(
-        !described(app).exists(),
-        "the description is removed on a clean stop"
+        kept.contains(r#""kept": true"#),
+        "the description stays, marked kept:\n{kept}"
     );
     assert!(
         queue_exists(&format!("{stack}-OrdersDLQ")),
         "--keep keeps the queues"
     );
-    let gone = cli(app, &["dlq", "list"]);
-    assert!(!gone.status.success(), "a stopped application is not used");
+    // No run, yet the kept stack's dead letters are listed.
+    assert_eq!(dead_letters(app, "OrdersDLQ"), 2);
 
     // The fix: the same stack again, with the minimum at zero.
     let fixed = Running::start(app, &["--parameter", "MinimumQuantity=0"]);
