@@ -77,9 +77,16 @@ impl FunctionHost {
 
     /// Invokes the function with `payload` and waits for the outcome.
     pub async fn invoke(&self, payload: Value) -> Outcome {
+        self.invoke_identified(payload).await.1
+    }
+
+    /// Invokes the function with `payload` and waits for the outcome, with the invocation's
+    /// request id (what its log lines name).
+    pub async fn invoke_identified(&self, payload: Value) -> (String, Outcome) {
+        let request_id = uuid::Uuid::new_v4().to_string();
         let (reply, outcome) = oneshot::channel();
         let invocation = Invocation {
-            request_id: uuid::Uuid::new_v4().to_string(),
+            request_id: request_id.clone(),
             payload,
             trace_id: trace_header(),
             reply,
@@ -100,7 +107,7 @@ impl FunctionHost {
         if matches!(outcome, Outcome::TimedOut(_)) {
             self.stats.timeouts.fetch_add(1, Ordering::SeqCst);
         }
-        outcome
+        (request_id, outcome)
     }
 
     /// Invocations queued or running.

@@ -29,6 +29,7 @@
 #![warn(missing_docs)]
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod batch_entries;
 pub mod binary;
 pub mod build;
 pub mod clients;
@@ -75,8 +76,11 @@ use stack::Stack;
 /// How the functions run.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
-    /// Where each function's log goes (`<dir>/<binary>.log`).
+    /// Where each function's log goes (`<dir>/<binary>.log`, or `<dir>/<logical id>.log`).
     pub logs: PathBuf,
+    /// Whether each log file is named after the function's logical id (as `sam logs -n`
+    /// names a function) rather than after its binary.
+    pub logs_by_logical_id: bool,
     /// Execution environments (processes) per function.
     pub environments: usize,
     /// Waits before each retry of a failed asynchronous invocation (Lambda: ~1 min, ~2 min),
@@ -97,6 +101,7 @@ impl RunOptions {
     pub fn new(logs: PathBuf) -> Self {
         Self {
             logs,
+            logs_by_logical_id: false,
             environments: 1,
             async_retry_delays: vec![Duration::from_secs(1), Duration::from_secs(2)],
             ready_timeout: Duration::from_secs(60),
@@ -182,7 +187,12 @@ impl LocalPipeline {
                 || logical.clone(),
                 |name| name.to_string_lossy().into_owned(),
             );
-            let log = FunctionLog::create(&options.logs, logical, &stem)?;
+            let file = if options.logs_by_logical_id {
+                logical
+            } else {
+                &stem
+            };
+            let log = FunctionLog::create(&options.logs, logical, file)?;
             if !function.spec.binary.is_file() {
                 bail!(
                     "{logical}: binary {} not found (build it with cargo build --bin {stem})",

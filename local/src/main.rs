@@ -4,11 +4,13 @@
 //! - `cloud up | down | status | env`: LocalStack and DynamoDB Local, installed into
 //!   `./.local-cloud/` on first use;
 //! - `run`: build the functions, create the template's resources, run the functions with
-//!   their event sources, stream their logs; Ctrl-C stops and deletes the resources;
+//!   their event sources, stream their logs; Ctrl-C or SIGTERM stops and deletes the
+//!   resources (with `--keep` they stay, and the other commands still reach them);
 //! - `invoke FUNCTION --event FILE`: one invocation, as `sam local invoke -e` does, printing
 //!   the response and the invocation's log;
 //! - `send`, `dlq list | show | redrive`, `status`: the running application (found through
 //!   the description `run` keeps in `.local-cloud/apps/`), by logical id;
+//! - `logs [FUNCTION] [--follow]`: the functions' logs, as `sam logs`;
 //! - `generate-event`: a sample event of a supported trigger, as `sam local generate-event`.
 
 mod cli;
@@ -22,6 +24,7 @@ use eventkit_local::cloud::{self, LocalCloud, Ports};
 use cli::app::{AppArgs, RunArgs};
 use cli::dlq::DlqAction;
 use cli::generate::GenerateArgs;
+use cli::logs::LogsArgs;
 use cli::send::SendArgs;
 use cli::Located;
 
@@ -45,7 +48,7 @@ enum Command {
         #[command(flatten)]
         ports: Ports,
     },
-    /// Run the application until Ctrl-C: resources, functions, event sources, logs.
+    /// Run the application until Ctrl-C or SIGTERM: resources, functions, event sources, logs.
     Run(RunArgs),
     /// Invoke one function once with an event file; prints the response and its log.
     Invoke {
@@ -64,8 +67,10 @@ enum Command {
         #[command(subcommand)]
         action: DlqAction,
     },
-    /// The running application: functions, queues, dead letters, logs.
+    /// The running application: functions, queues, dead letters, outputs, logs.
     Status(Located),
+    /// A function's log (every function's by default), as `sam logs`; --follow goes on.
+    Logs(LogsArgs),
     /// Print a sample event of a trigger the local Lambda runs.
     GenerateEvent(GenerateArgs),
 }
@@ -103,6 +108,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Send(args) => runtime()?.block_on(cli::send::send(&args)),
         Command::Dlq { action } => runtime()?.block_on(cli::dlq::run(action)),
         Command::Status(located) => runtime()?.block_on(cli::status::status(&located)),
+        Command::Logs(args) => runtime()?.block_on(cli::logs::logs(&args)),
         Command::GenerateEvent(args) => cli::generate::generate(&args),
     }
 }

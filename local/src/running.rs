@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::clients::Endpoints;
 use crate::cloud::process::runs_program;
 use crate::resources::{QueueInfo, Subscriber};
+use crate::stack::outputs::StackOutput;
 use crate::stats::HostCounts;
 use crate::LocalPipeline;
 
@@ -58,6 +59,14 @@ pub struct RunningApp {
     pub tables: BTreeMap<String, String>,
     /// Functions by logical id.
     pub functions: BTreeMap<String, RunningFunction>,
+    /// The template's outputs, as the stack resolved them.
+    #[serde(default)]
+    pub outputs: Vec<StackOutput>,
+    /// Whether the run stopped with `--keep`: its resources (and the messages in them) are
+    /// still there, and the `dlq`, `send` and `status` commands still reach them, though no
+    /// process runs the functions.
+    #[serde(default)]
+    pub kept: bool,
 }
 
 /// A function of the running application.
@@ -136,6 +145,8 @@ impl RunningApp {
             buses: stack.buses.clone(),
             tables: stack.tables.clone(),
             functions: BTreeMap::new(),
+            outputs: stack.outputs.clone(),
+            kept: false,
         };
         app.refresh(pipeline);
         Ok(app)
@@ -191,6 +202,29 @@ impl RunningApp {
         runs_program(self.pid, &self.program)
     }
 
+    /// Whether the commands may use it: its run is alive, or stopped and kept the stack.
+    pub fn is_usable(&self) -> bool {
+        self.kept || self.is_alive()
+    }
+
+    /// Described as a stack its run left in place (`run --keep`): the commands reach its
+    /// resources after the run is gone, until a later run of the same stack takes it over.
+    pub fn keep(&mut self, project: &Path) -> Result<PathBuf> {
+        self.kept = true;
+        self.save(project)
+    }
+
+    /// How it runs, for headings: `pid N`, or that its run stopped and kept it.
+    pub fn state(&self) -> String {
+        if self.kept {
+            "kept by a run that stopped: no function runs; `eventkit-local run --stack-name \
+             STACK` takes it over"
+                .replace("STACK", &self.stack)
+        } else {
+            format!("pid {}", self.pid)
+        }
+    }
+
     /// Every description under `project`, alive or not.
     pub fn all(project: &Path) -> Vec<Self> {
         let Ok(entries) = std::fs::read_dir(Self::folder(project)) else {
@@ -209,21 +243,25 @@ impl RunningApp {
         apps
     }
 
-    /// The application running from `project`: the one named `stack`, or the only one.
-    /// Fails, saying what to do, when none runs (or only stale descriptions are left), or
-    /// when several run and `stack` does not choose.
+    /// The application running from `project` (or kept by a run that stopped): the one
+    /// named `stack`, or the only one. Fails, saying what to do, when none runs (or only
+    /// stale descriptions are left), or when several run and `stack` does not choose.
     pub fn find(project: &Path, stack: Option<&str>) -> Result<Self> {
-        let (alive, stale): (Vec<Self>, Vec<Self>) =
-            Self::all(project).into_iter().partition(Self::is_alive);
+        let (usable, stale): (Vec<Self>, Vec<Self>) =
+            Self::all(project).into_iter().partition(Self::is_usable);
         let stale: Vec<String> = stale
             .iter()
             .map(|app| format!("{} (pid {} gone)", app.stack, app.pid))
             .collect();
-        let chosen: Vec<Self> = alive
+        let mut chosen: Vec<Self> = usable
             .iter()
             .filter(|app| stack.is_none_or(|name| app.stack == name))
             .cloned()
             .collect();
+        // Unnamed, the one running application goes before stacks kept by runs that stopped.
+        if stack.is_none() && chosen.iter().filter(|app| !app.kept).count() == 1 {
+            chosen.retain(|app| !app.kept);
+        }
         match (chosen.len(), stack) {
             (1, _) => Ok(chosen.into_iter().next().context("one application")?),
             (0, _) => {
@@ -297,6 +335,8 @@ mod tests {
             buses: BTreeMap::new(),
             tables: BTreeMap::new(),
             functions: BTreeMap::new(),
+            outputs: Vec::new(),
+            kept: false,
         }
     }
 
@@ -327,6 +367,27 @@ mod tests {
         );
         RunningApp::remove(&project, "other");
         assert_eq!(RunningApp::find(&project, None).unwrap().stack, "live");
+        std::fs::remove_dir_all(&project).unwrap();
+    }
+
+    #[test]
+    fn a_stack_kept_by_a_run_that_stopped_is_found() {
+        let project = std::env::temp_dir().join(format!("running-{}", uuid::Uuid::new_v4()));
+        let this = std::env::current_exe().unwrap();
+        // Its run is gone (pid 1 is init), but it said it kept the stack.
+        described("kept", 1, this).keep(&project).unwrap();
+        let found = RunningApp::find(&project, None).unwrap();
+        assert_eq!(found.stack, "kept");
+        assert!(found.state().contains("kept by a run that stopped"));
+        // A running one goes first when no stack is named.
+        described("live", std::process::id(), std::env::current_exe().unwrap())
+            .save(&project)
+            .unwrap();
+        assert_eq!(RunningApp::find(&project, None).unwrap().stack, "live");
+        assert_eq!(
+            RunningApp::find(&project, Some("kept")).unwrap().stack,
+            "kept"
+        );
         std::fs::remove_dir_all(&project).unwrap();
     }
 }

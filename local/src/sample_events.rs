@@ -3,23 +3,26 @@
 //! what comes out is what that type reads and writes (a field it does not know would be
 //! dropped, a missing one would fail).
 
+use std::collections::BTreeMap;
+
 use anyhow::{Context, Result};
 use aws_lambda_events::event::dynamodb::Event as StreamEvent;
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
-use aws_lambda_events::event::sns::SnsEvent;
+use aws_lambda_events::event::sns::{SnsEvent, SnsMessage};
 use aws_lambda_events::event::sqs::SqsEvent;
 use clap::ValueEnum;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
+use crate::batch_entries::{AttributeValue, BatchEntry};
 use crate::cloud::REGION;
 use crate::template::ACCOUNT_ID;
 
 /// A trigger the local Lambda runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Trigger {
-    /// An SQS event source mapping's batch (one message).
+    /// An SQS event source mapping's batch (a record per message).
     Sqs,
     /// An SNS subscription's notification.
     Sns,
@@ -31,35 +34,149 @@ pub enum Trigger {
     Schedule,
 }
 
+impl Trigger {
+    /// Its name on the command line (`dynamodb-stream`).
+    pub fn name(self) -> String {
+        self.to_possible_value()
+            .map_or_else(|| format!("{self:?}"), |value| value.get_name().to_string())
+    }
+}
+
+/// What an SQS record of a sample carries: its body and message attributes.
+#[derive(Clone, Debug, Default)]
+pub struct SampleMessage {
+    /// The message body (with `from_sns`, the message published to the topic).
+    pub body: String,
+    /// Its message attributes, by name.
+    pub attributes: BTreeMap<String, AttributeValue>,
+}
+
+impl From<&BatchEntry> for SampleMessage {
+    fn from(entry: &BatchEntry) -> Self {
+        Self {
+            body: entry.message_body.clone(),
+            attributes: entry.message_attributes.clone(),
+        }
+    }
+}
+
+/// An SQS event source mapping's batch with a record per message. With `from_sns`, each
+/// record's body is the notification a topic delivers to a subscribed queue (without raw
+/// message delivery): the message and its attributes wrapped in SNS's JSON envelope.
+pub fn sqs_sample(messages: &[SampleMessage], from_sns: bool) -> Result<Value> {
+    let now = chrono::Utc::now();
+    let millis = now.timestamp_millis().to_string();
+    let records = messages
+        .iter()
+        .map(|message| {
+            let id = uuid::Uuid::new_v4().to_string();
+            let (body, attributes) = if from_sns {
+                (sns_envelope(message, now)?, json!({}))
+            } else {
+                (message.body.clone(), sqs_attributes(&message.attributes))
+            };
+            Ok(json!({
+                "messageId": id,
+                "receiptHandle": "AQEB-sample-receipt-handle",
+                "body": body,
+                "attributes": {
+                    "ApproximateReceiveCount": "1",
+                    "SentTimestamp": millis,
+                    "SenderId": ACCOUNT_ID,
+                    "ApproximateFirstReceiveTimestamp": millis
+                },
+                "messageAttributes": attributes,
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": arn("sqs", "my-queue"),
+                "awsRegion": REGION
+            }))
+        })
+        .collect::<Result<Vec<Value>>>()?;
+    typed::<SqsEvent>(json!({ "Records": records }))
+}
+
+/// The notification SNS puts in a subscribed queue's message body, as SNS writes it
+/// (`SigningCertURL`, `UnsubscribeURL`), checked against `SnsMessage`, which reads it.
+fn sns_envelope(message: &SampleMessage, at: chrono::DateTime<chrono::Utc>) -> Result<String> {
+    let topic = arn("sns", "my-topic");
+    let attributes: Map<String, Value> = message
+        .attributes
+        .iter()
+        .map(|(name, value)| {
+            let text = value
+                .string_value
+                .clone()
+                .or_else(|| value.binary_value.clone())
+                .unwrap_or_default();
+            (
+                name.clone(),
+                json!({"Type": value.data_type, "Value": text}),
+            )
+        })
+        .collect();
+    let envelope = json!({
+        "Type": "Notification",
+        "MessageId": uuid::Uuid::new_v4().to_string(),
+        "TopicArn": topic,
+        "Message": message.body,
+        "Timestamp": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "SignatureVersion": "1",
+        "Signature": "EXAMPLE",
+        "SigningCertURL": "https://sns.us-east-1.amazonaws.com/SimpleNotificationService.pem",
+        "UnsubscribeURL": format!(
+            "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe&SubscriptionArn={topic}:sample"
+        ),
+        "MessageAttributes": attributes
+    });
+    serde_json::from_value::<SnsMessage>(envelope.clone())
+        .context("the SNS envelope does not fit SnsMessage")?;
+    Ok(envelope.to_string())
+}
+
+/// Message attributes as an SQS record carries them (`stringValue`, `dataType`, ...).
+fn sqs_attributes(attributes: &BTreeMap<String, AttributeValue>) -> Value {
+    attributes
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.clone(),
+                json!({
+                    "dataType": value.data_type,
+                    "stringValue": value.string_value,
+                    "binaryValue": value.binary_value,
+                    "stringListValues": [],
+                    "binaryListValues": []
+                }),
+            )
+        })
+        .collect::<Map<String, Value>>()
+        .into()
+}
+
+fn arn(service: &str, name: &str) -> String {
+    format!("arn:aws:{service}:{REGION}:{ACCOUNT_ID}:{name}")
+}
+
 /// The sample event of `trigger` carrying `body`: an SQS message body, an SNS message, an
 /// EventBridge `detail` (JSON), or a stream record's new image (a JSON object of plain
 /// values, turned into DynamoDB's typed attributes; its `id`, `pk` and `sk` are the keys).
 pub fn sample(trigger: Trigger, body: Option<&str>) -> Result<Value> {
     let id = uuid::Uuid::new_v4().to_string();
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let arn = |service: &str, name: &str| format!("arn:aws:{service}:{REGION}:{ACCOUNT_ID}:{name}");
     let json_body = |default: Value| -> Result<Value> {
         body.map_or(Ok(default), |text| {
             serde_json::from_str(text).context("--body must be JSON for this trigger")
         })
     };
     match trigger {
-        Trigger::Sqs => typed::<SqsEvent>(json!({"Records": [{
-            "messageId": id,
-            "receiptHandle": "AQEB-sample-receipt-handle",
-            "body": body.unwrap_or(r#"{"hello": "world"}"#),
-            "attributes": {
-                "ApproximateReceiveCount": "1",
-                "SentTimestamp": chrono::Utc::now().timestamp_millis().to_string(),
-                "SenderId": ACCOUNT_ID,
-                "ApproximateFirstReceiveTimestamp": chrono::Utc::now().timestamp_millis().to_string()
-            },
-            "messageAttributes": {},
-            "md5OfBody": "",
-            "eventSource": "aws:sqs",
-            "eventSourceARN": arn("sqs", "my-queue"),
-            "awsRegion": REGION
-        }]})),
+        Trigger::Sqs => sqs_sample(
+            &[SampleMessage {
+                body: body.unwrap_or(r#"{"hello": "world"}"#).to_string(),
+                attributes: BTreeMap::new(),
+            }],
+            false,
+        ),
         Trigger::Sns => typed::<SnsEvent>(json!({"Records": [{
             "EventSource": "aws:sns",
             "EventVersion": "1.0",
@@ -190,5 +307,38 @@ mod tests {
         assert_eq!(change["NewImage"]["n"], json!({"N": "2"}));
         assert_eq!(change["Keys"], json!({"pk": {"S": "x"}}));
         assert!(sample(Trigger::Eventbridge, Some("not json")).is_err());
+    }
+
+    #[test]
+    fn an_sqs_sample_has_a_record_per_message_and_wraps_each_in_sns_when_asked() {
+        let entries = crate::batch_entries::parse(
+            r#"[{"Id": "1", "MessageBody": "{\"n\": 1}",
+                 "MessageAttributes": {"kind": {"DataType": "String", "StringValue": "order"}}},
+                {"Id": "2", "MessageBody": "two"}]"#,
+        )
+        .unwrap();
+        let messages: Vec<SampleMessage> = entries.iter().map(SampleMessage::from).collect();
+        let plain = sqs_sample(&messages, false).unwrap();
+        let records = plain["Records"].as_array().unwrap();
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[0]["body"], r#"{"n": 1}"#);
+        assert_eq!(
+            records[0]["messageAttributes"]["kind"]["stringValue"],
+            "order"
+        );
+        assert_ne!(records[0]["messageId"], records[1]["messageId"]);
+
+        let wrapped = sqs_sample(&messages, true).unwrap();
+        let body: Value =
+            serde_json::from_str(wrapped["Records"][0]["body"].as_str().unwrap()).unwrap();
+        assert_eq!(body["Type"], "Notification");
+        assert_eq!(body["Message"], r#"{"n": 1}"#);
+        assert_eq!(
+            body["MessageAttributes"]["kind"],
+            json!({"Type": "String", "Value": "order"})
+        );
+        assert!(body.get("SigningCertURL").is_some(), "{body}");
+        let notification: SnsMessage = serde_json::from_value(body).unwrap();
+        assert_eq!(notification.message, r#"{"n": 1}"#);
     }
 }

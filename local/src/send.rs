@@ -5,6 +5,7 @@ use anyhow::{bail, Context, Result};
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use serde_json::Value;
 
+use crate::batch_entries::{BatchEntry, MAX_PER_REQUEST};
 use crate::clients::Clients;
 use crate::running::{names, RunningApp};
 
@@ -116,6 +117,72 @@ pub async fn send(
         names(&app.topics),
         names(&app.buses)
     )
+}
+
+/// What a batch send did with each entry.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BatchSent {
+    /// The entries SQS took: entry id, message id.
+    pub sent: Vec<(String, String)>,
+    /// The entries SQS refused: entry id, why.
+    pub failed: Vec<(String, String)>,
+}
+
+/// Sends `entries` (SendMessageBatch's, as a sample file holds them) to the queue declared
+/// as `logical`, ten per request as SQS takes them. On a FIFO queue an entry without a
+/// message group gets `group`, and one without a deduplication id a fresh one.
+pub async fn send_batch(
+    clients: &Clients,
+    app: &RunningApp,
+    logical: &str,
+    entries: &[BatchEntry],
+    group: &str,
+) -> Result<BatchSent> {
+    let Some(queue) = app.queues.get(logical) else {
+        let kind = if app.topics.contains_key(logical) {
+            "a topic"
+        } else if app.buses.contains_key(logical) {
+            "a bus"
+        } else {
+            "not one of its queues"
+        };
+        bail!(
+            "--batch sends SendMessageBatch entries to a queue; {logical} is {kind} (the \
+             application's queues: {})",
+            names(&app.queues)
+        );
+    };
+    let fifo = queue.name.ends_with(".fifo");
+    let mut outcome = BatchSent::default();
+    for chunk in entries.chunks(MAX_PER_REQUEST) {
+        let mut request = clients.sqs.send_message_batch().queue_url(&queue.url);
+        for entry in chunk {
+            let mut entry = entry.clone();
+            if fifo {
+                entry
+                    .message_group_id
+                    .get_or_insert_with(|| group.to_string());
+                entry
+                    .message_deduplication_id
+                    .get_or_insert_with(|| uuid::Uuid::new_v4().simple().to_string());
+            }
+            request = request.entries(entry.to_sdk()?);
+        }
+        let sent = request
+            .send()
+            .await
+            .with_context(|| format!("sending a batch to queue {logical}"))?;
+        outcome.sent.extend(
+            sent.successful()
+                .iter()
+                .map(|ok| (ok.id().to_string(), ok.message_id().to_string())),
+        );
+        outcome.failed.extend(sent.failed().iter().map(|failed| {
+            let why = failed.message().unwrap_or(failed.code()).to_string();
+            (failed.id().to_string(), why)
+        }));
+    }
+    Ok(outcome)
 }
 
 /// The entry `payload` describes, for the bus named `bus`.

@@ -63,6 +63,21 @@ pub struct Template {
     pub function_globals: Value,
     /// The resources, by logical id.
     pub resources: Vec<Resource>,
+    /// The `Outputs` section, by key.
+    pub outputs: Vec<Output>,
+}
+
+/// One output of the template (`Outputs`), its value still unresolved.
+#[derive(Clone, Debug)]
+pub struct Output {
+    /// Its key.
+    pub key: String,
+    /// Its `Description`, if any.
+    pub description: Option<String>,
+    /// Its `Value`, intrinsic functions unresolved.
+    pub value: Value,
+    /// The condition that decides whether it exists (`Condition`), if any.
+    pub condition: Option<String>,
 }
 
 /// One resource of the template.
@@ -134,11 +149,26 @@ impl Template {
                     .collect()
             })
             .unwrap_or_default();
+        let outputs = document["Outputs"]
+            .as_object()
+            .map(|outputs| {
+                outputs
+                    .iter()
+                    .map(|(key, output)| Output {
+                        key: key.clone(),
+                        description: output["Description"].as_str().map(str::to_string),
+                        value: output["Value"].clone(),
+                        condition: output["Condition"].as_str().map(str::to_string),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         Ok(Self {
             parameters,
             conditions,
             function_globals: document["Globals"]["Function"].clone(),
             resources,
+            outputs,
         })
     }
 

@@ -3,9 +3,10 @@
 //! responses, which rejects orders below `MinimumQuantity`), against the running local cloud
 //! (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_DYNAMODB`):
 //! `run` → `send` → the failures reach the DLQ (`dlq list`, `status`) → `dlq show` names
-//! why → `run` stopped with `--keep` and started again with the fix (`MinimumQuantity=0`) →
-//! `dlq redrive` one chosen message (receive, send, delete), then the rest (SQS's
-//! message-move task) → the fixed function processes them → Ctrl-C deletes everything.
+//! why → `run` stopped with `--keep` (the kept stack's dead letters still listed) and
+//! started again with the fix (`MinimumQuantity=0`) → `dlq redrive` one chosen message
+//! (receive, send, delete), then the rest (SQS's message-move task) → the fixed function
+//! processes them → Ctrl-C deletes everything.
 
 mod support;
 
@@ -92,33 +93,41 @@ fn failures_reach_the_dlq_are_explained_and_come_back_to_the_fixed_function() {
 
     let shown = ok(app, &["dlq", "show", "OrdersDLQ"]);
     for id in &zero {
+        let reason = reason_of(&shown, id);
+        // Which invocation named it in batchItemFailures, on its last (second) receive, and
+        // what the function said of it.
         assert!(
-            shown.contains(&format!(
-                "reason: SqsConsumer logged: message {id}: rejected, quantity 0 is below the \
-                 minimum of 1"
-            )),
+            reason.starts_with("SqsConsumer named it in batchItemFailures (invocation ")
+                && reason.ends_with(&format!(
+                    ", receive 2 from {stack}-OrdersQueue); it logged: message {id}: rejected, \
+                     quantity 0 is below the minimum of 1"
+                )),
             "{shown}"
         );
     }
+    // No idempotency table: nothing said about idempotency.
+    assert!(!shown.contains("idempotency"), "{shown}");
     assert!(!shown.contains(&good), "{shown}");
 
-    // Stopped with --keep: the queues and what they hold stay; no description is left.
+    // Stopped with --keep: the queues and what they hold stay, and so does the description,
+    // marked kept, for the commands that reach the stack without a run.
     assert!(described(app).exists());
     let output = first.stop();
     assert!(
         output.contains(&format!("stack {stack} left in place")),
         "{output}"
     );
+    let kept = std::fs::read_to_string(described(app)).unwrap_or_default();
     assert!(
-        !described(app).exists(),
-        "the description is removed on a clean stop"
+        kept.contains(r#""kept": true"#),
+        "the description stays, marked kept:\n{kept}"
     );
     assert!(
         queue_exists(&format!("{stack}-OrdersDLQ")),
         "--keep keeps the queues"
     );
-    let gone = cli(app, &["dlq", "list"]);
-    assert!(!gone.status.success(), "a stopped application is not used");
+    // No run, yet the kept stack's dead letters are listed.
+    assert_eq!(dead_letters(app, "OrdersDLQ"), 2);
 
     // The fix: the same stack again, with the minimum at zero.
     let fixed = Running::start(app, &["--parameter", "MinimumQuantity=0"]);
@@ -226,10 +235,13 @@ fn orders_published_to_the_topic_reach_the_function_and_failures_its_dlq() {
         shown.contains(r#"body: {"orderId": "o-2", "quantity": 0}"#),
         "{shown}"
     );
+    let reason = reason_of(&shown, &id);
     assert!(
-        shown.contains(&format!(
-            "reason: OrderConsumer logged: message {id}: rejected, quantity 0 is below the minimum of 1"
-        )),
+        reason.starts_with("OrderConsumer named it in batchItemFailures (invocation ")
+            && reason.ends_with(&format!(
+                ", receive 2 from {stack}-OrdersQueue); it logged: message {id}: rejected, \
+                 quantity 0 is below the minimum of 1"
+            )),
         "{shown}"
     );
 
@@ -301,4 +313,18 @@ fn queue_exists(name: &str) -> bool {
             .await
             .is_ok()
     })
+}
+
+/// The reason `dlq show` gives for message `id`.
+fn reason_of(shown: &str, id: &str) -> String {
+    shown
+        .split(&format!("message {id}\n"))
+        .nth(1)
+        .and_then(|after| {
+            after
+                .lines()
+                .find_map(|line| line.trim().strip_prefix("reason: "))
+        })
+        .unwrap_or_else(|| panic!("no reason shown for {id}:\n{shown}"))
+        .to_string()
 }

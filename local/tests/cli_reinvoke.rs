@@ -14,7 +14,7 @@ fn probe_log(app: App) -> String {
     let log = root()
         .join("tests/apps/templates/.local-cloud/logs")
         .join(app.stack)
-        .join("schedule-probe.log");
+        .join("Probe.log");
     std::fs::read_to_string(log).unwrap_or_default()
 }
 

@@ -110,7 +110,7 @@ async fn a_notification_invokes_the_subscribed_function_again() {
     let log = root()
         .join("tests/apps/templates/.local-cloud/logs")
         .join(&stack)
-        .join("schedule-probe.log");
+        .join("Probe.log");
     let invoked = || {
         std::fs::read_to_string(&log)
             .unwrap_or_default()

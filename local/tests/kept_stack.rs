@@ -70,7 +70,7 @@ fn alerts_seen(stack: &str) -> Vec<String> {
     let log = root()
         .join("tests/apps/templates/.local-cloud/logs")
         .join(stack)
-        .join("schedule-probe.log");
+        .join("Probe.log");
     std::fs::read_to_string(log)
         .unwrap_or_default()
         .lines()

@@ -16,7 +16,7 @@ fn payloads(app: App) -> Vec<Value> {
     let log = root()
         .join("tests/apps/templates/.local-cloud/logs")
         .join(app.stack)
-        .join("schedule-probe.log");
+        .join("ScheduleProbe.log");
     std::fs::read_to_string(log)
         .unwrap_or_default()
         .lines()

@@ -13,6 +13,7 @@ use eventkit_local::cloud::{LocalCloud, Ports};
 use eventkit_local::invocation::Outcome;
 use eventkit_local::logs::LogLine;
 use eventkit_local::running::RunningApp;
+use eventkit_local::stack::outputs;
 use eventkit_local::template::find_template;
 use eventkit_local::watch::{Rebuilt, Watch};
 use eventkit_local::{Binaries, LocalPipeline, PipelineOptions};
@@ -50,7 +51,8 @@ pub struct AppArgs {
     #[arg(long, conflicts_with = "release")]
     prebuilt: Option<PathBuf>,
     /// A visibility timeout (seconds) for every declared queue instead of the template's,
-    /// so that failed messages come back (and reach their DLQ) sooner.
+    /// so that failed messages come back (and reach their DLQ) sooner. Below the timeout
+    /// of a function that consumes the queue (which AWS refuses) it earns a warning.
     #[arg(long, value_name = "SECONDS")]
     pub visibility_timeout: Option<u32>,
     /// A template parameter, `Name=Value` (repeatable).
@@ -112,6 +114,8 @@ fn options(here: &Path, app: &AppArgs) -> Result<PipelineOptions> {
         },
     };
     options.visibility_timeout = app.visibility_timeout;
+    // `logs FUNCTION` and the user find a function's log by the name the template gives it.
+    options.run.logs_by_logical_id = true;
     for parameter in &app.parameters {
         let (name, value) = parameter
             .split_once('=')
@@ -125,8 +129,12 @@ fn step(text: &str) {
     say!("  {text}");
 }
 
-/// What the template declares that does not run here, named once.
+/// What the template declares that does not run here, named once; what runs here and
+/// would not deploy, warned about.
 fn name_what_is_not_emulated(pipeline: &LocalPipeline) {
+    for warning in &pipeline.stack().warnings {
+        say!("warning: {warning}");
+    }
     let skipped = &pipeline.stack().skipped;
     if skipped.is_empty() {
         return;
@@ -137,13 +145,17 @@ fn name_what_is_not_emulated(pipeline: &LocalPipeline) {
     }
 }
 
-/// Runs the application until Ctrl-C, described in `.local-cloud/apps/<stack>.json` for the
+/// Runs the application until Ctrl-C or SIGTERM, described in `.local-cloud/apps/<stack>.json` for the
 /// other commands meanwhile.
 pub async fn run_application(here: &Path, args: &RunArgs) -> Result<ExitCode> {
     let app = &args.app;
     let options = options(here, app)?;
     let project = options.project.clone();
-    if let Ok(running) = RunningApp::find(&project, Some(&options.stack_name)) {
+    // A stack kept by a run that stopped is taken over; one that runs is not.
+    if let Some(running) = RunningApp::find(&project, Some(&options.stack_name))
+        .ok()
+        .filter(RunningApp::is_alive)
+    {
         bail!(
             "stack {} already runs (pid {}): stop it first, or choose another --stack-name",
             running.stack,
@@ -170,10 +182,16 @@ pub async fn run_application(here: &Path, args: &RunArgs) -> Result<ExitCode> {
             }
         });
     }
+    if !pipeline.stack().outputs.is_empty() {
+        say!("outputs");
+        for line in outputs::describe(&pipeline.stack().outputs) {
+            say!("{line}");
+        }
+    }
     let mut described = RunningApp::describe(&pipeline, &template, &endpoints, &logs)?;
     let state = described.save(&project)?;
     say!(
-        "running; logs in {}; described in {}; {}Ctrl-C stops{}",
+        "running; logs in {}; described in {}; {}Ctrl-C (or SIGTERM) stops{}",
         logs.display(),
         state.display(),
         if args.no_watch {
@@ -187,7 +205,7 @@ pub async fn run_application(here: &Path, args: &RunArgs) -> Result<ExitCode> {
             " and deletes the resources"
         }
     );
-    let stopped = tokio::signal::ctrl_c();
+    let stopped = stop_signal()?;
     tokio::pin!(stopped);
     let then = match watch.binaries {
         Binaries::Cargo { .. } => "; rebuilding",
@@ -206,7 +224,7 @@ pub async fn run_application(here: &Path, args: &RunArgs) -> Result<ExitCode> {
     loop {
         tokio::select! {
             signal = &mut stopped => {
-                signal.context("waiting for Ctrl-C")?;
+                say!("{signal}");
                 break;
             }
             watched = &mut watching => {
@@ -226,15 +244,35 @@ pub async fn run_application(here: &Path, args: &RunArgs) -> Result<ExitCode> {
     // The watch borrows the pipeline; it ends before the pipeline stops.
     drop(watching);
     say!("stopping");
-    // Described no more before anything is deleted: no command reaches a half-gone stack.
-    RunningApp::remove(&project, &described.stack);
     if args.keep {
         pipeline.stop().await;
+        // Still described, as kept: `dlq`, `send` and `status` reach what is left.
+        described.refresh(&pipeline);
+        if let Err(error) = described.keep(&project) {
+            say!("the kept stack is not described ({error:#}): `dlq` will not find it");
+            RunningApp::remove(&project, &described.stack);
+        }
         say!("stack {} left in place", described.stack);
     } else {
+        // Described no more before anything is deleted: no command reaches a half-gone stack.
+        RunningApp::remove(&project, &described.stack);
         pipeline.shut_down().await;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM (`kill`, a service manager, a container's stop),
+/// naming which: both stop the application the same way.
+fn stop_signal() -> Result<impl Future<Output = &'static str>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt()).context("listening for Ctrl-C")?;
+    let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => "interrupted (Ctrl-C)",
+            _ = terminate.recv() => "terminated (SIGTERM)",
+        }
+    })
 }
 
 fn report_rebuild(rebuilt: &Rebuilt) {

@@ -12,6 +12,7 @@ macro_rules! say {
 pub mod app;
 pub mod dlq;
 pub mod generate;
+pub mod logs;
 pub mod send;
 pub mod status;
 

@@ -1,10 +1,11 @@
-//! `send LOGICAL_ID (--message TEXT | --file FILE)`.
+//! `send LOGICAL_ID (--message TEXT | --file FILE | --batch FILE)`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use eventkit_local::batch_entries;
 
 use super::{clients_of, Located};
 
@@ -18,28 +19,37 @@ pub struct SendArgs {
     #[arg(
         long,
         short = 'm',
-        conflicts_with = "file",
-        required_unless_present = "file"
+        conflicts_with_all = ["file", "batch"],
+        required_unless_present_any = ["file", "batch"]
     )]
     pub message: Option<String>,
     /// The same, read from a file.
-    #[arg(long, short = 'f')]
+    #[arg(long, short = 'f', conflicts_with = "batch")]
     pub file: Option<PathBuf>,
-    /// The message group of a FIFO queue or topic.
+    /// Several messages to a queue, from a file of SendMessageBatch entries (a JSON array
+    /// of `{"Id", "MessageBody", "MessageAttributes", "DelaySeconds"}`, or the request with
+    /// `Entries`), as `aws sqs send-message-batch --entries file://FILE` sends them.
+    #[arg(long, value_name = "FILE")]
+    pub batch: Option<PathBuf>,
+    /// The message group of a FIFO queue or topic (for --batch: of the entries that name
+    /// none).
     #[arg(long, default_value = "default")]
     pub group_id: String,
     #[command(flatten)]
     pub located: Located,
 }
 
-/// Sends one message and prints its id.
+/// Sends one message and prints its id, or a batch and prints each entry's.
 pub async fn send(args: &SendArgs) -> Result<ExitCode> {
+    if let Some(file) = &args.batch {
+        return send_batch(args, file).await;
+    }
     let payload = match (&args.message, &args.file) {
         (Some(message), _) => message.clone(),
         (None, Some(file)) => {
             std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?
         }
-        (None, None) => anyhow::bail!("give --message TEXT or --file FILE"),
+        (None, None) => anyhow::bail!("give --message TEXT, --file FILE or --batch FILE"),
     };
     let app = args.located.find()?;
     let clients = clients_of(&app).await;
@@ -50,4 +60,32 @@ pub async fn send(args: &SendArgs) -> Result<ExitCode> {
         eprintln!("warning: {warning}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Sends the entries of `file`; fails when SQS refused any.
+async fn send_batch(args: &SendArgs, file: &std::path::Path) -> Result<ExitCode> {
+    // Read before the application is looked for: a wrong file is said as such.
+    let entries = batch_entries::read(file)?;
+    let app = args.located.find()?;
+    let clients = clients_of(&app).await;
+    let outcome =
+        eventkit_local::send::send_batch(&clients, &app, &args.target, &entries, &args.group_id)
+            .await?;
+    println!(
+        "sent {} of {} message(s) to queue {}",
+        outcome.sent.len(),
+        entries.len(),
+        args.target
+    );
+    for (entry, message) in &outcome.sent {
+        println!("  {entry}: {message}");
+    }
+    for (entry, why) in &outcome.failed {
+        eprintln!("  {entry} refused: {why}");
+    }
+    Ok(if outcome.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -4,18 +4,20 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use eventkit_local::dead_letters;
+use eventkit_local::stack::outputs;
 
 use super::{clients_of, Located};
 
 /// Prints the functions (up, crashed and restarted, invocations, errors), the queues
-/// (visible, in flight, which are dead-letter queues) and where the logs are.
+/// (visible, in flight, which are dead-letter queues), the stack's outputs and where the
+/// logs are.
 pub async fn status(located: &Located) -> Result<ExitCode> {
     let app = located.find()?;
     let clients = clients_of(&app).await;
     println!(
-        "stack {} (pid {}), template {}",
+        "stack {} ({}), template {}",
         app.stack,
-        app.pid,
+        app.state(),
         app.template.display()
     );
     println!(
@@ -24,7 +26,9 @@ pub async fn status(located: &Located) -> Result<ExitCode> {
     );
     println!("\nfunctions");
     for (logical, function) in &app.functions {
-        let state = if function.ready == function.environments {
+        let state = if app.kept {
+            "stopped"
+        } else if function.ready == function.environments {
             "up"
         } else {
             "starting"
@@ -49,6 +53,12 @@ pub async fn status(located: &Located) -> Result<ExitCode> {
             "  {logical:<24} visible {:<5} in flight {:<5}{role}",
             depth.visible, depth.in_flight
         );
+    }
+    if !app.outputs.is_empty() {
+        println!("\noutputs");
+        for line in outputs::describe(&app.outputs) {
+            println!("{line}");
+        }
     }
     println!("\nlogs in {}", app.logs.display());
     Ok(ExitCode::SUCCESS)

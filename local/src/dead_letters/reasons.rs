@@ -35,28 +35,76 @@ pub struct LoggedReason {
     pub text: String,
 }
 
-/// The last line of the functions' own output (not the platform's) that names
-/// `message_id`: what a function logs about a record it fails, in the logs
-/// `functions` lists (logical id and log file).
+/// The longest line of a function's own output quoted as a reason: a longer one naming the
+/// message is a dump (of the whole batch, say), not what the function said about it.
+const QUOTED: usize = 300;
+
+/// Why `message_id` failed, from the logs `functions` lists (logical id and log file): the
+/// last time the local event source kept it in its queue (named in `batchItemFailures`, or
+/// the invocation failed), with the function's own last short line about it; else that line
+/// alone.
 pub fn reason_in_logs(functions: &[(String, PathBuf)], message_id: &str) -> Option<LoggedReason> {
-    let mut last: Option<LoggedReason> = None;
+    let mut kept: Option<LoggedReason> = None;
+    let mut said: Option<LoggedReason> = None;
     for (function, log) in functions {
         let Ok(text) = std::fs::read_to_string(log) else {
             continue;
         };
-        let found = text
-            .lines()
-            .rev()
-            .filter(|line| line.contains(message_id))
-            .find_map(reason_of_line);
-        if let Some(text) = found {
-            last = Some(LoggedReason {
+        let naming = || text.lines().rev().filter(|line| line.contains(message_id));
+        if let Some(text) = naming().find_map(|line| kept_in_queue(line, message_id)) {
+            kept = Some(LoggedReason {
+                function: function.clone(),
+                text,
+            });
+        }
+        let own = naming()
+            .filter_map(reason_of_line)
+            .find(|text| text.len() <= QUOTED);
+        if let Some(text) = own {
+            said = Some(LoggedReason {
                 function: function.clone(),
                 text,
             });
         }
     }
-    last
+    match (kept, said) {
+        (Some(kept), Some(said)) if said.function == kept.function => Some(LoggedReason {
+            text: format!("{}; it logged: {}", kept.text, said.text),
+            ..kept
+        }),
+        (Some(kept), _) => Some(kept),
+        (None, said) => said.map(|said| LoggedReason {
+            text: format!("logged: {}", said.text),
+            ..said
+        }),
+    }
+}
+
+/// What a `platform.recordsKept` line says of `message_id`: why the invocation left it in
+/// its queue, which invocation, and which receive it was.
+fn kept_in_queue(line: &str, message_id: &str) -> Option<String> {
+    let json: Value = serde_json::from_str(line).ok()?;
+    if json["type"] != "platform.recordsKept" {
+        return None;
+    }
+    let record = &json["record"];
+    let kept = record["records"]
+        .as_array()?
+        .iter()
+        .find(|kept| kept["messageId"] == message_id)?;
+    let mut text = format!(
+        "{} (invocation {}",
+        record["why"].as_str().unwrap_or("kept in its queue"),
+        record["requestId"].as_str().unwrap_or("unknown"),
+    );
+    if let Some(receive) = kept["receiveCount"].as_str().filter(|r| !r.is_empty()) {
+        text.push_str(&format!(", receive {receive}"));
+    }
+    if let Some(queue) = record["queue"].as_str() {
+        text.push_str(&format!(" from {queue}"));
+    }
+    text.push(')');
+    Some(text)
 }
 
 /// What a log line says, or `None` for the platform's own lines (the local Lambda's
@@ -134,10 +182,41 @@ mod tests {
             reason_in_logs(&functions, "m-1"),
             Some(LoggedReason {
                 function: "Consumer".into(),
-                text: "record m-1 failed: quantity 0".into()
+                text: "logged: record m-1 failed: quantity 0".into()
             })
         );
         assert_eq!(reason_in_logs(&functions, "m-3"), None);
+        std::fs::remove_file(log).unwrap();
+    }
+
+    #[test]
+    fn a_record_named_in_batch_item_failures_says_so_rather_than_quoting_a_dump() {
+        let log = std::env::temp_dir().join(format!("reason-{}.log", uuid::Uuid::new_v4()));
+        let dump = format!(
+            "batch: [{{\"messageId\": \"m-1\", \"body\": \"{}\"}}]",
+            "x".repeat(4000)
+        );
+        let kept = |request: &str, receive: &str| {
+            serde_json::json!({"type": "platform.recordsKept", "record": {
+                "requestId": request, "queue": "s-Orders", "why": "named it in batchItemFailures",
+                "records": [{"messageId": "m-1", "receiveCount": receive}]}})
+            .to_string()
+        };
+        std::fs::write(
+            &log,
+            format!(
+                "message m-1: rejected, quantity 0\n{dump}\n{}\n{dump}\n{}\n",
+                kept("r-1", "1"),
+                kept("r-2", "2")
+            ),
+        )
+        .unwrap();
+        let functions = vec![("Consumer".to_string(), log.clone())];
+        assert_eq!(
+            reason_in_logs(&functions, "m-1").unwrap().text,
+            "named it in batchItemFailures (invocation r-2, receive 2 from s-Orders); it logged: \
+             message m-1: rejected, quantity 0"
+        );
         std::fs::remove_file(log).unwrap();
     }
 }

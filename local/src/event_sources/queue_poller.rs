@@ -50,7 +50,7 @@ pub async fn poll_queue(
                 continue;
             }
         };
-        let outcome = host.invoke(payload).await;
+        let (request_id, outcome) = host.invoke_identified(payload).await;
         let done = settled_messages(&source, &batch, &outcome);
         if let Err(reason) = &done {
             host.log().platform(
@@ -58,8 +58,52 @@ pub async fn poll_queue(
                 json!({"queue": source.queue.name, "error": reason}),
             );
         }
-        delete(&clients, &source, &done.unwrap_or_default()).await;
+        // Said of the function: `dlq show` prints "<function> <why> (invocation ..)".
+        let why = match (&done, &outcome) {
+            (Err(reason), _) => format!("returned a batch response that was refused: {reason}"),
+            (Ok(_), Outcome::Response(_)) => "named it in batchItemFailures".to_string(),
+            (Ok(_), failed) => format!("failed the invocation: {failed}"),
+        };
+        let done = done.unwrap_or_default();
+        note_kept(&host, &source, (&request_id, &why), &batch, &done);
+        delete(&clients, &source, &done).await;
     }
+}
+
+/// Logs which records of an invocation's batch stay in the queue (to come back, and reach
+/// the DLQ after maxReceiveCount receives) and why, each with its receive count:
+/// `platform.recordsKept`, which `dlq show` reads to say why a dead letter failed.
+fn note_kept(
+    host: &FunctionHost,
+    source: &QueueSource,
+    (request_id, why): (&str, &str),
+    batch: &[Message],
+    done: &[Message],
+) {
+    let kept: Vec<Value> = batch
+        .iter()
+        .filter(|message| !done.iter().any(|d| d.message_id() == message.message_id()))
+        .map(|message| {
+            let receives = message
+                .attributes()
+                .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                .cloned()
+                .unwrap_or_default();
+            json!({"messageId": message.message_id(), "receiveCount": receives})
+        })
+        .collect();
+    if kept.is_empty() {
+        return;
+    }
+    host.log().platform(
+        "platform.recordsKept",
+        json!({
+            "requestId": request_id,
+            "queue": source.queue.name,
+            "why": why,
+            "records": kept,
+        }),
+    );
 }
 
 /// The longest wait of one receive: how long a stop may wait for the poll under way.

@@ -11,10 +11,13 @@ use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
 mod emulated;
+pub mod outputs;
 mod teardown;
+mod visibility;
 mod wiring;
 
 pub use teardown::delete_by_name;
+pub use visibility::VisibilityBelowTimeout;
 
 use super::binary::{resolve as resolve_binaries, FunctionBinaries};
 use super::clients::{Clients, Endpoints};
@@ -91,6 +94,13 @@ pub struct Stack {
     pub functions: BTreeMap<String, FunctionDecl>,
     /// Resources not created, with why.
     pub skipped: Vec<(String, String)>,
+    /// What runs here but would not deploy as it is (a `--visibility-timeout` below a
+    /// consuming function's timeout), to be shown.
+    pub warnings: Vec<String>,
+    /// The template's outputs, resolved once every resource exists.
+    pub outputs: Vec<outputs::StackOutput>,
+    /// Each declared queue's visibility timeout, by ARN.
+    visibility: BTreeMap<String, visibility::Visibility>,
     resolver: Resolver,
     created: Vec<Created>,
     dead_letter_arns: BTreeSet<String>,
@@ -127,6 +137,9 @@ impl Stack {
             streams: BTreeMap::new(),
             functions: BTreeMap::new(),
             skipped: Vec::new(),
+            warnings: Vec::new(),
+            outputs: Vec::new(),
+            visibility: BTreeMap::new(),
             resolver: Resolver::new(&options.name, REGION, parameters)
                 .with_conditions(template.conditions.clone()),
             created: Vec::new(),
@@ -173,6 +186,7 @@ impl Stack {
                 return Err(error);
             }
         }
+        stack.outputs = outputs::resolve(&template.outputs, &stack.resolver);
         Ok(stack)
     }
 
@@ -225,6 +239,10 @@ impl Stack {
                 let name = named("QueueName", 80);
                 let queue =
                     create_queue(clients, &name, &properties, options.visibility_timeout).await?;
+                self.visibility.insert(
+                    queue.arn.clone(),
+                    visibility::Visibility::of(&properties, options.visibility_timeout),
+                );
                 let redrive = &properties["RedrivePolicy"];
                 let redrive: Value = match redrive {
                     Value::String(text) => serde_json::from_str(text).unwrap_or(Value::Null),

@@ -194,6 +194,22 @@ impl Stack {
             return Ok(());
         }
         let queue = self.queue_by_arn(&resolved_text(properties, "Queue")?)?;
+        if let (Some(visibility), Some(function)) = (
+            self.visibility.get(&queue.arn).copied(),
+            self.functions.get(logical),
+        ) {
+            let queue_logical = self
+                .queues
+                .iter()
+                .find(|(_, declared)| declared.arn == queue.arn)
+                .map_or(queue.name.as_str(), |(name, _)| name.as_str());
+            let timeout = function.spec.timeout;
+            if let Some(warning) =
+                super::visibility::check(logical, event, queue_logical, visibility, timeout)?
+            {
+                self.warnings.push(warning);
+            }
+        }
         let source = queue_source(event, properties, queue);
         if let Some(function) = self.functions.get_mut(logical) {
             function.queue_sources.push(source);

@@ -117,18 +117,32 @@ impl Running {
     }
 
     pub fn interrupt(&mut self) {
+        self.signal(Signal::SIGINT);
+    }
+
+    /// SIGTERM (what `kill` and service managers send), and the exit awaited: its output
+    /// and whether it exited by itself, successfully, within 20 s.
+    pub fn terminate(mut self) -> (String, bool) {
+        let exited = self.signal(Signal::SIGTERM);
+        (self.text(), exited.is_some_and(|status| status.success()))
+    }
+
+    /// Sends `signal` and waits up to 20 s for the exit (then kills): the exit status when
+    /// the process exited by itself.
+    fn signal(&mut self, signal: Signal) -> Option<std::process::ExitStatus> {
         if let Ok(pid) = i32::try_from(self.child.id()) {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGINT);
+            let _ = kill(Pid::from_raw(pid), signal);
         }
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(20) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
             }
             std::thread::sleep(Duration::from_millis(100));
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        None
     }
 }
 
@@ -172,11 +186,17 @@ pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool)
     }
 }
 
+/// The log of the consumer of `app` (SQS_CONSUMER or SNS_TO_SQS), named after its logical
+/// id as `run` names it.
 pub fn function_log(app: App) -> String {
+    let consumer = match app.template {
+        SNS_TO_SQS => "OrderConsumer",
+        _ => "SqsConsumer",
+    };
     let log = root()
         .join("tests/apps/templates/.local-cloud/logs")
         .join(app.stack)
-        .join("sqs-consumer.log");
+        .join(format!("{consumer}.log"));
     std::fs::read_to_string(log).unwrap_or_default()
 }
 

@@ -246,16 +246,18 @@ async fn show(scope: &Scope, args: &IdempotencyArgs) -> Result<ExitCode> {
         for message in &messages {
             let id = message.message_id().unwrap_or_default();
             println!("  message {id}");
-            println!("    body: {}", message.body().unwrap_or_default());
+            println!(
+                "    body: {}",
+                indented(message.body().unwrap_or_default(), "          ")
+            );
             println!("    reason: {}", scope.reason(message).await);
-            let idempotency = match (&lookup, states.get(id)) {
-                (Some(lookup), Some(state)) => format!(
-                    "{state} (key {} in table {})",
+            // Said only of an application with an idempotency table: elsewhere it is noise.
+            if let (Some(lookup), Some(state)) = (&lookup, states.get(id)) {
+                println!(
+                    "    idempotency: {state} (key {} in table {})",
                     lookup.key_path, lookup.table
-                ),
-                _ => "not checked (no idempotency table; pass --idempotency-table)".into(),
-            };
-            println!("    idempotency: {idempotency}");
+                );
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -364,10 +366,32 @@ async fn redrive(
     Ok(ExitCode::SUCCESS)
 }
 
+/// `text` with every line after the first indented by `indent`, so that a multi-line body
+/// stays under its heading.
+fn indented(text: &str, indent: &str) -> String {
+    text.lines()
+        .collect::<Vec<_>>()
+        .join(&format!("\n{indent}"))
+}
+
 fn source_names(dlq: &DeadLetterQueue) -> String {
     dlq.sources
         .iter()
         .map(|(logical, _)| logical.as_str())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::indented;
+
+    #[test]
+    fn a_multi_line_body_stays_under_its_heading() {
+        assert_eq!(
+            indented("{\n  \"a\": 1\n}", "    "),
+            "{\n      \"a\": 1\n    }"
+        );
+        assert_eq!(indented("one line", "    "), "one line");
+    }
 }

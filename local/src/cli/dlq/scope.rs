@@ -176,7 +176,7 @@ impl Scope {
             return reason;
         }
         if let Some(found) = dead_letters::reason_in_logs(&self.logs, id) {
-            return format!("{} logged: {}", found.function, found.text);
+            return format!("{} {}", found.function, found.text);
         }
         let Some((logs, groups)) = &self.log_groups else {
             return "not found in its attributes nor in the logs".into();
