@@ -115,14 +115,7 @@ impl RunningApp {
                 Some((logical.clone(), (function.clone(), delivery)))
             })
             .collect();
-        let deliveries = stack
-            .functions
-            .iter()
-            .filter_map(|(function, declared)| {
-                let delivery = declared.async_queue.clone()?;
-                Some((declared.spec.arn.clone(), (function.clone(), delivery)))
-            })
-            .collect();
+        let deliveries = stack.deliveries();
         let subscribers = stack
             .dead_letter_queues()
             .into_iter()

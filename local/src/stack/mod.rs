@@ -385,18 +385,23 @@ impl Stack {
             .collect()
     }
 
-    /// Every dead-letter queue with where its messages go back to ([`Routes`]), for sending
-    /// them back from the process that runs the stack (the `dlq` command reads the same from
-    /// a running application's description).
-    pub fn dead_letter_routes(&self) -> Vec<(String, QueueInfo, Routes)> {
-        let deliveries: BTreeMap<String, (String, QueueInfo)> = self
-            .functions
+    /// The functions invoked asynchronously, by ARN: each one's logical id and the delivery
+    /// queue its asynchronous invocations go through.
+    pub fn deliveries(&self) -> BTreeMap<String, (String, QueueInfo)> {
+        self.functions
             .iter()
             .filter_map(|(function, declared)| {
                 let delivery = declared.async_queue.clone()?;
                 Some((declared.spec.arn.clone(), (function.clone(), delivery)))
             })
-            .collect();
+            .collect()
+    }
+
+    /// Every dead-letter queue with where its messages go back to ([`Routes`]), for sending
+    /// them back from the process that runs the stack (the `dlq` command reads the same from
+    /// a running application's description).
+    pub fn dead_letter_routes(&self) -> Vec<(String, QueueInfo, Routes)> {
+        let deliveries = self.deliveries();
         self.dead_letter_queues()
             .into_iter()
             .map(|(logical, queue)| {
