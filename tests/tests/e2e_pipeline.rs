@@ -64,6 +64,28 @@ async fn an_order_flows_through_all_four_functions_and_every_table_ends_as_expec
     for (queue, messages) in run.dead_letters().await {
         assert!(messages.is_empty(), "{queue} holds {messages:?}");
     }
+    // The customer's address is personal data: no function writes it to a log, the
+    // notifications' log shows it masked.
+    for function in run.pipeline.hosts().keys() {
+        let leaked: Vec<_> = run
+            .log(function)
+            .into_iter()
+            .filter(|line| line.text.contains(&order.customer_email))
+            .collect();
+        assert!(
+            leaked.is_empty(),
+            "{function} logged the address: {leaked:?}"
+        );
+    }
+    let masked = run.log("NotificationsFunction").into_iter().any(|line| {
+        line.json.as_ref().is_some_and(|json| {
+            json["fields"]["to"] == "a***@example.com" || json["to"] == "a***@example.com"
+        })
+    });
+    assert!(
+        masked,
+        "notifications logs the masked address of each email sent"
+    );
     // The functions ran with AWS_LAMBDA_LOG_FORMAT=JSON (the template's LoggingConfig): every
     // line they wrote, the EMF metrics lines included, survives Lambda's level filter.
     for function in run.pipeline.hosts().keys() {

@@ -1,7 +1,9 @@
 //! The infrastructure checks: the SAM template (`infra/template.yaml`) passes cfn-lint,
 //! `sam validate --lint` and checkov, `sam build` produces every function's bootstrap, the
 //! template's structure keeps the pipeline's guarantees (DLQs, retries, partial batch
-//! failures, encryption, TLS-only access), every function keeps its idempotency records
+//! failures, encryption, TLS-only access), every role is exactly as wide as its code and no
+//! wider (iam.rs), only the pipeline puts its events and only named producers publish orders
+//! (access.rs), every function keeps its idempotency records
 //! past the last redelivery the template allows, every SQS consumer outlasts a 3-hour
 //! outage without dead-lettering a healthy message, no fault switch reaches a deploy build, and
 //! every sample event in `events/` parses as the Lambda event its name says.
@@ -23,6 +25,12 @@ mod samples;
 
 #[path = "infra_checks/deploy.rs"]
 mod deploy;
+
+#[path = "infra_checks/iam.rs"]
+mod iam;
+
+#[path = "infra_checks/access.rs"]
+mod access;
 
 #[path = "infra_checks/horizon.rs"]
 mod horizon;

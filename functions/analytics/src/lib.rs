@@ -10,7 +10,8 @@
 use aws_sdk_dynamodb::types::{AttributeValue, Update};
 use eventkit::batch::RecordError;
 use eventkit::events::EventEnvelope;
-use eventkit::handler::{EventHandler, Handler, Invocation, Json, RecordHandlerExt};
+use eventkit::events::{DecodeError, EventRecord, VersionedEvent};
+use eventkit::handler::{EventHandler, FromRecord, Handler, Invocation, RecordHandlerExt};
 use eventkit::idempotency::{DynamoDbStore, Idempotency, IdempotencyConfig};
 use eventkit::outbox::{Staged, Transactional, TransactionalLayer, TransactionalStore, UnitOfWork};
 use eventkit::redelivery::RecordBackoff;
@@ -36,17 +37,33 @@ impl Counters {
     }
 }
 
+/// An event to count, whatever its type: only the envelope is read. An `OrderPlaced` (from
+/// the orders topic, where producers outside the pipeline publish) is first checked at the
+/// entrance ([`orders::entrance`]); the others come from the bus, where only the relay puts
+/// the pipeline's events.
+#[derive(Debug)]
+pub struct Counted(pub EventEnvelope<Value>);
+
+impl FromRecord for Counted {
+    fn from_record(record: &EventRecord, _: &Invocation) -> Result<Self, DecodeError> {
+        if record.event_type()? == orders::OrderPlaced::EVENT_TYPE {
+            orders::entrance::check(record)?;
+        }
+        record.decode().map(Self)
+    }
+}
+
 /// Counts one event of ours, whatever its type (only the envelope is read); returns the
 /// counter's key. The day is the event's own (its envelope `time`), so a late redelivery
 /// counts on the right day.
 impl EventHandler for Counters {
-    type Event = Json<EventEnvelope<Value>>;
+    type Event = Counted;
     type Output = Staged<String>;
     type Error = RecordError;
 
     async fn handle(
         &self,
-        Json(event): Self::Event,
+        Counted(event): Self::Event,
         _: &Invocation,
     ) -> Result<Staged<String>, RecordError> {
         let key = format!("{}#{}", event.event_type, event.time.format("%Y-%m-%d"));

@@ -16,7 +16,9 @@ pub enum InventoryEvent {
 impl FromRecord for InventoryEvent {
     fn from_record(record: &EventRecord, _: &Invocation) -> Result<Self, DecodeError> {
         match record.event_type()? {
-            OrderPlaced::EVENT_TYPE => record.event().map(Self::OrderPlaced),
+            OrderPlaced::EVENT_TYPE => {
+                orders::entrance::order_placed(record).map(Self::OrderPlaced)
+            }
             PaymentFailed::EVENT_TYPE => record.event().map(Self::PaymentFailed),
             other => Err(record.decode_error(DecodeReason::UnknownEventType {
                 expected: "OrderPlaced or PaymentFailed".into(),

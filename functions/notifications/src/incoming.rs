@@ -18,7 +18,9 @@ pub enum NotificationEvent {
 impl FromRecord for NotificationEvent {
     fn from_record(record: &EventRecord, _: &Invocation) -> Result<Self, DecodeError> {
         match record.event_type()? {
-            OrderPlaced::EVENT_TYPE => record.event().map(Self::OrderPlaced),
+            OrderPlaced::EVENT_TYPE => {
+                orders::entrance::order_placed(record).map(Self::OrderPlaced)
+            }
             PaymentCompleted::EVENT_TYPE => record.event().map(Self::PaymentCompleted),
             other => Err(record.decode_error(DecodeReason::UnknownEventType {
                 expected: "OrderPlaced or PaymentCompleted".into(),

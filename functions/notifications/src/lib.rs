@@ -48,8 +48,14 @@ impl EventHandler for SentEmails {
         let email = event.email();
         let mut work = UnitOfWork::new();
         let sent_now = self.stage(&email, &mut work).await?;
-        // `sent_now` false: an earlier run (whose claim was taken over) sent it already.
-        tracing::info!(to = %email.to, subject = %email.subject, sent_now, "email sent");
+        // `sent_now` false: an earlier run (whose claim was taken over) sent it already. The
+        // address is personal data: masked in the log (the table keeps it).
+        tracing::info!(
+            to = %orders::personal::MaskedEmail(&email.to),
+            kind = %email.kind,
+            sent_now,
+            "email sent"
+        );
         Ok(work.with_output(Handled {
             notification_id: email.notification_id,
             sent_now,

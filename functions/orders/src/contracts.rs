@@ -209,8 +209,7 @@ macro_rules! pipeline_events {
             schemas
         }
 
-        /// A validator of every event type of the pipeline (feature `validate`).
-        #[cfg(feature = "validate")]
+        /// A validator of every event type of the pipeline.
         pub fn schema_validator() -> schema::SchemaValidator {
             schema::SchemaValidator::new()$(.with::<$event>())*
         }

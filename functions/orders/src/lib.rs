@@ -11,6 +11,8 @@
 //! ```
 
 pub mod contracts;
+pub mod entrance;
+pub mod personal;
 pub mod wiring;
 
 pub use contracts::*;

@@ -52,6 +52,7 @@ const NOT_ENFORCED: &[&str] = &[
     "AWS::IAM::Policy",
     "AWS::IAM::ManagedPolicy",
     "AWS::Lambda::Permission",
+    "AWS::Events::EventBusPolicy",
 ];
 
 /// The properties that name a resource that is not created, for what `Ref` gives.

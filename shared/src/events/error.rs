@@ -78,6 +78,16 @@ pub enum DecodeReason {
         /// What was expected and what was found.
         detail: String,
     },
+    /// The body declares another `eventType` than the message attribute it was routed by
+    /// (SNS filter policies read the attribute only): a forgery or a broken publisher, never
+    /// delivered to the handler.
+    #[error("routed as `{attribute}` (message attribute eventType) but the body is a `{body}`")]
+    RoutedAsAnotherType {
+        /// The `eventType` message attribute.
+        attribute: String,
+        /// The body's `eventType`.
+        body: String,
+    },
     /// The body is larger than the configured limit; it was not parsed.
     #[error("body too large: {size} bytes (limit {limit})")]
     BodyTooLarge {

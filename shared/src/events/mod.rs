@@ -75,7 +75,7 @@ pub use publish::{
     OutgoingEvent, PublishFailure, RetryPolicy, EVENT_TOO_LARGE, MAX_BATCH_BYTES,
     MAX_BATCH_ENTRIES, SCHEMA_VIOLATION,
 };
-pub use record::{EventRecord, MessageAttribute, Source};
+pub use record::{EventRecord, MessageAttribute, Source, EVENT_TYPE_ATTRIBUTE};
 #[cfg(feature = "dynamodb")]
 pub use sources::EVENT_NAME_ATTRIBUTE;
 pub use sources::{records_from, CarriesRecords, DecodeOptions};

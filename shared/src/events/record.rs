@@ -18,6 +18,10 @@ use super::envelope::EventEnvelope;
 use super::error::{DecodeError, DecodeReason};
 use super::versioned::VersionedEvent;
 
+/// The message attribute that carries the envelope's `eventType` (set by every publisher of
+/// [`OutgoingEvent`](super::OutgoingEvent)), which subscription filter policies route by.
+pub const EVENT_TYPE_ATTRIBUTE: &str = "eventType";
+
 /// Which service (or nesting of services) delivered a record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -212,14 +216,30 @@ impl EventRecord {
 
     /// The body as JSON, parsed once however often it is asked for: what idempotency keys
     /// and key paths are evaluated on.
+    ///
+    /// A body whose `eventType` differs from the record's `eventType` message attribute is
+    /// refused ([`DecodeReason::RoutedAsAnotherType`]): SNS filter policies route by the
+    /// attribute and never read the body, so a publisher could otherwise pass, say, a
+    /// `PaymentFailed` through a subscription that admits only `OrderPlaced`.
     pub fn json(&self) -> Result<&Value, DecodeError> {
         let parsed = self.json.get_or_init(|| match &self.body {
             Ok(body) => parse_json(body),
             Err(reason) => Err(reason.clone()),
         });
-        parsed
+        let json = parsed
             .as_ref()
-            .map_err(|reason| self.decode_error(reason.clone()))
+            .map_err(|reason| self.decode_error(reason.clone()))?;
+        if let (Some(attribute), Some(Value::String(declared))) =
+            (self.attribute(EVENT_TYPE_ATTRIBUTE), json.get("eventType"))
+        {
+            if attribute != declared {
+                return Err(self.decode_error(DecodeReason::RoutedAsAnotherType {
+                    attribute: attribute.to_string(),
+                    body: declared.clone(),
+                }));
+            }
+        }
+        Ok(json)
     }
 
     /// The body as any `T` (a bare domain type), deserialized from the parsed JSON.
@@ -362,6 +382,39 @@ mod tests {
                 "EventBridge via SQS"
             ]
         );
+    }
+
+    #[test]
+    fn a_body_routed_as_another_event_type_is_refused_by_every_decode() {
+        let routed = |attribute: &str| {
+            EventRecord::new("m-9", Source::SnsViaSqs { raw: true }, envelope_body())
+                .with_attributes(HashMap::from([(
+                    EVENT_TYPE_ATTRIBUTE.to_string(),
+                    MessageAttribute::string(attribute),
+                )]))
+        };
+        // A filter admitting OrderPlaced let it through; the body is a CustomerRegistered.
+        let forged = routed("OrderPlaced");
+        let expected = DecodeReason::RoutedAsAnotherType {
+            attribute: "OrderPlaced".into(),
+            body: "CustomerRegistered".into(),
+        };
+        assert_eq!(forged.json().unwrap_err().reason, expected);
+        assert_eq!(forged.event_type().unwrap_err().reason, expected);
+        assert_eq!(
+            forged.event::<CustomerRegistered>().unwrap_err().reason,
+            expected
+        );
+        assert_eq!(
+            forged.decode::<Value>().unwrap_err().to_string(),
+            "record m-9: routed as `OrderPlaced` (message attribute eventType) but the body is a `CustomerRegistered`"
+        );
+        // The attribute and the body agree, or there is no attribute (EventBridge): decoded.
+        assert!(routed("CustomerRegistered")
+            .event::<CustomerRegistered>()
+            .is_ok());
+        let unrouted = EventRecord::new("m-10", Source::EventBridgeViaSqs, envelope_body());
+        assert!(unrouted.event::<CustomerRegistered>().is_ok());
     }
 
     #[test]

@@ -84,7 +84,10 @@ impl OutgoingEvent {
         envelope: &EventEnvelope<T>,
     ) -> Result<Self, serde_json::Error> {
         let attributes = BTreeMap::from([
-            ("eventType".to_string(), envelope.event_type.clone()),
+            (
+                super::record::EVENT_TYPE_ATTRIBUTE.to_string(),
+                envelope.event_type.clone(),
+            ),
             ("source".to_string(), envelope.source.clone()),
         ]);
         Ok(Self {
