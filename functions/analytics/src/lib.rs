@@ -38,16 +38,17 @@ impl Counters {
 }
 
 /// An event to count, whatever its type: only the envelope is read. An `OrderPlaced` (from
-/// the orders topic, where producers outside the pipeline publish) is first checked at the
-/// entrance ([`orders::entrance`]); the others come from the bus, where only the relay puts
-/// the pipeline's events.
+/// the orders topic, where producers outside the pipeline publish) must carry an `eventId` of
+/// the entrance's form ([`orders::entrance::event_id`]), so that no outside producer takes a
+/// derived event's key; its data stays unread (a poison order is counted, as it arrived).
+/// The other events come from the bus, where only the relay puts the pipeline's events.
 #[derive(Debug)]
 pub struct Counted(pub EventEnvelope<Value>);
 
 impl FromRecord for Counted {
     fn from_record(record: &EventRecord, _: &Invocation) -> Result<Self, DecodeError> {
         if record.event_type()? == orders::OrderPlaced::EVENT_TYPE {
-            orders::entrance::check(record)?;
+            orders::entrance::event_id(record)?;
         }
         record.decode().map(Self)
     }

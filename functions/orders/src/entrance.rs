@@ -26,9 +26,21 @@ use crate::contracts::{schema_validator, OrderPlaced};
 /// The pipeline's contracts, compiled once per process.
 static CONTRACTS: LazyLock<SchemaValidator> = LazyLock::new(schema_validator);
 
-/// Checks an `OrderPlaced` record from outside the pipeline (see the module's docs), without
-/// decoding it into a type: for consumers that read the envelope generically.
+/// Checks an `OrderPlaced` record from outside the pipeline (see the module's docs): its
+/// `eventId`'s form and its contract, without decoding it into a type.
 pub fn check(record: &EventRecord) -> Result<(), DecodeError> {
+    event_id(record)?;
+    CONTRACTS.validate(record.json()?).map_err(|violation| {
+        record.decode_error(DecodeReason::InvalidData {
+            detail: violation.to_string(),
+        })
+    })
+}
+
+/// Checks only the `eventId`'s form: for a consumer that reads the envelope and not the
+/// order (analytics counts what arrives, its data unread), whose idempotency keys must still
+/// not be taken by an outside producer.
+pub fn event_id(record: &EventRecord) -> Result<(), DecodeError> {
     let json = record.json()?;
     let event_id = json
         .get("eventId")
@@ -45,11 +57,7 @@ pub fn check(record: &EventRecord) -> Result<(), DecodeError> {
             ),
         }));
     }
-    CONTRACTS.validate(json).map_err(|violation| {
-        record.decode_error(DecodeReason::InvalidData {
-            detail: violation.to_string(),
-        })
-    })
+    Ok(())
 }
 
 /// An `OrderPlaced` from outside the pipeline: [`check`]ed, then decoded.
