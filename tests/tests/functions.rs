@@ -853,7 +853,12 @@ async fn one_order_placed_under_two_event_ids_is_reserved_once() {
     let order = envelope_of(&sample("inventory/order-placed.sqs.json"));
     // The idempotency layer lets the second through (another eventId): the reservation's own
     // condition is what keeps the stock from being taken twice.
-    for (event_id, message_id) in [("e-first", "m-1"), ("e-second", "m-2")] {
+    // Ids of the entrance's form (random UUIDs), as a producer would mint them.
+    let ids = [
+        uuid::Uuid::new_v4().to_string(),
+        uuid::Uuid::new_v4().to_string(),
+    ];
+    for (event_id, message_id) in [(&ids[0], "m-1"), (&ids[1], "m-2")] {
         let delivery = sqs_event_with(&reissued(&order, event_id), message_id);
         let response = function.handle(delivery, deadline()).await.unwrap();
         assert_eq!(response, no_failures(), "{event_id}");
@@ -875,7 +880,7 @@ async fn one_order_placed_under_two_event_ids_is_reserved_once() {
         })
         .collect();
     let order_id = &order["data"]["orderId"];
-    assert_eq!(reserved, [("StockReserved", order_id, "e-first")]);
+    assert_eq!(reserved, [("StockReserved", order_id, ids[0].as_str())]);
 }
 
 #[tokio::test]

@@ -90,6 +90,18 @@ const TOPIC: &[&str] = &[
     "DisplayName",
 ];
 
+/// Removes the permission properties (`Role`, `Policies`, ...) from a function's
+/// `properties` and returns them as written.
+pub fn take_permissions(properties: &mut Value) -> Vec<(String, Value)> {
+    let Some(object) = properties.as_object_mut() else {
+        return Vec::new();
+    };
+    PERMISSIONS
+        .iter()
+        .filter_map(|name| Some((name.to_string(), object.remove(*name)?)))
+        .collect()
+}
+
 /// What of a function's `properties` is not emulated: (property, why).
 pub fn function_properties(properties: &Value) -> Vec<(String, String)> {
     let mut named = Vec::new();

@@ -200,8 +200,15 @@ impl Stack {
     ) -> Result<()> {
         let logical = resource.logical_id.as_str();
         if resource.kind == "AWS::Serverless::Function" {
-            let merged = with_globals(&template.function_globals, &resource.properties);
-            let properties = self.resolver.resolve(&merged)?;
+            let mut merged = with_globals(&template.function_globals, &resource.properties);
+            // Permissions are not enforced locally and name IAM resources that are not
+            // created (`Role: !GetAtt FunctionRole.Arn`): kept as written, unresolved, and
+            // named as skipped like any property not emulated.
+            let permissions = emulated::take_permissions(&mut merged);
+            let mut properties = self.resolver.resolve(&merged)?;
+            if let Some(object) = properties.as_object_mut() {
+                object.extend(permissions);
+            }
             return self
                 .declare_function(clients, options, resource, &properties)
                 .await;

@@ -123,6 +123,11 @@ fn sqs_event_of(bodies: &[&str]) -> SqsEvent {
 /// An SNS message as SNS writes it into an SQS body (no raw delivery), and as Lambda gets
 /// it under `Sns` in a direct SNS event.
 fn sns_message(message: &str) -> Value {
+    // The attribute a publisher sets from the envelope (an SNS filter routes by it).
+    let event_type = serde_json::from_str::<Value>(message)
+        .ok()
+        .and_then(|body| body["eventType"].as_str().map(str::to_string))
+        .unwrap_or_else(|| "CustomerRegistered".into());
     json!({
         "Type": "Notification",
         "MessageId": "5a8a3c2e-0000-5000-8000-000000000001",
@@ -134,7 +139,7 @@ fn sns_message(message: &str) -> Value {
         "SigningCertURL": "https://sns.us-east-1.amazonaws.com/cert.pem",
         "UnsubscribeURL": "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe",
         "MessageAttributes": {
-            "eventType": {"Type": "String", "Value": "CustomerRegistered"},
+            "eventType": {"Type": "String", "Value": event_type},
             "checksum": {"Type": "Binary", "Value": "AAEC"}
         }
     })
