@@ -98,7 +98,10 @@ pub fn run(cloud: &LocalCloud, cargo_test_args: &[String]) -> Result<()> {
         if name == "key order" {
             command.env("EVENTKIT_EXPECT_PRESERVE_ORDER", "1");
         }
+        let started = std::time::Instant::now();
         let status = command.status()?;
+        // Each check's time, so that a slow CI run shows where its minutes went.
+        println!("<== {name}: {:.0} s", started.elapsed().as_secs_f64());
         if !status.success() {
             bail!("{name} failed (cargo {})", args.join(" "));
         }
