@@ -21,10 +21,12 @@ use std::sync::LazyLock;
 use eventkit::events::schema::SchemaValidator;
 use eventkit::events::{DecodeError, DecodeReason, EventEnvelope, EventRecord, VersionedEvent};
 
-use crate::contracts::{schema_validator, OrderPlaced};
+use crate::contracts::OrderPlaced;
 
-/// The pipeline's contracts, compiled once per process.
-static CONTRACTS: LazyLock<SchemaValidator> = LazyLock::new(schema_validator);
+/// The OrderPlaced contract (every version it accepts), compiled once per process, on the
+/// first order checked: the one event that enters from outside.
+static CONTRACTS: LazyLock<SchemaValidator> =
+    LazyLock::new(|| SchemaValidator::new().with::<OrderPlaced>());
 
 /// Checks an `OrderPlaced` record from outside the pipeline (see the module's docs): its
 /// `eventId`'s form and its contract, without decoding it into a type.

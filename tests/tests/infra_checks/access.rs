@@ -116,22 +116,22 @@ impl Deployment {
                         Some(json!(parts.join(argument[0].as_str().unwrap_or(""))))
                     }
                     "Fn::Sub" => Some(json!(self.substitute(argument.as_str().expect("Sub text")))),
-                    _ => Some(Value::Object(
-                        object
-                            .iter()
-                            .filter_map(|(key, value)| Some((key.clone(), self.resolve(value)?)))
-                            .collect(),
-                    )),
+                    _ => Some(self.resolve_fields(object)),
                 }
             }
-            Value::Object(object) => Some(Value::Object(
-                object
-                    .iter()
-                    .filter_map(|(key, value)| Some((key.clone(), self.resolve(value)?)))
-                    .collect(),
-            )),
+            Value::Object(object) => Some(self.resolve_fields(object)),
             scalar => Some(scalar.clone()),
         }
+    }
+
+    /// An object that is no intrinsic function: each field resolved, `AWS::NoValue` dropped.
+    fn resolve_fields(&self, object: &serde_json::Map<String, Value>) -> Value {
+        Value::Object(
+            object
+                .iter()
+                .filter_map(|(key, value)| Some((key.clone(), self.resolve(value)?)))
+                .collect(),
+        )
     }
 
     fn reference(&self, name: &str) -> Option<Value> {

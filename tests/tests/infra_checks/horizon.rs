@@ -13,7 +13,7 @@ use std::time::Duration;
 use eventkit::redelivery::RecordBackoff;
 use serde_json::Value;
 
-use crate::support::{record_backoff, resources, target, template};
+use crate::support::{idempotency_config, record_backoff, resources, target, template};
 
 /// What AWS applies where the template says nothing.
 const QUEUE_RETENTION_DEFAULT: u64 = 4 * 24 * 3600;
@@ -35,19 +35,7 @@ struct Path {
 /// How long each function keeps its idempotency records (seconds), as its code configures
 /// them; `None` for a function that keeps none.
 fn record_retention(binary: &str) -> Option<u64> {
-    let config = match binary {
-        "inventory" => inventory::idempotency_config(),
-        "payments" => payments::idempotency_config(),
-        "notifications" => notifications::idempotency_config(),
-        "analytics" => analytics::idempotency_config(),
-        // Publishes the outbox under each event's staged id and keeps no idempotency record:
-        // the consumers' records absorb an event published again.
-        "relay" => return None,
-        // The relay's path on a schedule (the outbox's sweeper): no records either.
-        "outbox-sweeper" => return None,
-        other => panic!("{other}: say here how long its idempotency records live"),
-    };
-    Some(config.record_ttl().as_secs())
+    Some(idempotency_config(binary)?.record_ttl().as_secs())
 }
 
 fn resource(id: &str) -> &'static Value {

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use serde_json::{json, Value};
 
 use crate::deploy::{functions, items, resource};
-use crate::support::{target, workspace_root};
+use crate::support::{binary_of, idempotency_config, target, workspace_root};
 
 /// One permission a function needs: the action, on the resource (a logical id, `Id.Attribute`
 /// for an attribute other than the ARN, or `*`), and where the call is made (a file of the
@@ -540,14 +540,7 @@ fn every_listed_permission_is_a_call_the_code_makes() {
 
 /// The name each function's code gives its idempotency keys (`<name>#<hash>`).
 fn key_prefix(function: &str) -> Option<String> {
-    let config = match function {
-        "InventoryFunction" => inventory::idempotency_config(),
-        "PaymentsFunction" => payments::idempotency_config(),
-        "NotificationsFunction" => notifications::idempotency_config(),
-        "AnalyticsFunction" => analytics::idempotency_config(),
-        "RelayFunction" | "OutboxSweeperFunction" => return None,
-        other => panic!("{other}: say here which idempotency keys it writes"),
-    };
+    let config = idempotency_config(binary_of(function))?;
     Some(format!("{}#", config.name()))
 }
 

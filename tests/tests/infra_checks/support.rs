@@ -201,3 +201,25 @@ pub fn record_backoff(binary: &str) -> eventkit::redelivery::RecordBackoff {
         _ => eventkit::redelivery::RecordBackoff::off(),
     }
 }
+
+/// The idempotency configuration a function's code runs with (functions/*/src/lib.rs), by
+/// its binary's name; `None` for a function that keeps no records: the relay and the
+/// outbox's sweeper publish under each event's staged id, and the consumers' records absorb
+/// an event published again.
+pub fn idempotency_config(binary: &str) -> Option<eventkit::idempotency::IdempotencyConfig> {
+    match binary {
+        "inventory" => Some(inventory::idempotency_config()),
+        "payments" => Some(payments::idempotency_config()),
+        "notifications" => Some(notifications::idempotency_config()),
+        "analytics" => Some(analytics::idempotency_config()),
+        "relay" | "outbox-sweeper" => None,
+        other => panic!("{other}: say here which idempotency records it keeps"),
+    }
+}
+
+/// The binary a function of the template runs (its `BuildProperties.Binary`).
+pub fn binary_of(function_id: &str) -> &'static str {
+    template()["Resources"][function_id]["Metadata"]["BuildProperties"]["Binary"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{function_id}: no BuildProperties.Binary"))
+}
