@@ -4,12 +4,14 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use serde_json::{Map, Value};
 
 use super::clients::Endpoints;
+use super::event_sources::filter::RecordFilter;
 use super::host::FunctionSpec;
 use super::resources::QueueInfo;
 use super::template::{scalar_text, Resource, ACCOUNT_ID};
@@ -30,6 +32,8 @@ pub struct QueueSource {
     pub report_batch_item_failures: bool,
     /// Concurrent pollers (`ScalingConfig.MaximumConcurrency`).
     pub max_concurrency: u32,
+    /// `FilterCriteria`: the messages that invoke the function (the others are deleted).
+    pub filter: Arc<RecordFilter>,
 }
 
 /// Where a stream event source sends what it gives up on: an invocation record naming the
@@ -74,6 +78,8 @@ pub struct StreamSource {
     pub max_retries: Option<u32>,
     /// `DestinationConfig.OnFailure`; without one, given-up records are only logged.
     pub on_failure: Option<FailureDestination>,
+    /// `FilterCriteria`: the records that invoke the function (the others are passed over).
+    pub filter: Arc<RecordFilter>,
 }
 
 /// How Lambda handles the function's asynchronous invocations.
@@ -224,10 +230,11 @@ pub fn function_arn(name: &str) -> String {
 }
 
 /// An SQS event's source mapping, its queue already looked up.
-pub fn queue_source(event: &str, properties: &Value, queue: QueueInfo) -> QueueSource {
+pub fn queue_source(event: &str, properties: &Value, queue: QueueInfo) -> Result<QueueSource> {
     let number = |value: &Value, default: u64| scalar_text(value).parse::<u64>().unwrap_or(default);
-    QueueSource {
+    Ok(QueueSource {
         event: event.to_string(),
+        filter: Arc::new(RecordFilter::from_properties(event, properties)?),
         queue,
         batch_size: u32::try_from(number(&properties["BatchSize"], 10)).unwrap_or(10),
         batching_window: Duration::from_secs(number(
@@ -242,12 +249,11 @@ pub fn queue_source(event: &str, properties: &Value, queue: QueueInfo) -> QueueS
             2,
         ))
         .unwrap_or(2),
-    }
+    })
 }
 
 /// Properties of a `DynamoDB` event the local Lambda does not emulate (named at start-up).
 pub const STREAM_PROPERTIES_NOT_EMULATED: &[&str] = &[
-    "FilterCriteria",
     "MaximumRecordAgeInSeconds",
     "ParallelizationFactor",
     "TumblingWindowInSeconds",
@@ -283,6 +289,7 @@ pub fn stream_source(
     };
     Ok(StreamSource {
         event: event.to_string(),
+        filter: Arc::new(RecordFilter::from_properties(event, properties)?),
         stream_arn: scalar_text(&properties["Stream"]),
         table,
         starting_position,

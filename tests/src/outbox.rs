@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use eventkit::batch::Deadline;
-use eventkit::handler::Handler;
 use eventkit::outbox::Relay;
 use eventkit::runtime::EventFunction;
 use serde_json::{json, Value};
@@ -101,10 +100,10 @@ impl Pipeline {
         if pending.is_empty() {
             return 0;
         }
-        let relay = EventFunction::new(Handler::from_service(
+        let relay = EventFunction::new(
             Relay::new(self.cloud.dynamodb.clone(), &self.outbox_table)
                 .with_eventbridge(self.cloud.eventbridge.clone()),
-        ));
+        );
         let response = relay
             .handle(
                 stream_event(&pending, eventkit::outbox::OUTBOX_KEY),

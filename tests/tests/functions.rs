@@ -1023,10 +1023,10 @@ async fn an_event_the_bus_refuses_fails_its_relay_record_and_stays_until_publish
             .retry_config(aws_sdk_eventbridge::config::retry::RetryConfig::disabled())
             .build(),
     );
-    let refusing = eventkit::runtime::EventFunction::new(eventkit::handler::Handler::from_service(
+    let refusing = eventkit::runtime::EventFunction::new(
         eventkit::outbox::Relay::new(pipeline.cloud.dynamodb.clone(), &pipeline.outbox_table)
             .with_eventbridge(unreachable),
-    ));
+    );
     let event = eventkit_tests::outbox::stream_event(&committed, eventkit::outbox::OUTBOX_KEY);
     let sequence = event["Records"][0]["dynamodb"]["SequenceNumber"].clone();
     let response = refusing.handle(event, deadline()).await.unwrap();

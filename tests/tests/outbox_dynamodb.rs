@@ -94,9 +94,9 @@ impl Bank {
 
     /// The relay (publishing to SQS) handed `stream_event`, as Lambda would: its response.
     async fn relay(&self, stream_event: Value) -> Value {
-        let relay = EventFunction::new(Handler::from_service(
+        let relay = EventFunction::new(
             Relay::new(self.cloud.dynamodb.clone(), &self.outbox).with_sqs(self.cloud.sqs.clone()),
-        ));
+        );
         relay
             .handle(stream_event, Deadline::after(Duration::from_secs(30)))
             .await
@@ -371,13 +371,113 @@ async fn the_relay_publishes_committed_events_under_their_staged_ids_and_marks_t
         .is_empty());
 }
 
+/// A stream event of the `INSERT`s of `items`, sequence numbers `1`, `2`, ... in order.
+fn stream_of(items: &[Item]) -> Value {
+    let records: Vec<Value> = items
+        .iter()
+        .enumerate()
+        .map(|(n, item)| stream_event(&(n + 1).to_string(), "INSERT", item)["Records"][0].clone())
+        .collect();
+    json!({ "Records": records })
+}
+
+fn published(item: &Item) -> bool {
+    item.contains_key("publishedAt") && !item.contains_key("unpublished")
+}
+
+#[tokio::test]
+async fn the_relay_publishes_a_shard_in_batches_and_resumes_at_the_first_failed_event() {
+    let bank = Bank::create().await;
+    let account = unique("acct");
+    for n in 0..24 {
+        bank.handler()
+            .handle(
+                &deposit(&format!("m-{n}"), &unique("e"), &account),
+                &invocation(),
+            )
+            .await
+            .unwrap();
+    }
+    let mut items = bank.outbox_items().await;
+    assert_eq!(items.len(), 24);
+    items.sort_by_key(|item| item["id"].as_s().unwrap().clone());
+    // The 13th change names a queue that does not exist: SQS refuses it for good.
+    let mut refused = items[12].clone();
+    refused.insert(
+        "destination".into(),
+        AttributeValue::S(format!("sqs:{}-missing", bank.queue.url)),
+    );
+    let mut shard = items[..12].to_vec();
+    shard.push(refused);
+    shard.extend_from_slice(&items[12..]);
+
+    let response = bank.relay(stream_of(&shard)).await;
+
+    let failed: Vec<String> = (13..=25).map(|n| n.to_string()).collect();
+    let expected: Vec<Value> = failed
+        .iter()
+        .map(|id| json!({"itemIdentifier": id}))
+        .collect();
+    assert_eq!(
+        response,
+        json!({ "batchItemFailures": expected }),
+        "resumed at the refused one"
+    );
+    let event_id = |item: &Item| item["eventId"].as_s().unwrap().clone();
+    let received = bank
+        .cloud
+        .receive(&bank.queue, 13, Duration::from_secs(3))
+        .await;
+    let mut sent: Vec<String> = received
+        .iter()
+        .map(|message| {
+            serde_json::from_str::<Value>(message.body().unwrap()).unwrap()["eventId"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    sent.sort();
+    let mut before: Vec<String> = items[..12].iter().map(event_id).collect();
+    before.sort();
+    assert_eq!(
+        sent, before,
+        "the events before the refused one, and nothing after it"
+    );
+    let outbox = bank.outbox_items().await;
+    let marked = |ids: &[String]| {
+        ids.iter().all(|id| {
+            outbox
+                .iter()
+                .any(|item| event_id(item) == *id && published(item))
+        })
+    };
+    assert!(marked(&before), "published events are marked");
+    let after: Vec<String> = items[12..].iter().map(event_id).collect();
+    assert!(
+        outbox
+            .iter()
+            .filter(|item| after.contains(&event_id(item)))
+            .all(|item| !published(item)),
+        "nothing after the refused event was marked"
+    );
+
+    // Lambda resumes the shard at the refused change; without it (dead-lettered), the rest.
+    let response = bank.relay(stream_of(&items[12..])).await;
+    assert_eq!(response, json!({"batchItemFailures": []}));
+    let received = bank
+        .cloud
+        .receive(&bank.queue, 12, Duration::from_secs(3))
+        .await;
+    assert_eq!(received.len(), 12);
+    let outbox = bank.outbox_items().await;
+    assert!(outbox.iter().all(published), "every event marked");
+}
+
 #[tokio::test]
 async fn an_outbox_item_naming_an_unknown_destination_fails_its_record_and_the_batch_stops_there() {
     let bank = Bank::create().await;
-    let relay = EventFunction::new(Handler::from_service(Relay::new(
-        bank.cloud.dynamodb.clone(),
-        &bank.outbox,
-    )));
+    let relay = EventFunction::new(Relay::new(bank.cloud.dynamodb.clone(), &bank.outbox));
     let record = |sequence: &str, destination: &str| {
         json!({
             "eventID": sequence, "eventName": "INSERT", "eventVersion": "1.1",

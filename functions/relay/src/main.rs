@@ -9,7 +9,7 @@
 #![recursion_limit = "256"]
 
 use eventkit::breaker::BreakerLayer;
-use eventkit::handler::{Handler, RecordHandlerExt};
+use eventkit::handler::RecordHandlerExt;
 use eventkit::runtime::EventFunction;
 use orders::wiring;
 
@@ -20,7 +20,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let relay = wiring::relay(&config)?;
     // While the bus's breaker is open, the stream's records are refused before any publish.
     let breakers = relay.breaker().cloned();
-    EventFunction::new(Handler::from_service(relay).layer(BreakerLayer::new(breakers)))
+    EventFunction::new(relay.layer(BreakerLayer::new(breakers)))
         .with_metrics(wiring::service_name())
         .run()
         .await

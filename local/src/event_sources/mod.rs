@@ -3,9 +3,11 @@
 //! retry rule in [`stream_batch`], its payloads in [`stream_records`]) and asynchronous
 //! invocation for SNS and EventBridge ([`async_invoker`]), all feeding
 //! [`FunctionHost::invoke`](super::host::FunctionHost::invoke) with the payloads of
-//! [`payloads`].
+//! [`payloads`]. Both mappings drop the records their `FilterCriteria` does not admit
+//! ([`filter`]).
 
 pub mod async_invoker;
+pub mod filter;
 pub mod payloads;
 pub mod queue_poller;
 pub mod schedule;

@@ -21,7 +21,8 @@ pub fn sqs_event(queue: &QueueInfo, messages: &[Message]) -> Result<Value> {
     Ok(event)
 }
 
-fn sqs_record(queue: &QueueInfo, message: &Message) -> Value {
+/// One message as an `SqsEvent` record.
+pub fn sqs_record(queue: &QueueInfo, message: &Message) -> Value {
     let attributes: Map<String, Value> = message
         .attributes()
         .map(|attributes| {

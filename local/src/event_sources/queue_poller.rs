@@ -12,7 +12,8 @@ use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemA
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use super::payloads::sqs_event;
+use super::filter::sqs_view;
+use super::payloads::{sqs_event, sqs_record};
 use crate::clients::Clients;
 use crate::functions::QueueSource;
 use crate::host::FunctionHost;
@@ -37,6 +38,7 @@ pub async fn poll_queue(
             hand_back(&clients.sqs, &source.queue, &batch).await;
             return;
         }
+        let batch = filtered(&clients, &source, &host, batch).await;
         if batch.is_empty() {
             continue;
         }
@@ -104,6 +106,33 @@ fn note_kept(
             "records": kept,
         }),
     );
+}
+
+/// The messages of `batch` the mapping's `FilterCriteria` admits; the others are deleted,
+/// as Lambda deletes them, and counted in the log.
+async fn filtered(
+    clients: &Clients,
+    source: &QueueSource,
+    host: &FunctionHost,
+    batch: Vec<Message>,
+) -> Vec<Message> {
+    if !source.filter.is_set() || batch.is_empty() {
+        return batch;
+    }
+    let (admitted, dropped): (Vec<Message>, Vec<Message>) =
+        batch.into_iter().partition(|message| {
+            source
+                .filter
+                .admits(&sqs_view(&sqs_record(&source.queue, message)))
+        });
+    if !dropped.is_empty() {
+        host.log().platform(
+            "platform.filteredOut",
+            json!({"queue": source.queue.name, "messages": dropped.iter().filter_map(Message::message_id).collect::<Vec<_>>()}),
+        );
+        delete(clients, source, &dropped).await;
+    }
+    admitted
 }
 
 /// The longest wait of one receive: how long a stop may wait for the poll under way.
@@ -272,6 +301,7 @@ mod tests {
             batching_window: Duration::ZERO,
             report_batch_item_failures: report,
             max_concurrency: 2,
+            filter: Default::default(),
         }
     }
 

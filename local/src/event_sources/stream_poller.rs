@@ -15,7 +15,9 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::stream_batch::{after_invocation, exhausted, FailureHandling, Next};
-use super::stream_records::{batch_info_record, dynamodb_event, sequence_number, GivenUp};
+use super::stream_records::{
+    batch_info_record, dynamodb_event, event_record, sequence_number, GivenUp,
+};
 use crate::clients::Clients;
 use crate::functions::{FailureDestination, StartingPosition, StreamSource};
 use crate::host::FunctionHost;
@@ -196,6 +198,18 @@ impl Reading {
                     Ok((records, next)) => {
                         if let Some(last) = records.last() {
                             last_read = Some(sequence_number(last).to_string());
+                        }
+                        // Records the filter does not admit are passed over: the shard
+                        // moves on without invoking for them, as Lambda's does.
+                        let records: Vec<Record> = records
+                            .into_iter()
+                            .filter(|record| {
+                                self.source
+                                    .filter
+                                    .admits(&event_record(&self.source.stream_arn, record))
+                            })
+                            .collect();
+                        if !records.is_empty() {
                             first_buffered.get_or_insert_with(Instant::now);
                         }
                         self.in_flight.add(records.len());

@@ -44,7 +44,8 @@ pub fn dynamodb_event(stream_arn: &str, records: &[Record]) -> Result<Value> {
     Ok(event)
 }
 
-fn event_record(stream_arn: &str, record: &Record) -> Value {
+/// One change as a `DynamoDBEvent` record.
+pub fn event_record(stream_arn: &str, record: &Record) -> Value {
     let mut change = Map::new();
     if let Some(stream) = record.dynamodb() {
         change.insert(

@@ -42,6 +42,8 @@ fn event_properties(kind: &str) -> Option<&'static [&'static str]> {
             "FunctionResponseTypes",
             "ScalingConfig",
             "Enabled",
+            // Matched locally (`event_sources::filter`).
+            "FilterCriteria",
         ],
         "SNS" => &[
             "Topic",
@@ -182,8 +184,9 @@ mod tests {
         let python = function_properties(&json!({"Runtime": "python3.12"}));
         assert_eq!(python.len(), 1);
 
-        let sqs = json!({"Queue": "arn", "BatchSize": 5, "FilterCriteria": {}});
-        assert_eq!(event_properties_ignored("SQS", &sqs), ["FilterCriteria"]);
+        let sqs =
+            json!({"Queue": "arn", "BatchSize": 5, "FilterCriteria": {}, "MetricsConfig": {}});
+        assert_eq!(event_properties_ignored("SQS", &sqs), ["MetricsConfig"]);
         let rule = json!({"Pattern": {}, "InputTransformer": {}});
         assert_eq!(
             event_properties_ignored("EventBridgeRule", &rule),

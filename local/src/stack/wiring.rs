@@ -210,7 +210,7 @@ impl Stack {
                 self.warnings.push(warning);
             }
         }
-        let source = queue_source(event, properties, queue);
+        let source = queue_source(event, properties, queue)?;
         if let Some(function) = self.functions.get_mut(logical) {
             function.queue_sources.push(source);
         }

@@ -78,6 +78,8 @@
 mod destination;
 mod item;
 mod layer;
+mod marks;
+mod publish_batch;
 mod relay;
 mod size;
 mod store;
@@ -89,7 +91,7 @@ pub use destination::{Destination, UnknownDestination};
 pub(crate) use item::is_same_item;
 pub use item::{OutboxEntry, OUTBOX_KEY, UNPUBLISHED_INDEX};
 pub use layer::{Transactional, TransactionalLayer};
-pub use relay::{Relay, Relayed, DEFAULT_RETENTION};
+pub use relay::{Relay, Relayed, DEFAULT_RETENTION, STREAM_FILTER};
 pub use store::{CommittedWork, TransactionalStore};
 pub use sweeper::{Backlog, Sweep, SweepError, Sweeper, DEFAULT_GRACE};
 pub use unit_of_work::{

@@ -1,23 +1,36 @@
 //! The relay: publishes each event committed to the outbox, under the id it was staged with,
 //! to the destination it names, and marks it published (its TTL then removes it).
 //!
-//! It is a record handler for the outbox table's DynamoDB stream. Every failure is an error
-//! of its record, so the stream's partial batch response retries it (and the event source
+//! It is a record handler for the outbox table's DynamoDB stream, and takes a shard's batch
+//! whole: its events go out ten per publish request and are marked 25 per `UPDATE` batch
+//! (about 0.14 requests per event instead of two). Every failure is an error of its record,
+//! so the stream's partial batch response retries it from there (and the event source
 //! mapping's on-failure destination receives what never succeeds); a publish repeated after
 //! a crash carries the same `eventId`, which consumers' idempotency absorbs.
+//!
+//! The relay's own marks come back through the stream; deploy its event source mapping with
+//! [`STREAM_FILTER`] so that only unpublished events invoke it (the relay skips the others
+//! anyway, at the price of an invocation).
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
-use super::destination::Destination;
-use super::item::{OutboxEntry, OUTBOX_KEY, UNPUBLISHED};
-use crate::batch::RecordError;
+use super::item::OutboxEntry;
+use super::publish_batch::Order;
+use crate::batch::{BatchOutcome, BatchProcessor, Deadline, RecordError};
 use crate::breaker::Breaker;
-use crate::events::{EventRecord, OutgoingEvent, EVENT_NAME_ATTRIBUTE};
+use crate::events::{EventRecord, EVENT_NAME_ATTRIBUTE};
 use crate::faults::CrashPoint;
-use crate::handler::{EventHandler, Invocation};
+use crate::handler::{Handled, Invocation, RecordHandler};
+
+/// The event source mapping's filter (`FilterCriteria.Filters[].Pattern`) that hands the
+/// relay only the changes it publishes: an item whose new image is still unpublished. The
+/// relay's marks (which remove `unpublished`) and the TTL's removals never invoke it.
+pub const STREAM_FILTER: &str =
+    r#"{"dynamodb": {"NewImage": {"unpublished": {"S": [{"exists": true}]}}}}"#;
 
 /// How long a published item stays in the outbox by default (then its TTL removes it).
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 3600);
@@ -37,21 +50,21 @@ pub enum Relayed {
     Skipped,
 }
 
-/// Publishes outbox events: one stream record at a time, marked once published (see the
-/// [outbox docs](super)).
+/// Publishes outbox events in batches, each marked once published (see the
+/// [outbox docs](super)). A [`RecordHandler`]: `EventFunction::new(relay)`.
 #[derive(Clone, Debug)]
 pub struct Relay {
-    dynamodb: aws_sdk_dynamodb::Client,
-    outbox_table: String,
-    retention: Duration,
+    pub(super) dynamodb: aws_sdk_dynamodb::Client,
+    pub(super) outbox_table: String,
+    pub(super) retention: Duration,
     #[cfg(feature = "eventbridge")]
-    eventbridge: Option<aws_sdk_eventbridge::Client>,
+    pub(super) eventbridge: Option<aws_sdk_eventbridge::Client>,
     #[cfg(feature = "sns")]
-    sns: Option<aws_sdk_sns::Client>,
+    pub(super) sns: Option<aws_sdk_sns::Client>,
     #[cfg(feature = "sqs")]
-    sqs: Option<aws_sdk_sqs::Client>,
-    /// Guards every publish, when given.
-    breaker: Option<Breaker>,
+    pub(super) sqs: Option<aws_sdk_sqs::Client>,
+    /// Guards every publish request, when given.
+    pub(super) breaker: Option<Breaker>,
 }
 
 impl Relay {
@@ -113,128 +126,175 @@ impl Relay {
         self.retention = retention;
         self
     }
-
-    async fn publish(
-        &self,
-        destination: &Destination,
-        event: &OutgoingEvent,
-    ) -> Result<(), RecordError> {
-        let missing = |kind: &str| {
-            RecordError::permanent(format!(
-                "event {} names {destination}, but the relay has no {kind} client",
-                event.event_id
-            ))
-        };
-        match destination {
-            #[cfg(feature = "eventbridge")]
-            Destination::EventBridge(bus) => {
-                let client = self
-                    .eventbridge
-                    .clone()
-                    .ok_or_else(|| missing("EventBridge"))?;
-                Ok(
-                    crate::events::EventBridgePublisher::new(client, bus.clone())
-                        .publish_one(event)
-                        .await?,
-                )
-            }
-            #[cfg(feature = "sns")]
-            Destination::Sns(topic) => {
-                let client = self.sns.clone().ok_or_else(|| missing("SNS"))?;
-                Ok(crate::events::SnsPublisher::new(client, topic.clone())
-                    .publish_one(event)
-                    .await?)
-            }
-            #[cfg(feature = "sqs")]
-            Destination::Sqs(queue) => {
-                let client = self.sqs.clone().ok_or_else(|| missing("SQS"))?;
-                Ok(crate::events::SqsPublisher::new(client, queue.clone())
-                    .publish_one(event)
-                    .await?)
-            }
-            #[allow(unreachable_patterns)]
-            _ => Err(missing("compiled-in")),
-        }
-    }
-
-    /// Sets `publishedAt` and the TTL, if the item is still there.
-    async fn mark_published(&self, id: &str) -> Result<(), RecordError> {
-        let now = chrono::Utc::now();
-        let expiration = now.timestamp().max(0).unsigned_abs() + self.retention.as_secs();
-        let outcome = self
-            .dynamodb
-            .update_item()
-            .table_name(&self.outbox_table)
-            .key(OUTBOX_KEY, AttributeValue::S(id.to_string()))
-            .update_expression(
-                "SET publishedAt = :now, expiration = :expiration REMOVE #unpublished",
-            )
-            .expression_attribute_names("#unpublished", UNPUBLISHED)
-            .condition_expression("attribute_exists(#key)")
-            .expression_attribute_names("#key", OUTBOX_KEY)
-            .expression_attribute_values(":now", AttributeValue::S(now.to_rfc3339()))
-            .expression_attribute_values(":expiration", AttributeValue::N(expiration.to_string()))
-            .send()
-            .await;
-        match outcome {
-            Ok(_) => Ok(()),
-            // Gone already (removed by hand): published all the same.
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(error) => Err(error.into()),
-        }
-    }
 }
 
-/// One stream record: a new (or re-touched) unpublished event is published, then marked.
-impl EventHandler for Relay {
-    type Event = EventRecord;
-    type Output = Relayed;
-    type Error = RecordError;
+/// A stream record's plan: what the relay does with it.
+enum Planned {
+    /// A change that is not a new unpublished event: the relay's own mark, a TTL removal.
+    Skip,
+    /// An unpublished event.
+    Publish(OutboxEntry),
+}
 
-    async fn handle(&self, record: EventRecord, _: &Invocation) -> Result<Relayed, RecordError> {
-        if record.attribute(EVENT_NAME_ATTRIBUTE) == Some("REMOVE") {
-            return Ok(Relayed::Skipped);
-        }
-        let entry: OutboxEntry = record.decode().map_err(RecordError::permanent)?;
-        if entry.published_at.is_some() {
-            return Ok(Relayed::Skipped);
-        }
-        self.publish_entry(&entry).await?;
-        Ok(Relayed::Published {
-            event_id: entry.event_id,
-            destination: entry.destination,
-        })
+fn plan(record: &EventRecord) -> Result<Planned, RecordError> {
+    if record.attribute(EVENT_NAME_ATTRIBUTE) == Some("REMOVE") {
+        return Ok(Planned::Skip);
     }
+    let entry: OutboxEntry = record.decode().map_err(RecordError::permanent)?;
+    Ok(match entry.published_at {
+        Some(_) => Planned::Skip,
+        None => Planned::Publish(entry),
+    })
 }
 
 impl Relay {
-    /// Publishes `entry` under its staged id and marks it published: what the stream's
-    /// records and the [`Sweeper`](super::Sweeper) both do with an unpublished item.
-    pub(crate) async fn publish_entry(&self, entry: &OutboxEntry) -> Result<(), RecordError> {
-        let destination = entry.destination().map_err(RecordError::permanent)?;
-        let event = entry.outgoing();
-        match &self.breaker {
-            Some(breaker) => {
-                breaker
-                    .call_record(|| self.publish(&destination, &event))
-                    .await?
+    /// Relays `records`, one stream shard's changes in order: the unpublished events up to
+    /// the first record that cannot be read are published in batches
+    /// ([`publish_entries`](Self::publish_entries)), then marked in batches; one result per
+    /// record. The records after a failed one are not relayed (the processor reports them
+    /// skipped, so the shard resumes at the failed one).
+    async fn relay_records(
+        &self,
+        records: &[EventRecord],
+        deadline: Deadline,
+        margin: Duration,
+    ) -> Vec<Result<Relayed, RecordError>> {
+        let mut planned: Vec<Result<Planned, RecordError>> = records.iter().map(plan).collect();
+        let readable = planned
+            .iter()
+            .position(Result::is_err)
+            .unwrap_or(planned.len());
+        let to_publish: Vec<(usize, &OutboxEntry)> = planned[..readable]
+            .iter()
+            .enumerate()
+            .filter_map(|(index, planned)| match planned {
+                Ok(Planned::Publish(entry)) => Some((index, entry)),
+                _ => None,
+            })
+            .collect();
+        let entries: Vec<&OutboxEntry> = to_publish.iter().map(|(_, entry)| *entry).collect();
+        let mut published = self
+            .publish_entries(&entries, Order::Kept, deadline, margin)
+            .await;
+        for (entry, result) in entries.iter().zip(&published) {
+            if result.is_ok() {
+                crate::faults::crash_point(CrashPoint::AfterPublish, &entry.id);
             }
-            None => self.publish(&destination, &event).await?,
         }
-        crate::faults::crash_point(CrashPoint::AfterPublish, &entry.id);
-        self.mark_published(&entry.id).await?;
-        tracing::info!(event_id = %entry.event_id, %destination, "outbox event published");
-        Ok(())
+        let marked: Vec<&str> = entries
+            .iter()
+            .zip(&published)
+            .filter(|(_, result)| result.is_ok())
+            .map(|(entry, _)| entry.id.as_str())
+            .collect();
+        let mut marks = self.mark_published_many(&marked).await.into_iter();
+        for (entry, result) in entries.iter().zip(published.iter_mut()) {
+            if result.is_ok() {
+                *result = marks
+                    .next()
+                    .unwrap_or_else(|| Err(RecordError::transient("mark left without an answer")));
+                if result.is_ok() {
+                    tracing::info!(event_id = %entry.event_id, destination = %entry.destination, "outbox event published");
+                }
+            }
+        }
+        let mut outcomes: Vec<Option<Result<Relayed, RecordError>>> =
+            planned.iter().map(|_| None).collect();
+        for ((index, entry), result) in to_publish.iter().zip(published) {
+            outcomes[*index] = Some(result.map(|()| Relayed::Published {
+                event_id: entry.event_id.clone(),
+                destination: entry.destination.clone(),
+            }));
+        }
+        planned
+            .drain(..)
+            .zip(outcomes)
+            .map(|(planned, outcome)| match (planned, outcome) {
+                (_, Some(outcome)) => outcome,
+                (Err(error), None) => Err(error),
+                (Ok(_), None) => Ok(Relayed::Skipped),
+            })
+            .collect()
+    }
+
+    /// Publishes `entries` (in batches, every one tried) and marks the published ones: what
+    /// the [`Sweeper`](super::Sweeper) does with overdue items. One result per entry.
+    pub(crate) async fn publish_and_mark(
+        &self,
+        entries: &[OutboxEntry],
+    ) -> Vec<Result<(), RecordError>> {
+        let entries: Vec<&OutboxEntry> = entries.iter().collect();
+        let no_deadline = Deadline::after(Duration::from_secs(24 * 3600));
+        let mut results = self
+            .publish_entries(&entries, Order::Any, no_deadline, Duration::ZERO)
+            .await;
+        let marked: Vec<&str> = entries
+            .iter()
+            .zip(&results)
+            .filter(|(_, result)| result.is_ok())
+            .map(|(entry, _)| entry.id.as_str())
+            .collect();
+        let mut marks = self.mark_published_many(&marked).await.into_iter();
+        for result in results.iter_mut().filter(|result| result.is_ok()) {
+            *result = marks
+                .next()
+                .unwrap_or_else(|| Err(RecordError::transient("mark left without an answer")));
+        }
+        results
     }
 
     /// The outbox table and the client that reads it.
     pub(crate) fn outbox(&self) -> (&aws_sdk_dynamodb::Client, &str) {
         (&self.dynamodb, &self.outbox_table)
+    }
+}
+
+/// One stream record alone: relayed as a batch of one.
+impl RecordHandler for Relay {
+    type Output = Relayed;
+
+    async fn handle(
+        &self,
+        record: &EventRecord,
+        invocation: &Invocation,
+    ) -> Result<Handled<Relayed>, RecordError> {
+        let margin = Duration::ZERO;
+        self.relay_records(std::slice::from_ref(record), invocation.deadline(), margin)
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(RecordError::transient("record left without a result")))
+            .map(Handled::computed)
+    }
+
+    /// The whole shard batch at once: its events published ten per request and marked 25 per
+    /// request, instead of a publish and a mark per record. Each record's result is then
+    /// reported by `processor` in shard order, so the first failure stops the batch there.
+    async fn handle_batch(
+        &self,
+        records: Vec<EventRecord>,
+        invocation: &Invocation,
+        processor: &BatchProcessor,
+    ) -> BatchOutcome<Handled<Relayed>> {
+        let margin = processor.config().deadline_margin;
+        let results = self
+            .relay_records(&records, invocation.deadline(), margin)
+            .await;
+        let results: Mutex<HashMap<String, Result<Relayed, RecordError>>> = Mutex::new(
+            records
+                .iter()
+                .map(|record| record.id().to_string())
+                .zip(results)
+                .collect(),
+        );
+        processor
+            .process(records, invocation.deadline(), |record| {
+                let result = results
+                    .lock()
+                    .ok()
+                    .and_then(|mut results| results.remove(record.id()))
+                    .unwrap_or_else(|| Err(RecordError::transient("record left without a result")));
+                std::future::ready(result.map(Handled::computed))
+            })
+            .await
     }
 }

@@ -107,8 +107,9 @@ impl Sweeper {
         let mut sweep = Sweep::default();
         for shard in unpublished_shards() {
             let overdue = self.overdue(&shard, &cutoff).await?;
-            for entry in overdue {
-                match self.relay.publish_entry(&entry).await {
+            let results = self.relay.publish_and_mark(&overdue).await;
+            for (entry, result) in overdue.iter().zip(results) {
+                match result {
                     Ok(()) => {
                         tracing::warn!(event_id = %entry.event_id, staged_at = entry.staged_at.as_deref().unwrap_or(""), outcome = "swept", "published an outbox event the stream had not got published");
                         sweep.published += 1;

@@ -391,3 +391,20 @@ fn outputs_name_every_table_topic_bus_queue_and_function() {
         }
     }
 }
+
+#[test]
+fn the_relay_is_invoked_for_unpublished_outbox_items_only() {
+    let streams = events("DynamoDB");
+    assert!(!streams.is_empty(), "the relay reads the outbox's stream");
+    let expected: Value =
+        serde_json::from_str(eventkit::outbox::STREAM_FILTER).expect("the filter is JSON");
+    for (function, _, event) in streams {
+        let filters = event["Properties"]["FilterCriteria"]["Filters"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{function}'s stream event has no FilterCriteria"));
+        assert_eq!(filters.len(), 1, "{function}");
+        let pattern: Value = serde_json::from_str(filters[0]["Pattern"].as_str().unwrap_or(""))
+            .unwrap_or_else(|error| panic!("{function}'s pattern: {error}"));
+        assert_eq!(pattern, expected, "{function} filters as the relay expects");
+    }
+}
