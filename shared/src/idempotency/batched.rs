@@ -316,7 +316,7 @@ impl<S: IdempotencyStore> Idempotency<S> {
         &self,
         step: Step,
         record_id: &str,
-        committer: &Committer<'_>,
+        committer: &Committer<'_, W>,
         handler: F,
     ) -> Ran<T, E>
     where
@@ -417,7 +417,7 @@ impl<S: IdempotencyStore> Idempotency<S> {
         &self,
         claim: IdempotencyRecord,
         record_id: &str,
-        writes: Writes<'_, '_>,
+        writes: Writes<'_, '_, W>,
         handler: F,
     ) -> Ran<T, E>
     where

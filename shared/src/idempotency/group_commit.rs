@@ -1,5 +1,7 @@
 //! Group commit for the batched mode: the completions and releases of a batch's records that
-//! finish close together are written in one batch request instead of one request each.
+//! finish close together are written in one batch request instead of one request each; a
+//! completion that commits a unit of work shares one transaction with the others that do
+//! (see [`Commit::commit_many`]).
 //!
 //! A finished record's write waits for company at most [`GROUP_COMMIT_WINDOW`], and not at
 //! all once every handler of the batch has finished. The bound is what makes waiting safe:
@@ -16,33 +18,34 @@ use futures::channel::{mpsc, oneshot};
 use futures::StreamExt;
 
 use super::error::StoreError;
+use super::run::Commit;
 use super::store::{Completion, IdempotencyStore, Release};
 
 /// How long a finished record's write waits for others to share its request.
 pub(crate) const GROUP_COMMIT_WINDOW: Duration = Duration::from_millis(5);
 
-/// A write after a handler: its completion, or the release of its claim.
-pub(crate) enum Write {
-    Complete(Completion),
+/// A write after a handler: its completion with what it commits (`W`), or the release of
+/// its claim.
+pub(crate) enum Write<W> {
+    Complete(Completion, W),
     Release(Release),
 }
 
-struct Pending {
-    write: Write,
+struct Pending<W> {
+    write: Write<W>,
     done: oneshot::Sender<Result<(), StoreError>>,
 }
 
 /// The handlers' side: each sends its one write and waits for its result.
-#[derive(Clone)]
-pub(crate) struct Committer<'a> {
-    sender: mpsc::UnboundedSender<Pending>,
+pub(crate) struct Committer<'a, W> {
+    sender: mpsc::UnboundedSender<Pending<W>>,
     running: &'a AtomicUsize,
 }
 
-impl Committer<'_> {
+impl<W> Committer<'_, W> {
     /// Writes `write` with whatever else is ready, and says how it went. Called once per
     /// handler that was counted in `running`.
-    pub(crate) async fn write(&self, write: Write) -> Result<(), StoreError> {
+    pub(crate) async fn write(&self, write: Write<W>) -> Result<(), StoreError> {
         let (done, answer) = oneshot::channel();
         let sent = self.sender.unbounded_send(Pending { write, done });
         // After the send: once the writer sees no handler running, every write is queued.
@@ -56,25 +59,24 @@ impl Committer<'_> {
     }
 }
 
-impl Committer<'_> {
-    /// Says that a handler counted in `running` will write nothing through the group (its
-    /// completion commits a unit of work in a transaction of its own).
-    pub(crate) fn leave(&self) {
-        self.running.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
 /// Where a record's completion or release goes: straight to the store (the per-record
 /// mode), or through its batch's group commit.
-#[derive(Clone, Copy)]
-pub(crate) enum Writes<'a, 'b> {
+pub(crate) enum Writes<'a, 'b, W> {
     /// One request per write.
     Direct,
     /// Shared requests with the batch's other writes.
-    Grouped(&'a Committer<'b>),
+    Grouped(&'a Committer<'b, W>),
 }
 
-impl Writes<'_, '_> {
+impl<W> Clone for Writes<'_, '_, W> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<W> Copy for Writes<'_, '_, W> {}
+
+impl<W> Writes<'_, '_, W> {
     /// Releases `release`'s claim.
     pub(crate) async fn release<S: IdempotencyStore>(
         self,
@@ -90,10 +92,10 @@ impl Writes<'_, '_> {
 
 /// A committer for `running` handlers, and the writer to run next to them (it ends when
 /// every committer is dropped).
-pub(crate) fn group_commit<'a, S: IdempotencyStore>(
+pub(crate) fn group_commit<'a, S: IdempotencyStore, W: Commit<S> + 'a>(
     store: &'a S,
     running: &'a AtomicUsize,
-) -> (Committer<'a>, impl std::future::Future<Output = ()> + 'a) {
+) -> (Committer<'a, W>, impl std::future::Future<Output = ()> + 'a) {
     let (sender, receiver) = mpsc::unbounded();
     (
         Committer { sender, running },
@@ -101,9 +103,9 @@ pub(crate) fn group_commit<'a, S: IdempotencyStore>(
     )
 }
 
-async fn writer<S: IdempotencyStore>(
+async fn writer<S: IdempotencyStore, W: Commit<S>>(
     store: &S,
-    mut receiver: mpsc::UnboundedReceiver<Pending>,
+    mut receiver: mpsc::UnboundedReceiver<Pending<W>>,
     running: &AtomicUsize,
 ) {
     while let Some(first) = receiver.next().await {
@@ -129,15 +131,15 @@ async fn writer<S: IdempotencyStore>(
     }
 }
 
-async fn write_group<S: IdempotencyStore>(store: &S, group: Vec<Pending>) {
+async fn write_group<S: IdempotencyStore, W: Commit<S>>(store: &S, group: Vec<Pending<W>>) {
     let mut completions = Vec::new();
     let mut completed = Vec::new();
     let mut releases = Vec::new();
     let mut released = Vec::new();
     for Pending { write, done } in group {
         match write {
-            Write::Complete(completion) => {
-                completions.push(completion);
+            Write::Complete(completion, work) => {
+                completions.push((completion, work));
                 completed.push(done);
             }
             Write::Release(release) => {
@@ -151,7 +153,7 @@ async fn write_group<S: IdempotencyStore>(store: &S, group: Vec<Pending>) {
             if completions.is_empty() {
                 Vec::new()
             } else {
-                store.complete_many(&completions).await
+                W::commit_many(store, completions).await
             }
         },
         async {

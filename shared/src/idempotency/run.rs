@@ -375,7 +375,7 @@ impl<S: IdempotencyStore> Idempotency<S> {
         value: T,
         work: W,
         record_id: &str,
-        writes: Writes<'_, '_>,
+        writes: Writes<'_, '_, W>,
     ) -> Result<(T, IdempotencyRecord), IdempotencyError<E>> {
         let key = claim.key.clone();
         let owner = claim.owner.clone().unwrap_or_default();
@@ -422,21 +422,15 @@ impl<S: IdempotencyStore> Idempotency<S> {
             });
         }
         let committed = match writes {
-            // A plain completion shares its batch's request.
-            Writes::Grouped(committer) if !W::ATOMIC => {
+            // Shares its batch's request (a transaction, for units of work).
+            Writes::Grouped(committer) => {
                 let completion = Completion {
                     key: key.clone(),
                     owner: owner.clone(),
                     result: result.clone(),
                     expiration,
                 };
-                committer.write(Write::Complete(completion)).await
-            }
-            // A unit of work commits in a transaction of its own.
-            Writes::Grouped(committer) => {
-                committer.leave();
-                work.commit(&self.store, &key, &owner, &result, expiration)
-                    .await
+                committer.write(Write::Complete(completion, work)).await
             }
             Writes::Direct => {
                 work.commit(&self.store, &key, &owner, &result, expiration)
@@ -486,12 +480,12 @@ impl<S: IdempotencyStore> Idempotency<S> {
     /// Removes the claim of a handler whose result cannot be stored (it cannot be replayed,
     /// so the key must not stay blocked); a failure to remove it is logged, and the claim
     /// then ends with its window.
-    async fn release_refused(
+    async fn release_refused<W>(
         &self,
         key: &str,
         owner: String,
         record_id: &str,
-        writes: Writes<'_, '_>,
+        writes: Writes<'_, '_, W>,
     ) {
         let release = Release {
             key: key.to_string(),
@@ -503,13 +497,13 @@ impl<S: IdempotencyStore> Idempotency<S> {
     }
 
     /// Releases the claim of a handler that failed with `handler_error`.
-    pub(super) async fn release<T, E>(
+    pub(super) async fn release<T, E, W>(
         &self,
         key: &str,
         owner: &str,
         record_id: &str,
         handler_error: E,
-        writes: Writes<'_, '_>,
+        writes: Writes<'_, '_, W>,
     ) -> Result<T, IdempotencyError<E>> {
         let release = Release {
             key: key.to_string(),
@@ -597,6 +591,15 @@ pub(crate) trait Commit<S> {
         store: &S,
         record_id: &str,
     ) -> impl Future<Output = Result<(), StoreError>>;
+
+    /// Completes each of `completions` with what it carries, as few requests as the store
+    /// can: one result per completion, in order (the batched mode's group commit).
+    fn commit_many(
+        store: &S,
+        completions: Vec<(Completion, Self)>,
+    ) -> impl Future<Output = Vec<Result<(), StoreError>>>
+    where
+        Self: Sized;
 }
 
 /// Nothing but the completion.
@@ -618,5 +621,16 @@ impl<S: IdempotencyStore> Commit<S> for NoWork {
 
     async fn commit_alone(self, _: &S, _: &str) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    async fn commit_many(
+        store: &S,
+        completions: Vec<(Completion, Self)>,
+    ) -> Vec<Result<(), StoreError>> {
+        let completions: Vec<Completion> = completions
+            .into_iter()
+            .map(|(completion, _)| completion)
+            .collect();
+        store.complete_many(&completions).await
     }
 }

@@ -12,7 +12,7 @@ use crate::batch::{BatchOutcome, BatchProcessor, RecordError};
 use crate::events::EventRecord;
 use crate::handler::{each_record, Handled, Invocation, RecordHandler};
 use crate::idempotency::{
-    batches, process_batch, Commit, Idempotency, IdempotencyConfig, Outcome, StoreError,
+    batches, process_batch, Commit, Completion, Idempotency, IdempotencyConfig, Outcome, StoreError,
 };
 
 /// A tower [`Layer`](tower::Layer) for handlers that return [`Staged`] work: the same
@@ -115,8 +115,8 @@ where
     }
 
     /// With batched claims (the default) and more than one record: every record claimed in
-    /// one request; each record's completion still commits in its own transaction with its
-    /// unit of work.
+    /// one request, and the completions that finish together committed with their units of
+    /// work in shared transactions (each record's part all or nothing on its own).
     async fn handle_batch(
         &self,
         records: Vec<EventRecord>,
@@ -163,5 +163,12 @@ impl<S: TransactionalStore> Commit<S> for UnitOfWork {
         record_id: &str,
     ) -> impl Future<Output = Result<(), StoreError>> {
         store.commit_alone(self, record_id)
+    }
+
+    fn commit_many(
+        store: &S,
+        completions: Vec<(Completion, Self)>,
+    ) -> impl Future<Output = Vec<Result<(), StoreError>>> {
+        store.complete_many_with(completions)
     }
 }

@@ -133,7 +133,7 @@ enum Planned {
     /// A change that is not a new unpublished event: the relay's own mark, a TTL removal.
     Skip,
     /// An unpublished event.
-    Publish(OutboxEntry),
+    Publish(Box<OutboxEntry>),
 }
 
 fn plan(record: &EventRecord) -> Result<Planned, RecordError> {
@@ -143,7 +143,7 @@ fn plan(record: &EventRecord) -> Result<Planned, RecordError> {
     let entry: OutboxEntry = record.decode().map_err(RecordError::permanent)?;
     Ok(match entry.published_at {
         Some(_) => Planned::Skip,
-        None => Planned::Publish(entry),
+        None => Planned::Publish(Box::new(entry)),
     })
 }
 
@@ -168,7 +168,7 @@ impl Relay {
             .iter()
             .enumerate()
             .filter_map(|(index, planned)| match planned {
-                Ok(Planned::Publish(entry)) => Some((index, entry)),
+                Ok(Planned::Publish(entry)) => Some((index, entry.as_ref())),
                 _ => None,
             })
             .collect();

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::TransactWriteItem;
 
 use super::unit_of_work::{StagedEvent, UnitOfWork};
 use crate::idempotency::{
-    DynamoDbStore, GuardedStore, IdempotencyStore, InMemoryStore, StoreError,
+    Completion, DynamoDbStore, GuardedStore, IdempotencyStore, InMemoryStore, StoreError,
 };
 
 /// A unit of work committed with its completion (what [`InMemoryStore::commits`] lists).
@@ -52,9 +52,40 @@ pub trait TransactionalStore: IdempotencyStore {
         work: UnitOfWork,
         record_id: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// [`complete_with`](Self::complete_with) for each of `completions`, one result per
+    /// completion in the same order, each all or nothing on its own (the batched mode's
+    /// group commit). The default commits them concurrently, one transaction each;
+    /// [`DynamoDbStore`] shares transactions between them.
+    fn complete_many_with(
+        &self,
+        completions: Vec<(Completion, UnitOfWork)>,
+    ) -> impl Future<Output = Vec<Result<(), StoreError>>> + Send {
+        futures::future::join_all(
+            completions
+                .into_iter()
+                .map(|(completion, work)| async move {
+                    self.complete_with(
+                        &completion.key,
+                        &completion.owner,
+                        &completion.result,
+                        completion.expiration,
+                        work,
+                    )
+                    .await
+                }),
+        )
+    }
 }
 
 impl<S: TransactionalStore> TransactionalStore for Arc<S> {
+    fn complete_many_with(
+        &self,
+        completions: Vec<(Completion, UnitOfWork)>,
+    ) -> impl Future<Output = Vec<Result<(), StoreError>>> + Send {
+        (**self).complete_many_with(completions)
+    }
+
     fn commit_alone(
         &self,
         work: UnitOfWork,
@@ -95,6 +126,17 @@ impl<S: TransactionalStore> TransactionalStore for GuardedStore<S> {
 
     async fn commit_alone(&self, work: UnitOfWork, record_id: &str) -> Result<(), StoreError> {
         self.one(|| self.store().commit_alone(work, record_id))
+            .await
+    }
+
+    /// One call counted for the group, failed only when every completion found DynamoDB
+    /// unavailable.
+    async fn complete_many_with(
+        &self,
+        completions: Vec<(Completion, UnitOfWork)>,
+    ) -> Vec<Result<(), StoreError>> {
+        let count = completions.len();
+        self.many(count, || self.store().complete_many_with(completions))
             .await
     }
 }
@@ -148,5 +190,14 @@ impl TransactionalStore for DynamoDbStore {
             return Ok(());
         }
         self.transact(None, work, record_id, None).await
+    }
+
+    /// Completions without work share one batch of statements; the others share
+    /// transactions of up to 100 actions (see `group_transaction.rs`).
+    async fn complete_many_with(
+        &self,
+        completions: Vec<(Completion, UnitOfWork)>,
+    ) -> Vec<Result<(), StoreError>> {
+        self.commit_group(completions).await
     }
 }

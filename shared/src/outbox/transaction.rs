@@ -2,6 +2,13 @@
 //! claim's owner), the staged writes, and one conditional put per staged event; and what a
 //! cancelled transaction means.
 //!
+//! The batched mode's group commit puts several records' parts into one transaction (up to
+//! its 100 actions and 4 MB): a record's part is still all or nothing, and the cancellation
+//! reasons, one per action, say whose action failed, so that record is answered alone
+//! (fenced, its staged condition failed, a conflict) and the others are sent again without
+//! it. A new record with one staged write and one event then costs a claim statement and a
+//! share of one transaction, instead of a transaction of its own.
+//!
 //! An outbox put is conditional on its item being absent (present means staged, see
 //! [`item`](super::item)). When that condition alone fails, the event was staged by an
 //! earlier commit (a rerun after the record expired, a record committed without
@@ -19,8 +26,10 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{CancellationReason, TransactWriteItem};
 
 use super::item::{outbox_id, put};
-use super::unit_of_work::UnitOfWork;
-use crate::idempotency::{DynamoDbStore, StoreError};
+use super::unit_of_work::{
+    UnitOfWork, COMPLETION_OVERHEAD, TRANSACTION_MAX_ACTIONS, TRANSACTION_MAX_BYTES,
+};
+use crate::idempotency::{Completion, DynamoDbStore, IdempotencyStore, StoreError};
 
 const CONDITION_FAILED: &str = "ConditionalCheckFailed";
 
@@ -73,16 +82,89 @@ fn cancelled(reasons: &[CancellationReason], layout: Layout) -> Cancelled {
     Cancelled::AlreadyStaged(conditions.iter().map(|p| p - layout.outbox).collect())
 }
 
+/// One record's share of a transaction: its completion and staged writes (`head`, laid out
+/// as `layout` says), and its outbox puts.
+struct Part {
+    /// Its position among the records committed together.
+    index: usize,
+    head: Vec<TransactWriteItem>,
+    layout: Layout,
+    puts: Vec<(String, TransactWriteItem)>,
+    /// The claim's owner (`None` for work committed without idempotency).
+    token: Option<String>,
+    /// Outbox items found staged before, left out of the next attempt.
+    left_alone: Vec<String>,
+    committed_by: String,
+    /// About how many bytes of a request it takes.
+    bytes: usize,
+    /// The items it is known to write (table and key), which no other part of its
+    /// transaction may write: DynamoDB refuses two actions on one item in a transaction.
+    items: Vec<String>,
+}
+
+impl Part {
+    fn actions(&self) -> impl Iterator<Item = &TransactWriteItem> {
+        self.head.iter().chain(self.puts.iter().map(|(_, put)| put))
+    }
+
+    fn len(&self) -> usize {
+        self.head.len() + self.puts.len()
+    }
+}
+
+/// The item an action writes, when the action names it by key (a put names none: its
+/// item's key attributes are the table's to say).
+fn item_of(action: &TransactWriteItem) -> Option<String> {
+    let (table, key) = if let Some(update) = action.update() {
+        (update.table_name(), update.key())
+    } else if let Some(delete) = action.delete() {
+        (delete.table_name(), delete.key())
+    } else if let Some(check) = action.condition_check() {
+        (check.table_name(), check.key())
+    } else {
+        return None;
+    };
+    let mut key: Vec<String> = key
+        .iter()
+        .map(|(name, value)| format!("{name}={value:?}"))
+        .collect();
+    key.sort();
+    Some(format!("{table}|{}", key.join("|")))
+}
+
+/// Which records' parts go into which transaction: in order, each into the first
+/// transaction it fits (100 actions, 4 MB, no known item twice).
+fn pack(parts: Vec<Part>) -> Vec<Vec<Part>> {
+    let mut groups: Vec<Vec<Part>> = Vec::new();
+    for part in parts {
+        let fits = |group: &Vec<Part>| {
+            group.iter().map(Part::len).sum::<usize>() + part.len() <= TRANSACTION_MAX_ACTIONS
+                && group.iter().map(|p| p.bytes).sum::<usize>() + part.bytes
+                    <= TRANSACTION_MAX_BYTES
+                && !group
+                    .iter()
+                    .any(|other| other.items.iter().any(|item| part.items.contains(item)))
+        };
+        match groups.iter_mut().find(|group| fits(group)) {
+            Some(group) => group.push(part),
+            None => groups.push(vec![part]),
+        }
+    }
+    groups
+}
+
 impl DynamoDbStore {
-    /// Commits `work` (with `completion` first, when there is one) in one transaction,
-    /// leaving alone the outbox items of events staged before.
-    pub(super) async fn transact(
+    /// One record's part: `completion` first (when there is one), its staged writes, one
+    /// conditional put per staged event.
+    fn part(
         &self,
+        index: usize,
         completion: Option<TransactWriteItem>,
         work: UnitOfWork,
         committed_by: &str,
         token: Option<&str>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Part, StoreError> {
+        let bytes = work.bytes() + COMPLETION_OVERHEAD;
         let (writes, events) = work.into_parts();
         let mut head = Vec::with_capacity(writes.len() + 1);
         let staged = usize::from(completion.is_some());
@@ -92,6 +174,7 @@ impl DynamoDbStore {
             staged,
             outbox: head.len(),
         };
+        let mut items: Vec<String> = head.iter().filter_map(item_of).collect();
         let mut puts = Vec::with_capacity(events.len());
         if !events.is_empty() {
             let Some(outbox) = self.outbox_table() else {
@@ -103,54 +186,249 @@ impl DynamoDbStore {
             for event in &events {
                 let put = put(outbox, event, committed_by, now)
                     .map_err(|error| StoreError::other(error.to_string()))?;
-                puts.push((
-                    outbox_id(event),
-                    TransactWriteItem::builder().put(put).build(),
-                ));
+                let id = outbox_id(event);
+                items.push(format!("{outbox}|{id}"));
+                puts.push((id, TransactWriteItem::builder().put(put).build()));
             }
         }
-        // Each round drops at least one put, so this ends.
-        let mut left_alone: Vec<String> = Vec::new();
-        loop {
-            let actions: Vec<TransactWriteItem> = head
-                .iter()
-                .chain(puts.iter().map(|(_, put)| put))
-                .cloned()
-                .collect();
-            if actions.is_empty() {
-                return Ok(());
+        Ok(Part {
+            index,
+            head,
+            layout,
+            puts,
+            token: token.map(str::to_string),
+            left_alone: Vec::new(),
+            committed_by: committed_by.to_string(),
+            bytes,
+            items,
+        })
+    }
+
+    /// Commits `work` (with `completion` first, when there is one) in one transaction,
+    /// leaving alone the outbox items of events staged before.
+    pub(super) async fn transact(
+        &self,
+        completion: Option<TransactWriteItem>,
+        work: UnitOfWork,
+        committed_by: &str,
+        token: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let part = self.part(0, completion, work, committed_by, token)?;
+        self.transact_parts(vec![part])
+            .await
+            .pop()
+            .map_or(Ok(()), |(_, result)| result)
+    }
+
+    /// Commits each completion with its unit of work, each all or nothing on its own, in as
+    /// few requests as the limits allow: completions without work in one batch of
+    /// statements, the others packed into shared transactions. One result per completion.
+    pub(super) async fn commit_group(
+        &self,
+        completions: Vec<(Completion, UnitOfWork)>,
+    ) -> Vec<Result<(), StoreError>> {
+        let count = completions.len();
+        let mut results: Vec<Option<Result<(), StoreError>>> = (0..count).map(|_| None).collect();
+        let mut plain = Vec::new();
+        let mut parts = Vec::new();
+        for (index, (completion, work)) in completions.into_iter().enumerate() {
+            if work.is_empty() {
+                plain.push((index, completion));
+                continue;
             }
+            let update = self.completion_update(
+                &completion.key,
+                &completion.owner,
+                &completion.result,
+                completion.expiration,
+            );
+            let part = update.and_then(|update| {
+                let update = TransactWriteItem::builder().update(update).build();
+                self.part(
+                    index,
+                    Some(update),
+                    work,
+                    &completion.key,
+                    Some(&completion.owner),
+                )
+            });
+            match part {
+                Ok(part) => parts.push(part),
+                Err(error) => results[index] = Some(Err(error)),
+            }
+        }
+        let plain_completions: Vec<Completion> = plain
+            .iter()
+            .map(|(_, completion)| completion.clone())
+            .collect();
+        let transactions = futures::future::join_all(
+            pack(parts)
+                .into_iter()
+                .map(|group| self.transact_parts(group)),
+        );
+        let (completed, transacted) = futures::join!(
+            async {
+                if plain_completions.is_empty() {
+                    Vec::new()
+                } else {
+                    self.complete_many(&plain_completions).await
+                }
+            },
+            transactions
+        );
+        for ((index, _), result) in plain.iter().zip(completed) {
+            results[*index] = Some(result);
+        }
+        for (index, result) in transacted.into_iter().flatten() {
+            results[index] = Some(result);
+        }
+        results
+            .into_iter()
+            .map(|result| {
+                result.unwrap_or_else(|| Err(StoreError::other("completion left without a result")))
+            })
+            .collect()
+    }
+
+    /// Sends `parts` as one transaction, again without what the cancellation reasons single
+    /// out: a part whose completion was fenced, whose staged condition failed or whose
+    /// action met another error is answered with it and left out; an outbox put found
+    /// staged before is dropped from its part. Parts a transaction cannot hold together
+    /// (two actions on one item that only DynamoDB could tell) are sent one by one.
+    async fn transact_parts(&self, mut parts: Vec<Part>) -> Vec<(usize, Result<(), StoreError>)> {
+        let mut done = Vec::with_capacity(parts.len());
+        // Each round answers or shrinks at least one part, so this ends.
+        loop {
+            // A part left with nothing to write (every put staged before, no completion).
+            parts.retain(|part| {
+                let empty = part.len() == 0;
+                if empty {
+                    done.push((part.index, Ok(())));
+                }
+                !empty
+            });
+            if parts.is_empty() {
+                return done;
+            }
+            let actions: Vec<TransactWriteItem> =
+                parts.iter().flat_map(Part::actions).cloned().collect();
             let outcome = self
                 .client()
                 .transact_write_items()
                 .set_transact_items(Some(actions))
-                .set_client_request_token(request_token(token, &left_alone))
+                .set_client_request_token(group_token(&parts))
                 .send()
                 .await;
             let error = match outcome {
-                Ok(_) => return Ok(()),
+                Ok(_) => {
+                    done.extend(parts.iter().map(|part| (part.index, Ok(()))));
+                    return done;
+                }
                 Err(error) => error,
             };
             let reasons = match error.as_service_error() {
                 Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
                     cancelled.cancellation_reasons()
                 }
-                _ => return Err(crate::idempotency::store_error(self.table(), error)),
+                _ if parts.len() > 1 && is_one_item_twice(&error) => {
+                    for part in parts {
+                        let alone = Box::pin(self.transact_parts(vec![part])).await;
+                        done.extend(alone);
+                    }
+                    return done;
+                }
+                _ => {
+                    let error = crate::idempotency::store_error(self.table(), error);
+                    done.extend(
+                        parts
+                            .iter()
+                            .map(|part| (part.index, Err(crate::idempotency::copy_error(&error)))),
+                    );
+                    return done;
+                }
             };
-            match cancelled(reasons, layout) {
-                Cancelled::AlreadyStaged(positions) => {
-                    for position in positions.into_iter().rev() {
-                        let (id, _) = puts.remove(position);
-                        tracing::info!(outbox_id = %id, committed_by, "event staged by an earlier commit; its outbox item is left as it is");
-                        left_alone.push(id);
+            let total: usize = parts.iter().map(Part::len).sum();
+            if reasons.len() != total {
+                let codes = vec![format!("{} reasons for {total} actions", reasons.len())];
+                done.extend(
+                    parts
+                        .iter()
+                        .map(|part| (part.index, Err(other(&codes, &error)))),
+                );
+                return done;
+            }
+            let mut changed = false;
+            let mut offset = 0;
+            let mut kept = Vec::with_capacity(parts.len());
+            for mut part in parts {
+                let own = &reasons[offset..offset + part.len()];
+                offset += part.len();
+                match cancelled(own, part.layout) {
+                    Cancelled::Other(codes) if codes.is_empty() => kept.push(part),
+                    Cancelled::AlreadyStaged(positions) => {
+                        for position in positions.into_iter().rev() {
+                            let (id, _) = part.puts.remove(position);
+                            tracing::info!(outbox_id = %id, committed_by = %part.committed_by, "event staged by an earlier commit; its outbox item is left as it is");
+                            part.left_alone.push(id);
+                        }
+                        changed = true;
+                        kept.push(part);
+                    }
+                    Cancelled::Fenced => {
+                        changed = true;
+                        done.push((part.index, Err(StoreError::Fenced)));
+                    }
+                    Cancelled::StagedCondition { position, message } => {
+                        changed = true;
+                        done.push((
+                            part.index,
+                            Err(StoreError::StagedConditionFailed { position, message }),
+                        ));
+                    }
+                    Cancelled::Other(codes) => {
+                        changed = true;
+                        done.push((part.index, Err(other(&codes, &error))));
                     }
                 }
-                Cancelled::Fenced => return Err(StoreError::Fenced),
-                Cancelled::StagedCondition { position, message } => {
-                    return Err(StoreError::StagedConditionFailed { position, message })
-                }
-                Cancelled::Other(codes) => return Err(other(&codes, &error)),
             }
+            if !changed {
+                let codes = vec!["cancelled without a reason".to_string()];
+                done.extend(
+                    kept.iter()
+                        .map(|part| (part.index, Err(other(&codes, &error)))),
+                );
+                return done;
+            }
+            parts = kept;
+        }
+    }
+}
+
+/// Whether DynamoDB refused the transaction for holding two actions on one item.
+fn is_one_item_twice<R>(error: &SdkError<TransactWriteItemsError, R>) -> bool {
+    error.as_service_error().is_some_and(|error| {
+        error
+            .meta()
+            .message()
+            .is_some_and(|message| message.to_ascii_lowercase().contains("one item"))
+    })
+}
+
+/// The token of a transaction of `parts`: a part's own (see [`request_token`]) when it is
+/// alone, else one derived from every part's, so that the SDK's retries of it are one
+/// transaction and a transaction sent again with other content has a token of its own.
+/// `None` when any part has none.
+fn group_token(parts: &[Part]) -> Option<String> {
+    let tokens: Option<Vec<String>> = parts
+        .iter()
+        .map(|part| request_token(part.token.as_deref(), &part.left_alone))
+        .collect();
+    let tokens = tokens?;
+    match tokens.as_slice() {
+        [one] => Some(one.clone()),
+        many => {
+            let name = many.join("|");
+            Some(uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes()).to_string())
         }
     }
 }

@@ -191,6 +191,11 @@ impl UnitOfWork {
         self.writes.len() + self.events.len() + 1
     }
 
+    /// About how many bytes its actions take in a transaction request.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     pub(crate) fn into_parts(self) -> (Vec<TransactWriteItem>, Vec<StagedEvent>) {
         (self.writes, self.events)
     }
@@ -258,4 +263,4 @@ impl<O> Staged<O> {
 }
 
 /// The completion's update, with the stored result bounded by the record's own limits.
-const COMPLETION_OVERHEAD: usize = 1024;
+pub(super) const COMPLETION_OVERHEAD: usize = 1024;

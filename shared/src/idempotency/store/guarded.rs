@@ -107,7 +107,7 @@ impl<S: IdempotencyStore> GuardedStore<S> {
         }
     }
 
-    async fn many<T, Fut>(
+    pub(crate) async fn many<T, Fut>(
         &self,
         count: usize,
         request: impl FnOnce() -> Fut,

@@ -56,6 +56,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 use aws_sdk_dynamodb::Client;
 
 mod statements;
+pub(crate) use statements::copy_error;
 
 use super::{ClaimOutcome, Completion, IdempotencyStore, Release};
 use crate::idempotency::error::StoreError;

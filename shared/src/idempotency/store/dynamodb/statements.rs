@@ -74,7 +74,7 @@ fn number(value: u64) -> AttributeValue {
 
 /// A copy of `error` for another statement of the same failed request (the source, which
 /// cannot be cloned, stays with the first).
-fn copy_error(error: &StoreError) -> StoreError {
+pub(crate) fn copy_error(error: &StoreError) -> StoreError {
     match error {
         StoreError::TableMissing { table, message } => StoreError::TableMissing {
             table: table.clone(),
