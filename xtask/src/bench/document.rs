@@ -103,10 +103,12 @@ fn document(
          eventkit against [Powertools for AWS Lambda](https://docs.powertools.aws.dev/) for \
          Python and for TypeScript, doing the same work in the same run against the same \
          DynamoDB Local: SQS batches of 10 records keyed by `eventId`, first all new, then all \
-         duplicates. eventkit runs three times: with batched claims, its default for SQS \
+         duplicates. eventkit runs four times: with batched claims, its default for SQS \
          batches (\"eventkit\"), with per-record claims as the peers make them (\"eventkit, \
-         per record\"), and as a handler committing a write and an event through the outbox \
-         (\"eventkit, transactional\", priced in its own section). This file is written by the command that measures it:\n\n\
+         per record\"), as a handler committing a write and an event through the outbox \
+         (\"eventkit, transactional\") and as one committing an event only (\"eventkit, \
+         emits only\"), the last two priced in their own section; the outbox's relay has a \
+         section of its own. This file is written by the command that measures it:\n\n\
          ```sh\n{command}\n```\n\n{}\n\n![the results as bars]({PLOT})\n",
         machine(measured)
     )?;
@@ -142,6 +144,7 @@ fn document(
         operations.markdown()
     )?;
     writeln!(out, "{}", cost_of_each_path(field, costs))?;
+    writeln!(out, "{}", super::relay::markdown(&measured.relay))?;
     writeln!(
         out,
         "## Function binaries: cold start and size\n\n\
@@ -271,21 +274,26 @@ fn cost_of_each_path(field: &Field, costs: &Grid) -> String {
          **eventkit, transactional (outbox)** is a handler that commits through the outbox's \
          unit of work, as the order pipeline's functions do: it stages one put (the order's \
          reservation) and one event. Its claims are batched as in eventkit's default path; \
-         each record then completes in a transaction of its own, holding the completion \
-         (fenced on the claim's owner), the staged put and the event's outbox item: \
+         the records' completions, each holding the completion (fenced on the claim's \
+         owner), the staged put and the event's outbox item, are group committed into \
+         shared transactions of up to 100 actions, each record's part all or nothing: \
          {:.2} requests and {:.2} write units per new record against {:.2} and {:.2} for the \
-         default path, whose completions are one batched request of plain writes. A \
-         transaction bills each action twice, and each staged write or event adds one action \
-         (two write units for an item under a kilobyte) to it. A duplicate costs {:.2} \
+         default path, whose completions are one batched request of plain writes. \
+         **eventkit, emits only** stages the event alone: {:.2} requests and {:.2} write units. \
+         A transaction bills each action twice, and each staged write or event adds one action \
+         (two write units for an item under a kilobyte) to it; sharing transactions saves \
+         requests, not write units. A duplicate costs {:.2} \
          requests and {:.2} write units per record on this path ({:.2} and {:.2} on the \
          default path): its claim is refused and its stored result read and replayed; it \
          commits nothing. The relay's publishing of the outbox items \
-         happens later, on the table's stream, and is not part of this measurement.\n",
+         happens later, on the table's stream, and is priced in its own section below.\n",
         costs.markdown(),
         outbox.requests_per_record(new),
         outbox.write_units_per_record(new),
         ours.requests_per_record(new),
         ours.write_units_per_record(new),
+        field.emits.requests_per_record(new),
+        field.emits.write_units_per_record(new),
         outbox.requests_per_record(duplicate),
         outbox.write_units_per_record(duplicate),
         ours.requests_per_record(duplicate),

@@ -26,6 +26,8 @@ pub struct Measurements {
     pub contenders: Vec<Measured>,
     /// Per function binary.
     pub functions: Vec<FunctionStarts>,
+    /// The relay, per event and in batches.
+    pub relay: Vec<super::relay::RelayRun>,
     /// The load average before and after measuring (other work on the machine).
     pub load: (String, String),
 }
@@ -33,16 +35,19 @@ pub struct Measurements {
 /// Runs every measurement.
 pub async fn everything(
     args: &BenchArgs,
-    dynamodb: &str,
+    (dynamodb, localstack): (&str, &str),
     dir: &Path,
     peers: Peers,
 ) -> Result<Measurements> {
     let load_before = load_average();
-    let upstream: SocketAddr = dynamodb
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .parse()
-        .with_context(|| format!("DynamoDB Local's endpoint {dynamodb} is not host:port"))?;
+    let address = |endpoint: &str| -> Result<SocketAddr> {
+        endpoint
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()
+            .with_context(|| format!("the endpoint {endpoint} is not host:port"))
+    };
+    let upstream = address(dynamodb)?;
     let programs = Programs {
         bench_eventkit: release_dir().join("bench-eventkit"),
         peers,
@@ -85,6 +90,28 @@ pub async fn everything(
         });
     }
 
+    let sqs_config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(xtask::cloud::REGION))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "test", "test", None, None, "bench",
+        ))
+        .endpoint_url(localstack)
+        .load()
+        .await;
+    let relay = super::relay::measure(
+        &super::relay::Services {
+            bench_eventkit: &bench.programs.bench_eventkit,
+            dynamodb: upstream,
+            localstack: address(localstack)?,
+            tables: &bench.tables,
+            sqs: aws_sdk_sqs::Client::new(&sqs_config),
+            dir,
+            run_id: &bench.run_id,
+        },
+        args.relay_events,
+    )
+    .await?;
+
     let mut functions = Vec::new();
     for function in FUNCTIONS {
         let step = Step::start(format!("cold start: {function}"));
@@ -109,6 +136,7 @@ pub async fn everything(
     Ok(Measurements {
         contenders,
         functions,
+        relay,
         load: (load_before, load_average()),
     })
 }

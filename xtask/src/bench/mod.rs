@@ -15,6 +15,7 @@ mod measure;
 mod peers;
 mod plot;
 mod procfs;
+mod relay;
 mod report;
 mod runner;
 mod summary;
@@ -51,6 +52,9 @@ pub struct BenchArgs {
     /// Starts of each function binary in the cold-start measurement.
     #[arg(long, default_value_t = 20)]
     pub cold_starts: usize,
+    /// Events the relay publishes in each of its two runs.
+    #[arg(long, default_value_t = 2000)]
+    pub relay_events: usize,
     /// Also run the criterion benchmarks of the in-process hot paths.
     #[arg(long)]
     pub criterion: bool,
@@ -68,6 +72,12 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         .find(|(name, _)| *name == "AWS_ENDPOINT_URL_DYNAMODB")
         .map(|(_, url)| url)
         .context("the local cloud has no DynamoDB endpoint")?;
+    let localstack = local_cloud
+        .env_vars()
+        .into_iter()
+        .find(|(name, _)| *name == "AWS_ENDPOINT_URL")
+        .map(|(_, url)| url)
+        .context("the local cloud has no LocalStack endpoint")?;
     let dir = workspace_root().join(".local-cloud/bench");
     std::fs::create_dir_all(&dir)?;
     build(&dir)?;
@@ -75,7 +85,12 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let measured = runtime.block_on(measure::everything(args, &dynamodb, &dir, peers))?;
+    let measured = runtime.block_on(measure::everything(
+        args,
+        (&dynamodb, &localstack),
+        &dir,
+        peers,
+    ))?;
     let criterion = if args.criterion {
         Some(criterion::run(&dir)?)
     } else {

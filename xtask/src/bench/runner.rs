@@ -33,8 +33,10 @@ pub enum Contender {
     /// eventkit, per-record claims.
     EventkitPerRecord,
     /// eventkit's transactional layer: each record's work and event committed with its
-    /// completion through the outbox (claims batched).
+    /// completion through the outbox (claims batched, transactions shared).
     EventkitTransactional,
+    /// The transactional layer with a handler that only emits an event.
+    EventkitEmits,
     /// Powertools for AWS Lambda (Python).
     Python,
     /// Powertools for AWS Lambda (TypeScript).
@@ -43,12 +45,13 @@ pub enum Contender {
 
 impl Contender {
     /// In the order they run.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::RawBatched,
         Self::Raw,
         Self::Eventkit,
         Self::EventkitPerRecord,
         Self::EventkitTransactional,
+        Self::EventkitEmits,
         Self::Python,
         Self::Node,
     ];
@@ -61,6 +64,7 @@ impl Contender {
             Self::Eventkit => "eventkit",
             Self::EventkitPerRecord => "eventkit, per record",
             Self::EventkitTransactional => "eventkit, transactional (outbox)",
+            Self::EventkitEmits => "eventkit, emits only (outbox)",
             Self::Python => "Powertools Python",
             Self::Node => "Powertools TypeScript",
         }
@@ -74,6 +78,7 @@ impl Contender {
             Self::Eventkit => "eventkit",
             Self::EventkitPerRecord => "eventkit-per-record",
             Self::EventkitTransactional => "eventkit-transactional",
+            Self::EventkitEmits => "eventkit-emits",
             Self::Python => "python",
             Self::Node => "node",
         }
@@ -95,7 +100,8 @@ impl Programs {
             | Contender::Raw
             | Contender::Eventkit
             | Contender::EventkitPerRecord
-            | Contender::EventkitTransactional => {
+            | Contender::EventkitTransactional
+            | Contender::EventkitEmits => {
                 let mut command = Command::new(&self.bench_eventkit);
                 command.arg(contender.slug());
                 command

@@ -55,6 +55,31 @@ impl Tables {
         Ok(())
     }
 
+    /// Writes `items` (DynamoDB JSON of string attributes) into the table `name`.
+    pub async fn put_all(&self, name: &str, items: &[serde_json::Value]) -> Result<()> {
+        for requests in super::relay::write_requests(items)? {
+            let mut pending = std::collections::HashMap::from([(name.to_string(), requests)]);
+            for _ in 0..10 {
+                let output = self
+                    .client
+                    .batch_write_item()
+                    .set_request_items(Some(pending))
+                    .send()
+                    .await
+                    .with_context(|| format!("writing items into {name}"))?;
+                pending = output.unprocessed_items.unwrap_or_default();
+                if pending.values().all(Vec::is_empty) {
+                    break;
+                }
+            }
+            anyhow::ensure!(
+                pending.values().all(Vec::is_empty),
+                "{name}: items left unwritten"
+            );
+        }
+        Ok(())
+    }
+
     /// Deletes the table `name`.
     pub async fn delete(&self, name: &str) -> Result<()> {
         self.client

@@ -126,11 +126,21 @@ pub async fn contender(table: &str, batched: bool) -> impl Contender {
     }
 }
 
-/// The transactional contender on `table`: per record, the claim (batched), then one
-/// transaction of the completion, the order's reservation (a put) and one `StockReserved`
-/// event in the outbox, which is the same table (its items' ids cannot meet the
-/// idempotency keys'). Nothing relays the events: what is measured is the handler's path.
-pub async fn transactional(table: &str) -> impl Contender {
+/// What the transactional contenders stage per order.
+#[derive(Clone, Copy, Debug)]
+pub enum Staging {
+    /// The reservation (a put) and its `StockReserved` event.
+    WriteAndEvent,
+    /// The `StockReserved` event alone: a handler that only emits.
+    EventOnly,
+}
+
+/// The transactional contender on `table`: per record, the claim (batched), then the
+/// completion committed with what `staging` says (the order's reservation, a put, and one
+/// `StockReserved` event in the outbox, which is the same table: its items' ids cannot meet
+/// the idempotency keys'), the batch's records sharing transactions. Nothing relays the
+/// events: what is measured is the handler's path.
+pub async fn transactional(table: &str, staging: Staging) -> impl Contender {
     eventkit::telemetry::init_logging();
     let config = aws_config::load_from_env().await;
     let store =
@@ -142,7 +152,7 @@ pub async fn transactional(table: &str) -> impl Contender {
     let handler = Handler::new(move |order: EventEnvelope<OrderPlaced>| {
         counter.fetch_add(1, Ordering::Relaxed);
         let table = table.clone();
-        async move { stage_reservation(&table, &order) }
+        async move { stage_reservation(&table, &order, staging) }
     });
     Eventkit {
         function: EventFunction::new(handler.layer(layer)).with_metrics("bench"),
@@ -154,19 +164,22 @@ pub async fn transactional(table: &str) -> impl Contender {
 fn stage_reservation(
     table: &str,
     order: &EventEnvelope<OrderPlaced>,
+    staging: Staging,
 ) -> Result<Staged<Reserved>, RecordError> {
     use aws_sdk_dynamodb::types::{AttributeValue, Put};
     let units: u64 = order.data.items.iter().map(|item| item.quantity).sum();
     let order_id = order.data.order_id.clone();
     let mut work = UnitOfWork::new();
-    work.put(
-        Put::builder()
-            .table_name(table)
-            .item("id", AttributeValue::S(format!("reservation#{order_id}")))
-            .item("units", AttributeValue::N(units.to_string()))
-            .build()
-            .map_err(RecordError::permanent)?,
-    )?;
+    if let Staging::WriteAndEvent = staging {
+        work.put(
+            Put::builder()
+                .table_name(table)
+                .item("id", AttributeValue::S(format!("reservation#{order_id}")))
+                .item("units", AttributeValue::N(units.to_string()))
+                .build()
+                .map_err(RecordError::permanent)?,
+        )?;
+    }
     let reserved = EventEnvelope::caused_by(
         order,
         "bench",

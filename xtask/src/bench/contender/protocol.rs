@@ -132,7 +132,7 @@ fn wait_for_parent() -> Result<()> {
 }
 
 /// User plus system CPU time of this whole process (every thread) so far.
-fn cpu_seconds() -> Result<f64> {
+pub fn cpu_seconds() -> Result<f64> {
     let usage = getrusage(UsageWho::RUSAGE_SELF).context("getrusage")?;
     let seconds =
         |time: nix::sys::time::TimeVal| time.tv_sec() as f64 + time.tv_usec() as f64 * 1e-6;
