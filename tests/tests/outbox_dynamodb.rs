@@ -307,6 +307,7 @@ fn dynamodb_json(item: &Item) -> Value {
             AttributeValue::N(number) => json!({"N": number}),
             AttributeValue::Bool(flag) => json!({"BOOL": flag}),
             AttributeValue::M(map) => json!({"M": dynamodb_json(map)}),
+            AttributeValue::L(list) => json!({"L": list.iter().map(value).collect::<Vec<_>>()}),
             other => panic!("not used by the outbox: {other:?}"),
         }
     }
@@ -770,4 +771,202 @@ async fn records_that_put_one_item_share_no_transaction_once_dynamodb_says_so() 
             == Some("COMPLETED")),
         "every record completed: {claims:?}"
     );
+}
+
+/// Emits the credit's event and stages nothing else: a handler that only emits.
+async fn announce(
+    bank: &&Bank,
+    deposit: EventEnvelope<Deposited>,
+) -> Result<Staged<u64>, RecordError> {
+    let mut work = UnitOfWork::new();
+    let credited = EventEnvelope::caused_by(
+        &deposit,
+        "bank",
+        Deposited {
+            account: deposit.data.account.clone(),
+            cents: deposit.data.cents,
+        },
+    );
+    work.emit_envelope(Destination::sqs(&bank.queue.url), &credited)?;
+    Ok(work.with_output(deposit.data.cents))
+}
+
+/// Events on completions (`with_outbox_on_completions`): the idempotency table is the outbox.
+mod on_completions {
+    use super::*;
+    use xtask::proxy::{Capacity, Counts, Proxy};
+
+    impl Bank {
+        /// The idempotency records, by key.
+        async fn records(&self) -> Vec<Item> {
+            self.cloud
+                .dynamodb
+                .scan()
+                .table_name(&self.idempotency)
+                .consistent_read(true)
+                .send()
+                .await
+                .unwrap()
+                .items
+                .unwrap_or_default()
+        }
+
+        /// A function committing with `handler` through a counting proxy.
+        async fn counted<F>(
+            &self,
+            handler: F,
+        ) -> (Proxy, EventFunction<impl RecordHandler<Output = u64> + '_>)
+        where
+            F: AsyncFn(&&Bank, EventEnvelope<Deposited>) -> Result<Staged<u64>, RecordError>
+                + 'static,
+        {
+            let proxy = Proxy::start(eventkit_tests::dynamodb_address(), Duration::ZERO)
+                .await
+                .unwrap();
+            let client = aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(&self.cloud.config)
+                    .endpoint_url(proxy.endpoint())
+                    .build(),
+            );
+            let store = DynamoDbStore::new(client, &self.idempotency).with_outbox_on_completions();
+            let function = EventFunction::new(Handler::with_state(self, handler).layer(
+                TransactionalLayer::new(store, IdempotencyConfig::new("bank")),
+            ));
+            (proxy, function)
+        }
+    }
+
+    fn deadline() -> Deadline {
+        Deadline::after(Duration::from_secs(30))
+    }
+
+    #[tokio::test]
+    async fn an_emitting_batch_costs_what_plain_idempotency_costs_and_the_relay_publishes_from_the_records(
+    ) {
+        let bank = Bank::create().await;
+        let (proxy, function) = bank.counted(announce).await;
+        let deposits: Vec<(String, String)> =
+            (0..10).map(|_| (unique("e"), unique("acct"))).collect();
+        let event = sqs_deposits(&deposits);
+
+        let response = function.handle(event.clone(), deadline()).await.unwrap();
+
+        assert_eq!(response, json!({"batchItemFailures": []}));
+        assert_eq!(
+            proxy.counts(),
+            Counts::from([("BatchExecuteStatement".into(), 2)]),
+            "the claims, then the completions carrying the events: no transaction"
+        );
+        assert_eq!(
+            proxy.capacity(),
+            Capacity {
+                write_units: 20.0,
+                read_units: 0.0
+            },
+            "a claim and a completion per record, each under a kilobyte"
+        );
+        assert!(
+            bank.outbox_items().await.is_empty(),
+            "no outbox item of its own"
+        );
+        let records = bank.records().await;
+        assert_eq!(records.len(), 10);
+        for record in &records {
+            assert!(record.contains_key("unpublished"), "{record:?}");
+            assert_eq!(record["outbox"].as_l().unwrap().len(), 1, "{record:?}");
+        }
+
+        // The relay reads the records from the idempotency table's stream.
+        let relay = EventFunction::new(
+            Relay::new(bank.cloud.dynamodb.clone(), &bank.idempotency)
+                .with_sqs(bank.cloud.sqs.clone()),
+        );
+        let response = relay.handle(stream_of(&records), deadline()).await.unwrap();
+        assert_eq!(response, json!({"batchItemFailures": []}));
+        let received = bank
+            .cloud
+            .receive(&bank.queue, 10, Duration::from_secs(5))
+            .await;
+        let mut sent: Vec<String> = received
+            .iter()
+            .map(|m| {
+                serde_json::from_str::<Value>(m.body().unwrap()).unwrap()["eventId"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        sent.sort();
+        let mut derived: Vec<String> = deposits
+            .iter()
+            .map(|(event_id, _)| {
+                eventkit::events::derived_event_id(event_id, "Deposited", "bank", None)
+            })
+            .collect();
+        derived.sort();
+        assert_eq!(sent, derived, "each event once, under its derived id");
+        for record in bank.records().await {
+            assert!(
+                record.contains_key("publishedAt") && !record.contains_key("unpublished"),
+                "{record:?}"
+            );
+            assert_eq!(
+                record["status"].as_s().unwrap(),
+                "COMPLETED",
+                "still the idempotency record"
+            );
+        }
+
+        // Duplicates replay; the marked records come back on the stream and are skipped.
+        let response = function.handle(event, deadline()).await.unwrap();
+        assert_eq!(response, json!({"batchItemFailures": []}));
+        let response = relay
+            .handle(stream_of(&bank.records().await), deadline())
+            .await
+            .unwrap();
+        assert_eq!(response, json!({"batchItemFailures": []}));
+        assert!(bank
+            .cloud
+            .receive(&bank.queue, 1, Duration::from_secs(2))
+            .await
+            .is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_write_and_an_event_cost_a_claim_and_a_share_of_a_transaction_of_two_actions() {
+        let bank = Bank::create().await;
+        let (proxy, function) = bank.counted(credit).await;
+        let deposits: Vec<(String, String)> =
+            (0..10).map(|_| (unique("e"), unique("acct"))).collect();
+
+        let response = function
+            .handle(sqs_deposits(&deposits), deadline())
+            .await
+            .unwrap();
+
+        assert_eq!(response, json!({"batchItemFailures": []}));
+        assert_eq!(
+            proxy.counts(),
+            Counts::from([
+                ("BatchExecuteStatement".into(), 1),
+                ("TransactWriteItems".into(), 1)
+            ])
+        );
+        assert_eq!(
+            proxy.capacity(),
+            Capacity {
+                write_units: 10.0 + 10.0 * 2.0 * 2.0,
+                read_units: 0.0
+            },
+            "the claim, then the completion (with its event) and the credit, twice each"
+        );
+        for (_, account) in &deposits {
+            assert_eq!(bank.balance(account).await, Some(250));
+        }
+        assert!(bank
+            .records()
+            .await
+            .iter()
+            .all(|record| record.contains_key("outbox")));
+    }
 }

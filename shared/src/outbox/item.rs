@@ -156,6 +156,55 @@ pub(crate) fn to_item(
 
 /// One item per event and destination: a rerun that stages the same event (same id) names
 /// the same item, which is then already present and left alone.
+/// The attribute of an idempotency record that holds the events riding on its completion
+/// (a list of maps, each an outbox item's attributes but `unpublished`), when the store
+/// commits events on completions.
+pub(crate) const OUTBOX_LIST: &str = "outbox";
+
+/// The attribute of such a record that holds its primary key, so that the relay and the
+/// sweeper mark it without knowing the table's key names.
+pub(crate) const OUTBOX_RECORD_KEY: &str = "outboxKey";
+
+/// The attributes a completion sets to carry `events` on the record of `record_key`
+/// (committed by the idempotency key `committed_by`): the events, the record's shard of the
+/// [`UNPUBLISHED_INDEX`], `stagedAt` and the key. Refused when the events would make the
+/// record larger than a DynamoDB item (with `result_bytes` of stored result beside them).
+pub(crate) fn on_completion(
+    events: &[StagedEvent],
+    committed_by: &str,
+    record_key: HashMap<String, AttributeValue>,
+    result_bytes: usize,
+    now: DateTime<Utc>,
+) -> Result<Vec<(String, AttributeValue)>, String> {
+    let list: Vec<AttributeValue> = events
+        .iter()
+        .map(|event| {
+            let mut item = to_item(event, committed_by, now);
+            item.remove(UNPUBLISHED);
+            AttributeValue::M(item)
+        })
+        .collect();
+    let extra = vec![
+        (OUTBOX_LIST.to_string(), AttributeValue::L(list)),
+        (
+            UNPUBLISHED.to_string(),
+            AttributeValue::S(unpublished_shard(committed_by)),
+        ),
+        ("stagedAt".to_string(), AttributeValue::S(staged_at(now))),
+        (OUTBOX_RECORD_KEY.to_string(), AttributeValue::M(record_key)),
+    ];
+    let bytes =
+        item_bytes(Some(&extra.iter().cloned().collect())) + result_bytes + COMMITTED_BY_MAX_BYTES;
+    if bytes > Carrier::DynamoDbItem.max_bytes() {
+        return Err(format!(
+            "{} events of about {bytes} bytes with the result do not fit one idempotency record (DynamoDB items hold {} bytes)",
+            events.len(),
+            Carrier::DynamoDbItem.max_bytes()
+        ));
+    }
+    Ok(extra)
+}
+
 pub(crate) fn outbox_id(staged: &StagedEvent) -> String {
     format!("{}|{}", staged.event.event_id, staged.destination)
 }

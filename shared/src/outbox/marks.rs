@@ -1,7 +1,8 @@
 //! Marking published events in batches: one PartiQL `UPDATE` per outbox item, up to 25 per
 //! `BatchExecuteStatement`, the requests sent concurrently.
 //!
-//! A mark sets `publishedAt` and the TTL and removes `unpublished`, which takes the item out
+//! A mark sets `publishedAt` (and an outbox item's TTL; a record carrying events keeps its
+//! idempotency retention) and removes `unpublished`, which takes the item out
 //! of the sweeper's index and out of the relay's stream filter (the mark's own change comes
 //! back through the stream without `unpublished`, and the event source mapping's
 //! `FilterCriteria` drops it before any invocation). An item that is gone (removed by hand)
@@ -13,7 +14,8 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{AttributeValue, BatchStatementErrorCodeEnum, BatchStatementRequest};
 
-use super::item::{OUTBOX_KEY, UNPUBLISHED};
+use super::carried::Mark;
+use super::item::UNPUBLISHED;
 use super::relay::Relay;
 use crate::backoff::Backoff;
 use crate::batch::RecordError;
@@ -26,52 +28,72 @@ const MARK_ATTEMPTS: u32 = 3;
 const MARK_BACKOFF: Backoff = Backoff::new(Duration::from_millis(25), Duration::from_millis(200));
 
 /// How one mark ended.
-enum Mark {
+enum Marked {
     Done,
     Retryable(String),
     Failed(String),
 }
 
 impl Relay {
-    /// Marks the outbox items `ids` published; one result per id, in order.
-    pub(crate) async fn mark_published_many(&self, ids: &[&str]) -> Vec<Result<(), RecordError>> {
+    /// Marks the items of `marks` published; one result per mark, in order.
+    pub(crate) async fn mark_published_many(
+        &self,
+        marks: &[&Mark],
+    ) -> Vec<Result<(), RecordError>> {
         let now = chrono::Utc::now();
         let expiration = now.timestamp().max(0).unsigned_abs() + self.retention.as_secs();
-        let statement = format!(
-            "UPDATE \"{}\" SET \"publishedAt\" = ? SET \"expiration\" = ? REMOVE \"{UNPUBLISHED}\" WHERE \"{OUTBOX_KEY}\" = ?",
-            self.outbox_table.replace('"', "\"\"")
-        );
-        let mut results: Vec<Option<Result<(), RecordError>>> = ids.iter().map(|_| None).collect();
-        let mut pending: Vec<usize> = (0..ids.len()).collect();
+        let ident = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
+        let statement = |mark: &Mark| -> Option<BatchStatementRequest> {
+            let mut keys: Vec<(&String, &AttributeValue)> = mark.key.iter().collect();
+            keys.sort_by_key(|(name, _)| name.as_str());
+            let conditions: Vec<String> = keys
+                .iter()
+                .map(|(name, _)| format!("{} = ?", ident(name)))
+                .collect();
+            let ttl = if mark.expires {
+                " SET \"expiration\" = ?"
+            } else {
+                ""
+            };
+            let text = format!(
+                "UPDATE {} SET \"publishedAt\" = ?{ttl} REMOVE {} WHERE {}",
+                ident(&self.outbox_table),
+                ident(UNPUBLISHED),
+                conditions.join(" AND ")
+            );
+            let mut request = BatchStatementRequest::builder()
+                .statement(text)
+                .parameters(AttributeValue::S(now.to_rfc3339()));
+            if mark.expires {
+                request = request.parameters(AttributeValue::N(expiration.to_string()));
+            }
+            for (_, value) in keys {
+                request = request.parameters(value.clone());
+            }
+            request.build().ok()
+        };
+        let mut results: Vec<Option<Result<(), RecordError>>> =
+            marks.iter().map(|_| None).collect();
+        let mut pending: Vec<usize> = (0..marks.len()).collect();
         for attempt in 0..MARK_ATTEMPTS {
             if attempt > 0 {
                 tokio::time::sleep(MARK_BACKOFF.delay(attempt)).await;
             }
             let requests = pending.chunks(MARKS_PER_REQUEST).map(|chunk| {
-                let statements: Vec<Option<BatchStatementRequest>> = chunk
-                    .iter()
-                    .map(|&index| {
-                        BatchStatementRequest::builder()
-                            .statement(&statement)
-                            .parameters(AttributeValue::S(now.to_rfc3339()))
-                            .parameters(AttributeValue::N(expiration.to_string()))
-                            .parameters(AttributeValue::S(ids[index].to_string()))
-                            .build()
-                            .ok()
-                    })
-                    .collect();
+                let statements: Vec<Option<BatchStatementRequest>> =
+                    chunk.iter().map(|&index| statement(marks[index])).collect();
                 async move { (chunk, self.send_marks(statements).await) }
             });
             let mut again = Vec::new();
             for (chunk, marks) in futures::future::join_all(requests).await {
                 for (&index, mark) in chunk.iter().zip(marks) {
                     results[index] = Some(match mark {
-                        Mark::Done => Ok(()),
-                        Mark::Retryable(reason) if attempt + 1 < MARK_ATTEMPTS => {
+                        Marked::Done => Ok(()),
+                        Marked::Retryable(reason) if attempt + 1 < MARK_ATTEMPTS => {
                             again.push(index);
                             Err(RecordError::transient(reason))
                         }
-                        Mark::Retryable(reason) | Mark::Failed(reason) => {
+                        Marked::Retryable(reason) | Marked::Failed(reason) => {
                             Err(RecordError::transient(format!(
                                 "marking the event published failed: {reason}"
                             )))
@@ -91,11 +113,11 @@ impl Relay {
     }
 
     /// One `BatchExecuteStatement` of marks (`None`: a statement that could not be built).
-    async fn send_marks(&self, statements: Vec<Option<BatchStatementRequest>>) -> Vec<Mark> {
+    async fn send_marks(&self, statements: Vec<Option<BatchStatementRequest>>) -> Vec<Marked> {
         let count = statements.len();
         let Some(statements) = statements.into_iter().collect::<Option<Vec<_>>>() else {
             return (0..count)
-                .map(|_| Mark::Failed("the mark's statement could not be built".into()))
+                .map(|_| Marked::Failed("the mark's statement could not be built".into()))
                 .collect();
         };
         let output = match self
@@ -108,7 +130,7 @@ impl Relay {
             Ok(output) => output,
             Err(error) => {
                 let reason = aws_sdk_dynamodb::error::DisplayErrorContext(&error).to_string();
-                return (0..count).map(|_| Mark::Failed(reason.clone())).collect();
+                return (0..count).map(|_| Marked::Failed(reason.clone())).collect();
             }
         };
         let responses = output.responses();
@@ -117,12 +139,12 @@ impl Relay {
                 "BatchExecuteStatement answered {} of {count} marks",
                 responses.len()
             );
-            return (0..count).map(|_| Mark::Failed(reason.clone())).collect();
+            return (0..count).map(|_| Marked::Failed(reason.clone())).collect();
         }
         responses
             .iter()
             .map(|response| match response.error() {
-                None => Mark::Done,
+                None => Marked::Done,
                 Some(error) => {
                     let reason = format!(
                         "{}: {}",
@@ -131,15 +153,15 @@ impl Relay {
                     );
                     match error.code() {
                         // Gone already (removed by hand): published all the same.
-                        Some(BatchStatementErrorCodeEnum::ConditionalCheckFailed) => Mark::Done,
+                        Some(BatchStatementErrorCodeEnum::ConditionalCheckFailed) => Marked::Done,
                         Some(
                             BatchStatementErrorCodeEnum::ThrottlingError
                             | BatchStatementErrorCodeEnum::ProvisionedThroughputExceeded
                             | BatchStatementErrorCodeEnum::RequestLimitExceeded
                             | BatchStatementErrorCodeEnum::InternalServerError
                             | BatchStatementErrorCodeEnum::TransactionConflict,
-                        ) => Mark::Retryable(reason),
-                        _ => Mark::Failed(reason),
+                        ) => Marked::Retryable(reason),
+                        _ => Marked::Failed(reason),
                     }
                 }
             })

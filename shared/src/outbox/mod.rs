@@ -75,6 +75,7 @@
 //! # }
 //! ```
 
+mod carried;
 mod destination;
 mod item;
 mod layer;

@@ -18,7 +18,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::item::OutboxEntry;
+use super::carried::{Carried, Mark};
+use super::item::{OutboxEntry, OUTBOX_LIST, UNPUBLISHED};
 use super::publish_batch::Order;
 use crate::batch::{BatchOutcome, BatchProcessor, Deadline, RecordError};
 use crate::breaker::Breaker;
@@ -132,82 +133,86 @@ impl Relay {
 enum Planned {
     /// A change that is not a new unpublished event: the relay's own mark, a TTL removal.
     Skip,
-    /// An unpublished event.
-    Publish(Box<OutboxEntry>),
+    /// An unpublished item's events.
+    Publish(Box<Carried>),
 }
 
 fn plan(record: &EventRecord) -> Result<Planned, RecordError> {
     if record.attribute(EVENT_NAME_ATTRIBUTE) == Some("REMOVE") {
         return Ok(Planned::Skip);
     }
-    let entry: OutboxEntry = record.decode().map_err(RecordError::permanent)?;
-    Ok(match entry.published_at {
-        Some(_) => Planned::Skip,
-        None => Planned::Publish(Box::new(entry)),
-    })
+    let image = record.json().map_err(RecordError::permanent)?;
+    // A change of an idempotency record without events (a claim, a plain completion).
+    if image.get(UNPUBLISHED).is_none()
+        && image.get(OUTBOX_LIST).is_none()
+        && image.get("body").is_none()
+    {
+        return Ok(Planned::Skip);
+    }
+    match Carried::from_json(image) {
+        Ok(Some(carried)) => Ok(Planned::Publish(Box::new(carried))),
+        Ok(None) => Ok(Planned::Skip),
+        Err(reason) => Err(RecordError::permanent(format!(
+            "record {}: an unreadable outbox item: {reason}",
+            record.id()
+        ))),
+    }
 }
 
 impl Relay {
-    /// Relays `records`, one stream shard's changes in order: the unpublished events up to
-    /// the first record that cannot be read are published in batches
-    /// ([`publish_entries`](Self::publish_entries)), then marked in batches; one result per
-    /// record. The records after a failed one are not relayed (the processor reports them
-    /// skipped, so the shard resumes at the failed one).
+    /// Relays `records`, one stream shard's changes in order: the events of the unpublished
+    /// items up to the first record that cannot be read are published in batches
+    /// ([`publish_entries`](Self::publish_entries)), then the items marked in batches; one
+    /// result per record. The records after a failed one are not relayed (the processor
+    /// reports them skipped, so the shard resumes at the failed one).
     async fn relay_records(
         &self,
         records: &[EventRecord],
         deadline: Deadline,
         margin: Duration,
     ) -> Vec<Result<Relayed, RecordError>> {
-        let mut planned: Vec<Result<Planned, RecordError>> = records.iter().map(plan).collect();
+        let planned: Vec<Result<Planned, RecordError>> = records.iter().map(plan).collect();
         let readable = planned
             .iter()
             .position(Result::is_err)
             .unwrap_or(planned.len());
-        let to_publish: Vec<(usize, &OutboxEntry)> = planned[..readable]
+        let carried: Vec<(usize, &Carried)> = planned[..readable]
             .iter()
             .enumerate()
             .filter_map(|(index, planned)| match planned {
-                Ok(Planned::Publish(entry)) => Some((index, entry.as_ref())),
+                Ok(Planned::Publish(carried)) => Some((index, carried.as_ref())),
                 _ => None,
             })
             .collect();
-        let entries: Vec<&OutboxEntry> = to_publish.iter().map(|(_, entry)| *entry).collect();
-        let mut published = self
-            .publish_entries(&entries, Order::Kept, deadline, margin)
-            .await;
-        for (entry, result) in entries.iter().zip(&published) {
-            if result.is_ok() {
-                crate::faults::crash_point(CrashPoint::AfterPublish, &entry.id);
-            }
-        }
-        let marked: Vec<&str> = entries
-            .iter()
-            .zip(&published)
-            .filter(|(_, result)| result.is_ok())
-            .map(|(entry, _)| entry.id.as_str())
-            .collect();
-        let mut marks = self.mark_published_many(&marked).await.into_iter();
-        for (entry, result) in entries.iter().zip(published.iter_mut()) {
-            if result.is_ok() {
-                *result = marks
-                    .next()
-                    .unwrap_or_else(|| Err(RecordError::transient("mark left without an answer")));
-                if result.is_ok() {
-                    tracing::info!(event_id = %entry.event_id, destination = %entry.destination, "outbox event published");
-                }
-            }
-        }
+        let items: Vec<&Carried> = carried.iter().map(|(_, carried)| *carried).collect();
+        let mut results = self
+            .publish_and_mark_items(&items, Order::Kept, deadline, margin)
+            .await
+            .into_iter();
         let mut outcomes: Vec<Option<Result<Relayed, RecordError>>> =
             planned.iter().map(|_| None).collect();
-        for ((index, entry), result) in to_publish.iter().zip(published) {
-            outcomes[*index] = Some(result.map(|()| Relayed::Published {
-                event_id: entry.event_id.clone(),
-                destination: entry.destination.clone(),
+        for (index, item) in &carried {
+            let result = results
+                .next()
+                .unwrap_or_else(|| Err(RecordError::transient("item left without a result")));
+            outcomes[*index] = Some(result.map(|()| {
+                Relayed::Published {
+                    event_id: item
+                        .entries
+                        .iter()
+                        .map(|entry| entry.event_id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    destination: item
+                        .entries
+                        .first()
+                        .map(|entry| entry.destination.clone())
+                        .unwrap_or_default(),
+                }
             }));
         }
         planned
-            .drain(..)
+            .into_iter()
             .zip(outcomes)
             .map(|(planned, outcome)| match (planned, outcome) {
                 (_, Some(outcome)) => outcome,
@@ -217,30 +222,66 @@ impl Relay {
             .collect()
     }
 
-    /// Publishes `entries` (in batches, every one tried) and marks the published ones: what
-    /// the [`Sweeper`](super::Sweeper) does with overdue items. One result per entry.
-    pub(crate) async fn publish_and_mark(
+    /// Publishes the events of `items` in batches and marks each item whose events were all
+    /// published (its mark's result is then the item's); one result per item.
+    async fn publish_and_mark_items(
         &self,
-        entries: &[OutboxEntry],
+        items: &[&Carried],
+        order: Order,
+        deadline: Deadline,
+        margin: Duration,
     ) -> Vec<Result<(), RecordError>> {
-        let entries: Vec<&OutboxEntry> = entries.iter().collect();
-        let no_deadline = Deadline::after(Duration::from_secs(24 * 3600));
-        let mut results = self
-            .publish_entries(&entries, Order::Any, no_deadline, Duration::ZERO)
-            .await;
-        let marked: Vec<&str> = entries
+        let entries: Vec<&OutboxEntry> = items.iter().flat_map(|item| &item.entries).collect();
+        let mut published = self
+            .publish_entries(&entries, order, deadline, margin)
+            .await
+            .into_iter();
+        let mut results: Vec<Result<(), RecordError>> = items
+            .iter()
+            .map(|item| {
+                let mine: Vec<Result<(), RecordError>> =
+                    published.by_ref().take(item.entries.len()).collect();
+                match mine.into_iter().find(Result::is_err) {
+                    Some(failed) => failed,
+                    None => Ok(()),
+                }
+            })
+            .collect();
+        for (item, result) in items.iter().zip(&results) {
+            if result.is_ok() {
+                crate::faults::crash_point(CrashPoint::AfterPublish, &item.name());
+            }
+        }
+        let marks: Vec<&Mark> = items
             .iter()
             .zip(&results)
             .filter(|(_, result)| result.is_ok())
-            .map(|(entry, _)| entry.id.as_str())
+            .map(|(item, _)| &item.mark)
             .collect();
-        let mut marks = self.mark_published_many(&marked).await.into_iter();
-        for result in results.iter_mut().filter(|result| result.is_ok()) {
-            *result = marks
-                .next()
-                .unwrap_or_else(|| Err(RecordError::transient("mark left without an answer")));
+        let mut marked = self.mark_published_many(&marks).await.into_iter();
+        for (item, result) in items.iter().zip(results.iter_mut()) {
+            if result.is_ok() {
+                *result = marked
+                    .next()
+                    .unwrap_or_else(|| Err(RecordError::transient("mark left without an answer")));
+                if result.is_ok() {
+                    for entry in &item.entries {
+                        tracing::info!(event_id = %entry.event_id, destination = %entry.destination, "outbox event published");
+                    }
+                }
+            }
         }
         results
+    }
+
+    /// Publishes the events of `items` (in batches, every one tried) and marks the items
+    /// whose events were published: what the [`Sweeper`](super::Sweeper) does with overdue
+    /// items. One result per item.
+    pub(crate) async fn publish_and_mark(&self, items: &[Carried]) -> Vec<Result<(), RecordError>> {
+        let items: Vec<&Carried> = items.iter().collect();
+        let no_deadline = Deadline::after(Duration::from_secs(24 * 3600));
+        self.publish_and_mark_items(&items, Order::Any, no_deadline, Duration::ZERO)
+            .await
     }
 
     /// The outbox table and the client that reads it.

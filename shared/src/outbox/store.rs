@@ -4,8 +4,6 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use aws_sdk_dynamodb::types::TransactWriteItem;
-
 use super::unit_of_work::{StagedEvent, UnitOfWork};
 use crate::idempotency::{
     Completion, DynamoDbStore, GuardedStore, IdempotencyStore, InMemoryStore, StoreError,
@@ -163,8 +161,9 @@ impl TransactionalStore for InMemoryStore {
 }
 
 /// One `TransactWriteItems`: the completion's update (fenced on the owner), the staged
-/// writes, and one conditional put per staged event into the outbox table (see
-/// `transaction.rs`).
+/// writes, and one conditional put per staged event into the outbox table, or the events on
+/// the completion itself (see `transaction.rs`). Events alone on a completion are a plain
+/// write of the record.
 impl TransactionalStore for DynamoDbStore {
     async fn complete_with(
         &self,
@@ -177,19 +176,29 @@ impl TransactionalStore for DynamoDbStore {
         if work.is_empty() {
             return self.complete(key, owner, result, expiration).await;
         }
-        let completion = self.completion_update(key, owner, result, expiration)?;
-        let completion = TransactWriteItem::builder().update(completion).build();
-        // The owner token is the claim's, unique per claim: DynamoDB treats a retried
-        // request with the same token (the SDK's own retries) as the same transaction.
-        self.transact(Some(completion), work, key, Some(owner))
-            .await
+        let completion = Completion {
+            key: key.to_string(),
+            owner: owner.to_string(),
+            result: result.to_string(),
+            expiration,
+        };
+        if self.outbox_on_completions() && work.writes().is_empty() {
+            let (_, events) = work.into_parts();
+            let carried = vec![(completion.clone(), self.carried(&completion, &events)?)];
+            return self
+                .complete_batch_with(&carried)
+                .await
+                .pop()
+                .unwrap_or_else(|| Err(StoreError::other("completion left without a result")));
+        }
+        self.transact(Some(&completion), work, key).await
     }
 
     async fn commit_alone(&self, work: UnitOfWork, record_id: &str) -> Result<(), StoreError> {
         if work.is_empty() {
             return Ok(());
         }
-        self.transact(None, work, record_id, None).await
+        self.transact(None, work, record_id).await
     }
 
     /// Completions without work share one batch of statements; the others share

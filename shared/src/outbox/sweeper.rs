@@ -20,7 +20,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, Select};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::item::{staged_at, unpublished_shards, OutboxEntry, UNPUBLISHED, UNPUBLISHED_INDEX};
+use super::carried::Carried;
+use super::item::{staged_at, unpublished_shards, UNPUBLISHED, UNPUBLISHED_INDEX};
 use super::relay::Relay;
 
 /// How long an event may stay unpublished before the sweeper publishes it: far longer than
@@ -108,15 +109,17 @@ impl Sweeper {
         for shard in unpublished_shards() {
             let overdue = self.overdue(&shard, &cutoff).await?;
             let results = self.relay.publish_and_mark(&overdue).await;
-            for (entry, result) in overdue.iter().zip(results) {
-                match result {
-                    Ok(()) => {
-                        tracing::warn!(event_id = %entry.event_id, staged_at = entry.staged_at.as_deref().unwrap_or(""), outcome = "swept", "published an outbox event the stream had not got published");
-                        sweep.published += 1;
-                    }
-                    Err(error) => {
-                        tracing::error!(event_id = %entry.event_id, outcome = "sweep_failed", error = %error, "publishing an overdue outbox event failed; the next sweep tries again");
-                        sweep.failed += 1;
+            for (item, result) in overdue.iter().zip(results) {
+                for entry in &item.entries {
+                    match &result {
+                        Ok(()) => {
+                            tracing::warn!(event_id = %entry.event_id, staged_at = entry.staged_at.as_deref().unwrap_or(""), outcome = "swept", "published an outbox event the stream had not got published");
+                            sweep.published += 1;
+                        }
+                        Err(error) => {
+                            tracing::error!(event_id = %entry.event_id, outcome = "sweep_failed", error = %error, "publishing an overdue outbox event failed; the next sweep tries again");
+                            sweep.failed += 1;
+                        }
                     }
                 }
             }
@@ -176,7 +179,7 @@ impl Sweeper {
         &self,
         shard: &str,
         cutoff: &DateTime<Utc>,
-    ) -> Result<Vec<OutboxEntry>, SweepError> {
+    ) -> Result<Vec<Carried>, SweepError> {
         let mut pages = self.query(shard, Some(cutoff)).into_paginator().send();
         let mut items = Vec::new();
         while let Some(page) = pages.next().await {
@@ -186,8 +189,12 @@ impl Sweeper {
         }
         let mut entries = Vec::with_capacity(items.len());
         for item in items {
-            match serde_dynamo::from_item::<_, OutboxEntry>(item) {
-                Ok(entry) => entries.push(entry),
+            let carried = serde_dynamo::from_item::<_, serde_json::Value>(item)
+                .map_err(|error| error.to_string())
+                .and_then(|item| Carried::from_json(&item));
+            match carried {
+                Ok(Some(carried)) => entries.push(carried),
+                Ok(None) => {}
                 // Left for the operator (the backlog alarm names it): a malformed item is
                 // not something a retry mends.
                 Err(error) => {

@@ -25,7 +25,9 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{CancellationReason, TransactWriteItem};
 
-use super::item::{outbox_id, put};
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use super::item::{on_completion, outbox_id, put};
 use super::unit_of_work::{
     UnitOfWork, COMPLETION_OVERHEAD, TRANSACTION_MAX_ACTIONS, TRANSACTION_MAX_BYTES,
 };
@@ -155,17 +157,50 @@ fn pack(parts: Vec<Part>) -> Vec<Vec<Part>> {
 
 impl DynamoDbStore {
     /// One record's part: `completion` first (when there is one), its staged writes, one
-    /// conditional put per staged event.
+    /// conditional put per staged event, or, when events ride on completions, the events on
+    /// the completion itself.
     fn part(
         &self,
         index: usize,
-        completion: Option<TransactWriteItem>,
+        completion: Option<&Completion>,
         work: UnitOfWork,
         committed_by: &str,
-        token: Option<&str>,
     ) -> Result<Part, StoreError> {
         let bytes = work.bytes() + COMPLETION_OVERHEAD;
-        let (writes, events) = work.into_parts();
+        // The owner token is the claim's, unique per claim: DynamoDB treats a retried
+        // request with the same token (the SDK's own retries) as the same transaction.
+        let token = completion.map(|completion| completion.owner.clone());
+        let (writes, mut events) = work.into_parts();
+        let now = chrono::Utc::now();
+        let completion = match completion {
+            None => None,
+            Some(completion) => {
+                let extra = if self.outbox_on_completions() && !events.is_empty() {
+                    let carried = std::mem::take(&mut events);
+                    on_completion(
+                        &carried,
+                        committed_by,
+                        self.record_key(&completion.key),
+                        completion.result.len(),
+                        now,
+                    )
+                    .map_err(|reason| StoreError::LimitExceeded {
+                        key: completion.key.clone(),
+                        reason,
+                    })?
+                } else {
+                    Vec::new()
+                };
+                let update = self.completion_update_with(
+                    &completion.key,
+                    &completion.owner,
+                    &completion.result,
+                    completion.expiration,
+                    &extra,
+                )?;
+                Some(TransactWriteItem::builder().update(update).build())
+            }
+        };
         let mut head = Vec::with_capacity(writes.len() + 1);
         let staged = usize::from(completion.is_some());
         head.extend(completion);
@@ -182,7 +217,6 @@ impl DynamoDbStore {
                     "events were staged but the store has no outbox table (DynamoDbStore::with_outbox)",
                 ));
             };
-            let now = chrono::Utc::now();
             for event in &events {
                 let put = put(outbox, event, committed_by, now)
                     .map_err(|error| StoreError::other(error.to_string()))?;
@@ -196,7 +230,7 @@ impl DynamoDbStore {
             head,
             layout,
             puts,
-            token: token.map(str::to_string),
+            token,
             left_alone: Vec::new(),
             committed_by: committed_by.to_string(),
             bytes,
@@ -204,16 +238,16 @@ impl DynamoDbStore {
         })
     }
 
-    /// Commits `work` (with `completion` first, when there is one) in one transaction,
-    /// leaving alone the outbox items of events staged before.
+    /// Commits `work` (with `completion`, when there is one) in one transaction, leaving
+    /// alone the outbox items of events staged before; `committed_by` names it in the
+    /// outbox.
     pub(super) async fn transact(
         &self,
-        completion: Option<TransactWriteItem>,
+        completion: Option<&Completion>,
         work: UnitOfWork,
         committed_by: &str,
-        token: Option<&str>,
     ) -> Result<(), StoreError> {
-        let part = self.part(0, completion, work, committed_by, token)?;
+        let part = self.part(0, completion, work, committed_by)?;
         self.transact_parts(vec![part])
             .await
             .pop()
@@ -231,32 +265,31 @@ impl DynamoDbStore {
         let mut results: Vec<Option<Result<(), StoreError>>> = (0..count).map(|_| None).collect();
         let mut plain = Vec::new();
         let mut parts = Vec::new();
+        let mut carrying = Vec::new();
         for (index, (completion, work)) in completions.into_iter().enumerate() {
             if work.is_empty() {
                 plain.push((index, completion));
                 continue;
             }
-            let update = self.completion_update(
-                &completion.key,
-                &completion.owner,
-                &completion.result,
-                completion.expiration,
-            );
-            let part = update.and_then(|update| {
-                let update = TransactWriteItem::builder().update(update).build();
-                self.part(
-                    index,
-                    Some(update),
-                    work,
-                    &completion.key,
-                    Some(&completion.owner),
-                )
-            });
-            match part {
+            // Events alone on a completion: a plain write of the record, no transaction.
+            if self.outbox_on_completions() && work.writes().is_empty() {
+                let (_, events) = work.into_parts();
+                match self.carried(&completion, &events) {
+                    Ok(extra) => carrying.push((index, (completion, extra))),
+                    Err(error) => results[index] = Some(Err(error)),
+                }
+                continue;
+            }
+            let key = completion.key.clone();
+            match self.part(index, Some(&completion), work, &key) {
                 Ok(part) => parts.push(part),
                 Err(error) => results[index] = Some(Err(error)),
             }
         }
+        let carried: Vec<(Completion, Vec<(String, AttributeValue)>)> = carrying
+            .iter()
+            .map(|(_, carried)| carried.clone())
+            .collect();
         let plain_completions: Vec<Completion> = plain
             .iter()
             .map(|(_, completion)| completion.clone())
@@ -266,7 +299,7 @@ impl DynamoDbStore {
                 .into_iter()
                 .map(|group| self.transact_parts(group)),
         );
-        let (completed, transacted) = futures::join!(
+        let (completed, with_events, transacted) = futures::join!(
             async {
                 if plain_completions.is_empty() {
                     Vec::new()
@@ -274,9 +307,19 @@ impl DynamoDbStore {
                     self.complete_many(&plain_completions).await
                 }
             },
+            async {
+                if carried.is_empty() {
+                    Vec::new()
+                } else {
+                    self.complete_batch_with(&carried).await
+                }
+            },
             transactions
         );
         for ((index, _), result) in plain.iter().zip(completed) {
+            results[*index] = Some(result);
+        }
+        for ((index, _), result) in carrying.iter().zip(with_events) {
             results[*index] = Some(result);
         }
         for (index, result) in transacted.into_iter().flatten() {
@@ -288,6 +331,25 @@ impl DynamoDbStore {
                 result.unwrap_or_else(|| Err(StoreError::other("completion left without a result")))
             })
             .collect()
+    }
+
+    /// The attributes that carry `events` on `completion`'s record.
+    pub(super) fn carried(
+        &self,
+        completion: &Completion,
+        events: &[super::unit_of_work::StagedEvent],
+    ) -> Result<Vec<(String, AttributeValue)>, StoreError> {
+        on_completion(
+            events,
+            &completion.key,
+            self.record_key(&completion.key),
+            completion.result.len(),
+            chrono::Utc::now(),
+        )
+        .map_err(|reason| StoreError::LimitExceeded {
+            key: completion.key.clone(),
+            reason,
+        })
     }
 
     /// Sends `parts` as one transaction, again without what the cancellation reasons single

@@ -129,6 +129,7 @@ pub struct DynamoDbStore {
     layout: KeyLayout,
     return_old_item_on_conflict: bool,
     outbox_table: Option<String>,
+    outbox_on_completions: bool,
 }
 
 impl DynamoDbStore {
@@ -159,6 +160,7 @@ impl DynamoDbStore {
             layout: KeyLayout::Partition,
             return_old_item_on_conflict: true,
             outbox_table: None,
+            outbox_on_completions: false,
         }
     }
 
@@ -170,9 +172,36 @@ impl DynamoDbStore {
         self
     }
 
-    /// The outbox table, when one is set.
+    /// Commits the events of a unit of work on the idempotency record its completion writes
+    /// (an `outbox` list), instead of one outbox item each: the idempotency table is the
+    /// outbox, and its stream (with the relay's
+    /// [`STREAM_FILTER`](crate::outbox::STREAM_FILTER)) feeds the relay. A handler that only
+    /// emits then commits with a plain completion (no transaction), and one that stages
+    /// writes commits one item less per transaction. The table needs a stream
+    /// (`NEW_IMAGE`), and the sweeper's index ([`UNPUBLISHED_INDEX`](crate::outbox::UNPUBLISHED_INDEX));
+    /// see the [outbox docs](crate::outbox).
+    pub fn with_outbox_on_completions(mut self) -> Self {
+        self.outbox_on_completions = true;
+        self
+    }
+
+    /// Whether events ride on completions ([`with_outbox_on_completions`](Self::with_outbox_on_completions)).
+    pub fn outbox_on_completions(&self) -> bool {
+        self.outbox_on_completions
+    }
+
+    /// The outbox table, when one is set: the idempotency table itself when events ride on
+    /// completions.
     pub fn outbox_table(&self) -> Option<&str> {
-        self.outbox_table.as_deref()
+        match self.outbox_on_completions {
+            true => Some(&self.table),
+            false => self.outbox_table.as_deref(),
+        }
+    }
+
+    /// The record's primary key, as the relay marks it.
+    pub(crate) fn record_key(&self, key: &str) -> Item {
+        self.primary_key(key)
     }
 
     pub(crate) fn client(&self) -> &Client {
@@ -180,19 +209,27 @@ impl DynamoDbStore {
     }
 
     /// The completion as one transaction action: the same update as
-    /// [`complete`](IdempotencyStore::complete), fenced on `owner` the same way.
-    pub(crate) fn completion_update(
+    /// [`complete`](IdempotencyStore::complete), fenced on `owner` the same way, that also
+    /// sets `extra` (name, value) attributes on the record: the events that ride on it.
+    pub(crate) fn completion_update_with(
         &self,
         key: &str,
         owner: &str,
         result: &str,
         expiration: u64,
+        extra: &[(String, AttributeValue)],
     ) -> Result<aws_sdk_dynamodb::types::Update, StoreError> {
-        let (names, values) = self.completion_attributes(owner, result, expiration);
+        let (mut names, mut values) = self.completion_attributes(owner, result, expiration);
+        let mut expression = COMPLETE_EXPRESSION.to_string();
+        for (n, (name, value)) in extra.iter().enumerate() {
+            expression.push_str(&format!(", #x{n} = :x{n}"));
+            names.insert(format!("#x{n}"), name.clone());
+            values.insert(format!(":x{n}"), value.clone());
+        }
         aws_sdk_dynamodb::types::Update::builder()
             .table_name(&self.table)
             .set_key(Some(self.primary_key(key)))
-            .update_expression(COMPLETE_EXPRESSION)
+            .update_expression(expression)
             .condition_expression(OWNER_CONDITION)
             .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values(Some(values))

@@ -316,12 +316,20 @@ impl DynamoDbStore {
         self.statement(statement, parameters, true)
     }
 
-    fn completion(&self, completion: &Completion) -> Result<BatchStatementRequest, StoreError> {
+    fn completion(
+        &self,
+        completion: &Completion,
+        extra: &[(String, AttributeValue)],
+    ) -> Result<BatchStatementRequest, StoreError> {
         self.check_limits(&completion.as_record())?;
         let names = &self.names;
         let (key, key_parameters) = self.key_condition(&completion.key);
+        let extra_sets: String = extra
+            .iter()
+            .map(|(name, _)| format!(" SET {} = ?", ident(name)))
+            .collect();
         let statement = format!(
-            "UPDATE {} SET {} = ? SET {} = ? SET {} = ? WHERE {key} AND {} = ?",
+            "UPDATE {} SET {} = ? SET {} = ? SET {} = ?{extra_sets} WHERE {key} AND {} = ?",
             ident(&self.table),
             ident(&names.status),
             ident(&names.data),
@@ -333,6 +341,7 @@ impl DynamoDbStore {
             text(&completion.result),
             number(completion.expiration),
         ];
+        parameters.extend(extra.iter().map(|(_, value)| value.clone()));
         parameters.extend(key_parameters);
         parameters.push(text(&completion.owner));
         self.statement(statement, parameters, false)
@@ -534,9 +543,23 @@ impl DynamoDbStore {
     ) -> Vec<Result<(), StoreError>> {
         let statements: Vec<_> = completions
             .iter()
-            .map(|completion| self.completion(completion))
+            .map(|completion| self.completion(completion, &[]))
             .collect();
         self.fenced_in_rounds(completions.iter().map(|c| c.key.as_str()), statements)
+            .await
+    }
+
+    /// [`complete_batch`](Self::complete_batch), each completion also setting its `extra`
+    /// (name, value) attributes on the record: the events that ride on it.
+    pub(crate) async fn complete_batch_with(
+        &self,
+        completions: &[(Completion, Vec<(String, AttributeValue)>)],
+    ) -> Vec<Result<(), StoreError>> {
+        let statements: Vec<_> = completions
+            .iter()
+            .map(|(completion, extra)| self.completion(completion, extra))
+            .collect();
+        self.fenced_in_rounds(completions.iter().map(|(c, _)| c.key.as_str()), statements)
             .await
     }
 
