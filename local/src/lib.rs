@@ -41,6 +41,7 @@ pub mod host;
 pub mod invocation;
 pub mod launch;
 pub mod logs;
+pub mod output;
 pub mod progress;
 pub mod resolver;
 pub mod resources;
