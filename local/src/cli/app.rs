@@ -63,14 +63,14 @@ pub struct AppArgs {
 }
 
 /// The local cloud to use: the one `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_DYNAMODB` name
-/// when both are set (already running, brought up by someone else), else this directory's,
-/// brought up now.
-fn endpoints(here: &Path, ports: Ports) -> Result<Endpoints> {
+/// when both are set (already running, brought up by someone else), else this machine
+/// user's, brought up now (or found running).
+fn endpoints(ports: Ports) -> Result<Endpoints> {
     let set = |name: &str| std::env::var(name).is_ok_and(|value| !value.is_empty());
     if set("AWS_ENDPOINT_URL") && set("AWS_ENDPOINT_URL_DYNAMODB") {
         return Ok(Endpoints::from_env());
     }
-    let cloud = LocalCloud::in_dir(here, ports)?;
+    let cloud = LocalCloud::for_user(ports)?;
     cloud.up()?;
     Ok(Endpoints::of(&cloud))
 }
@@ -95,7 +95,7 @@ impl AppArgs {
 /// Describes how to run the application, on the local cloud.
 fn options(here: &Path, app: &AppArgs) -> Result<PipelineOptions> {
     let template = app.template(here)?;
-    let endpoints = endpoints(here, app.ports)?;
+    let endpoints = endpoints(app.ports)?;
     let stack_name = app.stack_name.clone().unwrap_or_else(|| {
         let suffix = uuid::Uuid::new_v4().simple().to_string();
         format!("local-{}", &suffix[..8])
