@@ -65,7 +65,7 @@ use anyhow::{bail, Context, Result};
 use aws_sdk_sqs::types::{Message, QueueAttributeName};
 use tokio_util::sync::CancellationToken;
 
-pub use launch::{Binaries, PipelineOptions};
+pub use launch::{Binaries, PipelineOptions, StoppedBeforeRunning};
 
 use clients::Clients;
 use event_sources::stream_poller::InFlight;
