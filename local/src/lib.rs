@@ -39,6 +39,7 @@ pub mod event_sources;
 pub mod functions;
 pub mod host;
 pub mod invocation;
+pub mod kept;
 pub mod launch;
 pub mod logs;
 pub mod output;

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use eventkit_local::batch_entries;
 
-use super::{clients_of, Located};
+use super::Located;
 
 /// Options of `send`.
 #[derive(Args, Clone)]
@@ -51,8 +51,7 @@ pub async fn send(args: &SendArgs) -> Result<ExitCode> {
         }
         (None, None) => anyhow::bail!("give --message TEXT, --file FILE or --batch FILE"),
     };
-    let app = args.located.find()?;
-    let clients = clients_of(&app).await;
+    let (app, clients) = args.located.reach().await?;
     let sent =
         eventkit_local::send::send(&clients, &app, &args.target, &payload, &args.group_id).await?;
     println!("sent to {} {}: {}", sent.kind, args.target, sent.id);
@@ -66,8 +65,7 @@ pub async fn send(args: &SendArgs) -> Result<ExitCode> {
 async fn send_batch(args: &SendArgs, file: &std::path::Path) -> Result<ExitCode> {
     // Read before the application is looked for: a wrong file is said as such.
     let entries = batch_entries::read(file)?;
-    let app = args.located.find()?;
-    let clients = clients_of(&app).await;
+    let (app, clients) = args.located.reach().await?;
     let outcome =
         eventkit_local::send::send_batch(&clients, &app, &args.target, &entries, &args.group_id)
             .await?;
