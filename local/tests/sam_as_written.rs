@@ -83,6 +83,42 @@ fn a_notification_published_to_the_topic_reaches_the_function_through_its_inline
         "the notification to reach the function",
     );
 
+    // A sample file of a dozen entries: published with PublishBatch, ten per request.
+    let entries: Vec<serde_json::Value> = (1..=12)
+        .map(|n| serde_json::json!({"Id": format!("n{n}"), "Message": format!("batch order {n}")}))
+        .collect();
+    let batch = std::env::temp_dir().join(format!("{stack}-batch.json"));
+    std::fs::write(&batch, serde_json::Value::from(entries).to_string())
+        .expect("the batch file is written");
+    let published = cli_in(
+        &app,
+        &[
+            "send",
+            "NotificationsTopic",
+            "--batch",
+            &batch.to_string_lossy(),
+            "--stack-name",
+            &stack,
+        ],
+    );
+    let (stdout, stderr) = text(&published);
+    assert!(published.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.starts_with("sent 12 of 12 message(s) to topic NotificationsTopic\n  n1: "),
+        "{stdout}"
+    );
+    for n in 1..=12 {
+        running.wait_for(
+            |text| {
+                text.contains(&format!(
+                    "NotificationsFunction | notification received: batch order {n}\n"
+                ))
+            },
+            "each published entry to reach the function",
+        );
+    }
+    let _ = std::fs::remove_file(&batch);
+
     // Accepted by SNS, received by no one: said.
     let unheard = cli_in(
         &app,

@@ -26,9 +26,10 @@ pub struct SendArgs {
     /// The same, read from a file.
     #[arg(long, short = 'f', conflicts_with = "batch")]
     pub file: Option<PathBuf>,
-    /// Several messages to a queue, from a file of SendMessageBatch entries (a JSON array
-    /// of `{"Id", "MessageBody", "MessageAttributes", "DelaySeconds"}`, or the request with
-    /// `Entries`), as `aws sqs send-message-batch --entries file://FILE` sends them.
+    /// Several messages to a queue or topic, from a file of SendMessageBatch entries (a
+    /// JSON array of `{"Id", "MessageBody", "MessageAttributes", "DelaySeconds"}`, or the
+    /// request with `Entries`), as `aws sqs send-message-batch --entries file://FILE` sends
+    /// them; a topic publishes them with PublishBatch (`Message` and `Subject` read too).
     #[arg(long, value_name = "FILE")]
     pub batch: Option<PathBuf>,
     /// The message group of a FIFO queue or topic (for --batch: of the entries that name
@@ -70,9 +71,10 @@ async fn send_batch(args: &SendArgs, file: &std::path::Path) -> Result<ExitCode>
         eventkit_local::send::send_batch(&clients, &app, &args.target, &entries, &args.group_id)
             .await?;
     println!(
-        "sent {} of {} message(s) to queue {}",
+        "sent {} of {} message(s) to {} {}",
         outcome.sent.len(),
         entries.len(),
+        outcome.kind,
         args.target
     );
     for (entry, message) in &outcome.sent {
@@ -80,6 +82,9 @@ async fn send_batch(args: &SendArgs, file: &std::path::Path) -> Result<ExitCode>
     }
     for (entry, why) in &outcome.failed {
         eprintln!("  {entry} refused: {why}");
+    }
+    if let Some(warning) = &outcome.warning {
+        eprintln!("warning: {warning}");
     }
     Ok(if outcome.failed.is_empty() {
         ExitCode::SUCCESS
