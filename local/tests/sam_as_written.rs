@@ -140,6 +140,42 @@ fn a_notification_published_to_the_topic_reaches_the_function_through_its_inline
     running.stop();
 }
 
+/// A function whose `Role` names an `AWS::IAM::Role` of the template (`!GetAtt
+/// NotificationsRole.Arn`, as examples that write their own execution role do) runs: the
+/// role is not created, the function's permissions are said not to be enforced, and what is
+/// published reaches the function.
+#[test]
+fn a_function_with_a_role_of_the_template_runs_and_its_permissions_are_named_as_not_enforced() {
+    cloud_env();
+    let stack = unique("role");
+    let app = root().join(APP).join("with-role");
+    let running = Running::start_in(&app, &stack, &["--stack-name", &stack, "--no-watch"]);
+    let started = running.text();
+    assert!(
+        started.contains("  NotificationsRole: AWS::IAM::Role (not enforced locally)")
+            && started.contains("  NotificationsFunction.Role: not enforced locally (no IAM)"),
+        "{started}"
+    );
+    let sent = cli_in(
+        &app,
+        &[
+            "send",
+            "NotificationsTopic",
+            "--message",
+            "order o-9 placed",
+            "--stack-name",
+            &stack,
+        ],
+    );
+    let (stdout, stderr) = text(&sent);
+    assert!(sent.status.success(), "{stdout}\n{stderr}");
+    running.wait_for(
+        |text| text.contains("NotificationsFunction | notification received: order o-9 placed"),
+        "the notification to reach the function that has a role",
+    );
+    running.stop();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_package_with_several_binaries_and_no_build_properties_fails_before_anything_is_created()
 {
