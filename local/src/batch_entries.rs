@@ -1,7 +1,9 @@
 //! SendMessageBatch entries, the shape an application's sample files use for messages
 //! (`aws sqs send-message-batch --entries file://messages.json`): a JSON array of entries,
 //! or the request itself (`{"QueueUrl": .., "Entries": [..]}`, as `--cli-input-json` takes
-//! it). `send --batch` sends them; `generate-event sqs --batch` turns them into records.
+//! it). PublishBatch's entries (`Message` for `MessageBody`, `Subject`, the request's
+//! `PublishBatchRequestEntries`) read the same way. `send --batch` sends them to a queue or
+//! a topic; `generate-event sqs --batch` turns them into records.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -17,8 +19,12 @@ use serde_json::Value;
 pub struct BatchEntry {
     /// The entry's id within the batch (what a failure names).
     pub id: String,
-    /// The message body.
+    /// The message body (PublishBatch's `Message`).
+    #[serde(alias = "Message")]
     pub message_body: String,
+    /// The subject of a topic's notification (PublishBatch's).
+    #[serde(default)]
+    pub subject: Option<String>,
     /// How long the message stays invisible after it is sent.
     #[serde(default)]
     pub delay_seconds: Option<i32>,
@@ -47,7 +53,7 @@ pub struct AttributeValue {
     pub binary_value: Option<String>,
 }
 
-/// SQS's limit on the entries of one SendMessageBatch request.
+/// SQS's and SNS's limit on the entries of one SendMessageBatch or PublishBatch request.
 pub const MAX_PER_REQUEST: usize = 10;
 
 /// The entries in the file at `path`.
@@ -62,9 +68,13 @@ pub fn parse(text: &str) -> Result<Vec<BatchEntry>> {
     let value: Value = serde_json::from_str(text).context("not JSON")?;
     let entries = match value {
         Value::Array(_) => value,
-        Value::Object(mut request) => request.remove("Entries").context(
-            "expected an array of entries, or an object with Entries (SendMessageBatch's request)",
-        )?,
+        Value::Object(mut request) => request
+            .remove("Entries")
+            .or_else(|| request.remove("PublishBatchRequestEntries"))
+            .context(
+                "expected an array of entries, or an object with Entries (SendMessageBatch's \
+                 request) or PublishBatchRequestEntries (PublishBatch's)",
+            )?,
         _ => bail!("expected an array of entries ({{\"Id\": .., \"MessageBody\": ..}})"),
     };
     let entries: Vec<BatchEntry> = serde_path_to_error::deserialize(entries)
@@ -93,7 +103,49 @@ impl AttributeValue {
     }
 }
 
+impl AttributeValue {
+    /// As the SNS SDK sends it.
+    pub fn to_sns(&self) -> Result<aws_sdk_sns::types::MessageAttributeValue> {
+        let mut value =
+            aws_sdk_sns::types::MessageAttributeValue::builder().data_type(&self.data_type);
+        if let Some(text) = &self.string_value {
+            value = value.string_value(text);
+        }
+        if let Some(encoded) = &self.binary_value {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .context("BinaryValue is not base64")?;
+            value = value.binary_value(aws_sdk_sns::primitives::Blob::new(bytes));
+        }
+        value.build().context("an attribute without DataType")
+    }
+}
+
 impl BatchEntry {
+    /// As the SNS SDK publishes it (PublishBatch). A delay is SQS's alone: refused, rather
+    /// than the message sent sooner than the file says.
+    pub fn to_sns(&self) -> Result<aws_sdk_sns::types::PublishBatchRequestEntry> {
+        if self.delay_seconds.is_some() {
+            bail!(
+                "entry {}: DelaySeconds is a queue's; a topic publishes at once",
+                self.id
+            );
+        }
+        let mut entry = aws_sdk_sns::types::PublishBatchRequestEntry::builder()
+            .id(&self.id)
+            .message(&self.message_body)
+            .set_subject(self.subject.clone())
+            .set_message_group_id(self.message_group_id.clone())
+            .set_message_deduplication_id(self.message_deduplication_id.clone());
+        for (name, value) in &self.message_attributes {
+            let value = value
+                .to_sns()
+                .with_context(|| format!("entry {}: attribute {name}", self.id))?;
+            entry = entry.message_attributes(name, value);
+        }
+        entry.build().with_context(|| format!("entry {}", self.id))
+    }
+
     /// As the SDK sends it.
     pub fn to_sdk(&self) -> Result<aws_sdk_sqs::types::SendMessageBatchRequestEntry> {
         let mut entry = aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
@@ -146,6 +198,17 @@ mod tests {
         let error = format!("{:#}", parse(r#"[{"Id": "1"}]"#).unwrap_err());
         assert!(error.contains("MessageBody"), "{error}");
         assert!(parse("[]").is_err());
+
+        let published = parse(
+            r#"{"TopicArn": "t", "PublishBatchRequestEntries": [
+                {"Id": "1", "Message": "m", "Subject": "s"}]}"#,
+        )
+        .unwrap();
+        let sns = published[0].to_sns().unwrap();
+        assert_eq!(sns.message(), "m");
+        assert_eq!(sns.subject(), Some("s"));
+        let delayed = format!("{:#}", array[1].to_sns().unwrap_err());
+        assert!(delayed.contains("DelaySeconds"), "{delayed}");
         assert!(parse(r#"{"Messages": []}"#).is_err());
     }
 }

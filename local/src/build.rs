@@ -5,6 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use anyhow::{bail, Context, Result};
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio_util::sync::CancellationToken;
 
 use super::template::Template;
 use crate::cloud::workspace_root;
@@ -50,48 +53,118 @@ pub async fn build_binaries_in(
     features: &[String],
     log: &Path,
 ) -> Result<PathBuf> {
-    if let Some(dir) = log.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let output =
-        std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
-    let mut command = tokio::process::Command::new(cargo());
-    command.arg("build").current_dir(project);
-    for (variable, _) in std::env::vars_os() {
-        if variable.to_str().is_some_and(set_by_cargo_for_its_child) {
-            command.env_remove(variable);
+    let build = Build {
+        project,
+        binaries,
+        release,
+        features,
+    };
+    build.run(log, None).await
+}
+
+/// As [`build_binaries_in`], abandoned when `stop` is cancelled: cargo then stops with its
+/// compiler jobs and the result is a [`BuildStopped`] error. Cargo runs in a process group
+/// of its own, so a Ctrl-C in the terminal reaches only the caller, whose signal handling
+/// cancels `stop` (a caller that does not handle signals uses [`build_binaries_in`], whose
+/// cargo the terminal's Ctrl-C stops directly).
+pub async fn build_binaries_until(
+    project: &Path,
+    binaries: &[String],
+    release: bool,
+    features: &[String],
+    log: &Path,
+    stop: &CancellationToken,
+) -> Result<PathBuf> {
+    let build = Build {
+        project,
+        binaries,
+        release,
+        features,
+    };
+    build.run(log, Some(stop)).await
+}
+
+/// The build was stopped (see [`build_binaries_until`]).
+#[derive(Debug, thiserror::Error)]
+#[error("the build was stopped")]
+pub struct BuildStopped;
+
+/// What one `cargo build` builds.
+struct Build<'a> {
+    project: &'a Path,
+    binaries: &'a [String],
+    release: bool,
+    features: &'a [String],
+}
+
+impl Build<'_> {
+    async fn run(&self, log: &Path, stop: Option<&CancellationToken>) -> Result<PathBuf> {
+        let Build {
+            project,
+            binaries,
+            release,
+            features,
+        } = *self;
+        if let Some(dir) = log.parent() {
+            std::fs::create_dir_all(dir)?;
         }
+        let output =
+            std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        let mut command = tokio::process::Command::new(cargo());
+        command.arg("build").current_dir(project);
+        for (variable, _) in std::env::vars_os() {
+            if variable.to_str().is_some_and(set_by_cargo_for_its_child) {
+                command.env_remove(variable);
+            }
+        }
+        if release {
+            command.arg("--release");
+        }
+        for binary in binaries {
+            command.args(["--bin", binary]);
+        }
+        if !features.is_empty() {
+            command.args(["--features", &features.join(",")]);
+        }
+        command
+            .stdin(Stdio::null())
+            .stdout(output.try_clone()?)
+            .stderr(output);
+        let status = match stop {
+            None => command.status().await.context("running cargo build")?,
+            Some(stop) => {
+                let mut cargo = command
+                    .process_group(0)
+                    .spawn()
+                    .context("running cargo build")?;
+                tokio::select! {
+                    status = cargo.wait() => status.context("running cargo build")?,
+                    () = stop.cancelled() => {
+                        // The whole group: cargo's rustc and build-script jobs stop with it.
+                        if let Some(group) = cargo.id().and_then(|pid| i32::try_from(pid).ok()) {
+                            let _ = killpg(Pid::from_raw(group), Signal::SIGTERM);
+                        }
+                        let _ = cargo.wait().await;
+                        return Err(BuildStopped.into());
+                    }
+                }
+            }
+        };
+        if !status.success() {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(30).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            bail!(
+                "cargo build of {} failed ({status}); {} ends with:\n{}",
+                binaries.join(", "),
+                log.display(),
+                tail.join("\n")
+            );
+        }
+        Ok(target_directory(project)
+            .await?
+            .join(if release { "release" } else { "debug" }))
     }
-    if release {
-        command.arg("--release");
-    }
-    for binary in binaries {
-        command.args(["--bin", binary]);
-    }
-    if !features.is_empty() {
-        command.args(["--features", &features.join(",")]);
-    }
-    let status = command
-        .stdin(Stdio::null())
-        .stdout(output.try_clone()?)
-        .stderr(output)
-        .status()
-        .await
-        .context("running cargo build")?;
-    if !status.success() {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        let tail: Vec<&str> = text.lines().rev().take(30).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
-        bail!(
-            "cargo build of {} failed ({status}); {} ends with:\n{}",
-            binaries.join(", "),
-            log.display(),
-            tail.join("\n")
-        );
-    }
-    Ok(target_directory(project)
-        .await?
-        .join(if release { "release" } else { "debug" }))
 }
 
 /// The target directory cargo uses for the project in `project` (`cargo metadata` knows

@@ -6,9 +6,10 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use tokio_util::sync::CancellationToken;
 
 use crate::binary::resolve;
-use crate::build::build_binaries_in;
+use crate::build::{build_binaries_in, build_binaries_until};
 use crate::clients::{Clients, Endpoints};
 use crate::stack::{Stack, StackOptions};
 use crate::template::{folder_of, Template};
@@ -52,7 +53,18 @@ pub struct PipelineOptions {
     pub visibility_timeout: Option<u32>,
     /// How the functions run (their logs go under `<project>/.local-cloud/logs/<stack>`).
     pub run: RunOptions,
+    /// Cancelled (by the caller's Ctrl-C or SIGTERM handling) to stop before the application
+    /// runs: the build is abandoned, what was created is deleted, and
+    /// [`LocalPipeline::from_template`] fails with [`StoppedBeforeRunning`]. `None`: the
+    /// caller does not handle signals, and the build stays in its process group.
+    pub stop: Option<CancellationToken>,
 }
+
+/// [`LocalPipeline::from_template`] was stopped (see [`PipelineOptions::stop`]) before the
+/// application ran; nothing it created is left.
+#[derive(Debug, thiserror::Error)]
+#[error("stopped {0}; nothing was left behind")]
+pub struct StoppedBeforeRunning(&'static str);
 
 impl PipelineOptions {
     /// Defaults for `template` under `stack_name`: built with cargo's dev profile, the
@@ -76,6 +88,7 @@ impl PipelineOptions {
             endpoints: Endpoints::from_env(),
             visibility_timeout: None,
             run: RunOptions::new(logs),
+            stop: None,
         }
     }
 }
@@ -85,6 +98,10 @@ impl LocalPipeline {
     /// their event sources; `progress` hears each step. On failure, what was created is
     /// deleted again.
     pub async fn from_template(options: PipelineOptions, progress: impl Fn(&str)) -> Result<Self> {
+        let stopped = |phase: &'static str| match &options.stop {
+            Some(stop) if stop.is_cancelled() => Err(StoppedBeforeRunning(phase)),
+            _ => Ok(()),
+        };
         let template = Template::load(&options.template)?;
         let functions = resolve(&template, folder_of(&options.template)).await?;
         let binaries = match &options.binaries {
@@ -94,7 +111,16 @@ impl LocalPipeline {
                 let names: Vec<String> = names.into_iter().collect();
                 progress(&format!("building {}", names.join(", ")));
                 let log = options.run.logs.join("build.log");
-                build_binaries_in(&options.project, &names, *release, features, &log).await?
+                let project = &options.project;
+                let built = match &options.stop {
+                    Some(stop) => {
+                        build_binaries_until(project, &names, *release, features, &log, stop).await
+                    }
+                    None => build_binaries_in(project, &names, *release, features, &log).await,
+                };
+                // A build that failed because it was stopped is a stop, not a failure.
+                stopped("while building")?;
+                built?
             }
         };
         // Checked before anything is created, so that a missing one leaves nothing to delete.
@@ -107,6 +133,7 @@ impl LocalPipeline {
                 );
             }
         }
+        stopped("before creating the resources")?;
         let clients = Clients::new(&options.endpoints).await;
         let stack_options = StackOptions {
             name: options.stack_name.clone(),
@@ -116,7 +143,7 @@ impl LocalPipeline {
             binaries,
             endpoints: options.endpoints.clone(),
         };
-        let stack = Stack::create(&clients, &stack_options, |logical| {
+        let mut stack = Stack::create(&clients, &stack_options, |logical| {
             progress(&format!("creating {logical}"));
         })
         .await
@@ -126,7 +153,18 @@ impl LocalPipeline {
                 options.template.display()
             )
         })?;
+        // Creating is not interrupted midway (a resource half made is not known to delete):
+        // a stop meanwhile deletes what was made.
+        if let Err(stop) = stopped("while creating the resources") {
+            stack.delete(&clients).await;
+            return Err(stop.into());
+        }
         progress("starting the functions");
-        Self::run(clients, stack, &options.run).await
+        let pipeline = Self::run(clients, stack, &options.run).await?;
+        if let Err(stop) = stopped("while starting the functions") {
+            pipeline.shut_down().await;
+            return Err(stop.into());
+        }
+        Ok(pipeline)
     }
 }

@@ -39,8 +39,10 @@ pub mod event_sources;
 pub mod functions;
 pub mod host;
 pub mod invocation;
+pub mod kept;
 pub mod launch;
 pub mod logs;
+pub mod output;
 pub mod progress;
 pub mod resolver;
 pub mod resources;
@@ -64,7 +66,7 @@ use anyhow::{bail, Context, Result};
 use aws_sdk_sqs::types::{Message, QueueAttributeName};
 use tokio_util::sync::CancellationToken;
 
-pub use launch::{Binaries, PipelineOptions};
+pub use launch::{Binaries, PipelineOptions, StoppedBeforeRunning};
 
 use clients::Clients;
 use event_sources::stream_poller::InFlight;

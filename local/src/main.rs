@@ -1,8 +1,9 @@
 //! `eventkit-local`: run a SAM application's functions locally without Docker, in any
 //! directory holding a template. `cargo install --path local`.
 //!
-//! - `cloud up | down | status | env`: LocalStack and DynamoDB Local, installed into
-//!   `./.local-cloud/` on first use;
+//! - `cloud up | down | status | env`: LocalStack and DynamoDB Local, one local cloud per
+//!   machine user, installed into a cache folder (`~/.cache/eventkit-local`) on first use; a
+//!   cloud another folder started on the ports is used as it is;
 //! - `run`: build the functions, create the template's resources, run the functions with
 //!   their event sources, stream their logs; Ctrl-C or SIGTERM stops and deletes the
 //!   resources (with `--keep` they stay, and the other commands still reach them);
@@ -41,7 +42,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// The local cloud (LocalStack and DynamoDB Local) of this directory.
+    /// The local cloud (LocalStack and DynamoDB Local) of this machine user.
     Cloud {
         #[command(subcommand)]
         action: cloud::Action,
@@ -96,7 +97,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let here = std::env::current_dir().context("reading the current directory")?;
     match cli.command {
         Command::Cloud { action, ports } => {
-            cloud::run(action, &LocalCloud::in_dir(&here, ports)?)?;
+            cloud::run(action, &LocalCloud::for_user(ports)?)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Run(args) => runtime()?.block_on(cli::app::run_application(&here, &args)),

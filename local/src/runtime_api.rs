@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::invocation::{Invocation, Outcome};
 use super::logs::FunctionLog;
+use super::output::OutputDrain;
 
 /// The function's queue of invocations, shared by all its processes.
 pub type InvocationQueue = Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Invocation>>>;
@@ -63,6 +64,8 @@ struct ApiState {
     signals: mpsc::UnboundedSender<Signal>,
     stopped: CancellationToken,
     log: FunctionLog,
+    /// The process's output, drained before each report line (set once it is spawned).
+    output: Mutex<Option<OutputDrain>>,
 }
 
 impl ApiState {
@@ -83,6 +86,15 @@ impl ApiState {
             }
         };
         let Some(ended) = ended else { return false };
+        // What the function wrote for this invocation precedes its report line.
+        let output = self
+            .output
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if let Some(output) = output {
+            output.drain();
+        }
         report(&self.log, &self.facts, &ended, &outcome);
         let _ = ended.reply.send(outcome);
         true
@@ -118,6 +130,7 @@ impl RuntimeApi {
             signals,
             stopped: CancellationToken::new(),
             log,
+            output: Mutex::new(None),
         });
         let router = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
@@ -135,6 +148,16 @@ impl RuntimeApi {
                 .await;
         });
         Ok(Self { address, state })
+    }
+
+    /// The output of the process this server serves: drained before each report line, so
+    /// that the log holds an invocation's lines before its report.
+    pub fn attach_output(&self, output: OutputDrain) {
+        *self
+            .state
+            .output
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(output);
     }
 
     /// The value of `AWS_LAMBDA_RUNTIME_API` (`host:port`).

@@ -53,19 +53,7 @@ pub async fn send(
         });
     }
     if let Some(topic) = app.topics.get(logical) {
-        let subscriptions = clients
-            .sns
-            .list_subscriptions_by_topic()
-            .topic_arn(topic)
-            .send()
-            .await
-            .with_context(|| format!("listing the subscriptions of topic {logical}"))?;
-        // SNS accepts what no one receives: said, since a publish that "succeeds" and reaches
-        // nothing otherwise looks like a consumer that lost it.
-        let warning = subscriptions
-            .subscriptions()
-            .is_empty()
-            .then(|| format!("topic {logical} has no subscriptions: the message reaches nothing"));
+        let warning = unheard(clients, topic, logical).await?;
         let mut request = clients.sns.publish().topic_arn(topic).message(payload);
         if topic.ends_with(".fifo") {
             request = request
@@ -119,18 +107,39 @@ pub async fn send(
     )
 }
 
+/// A warning when the topic has no subscriptions: SNS accepts what no one receives, and a
+/// publish that "succeeds" and reaches nothing otherwise looks like a consumer that lost it.
+async fn unheard(clients: &Clients, topic: &str, logical: &str) -> Result<Option<String>> {
+    let subscriptions = clients
+        .sns
+        .list_subscriptions_by_topic()
+        .topic_arn(topic)
+        .send()
+        .await
+        .with_context(|| format!("listing the subscriptions of topic {logical}"))?;
+    Ok(subscriptions
+        .subscriptions()
+        .is_empty()
+        .then(|| format!("topic {logical} has no subscriptions: the message reaches nothing")))
+}
+
 /// What a batch send did with each entry.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BatchSent {
-    /// The entries SQS took: entry id, message id.
+    /// `queue` or `topic`.
+    pub kind: &'static str,
+    /// The entries taken: entry id, message id.
     pub sent: Vec<(String, String)>,
-    /// The entries SQS refused: entry id, why.
+    /// The entries refused: entry id, why.
     pub failed: Vec<(String, String)>,
+    /// Why they may reach nothing (a topic without subscriptions accepts and drops).
+    pub warning: Option<String>,
 }
 
-/// Sends `entries` (SendMessageBatch's, as a sample file holds them) to the queue declared
-/// as `logical`, ten per request as SQS takes them. On a FIFO queue an entry without a
-/// message group gets `group`, and one without a deduplication id a fresh one.
+/// Sends `entries` (as a sample file holds them) to the queue or topic declared as
+/// `logical`, ten per request as SQS's SendMessageBatch and SNS's PublishBatch take them.
+/// On a FIFO queue or topic an entry without a message group gets `group`, and one without
+/// a deduplication id a fresh one.
 pub async fn send_batch(
     clients: &Clients,
     app: &RunningApp,
@@ -138,35 +147,70 @@ pub async fn send_batch(
     entries: &[BatchEntry],
     group: &str,
 ) -> Result<BatchSent> {
+    let with_fifo_ids = |name: &str, entry: &BatchEntry| {
+        let mut entry = entry.clone();
+        if name.ends_with(".fifo") {
+            entry
+                .message_group_id
+                .get_or_insert_with(|| group.to_string());
+            entry
+                .message_deduplication_id
+                .get_or_insert_with(|| uuid::Uuid::new_v4().simple().to_string());
+        }
+        entry
+    };
+    if let Some(topic) = app.topics.get(logical) {
+        let mut outcome = BatchSent {
+            kind: "topic",
+            warning: unheard(clients, topic, logical).await?,
+            ..BatchSent::default()
+        };
+        for chunk in entries.chunks(MAX_PER_REQUEST) {
+            let mut request = clients.sns.publish_batch().topic_arn(topic);
+            for entry in chunk {
+                request =
+                    request.publish_batch_request_entries(with_fifo_ids(topic, entry).to_sns()?);
+            }
+            let published = request
+                .send()
+                .await
+                .with_context(|| format!("publishing a batch to topic {logical}"))?;
+            outcome.sent.extend(
+                published
+                    .successful()
+                    .iter()
+                    .filter_map(|ok| Some((ok.id()?.to_string(), ok.message_id()?.to_string()))),
+            );
+            outcome
+                .failed
+                .extend(published.failed().iter().map(|failed| {
+                    let why = failed.message().unwrap_or(failed.code()).to_string();
+                    (failed.id().to_string(), why)
+                }));
+        }
+        return Ok(outcome);
+    }
     let Some(queue) = app.queues.get(logical) else {
-        let kind = if app.topics.contains_key(logical) {
-            "a topic"
-        } else if app.buses.contains_key(logical) {
+        let kind = if app.buses.contains_key(logical) {
             "a bus"
         } else {
-            "not one of its queues"
+            "not one of its queues or topics"
         };
         bail!(
-            "--batch sends SendMessageBatch entries to a queue; {logical} is {kind} (the \
-             application's queues: {})",
-            names(&app.queues)
+            "--batch sends entries to a queue (SendMessageBatch) or a topic (PublishBatch); \
+             {logical} is {kind} (the application's queues: {}; topics: {})",
+            names(&app.queues),
+            names(&app.topics)
         );
     };
-    let fifo = queue.name.ends_with(".fifo");
-    let mut outcome = BatchSent::default();
+    let mut outcome = BatchSent {
+        kind: "queue",
+        ..BatchSent::default()
+    };
     for chunk in entries.chunks(MAX_PER_REQUEST) {
         let mut request = clients.sqs.send_message_batch().queue_url(&queue.url);
         for entry in chunk {
-            let mut entry = entry.clone();
-            if fifo {
-                entry
-                    .message_group_id
-                    .get_or_insert_with(|| group.to_string());
-                entry
-                    .message_deduplication_id
-                    .get_or_insert_with(|| uuid::Uuid::new_v4().simple().to_string());
-            }
-            request = request.entries(entry.to_sdk()?);
+            request = request.entries(with_fifo_ids(&queue.name, entry).to_sdk()?);
         }
         let sent = request
             .send()

@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::invocation::{Invocation, Outcome};
-use super::logs::{FunctionLog, Stream};
+use super::logs::FunctionLog;
+use super::output::ProcessOutput;
 use super::runtime_api::{FunctionFacts, InvocationQueue, RuntimeApi, Signal};
 use super::spec::FunctionSpec;
 use super::stats::HostStats;
@@ -143,7 +143,16 @@ async fn run_once(spec: &FunctionSpec, links: &EnvironmentLinks) -> Result<bool>
         .lock()
         .unwrap_or_else(PoisonError::into_inner) = Some(api.clone());
     links.control.pid.store(pid, Ordering::SeqCst);
-    let pumps = pump_output(&mut child, &links.log);
+    let output = match ProcessOutput::copy(&mut child, &links.log) {
+        Ok(output) => output,
+        Err(error) => {
+            let _ = child.start_kill();
+            api.stop(|| Outcome::Crashed(format!("reading its output: {error}")));
+            return Err(error).context("reading the process's output");
+        }
+    };
+    // The report line of each invocation comes after the lines the function wrote for it.
+    api.attach_output(output.drain());
 
     let ended = tokio::select! {
         status = child.wait() => Ended::Exited(status.map_or_else(|e| e.to_string(), |s| s.to_string())),
@@ -154,16 +163,13 @@ async fn run_once(spec: &FunctionSpec, links: &EnvironmentLinks) -> Result<bool>
     let _ = child.start_kill();
     let _ = child.wait().await;
     // The last lines (a panic message) may still be in the pipes.
-    let last_stderr = pumps.last_stderr.clone();
-    let _ = tokio::time::timeout(Duration::from_secs(1), pumps.finish()).await;
+    output.drain().drain();
+    let last_stderr = output.last_stderr_line();
+    let _ = tokio::time::timeout(Duration::from_secs(1), output.finish()).await;
     let (reason, crashed) = match ended {
         Ended::Exited(status) => {
             let mut reason = format!("the process exited ({status})");
-            let line = last_stderr
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone();
-            if let Some(line) = line {
+            if let Some(line) = last_stderr {
                 reason.push_str(&format!("; its last stderr line: {line}"));
             }
             (reason, true)
@@ -233,60 +239,4 @@ enum Ended {
     Signalled(Signal),
     Replaced,
     Stopped,
-}
-
-/// The tasks copying a process's output into the log.
-struct Pumps {
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-    last_stderr: Arc<Mutex<Option<String>>>,
-}
-
-impl Pumps {
-    /// Waits until both pipes reached their end.
-    async fn finish(self) {
-        for task in self.tasks {
-            let _ = task.await;
-        }
-    }
-}
-
-/// Copies the child's stdout and stderr into the log, line by line, remembering the last
-/// stderr line for crash reports.
-fn pump_output(child: &mut Child, log: &FunctionLog) -> Pumps {
-    let last_stderr = Arc::new(Mutex::new(None));
-    let mut tasks = Vec::new();
-    if let Some(stdout) = child.stdout.take() {
-        tasks.push(tokio::spawn(pump(
-            stdout,
-            log.clone(),
-            Stream::Stdout,
-            None,
-        )));
-    }
-    if let Some(stderr) = child.stderr.take() {
-        tasks.push(tokio::spawn(pump(
-            stderr,
-            log.clone(),
-            Stream::Stderr,
-            Some(last_stderr.clone()),
-        )));
-    }
-    Pumps { tasks, last_stderr }
-}
-
-async fn pump(
-    output: impl AsyncRead + Unpin,
-    log: FunctionLog,
-    stream: Stream,
-    last: Option<Arc<Mutex<Option<String>>>>,
-) {
-    let mut lines = BufReader::new(output).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        if let Some(last) = &last {
-            if !line.trim().is_empty() {
-                *last.lock().unwrap_or_else(PoisonError::into_inner) = Some(line.clone());
-            }
-        }
-        log.write(stream, &line);
-    }
 }

@@ -174,3 +174,56 @@ async fn an_invocation_cut_off_by_a_stop_is_not_dead_lettered() {
     // Taken over and deleted.
     Running::start(app, &["--no-watch"]).stop();
 }
+
+/// A kept stack outlives its run, not its local cloud: once its queues are gone (as
+/// `cloud down` or a restart loses them), a command says so and drops the description,
+/// instead of failing on the first missing queue, and the next command finds no stack.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kept_stack_whose_resources_are_gone_is_said_so_and_forgotten() {
+    cloud_env();
+    let stack = format!(
+        "vanished-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let app = App {
+        template: support::SQS_CONSUMER,
+        stack: &stack,
+    };
+    let output = Running::start(app, &["--no-watch", "--keep"]).stop();
+    assert!(output.contains("left in place"), "{output}");
+    let description = root()
+        .join("tests/apps/templates/.local-cloud/apps")
+        .join(format!("{stack}.json"));
+    assert!(description.is_file(), "kept, still described");
+
+    let clients = Clients::new(&Endpoints::from_env()).await;
+    for logical in ["OrdersQueue", "OrdersDLQ"] {
+        let url = queue_url(&clients, &stack, logical).await;
+        clients
+            .sqs
+            .delete_queue()
+            .queue_url(url)
+            .send()
+            .await
+            .expect("the queue is deleted");
+    }
+
+    let status = support::cli(app, &["status"]);
+    let stderr = String::from_utf8_lossy(&status.stderr);
+    assert!(!status.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "stack {stack} was kept by a run that stopped, but its queue "
+        )) && stderr.contains("no longer exists")
+            && stderr.contains("its description is dropped"),
+        "{stderr}"
+    );
+    assert!(!description.exists(), "the stale description is dropped");
+    let listed = support::cli(app, &["dlq", "list"]);
+    let stderr = String::from_utf8_lossy(&listed.stderr);
+    assert!(
+        !listed.status.success()
+            && stderr.contains(&format!("no application with stack {stack} is running")),
+        "{stderr}"
+    );
+}

@@ -83,6 +83,42 @@ fn a_notification_published_to_the_topic_reaches_the_function_through_its_inline
         "the notification to reach the function",
     );
 
+    // A sample file of a dozen entries: published with PublishBatch, ten per request.
+    let entries: Vec<serde_json::Value> = (1..=12)
+        .map(|n| serde_json::json!({"Id": format!("n{n}"), "Message": format!("batch order {n}")}))
+        .collect();
+    let batch = std::env::temp_dir().join(format!("{stack}-batch.json"));
+    std::fs::write(&batch, serde_json::Value::from(entries).to_string())
+        .expect("the batch file is written");
+    let published = cli_in(
+        &app,
+        &[
+            "send",
+            "NotificationsTopic",
+            "--batch",
+            &batch.to_string_lossy(),
+            "--stack-name",
+            &stack,
+        ],
+    );
+    let (stdout, stderr) = text(&published);
+    assert!(published.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.starts_with("sent 12 of 12 message(s) to topic NotificationsTopic\n  n1: "),
+        "{stdout}"
+    );
+    for n in 1..=12 {
+        running.wait_for(
+            |text| {
+                text.contains(&format!(
+                    "NotificationsFunction | notification received: batch order {n}\n"
+                ))
+            },
+            "each published entry to reach the function",
+        );
+    }
+    let _ = std::fs::remove_file(&batch);
+
     // Accepted by SNS, received by no one: said.
     let unheard = cli_in(
         &app,
@@ -100,6 +136,42 @@ fn a_notification_published_to_the_topic_reaches_the_function_through_its_inline
     assert!(
         stderr.contains("warning: topic UnsubscribedTopic has no subscriptions"),
         "{stderr}"
+    );
+    running.stop();
+}
+
+/// A function whose `Role` names an `AWS::IAM::Role` of the template (`!GetAtt
+/// NotificationsRole.Arn`, as examples that write their own execution role do) runs: the
+/// role is not created, the function's permissions are said not to be enforced, and what is
+/// published reaches the function.
+#[test]
+fn a_function_with_a_role_of_the_template_runs_and_its_permissions_are_named_as_not_enforced() {
+    cloud_env();
+    let stack = unique("role");
+    let app = root().join(APP).join("with-role");
+    let running = Running::start_in(&app, &stack, &["--stack-name", &stack, "--no-watch"]);
+    let started = running.text();
+    assert!(
+        started.contains("  NotificationsRole: AWS::IAM::Role (not enforced locally)")
+            && started.contains("  NotificationsFunction.Role: not enforced locally (no IAM)"),
+        "{started}"
+    );
+    let sent = cli_in(
+        &app,
+        &[
+            "send",
+            "NotificationsTopic",
+            "--message",
+            "order o-9 placed",
+            "--stack-name",
+            &stack,
+        ],
+    );
+    let (stdout, stderr) = text(&sent);
+    assert!(sent.status.success(), "{stdout}\n{stderr}");
+    running.wait_for(
+        |text| text.contains("NotificationsFunction | notification received: order o-9 placed"),
+        "the notification to reach the function that has a role",
     );
     running.stop();
 }

@@ -16,7 +16,8 @@ use eventkit_local::running::RunningApp;
 use eventkit_local::stack::outputs;
 use eventkit_local::template::find_template;
 use eventkit_local::watch::{Rebuilt, Watch};
-use eventkit_local::{Binaries, LocalPipeline, PipelineOptions};
+use eventkit_local::{Binaries, LocalPipeline, PipelineOptions, StoppedBeforeRunning};
+use tokio_util::sync::CancellationToken;
 
 /// Options of `run`.
 #[derive(Args, Clone)]
@@ -63,14 +64,14 @@ pub struct AppArgs {
 }
 
 /// The local cloud to use: the one `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_DYNAMODB` name
-/// when both are set (already running, brought up by someone else), else this directory's,
-/// brought up now.
-fn endpoints(here: &Path, ports: Ports) -> Result<Endpoints> {
+/// when both are set (already running, brought up by someone else), else this machine
+/// user's, brought up now (or found running).
+fn endpoints(ports: Ports) -> Result<Endpoints> {
     let set = |name: &str| std::env::var(name).is_ok_and(|value| !value.is_empty());
     if set("AWS_ENDPOINT_URL") && set("AWS_ENDPOINT_URL_DYNAMODB") {
         return Ok(Endpoints::from_env());
     }
-    let cloud = LocalCloud::in_dir(here, ports)?;
+    let cloud = LocalCloud::for_user(ports)?;
     cloud.up()?;
     Ok(Endpoints::of(&cloud))
 }
@@ -95,7 +96,7 @@ impl AppArgs {
 /// Describes how to run the application, on the local cloud.
 fn options(here: &Path, app: &AppArgs) -> Result<PipelineOptions> {
     let template = app.template(here)?;
-    let endpoints = endpoints(here, app.ports)?;
+    let endpoints = endpoints(app.ports)?;
     let stack_name = app.stack_name.clone().unwrap_or_else(|| {
         let suffix = uuid::Uuid::new_v4().simple().to_string();
         format!("local-{}", &suffix[..8])
@@ -149,7 +150,7 @@ fn name_what_is_not_emulated(pipeline: &LocalPipeline) {
 /// other commands meanwhile.
 pub async fn run_application(here: &Path, args: &RunArgs) -> Result<ExitCode> {
     let app = &args.app;
-    let options = options(here, app)?;
+    let mut options = options(here, app)?;
     let project = options.project.clone();
     // A stack kept by a run that stopped is taken over; one that runs is not.
     if let Some(running) = RunningApp::find(&project, Some(&options.stack_name))
@@ -164,6 +165,10 @@ pub async fn run_application(here: &Path, args: &RunArgs) -> Result<ExitCode> {
     }
     let template = options.template.clone();
     say!("{}: stack {}", template.display(), options.stack_name);
+    // From here on, Ctrl-C and SIGTERM stop the run in order, from the build onwards.
+    let stop = CancellationToken::new();
+    stop_on_signal(stop.clone())?;
+    options.stop = Some(stop.clone());
     let logs = options.run.logs.clone();
     let endpoints = options.endpoints.clone();
     let watch = Watch {
@@ -171,7 +176,16 @@ pub async fn run_application(here: &Path, args: &RunArgs) -> Result<ExitCode> {
         project: options.project.clone(),
         build_log: logs.join("build.log"),
     };
-    let pipeline = LocalPipeline::from_template(options, step).await?;
+    let pipeline = match LocalPipeline::from_template(options, step).await {
+        Ok(pipeline) => pipeline,
+        Err(error) => {
+            if let Some(stopped) = error.downcast_ref::<StoppedBeforeRunning>() {
+                say!("{stopped}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            return Err(error);
+        }
+    };
     name_what_is_not_emulated(&pipeline);
     for (logical, host) in pipeline.hosts() {
         let mut lines = host.log().subscribe();
@@ -205,8 +219,6 @@ pub async fn run_application(here: &Path, args: &RunArgs) -> Result<ExitCode> {
             " and deletes the resources"
         }
     );
-    let stopped = stop_signal()?;
-    tokio::pin!(stopped);
     let then = match watch.binaries {
         Binaries::Cargo { .. } => "; rebuilding",
         Binaries::Prebuilt(_) => "",
@@ -223,10 +235,7 @@ pub async fn run_application(here: &Path, args: &RunArgs) -> Result<ExitCode> {
     let mut refresh = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
-            signal = &mut stopped => {
-                say!("{signal}");
-                break;
-            }
+            () = stop.cancelled() => break,
             watched = &mut watching => {
                 // The watch cannot start (no inotify watches left, say): run on without it.
                 if let Err(error) = watched {
@@ -261,18 +270,21 @@ pub async fn run_application(here: &Path, args: &RunArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Resolves on Ctrl-C (SIGINT) or SIGTERM (`kill`, a service manager, a container's stop),
-/// naming which: both stop the application the same way.
-fn stop_signal() -> Result<impl Future<Output = &'static str>> {
+/// Cancels `stop` on Ctrl-C (SIGINT) or SIGTERM (`kill`, a service manager, a container's
+/// stop), naming which: both stop the application the same way, whatever phase it is in.
+fn stop_on_signal(stop: CancellationToken) -> Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut interrupt = signal(SignalKind::interrupt()).context("listening for Ctrl-C")?;
     let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
-    Ok(async move {
-        tokio::select! {
+    tokio::spawn(async move {
+        let name = tokio::select! {
             _ = interrupt.recv() => "interrupted (Ctrl-C)",
             _ = terminate.recv() => "terminated (SIGTERM)",
-        }
-    })
+        };
+        say!("{name}");
+        stop.cancel();
+    });
+    Ok(())
 }
 
 fn report_rebuild(rebuilt: &Rebuilt) {

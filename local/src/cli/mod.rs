@@ -18,9 +18,10 @@ pub mod status;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::Args;
 use eventkit_local::clients::Clients;
+use eventkit_local::kept::{self, KeptResources};
 use eventkit_local::running::RunningApp;
 
 /// Which running application a command is about.
@@ -46,6 +47,32 @@ impl Located {
             .as_deref()
             .map_or_else(|| PathBuf::from("."), project_of);
         RunningApp::find(&project, self.stack_name.as_deref())
+    }
+
+    /// The running application and clients for its local cloud. A stack kept by a run that
+    /// stopped is checked first: when its resources are gone with the local cloud that held
+    /// them, its description is dropped and the error says so.
+    pub async fn reach(&self) -> Result<(RunningApp, Clients)> {
+        let app = self.find()?;
+        let clients = clients_of(&app).await;
+        if app.kept {
+            if let KeptResources::Gone(what) = kept::check(&clients, &app).await? {
+                let project = self
+                    .template
+                    .as_deref()
+                    .map_or_else(|| PathBuf::from("."), project_of);
+                RunningApp::remove(&project, &app.stack);
+                bail!(
+                    "stack {} was kept by a run that stopped, but its {what} no longer exists \
+                     (the local cloud was stopped or restarted since, and its resources went \
+                     with it): its description is dropped; `eventkit-local run --stack-name {}` \
+                     creates it again",
+                    app.stack,
+                    app.stack
+                );
+            }
+        }
+        Ok((app, clients))
     }
 }
 

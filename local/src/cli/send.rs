@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use eventkit_local::batch_entries;
 
-use super::{clients_of, Located};
+use super::Located;
 
 /// Options of `send`.
 #[derive(Args, Clone)]
@@ -26,9 +26,10 @@ pub struct SendArgs {
     /// The same, read from a file.
     #[arg(long, short = 'f', conflicts_with = "batch")]
     pub file: Option<PathBuf>,
-    /// Several messages to a queue, from a file of SendMessageBatch entries (a JSON array
-    /// of `{"Id", "MessageBody", "MessageAttributes", "DelaySeconds"}`, or the request with
-    /// `Entries`), as `aws sqs send-message-batch --entries file://FILE` sends them.
+    /// Several messages to a queue or topic, from a file of SendMessageBatch entries (a
+    /// JSON array of `{"Id", "MessageBody", "MessageAttributes", "DelaySeconds"}`, or the
+    /// request with `Entries`), as `aws sqs send-message-batch --entries file://FILE` sends
+    /// them; a topic publishes them with PublishBatch (`Message` and `Subject` read too).
     #[arg(long, value_name = "FILE")]
     pub batch: Option<PathBuf>,
     /// The message group of a FIFO queue or topic (for --batch: of the entries that name
@@ -51,8 +52,7 @@ pub async fn send(args: &SendArgs) -> Result<ExitCode> {
         }
         (None, None) => anyhow::bail!("give --message TEXT, --file FILE or --batch FILE"),
     };
-    let app = args.located.find()?;
-    let clients = clients_of(&app).await;
+    let (app, clients) = args.located.reach().await?;
     let sent =
         eventkit_local::send::send(&clients, &app, &args.target, &payload, &args.group_id).await?;
     println!("sent to {} {}: {}", sent.kind, args.target, sent.id);
@@ -66,15 +66,15 @@ pub async fn send(args: &SendArgs) -> Result<ExitCode> {
 async fn send_batch(args: &SendArgs, file: &std::path::Path) -> Result<ExitCode> {
     // Read before the application is looked for: a wrong file is said as such.
     let entries = batch_entries::read(file)?;
-    let app = args.located.find()?;
-    let clients = clients_of(&app).await;
+    let (app, clients) = args.located.reach().await?;
     let outcome =
         eventkit_local::send::send_batch(&clients, &app, &args.target, &entries, &args.group_id)
             .await?;
     println!(
-        "sent {} of {} message(s) to queue {}",
+        "sent {} of {} message(s) to {} {}",
         outcome.sent.len(),
         entries.len(),
+        outcome.kind,
         args.target
     );
     for (entry, message) in &outcome.sent {
@@ -82,6 +82,9 @@ async fn send_batch(args: &SendArgs, file: &std::path::Path) -> Result<ExitCode>
     }
     for (entry, why) in &outcome.failed {
         eprintln!("  {entry} refused: {why}");
+    }
+    if let Some(warning) = &outcome.warning {
+        eprintln!("warning: {warning}");
     }
     Ok(if outcome.failed.is_empty() {
         ExitCode::SUCCESS

@@ -6,14 +6,13 @@ use anyhow::Result;
 use eventkit_local::dead_letters;
 use eventkit_local::stack::outputs;
 
-use super::{clients_of, Located};
+use super::Located;
 
 /// Prints the functions (up, crashed and restarted, invocations, errors), the queues
 /// (visible, in flight, which are dead-letter queues), the stack's outputs and where the
 /// logs are.
 pub async fn status(located: &Located) -> Result<ExitCode> {
-    let app = located.find()?;
-    let clients = clients_of(&app).await;
+    let (app, clients) = located.reach().await?;
     println!(
         "stack {} ({}), template {}",
         app.stack,

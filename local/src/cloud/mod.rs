@@ -1,10 +1,13 @@
 //! The local cloud: LocalStack (SNS, SQS, EventBridge, IAM, STS, CloudWatch) and DynamoDB
 //! Local, both run on the host because these machines have no Docker engine.
 //!
-//! Everything lives in `.local-cloud/` (git-ignored): each service has its own folder with
-//! its installation, an `installed` marker, a pid file, the port it was started on and its
-//! log. Only processes recorded in those pid files are ever stopped.
+//! Everything lives in one folder: this checkout's `.local-cloud/` (git-ignored) for
+//! `cargo xtask`, a per-user cache folder for the installed `eventkit-local` (one local
+//! cloud per machine user, whichever folder it is started from). Each service has its own
+//! folder there with its installation, an `installed` marker, a pid file, the port it was
+//! started on and its log. Only processes recorded in those pid files are ever stopped.
 
+mod holder;
 mod install;
 mod loopback;
 mod prerequisites;
@@ -17,7 +20,7 @@ use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 
 pub use install::run_logged;
-use service::{Health, Service, ServiceKind};
+use service::{Health, OnHeldPort, Service, ServiceKind};
 
 /// The region and credentials every local client uses; LocalStack and DynamoDB Local accept
 /// any credentials, but the SDK insists on having some.
@@ -64,32 +67,30 @@ pub struct LocalCloud {
 }
 
 impl LocalCloud {
-    /// Describes the local cloud of this checkout (the xtask's); touches nothing.
+    /// Describes the local cloud of this checkout (the xtask's, in its `.local-cloud/`); a
+    /// port held by another cloud is refused, as ever; touches nothing.
     pub fn new(ports: Ports) -> Result<Self> {
-        Self::described(&workspace_root(), ports, XTASK_CLOUD)
+        let root = workspace_root().join(".local-cloud");
+        Self::described(&root, ports, XTASK_CLOUD, OnHeldPort::Refuse)
     }
 
-    /// Describes the local cloud of the project in `project` (installed into its
-    /// `.local-cloud/`), as the `eventkit-local` CLI manages it; touches nothing.
-    pub fn in_dir(project: &Path, ports: Ports) -> Result<Self> {
-        Self::described(project, ports, CLI_CLOUD)
+    /// Describes the local cloud of this machine user, as the installed `eventkit-local`
+    /// manages it: installed once into [`user_cache_dir`], and a service of another folder's
+    /// cloud already running on a port reused rather than refused; touches nothing.
+    pub fn for_user(ports: Ports) -> Result<Self> {
+        Self::described(&user_cache_dir()?, ports, CLI_CLOUD, OnHeldPort::Reuse)
     }
 
-    fn described(project: &Path, ports: Ports, command: &'static str) -> Result<Self> {
-        let root = project.join(".local-cloud");
+    fn described(
+        root: &Path,
+        ports: Ports,
+        command: &'static str,
+        on_held_port: OnHeldPort,
+    ) -> Result<Self> {
+        let service = |kind, port| Service::new(kind, root, port, command, on_held_port);
         Ok(Self {
-            localstack: Service::new(
-                ServiceKind::LocalStack,
-                &root,
-                ports.localstack_port,
-                command,
-            )?,
-            dynamodb: Service::new(
-                ServiceKind::DynamoDbLocal,
-                &root,
-                ports.dynamodb_port,
-                command,
-            )?,
+            localstack: service(ServiceKind::LocalStack, ports.localstack_port)?,
+            dynamodb: service(ServiceKind::DynamoDbLocal, ports.dynamodb_port)?,
             command,
         })
     }
@@ -101,6 +102,14 @@ impl LocalCloud {
     /// Installs what is missing and starts what is not running; returns at once when both are
     /// already healthy.
     pub fn up(&self) -> Result<()> {
+        for service in self.services() {
+            if let Some(holder) = service.reused() {
+                println!(
+                    "local cloud: port {} is held by {holder}: using it",
+                    service.port()
+                );
+            }
+        }
         if self
             .services()
             .iter()
@@ -110,6 +119,9 @@ impl LocalCloud {
             return Ok(());
         }
         println!("local cloud: bringing it up");
+        for service in self.services() {
+            service.check_port()?;
+        }
         prerequisites::check()?;
         for service in self.services() {
             service.install()?;
@@ -150,6 +162,11 @@ impl LocalCloud {
                 pid,
                 health
             );
+        }
+        for service in self.services() {
+            if let Some(holder) = service.reused() {
+                println!("{}: {holder}, reused", service.name());
+            }
         }
         if !all_healthy {
             bail!("the local cloud is not fully up: run `{} up`", self.command);
@@ -193,6 +210,37 @@ pub fn run(action: Action, cloud: &LocalCloud) -> Result<()> {
     }
 }
 
+/// Overrides where the installed CLI keeps its local cloud (see [`user_cache_dir`]).
+pub const CACHE_DIR_VARIABLE: &str = "EVENTKIT_LOCAL_CACHE_DIR";
+
+/// Where the installed CLI keeps the local cloud of this machine user, as cargo and pip keep
+/// theirs: `$EVENTKIT_LOCAL_CACHE_DIR`, else `$XDG_CACHE_HOME/eventkit-local`, else
+/// `~/.cache/eventkit-local`.
+pub fn user_cache_dir() -> Result<PathBuf> {
+    let set = |name: &str| std::env::var_os(name).filter(|value| !value.is_empty());
+    cache_dir_from(set(CACHE_DIR_VARIABLE), set("XDG_CACHE_HOME"), set("HOME"))
+}
+
+fn cache_dir_from(
+    own: Option<std::ffi::OsString>,
+    xdg_cache: Option<std::ffi::OsString>,
+    home: Option<std::ffi::OsString>,
+) -> Result<PathBuf> {
+    if let Some(own) = own {
+        return Ok(PathBuf::from(own));
+    }
+    if let Some(cache) = xdg_cache {
+        return Ok(PathBuf::from(cache).join("eventkit-local"));
+    }
+    match home {
+        Some(home) => Ok(PathBuf::from(home).join(".cache/eventkit-local")),
+        None => bail!(
+            "neither HOME nor XDG_CACHE_HOME is set: set {CACHE_DIR_VARIABLE} to the folder \
+             the local cloud is to be installed in"
+        ),
+    }
+}
+
 /// The eventkit checkout this crate was built in (`local/` lives one level below it): the
 /// project of `cargo xtask`, never of an installed `eventkit-local`, which works in the
 /// directory it is started in.
@@ -210,14 +258,43 @@ mod tests {
 
     #[test]
     fn each_program_names_its_own_cloud_command() {
-        // A project with no local cloud: nothing runs there, so `status` fails with advice.
-        let project = std::env::temp_dir().join(format!("cloud-{}", uuid::Uuid::new_v4()));
-        let installed = LocalCloud::in_dir(&project, Ports::default()).unwrap();
+        // A cloud folder with nothing installed or running: `status` fails with advice.
+        let root = std::env::temp_dir().join(format!("cloud-{}", uuid::Uuid::new_v4()));
+        let free = Ports {
+            localstack_port: Some(9),
+            dynamodb_port: Some(9),
+        };
+        let installed = LocalCloud::described(&root, free, CLI_CLOUD, OnHeldPort::Reuse).unwrap();
         let advice = installed.status().unwrap_err().to_string();
         assert!(advice.contains("`eventkit-local cloud up`"), "{advice}");
         assert!(!advice.contains("xtask"), "{advice}");
-        let checkout = LocalCloud::described(&project, Ports::default(), XTASK_CLOUD).unwrap();
+        let checkout = LocalCloud::described(&root, free, XTASK_CLOUD, OnHeldPort::Refuse).unwrap();
         let advice = checkout.status().unwrap_err().to_string();
         assert!(advice.contains("`cargo xtask cloud up`"), "{advice}");
+    }
+
+    #[test]
+    fn the_users_cloud_lives_in_the_cache_folder_cargo_and_pip_would_choose() {
+        let dir = |own: Option<&str>, xdg: Option<&str>, home: Option<&str>| {
+            cache_dir_from(
+                own.map(Into::into),
+                xdg.map(Into::into),
+                home.map(Into::into),
+            )
+        };
+        assert_eq!(
+            dir(None, None, Some("/home/me")).unwrap(),
+            Path::new("/home/me/.cache/eventkit-local")
+        );
+        assert_eq!(
+            dir(None, Some("/cache"), Some("/home/me")).unwrap(),
+            Path::new("/cache/eventkit-local")
+        );
+        assert_eq!(
+            dir(Some("/mine"), Some("/cache"), Some("/home/me")).unwrap(),
+            Path::new("/mine")
+        );
+        let advice = dir(None, None, None).unwrap_err().to_string();
+        assert!(advice.contains(CACHE_DIR_VARIABLE), "{advice}");
     }
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use super::holder::{holder_of, Holder};
 use super::{install, loopback, process};
 use crate::progress::Step;
 
@@ -16,7 +17,7 @@ use crate::progress::Step;
 const START_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The two services.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum ServiceKind {
     /// LocalStack: SNS, SQS, EventBridge, IAM, STS, CloudWatch (and CloudFormation for the demo).
     LocalStack,
@@ -25,7 +26,8 @@ pub enum ServiceKind {
 }
 
 impl ServiceKind {
-    fn name(self) -> &'static str {
+    /// Its short name, also its folder's.
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::LocalStack => "localstack",
             Self::DynamoDbLocal => "dynamodb-local",
@@ -40,7 +42,7 @@ impl ServiceKind {
     }
 
     /// A word of the process's command line, so a recycled pid is never mistaken for ours.
-    fn command_line_marker(self) -> &'static str {
+    pub(crate) fn command_line_marker(self) -> &'static str {
         match self {
             Self::LocalStack => "localstack.runtime.main",
             Self::DynamoDbLocal => "DynamoDBLocal.jar",
@@ -69,13 +71,25 @@ impl fmt::Display for Health {
     }
 }
 
-/// A service of the local cloud in its folder under `.local-cloud/`.
+/// A service of the local cloud in its folder under the cloud's root.
 pub struct Service {
     kind: ServiceKind,
     dir: PathBuf,
     port: u16,
     /// The command that manages it, for the advice in its errors (`<command> down`).
     command: &'static str,
+    /// The same service of another folder's local cloud, found running on the port and used
+    /// instead of starting ours (never installed, started or stopped from here).
+    reused: Option<Holder>,
+}
+
+/// What to do when another folder's local cloud holds the port.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum OnHeldPort {
+    /// Use its service: one local cloud per machine user, whichever folder started it.
+    Reuse,
+    /// Refuse, naming which cloud holds it.
+    Refuse,
 }
 
 impl Service {
@@ -86,12 +100,14 @@ impl Service {
         root: &Path,
         requested_port: Option<u16>,
         command: &'static str,
+        on_held_port: OnHeldPort,
     ) -> Result<Self> {
         let mut service = Self {
             kind,
             dir: root.join(kind.name()),
             port: requested_port.unwrap_or(kind.default_port()),
             command,
+            reused: None,
         };
         if let (Some(_), Some(running_port)) = (service.running_pid(), service.recorded_port()) {
             if requested_port.is_some_and(|port| port != running_port) {
@@ -102,8 +118,16 @@ impl Service {
                 );
             }
             service.port = running_port;
+        } else if on_held_port == OnHeldPort::Reuse {
+            service.reused =
+                holder_of(service.port).filter(|holder| holder.kind == kind && holder.root != root);
         }
         Ok(service)
+    }
+
+    /// The other folder's service used instead of ours, if any.
+    pub fn reused(&self) -> Option<&Holder> {
+        self.reused.as_ref()
     }
 
     /// The service's short name.
@@ -143,6 +167,10 @@ impl Service {
 
     /// The pid of our running process, if the pid file names one that is alive and is ours.
     pub fn running_pid(&self) -> Option<i32> {
+        if let Some(holder) = &self.reused {
+            return process::is_ours(holder.pid, self.kind.command_line_marker())
+                .then_some(holder.pid);
+        }
         let pid = fs::read_to_string(self.pid_file())
             .ok()?
             .trim()
@@ -170,6 +198,9 @@ impl Service {
 
     /// Installs the service into its folder on first use.
     pub fn install(&self) -> Result<()> {
+        if self.reused.is_some() {
+            return Ok(());
+        }
         match self.kind {
             ServiceKind::LocalStack => install::localstack(&self.dir),
             ServiceKind::DynamoDbLocal => install::dynamodb_local(&self.dir),
@@ -182,24 +213,40 @@ impl Service {
         if self.running_pid().is_some() {
             return Ok(());
         }
-        if process::port_in_use(self.port) {
-            bail!(
-                "port {} is already in use by a process that `{} up` did not start; stop it, \
-                 or start {} on another port with --{}-port",
-                self.port,
-                self.command,
-                self.name(),
-                match self.kind {
-                    ServiceKind::LocalStack => "localstack",
-                    ServiceKind::DynamoDbLocal => "dynamodb",
-                }
-            );
-        }
+        self.check_port()?;
         let pid = process::spawn_detached(self.command()?, &self.log_file())
             .with_context(|| format!("starting {}", self.name()))?;
         fs::write(self.pid_file(), pid.to_string())?;
         fs::write(self.port_file(), self.port.to_string())?;
         Ok(())
+    }
+
+    /// Fails when the port is taken by anything but this service (ours or the one reused),
+    /// naming the local cloud that holds it when one does: checked before installing, so a
+    /// taken port costs no install.
+    pub fn check_port(&self) -> Result<()> {
+        if self.running_pid().is_some() || !process::port_in_use(self.port) {
+            return Ok(());
+        }
+        let option = match self.kind {
+            ServiceKind::LocalStack => "localstack",
+            ServiceKind::DynamoDbLocal => "dynamodb",
+        };
+        if let Some(holder) = holder_of(self.port) {
+            bail!(
+                "port {} is held by {holder}; stop that cloud, or start {} on another port \
+                 with --{option}-port",
+                self.port,
+                self.name(),
+            );
+        }
+        bail!(
+            "port {} is already in use by a process that `{} up` did not start; stop it, or \
+             start {} on another port with --{option}-port",
+            self.port,
+            self.command,
+            self.name(),
+        );
     }
 
     fn command(&self) -> Result<Command> {
@@ -291,6 +338,10 @@ impl Service {
 
     /// Stops our process (its whole process group) and forgets its pid.
     pub fn stop(&self) -> Result<()> {
+        if let Some(holder) = &self.reused {
+            println!("  {}: {holder} is not this cloud's to stop", self.name());
+            return Ok(());
+        }
         match self.running_pid() {
             Some(pid) => {
                 let step = Step::start(format!("stopping {} (pid {pid})", self.name()));

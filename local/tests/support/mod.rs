@@ -74,6 +74,16 @@ impl Running {
 
     /// `eventkit-local run ARGS` started in `dir`, as a user runs it in their project.
     pub fn start_in(dir: &Path, stack: &str, args: &[&str]) -> Self {
+        let running = Self::spawn_in(dir, stack, args);
+        running.wait_for(
+            |text| text.contains("running; logs in"),
+            "the application to run",
+        );
+        running
+    }
+
+    /// `eventkit-local run ARGS` started in `dir`, not waited for.
+    pub fn spawn_in(dir: &Path, stack: &str, args: &[&str]) -> Self {
         let output = std::env::temp_dir().join(format!("{stack}-{}.out", uuid::Uuid::new_v4()));
         let file = std::fs::File::create(&output).expect("an output file");
         let child = Command::new(env!("CARGO_BIN_EXE_eventkit-local"))
@@ -85,12 +95,7 @@ impl Running {
             .stdin(Stdio::null())
             .spawn()
             .expect("eventkit-local run starts");
-        let running = Self { child, output };
-        running.wait_for(
-            |text| text.contains("running; logs in"),
-            "the application to run",
-        );
-        running
+        Self { child, output }
     }
 
     pub fn text(&self) -> String {

@@ -12,7 +12,6 @@ use eventkit_local::resources::{QueueInfo, Subscriber};
 use eventkit_local::running::{names, RunningApp};
 
 use super::DlqTarget;
-use crate::cli::clients_of;
 
 /// A dead-letter queue with where its messages come from.
 pub(super) struct DeadLetterQueue {
@@ -50,8 +49,7 @@ impl Scope {
     /// The queues `target` names (`only` one of the application's, if given).
     pub async fn of(target: &DlqTarget, only: Option<&str>) -> Result<Self> {
         if target.queue_urls.is_empty() {
-            let app = target.located.find()?;
-            let clients: Clients = clients_of(&app).await;
+            let (app, clients): (_, Clients) = target.located.reach().await?;
             return Ok(Self {
                 sqs: clients.sqs,
                 dynamodb: clients.dynamodb,
