@@ -13,11 +13,24 @@
 //!    with the completion: one transaction, its first action the completion fenced on the
 //!    claim's owner; the events go to the outbox table, one item each;
 //! 3. the [`Relay`], a function on the outbox table's stream, publishes each event to the
-//!    [`Destination`] it names and marks it published; its TTL then removes it;
+//!    [`Destination`] it names and marks it published; its TTL then removes it. It takes a
+//!    shard's batch whole (ten events per publish request, 25 marks per request), and the
+//!    stream mapping's [`STREAM_FILTER`] keeps its own marks from invoking it;
 //! 4. the [`Sweeper`], run on a schedule, publishes what the stream did not get published
 //!    (a destination down for longer than the stream's retries, or than its 24 hours) and
 //!    reports the backlog: a committed event is published however long its destination is
 //!    down.
+//!
+//! **Where the events go.** By default each event is an item of the outbox table
+//! ([`DynamoDbStore::with_outbox`](crate::idempotency::DynamoDbStore::with_outbox)). With
+//! [`DynamoDbStore::with_outbox_on_completions`](crate::idempotency::DynamoDbStore::with_outbox_on_completions)
+//! they ride on the idempotency record the completion writes, and the idempotency table is
+//! the outbox (its stream feeds the relay, its index the sweeper): a handler that only emits
+//! commits with a plain completion (no transaction), one that stages writes commits one item
+//! less. A rerun after its record expired publishes its events again, under the same ids, for
+//! consumers' idempotency to absorb (an outbox item would have told it "staged before").
+//! In the batched mode (SQS batches), the batch's completions share transactions of up to
+//! 100 actions, each record's part all or nothing.
 //!
 //! A crash anywhere before the commit leaves nothing (the claim is released or runs out,
 //! and a retry runs the handler again); a crash after it leaves a completed record, whose
