@@ -157,6 +157,86 @@ async fn events_the_stream_never_got_published_are_published_by_the_sweeper_once
         .is_empty());
 }
 
+/// Events on completions: the sweeper reads them from the idempotency records, keeps an
+/// unpublished record alive past its TTL, and publishes its events once the destination is
+/// back.
+#[tokio::test]
+async fn events_riding_on_records_outlive_the_records_ttl_until_the_sweeper_publishes_them() {
+    let cloud = LocalCloud::connect().await;
+    // The idempotency table is the outbox: its key `id`, the unpublished index, TTL.
+    let table = cloud.create_outbox_table("sweep-records").await;
+    let probe = cloud.create_queue("sweep-records-probe", &[]).await;
+    let name = format!("sweep-records-down-{}", uuid::Uuid::new_v4().simple());
+    let queue_url = format!("{}{name}", probe.url.trim_end_matches(&probe.name));
+    let store = DynamoDbStore::new(cloud.dynamodb.clone(), &table).with_outbox_on_completions();
+    // A record retention of a minute: far less than the outage below.
+    let config = IdempotencyConfig::new("warehouse").with_record_ttl(Duration::from_secs(60));
+    let handler =
+        Handler::with_state(&queue_url, ship).layer(TransactionalLayer::new(store, config));
+    let invocation = Invocation::new(Deadline::after(Duration::from_secs(30)));
+    for n in 0..3 {
+        let committed = handler
+            .handle(&order(n), &invocation)
+            .await
+            .expect("committed");
+        assert!(!committed.replayed);
+    }
+    let relay = Relay::new(cloud.dynamodb.clone(), &table).with_sqs(cloud.sqs.clone());
+    let sweeper = Sweeper::new(relay).with_grace(Duration::ZERO);
+    let records = || async {
+        cloud
+            .dynamodb
+            .scan()
+            .table_name(&table)
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .items
+            .unwrap_or_default()
+    };
+    let now = chrono::Utc::now().timestamp();
+    let ttl = |item: &std::collections::HashMap<String, AttributeValue>| -> i64 {
+        item["expiration"].as_n().unwrap().parse().unwrap()
+    };
+    assert!(records().await.iter().all(|item| ttl(item) <= now + 120));
+
+    // Destination down: nothing published, and every record's TTL pushed back.
+    let down = sweeper.sweep().await.unwrap();
+    assert_eq!(
+        (down.published, down.failed, down.backlog.unpublished),
+        (0, 3, 3)
+    );
+    for item in records().await {
+        assert!(
+            ttl(&item) >= now + 24 * 3600,
+            "kept alive while unpublished: {item:?}"
+        );
+        assert_eq!(item["status"].as_s().unwrap(), "COMPLETED");
+    }
+
+    // Back: published once each, the records marked and no longer in the index.
+    let queue = cloud.create_queue_named(name.clone(), &[]).await;
+    let back = sweeper.sweep().await.unwrap();
+    assert_eq!((back.published, back.failed), (3, 0));
+    assert_eq!(back.backlog, Backlog::default());
+    assert_eq!(
+        cloud
+            .receive(&queue, 3, Duration::from_secs(10))
+            .await
+            .len(),
+        3
+    );
+    for item in records().await {
+        assert!(
+            item.contains_key("publishedAt") && !item.contains_key("unpublished"),
+            "{item:?}"
+        );
+    }
+    let after = sweeper.sweep().await.unwrap();
+    assert_eq!((after.published, after.failed), (0, 0));
+}
+
 #[test]
 fn the_backlog_is_an_emf_line_the_alarm_can_watch() {
     let backlog = Backlog {

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::Value;
 
-use super::item::{OutboxEntry, OUTBOX_KEY, OUTBOX_LIST, OUTBOX_RECORD_KEY};
+use super::item::{OutboxEntry, OUTBOX_KEY, OUTBOX_LIST, OUTBOX_RECORD_KEY, OUTBOX_RECORD_TTL};
 
 /// How an item is marked published.
 #[derive(Clone, Debug)]
@@ -18,6 +18,10 @@ pub(crate) struct Mark {
     /// Whether the mark sets its TTL too: an outbox item expires once published; a record
     /// keeps the idempotency retention it was completed with.
     pub expires: bool,
+    /// A record's TTL attribute and its value (epoch seconds), which the sweeper pushes
+    /// back while the record is unpublished; `None` for an outbox item (no TTL until
+    /// published).
+    pub ttl: Option<(String, u64)>,
 }
 
 /// The events of one unpublished item.
@@ -51,11 +55,18 @@ impl Carried {
                     )),
                 })
                 .collect::<Result<HashMap<_, _>, _>>()?;
+            let ttl = item[OUTBOX_RECORD_TTL].as_str().and_then(|name| {
+                let at = item[name]
+                    .as_u64()
+                    .or_else(|| item[name].as_str()?.parse().ok())?;
+                Some((name.to_string(), at))
+            });
             return Ok(Some(Self {
                 entries,
                 mark: Mark {
                     key,
                     expires: false,
+                    ttl,
                 },
             }));
         }
@@ -64,7 +75,11 @@ impl Carried {
         let key = HashMap::from([(OUTBOX_KEY.to_string(), AttributeValue::S(entry.id.clone()))]);
         Ok(Some(Self {
             entries: vec![entry],
-            mark: Mark { key, expires: true },
+            mark: Mark {
+                key,
+                expires: true,
+                ttl: None,
+            },
         }))
     }
 
@@ -109,6 +124,7 @@ mod tests {
     #[test]
     fn a_record_carries_its_events_and_is_marked_by_its_own_key_without_a_ttl() {
         let record = json!({"id": "bank#abc", "status": "COMPLETED", "unpublished": "3",
+                            "expiration": 1_799_000_000u64, "outboxTtl": "expiration",
                             "outbox": [event("e-1"), event("e-2")], "outboxKey": {"id": "bank#abc"}});
         let carried = Carried::from_json(&record).unwrap().unwrap();
         let ids: Vec<&str> = carried

@@ -165,14 +165,18 @@ pub(crate) const OUTBOX_LIST: &str = "outbox";
 /// sweeper mark it without knowing the table's key names.
 pub(crate) const OUTBOX_RECORD_KEY: &str = "outboxKey";
 
+/// The attribute of such a record that names its TTL attribute, which the sweeper pushes
+/// back while the record's events are unpublished (see [`Sweeper`](super::Sweeper)).
+pub(crate) const OUTBOX_RECORD_TTL: &str = "outboxTtl";
+
 /// The attributes a completion sets to carry `events` on the record of `record_key`
 /// (committed by the idempotency key `committed_by`): the events, the record's shard of the
-/// [`UNPUBLISHED_INDEX`], `stagedAt` and the key. Refused when the events would make the
+/// [`UNPUBLISHED_INDEX`], `stagedAt`, the key and the name of its TTL attribute. Refused when the events would make the
 /// record larger than a DynamoDB item (with `result_bytes` of stored result beside them).
 pub(crate) fn on_completion(
     events: &[StagedEvent],
     committed_by: &str,
-    record_key: HashMap<String, AttributeValue>,
+    (record_key, ttl_attribute): (HashMap<String, AttributeValue>, &str),
     result_bytes: usize,
     now: DateTime<Utc>,
 ) -> Result<Vec<(String, AttributeValue)>, String> {
@@ -192,6 +196,10 @@ pub(crate) fn on_completion(
         ),
         ("stagedAt".to_string(), AttributeValue::S(staged_at(now))),
         (OUTBOX_RECORD_KEY.to_string(), AttributeValue::M(record_key)),
+        (
+            OUTBOX_RECORD_TTL.to_string(),
+            AttributeValue::S(ttl_attribute.to_string()),
+        ),
     ];
     let bytes =
         item_bytes(Some(&extra.iter().cloned().collect())) + result_bytes + COMMITTED_BY_MAX_BYTES;

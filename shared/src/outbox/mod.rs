@@ -107,7 +107,7 @@ pub use item::{OutboxEntry, OUTBOX_KEY, UNPUBLISHED_INDEX};
 pub use layer::{Transactional, TransactionalLayer};
 pub use relay::{Relay, Relayed, DEFAULT_RETENTION, STREAM_FILTER};
 pub use store::{CommittedWork, TransactionalStore};
-pub use sweeper::{Backlog, Sweep, SweepError, Sweeper, DEFAULT_GRACE};
+pub use sweeper::{Backlog, Sweep, SweepError, Sweeper, DEFAULT_GRACE, TTL_MARGIN};
 pub use unit_of_work::{
     Staged, StagedEvent, UnitOfWork, UnitOfWorkError, TRANSACTION_MAX_ACTIONS,
     TRANSACTION_MAX_BYTES,

@@ -10,6 +10,11 @@
 //! path, under its staged id. An event the relay publishes at the same moment is published
 //! twice with one `eventId`, which the consumers' idempotency absorbs.
 //!
+//! Events that ride on idempotency records (events on completions) would go with their
+//! record when its TTL expires: while a record is unpublished and its TTL is less than
+//! [`TTL_MARGIN`] away, each sweep pushes it back by that margin, so a record lives as long
+//! as its events wait (its key stays deduplicated that much longer, which is harmless).
+//!
 //! Cost: one `Query` per shard per sweep (16, each at least half a read unit) and two for
 //! the backlog's count and oldest item per shard; nothing per published event beyond what
 //! the relay spends.
@@ -28,6 +33,10 @@ use super::relay::Relay;
 /// the stream's delivery to the relay takes, so that it only picks up what the relay gave up
 /// on (or has not reached in a backlog).
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(5 * 60);
+
+/// How far ahead an unpublished record's TTL is kept: two days, far more than the interval
+/// between sweeps, so that a few failed sweeps cannot let DynamoDB's TTL delete it.
+pub const TTL_MARGIN: Duration = Duration::from_secs(2 * 24 * 3600);
 
 /// Publishes outbox events left unpublished for longer than a grace period, and measures the
 /// backlog (see the [outbox docs](super)).
@@ -108,6 +117,9 @@ impl Sweeper {
         let mut sweep = Sweep::default();
         for shard in unpublished_shards() {
             let overdue = self.overdue(&shard, &cutoff).await?;
+            for item in &overdue {
+                self.keep_alive(item, now).await;
+            }
             let results = self.relay.publish_and_mark(&overdue).await;
             for (item, result) in overdue.iter().zip(results) {
                 for entry in &item.entries {
@@ -172,6 +184,44 @@ impl Sweeper {
             .map(|time| (now - time).num_seconds().max(0).unsigned_abs())
             .unwrap_or(0);
         Ok(backlog)
+    }
+
+    /// Pushes back the TTL of an unpublished record whose TTL is less than [`TTL_MARGIN`]
+    /// away (an outbox item has none until published); a failure is logged, and the next
+    /// sweep tries again.
+    async fn keep_alive(&self, item: &Carried, now: DateTime<Utc>) {
+        let Some((attribute, at)) = &item.mark.ttl else {
+            return;
+        };
+        let now = now.timestamp().max(0).unsigned_abs();
+        let margin = TTL_MARGIN.as_secs();
+        if *at >= now + margin / 2 {
+            return;
+        }
+        let (client, table) = self.relay.outbox();
+        let kept = client
+            .update_item()
+            .table_name(table)
+            .set_key(Some(item.mark.key.clone()))
+            .update_expression("SET #ttl = :ttl")
+            .condition_expression("attribute_exists(#unpublished)")
+            .expression_attribute_names("#ttl", attribute)
+            .expression_attribute_names("#unpublished", UNPUBLISHED)
+            .expression_attribute_values(":ttl", AttributeValue::N((now + margin).to_string()))
+            .send()
+            .await;
+        match kept {
+            Ok(_) => {
+                tracing::warn!(record = %item.name(), ttl = now + margin, outcome = "ttl_pushed_back", "an unpublished record's TTL was near; pushed back while its events wait")
+            }
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+            Err(error) => {
+                tracing::error!(record = %item.name(), outcome = "ttl_push_failed", error = %aws_sdk_dynamodb::error::DisplayErrorContext(&error), "pushing back an unpublished record's TTL failed; the next sweep tries again")
+            }
+        }
     }
 
     /// The items of `shard` staged before `cutoff`, oldest first.

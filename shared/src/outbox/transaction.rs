@@ -180,7 +180,7 @@ impl DynamoDbStore {
                     on_completion(
                         &carried,
                         committed_by,
-                        self.record_key(&completion.key),
+                        (self.record_key(&completion.key), self.ttl_attribute()),
                         completion.result.len(),
                         now,
                     )
@@ -342,7 +342,7 @@ impl DynamoDbStore {
         on_completion(
             events,
             &completion.key,
-            self.record_key(&completion.key),
+            (self.record_key(&completion.key), self.ttl_attribute()),
             completion.result.len(),
             chrono::Utc::now(),
         )

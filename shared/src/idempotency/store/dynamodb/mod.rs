@@ -204,6 +204,12 @@ impl DynamoDbStore {
         self.primary_key(key)
     }
 
+    /// The records' TTL attribute, which the sweeper pushes back while a record's events
+    /// are unpublished.
+    pub(crate) fn ttl_attribute(&self) -> &str {
+        &self.names.expiration
+    }
+
     pub(crate) fn client(&self) -> &Client {
         &self.client
     }
