@@ -24,7 +24,8 @@
 //! - [`event_sources`]: SQS polling with partial batch responses, DynamoDB stream reading
 //!   per shard (partial batch responses, bisection, retries, OnFailure destinations), and
 //!   asynchronous invocation with retries and dead-letter queues for SNS and EventBridge;
-//! - [`logs`]: each function's log file, parsed for metrics and journeys.
+//! - [`logs`]: each function's log file, parsed for metrics and journeys;
+//! - [`traces`]: the functions' spans received over OTLP, kept, and laid out as a waterfall.
 
 #![warn(missing_docs)]
 #![warn(clippy::unwrap_used, clippy::expect_used)]
@@ -53,6 +54,7 @@ pub mod stack;
 pub mod stats;
 pub mod supervisor;
 pub mod template;
+pub mod traces;
 pub mod watch;
 
 use std::collections::BTreeMap;
@@ -93,6 +95,9 @@ pub struct RunOptions {
     pub stream_retry_delay: Duration,
     /// Whether the event sources run (off for a single `invoke`).
     pub event_sources: bool,
+    /// Variables every function gets unless its template sets them (`run` passes its span
+    /// receiver's endpoint as `OTEL_EXPORTER_OTLP_ENDPOINT` this way).
+    pub environment: BTreeMap<String, String>,
 }
 
 impl RunOptions {
@@ -107,6 +112,7 @@ impl RunOptions {
             ready_timeout: Duration::from_secs(60),
             stream_retry_delay: Duration::from_millis(500),
             event_sources: true,
+            environment: BTreeMap::new(),
         }
     }
 }
@@ -160,7 +166,23 @@ const HAND_BACK: Duration = Duration::from_secs(5);
 impl LocalPipeline {
     /// Starts every function of `stack` and waits until each finished its init, then starts
     /// the event sources. When a function cannot start, the stack's resources are deleted.
-    pub async fn run(clients: Clients, stack: Stack, options: &RunOptions) -> Result<Self> {
+    pub async fn run(clients: Clients, mut stack: Stack, options: &RunOptions) -> Result<Self> {
+        // Kept in the stack's specs, so that a restart after a rebuild keeps them too.
+        for (logical, function) in &mut stack.functions {
+            let environment = &mut function.spec.environment;
+            for (variable, value) in &options.environment {
+                environment
+                    .entry(variable.clone())
+                    .or_insert_with(|| value.clone());
+            }
+            // A function that exports spans is named in them by its logical id (its
+            // function name carries the stack's), unless its template names it.
+            if environment.contains_key(traces::ENDPOINT_VARIABLE) {
+                environment
+                    .entry("OTEL_SERVICE_NAME".to_string())
+                    .or_insert_with(|| logical.clone());
+            }
+        }
         let mut pipeline = Self {
             clients,
             stack,
