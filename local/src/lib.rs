@@ -117,6 +117,69 @@ impl RunOptions {
     }
 }
 
+/// Adds `given` to a function's `environment`, each variable unless the template set it; a
+/// function that exports spans is named in them by its logical id (its function name
+/// carries the stack's), unless its template names it.
+fn give_environment(
+    logical: &str,
+    environment: &mut BTreeMap<String, String>,
+    given: &BTreeMap<String, String>,
+) {
+    for (variable, value) in given {
+        environment
+            .entry(variable.clone())
+            .or_insert_with(|| value.clone());
+    }
+    if environment.contains_key(traces::ENDPOINT_VARIABLE) {
+        environment
+            .entry("OTEL_SERVICE_NAME".to_string())
+            .or_insert_with(|| logical.to_string());
+    }
+}
+
+#[cfg(test)]
+mod environment_tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_span_endpoint_is_given_unless_the_template_sets_one() {
+        let receiver = map(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:41000")]);
+        let mut plain = map(&[("TABLE", "orders")]);
+        give_environment("InventoryFunction", &mut plain, &receiver);
+        assert_eq!(
+            plain,
+            map(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:41000"),
+                ("OTEL_SERVICE_NAME", "InventoryFunction"),
+                ("TABLE", "orders"),
+            ])
+        );
+
+        let mut to_jaeger = map(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
+            ("OTEL_SERVICE_NAME", "inventory"),
+        ]);
+        let before = to_jaeger.clone();
+        give_environment("InventoryFunction", &mut to_jaeger, &receiver);
+        assert_eq!(to_jaeger, before);
+
+        let mut untraced = map(&[("TABLE", "orders")]);
+        give_environment("InventoryFunction", &mut untraced, &BTreeMap::new());
+        assert_eq!(
+            untraced,
+            map(&[("TABLE", "orders")]),
+            "no endpoint, no service name"
+        );
+    }
+}
+
 /// Messages still on their way: per polled queue (visible, in flight or delayed), and
 /// invocations queued or running.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -169,19 +232,11 @@ impl LocalPipeline {
     pub async fn run(clients: Clients, mut stack: Stack, options: &RunOptions) -> Result<Self> {
         // Kept in the stack's specs, so that a restart after a rebuild keeps them too.
         for (logical, function) in &mut stack.functions {
-            let environment = &mut function.spec.environment;
-            for (variable, value) in &options.environment {
-                environment
-                    .entry(variable.clone())
-                    .or_insert_with(|| value.clone());
-            }
-            // A function that exports spans is named in them by its logical id (its
-            // function name carries the stack's), unless its template names it.
-            if environment.contains_key(traces::ENDPOINT_VARIABLE) {
-                environment
-                    .entry("OTEL_SERVICE_NAME".to_string())
-                    .or_insert_with(|| logical.clone());
-            }
+            give_environment(
+                logical,
+                &mut function.spec.environment,
+                &options.environment,
+            );
         }
         let mut pipeline = Self {
             clients,
