@@ -24,7 +24,8 @@
 //! - [`event_sources`]: SQS polling with partial batch responses, DynamoDB stream reading
 //!   per shard (partial batch responses, bisection, retries, OnFailure destinations), and
 //!   asynchronous invocation with retries and dead-letter queues for SNS and EventBridge;
-//! - [`logs`]: each function's log file, parsed for metrics and journeys.
+//! - [`logs`]: each function's log file, parsed for metrics and journeys;
+//! - [`traces`]: the functions' spans received over OTLP, kept, and laid out as a waterfall.
 
 #![warn(missing_docs)]
 #![warn(clippy::unwrap_used, clippy::expect_used)]
@@ -55,6 +56,7 @@ pub mod stack;
 pub mod stats;
 pub mod supervisor;
 pub mod template;
+pub mod traces;
 pub mod watch;
 
 use std::collections::BTreeMap;
@@ -95,6 +97,9 @@ pub struct RunOptions {
     pub stream_retry_delay: Duration,
     /// Whether the event sources run (off for a single `invoke`).
     pub event_sources: bool,
+    /// Variables every function gets unless its template sets them (`run` passes its span
+    /// receiver's endpoint as `OTEL_EXPORTER_OTLP_ENDPOINT` this way).
+    pub environment: BTreeMap<String, String>,
 }
 
 impl RunOptions {
@@ -109,7 +114,71 @@ impl RunOptions {
             ready_timeout: Duration::from_secs(60),
             stream_retry_delay: Duration::from_millis(500),
             event_sources: true,
+            environment: BTreeMap::new(),
         }
+    }
+}
+
+/// Adds `given` to a function's `environment`, each variable unless the template set it; a
+/// function that exports spans is named in them by its logical id (its function name
+/// carries the stack's), unless its template names it.
+fn give_environment(
+    logical: &str,
+    environment: &mut BTreeMap<String, String>,
+    given: &BTreeMap<String, String>,
+) {
+    for (variable, value) in given {
+        environment
+            .entry(variable.clone())
+            .or_insert_with(|| value.clone());
+    }
+    if environment.contains_key(traces::ENDPOINT_VARIABLE) {
+        environment
+            .entry("OTEL_SERVICE_NAME".to_string())
+            .or_insert_with(|| logical.to_string());
+    }
+}
+
+#[cfg(test)]
+mod environment_tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_span_endpoint_is_given_unless_the_template_sets_one() {
+        let receiver = map(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:41000")]);
+        let mut plain = map(&[("TABLE", "orders")]);
+        give_environment("InventoryFunction", &mut plain, &receiver);
+        assert_eq!(
+            plain,
+            map(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:41000"),
+                ("OTEL_SERVICE_NAME", "InventoryFunction"),
+                ("TABLE", "orders"),
+            ])
+        );
+
+        let mut to_jaeger = map(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
+            ("OTEL_SERVICE_NAME", "inventory"),
+        ]);
+        let before = to_jaeger.clone();
+        give_environment("InventoryFunction", &mut to_jaeger, &receiver);
+        assert_eq!(to_jaeger, before);
+
+        let mut untraced = map(&[("TABLE", "orders")]);
+        give_environment("InventoryFunction", &mut untraced, &BTreeMap::new());
+        assert_eq!(
+            untraced,
+            map(&[("TABLE", "orders")]),
+            "no endpoint, no service name"
+        );
     }
 }
 
@@ -162,7 +231,15 @@ const HAND_BACK: Duration = Duration::from_secs(5);
 impl LocalPipeline {
     /// Starts every function of `stack` and waits until each finished its init, then starts
     /// the event sources. When a function cannot start, the stack's resources are deleted.
-    pub async fn run(clients: Clients, stack: Stack, options: &RunOptions) -> Result<Self> {
+    pub async fn run(clients: Clients, mut stack: Stack, options: &RunOptions) -> Result<Self> {
+        // Kept in the stack's specs, so that a restart after a rebuild keeps them too.
+        for (logical, function) in &mut stack.functions {
+            give_environment(
+                logical,
+                &mut function.spec.environment,
+                &options.environment,
+            );
+        }
         let mut pipeline = Self {
             clients,
             stack,

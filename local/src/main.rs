@@ -12,7 +12,9 @@
 //! - `send`, `dlq list | show | redrive`, `status`: the running application (found through
 //!   the description `run` keeps in `.local-cloud/apps/`), by logical id;
 //! - `logs [FUNCTION] [--follow]`: the functions' logs, as `sam logs`;
-//! - `generate-event`: a sample event of a supported trigger, as `sam local generate-event`.
+//! - `generate-event`: a sample event of a supported trigger, as `sam local generate-event`;
+//! - `trace ID`: an order's (event's, trace's) spans, received from the functions `run`
+//!   started, as a waterfall in the terminal and a self-contained HTML file.
 
 mod cli;
 
@@ -27,6 +29,7 @@ use cli::dlq::DlqAction;
 use cli::generate::GenerateArgs;
 use cli::logs::LogsArgs;
 use cli::send::SendArgs;
+use cli::trace::TraceArgs;
 use cli::Located;
 
 #[derive(Parser)]
@@ -74,6 +77,8 @@ enum Command {
     Logs(LogsArgs),
     /// Print a sample event of a trigger the local Lambda runs.
     GenerateEvent(GenerateArgs),
+    /// An order's, event's or trace's spans as a waterfall (terminal and HTML file).
+    Trace(TraceArgs),
 }
 
 fn main() -> ExitCode {
@@ -111,6 +116,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Status(located) => runtime()?.block_on(cli::status::status(&located)),
         Command::Logs(args) => runtime()?.block_on(cli::logs::logs(&args)),
         Command::GenerateEvent(args) => cli::generate::generate(&args),
+        Command::Trace(args) => cli::trace::trace(&args),
     }
 }
 

@@ -15,6 +15,9 @@ use eventkit_local::logs::LogLine;
 use eventkit_local::running::RunningApp;
 use eventkit_local::stack::outputs;
 use eventkit_local::template::find_template;
+use eventkit_local::traces::receiver::Receiver;
+use eventkit_local::traces::store::{span_file, SpanStore};
+use eventkit_local::traces::ENDPOINT_VARIABLE;
 use eventkit_local::watch::{Rebuilt, Watch};
 use eventkit_local::{Binaries, LocalPipeline, PipelineOptions, StoppedBeforeRunning};
 use tokio_util::sync::CancellationToken;
@@ -176,6 +179,8 @@ pub async fn run_application(here: &Path, args: &RunArgs) -> Result<ExitCode> {
         project: options.project.clone(),
         build_log: logs.join("build.log"),
     };
+    // Held until the run ends: the functions export to it.
+    let _receiver = receive_spans(&mut options).await?;
     let pipeline = match LocalPipeline::from_template(options, step).await {
         Ok(pipeline) => pipeline,
         Err(error) => {
@@ -268,6 +273,37 @@ pub async fn run_application(here: &Path, args: &RunArgs) -> Result<ExitCode> {
         pipeline.shut_down().await;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Points the functions' span exporters at a receiver of ours, started now, whose spans go
+/// to `.local-cloud/traces/<stack>.jsonl`, unless `OTEL_EXPORTER_OTLP_ENDPOINT` is set
+/// here (a Jaeger, a collector): then at that.
+async fn receive_spans(options: &mut PipelineOptions) -> Result<Option<Receiver>> {
+    let chosen = std::env::var(ENDPOINT_VARIABLE)
+        .ok()
+        .filter(|endpoint| !endpoint.trim().is_empty());
+    let (endpoint, receiver) = match chosen {
+        Some(endpoint) => {
+            say!("spans go to {endpoint} ({ENDPOINT_VARIABLE})");
+            (endpoint, None)
+        }
+        None => {
+            let store = SpanStore::create(span_file(&options.project, &options.stack_name))?;
+            let receiver = Receiver::start(store)
+                .await
+                .context("starting the span receiver")?;
+            say!(
+                "spans kept in {} (see one order's: eventkit-local trace <id>)",
+                receiver.store().path().display()
+            );
+            (receiver.endpoint(), Some(receiver))
+        }
+    };
+    options
+        .run
+        .environment
+        .insert(ENDPOINT_VARIABLE.to_string(), endpoint);
+    Ok(receiver)
 }
 
 /// Cancels `stop` on Ctrl-C (SIGINT) or SIGTERM (`kill`, a service manager, a container's

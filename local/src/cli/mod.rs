@@ -15,6 +15,7 @@ pub mod generate;
 pub mod logs;
 pub mod send;
 pub mod status;
+pub mod trace;
 
 use std::path::{Path, PathBuf};
 
@@ -40,13 +41,16 @@ impl Located {
     /// The running application, refused unless its process is alive and runs the program
     /// that described it.
     pub fn find(&self) -> Result<RunningApp> {
-        // Only the template's folder matters here (the application runs from it): without
-        // --template it is this one, whichever of SAM's names its template has.
-        let project = self
-            .template
+        RunningApp::find(&self.project(), self.stack_name.as_deref())
+    }
+
+    /// The application's folder: only the template's folder matters (the application runs
+    /// from it); without --template it is this one, whichever of SAM's names its template
+    /// has.
+    pub fn project(&self) -> PathBuf {
+        self.template
             .as_deref()
-            .map_or_else(|| PathBuf::from("."), project_of);
-        RunningApp::find(&project, self.stack_name.as_deref())
+            .map_or_else(|| PathBuf::from("."), project_of)
     }
 
     /// The running application and clients for its local cloud. A stack kept by a run that

@@ -1,6 +1,7 @@
 //! Runs a per-record handler over a batch: concurrently for standard queues, in order per
-//! message group for FIFO queues, each record in its own tracing span, a panic contained to
-//! its record, and nothing started that the deadline would cut off.
+//! message group for FIFO queues, each record in its own tracing span (with the feature
+//! `otel`, a consumer span linked to its producer's context, its failure recorded on it), a
+//! panic contained to its record, and nothing started that the deadline would cut off.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -19,6 +20,7 @@ use super::error::{ErrorClass, RecordError};
 use super::outcome::{BatchOutcome, RecordFailure, RecordOutcome};
 use crate::clock::{Clock, SystemClock};
 use crate::events::EventRecord;
+#[cfg(not(feature = "otel"))]
 use crate::telemetry::record_span;
 
 /// Runs batches with one [`BatchConfig`].
@@ -241,6 +243,9 @@ pub(crate) fn span_of(record: &EventRecord) -> tracing::Span {
             .and_then(serde_json::Value::as_str)
             .unwrap_or("")
     };
+    #[cfg(feature = "otel")]
+    return crate::telemetry::spans::record_span(record, field("eventId"), field("correlationId"));
+    #[cfg(not(feature = "otel"))]
     record_span(record.id(), field("eventId"), field("correlationId"))
 }
 
@@ -251,6 +256,8 @@ fn report<O>(
     span: tracing::Span,
 ) -> RecordOutcome<O> {
     if let Err(failure) = &result {
+        #[cfg(feature = "otel")]
+        crate::telemetry::spans::record_failure(&span, failure);
         span.in_scope(|| {
             tracing::warn!(
                 record_id = %id,

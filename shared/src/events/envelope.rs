@@ -18,7 +18,8 @@ use super::versioned::VersionedEvent;
 /// ```json
 /// {"eventId": "…", "eventType": "CustomerRegistered", "eventVersion": 2,
 ///  "source": "customers", "time": "2024-05-01T12:00:00Z",
-///  "correlationId": "…", "causationId": "…", "traceId": "Root=1-…", "data": {…}}
+///  "correlationId": "…", "causationId": "…", "traceId": "Root=1-…",
+///  "traceparent": "00-…-…-01", "data": {…}}
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
@@ -42,6 +43,16 @@ pub struct EventEnvelope<T> {
     /// hops so a consumer can continue the trace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
+    /// The W3C trace context (`00-<trace id>-<span id>-<flags>`) of the span that produced
+    /// the event, so that its consumers' spans join (or link to) the producer's trace. Set
+    /// when the event is created inside a traced span (eventkit's feature `otel`, export
+    /// configured); absent otherwise, and absent from the JSON then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    /// The W3C `tracestate` that goes with `traceparent`: vendor entries, carried as
+    /// received.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracestate: Option<String>,
     /// The domain event itself.
     pub data: T,
 }
@@ -127,7 +138,8 @@ impl<T> EventEnvelope<T> {
     /// A new root event with an explicit type and version, for data that does not
     /// implement [`VersionedEvent`] (for example a `serde_json::Value`). Created while an
     /// invocation is handled, it carries that invocation's X-Ray trace id
-    /// ([`current_trace_id`](crate::telemetry::current_trace_id)).
+    /// ([`current_trace_id`](crate::telemetry::current_trace_id)) and the W3C context of the
+    /// current span ([`current_trace_context`](crate::telemetry::current_trace_context)).
     pub fn from_parts(
         event_type: impl Into<String>,
         event_version: u32,
@@ -135,6 +147,11 @@ impl<T> EventEnvelope<T> {
         data: T,
     ) -> Self {
         let event_id = uuid::Uuid::new_v4().to_string();
+        let context = crate::telemetry::current_trace_context();
+        let (traceparent, tracestate) = match context {
+            Some(context) => (Some(context.traceparent), context.tracestate),
+            None => (None, None),
+        };
         Self {
             correlation_id: event_id.clone(),
             causation_id: event_id.clone(),
@@ -144,12 +161,15 @@ impl<T> EventEnvelope<T> {
             source: source.into(),
             time: Utc::now(),
             trace_id: crate::telemetry::current_trace_id(),
+            traceparent,
+            tracestate,
             data,
         }
     }
 
     /// Makes this event a consequence of `cause`: its correlation id, its event id as
-    /// causation, its trace when this event has none, and the stable id
+    /// causation, its X-Ray trace and its W3C trace context each when this event has none,
+    /// and the stable id
     /// [`derived_event_id`] gives for the cause, this event's type and source.
     pub fn following<C>(mut self, cause: &EventEnvelope<C>) -> Self {
         self.event_id = derived_event_id(&cause.event_id, &self.event_type, &self.source, None);
@@ -157,6 +177,10 @@ impl<T> EventEnvelope<T> {
         self.causation_id = cause.event_id.clone();
         if self.trace_id.is_none() {
             self.trace_id = cause.trace_id.clone();
+        }
+        if self.traceparent.is_none() {
+            self.traceparent = cause.traceparent.clone();
+            self.tracestate = cause.tracestate.clone();
         }
         self
     }
@@ -182,6 +206,18 @@ impl<T> EventEnvelope<T> {
         self
     }
 
+    /// Sets the W3C trace context carried with the event (`traceparent`, and `tracestate`
+    /// when there is one), for a producer that propagates a context of its own.
+    pub fn with_traceparent(
+        mut self,
+        traceparent: impl Into<String>,
+        tracestate: Option<String>,
+    ) -> Self {
+        self.traceparent = Some(traceparent.into());
+        self.tracestate = tracestate;
+        self
+    }
+
     /// The domain event, without its metadata.
     pub fn into_data(self) -> T {
         self.data
@@ -198,6 +234,8 @@ impl<T> EventEnvelope<T> {
             correlation_id: self.correlation_id,
             causation_id: self.causation_id,
             trace_id: self.trace_id,
+            traceparent: self.traceparent,
+            tracestate: self.tracestate,
             data: f(self.data),
         }
     }
@@ -435,6 +473,44 @@ mod tests {
                 field: "correlationId".into()
             })
         );
+    }
+
+    const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn the_w3c_context_is_absent_from_the_json_unless_set_and_old_events_still_decode() {
+        let event = EventEnvelope::new("orders", order("o-1"));
+        let json = serde_json::to_value(&event).unwrap();
+        assert!(json.get("traceparent").is_none(), "{json}");
+        assert!(json.get("tracestate").is_none(), "{json}");
+        // An event from before the fields existed decodes, without a context.
+        let decoded = EventEnvelope::<OrderPlaced>::from_json(&json.to_string()).unwrap();
+        assert_eq!(decoded.traceparent, None);
+
+        let traced = event.with_traceparent(TRACEPARENT, Some("vendor=1".into()));
+        let json = serde_json::to_value(&traced).unwrap();
+        assert_eq!(json["traceparent"], TRACEPARENT);
+        assert_eq!(json["tracestate"], "vendor=1");
+        let decoded = EventEnvelope::<OrderPlaced>::from_json(&json.to_string()).unwrap();
+        assert_eq!(decoded, traced);
+    }
+
+    #[test]
+    fn a_caused_event_keeps_the_causes_w3c_context_unless_it_has_its_own() {
+        let root = EventEnvelope::new("orders", order("o-1"))
+            .with_traceparent(TRACEPARENT, Some("vendor=1".into()));
+        let caused = EventEnvelope::caused_by(&root, "billing", order("o-1"));
+        assert_eq!(caused.traceparent.as_deref(), Some(TRACEPARENT));
+        assert_eq!(caused.tracestate.as_deref(), Some("vendor=1"));
+        let mapped = caused.map_data(|o| o.order_id);
+        assert_eq!(mapped.traceparent.as_deref(), Some(TRACEPARENT));
+
+        let own = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        let kept = EventEnvelope::new("billing", order("o-1"))
+            .with_traceparent(own, None)
+            .following(&root);
+        assert_eq!(kept.traceparent.as_deref(), Some(own));
+        assert_eq!(kept.tracestate, None);
     }
 
     #[test]

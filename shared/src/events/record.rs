@@ -94,6 +94,7 @@ pub struct EventRecord {
     attributes: HashMap<String, MessageAttribute>,
     message_group_id: Option<String>,
     receive_count: Option<u32>,
+    destination: Option<String>,
     body: Result<String, DecodeReason>,
     // The body's JSON, parsed at most once (by the carrier's unwrapping, or on first use) and
     // shared by the log span, the idempotency key and the typed decode.
@@ -137,6 +138,7 @@ impl EventRecord {
             attributes: HashMap::new(),
             message_group_id: None,
             receive_count: None,
+            destination: None,
             body,
             json: OnceLock::new(),
         }
@@ -171,6 +173,18 @@ impl EventRecord {
     pub fn with_receive_count(mut self, receive_count: Option<u32>) -> Self {
         self.receive_count = receive_count;
         self
+    }
+
+    /// Sets the name of the queue or topic the record was delivered from.
+    pub fn with_destination(mut self, destination: Option<String>) -> Self {
+        self.destination = destination;
+        self
+    }
+
+    /// The name of the queue (SQS) or topic (SNS) the record was delivered from, when its
+    /// event says (the last part of `eventSourceARN` or `TopicArn`); its spans' destination.
+    pub fn destination(&self) -> Option<&str> {
+        self.destination.as_deref()
     }
 
     /// The id to report this record with in a partial batch response: the SQS messageId for

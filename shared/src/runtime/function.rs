@@ -120,10 +120,14 @@ where
         invocation: impl Into<Invocation>,
     ) -> BatchOutcome<Handled<H::Output>> {
         let invocation = &invocation.into();
-        let outcome = self
-            .handler
-            .handle_batch(records, invocation, &self.batch)
-            .await;
+        #[cfg(feature = "otel")]
+        let span = crate::telemetry::spans::invocation_span(&records, invocation);
+        let batch = self.handler.handle_batch(records, invocation, &self.batch);
+        #[cfg(feature = "otel")]
+        let batch = tracing::Instrument::instrument(batch, span.clone());
+        let outcome = batch.await;
+        #[cfg(feature = "otel")]
+        span.record("eventkit.records_failed", outcome.failed());
         if let Some(service) = &self.metrics_service {
             outcome.metrics(|handled| handled.replayed).emit(service);
         }
@@ -331,7 +335,13 @@ where
             let invocation = Invocation::from_context(&event.context);
             // Events created while the invocation runs carry its X-Ray trace.
             let trace_id = invocation.trace_id().map(str::to_string);
-            with_trace_id(trace_id, function.handle(event.payload, invocation)).await
+            let response =
+                with_trace_id(trace_id, function.handle(event.payload, invocation)).await;
+            // Lambda freezes the process once the response is sent: the invocation's spans
+            // leave first.
+            #[cfg(feature = "otel")]
+            crate::telemetry::otel::flush().await;
+            response
         })
     }
 }

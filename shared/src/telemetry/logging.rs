@@ -9,6 +9,7 @@ use tracing::Subscriber;
 use tracing_subscriber::fmt::format::{DefaultFields, Format, Full};
 use tracing_subscriber::fmt::time::SystemTime;
 use tracing_subscriber::fmt::{MakeWriter, SubscriberBuilder};
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
@@ -18,13 +19,16 @@ use tracing_subscriber::EnvFilter;
 ///
 /// Every JSON line carries an RFC 3339 `timestamp` and a `level`: Lambda's log-level
 /// filtering takes a line without either for INFO, so at WARN and above it would drop them.
+///
+/// With the feature `otel` and an `OTEL_EXPORTER_OTLP_*` endpoint or `OTEL_SERVICE_NAME`
+/// set, the spans are exported too ([`otel`](super::otel)), at the same level.
 pub fn init_logging() {
-    let filter = std::env::var("RUST_LOG")
-        .or_else(|_| std::env::var("AWS_LAMBDA_LOG_LEVEL"))
-        .map(|level| EnvFilter::new(level.to_lowercase()))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT")
-        .is_ok_and(|format| format.eq_ignore_ascii_case("json"));
+    #[cfg(feature = "otel")]
+    if let Some(config) = super::otel::ExportConfig::from_env() {
+        init_with_export(&config);
+        return;
+    }
+    let (filter, json) = settings();
     // An error means a subscriber is already installed: keep it.
     if json {
         let _ = json_subscriber(filter, std::io::stdout).try_init();
@@ -34,10 +38,64 @@ pub fn init_logging() {
     }
 }
 
+/// [`init_logging`] with the OpenTelemetry layer, on a registry (the layer filters which
+/// spans it exports, which a plain fmt subscriber cannot host): the same log lines, and the
+/// spans exported. When the exporter cannot be built, the logs alone, and the reason said on
+/// stderr (no subscriber logs it yet).
+#[cfg(feature = "otel")]
+fn init_with_export(config: &super::otel::ExportConfig) {
+    use tracing_subscriber::fmt;
+    use tracing_subscriber::layer::SubscriberExt;
+    let (filter, json) = settings();
+    let registry = tracing_subscriber::registry().with(filter);
+    let unexported = |error: super::otel::OtelError| {
+        eprintln!("spans are not exported: {error}");
+    };
+    // An error of `try_init` means a subscriber is already installed: keep it.
+    if json {
+        let logs = registry.with(
+            fmt::layer()
+                .json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .with_span_list(true)
+                .with_ansi(false)
+                .with_target(false)
+                .with_writer(std::io::stdout),
+        );
+        let export = super::otel::layer(config).map_err(unexported).ok();
+        let _ = logs.with(export).try_init();
+    } else {
+        let logs = registry.with(
+            fmt::layer()
+                .without_time()
+                .with_ansi(false)
+                .with_target(false)
+                .with_writer(std::io::stdout),
+        );
+        let export = super::otel::layer(config).map_err(unexported).ok();
+        let _ = logs.with(export).try_init();
+    }
+}
+
+/// The level filter and whether lines are JSON, from Lambda's variables.
+fn settings() -> (EnvFilter, bool) {
+    let filter = std::env::var("RUST_LOG")
+        .or_else(|_| std::env::var("AWS_LAMBDA_LOG_LEVEL"))
+        .map(|level| EnvFilter::new(level.to_lowercase()))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT")
+        .is_ok_and(|format| format.eq_ignore_ascii_case("json"));
+    (filter, json)
+}
+
 /// Lambda's JSON log lines: `timestamp` (RFC 3339, UTC) and `level` (`TRACE` to `ERROR`, as
 /// Lambda's filter reads them), the event's fields at the top level, and the span list, which
 /// carries the invocation's `requestId` (lambda_runtime's span) and the record's ids (ours).
-fn json_subscriber<W>(filter: EnvFilter, writer: W) -> impl SubscriberInitExt + Subscriber
+fn json_subscriber<W>(
+    filter: EnvFilter,
+    writer: W,
+) -> impl SubscriberInitExt + Subscriber + for<'span> LookupSpan<'span>
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {

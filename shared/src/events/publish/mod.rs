@@ -69,8 +69,10 @@ pub struct OutgoingEvent {
     /// The envelope as JSON: the SNS message, the SQS body, the EventBridge `detail`.
     pub body: String,
     /// String message attributes for SNS and SQS (SNS filter policies match on them);
-    /// `eventType` and `source` are set from the envelope. EventBridge has none: its rules
-    /// match on the event itself.
+    /// `eventType` and `source` are set from the envelope, and `traceparent` when the
+    /// envelope carries a W3C trace context (so that a consumer that reads attributes, or a
+    /// raw delivery's, finds the producer's context without parsing the body). EventBridge
+    /// has none: its rules match on the event itself.
     pub attributes: BTreeMap<String, String>,
     /// Message group id for FIFO topics and queues.
     pub group_id: Option<String>,
@@ -83,13 +85,19 @@ impl OutgoingEvent {
     pub fn from_envelope<T: Serialize>(
         envelope: &EventEnvelope<T>,
     ) -> Result<Self, serde_json::Error> {
-        let attributes = BTreeMap::from([
+        let mut attributes = BTreeMap::from([
             (
                 super::record::EVENT_TYPE_ATTRIBUTE.to_string(),
                 envelope.event_type.clone(),
             ),
             ("source".to_string(), envelope.source.clone()),
         ]);
+        if let Some(traceparent) = &envelope.traceparent {
+            attributes.insert(
+                crate::telemetry::TRACEPARENT_ATTRIBUTE.to_string(),
+                traceparent.clone(),
+            );
+        }
         Ok(Self {
             event_id: envelope.event_id.clone(),
             event_type: envelope.event_type.clone(),
@@ -247,6 +255,28 @@ mod tests {
             .with_trace_id_for_test("not-xray");
         assert_eq!(outgoing.fifo_deduplication_id(), "d-1");
         assert_eq!(outgoing.xray_trace_header(), None);
+    }
+
+    #[test]
+    fn the_w3c_context_becomes_a_traceparent_attribute_only_when_present() {
+        let envelope =
+            EventEnvelope::from_parts("OrderPlaced", 1, "orders", serde_json::json!({"id": 1}));
+        let plain = OutgoingEvent::from_envelope(&envelope).unwrap();
+        assert_eq!(
+            plain.attributes.keys().collect::<Vec<_>>(),
+            ["eventType", "source"]
+        );
+
+        let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let traced = envelope.with_traceparent(traceparent, Some("vendor=1".into()));
+        let outgoing = OutgoingEvent::from_envelope(&traced).unwrap();
+        assert_eq!(outgoing.attributes["traceparent"], traceparent);
+        // The tracestate travels in the body only (attributes are few: SNS and SQS allow 10).
+        assert_eq!(outgoing.attributes.len(), 3);
+        let body: serde_json::Value = serde_json::from_str(&outgoing.body).unwrap();
+        assert_eq!(body["traceparent"], traceparent);
+        assert_eq!(body["tracestate"], "vendor=1");
+        assert!(outgoing.size_bytes() > plain.size_bytes() + traceparent.len());
     }
 
     impl OutgoingEvent {

@@ -30,5 +30,7 @@ fn record_from_sns(record: &SnsRecord, options: &DecodeOptions) -> EventRecord {
             }
         }
     };
-    record.with_attributes(sns_attributes(&notification.message_attributes))
+    record
+        .with_attributes(sns_attributes(&notification.message_attributes))
+        .with_destination(super::sqs::arn_name(&notification.topic_arn))
 }

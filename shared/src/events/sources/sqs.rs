@@ -45,10 +45,12 @@ pub(crate) fn record_from_sqs_message(
         .attributes
         .get("ApproximateReceiveCount")
         .and_then(|count| count.parse().ok());
+    let queue = message.event_source_arn.as_deref().and_then(arn_name);
     let with_delivery = |record: EventRecord| {
         record
             .with_message_group_id(group_id.clone())
             .with_receive_count(receive_count)
+            .with_destination(queue.clone())
     };
 
     // Lambda always sets both; without an id the failure could not be reported precisely,
@@ -85,6 +87,12 @@ pub(crate) fn record_from_sqs_message(
         }
     };
     with_delivery(record)
+}
+
+/// The resource name at the end of an ARN (a queue's, a topic's); `None` for no ARN.
+pub(super) fn arn_name(arn: &str) -> Option<String> {
+    let name = arn.rsplit(':').next().filter(|name| !name.is_empty())?;
+    (name != arn).then(|| name.to_string())
 }
 
 fn missing(field: &str) -> DecodeReason {

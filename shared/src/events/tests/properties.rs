@@ -34,10 +34,19 @@ fn envelope_of<T: std::fmt::Debug>(
             instant(),
             proptest::option::of(any::<String>()),
         ),
+        (
+            proptest::option::of(any::<String>()),
+            proptest::option::of(any::<String>()),
+        ),
         data,
     )
         .prop_map(
-            |((event_id, source, correlation_id), (causation_id, time, trace_id), data)| {
+            |(
+                (event_id, source, correlation_id),
+                (causation_id, time, trace_id),
+                (traceparent, tracestate),
+                data,
+            )| {
                 EventEnvelope {
                     event_id,
                     event_type: "CustomerRegistered".into(),
@@ -47,6 +56,8 @@ fn envelope_of<T: std::fmt::Debug>(
                     correlation_id,
                     causation_id,
                     trace_id,
+                    traceparent,
+                    tracestate,
                     data,
                 }
             },

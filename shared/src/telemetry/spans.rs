@@ -1,0 +1,419 @@
+//! The spans of a traced invocation (feature `otel`), by the OpenTelemetry messaging
+//! conventions: an invocation span over the batch and a span per record, both `consumer`
+//! spans with `messaging.*` attributes.
+//!
+//! A batch mixes records of many traces, so where it has several records the invocation
+//! span links to every record's producer context, and each record span to its own; a batch
+//! of one record (every SNS and EventBridge invocation) continues its producer's trace: the
+//! invocation span is the producer span's child. Failures are recorded on the record span
+//! (status error, `error.type` the class), where the waterfall shows them.
+//!
+//! The contexts come from the records themselves (the envelope's `traceparent`, else the
+//! `traceparent` message attribute). Without an OpenTelemetry layer in the subscriber the
+//! spans are plain `tracing` spans: nothing is parsed, linked or exported.
+
+use opentelemetry::trace::{SpanContext, Status, TraceContextExt};
+use tracing::field::Empty;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use super::context::{extract, TRACEPARENT_ATTRIBUTE};
+use crate::batch::RecordFailure;
+use crate::events::{EventRecord, Source};
+use crate::handler::Invocation;
+
+/// `messaging.system` of records from `source`.
+fn messaging_system(source: Source) -> &'static str {
+    match source {
+        Source::Sqs | Source::SnsViaSqs { .. } | Source::EventBridgeViaSqs => "aws_sqs",
+        Source::Sns => "aws.sns",
+        Source::EventBridge => "aws.eventbridge",
+        Source::DynamoDbStream => "aws.dynamodb",
+    }
+}
+
+/// Whether the current subscriber exports spans to OpenTelemetry (it has the layer).
+fn traced(span: &tracing::Span) -> bool {
+    !span.is_disabled() && span.context().span().span_context().is_valid()
+}
+
+/// The span of one invocation's batch of `records`.
+pub(crate) fn invocation_span(records: &[EventRecord], invocation: &Invocation) -> tracing::Span {
+    let first = records.first();
+    let system = first.map_or("aws", |record| messaging_system(record.source()));
+    let destination = first
+        .and_then(EventRecord::destination)
+        .filter(|name| records.iter().all(|r| r.destination() == Some(*name)));
+    let name = format!("process {}", destination.unwrap_or(system));
+    let span = tracing::info_span!(
+        "invocation",
+        otel.name = %name,
+        otel.kind = "consumer",
+        messaging.system = system,
+        messaging.operation.type = "process",
+        messaging.batch.message_count = records.len(),
+        messaging.destination.name = destination,
+        faas.invocation_id = invocation.request_id(),
+        eventkit.records_failed = Empty,
+    );
+    if span.is_disabled() {
+        return span;
+    }
+    let producers: Vec<SpanContext> = records.iter().filter_map(producer_context).collect();
+    match (records.len(), producers.as_slice()) {
+        (1, [producer]) => {
+            let parent = opentelemetry::Context::new().with_remote_span_context(producer.clone());
+            // Fails only without an OpenTelemetry layer: then there is nothing to join.
+            let _ = span.set_parent(parent);
+        }
+        _ => {
+            for producer in producers {
+                span.add_link(producer);
+            }
+        }
+    }
+    span
+}
+
+/// The span a record is processed in: [`record_span`](super::record_span)'s ids and the
+/// messaging attributes, linked to the record's producer context unless the current
+/// (invocation) span already continues that trace.
+pub(crate) fn record_span(
+    record: &EventRecord,
+    event_id: &str,
+    correlation_id: &str,
+) -> tracing::Span {
+    let event_type = record
+        .json()
+        .ok()
+        .and_then(|json| json.get("eventType"))
+        .and_then(serde_json::Value::as_str);
+    let span = tracing::info_span!(
+        "record",
+        record_id = record.id(),
+        event_id,
+        correlation_id,
+        otel.name = event_type.unwrap_or("record"),
+        otel.kind = "consumer",
+        messaging.system = messaging_system(record.source()),
+        messaging.operation.type = "process",
+        messaging.message.id = record.id(),
+        messaging.destination.name = record.destination(),
+        eventkit.event_type = event_type,
+        eventkit.receive_count = record.receive_count(),
+    );
+    if span.is_disabled() {
+        return span;
+    }
+    if let Some(producer) = producer_context(record) {
+        let current = tracing::Span::current();
+        let joined = traced(&current)
+            && current.context().span().span_context().trace_id() == producer.trace_id();
+        if !joined {
+            span.add_link(producer);
+        }
+    }
+    span
+}
+
+/// Records `failure` on the record's span: status error with its reason, `error.type` its
+/// class (`permanent` or `transient`), `eventkit.failure` what happened.
+pub(crate) fn record_failure(span: &tracing::Span, failure: &RecordFailure) {
+    if span.is_disabled() {
+        return;
+    }
+    span.set_status(Status::error(failure.reason.clone()));
+    span.set_attribute("error.type", failure.class.to_string());
+    span.set_attribute("eventkit.failure", format!("{:?}", failure.kind));
+}
+
+/// The context the record's producer propagated: the envelope's `traceparent` (with its
+/// `tracestate`), else the `traceparent` message attribute; `None` when there is none or it
+/// does not parse.
+pub(crate) fn producer_context(record: &EventRecord) -> Option<SpanContext> {
+    let json = record.json().ok();
+    let field = |name| {
+        json.and_then(|json| json.get(name))
+            .and_then(serde_json::Value::as_str)
+    };
+    match field("traceparent") {
+        Some(traceparent) => extract(traceparent, field("tracestate")),
+        None => extract(record.attribute(TRACEPARENT_ATTRIBUTE)?, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::time::Duration;
+
+    use aws_lambda_events::sqs::SqsEvent;
+    use opentelemetry::trace::{SpanId, SpanKind, TraceId, TracerProvider as _};
+    use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+    use serde_json::{json, Value};
+    use tracing::instrument::WithSubscriber;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use crate::batch::{Deadline, RecordError};
+    use crate::events::EventEnvelope;
+    use crate::handler::{Handler, Json};
+    use crate::runtime::EventFunction;
+
+    const PRODUCER_A: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    const PRODUCER_B: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
+    /// Runs `future` under a subscriber that records its spans with OpenTelemetry, and
+    /// returns its output with the spans that ended.
+    async fn traced<F: Future>(future: F) -> (F::Output, Vec<SpanData>) {
+        let exporter = InMemorySpanExporter::default();
+        let provider = SdkTracerProvider::builder()
+            .with_simple_exporter(exporter.clone())
+            .build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        let output = future.with_subscriber(subscriber).await;
+        provider.force_flush().unwrap();
+        (output, exporter.get_finished_spans().unwrap())
+    }
+
+    fn named<'a>(spans: &'a [SpanData], name: &str) -> Vec<&'a SpanData> {
+        spans.iter().filter(|span| span.name == name).collect()
+    }
+
+    fn attribute(span: &SpanData, key: &str) -> Option<String> {
+        span.attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == key)
+            .map(|kv| kv.value.to_string())
+    }
+
+    /// An SQS event from queue `orders`, one message per body, with a `traceparent` message
+    /// attribute where `attribute` gives one.
+    fn sqs_event(bodies: &[(Value, Option<&str>)]) -> SqsEvent {
+        let records: Vec<Value> = bodies
+            .iter()
+            .enumerate()
+            .map(|(i, (body, attribute))| {
+                let attributes = match attribute {
+                    Some(value) => {
+                        json!({"traceparent": {"stringValue": value, "dataType": "String"}})
+                    }
+                    None => json!({}),
+                };
+                json!({
+                    "messageId": format!("m-{i}"), "receiptHandle": "r", "body": body.to_string(),
+                    "attributes": {"ApproximateReceiveCount": "2"},
+                    "messageAttributes": attributes, "md5OfBody": "x", "eventSource": "aws:sqs",
+                    "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:orders",
+                    "awsRegion": "us-east-1"
+                })
+            })
+            .collect();
+        serde_json::from_value(json!({ "Records": records })).unwrap()
+    }
+
+    fn envelope(event_id: &str, traceparent: Option<&str>, ok: bool) -> Value {
+        let mut envelope = json!({
+            "eventId": event_id, "eventType": "OrderPlaced", "eventVersion": 1,
+            "source": "orders", "time": "2026-12-01T00:00:00Z",
+            "correlationId": "c-1", "causationId": event_id, "data": {"ok": ok}
+        });
+        if let Some(traceparent) = traceparent {
+            envelope["traceparent"] = json!(traceparent);
+        }
+        envelope
+    }
+
+    async fn judge(Json(body): Json<Value>) -> Result<(), RecordError> {
+        if body["data"]["ok"] == json!(true) {
+            Ok(())
+        } else {
+            Err(RecordError::permanent("not ok"))
+        }
+    }
+
+    fn deadline() -> Deadline {
+        Deadline::after(Duration::from_secs(30))
+    }
+
+    fn trace_of(traceparent: &str) -> TraceId {
+        TraceId::from_hex(&traceparent[3..35]).unwrap()
+    }
+
+    fn span_of(traceparent: &str) -> SpanId {
+        SpanId::from_hex(&traceparent[36..52]).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_one_continues_its_producers_trace() {
+        let function = EventFunction::new(Handler::new(judge));
+        let event = sqs_event(&[(envelope("e-1", Some(PRODUCER_A), true), None)]);
+        let (response, spans) = traced(function.handle_sqs(&event, deadline())).await;
+        assert!(response.unwrap().batch_item_failures.is_empty());
+
+        let [invocation] = named(&spans, "process orders")[..] else {
+            panic!("one invocation span: {spans:#?}")
+        };
+        assert_eq!(invocation.span_context.trace_id(), trace_of(PRODUCER_A));
+        assert_eq!(invocation.parent_span_id, span_of(PRODUCER_A));
+        assert!(invocation.links.is_empty());
+        assert_eq!(invocation.span_kind, SpanKind::Consumer);
+        assert_eq!(
+            attribute(invocation, "messaging.batch.message_count").as_deref(),
+            Some("1")
+        );
+
+        let [record] = named(&spans, "OrderPlaced")[..] else {
+            panic!("one record span: {spans:#?}")
+        };
+        assert_eq!(record.parent_span_id, invocation.span_context.span_id());
+        assert_eq!(record.span_context.trace_id(), trace_of(PRODUCER_A));
+        assert!(record.links.is_empty(), "a child needs no link");
+        for (key, value) in [
+            ("messaging.system", "aws_sqs"),
+            ("messaging.operation.type", "process"),
+            ("messaging.message.id", "m-0"),
+            ("messaging.destination.name", "orders"),
+            ("event_id", "e-1"),
+            ("correlation_id", "c-1"),
+            ("eventkit.receive_count", "2"),
+        ] {
+            assert_eq!(attribute(record, key).as_deref(), Some(value), "{key}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_several_links_each_record_to_its_producer() {
+        let function = EventFunction::new(Handler::new(judge));
+        let event = sqs_event(&[
+            (envelope("e-1", Some(PRODUCER_A), true), None),
+            // A body without a context: the message attribute's is used.
+            (envelope("e-2", None, true), Some(PRODUCER_B)),
+            // No context anywhere: no link, and nothing fails.
+            (envelope("e-3", None, true), None),
+        ]);
+        let (response, spans) = traced(function.handle_sqs(&event, deadline())).await;
+        assert!(response.unwrap().batch_item_failures.is_empty());
+
+        let [invocation] = named(&spans, "process orders")[..] else {
+            panic!("one invocation span: {spans:#?}")
+        };
+        let linked: Vec<(TraceId, SpanId)> = invocation
+            .links
+            .iter()
+            .map(|link| (link.span_context.trace_id(), link.span_context.span_id()))
+            .collect();
+        assert_eq!(
+            linked,
+            [
+                (trace_of(PRODUCER_A), span_of(PRODUCER_A)),
+                (trace_of(PRODUCER_B), span_of(PRODUCER_B))
+            ]
+        );
+        // A trace of its own, not any producer's.
+        let trace = invocation.span_context.trace_id();
+        assert_ne!(trace, trace_of(PRODUCER_A));
+        assert_ne!(trace, trace_of(PRODUCER_B));
+        assert_eq!(invocation.parent_span_id, SpanId::INVALID);
+
+        let records = named(&spans, "OrderPlaced");
+        assert_eq!(records.len(), 3);
+        for record in &records {
+            assert_eq!(record.parent_span_id, invocation.span_context.span_id());
+            assert_eq!(record.span_context.trace_id(), trace);
+            let links: Vec<SpanId> = record
+                .links
+                .iter()
+                .map(|link| link.span_context.span_id())
+                .collect();
+            let expected: Vec<SpanId> = match attribute(record, "event_id").as_deref() {
+                Some("e-1") => vec![span_of(PRODUCER_A)],
+                Some("e-2") => vec![span_of(PRODUCER_B)],
+                _ => vec![],
+            };
+            assert_eq!(links, expected);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_record_carries_its_error_and_class() {
+        let function = EventFunction::new(Handler::new(judge));
+        let event = sqs_event(&[
+            (envelope("e-1", None, true), None),
+            (envelope("e-2", None, false), None),
+        ]);
+        let (response, spans) = traced(function.handle_sqs(&event, deadline())).await;
+        assert_eq!(response.unwrap().batch_item_failures.len(), 1);
+        let records = named(&spans, "OrderPlaced");
+        let failed: Vec<_> = records
+            .iter()
+            .filter(|span| matches!(span.status, opentelemetry::trace::Status::Error { .. }))
+            .collect();
+        let [failed] = failed[..] else {
+            panic!("one failed record: {records:#?}")
+        };
+        assert_eq!(attribute(failed, "event_id").as_deref(), Some("e-2"));
+        assert_eq!(
+            attribute(failed, "error.type").as_deref(),
+            Some("permanent")
+        );
+        assert!(matches!(
+            &failed.status,
+            opentelemetry::trace::Status::Error { description } if description.contains("not ok")
+        ));
+        let [invocation] = named(&spans, "process orders")[..] else {
+            panic!("one invocation span")
+        };
+        assert_eq!(
+            attribute(invocation, "eventkit.records_failed").as_deref(),
+            Some("1")
+        );
+    }
+
+    #[tokio::test]
+    async fn an_event_created_while_a_record_is_handled_carries_the_records_context() {
+        async fn forward(Json(body): Json<Value>) -> Result<String, RecordError> {
+            let cause: EventEnvelope<Value> = serde_json::from_value(body).unwrap();
+            let next = EventEnvelope::from_parts("StockReserved", 1, "inventory", json!({}))
+                .following(&cause);
+            Ok(next.traceparent.unwrap_or_default())
+        }
+        let function = EventFunction::new(Handler::new(forward));
+        let event = sqs_event(&[(envelope("e-1", Some(PRODUCER_A), true), None)]);
+        let records = crate::events::records_from(&event, &Default::default());
+        let (outcome, spans) = traced(function.process(records, deadline())).await;
+        let traceparent = outcome.records[0].result.as_ref().unwrap().output.clone();
+
+        let [record] = named(&spans, "OrderPlaced")[..] else {
+            panic!("one record span: {spans:#?}")
+        };
+        // The next hop's producer is this record's span, in the first producer's trace.
+        assert_eq!(
+            traceparent,
+            format!(
+                "00-{}-{}-01",
+                record.span_context.trace_id(),
+                record.span_context.span_id()
+            )
+        );
+        assert_eq!(record.span_context.trace_id(), trace_of(PRODUCER_A));
+    }
+
+    #[tokio::test]
+    async fn without_an_opentelemetry_layer_nothing_is_traced_or_propagated() {
+        async fn make(_: Json<Value>) -> Result<Option<String>, RecordError> {
+            Ok(EventEnvelope::from_parts("StockReserved", 1, "inventory", json!({})).traceparent)
+        }
+        let function = EventFunction::new(Handler::new(make));
+        let event = sqs_event(&[(envelope("e-1", Some(PRODUCER_A), true), None)]);
+        let records = crate::events::records_from(&event, &Default::default());
+        // Logs only, as a function with the feature and no export configured runs.
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(std::io::sink)
+            .finish();
+        let outcome = function
+            .process(records, deadline())
+            .with_subscriber(subscriber)
+            .await;
+        assert_eq!(outcome.records[0].result.as_ref().unwrap().output, None);
+    }
+}
