@@ -103,11 +103,12 @@ fn document(
          eventkit against [Powertools for AWS Lambda](https://docs.powertools.aws.dev/) for \
          Python and for TypeScript, doing the same work in the same run against the same \
          DynamoDB Local: SQS batches of 10 records keyed by `eventId`, first all new, then all \
-         duplicates. eventkit runs four times: with batched claims, its default for SQS \
+         duplicates. eventkit runs five times: with batched claims, its default for SQS \
          batches (\"eventkit\"), with per-record claims as the peers make them (\"eventkit, \
-         per record\"), as a handler committing a write and an event through the outbox \
-         (\"eventkit, transactional\") and as one committing an event only (\"eventkit, \
-         emits only\"), the last two priced in their own section; the outbox's relay has a \
+         per record\"), as a handler committing a write and an event through the outbox, \
+         the event on the completion (\"eventkit, transactional\") or as an outbox item, and \
+         as one committing an event only (\"eventkit, emits only\"), the last three priced in \
+         their own section; the outbox's relay has a \
          section of its own. This file is written by the command that measures it:\n\n\
          ```sh\n{command}\n```\n\n{}\n\n![the results as bars]({PLOT})\n",
         machine(measured)
@@ -271,18 +272,21 @@ fn cost_of_each_path(field: &Field, costs: &Grid) -> String {
          `TransactWriteItems`, and is billed even when its condition fails (a duplicate's \
          refused claim); a read one unit strongly consistent, half eventually. Every item here \
          is under a kilobyte.\n\n{}\n\
-         **eventkit, transactional (outbox)** is a handler that commits through the outbox's \
-         unit of work, as the order pipeline's functions do: it stages one put (the order's \
-         reservation) and one event. Its claims are batched as in eventkit's default path; \
-         the records' completions, each holding the completion (fenced on the claim's \
-         owner), the staged put and the event's outbox item, are group committed into \
-         shared transactions of up to 100 actions, each record's part all or nothing: \
-         {:.2} requests and {:.2} write units per new record against {:.2} and {:.2} for the \
-         default path, whose completions are one batched request of plain writes. \
-         **eventkit, emits only** stages the event alone: {:.2} requests and {:.2} write units. \
-         A transaction bills each action twice, and each staged write or event adds one action \
-         (two write units for an item under a kilobyte) to it; sharing transactions saves \
-         requests, not write units. A duplicate costs {:.2} \
+         **eventkit, transactional (events on completions)** is a handler that commits through \
+         the outbox's unit of work (`DynamoDbStore::with_outbox_on_completions`): it stages one \
+         put (the order's reservation) and one event, which rides on the idempotency record \
+         the completion writes. Its claims are batched as in eventkit's default path; the \
+         records' completions (fenced on the claim's owner, carrying the event) with their \
+         staged puts are group committed into shared transactions of up to 100 actions, each \
+         record's part all or nothing: {:.2} requests and {:.2} write units per new record \
+         against {:.2} and {:.2} for the default path, whose completions are one batched \
+         request of plain writes. **eventkit, transactional (outbox items)** commits the event \
+         as an item of an outbox table instead, one more action per record: {:.2} requests \
+         and {:.2} write units. **eventkit, emits only (events on completions)** stages the \
+         event alone, which rides on a plain completion statement, no transaction: {:.2} \
+         requests and {:.2} write units. A transaction bills each action twice; sharing \
+         transactions saves requests, carrying the events on the record saves an item (two \
+         write units) and, with no staged write, the transaction. A duplicate costs {:.2} \
          requests and {:.2} write units per record on this path ({:.2} and {:.2} on the \
          default path): its claim is refused and its stored result read and replayed; it \
          commits nothing. The relay's publishing of the outbox items \
@@ -292,6 +296,8 @@ fn cost_of_each_path(field: &Field, costs: &Grid) -> String {
         outbox.write_units_per_record(new),
         ours.requests_per_record(new),
         ours.write_units_per_record(new),
+        field.outbox_items.requests_per_record(new),
+        field.outbox_items.write_units_per_record(new),
         field.emits.requests_per_record(new),
         field.emits.write_units_per_record(new),
         outbox.requests_per_record(duplicate),

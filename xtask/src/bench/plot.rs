@@ -69,6 +69,7 @@ fn short_label(measured: &Measured) -> &'static str {
         Contender::Eventkit => "eventkit",
         Contender::EventkitPerRecord => "eventkit 1-by-1",
         Contender::EventkitTransactional => "eventkit outbox",
+        Contender::EventkitOutboxItems => "eventkit items",
         Contender::EventkitEmits => "eventkit emits",
         Contender::Python => "Powertools Py",
         Contender::Node => "Powertools TS",

@@ -35,6 +35,8 @@ pub enum Contender {
     /// eventkit's transactional layer: each record's work and event committed with its
     /// completion through the outbox (claims batched, transactions shared).
     EventkitTransactional,
+    /// The transactional layer with the event as an item of an outbox table.
+    EventkitOutboxItems,
     /// The transactional layer with a handler that only emits an event.
     EventkitEmits,
     /// Powertools for AWS Lambda (Python).
@@ -45,12 +47,13 @@ pub enum Contender {
 
 impl Contender {
     /// In the order they run.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::RawBatched,
         Self::Raw,
         Self::Eventkit,
         Self::EventkitPerRecord,
         Self::EventkitTransactional,
+        Self::EventkitOutboxItems,
         Self::EventkitEmits,
         Self::Python,
         Self::Node,
@@ -63,8 +66,9 @@ impl Contender {
             Self::Raw => "raw per-record requests",
             Self::Eventkit => "eventkit",
             Self::EventkitPerRecord => "eventkit, per record",
-            Self::EventkitTransactional => "eventkit, transactional (outbox)",
-            Self::EventkitEmits => "eventkit, emits only (outbox)",
+            Self::EventkitTransactional => "eventkit, transactional (events on completions)",
+            Self::EventkitOutboxItems => "eventkit, transactional (outbox items)",
+            Self::EventkitEmits => "eventkit, emits only (events on completions)",
             Self::Python => "Powertools Python",
             Self::Node => "Powertools TypeScript",
         }
@@ -78,6 +82,7 @@ impl Contender {
             Self::Eventkit => "eventkit",
             Self::EventkitPerRecord => "eventkit-per-record",
             Self::EventkitTransactional => "eventkit-transactional",
+            Self::EventkitOutboxItems => "eventkit-outbox-items",
             Self::EventkitEmits => "eventkit-emits",
             Self::Python => "python",
             Self::Node => "node",
@@ -101,6 +106,7 @@ impl Programs {
             | Contender::Eventkit
             | Contender::EventkitPerRecord
             | Contender::EventkitTransactional
+            | Contender::EventkitOutboxItems
             | Contender::EventkitEmits => {
                 let mut command = Command::new(&self.bench_eventkit);
                 command.arg(contender.slug());

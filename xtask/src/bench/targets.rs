@@ -27,6 +27,8 @@ pub struct Field<'a> {
     pub per_record: &'a Measured,
     /// eventkit's transactional (outbox) layer: a write and an event per record.
     pub transactional: &'a Measured,
+    /// The transactional layer with the event as an outbox item.
+    pub outbox_items: &'a Measured,
     /// The transactional layer with a handler that only emits an event.
     pub emits: &'a Measured,
     /// The raw baseline of the batched requests.
@@ -45,6 +47,7 @@ impl<'a> Field<'a> {
             eventkit: find(Contender::Eventkit)?,
             per_record: find(Contender::EventkitPerRecord)?,
             transactional: find(Contender::EventkitTransactional)?,
+            outbox_items: find(Contender::EventkitOutboxItems)?,
             emits: find(Contender::EventkitEmits)?,
             raw_batched: find(Contender::RawBatched)?,
             raw: find(Contender::Raw)?,

@@ -126,25 +126,30 @@ pub async fn contender(table: &str, batched: bool) -> impl Contender {
     }
 }
 
-/// What the transactional contenders stage per order.
+/// What the transactional contenders stage per order, and where the events go.
 #[derive(Clone, Copy, Debug)]
 pub enum Staging {
-    /// The reservation (a put) and its `StockReserved` event.
+    /// The reservation (a put) and its `StockReserved` event, on the completion.
     WriteAndEvent,
-    /// The `StockReserved` event alone: a handler that only emits.
+    /// The `StockReserved` event alone, on the completion: a handler that only emits.
     EventOnly,
+    /// The reservation and its event as an item of an outbox table (here the same table).
+    WriteAndOutboxItem,
 }
 
 /// The transactional contender on `table`: per record, the claim (batched), then the
 /// completion committed with what `staging` says (the order's reservation, a put, and one
-/// `StockReserved` event in the outbox, which is the same table: its items' ids cannot meet
-/// the idempotency keys'), the batch's records sharing transactions. Nothing relays the
-/// events: what is measured is the handler's path.
+/// `StockReserved` event, on the completion or as an outbox item in the same table: its
+/// items' ids cannot meet the idempotency keys'), the batch's records sharing transactions.
+/// Nothing relays the events: what is measured is the handler's path.
 pub async fn transactional(table: &str, staging: Staging) -> impl Contender {
     eventkit::telemetry::init_logging();
     let config = aws_config::load_from_env().await;
-    let store =
-        DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&config), table).with_outbox(table);
+    let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&config), table);
+    let store = match staging {
+        Staging::WriteAndOutboxItem => store.with_outbox(table),
+        Staging::WriteAndEvent | Staging::EventOnly => store.with_outbox_on_completions(),
+    };
     let layer = TransactionalLayer::new(store, IdempotencyConfig::new("bench"));
     let runs = Arc::new(AtomicUsize::new(0));
     let counter = runs.clone();
@@ -170,7 +175,7 @@ fn stage_reservation(
     let units: u64 = order.data.items.iter().map(|item| item.quantity).sum();
     let order_id = order.data.order_id.clone();
     let mut work = UnitOfWork::new();
-    if let Staging::WriteAndEvent = staging {
+    if let Staging::WriteAndEvent | Staging::WriteAndOutboxItem = staging {
         work.put(
             Put::builder()
                 .table_name(table)

@@ -4,8 +4,8 @@
 //! `bench-eventkit eventkit <workload> <table>` runs eventkit's `EventFunction` with the
 //! DynamoDB idempotency layer (batched claims, its default), `eventkit-per-record` the same
 //! with per-record claims, `eventkit-transactional` a handler committing a write and an event
-//! through the outbox under the transactional layer, `eventkit-emits` one committing an event
-//! only; `raw-batched` and `raw` run the raw-request baselines of the
+//! (on the completion) under the transactional layer, `eventkit-outbox-items` the same with
+//! the event as an outbox item, `eventkit-emits` one committing an event only; `raw-batched` and `raw` run the raw-request baselines of the
 //! batched and the per-record requests; `relay` runs the outbox's relay over stream events
 //! (see [`relay`]). All speak the protocol in [`protocol`] on stdout and stdin; the SDK finds
 //! DynamoDB (the counting proxy) through `AWS_ENDPOINT_URL_DYNAMODB`.
@@ -44,7 +44,7 @@ async fn run() -> Result<()> {
     let [mode, workload, table] = args.as_slice() else {
         bail!(
             "usage: bench-eventkit \
-             eventkit|eventkit-per-record|eventkit-transactional|eventkit-emits|raw|raw-batched \
+             eventkit|eventkit-per-record|eventkit-transactional|eventkit-outbox-items|eventkit-emits|raw|raw-batched \
              <workload.jsonl> <table>, or bench-eventkit relay <invocations.json> <outbox-table> <queue-url>"
         );
     };
@@ -54,6 +54,10 @@ async fn run() -> Result<()> {
         "eventkit-per-record" => drive(&eventkit::contender(table, false).await, &workload).await,
         "eventkit-transactional" => {
             let staging = eventkit::Staging::WriteAndEvent;
+            drive(&eventkit::transactional(table, staging).await, &workload).await
+        }
+        "eventkit-outbox-items" => {
+            let staging = eventkit::Staging::WriteAndOutboxItem;
             drive(&eventkit::transactional(table, staging).await, &workload).await
         }
         "eventkit-emits" => {
