@@ -21,7 +21,7 @@ use tracing_subscriber::EnvFilter;
 /// filtering takes a line without either for INFO, so at WARN and above it would drop them.
 ///
 /// With the feature `otel` and an `OTEL_EXPORTER_OTLP_*` endpoint or `OTEL_SERVICE_NAME`
-/// set, the spans are exported too ([`otel`](super::otel)), at the same level.
+/// set, the spans are exported too (`telemetry::otel`, feature `otel`), at the same level.
 pub fn init_logging() {
     #[cfg(feature = "otel")]
     if let Some(config) = super::otel::ExportConfig::from_env() {
