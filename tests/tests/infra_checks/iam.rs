@@ -306,10 +306,10 @@ fn needed(function: &str) -> Vec<Grant> {
             let stream = "Stream: !GetAtt OutboxTable.StreamArn";
             [
                 grant(
-                    "dynamodb:UpdateItem",
+                    "dynamodb:PartiQLUpdate",
                     "OutboxTable",
-                    "shared/src/outbox/relay.rs",
-                    ".update_item()",
+                    "shared/src/outbox/marks.rs",
+                    ".batch_execute_statement()",
                 ),
                 PUBLISH,
                 // Lambda reads the outbox's stream with the function's role...
@@ -354,11 +354,13 @@ fn needed(function: &str) -> Vec<Grant> {
                 "shared/src/outbox/sweeper.rs",
                 ".query()",
             ),
+            // The relay's marks. (Its TTL push-back, an UpdateItem, is for events riding on
+            // idempotency records, which this outbox table never holds: not granted.)
             grant(
-                "dynamodb:UpdateItem",
+                "dynamodb:PartiQLUpdate",
                 "OutboxTable",
-                "shared/src/outbox/relay.rs",
-                ".update_item()",
+                "shared/src/outbox/marks.rs",
+                ".batch_execute_statement()",
             ),
             PUBLISH,
         ]
