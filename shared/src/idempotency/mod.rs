@@ -109,7 +109,7 @@ pub use record::{IdempotencyRecord, Status};
 pub(crate) use run::Commit;
 pub use run::{Idempotency, Outcome};
 #[cfg(feature = "dynamodb")]
-pub(crate) use store::{copy_error, store_error};
+pub(crate) use store::{copy_error, statement_passes, store_error};
 #[cfg(feature = "dynamodb")]
 pub use store::{AttributeNames, DynamoDbStore};
 pub use store::{

@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::Value;
 
-use super::item::{OutboxEntry, OUTBOX_KEY, OUTBOX_LIST, OUTBOX_RECORD_KEY, OUTBOX_RECORD_TTL};
+use super::item::{
+    OutboxEntry, OUTBOX_KEY, OUTBOX_LIST, OUTBOX_RECORD_KEY, OUTBOX_RECORD_TTL, UNPUBLISHED,
+};
 
 /// How an item is marked published.
 #[derive(Clone, Debug)]
@@ -33,9 +35,13 @@ pub(crate) struct Carried {
 
 impl Carried {
     /// The events of the item `item` (plain JSON, as a stream image or a queried item
-    /// decodes), or `None` when it is published already.
+    /// decodes), or `None` when it is published already or carries none (an idempotency
+    /// record without events: a claim, a plain completion).
     pub(crate) fn from_json(item: &Value) -> Result<Option<Self>, String> {
         if !item["publishedAt"].is_null() {
+            return Ok(None);
+        }
+        if item[OUTBOX_LIST].is_null() && item[UNPUBLISHED].is_null() && item["body"].is_null() {
             return Ok(None);
         }
         if let Some(list) = item[OUTBOX_LIST].as_array() {
@@ -149,6 +155,11 @@ mod tests {
         assert!(Carried::from_json(&keyless)
             .unwrap_err()
             .contains("outboxKey"));
-        assert!(Carried::from_json(&json!({"id": 1})).is_err());
+        assert!(Carried::from_json(&json!({"id": 1, "body": "{}"})).is_err());
+        let claim = json!({"id": "bank#abc", "status": "INPROGRESS"});
+        assert!(
+            Carried::from_json(&claim).unwrap().is_none(),
+            "a record without events"
+        );
     }
 }

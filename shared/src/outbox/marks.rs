@@ -154,13 +154,9 @@ impl Relay {
                     match error.code() {
                         // Gone already (removed by hand): published all the same.
                         Some(BatchStatementErrorCodeEnum::ConditionalCheckFailed) => Marked::Done,
-                        Some(
-                            BatchStatementErrorCodeEnum::ThrottlingError
-                            | BatchStatementErrorCodeEnum::ProvisionedThroughputExceeded
-                            | BatchStatementErrorCodeEnum::RequestLimitExceeded
-                            | BatchStatementErrorCodeEnum::InternalServerError
-                            | BatchStatementErrorCodeEnum::TransactionConflict,
-                        ) => Marked::Retryable(reason),
+                        Some(code) if crate::idempotency::statement_passes(code) => {
+                            Marked::Retryable(reason)
+                        }
                         _ => Marked::Failed(reason),
                     }
                 }

@@ -19,7 +19,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::carried::{Carried, Mark};
-use super::item::{OutboxEntry, OUTBOX_LIST, UNPUBLISHED};
+use super::item::OutboxEntry;
 use super::publish_batch::Order;
 use crate::batch::{BatchOutcome, BatchProcessor, Deadline, RecordError};
 use crate::breaker::Breaker;
@@ -142,13 +142,6 @@ fn plan(record: &EventRecord) -> Result<Planned, RecordError> {
         return Ok(Planned::Skip);
     }
     let image = record.json().map_err(RecordError::permanent)?;
-    // A change of an idempotency record without events (a claim, a plain completion).
-    if image.get(UNPUBLISHED).is_none()
-        && image.get(OUTBOX_LIST).is_none()
-        && image.get("body").is_none()
-    {
-        return Ok(Planned::Skip);
-    }
     match Carried::from_json(image) {
         Ok(Some(carried)) => Ok(Planned::Publish(Box::new(carried))),
         Ok(None) => Ok(Planned::Skip),

@@ -182,27 +182,23 @@ impl TransactionalStore for DynamoDbStore {
             result: result.to_string(),
             expiration,
         };
-        if self.outbox_on_completions() && work.writes().is_empty() {
-            let (_, events) = work.into_parts();
-            let carried = vec![(completion.clone(), self.carried(&completion, &events)?)];
-            return self
-                .complete_batch_with(&carried)
-                .await
-                .pop()
-                .unwrap_or_else(|| Err(StoreError::other("completion left without a result")));
-        }
-        self.transact(Some(&completion), work, key).await
+        // A group of one: the batched mode's paths (events alone on a plain completion,
+        // else a transaction).
+        self.commit_group(vec![(completion, work)])
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(StoreError::other("completion left without a result")))
     }
 
     async fn commit_alone(&self, work: UnitOfWork, record_id: &str) -> Result<(), StoreError> {
         if work.is_empty() {
             return Ok(());
         }
-        self.transact(None, work, record_id).await
+        self.commit_work(work, record_id).await
     }
 
     /// Completions without work share one batch of statements; the others share
-    /// transactions of up to 100 actions (see `group_transaction.rs`).
+    /// transactions of up to 100 actions (see `transaction.rs`).
     async fn complete_many_with(
         &self,
         completions: Vec<(Completion, UnitOfWork)>,

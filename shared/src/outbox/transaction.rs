@@ -176,18 +176,7 @@ impl DynamoDbStore {
             None => None,
             Some(completion) => {
                 let extra = if self.outbox_on_completions() && !events.is_empty() {
-                    let carried = std::mem::take(&mut events);
-                    on_completion(
-                        &carried,
-                        committed_by,
-                        (self.record_key(&completion.key), self.ttl_attribute()),
-                        completion.result.len(),
-                        now,
-                    )
-                    .map_err(|reason| StoreError::LimitExceeded {
-                        key: completion.key.clone(),
-                        reason,
-                    })?
+                    self.carried(completion, &std::mem::take(&mut events))?
                 } else {
                     Vec::new()
                 };
@@ -238,16 +227,15 @@ impl DynamoDbStore {
         })
     }
 
-    /// Commits `work` (with `completion`, when there is one) in one transaction, leaving
-    /// alone the outbox items of events staged before; `committed_by` names it in the
-    /// outbox.
-    pub(super) async fn transact(
+    /// Commits `work` alone (no completion: a record processed without idempotency) in one
+    /// transaction, leaving alone the outbox items of events staged before; `committed_by`
+    /// names it in the outbox.
+    pub(super) async fn commit_work(
         &self,
-        completion: Option<&Completion>,
         work: UnitOfWork,
         committed_by: &str,
     ) -> Result<(), StoreError> {
-        let part = self.part(0, completion, work, committed_by)?;
+        let part = self.part(0, None, work, committed_by)?;
         self.transact_parts(vec![part])
             .await
             .pop()

@@ -34,7 +34,7 @@ use std::sync::Arc;
 pub use batch::{Completion, Release};
 pub use dynamic::{BoxedStore, DynStore};
 #[cfg(feature = "dynamodb")]
-pub(crate) use dynamodb::{copy_error, store_error};
+pub(crate) use dynamodb::{copy_error, statement_passes, store_error};
 #[cfg(feature = "dynamodb")]
 pub use dynamodb::{AttributeNames, DynamoDbStore};
 pub use guarded::GuardedStore;

@@ -56,7 +56,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 use aws_sdk_dynamodb::Client;
 
 mod statements;
-pub(crate) use statements::copy_error;
+pub(crate) use statements::{copy_error, passes as statement_passes};
 
 use super::{ClaimOutcome, Completion, IdempotencyStore, Release};
 use crate::idempotency::error::StoreError;

@@ -54,6 +54,27 @@ enum Statement {
     Failed(StoreError),
 }
 
+/// Whether a statement of a batch failed for throttling.
+fn is_throttling(code: &BatchStatementErrorCodeEnum) -> bool {
+    matches!(
+        code,
+        BatchStatementErrorCodeEnum::ThrottlingError
+            | BatchStatementErrorCodeEnum::ProvisionedThroughputExceeded
+            | BatchStatementErrorCodeEnum::RequestLimitExceeded
+    )
+}
+
+/// Whether a statement of a batch failed for a reason that passes (throttled, an internal
+/// error, a conflict with a transaction): worth sending again, alone, after a wait.
+pub(crate) fn passes(code: &BatchStatementErrorCodeEnum) -> bool {
+    is_throttling(code)
+        || matches!(
+            code,
+            BatchStatementErrorCodeEnum::InternalServerError
+                | BatchStatementErrorCodeEnum::TransactionConflict
+        )
+}
+
 /// A PartiQL identifier: double-quoted, inner quotes doubled.
 fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
@@ -231,18 +252,12 @@ impl DynamoDbStore {
                                 message,
                             })
                         }
-                        Some(
-                            BatchStatementErrorCodeEnum::ThrottlingError
-                            | BatchStatementErrorCodeEnum::ProvisionedThroughputExceeded
-                            | BatchStatementErrorCodeEnum::RequestLimitExceeded,
-                        ) => Statement::Retryable(StoreError::Throttled { message }),
-                        Some(
-                            code @ (BatchStatementErrorCodeEnum::InternalServerError
-                            | BatchStatementErrorCodeEnum::TransactionConflict),
-                        ) => Statement::Retryable(StoreError::other(format!(
-                            "{}: {message}",
-                            code.as_str()
-                        ))),
+                        Some(code) if is_throttling(code) => {
+                            Statement::Retryable(StoreError::Throttled { message })
+                        }
+                        Some(code) if passes(code) => Statement::Retryable(StoreError::other(
+                            format!("{}: {message}", code.as_str()),
+                        )),
                         code => Statement::Failed(StoreError::other(format!(
                             "{}: {message}",
                             code.map_or("unknown", |code| code.as_str())
