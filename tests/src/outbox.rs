@@ -1,5 +1,5 @@
-//! The relay, run over the outbox table as its stream would deliver it: each item not yet
-//! published becomes a DynamoDB stream record (`INSERT`, its new image in DynamoDB JSON) of
+//! The relay, run over the outbox (the pipeline's idempotency table) as its stream would
+//! deliver it: each record whose events are not yet published becomes a DynamoDB stream record (`INSERT`, its new image in DynamoDB JSON) of
 //! one batch, handled by eventkit's `Relay` through `EventFunction`, as Lambda would call it,
 //! after each event was checked against its JSON Schema.
 //! (The real stream, polled from DynamoDB Local, is what the local Lambda and the end-to-end
@@ -67,16 +67,16 @@ pub fn stream_event(items: &[Item], key: &str) -> Value {
 }
 
 impl Pipeline {
-    /// Publishes every outbox item not yet published through the relay, as one stream batch;
-    /// returns how many it handed over.
+    /// Publishes every record's events not yet published through the relay, as one stream
+    /// batch; returns how many records it handed over.
     pub async fn relay_outbox(&self) -> usize {
         let mut pending: Vec<Item> = self
-            .scan(&self.outbox_table)
+            .scan(&self.idempotency_table)
             .await
             .into_iter()
-            .filter(|item| !item.contains_key("publishedAt"))
+            .filter(|record| record.contains_key("unpublished"))
             .collect();
-        // In commit order, as a stream delivers an item's changes (a scan has none).
+        // In commit order, as a stream delivers the records' changes (a scan has none).
         let staged_at = |item: &Item| {
             item.get("stagedAt")
                 .and_then(|value| value.as_s().ok())
@@ -87,13 +87,9 @@ impl Pipeline {
         // The producer's edge: a function that stages an event breaking its contract fails
         // its own tests here, as the validating bus publisher made it fail before the outbox.
         let contracts = orders::schema_validator();
-        for item in &pending {
-            let body = item
-                .get("body")
-                .and_then(|body| body.as_s().ok())
-                .expect("an outbox item has a body");
-            let event: Value = serde_json::from_str(body).expect("the body is JSON");
-            if let Err(violation) = contracts.validate(&event) {
+        for event in pending.iter().flat_map(crate::pipeline::CommittedEvent::on) {
+            let body: Value = serde_json::from_str(&event.body).expect("the body is JSON");
+            if let Err(violation) = contracts.validate(&body) {
                 panic!("a staged event breaks its contract: {violation}");
             }
         }
@@ -101,7 +97,7 @@ impl Pipeline {
             return 0;
         }
         let relay = EventFunction::new(
-            Relay::new(self.cloud.dynamodb.clone(), &self.outbox_table)
+            Relay::new(self.cloud.dynamodb.clone(), &self.idempotency_table)
                 .with_eventbridge(self.cloud.eventbridge.clone()),
         );
         let response = relay

@@ -21,7 +21,9 @@ pub type Item = HashMap<String, AttributeValue>;
 pub struct Pipeline {
     /// The clients.
     pub cloud: LocalCloud,
-    /// The idempotency table (`id`).
+    /// The idempotency table (`id`), which is the outbox too, as in infra/template.yaml: the
+    /// events inventory and payments commit ride on their records (an `outbox` list), and the
+    /// sparse `unpublished` index holds the records whose events wait.
     pub idempotency_table: String,
     /// The inventory table (`sku`).
     pub inventory_table: String,
@@ -29,8 +31,6 @@ pub struct Pipeline {
     pub notifications_table: String,
     /// The analytics table (`pk`).
     pub analytics_table: String,
-    /// The transactional outbox (`id`).
-    pub outbox_table: String,
     /// The payment provider's ledger (`idempotencyKey`).
     pub ledger_table: String,
     /// The `orders` bus.
@@ -48,11 +48,10 @@ impl Pipeline {
             .route_to_queue(&bus, r#"{"source": ["eventkit.orders"]}"#, &published)
             .await;
         Self {
-            idempotency_table: cloud.create_table("idempotency", "id").await,
+            idempotency_table: cloud.create_outbox_table("idempotency").await,
             inventory_table: cloud.create_table("inventory", "sku").await,
             notifications_table: cloud.create_table("notifications", "notificationId").await,
             analytics_table: cloud.create_table("analytics", "pk").await,
-            outbox_table: cloud.create_table("outbox", "id").await,
             ledger_table: cloud.create_table("ledger", "idempotencyKey").await,
             cloud: cloud.clone(),
             bus,
@@ -60,13 +59,27 @@ impl Pipeline {
         }
     }
 
-    /// An idempotency layer named `name` on the pipeline's table, with its outbox.
+    /// An idempotency layer named `name` on the pipeline's table, its events committed on its
+    /// completions (the functions' wiring, with `OUTBOX_TABLE` naming the idempotency table).
     pub fn idempotency(&self, name: &str) -> Idempotency<DynamoDbStore> {
         Idempotency::new(
             DynamoDbStore::new(self.cloud.dynamodb.clone(), &self.idempotency_table)
-                .with_outbox(&self.outbox_table),
+                .with_outbox_on_completions(),
             IdempotencyConfig::new(name),
         )
+    }
+
+    /// Every event committed to the outbox: each event on an idempotency record's `outbox`
+    /// list, in commit order.
+    pub async fn committed_events(&self) -> Vec<CommittedEvent> {
+        let mut events: Vec<CommittedEvent> = self
+            .scan(&self.idempotency_table)
+            .await
+            .into_iter()
+            .flat_map(|record| CommittedEvent::on(&record))
+            .collect();
+        events.sort_by(|a, b| a.staged_at.cmp(&b.staged_at));
+        events
     }
 
     /// The bus as the destination of staged events.
@@ -169,6 +182,49 @@ impl Pipeline {
                 let event: Value = serde_json::from_str(message.body().unwrap_or_default())
                     .expect("EventBridge event JSON");
                 serde_json::from_value(event["detail"].clone()).expect("detail is an envelope")
+            })
+            .collect()
+    }
+}
+
+/// One event committed on an idempotency record.
+#[derive(Clone, Debug)]
+pub struct CommittedEvent {
+    /// The event's id.
+    pub event_id: String,
+    /// Its type.
+    pub event_type: String,
+    /// What is published (the envelope's JSON).
+    pub body: String,
+    /// The record that carries it (`id`).
+    pub record: String,
+    /// When it was committed.
+    pub staged_at: String,
+    /// Whether the relay (or the sweeper) marked its record published.
+    pub published: bool,
+}
+
+impl CommittedEvent {
+    /// The events on `record`'s `outbox` list (none for a claim or a plain completion).
+    pub fn on(record: &Item) -> Vec<Self> {
+        let text = |item: &Item, name: &str| {
+            item.get(name)
+                .and_then(|value| value.as_s().ok())
+                .cloned()
+                .unwrap_or_default()
+        };
+        let Some(Ok(list)) = record.get("outbox").map(AttributeValue::as_l) else {
+            return Vec::new();
+        };
+        list.iter()
+            .filter_map(|event| event.as_m().ok())
+            .map(|event| Self {
+                event_id: text(event, "eventId"),
+                event_type: text(event, "eventType"),
+                body: text(event, "body"),
+                record: text(record, "id"),
+                staged_at: text(record, "stagedAt"),
+                published: !record.contains_key("unpublished"),
             })
             .collect()
     }

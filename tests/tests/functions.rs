@@ -270,21 +270,24 @@ async fn inventory_rerun_after_a_lost_completion_neither_reserves_nor_reports_ag
 
     // The reservation is not repeated (it was read as done), and nothing is reported again:
     // the reservation committed with its StockReserved in one transaction, so finding it
-    // means the event is in the outbox already. (A handler whose event does need staging
-    // again stages the same id, left as it is: see the payments rerun below.)
+    // means the event was committed already (and published: the sweeper keeps a record
+    // until its events are). (A handler whose event does need staging again stages the same
+    // id: see the payments rerun below.)
     assert_eq!(pipeline.stock("KB-MECH-001").await, Some(49));
     assert_eq!((first.len(), again.len()), (1, 0), "{first:?} {again:?}");
     assert_eq!(first[0].event_type, "StockReserved");
-    assert_eq!(pipeline.scan(&pipeline.outbox_table).await.len(), 1);
+    let committed = pipeline.committed_events().await;
+    assert!(committed.is_empty(), "nothing staged again: {committed:?}");
 }
 
-/// The payment provider is outside the transaction: a rerun (its first completion lost, as
-/// after a crash or a claim taken over, or its record expired) asks it again, under the same
-/// idempotency key, and is answered from its ledger, not charged again. It stages the same
-/// PaymentCompleted (same derived id), whose outbox item is present: left as it is,
-/// published, so the event is not published again (present means staged).
+/// The payment provider is outside the transaction: a rerun (its record expired, after the
+/// redelivery horizon, or deleted) asks it again, under the same idempotency key, and is
+/// answered from its ledger, not charged again. It stages the same PaymentCompleted (same
+/// derived id): its events ride on its record, so with the record gone nothing remembers the
+/// first commit, and the event is published again under the same id, for consumers'
+/// idempotency to absorb (eventkit's outbox docs: events on completions).
 #[tokio::test]
-async fn payments_rerun_after_a_lost_completion_charges_once_and_publishes_its_event_once() {
+async fn payments_rerun_after_a_lost_completion_charges_once_and_publishes_the_same_event() {
     let pipeline = setup().await;
     let function = payments(&pipeline);
     let reserved = sample("payments/stock-reserved.sqs.json");
@@ -307,19 +310,19 @@ async fn payments_rerun_after_a_lost_completion_charges_once_and_publishes_its_e
     let again = pipeline.published_events(1, Duration::from_secs(3)).await;
 
     let s = |text: &str| AttributeValue::S(text.into());
-    assert_eq!((first.len(), again.len()), (1, 0), "{first:?} {again:?}");
+    assert_eq!((first.len(), again.len()), (1, 1), "{first:?} {again:?}");
     assert_eq!(first[0].event_type, "PaymentCompleted");
-    let outbox = pipeline.scan(&pipeline.outbox_table).await;
     assert_eq!(
-        outbox.len(),
-        1,
-        "the rerun staged the same event: {outbox:?}"
+        (&again[0].event_type, &again[0].event_id, &again[0].data),
+        (&first[0].event_type, &first[0].event_id, &first[0].data),
+        "the same event, under the same id"
     );
-    assert_eq!(outbox[0]["eventId"], s(&first[0].event_id));
-    assert!(
-        outbox[0].contains_key("publishedAt") && outbox[0].contains_key("expiration"),
-        "still published, its TTL kept: {outbox:?}"
-    );
+    let committed = pipeline.committed_events().await;
+    let ids: Vec<(&str, bool)> = committed
+        .iter()
+        .map(|event| (event.event_id.as_str(), event.published))
+        .collect();
+    assert_eq!(ids, [(first[0].event_id.as_str(), true)], "{committed:?}");
     // One charge, asked for twice: the second request only counted.
     let charges = pipeline.charges().await;
     assert_eq!(charges.len(), 1, "{charges:?}");
@@ -338,7 +341,7 @@ async fn payments_rerun_after_a_lost_completion_charges_once_and_publishes_its_e
     assert_eq!(first[0].data["paymentId"], format!("pay-{order_id}"));
 }
 
-/// The stock, the event (an outbox item) and the completion are written by one transaction:
+/// The stock, the event (on the record) and the completion are written by one transaction:
 /// after the run all three are there, before it none (the "not at all" half, a refused
 /// commit leaving nothing, is tests/tests/outbox_dynamodb.rs's).
 #[tokio::test]
@@ -350,12 +353,16 @@ async fn inventory_commits_stock_event_and_completion_together() {
     let response = function.handle(placed, deadline()).await.unwrap();
     assert_eq!(response, no_failures());
 
-    // One outbox item, written by the same transaction as the stock and the completion.
-    let outbox = pipeline.scan(&pipeline.outbox_table).await;
-    assert_eq!(outbox.len(), 1, "{outbox:?}");
+    // One event, on the completion written by the same transaction as the stock.
     let completions = pipeline.scan(&pipeline.idempotency_table).await;
-    assert_eq!(completions.len(), 1);
+    assert_eq!(completions.len(), 1, "{completions:?}");
     assert_eq!(completions[0]["status"].as_s().unwrap(), "COMPLETED");
+    let committed = pipeline.committed_events().await;
+    let types: Vec<(&str, bool)> = committed
+        .iter()
+        .map(|event| (event.event_type.as_str(), event.published))
+        .collect();
+    assert_eq!(types, [("StockReserved", false)], "{committed:?}");
     assert_eq!(pipeline.stock("KB-MECH-001").await, Some(49));
 }
 
@@ -1011,8 +1018,9 @@ async fn an_event_the_bus_refuses_fails_its_relay_record_and_stays_until_publish
         function.handle(placed, deadline()).await.unwrap(),
         no_failures()
     );
-    let committed = pipeline.scan(&pipeline.outbox_table).await;
+    let committed = pipeline.scan(&pipeline.idempotency_table).await;
     assert_eq!(committed.len(), 1, "{committed:?}");
+    assert!(committed[0].contains_key("unpublished"), "{committed:?}");
 
     // A bus nobody answers for: the relay's publish fails (after the SDK's and the
     // publisher's retries), and its stream record is reported failed, so the stream
@@ -1024,7 +1032,7 @@ async fn an_event_the_bus_refuses_fails_its_relay_record_and_stays_until_publish
             .build(),
     );
     let refusing = eventkit::runtime::EventFunction::new(
-        eventkit::outbox::Relay::new(pipeline.cloud.dynamodb.clone(), &pipeline.outbox_table)
+        eventkit::outbox::Relay::new(pipeline.cloud.dynamodb.clone(), &pipeline.idempotency_table)
             .with_eventbridge(unreachable),
     );
     let event = eventkit_tests::outbox::stream_event(&committed, eventkit::outbox::OUTBOX_KEY);
@@ -1035,8 +1043,11 @@ async fn an_event_the_bus_refuses_fails_its_relay_record_and_stays_until_publish
         json!({"batchItemFailures": [{"itemIdentifier": sequence}]}),
         "nothing is marked published that was not"
     );
-    let pending = pipeline.scan(&pipeline.outbox_table).await;
-    assert!(!pending[0].contains_key("publishedAt"), "{pending:?}");
+    let pending = pipeline.committed_events().await;
+    assert!(
+        pending.len() == 1 && !pending[0].published,
+        "{pending:?}"
+    );
 
     // With the bus back, the retry publishes it, once.
     let published = pipeline.published_events(1, Duration::from_secs(10)).await;

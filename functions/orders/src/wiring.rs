@@ -13,7 +13,11 @@ use serde::Serialize;
 pub const IDEMPOTENCY_TABLE: &str = "IDEMPOTENCY_TABLE";
 /// The event bus's name.
 pub const ORDERS_BUS_NAME: &str = "ORDERS_BUS_NAME";
-/// The transactional outbox table's name (functions that stage events).
+/// The transactional outbox table's name (functions that stage events, the relay and the
+/// sweeper). When it names the idempotency table itself, as the template does, the events
+/// ride on the idempotency records the completions write
+/// ([`DynamoDbStore::with_outbox_on_completions`]); any other table gets an item per event
+/// ([`DynamoDbStore::with_outbox`]).
 pub const OUTBOX_TABLE: &str = "OUTBOX_TABLE";
 
 /// A required environment variable is missing.
@@ -37,8 +41,9 @@ pub type Store = GuardedStore<DynamoDbStore>;
 /// completions' transactions with their writes and events).
 pub const STORE_BREAKER: &str = "idempotency-store";
 
-/// The idempotency layer on the table named by `IDEMPOTENCY_TABLE`, writing staged events
-/// to the outbox named by `OUTBOX_TABLE` when it is set, configured as the function says
+/// The idempotency layer on the table named by `IDEMPOTENCY_TABLE`, committing staged events
+/// to the outbox named by `OUTBOX_TABLE` when it is set (on the completions themselves when
+/// that is the idempotency table), configured as the function says
 /// (each function's `idempotency_config`): its name prefixes every key and is fixed per
 /// function, not taken from the deployed function name, which changes with the stack and
 /// would change every key. Its requests go through the [`STORE_BREAKER`] breaker: while
@@ -49,13 +54,13 @@ pub fn idempotency(
     config: &aws_config::SdkConfig,
     idempotency: IdempotencyConfig,
 ) -> Result<Idempotency<Store>, WiringError> {
-    let mut store = DynamoDbStore::new(
-        aws_sdk_dynamodb::Client::new(config),
-        required(IDEMPOTENCY_TABLE)?,
-    );
-    if let Ok(outbox) = required(OUTBOX_TABLE) {
-        store = store.with_outbox(outbox);
-    }
+    let table = required(IDEMPOTENCY_TABLE)?;
+    let mut store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(config), &table);
+    store = match required(OUTBOX_TABLE) {
+        Ok(outbox) if outbox == table => store.with_outbox_on_completions(),
+        Ok(outbox) => store.with_outbox(outbox),
+        Err(_) => store,
+    };
     let guarded = GuardedStore::new(store, breaker(config, STORE_BREAKER)?);
     Ok(Idempotency::new(guarded, idempotency))
 }

@@ -136,12 +136,14 @@ const STOCK: &str = "functions/inventory/src/stock.rs";
 const SENT_EMAILS: &str = "functions/notifications/src/sent_emails.rs";
 /// The fake payment provider's ledger.
 const PROVIDER: &str = "functions/payments/src/provider/mod.rs";
-/// eventkit's outbox: one Put per staged event in the completion's TransactWriteItems.
-const OUTBOX: Grant = grant(
-    "dynamodb:PutItem",
-    "OutboxTable",
-    "shared/src/outbox/item.rs",
-    "Put::builder()",
+/// eventkit's relay (and the sweeper, through it): marks the outbox records published, PartiQL
+/// UPDATEs in BatchExecuteStatements. The outbox is the idempotency table (the events ride on
+/// inventory's and payments' completions, which their idempotency grants already write).
+const MARK_PUBLISHED: Grant = grant(
+    "dynamodb:PartiQLUpdate",
+    "IdempotencyTable",
+    "shared/src/outbox/marks.rs",
+    ".batch_execute_statement()",
 );
 /// Tracing: Active makes Lambda send the function's segments with its role.
 const TRACING: [Grant; 2] = [
@@ -211,7 +213,6 @@ fn needed(function: &str) -> Vec<Grant> {
                 STOCK,
                 "Delete::builder()",
             ),
-            OUTBOX,
         ]
         .into_iter()
         .chain(BATCHED_IDEMPOTENCY)
@@ -243,7 +244,6 @@ fn needed(function: &str) -> Vec<Grant> {
                 PROVIDER,
                 ".update_item()",
             ),
-            OUTBOX,
         ]
         .into_iter()
         .chain(BATCHED_IDEMPOTENCY)
@@ -303,31 +303,27 @@ fn needed(function: &str) -> Vec<Grant> {
         .collect(),
         // The relay keeps no idempotency records: what it publishes carries staged ids.
         "RelayFunction" => {
-            let stream = "Stream: !GetAtt OutboxTable.StreamArn";
+            let stream = "Stream: !GetAtt IdempotencyTable.StreamArn";
             [
-                grant(
-                    "dynamodb:PartiQLUpdate",
-                    "OutboxTable",
-                    "shared/src/outbox/marks.rs",
-                    ".batch_execute_statement()",
-                ),
+                MARK_PUBLISHED,
                 PUBLISH,
-                // Lambda reads the outbox's stream with the function's role...
+                // Lambda reads the outbox's stream (the idempotency table's) with the
+                // function's role...
                 grant(
                     "dynamodb:DescribeStream",
-                    "OutboxTable.StreamArn",
+                    "IdempotencyTable.StreamArn",
                     TEMPLATE,
                     stream,
                 ),
                 grant(
                     "dynamodb:GetRecords",
-                    "OutboxTable.StreamArn",
+                    "IdempotencyTable.StreamArn",
                     TEMPLATE,
                     stream,
                 ),
                 grant(
                     "dynamodb:GetShardIterator",
-                    "OutboxTable.StreamArn",
+                    "IdempotencyTable.StreamArn",
                     TEMPLATE,
                     stream,
                 ),
@@ -345,22 +341,23 @@ fn needed(function: &str) -> Vec<Grant> {
             .chain(logs("RelayLogGroup", "LogGroup: !Ref RelayLogGroup"))
             .collect()
         }
-        // The sweeper reads the outbox's index of unpublished items and publishes through
+        // The sweeper reads the outbox's index of unpublished records and publishes through
         // the relay's own path.
         "OutboxSweeperFunction" => [
             grant(
                 "dynamodb:Query",
-                "OutboxTable",
+                "IdempotencyTable",
                 "shared/src/outbox/sweeper.rs",
                 ".query()",
             ),
-            // The relay's marks. (Its TTL push-back, an UpdateItem, is for events riding on
-            // idempotency records, which this outbox table never holds: not granted.)
+            MARK_PUBLISHED,
+            // A record whose events still wait has its TTL pushed back, so it outlives its
+            // retention until they are published.
             grant(
-                "dynamodb:PartiQLUpdate",
-                "OutboxTable",
-                "shared/src/outbox/marks.rs",
-                ".batch_execute_statement()",
+                "dynamodb:UpdateItem",
+                "IdempotencyTable",
+                "shared/src/outbox/sweeper.rs",
+                ".update_item()",
             ),
             PUBLISH,
         ]
@@ -546,8 +543,25 @@ fn key_prefix(function: &str) -> Option<String> {
     Some(format!("{}#", config.name()))
 }
 
+/// Whether `function`'s `OUTBOX_TABLE` is the idempotency table: its events ride on its
+/// records, which the relay and the sweeper mark.
+fn commits_on_its_records(function: &Value) -> bool {
+    target(&function["Properties"]["Environment"]["Variables"]["OUTBOX_TABLE"])
+        == Some("IdempotencyTable")
+}
+
 #[test]
 fn each_function_reaches_only_its_own_idempotency_records() {
+    // The records that carry events: those of the functions that commit on them (and keep
+    // records: the relay and the sweeper name the outbox too, and keep none).
+    let mut carriers: Vec<String> = functions()
+        .into_iter()
+        .filter(|(_, function)| commits_on_its_records(function))
+        .filter_map(|(id, _)| key_prefix(id))
+        .map(|prefix| format!("{prefix}*"))
+        .collect();
+    carriers.sort();
+    assert_eq!(carriers, ["inventory#*", "payments#*"]);
     let mut confined = BTreeSet::new();
     for (id, function) in functions() {
         let statements = effective_statements(role_of(function), &mut Vec::new());
@@ -556,12 +570,27 @@ fn each_function_reaches_only_its_own_idempotency_records() {
                 .into_iter()
                 .any(|resource| target(resource) == Some("IdempotencyTable"))
         }) {
-            let prefix = key_prefix(id)
-                .unwrap_or_else(|| panic!("{id} keeps no records but is granted {statement}"));
+            // The sweeper's query of the sparse index of unpublished records: LeadingKeys
+            // there would be the index's partition key (a shard), not a record's key, and
+            // the index holds nothing but records that carry events.
+            let on_index = items(&statement["Resource"]).into_iter().all(|resource| {
+                resource["Fn::Sub"]
+                    .as_str()
+                    .is_some_and(|text| text.ends_with("/index/unpublished"))
+            });
+            if on_index {
+                assert_eq!(statement["Action"], json!("dynamodb:Query"), "{id}");
+                continue;
+            }
+            let prefixes = match key_prefix(id) {
+                Some(prefix) => vec![format!("{prefix}*")],
+                None if commits_on_its_records(function) => carriers.clone(),
+                None => panic!("{id} keeps no records but is granted {statement}"),
+            };
             // ForAllValues: every key the request touches (a batch's too) has the prefix.
             assert_eq!(
                 statement["Condition"],
-                json!({"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [format!("{prefix}*")]}}),
+                json!({"ForAllValues:StringLike": {"dynamodb:LeadingKeys": prefixes}}),
                 "{id}: {statement}"
             );
             confined.insert(id);
@@ -569,8 +598,8 @@ fn each_function_reaches_only_its_own_idempotency_records() {
     }
     assert_eq!(
         confined.len(),
-        4,
-        "the four consumers keep records: {confined:?}"
+        6,
+        "the four consumers keep records, the relay and the sweeper mark the carriers': {confined:?}"
     );
 }
 

@@ -260,7 +260,6 @@ fn tables_have_their_keys_on_demand_billing_recovery_and_encryption() {
         ("InventoryTable", "sku"),
         ("NotificationsTable", "notificationId"),
         ("AnalyticsTable", "pk"),
-        ("OutboxTable", "id"),
         ("PaymentsLedgerTable", "idempotencyKey"),
         ("BreakersTable", "pk"),
     ];
@@ -276,7 +275,7 @@ fn tables_have_their_keys_on_demand_billing_recovery_and_encryption() {
             "{id}: SSE"
         );
     }
-    for id in ["IdempotencyTable", "OutboxTable", "BreakersTable"] {
+    for id in ["IdempotencyTable", "BreakersTable"] {
         let ttl = &template()["Resources"][id]["Properties"]["TimeToLiveSpecification"];
         assert_eq!(
             ttl,
@@ -284,10 +283,24 @@ fn tables_have_their_keys_on_demand_billing_recovery_and_encryption() {
             "{id}"
         );
     }
-    // The relay reads the outbox's new images: what was committed, nothing older.
+    // The idempotency table is the outbox: the relay reads its new images (what was
+    // committed, nothing older), and the sweeper its sparse index of unpublished records
+    // (eventkit::outbox::UNPUBLISHED_INDEX: `unpublished`, `stagedAt`, every attribute).
+    let outbox = &template()["Resources"]["IdempotencyTable"]["Properties"];
     assert_eq!(
-        template()["Resources"]["OutboxTable"]["Properties"]["StreamSpecification"],
+        outbox["StreamSpecification"],
         serde_json::json!({"StreamViewType": "NEW_IMAGE"})
+    );
+    assert_eq!(
+        outbox["GlobalSecondaryIndexes"],
+        serde_json::json!([{
+            "IndexName": eventkit::outbox::UNPUBLISHED_INDEX,
+            "KeySchema": [
+                {"AttributeName": "unpublished", "KeyType": "HASH"},
+                {"AttributeName": "stagedAt", "KeyType": "RANGE"}
+            ],
+            "Projection": {"ProjectionType": "ALL"}
+        }])
     );
 }
 

@@ -140,16 +140,18 @@ async fn backlog(pipeline: &LocalPipeline) -> Result<u64> {
     let moving: u64 = backlog.queued.values().sum::<u64>()
         + backlog.streamed.values().sum::<u64>()
         + backlog.invocations.values().sum::<u64>();
-    let unpublished = match pipeline.stack().table("OutboxTable") {
+    // The outbox is the idempotency table: events ride on the records that committed them.
+    let unpublished = match pipeline.stack().table("IdempotencyTable") {
         Ok(table) => unpublished(pipeline, table).await?,
         Err(_) => 0,
     };
     Ok(moving + unpublished)
 }
 
-/// Outbox events not yet published, counted as the sweeper counts its backlog (the
-/// `OutboxUnpublished` metric): from the outbox's sparse index of unpublished items, a
-/// count per shard, so a sample does not read the published ones.
+/// Outbox records whose events are not yet published, counted as the sweeper counts its
+/// backlog (the `OutboxUnpublished` metric): from the outbox's sparse index of unpublished
+/// items, a count per shard, so a sample does not read the published ones. (A record with two
+/// events counts once.)
 async fn unpublished(pipeline: &LocalPipeline, table: &str) -> Result<u64> {
     let relay = Relay::new(pipeline.clients().dynamodb.clone(), table);
     let backlog = Sweeper::new(relay)

@@ -109,11 +109,13 @@ pub async fn check(
         let ledger = observed::scan(pipeline, ledger).await?;
         checks.insert(1, charges(expected, &ledger));
     }
+    // The outbox: the events inventory and payments committed on their records.
+    let committed: Vec<observed::CommittedEvent> =
+        claims.iter().flat_map(observed::committed_events).collect();
     if !oversized.is_empty() {
-        let outbox = observed::scan(pipeline, pipeline.stack().table("OutboxTable")?).await?;
         let reasons = dead_letter_reasons(&observed);
         checks.push(oversized_orders(
-            oversized, expected, &observed, &outbox, &reasons,
+            oversized, expected, &observed, &committed, &reasons,
         ));
     }
     // The idempotency keys a poison order's event can have, under any function's name.
@@ -139,7 +141,7 @@ pub async fn check(
                 .map(move |name| idempotency_key(&name, &event_id))
         })
         .collect();
-    checks.push(in_flight(pipeline, &claims, &poison).await?);
+    checks.push(in_flight(&claims, &committed, &poison));
     Ok(checks)
 }
 
@@ -404,22 +406,18 @@ fn oversized_orders(
     oversized: &BTreeMap<String, Oversized>,
     expected: &Expected,
     observed: &Observed,
-    outbox: &[observed::Item],
+    committed: &[observed::CommittedEvent],
     reasons: &BTreeMap<String, Vec<String>>,
 ) -> Check {
     let mut check = Check::new("oversized carried whole or refused at staging");
-    // Outbox items per order: (event type, published).
+    // Committed events per order: (event type, published).
     let mut staged: BTreeMap<String, Vec<(String, bool)>> = BTreeMap::new();
-    for item in outbox {
-        let body: serde_json::Value =
-            serde_json::from_str(&observed::string(item, "body")).unwrap_or_default();
+    for event in committed {
+        let body: serde_json::Value = serde_json::from_str(&event.body).unwrap_or_default();
         staged
             .entry(envelope_order_id(&body).to_string())
             .or_default()
-            .push((
-                observed::string(item, "eventType"),
-                item.contains_key("publishedAt"),
-            ));
+            .push((event.event_type.clone(), event.published));
     }
     let outcome = |order_id: &str| {
         expected
@@ -491,13 +489,12 @@ fn oversized_orders(
 /// instead: its record fails for good and ends in its dead-letter queue (the poison check
 /// counts it there), and a claim its last delivery could not release (the process was
 /// killed in the handler, or the release failed or was fenced) only waits for its window.
-async fn in_flight(
-    pipeline: &LocalPipeline,
+fn in_flight(
     claims: &[observed::Item],
+    committed: &[observed::CommittedEvent],
     poison: &BTreeSet<String>,
-) -> Result<Check> {
+) -> Check {
     let mut check = Check::new("nothing left in flight");
-    let stack = pipeline.stack();
     for item in claims {
         if observed::string(item, "status") != "COMPLETED" {
             let id = observed::string(item, "id");
@@ -508,13 +505,13 @@ async fn in_flight(
             }
         }
     }
-    if let Ok(outbox) = stack.table("OutboxTable") {
-        for item in observed::scan(pipeline, outbox).await? {
-            if !item.contains_key("publishedAt") {
-                let id = observed::string(&item, "id");
-                check.lose(1, || format!("outbox event {id} never published"));
-            }
-        }
+    for event in committed.iter().filter(|event| !event.published) {
+        check.lose(1, || {
+            format!(
+                "{} committed on {} never published",
+                event.event_type, event.item
+            )
+        });
     }
-    Ok(check)
+    check
 }

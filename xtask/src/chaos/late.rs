@@ -254,15 +254,17 @@ fn message_id(message: &Message) -> String {
     message.message_id().unwrap_or_default().to_string()
 }
 
-/// Makes a share of the outbox's published events unpublished again: the stream hands each
-/// to the relay, which publishes it once more under its staged id.
+/// Makes a share of the outbox's published events unpublished again (the records that
+/// carry them, in the idempotency table): the stream hands each record to the relay, which
+/// publishes its events once more under their staged ids.
 async fn republish(pipeline: &LocalPipeline, share: f64, rng: &mut fastrand::Rng) -> Result<u64> {
-    let Ok(table) = pipeline.stack().table("OutboxTable") else {
+    let Ok(table) = pipeline.stack().table("IdempotencyTable") else {
         return Ok(0);
     };
     let mut republished = 0;
     for item in observed::scan(pipeline, table).await? {
-        if !item.contains_key("publishedAt") || rng.f64() >= share {
+        let events = observed::committed_events(&item).len() as u64;
+        if events == 0 || !item.contains_key("publishedAt") || rng.f64() >= share {
             continue;
         }
         let Some(key) = item.get(eventkit::outbox::OUTBOX_KEY).cloned() else {
@@ -276,13 +278,14 @@ async fn republish(pipeline: &LocalPipeline, share: f64, rng: &mut fastrand::Rng
             .key(eventkit::outbox::OUTBOX_KEY, key)
             // Back in the sweeper's index too (the item's `unpublished` attribute, its shard:
             // any of the sixteen is found), in case the stream's delivery fails.
-            .update_expression("REMOVE publishedAt, expiration SET #unpublished = :shard")
+            // A record keeps its expiration (the idempotency retention), unlike an outbox item.
+            .update_expression("REMOVE publishedAt SET #unpublished = :shard")
             .expression_attribute_names("#unpublished", "unpublished")
             .expression_attribute_values(":shard", AttributeValue::S("0".into()))
             .send()
             .await
             .with_context(|| format!("making an event of {table} unpublished again"))?;
-        republished += 1;
+        republished += events;
     }
     Ok(republished)
 }

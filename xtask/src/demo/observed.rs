@@ -216,3 +216,39 @@ pub(crate) fn number(item: &Item, name: &str) -> u64 {
         .and_then(|n| n.parse().ok())
         .unwrap_or(0)
 }
+
+/// One event committed to the outbox, as the pipeline's idempotency table holds it: on the
+/// `outbox` list of the record whose completion committed it (or, in a table of outbox
+/// items, an item of its own).
+#[derive(Clone, Debug)]
+pub(crate) struct CommittedEvent {
+    /// The event's type.
+    pub event_type: String,
+    /// What is published (the envelope's JSON).
+    pub body: String,
+    /// The key of the item that carries it.
+    pub item: String,
+    /// Whether the relay (or the sweeper) marked it published.
+    pub published: bool,
+}
+
+/// The events committed on `item`: each on a record's `outbox` list, or the item itself when
+/// it is an outbox item; none for a claim or a completion without events.
+pub(crate) fn committed_events(item: &Item) -> Vec<CommittedEvent> {
+    let published = item.contains_key("publishedAt");
+    let event = |entry: &Item| CommittedEvent {
+        event_type: string(entry, "eventType"),
+        body: string(entry, "body"),
+        item: string(item, "id"),
+        published,
+    };
+    match item.get("outbox").map(AttributeValue::as_l) {
+        Some(Ok(list)) => list
+            .iter()
+            .filter_map(|entry| entry.as_m().ok())
+            .map(event)
+            .collect(),
+        _ if item.contains_key("eventId") && item.contains_key("body") => vec![event(item)],
+        _ => Vec::new(),
+    }
+}
