@@ -1044,10 +1044,7 @@ async fn an_event_the_bus_refuses_fails_its_relay_record_and_stays_until_publish
         "nothing is marked published that was not"
     );
     let pending = pipeline.committed_events().await;
-    assert!(
-        pending.len() == 1 && !pending[0].published,
-        "{pending:?}"
-    );
+    assert!(pending.len() == 1 && !pending[0].published, "{pending:?}");
 
     // With the bus back, the retry publishes it, once.
     let published = pipeline.published_events(1, Duration::from_secs(10)).await;

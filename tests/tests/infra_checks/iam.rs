@@ -582,6 +582,25 @@ fn each_function_reaches_only_its_own_idempotency_records() {
                 assert_eq!(statement["Action"], json!("dynamodb:Query"), "{id}");
                 continue;
             }
+            // Lambda's reading of the table's stream for the relay: a stream cannot be
+            // confined by key, so the relay's role reads every record's new image (the
+            // stream mapping's filter hands the function only the ones carrying events).
+            let on_stream = items(&statement["Resource"])
+                .into_iter()
+                .all(|resource| resource["Fn::GetAtt"][1] == "StreamArn");
+            if on_stream {
+                assert_eq!(id, "RelayFunction", "only the relay reads the stream");
+                assert_eq!(
+                    statement["Action"],
+                    json!([
+                        "dynamodb:DescribeStream",
+                        "dynamodb:GetRecords",
+                        "dynamodb:GetShardIterator"
+                    ]),
+                    "{id}"
+                );
+                continue;
+            }
             let prefixes = match key_prefix(id) {
                 Some(prefix) => vec![format!("{prefix}*")],
                 None if commits_on_its_records(function) => carriers.clone(),

@@ -127,20 +127,28 @@ fn every_trigger_sample_parses_as_the_lambda_event_its_suffix_names() {
         } else if name.ends_with(".eventbridge.json") {
             check_eventbridge(&name, parse(&name, &json));
         } else if name.ends_with(".dynamodb.json") {
-            // An outbox stream: every new image is an outbox item carrying an envelope.
+            // The outbox's stream (the idempotency table's): every new image is a record
+            // whose `outbox` list carries the envelopes its completion committed.
             let event: aws_lambda_events::dynamodb::Event = parse(&name, &json);
             let records = eventkit::events::records_from(&event, &Default::default());
             assert!(!records.is_empty(), "{name} has no records");
             for record in records {
-                let entry: eventkit::outbox::OutboxEntry = record
+                let image: Value = record
                     .decode()
-                    .unwrap_or_else(|error| panic!("{name}: not an outbox item: {error}"));
-                assert!(entry.destination().is_ok(), "{name}: {}", entry.destination);
-                assert_eq!(
-                    check_envelope(&name, &entry.body),
-                    entry.event_type,
-                    "{name}"
-                );
+                    .unwrap_or_else(|error| panic!("{name}: not an image: {error}"));
+                assert!(image["unpublished"].is_string(), "{name}: not unpublished");
+                let entries: Vec<eventkit::outbox::OutboxEntry> =
+                    serde_json::from_value(image["outbox"].clone())
+                        .unwrap_or_else(|error| panic!("{name}: no outbox list: {error}"));
+                assert!(!entries.is_empty(), "{name}: a record without events");
+                for entry in entries {
+                    assert!(entry.destination().is_ok(), "{name}: {}", entry.destination);
+                    assert_eq!(
+                        check_envelope(&name, &entry.body),
+                        entry.event_type,
+                        "{name}"
+                    );
+                }
             }
         } else if name.ends_with(".schedule.json") {
             let event: EventBridgeEvent = parse(&name, &json);
