@@ -519,8 +519,8 @@ fn stateful_resources_are_retained_on_delete_and_replace() {
             stateful += 1;
         }
     }
-    // 7 tables; 5 queues the functions read, 8 that dead-letter (RelayFailures included).
-    assert_eq!(stateful, 7 + 5 + 8, "every table and queue");
+    // 6 tables; 5 queues the functions read, 8 that dead-letter (RelayFailures included).
+    assert_eq!(stateful, 6 + 5 + 8, "every table and queue");
 }
 
 #[test]
