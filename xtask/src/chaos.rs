@@ -8,6 +8,7 @@
 //! ([`invariants`]), and the run reports what was lost and what was doubled
 //! ([`report`]). It fails if either is not zero.
 
+pub mod cost;
 pub mod document;
 pub mod drain;
 pub mod faults;
@@ -402,6 +403,7 @@ pub async fn run_chaos(
     };
     let left = Duration::from_secs(args.timeout).saturating_sub(settling.elapsed());
     let checks = reading.when_quiet(settled.is_ok(), left, &step).await;
+    let cost = injector.cost(load.orders.len());
     let held = matches!(&checks, Ok(checks) if checks.iter().all(invariants::Check::holds));
     let mut late = None;
     if let (Some(plan), true, true) = (args.late_plan(), settled.is_ok(), held) {
@@ -452,6 +454,7 @@ pub async fn run_chaos(
         settle_time,
         unsettled: settled.err().map(|error| format!("{error:#}")),
         checks,
+        cost,
         late,
         time_scale: args.time_scale(),
     })

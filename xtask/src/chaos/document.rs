@@ -69,6 +69,16 @@ pub fn markdown(report: &Report, command: &str) -> String {
 
     let _ = writeln!(
         out,
+        "## What the functions spent\n\nCounted by the proxies every function's requests \
+         pass, until the invariants were read (faults and duplicates included).\n\n\
+         | per order | |\n| --- | ---: |"
+    );
+    for (what, per_order) in report.cost.rows() {
+        let _ = writeln!(out, "| {} | {per_order} |", what.trim_start());
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
         "## Faults injected\n\n| fault | count |\n| --- | ---: |"
     );
     for (kind, count) in report.faults() {

@@ -394,6 +394,17 @@ impl Injector {
         injected
     }
 
+    /// What the functions' requests through the proxies cost so far, for `orders` orders
+    /// (the payment provider's ledger, not a part of the pipeline, left out).
+    pub fn cost(&self, orders: usize) -> super::cost::Cost {
+        super::cost::Cost {
+            orders,
+            dynamodb: self.dynamodb.counts(),
+            capacity: self.dynamodb.capacity(),
+            messaging: self.localstack.counts(),
+        }
+    }
+
     /// Every fault off: the pipeline may settle.
     pub fn stop(&self) {
         self.dynamodb.fail_share(0.0, dynamodb_failure());

@@ -42,6 +42,8 @@ pub struct Report {
     pub unsettled: Option<String>,
     /// The invariants.
     pub checks: Vec<Check>,
+    /// What the pipeline's functions spent, until the invariants were read.
+    pub cost: super::cost::Cost,
     /// The late copies and the invariants read after them ([`super::late`]); `None` when
     /// off, or when the run had already failed.
     pub late: Option<super::late::Outcome>,
@@ -249,6 +251,12 @@ impl Report {
             },
         ]);
         println!("\n{load}");
+
+        let mut cost = table(&["what the functions spent", "per order"]);
+        for (what, per_order) in self.cost.rows() {
+            cost.add_row(vec![what, per_order]);
+        }
+        println!("{cost}");
 
         let mut faults = table(&["fault injected", "count"]);
         for (kind, count) in self.faults() {
