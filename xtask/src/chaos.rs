@@ -151,9 +151,34 @@ pub struct ChaosArgs {
     /// Also write the figures as Markdown to this file (RELIABILITY.md for a default run).
     #[arg(long)]
     pub report: Option<std::path::PathBuf>,
+    /// No faults, no copies: every order sent once, no kill, crash, failure, outage,
+    /// oversized order or late copy, whatever the other options say. What the report's
+    /// "what the functions spent" then shows is the price of the path alone.
+    #[arg(long)]
+    pub calm: bool,
 }
 
 impl ChaosArgs {
+    /// These options with every fault and copy off ([`ChaosArgs::calm`]).
+    fn calmed(&self) -> Self {
+        Self {
+            duplicate_share: 0.0,
+            oversized_share: 0.0,
+            fault_tail: 0,
+            kill_every: f64::from(u32::MAX),
+            crash_rate: 0.0,
+            dynamodb_fail_share: 0.0,
+            dynamodb_lose_share: 0.0,
+            dynamodb_slow_share: 0.0,
+            outages: 0,
+            publish_fail_share: 0.0,
+            bus_outages: 0,
+            provider_outages: 0,
+            late_days: 0.0,
+            ..self.clone()
+        }
+    }
+
     /// AWS seconds per second of the run (`--time-scale`, or the visibility timeouts' ratio).
     pub fn time_scale(&self) -> f64 {
         self.time_scale.filter(|scale| *scale >= 1.0).unwrap_or(
@@ -191,6 +216,13 @@ impl ChaosArgs {
 
 /// Runs `cargo xtask chaos`: fails unless nothing was lost or doubled.
 pub fn run(args: &ChaosArgs) -> Result<()> {
+    let calmed;
+    let args = if args.calm {
+        calmed = args.calmed();
+        &calmed
+    } else {
+        args
+    };
     let cloud = LocalCloud::new(args.ports)?;
     cloud.up()?;
     // The paired run without resilience keeps its own logs, so both can run at once.
