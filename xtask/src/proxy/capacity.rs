@@ -6,9 +6,12 @@
 //! are counted by DynamoDB's documented rules (on-demand and provisioned alike):
 //! - a write action costs one write unit per started kilobyte of the item, two inside
 //!   `TransactWriteItems`; an action whose condition fails is billed all the same, so every
-//!   action sent counts. The size is known for a put (the item is in the request); an update
-//!   or delete is counted as one kilobyte, which is exact for the small items the bench
-//!   writes (an idempotency record, under 1 KB) and a lower bound otherwise;
+//!   action sent counts. The size is known for a put (the item is in the request). An update
+//!   is billed by the larger of the item's sizes before and after it, which the request does
+//!   not show: it is counted by what it writes (the key and the values it sets: an update's
+//!   `ExpressionAttributeValues`, a PartiQL statement's parameters), a lower bound that is
+//!   close for a completion, which writes most of its record (the result, and the events
+//!   riding on it). A delete is counted as one kilobyte, a lower bound too;
 //! - a read costs one read unit per item (up to 4 KB) read strongly consistent, half of one
 //!   eventually consistent, two inside `TransactGetItems`; a key found missing is billed
 //!   the minimum all the same.
@@ -61,7 +64,8 @@ pub fn of_request(operation: &str, body: &[u8]) -> Capacity {
     let items = |value: &Value| value.as_array().map_or(0, Vec::len) as f64;
     match operation {
         "PutItem" => write(put_units(&body["Item"])),
-        "UpdateItem" | "DeleteItem" => write(1.0),
+        "UpdateItem" => write(update_units(&body)),
+        "DeleteItem" => write(1.0),
         "GetItem" => read(read_unit(consistent(&body))),
         "BatchWriteItem" => write(
             tables(&body["RequestItems"])
@@ -82,9 +86,14 @@ pub fn of_request(operation: &str, body: &[u8]) -> Capacity {
                 .as_array()
                 .into_iter()
                 .flatten()
-                .map(|action| match action.get("Put") {
-                    Some(put) => 2.0 * put_units(&put["Item"]),
-                    None => 2.0,
+                .map(|action| {
+                    if let Some(put) = action.get("Put") {
+                        2.0 * put_units(&put["Item"])
+                    } else if let Some(update) = action.get("Update") {
+                        2.0 * update_units(update)
+                    } else {
+                        2.0
+                    }
                 })
                 .sum(),
         ),
@@ -100,8 +109,9 @@ pub fn of_request(operation: &str, body: &[u8]) -> Capacity {
     }
 }
 
-/// One PartiQL statement: a write (`INSERT`, `UPDATE`, `DELETE`) one write unit, a
-/// `SELECT` of one item a read.
+/// One PartiQL statement: an `INSERT` or `UPDATE` a write unit per started kilobyte of its
+/// parameters (what it writes, the key included), a `DELETE` one write unit, a `SELECT` of one
+/// item a read.
 fn statement(statement: &Value) -> Capacity {
     let text = statement["Statement"].as_str().unwrap_or_default();
     let verb = text
@@ -110,7 +120,11 @@ fn statement(statement: &Value) -> Capacity {
         .unwrap_or_default()
         .to_ascii_uppercase();
     match verb.as_str() {
-        "INSERT" | "UPDATE" | "DELETE" => Capacity {
+        "INSERT" | "UPDATE" => Capacity {
+            write_units: kilobytes(values_size(&statement["Parameters"])),
+            read_units: 0.0,
+        },
+        "DELETE" => Capacity {
             write_units: 1.0,
             read_units: 0.0,
         },
@@ -148,6 +162,38 @@ fn put_units(item: &Value) -> f64 {
             .map(|(name, value)| name.len() + size(value))
             .sum()
     });
+    kilobytes(bytes)
+}
+
+/// Write units of an update (`UpdateItem`'s body, or a transaction's `Update` action), by
+/// what it writes: its key, and the values and attribute names it sets.
+fn update_units(update: &Value) -> f64 {
+    let key = update["Key"].as_object().map_or(0, |key| {
+        key.iter()
+            .map(|(name, value)| name.len() + size(value))
+            .sum()
+    });
+    let names = update["ExpressionAttributeNames"]
+        .as_object()
+        .map_or(0, |names| {
+            names
+                .values()
+                .map(|name| name.as_str().map_or(0, str::len))
+                .sum()
+        });
+    let values = update["ExpressionAttributeValues"]
+        .as_object()
+        .map_or(0, |values| values.values().map(size).sum());
+    kilobytes(key + names + values)
+}
+
+/// The sizes of a list of attribute values (a PartiQL statement's parameters).
+fn values_size(values: &Value) -> usize {
+    values.as_array().into_iter().flatten().map(size).sum()
+}
+
+/// One unit per started kilobyte, at least one.
+fn kilobytes(bytes: usize) -> f64 {
     (bytes.max(1) as f64 / 1024.0).ceil()
 }
 
@@ -215,6 +261,23 @@ mod tests {
         assert_eq!(units("PutItem", big), writes(2.0));
         assert_eq!(units("UpdateItem", json!({"Key": {}})), writes(1.0));
         assert_eq!(units("DeleteItem", json!({"Key": {}})), writes(1.0));
+    }
+
+    #[test]
+    fn an_update_costs_what_it_writes() {
+        let update = json!({
+            "Key": {"id": {"S": "a"}},
+            "ExpressionAttributeNames": {"#o": "outbox"},
+            "ExpressionAttributeValues": {":o": {"L": [{"S": "x".repeat(1500)}]}, ":s": {"S": "COMPLETED"}},
+        });
+        assert_eq!(units("UpdateItem", update.clone()), writes(2.0));
+        let body = json!({"TransactItems": [{"Update": update}]});
+        assert_eq!(units("TransactWriteItems", body), writes(4.0));
+        let body = json!({"Statements": [{
+            "Statement": "UPDATE \"t\" SET \"outbox\" = ? WHERE \"id\" = ?",
+            "Parameters": [{"S": "x".repeat(2100)}, {"S": "a"}],
+        }]});
+        assert_eq!(units("BatchExecuteStatement", body), writes(3.0));
     }
 
     #[test]
