@@ -301,7 +301,8 @@ impl<E> IdempotencyError<E> {
 /// a store its circuit breaker keeps closed off as
 /// [`FailureKind::DependencyUnavailable`](crate::batch::FailureKind::DependencyUnavailable);
 /// a store failure, or a handler that ran but could not be recorded, transient (a later
-/// delivery finds out what happened); bad input permanent. The idempotency error stays the
+/// delivery finds out what happened); bad input, and work past a DynamoDB limit (a result or
+/// events too large for the record), permanent. The idempotency error stays the
 /// source, with the store's error under it.
 impl From<IdempotencyError<RecordError>> for RecordError {
     fn from(error: IdempotencyError<RecordError>) -> Self {
@@ -318,6 +319,12 @@ impl From<IdempotencyError<RecordError>> for RecordError {
             | IdempotencyError::ResultTooLarge { .. }
             | IdempotencyError::StoredResultUnreadable { .. }
             | IdempotencyError::Store {
+                source: StoreError::LimitExceeded { .. },
+                ..
+            }
+            // Staged work past a DynamoDB limit at commit (events too large to ride on their
+            // record): the same work is refused again however often it is retried.
+            | IdempotencyError::NotCommitted {
                 source: StoreError::LimitExceeded { .. },
                 ..
             } => RecordError::permanent(error),

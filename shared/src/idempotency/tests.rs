@@ -759,6 +759,30 @@ fn each_idempotency_error_becomes_a_record_error_of_its_class() {
             FailureKind::Error,
         ),
         (
+            IdempotencyError::NotCommitted {
+                key: key(),
+                record_id: record_id(),
+                source: store(),
+            },
+            ErrorClass::Transient,
+            FailureKind::Error,
+        ),
+        // A unit of work that can never fit (events that would make the record larger than
+        // a DynamoDB item): retrying commits nothing more, so its record goes to the DLQ now.
+        (
+            IdempotencyError::NotCommitted {
+                key: key(),
+                record_id: record_id(),
+                source: StoreError::LimitExceeded {
+                    key: key(),
+                    reason: "2 events of about 500000 bytes do not fit one idempotency record"
+                        .into(),
+                },
+            },
+            ErrorClass::Permanent,
+            FailureKind::Error,
+        ),
+        (
             IdempotencyError::ReleaseFenced {
                 key: key(),
                 record_id: record_id(),
