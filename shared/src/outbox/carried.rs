@@ -33,6 +33,34 @@ pub(crate) struct Carried {
     pub mark: Mark,
 }
 
+/// An event of a record's `outbox` list as an outbox item reads: with what the completion
+/// left out of it put back (its item id, `eventId|destination`, and the record's `stagedAt`).
+fn on_record(event: &Value, record: &Value) -> Value {
+    let mut event = event.clone();
+    if let Some(fields) = event.as_object_mut() {
+        if !fields.contains_key(OUTBOX_KEY) {
+            let id = format!(
+                "{}|{}",
+                fields
+                    .get("eventId")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
+                fields
+                    .get("destination")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+            );
+            fields.insert(OUTBOX_KEY.to_string(), Value::String(id));
+        }
+        if !fields.contains_key("stagedAt") {
+            if let Some(staged_at) = record.get("stagedAt") {
+                fields.insert("stagedAt".to_string(), staged_at.clone());
+            }
+        }
+    }
+    event
+}
+
 impl Carried {
     /// The events of the item `item` (plain JSON, as a stream image or a queried item
     /// decodes), or `None` when it is published already or carries none (an idempotency
@@ -47,7 +75,7 @@ impl Carried {
         if let Some(list) = item[OUTBOX_LIST].as_array() {
             let entries = list
                 .iter()
-                .map(|event| serde_json::from_value::<OutboxEntry>(event.clone()))
+                .map(|event| serde_json::from_value::<OutboxEntry>(on_record(event, item)))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|error| format!("an event on the record: {error}"))?;
             let key = item[OUTBOX_RECORD_KEY]
@@ -125,6 +153,19 @@ mod tests {
         );
         assert!(carried.mark.expires);
         assert_eq!(carried.name(), "e-1|sqs:q");
+    }
+
+    #[test]
+    fn an_event_on_a_record_gets_back_what_the_completion_left_out() {
+        let mut slim = event("e-1");
+        slim.as_object_mut().unwrap().remove("id");
+        let record = json!({"id": "bank#abc", "status": "COMPLETED", "unpublished": "3",
+                            "stagedAt": "2026-12-07T00:00:01.000Z",
+                            "outbox": [slim], "outboxKey": {"id": "bank#abc"}});
+        let carried = Carried::from_json(&record).unwrap().unwrap();
+        let entry = &carried.entries[0];
+        assert_eq!(entry.id, "e-1|sqs:q");
+        assert_eq!(entry.staged_at.as_deref(), Some("2026-12-07T00:00:01.000Z"));
     }
 
     #[test]
