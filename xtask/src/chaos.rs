@@ -328,7 +328,7 @@ pub async fn run_chaos(
         built = functions::build(&template, args.release, &build_log) => built,
         () = interrupt.cancelled() => Err(anyhow::anyhow!("interrupted while building")),
     };
-    let binaries = match binaries {
+    let binaries = match binaries.and_then(|dir| keep_binaries(&template, &dir, logs)) {
         Ok(dir) => {
             step.done("built");
             dir
@@ -490,6 +490,23 @@ pub async fn run_chaos(
         late,
         time_scale: args.time_scale(),
     })
+}
+
+/// Copies the functions' binaries out of cargo's target folder into the run's own (`logs`'s
+/// `bin`): a long run restarts killed functions from them for an hour or more, and a build
+/// of the workspace meanwhile (another feature set, an edit) must not swap them under it.
+fn keep_binaries(
+    template: &Template,
+    built: &std::path::Path,
+    logs: &std::path::Path,
+) -> Result<std::path::PathBuf> {
+    let kept = logs.join("bin");
+    std::fs::create_dir_all(&kept)?;
+    for binary in crate::local_lambda::build::function_binaries(template) {
+        std::fs::copy(built.join(&binary), kept.join(&binary))
+            .map_err(|error| anyhow::anyhow!("keeping {binary} for the run: {error}"))?;
+    }
+    Ok(kept)
 }
 
 /// What reading the invariants needs.
