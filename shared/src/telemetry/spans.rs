@@ -631,6 +631,31 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn a_record_released_unrun_has_one_span_not_two() {
+        use crate::handler::RecordHandlerExt as _;
+        use crate::idempotency::{IdempotencyConfig, IdempotencyLayer, InMemoryStore};
+        let store = std::sync::Arc::new(InMemoryStore::new());
+        let layer = IdempotencyLayer::new(store, IdempotencyConfig::new("orders"));
+        let function = EventFunction::new(Handler::new(judge).layer(layer));
+        // One message group: after the first record fails, the second is not run, and its
+        // batched claim is released.
+        let mut event = sqs_event(&[
+            (envelope("e-1", Some(PRODUCER_A), false), None),
+            (envelope("e-2", Some(PRODUCER_B), true), None),
+        ]);
+        for record in &mut event.records {
+            record
+                .attributes
+                .insert("MessageGroupId".into(), "customer-1".into());
+        }
+        let (response, spans) = traced(function.handle_sqs(&event, deadline())).await;
+        assert_eq!(response.unwrap().batch_item_failures.len(), 2);
+        let records = named(&spans, "OrderPlaced");
+        let ids: Vec<Option<String>> = records.iter().map(|r| attribute(r, "event_id")).collect();
+        assert_eq!(records.len(), 2, "one span a record: {ids:?}");
+    }
+
     fn outgoing(traceparent: Option<&str>) -> crate::events::OutgoingEvent {
         let mut envelope = EventEnvelope::from_parts("StockReserved", 1, "inventory", json!({}));
         envelope.traceparent = traceparent.map(str::to_string);
