@@ -25,6 +25,9 @@ use crate::local_lambda::build::function_binaries;
 use crate::local_lambda::clients::{Clients, Endpoints};
 use crate::local_lambda::stack::{Stack, StackOptions};
 use crate::local_lambda::template::Template;
+use crate::local_lambda::traces::html;
+use crate::local_lambda::traces::store::{read_spans, span_file, traces_dir};
+use crate::local_lambda::traces::waterfall::{select, Waterfall};
 use crate::local_lambda::{LocalPipeline, RunOptions};
 use crate::progress::Step;
 use expectations::Expected;
@@ -190,6 +193,8 @@ impl Session {
         let step = Step::start("starting the functions as Lambda binaries");
         let mut run_options = RunOptions::new(logs.clone());
         run_options.environments = args.environments;
+        // (#34) The functions' spans, where `eventkit-local trace <id>` finds them.
+        run_options.spans = Some(span_file(&root, &stack.name));
         let pipeline = match LocalPipeline::run(clients, stack, &run_options).await {
             Ok(pipeline) => pipeline,
             Err(error) => {
@@ -260,6 +265,10 @@ impl Session {
         if let Err(error) = settled {
             differences.insert(0, format!("{error:#}"));
         }
+        // (#34) The declined order's trace: reservation, charge failure, compensation.
+        if let Err(error) = self.show_declined_trace() {
+            differences.push(format!("the declined order's trace: {error:#}"));
+        }
         if differences.is_empty() {
             println!("\n✓ the pipeline settled as the samples say it must");
             Ok(())
@@ -273,6 +282,41 @@ impl Session {
                 differences.len()
             )
         }
+    }
+
+    /// Prints the waterfall of the first declined order's trace and writes it as HTML next
+    /// to the spans (what `eventkit-local trace <orderId>` shows).
+    fn show_declined_trace(&self) -> Result<()> {
+        let Some(order) = self
+            .expected
+            .orders
+            .iter()
+            .find(|order| order.outcome == expectations::OrderOutcome::Declined)
+        else {
+            return Ok(());
+        };
+        let Some(file) = self.pipeline.span_file() else {
+            bail!("no span receiver ran (OTEL_EXPORTER_OTLP_ENDPOINT names another)");
+        };
+        let spans = read_spans(file)?;
+        let selected = select(&spans, &order.order_id);
+        if selected.is_empty() {
+            bail!("no span names order {}", order.order_id);
+        }
+        let waterfall = Waterfall::build(selected);
+        println!(
+            "\nthe trace of the declined order {} (reservation, charge failure, compensation):\n",
+            order.order_id
+        );
+        println!("{}", waterfall.render_text(40).trim_end());
+        let html = traces_dir(&workspace_root()).join(format!("trace-{}.html", order.order_id));
+        std::fs::write(&html, html::render(&waterfall, &order.order_id))
+            .with_context(|| format!("writing {}", html.display()))?;
+        println!(
+            "\nwaterfall written to {} (any order: cargo run -p eventkit-local -- trace <orderId>)",
+            relative(&html)
+        );
+        Ok(())
     }
 
     async fn send_samples(&self) -> Result<()> {
