@@ -9,6 +9,8 @@
 //! is redelivered: its failed attempt must show in the same trace as the attempt that
 //! succeeded.
 
+// The pipeline tests' harness, of which this test uses a part.
+#[allow(dead_code)]
 #[path = "e2e_pipeline/harness.rs"]
 mod harness;
 
@@ -375,7 +377,7 @@ async fn wait_for(file: &Path, timeout: Duration, seen: impl Fn(&[StoredSpan]) -
 }
 
 /// The one span that `matches`.
-fn one<'a>(spans: &'a [StoredSpan], matches: impl Fn(&StoredSpan) -> bool) -> &'a StoredSpan {
+fn one(spans: &[StoredSpan], matches: impl Fn(&StoredSpan) -> bool) -> &StoredSpan {
     let found: Vec<&StoredSpan> = spans.iter().filter(|s| matches(s)).collect();
     match found[..] {
         [span] => span,

@@ -194,16 +194,18 @@ where
         let record = &records[index];
         let result = span_of(record).in_scope(|| {
             let span = steps::claim(&key, true);
-            let followed = span.in_scope(|| {
-                idempotency.follow::<T, RecordError>(
+            let (outcome, result) = span.in_scope(|| {
+                let followed = idempotency.follow::<T, RecordError>(
                     ended.get(&leader),
                     key,
                     payload_hash.as_deref(),
                     record.id(),
-                )
+                );
+                let outcome = claim_outcome(&followed);
+                (outcome, followed.map(handled).map_err(RecordError::from))
             });
-            steps::claimed(&span, claim_outcome(&followed));
-            followed.map(handled).map_err(RecordError::from)
+            steps::claimed(&span, outcome);
+            result
         });
         settled[index] = Some(settle(record, result));
     }

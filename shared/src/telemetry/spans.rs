@@ -156,12 +156,8 @@ pub(crate) fn producer_context(record: &EventRecord) -> Option<SpanContext> {
             .as_str()
             .map(str::to_string)
     };
-    let traceparent = stored(json).or_else(|| {
-        json.get(OUTBOX_EVENTS)?
-            .as_array()?
-            .iter()
-            .find_map(|item| stored(item))
-    })?;
+    let traceparent =
+        stored(json).or_else(|| json.get(OUTBOX_EVENTS)?.as_array()?.iter().find_map(stored))?;
     extract(&traceparent, None)
 }
 
