@@ -349,8 +349,10 @@ impl Session {
 /// records, and what ran inside them, the relay's publishes of what they committed among
 /// them), with the invocations they ran in.
 fn of_order(spans: Vec<StoredSpan>, correlation_id: &str) -> Vec<StoredSpan> {
-    let by_id: HashMap<&str, &StoredSpan> =
-        spans.iter().map(|span| (span.span_id.as_str(), span)).collect();
+    let by_id: HashMap<&str, &StoredSpan> = spans
+        .iter()
+        .map(|span| (span.span_id.as_str(), span))
+        .collect();
     let ancestors = |span: &StoredSpan| {
         let mut chain = Vec::new();
         let mut parent = span.parent_span_id.as_deref();
