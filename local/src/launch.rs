@@ -51,7 +51,8 @@ pub struct PipelineOptions {
     pub endpoints: Endpoints,
     /// A visibility timeout for every declared queue instead of the template's.
     pub visibility_timeout: Option<u32>,
-    /// How the functions run (their logs go under `<project>/.local-cloud/logs/<stack>`).
+    /// How the functions run (their logs go under `<project>/.local-cloud/logs/<stack>`, their
+    /// spans to `<project>/.local-cloud/traces/<stack>.jsonl`).
     pub run: RunOptions,
     /// Cancelled (by the caller's Ctrl-C or SIGTERM handling) to stop before the application
     /// runs: the build is abandoned, what was created is deleted, and
@@ -76,6 +77,8 @@ impl PipelineOptions {
             .filter(|dir| !dir.as_os_str().is_empty())
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
         let logs = project.join(".local-cloud/logs").join(stack_name);
+        let mut run = RunOptions::new(logs);
+        run.spans = Some(crate::traces::store::span_file(&project, stack_name));
         Self {
             template,
             stack_name: stack_name.to_string(),
@@ -87,7 +90,7 @@ impl PipelineOptions {
             },
             endpoints: Endpoints::from_env(),
             visibility_timeout: None,
-            run: RunOptions::new(logs),
+            run,
             stop: None,
         }
     }

@@ -100,6 +100,11 @@ pub struct RunOptions {
     /// Variables every function gets unless its template sets them (`run` passes its span
     /// receiver's endpoint as `OTEL_EXPORTER_OTLP_ENDPOINT` this way).
     pub environment: BTreeMap<String, String>,
+    /// Where the functions' spans are kept: the pipeline starts a span receiver of its own
+    /// ([`traces::receiver`]) writing there, and the functions export to it, unless an
+    /// OTLP endpoint is named already (in [`environment`](Self::environment), or in this
+    /// process's `OTEL_EXPORTER_OTLP_ENDPOINT`: a Jaeger, a collector). `None`: no receiver.
+    pub spans: Option<PathBuf>,
 }
 
 impl RunOptions {
@@ -115,6 +120,7 @@ impl RunOptions {
             stream_retry_delay: Duration::from_millis(500),
             event_sources: true,
             environment: BTreeMap::new(),
+            spans: None,
         }
     }
 }
@@ -182,6 +188,25 @@ mod environment_tests {
     }
 }
 
+/// The span receiver [`RunOptions::spans`] asks for, started; `None` when it asks for none
+/// or an OTLP endpoint is named already.
+async fn receive_spans(options: &RunOptions) -> Result<Option<traces::receiver::Receiver>> {
+    let named = options
+        .environment
+        .get(traces::ENDPOINT_VARIABLE)
+        .cloned()
+        .or_else(|| std::env::var(traces::ENDPOINT_VARIABLE).ok())
+        .is_some_and(|endpoint| !endpoint.trim().is_empty());
+    let Some(file) = options.spans.as_ref().filter(|_| !named) else {
+        return Ok(None);
+    };
+    let store = traces::store::SpanStore::create(file.clone())?;
+    let receiver = traces::receiver::Receiver::start(store)
+        .await
+        .context("starting the span receiver")?;
+    Ok(Some(receiver))
+}
+
 /// Messages still on their way: per polled queue (visible, in flight or delayed), and
 /// invocations queued or running.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -219,6 +244,8 @@ pub struct LocalPipeline {
     hosts: BTreeMap<String, Arc<FunctionHost>>,
     /// Per stream event source: its table and its records in flight.
     streams: Vec<(String, InFlight)>,
+    /// The span receiver the functions export to, when the pipeline started one.
+    receiver: Option<traces::receiver::Receiver>,
     /// The event sources' tasks, awaited by [`LocalPipeline::stop`].
     event_sources: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     stopped: CancellationToken,
@@ -232,19 +259,21 @@ impl LocalPipeline {
     /// Starts every function of `stack` and waits until each finished its init, then starts
     /// the event sources. When a function cannot start, the stack's resources are deleted.
     pub async fn run(clients: Clients, mut stack: Stack, options: &RunOptions) -> Result<Self> {
+        let receiver = receive_spans(options).await?;
+        let mut environment = options.environment.clone();
+        if let Some(receiver) = &receiver {
+            environment.insert(traces::ENDPOINT_VARIABLE.to_string(), receiver.endpoint());
+        }
         // Kept in the stack's specs, so that a restart after a rebuild keeps them too.
         for (logical, function) in &mut stack.functions {
-            give_environment(
-                logical,
-                &mut function.spec.environment,
-                &options.environment,
-            );
+            give_environment(logical, &mut function.spec.environment, &environment);
         }
         let mut pipeline = Self {
             clients,
             stack,
             hosts: BTreeMap::new(),
             streams: Vec::new(),
+            receiver,
             event_sources: std::sync::Mutex::default(),
             stopped: CancellationToken::new(),
         };
@@ -347,6 +376,22 @@ impl LocalPipeline {
         if let Ok(mut running) = self.event_sources.lock() {
             running.extend(tasks);
         }
+    }
+
+    /// The file the functions' spans are kept in, when the pipeline received them itself
+    /// ([`RunOptions::spans`]): read it with [`traces::store::read_spans`].
+    pub fn span_file(&self) -> Option<&std::path::Path> {
+        self.receiver
+            .as_ref()
+            .map(|receiver| receiver.store().path())
+    }
+
+    /// The OTLP endpoint of the pipeline's span receiver, when it started one: where another
+    /// producer of the same traces (a test's, the demo's) exports its spans.
+    pub fn span_endpoint(&self) -> Option<String> {
+        self.receiver
+            .as_ref()
+            .map(traces::receiver::Receiver::endpoint)
     }
 
     /// The SDK clients.

@@ -10,7 +10,7 @@ pub mod publish;
 pub(crate) mod samples;
 pub(crate) mod summary;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -25,6 +25,9 @@ use crate::local_lambda::build::function_binaries;
 use crate::local_lambda::clients::{Clients, Endpoints};
 use crate::local_lambda::stack::{Stack, StackOptions};
 use crate::local_lambda::template::Template;
+use crate::local_lambda::traces::html;
+use crate::local_lambda::traces::store::{read_spans, span_file, traces_dir, StoredSpan};
+use crate::local_lambda::traces::waterfall::{select, Waterfall};
 use crate::local_lambda::{LocalPipeline, RunOptions};
 use crate::progress::Step;
 use expectations::Expected;
@@ -190,6 +193,8 @@ impl Session {
         let step = Step::start("starting the functions as Lambda binaries");
         let mut run_options = RunOptions::new(logs.clone());
         run_options.environments = args.environments;
+        // (#34) The functions' spans, where `eventkit-local trace <id>` finds them.
+        run_options.spans = Some(span_file(&root, &stack.name));
         let pipeline = match LocalPipeline::run(clients, stack, &run_options).await {
             Ok(pipeline) => pipeline,
             Err(error) => {
@@ -260,6 +265,10 @@ impl Session {
         if let Err(error) = settled {
             differences.insert(0, format!("{error:#}"));
         }
+        // (#34) The declined order's trace: reservation, charge failure, compensation.
+        if let Err(error) = self.show_declined_trace() {
+            differences.push(format!("the declined order's trace: {error:#}"));
+        }
         if differences.is_empty() {
             println!("\n✓ the pipeline settled as the samples say it must");
             Ok(())
@@ -273,6 +282,46 @@ impl Session {
                 differences.len()
             )
         }
+    }
+
+    /// Prints the waterfall of the first declined order's trace and writes it as HTML next
+    /// to the spans (what `eventkit-local trace <orderId>` shows).
+    fn show_declined_trace(&self) -> Result<()> {
+        let Some(order) = self
+            .expected
+            .orders
+            .iter()
+            .find(|order| order.outcome == expectations::OrderOutcome::Declined)
+        else {
+            return Ok(());
+        };
+        let Some(file) = self.pipeline.span_file() else {
+            bail!("no span receiver ran (OTEL_EXPORTER_OTLP_ENDPOINT names another)");
+        };
+        let spans = read_spans(file)?;
+        // Its record spans carry its correlation id (the envelope's): every hop's.
+        let selected = select(&spans, &order.correlation_id);
+        if selected.is_empty() {
+            bail!(
+                "no span carries order {}'s correlation id {}",
+                order.order_id,
+                order.correlation_id
+            );
+        }
+        let waterfall = Waterfall::build(of_order(selected, &order.correlation_id));
+        println!(
+            "\nthe trace of the declined order {} (reservation, charge failure, compensation):\n",
+            order.order_id
+        );
+        println!("{}", waterfall.render_text(40).trim_end());
+        let html = traces_dir(&workspace_root()).join(format!("trace-{}.html", order.order_id));
+        std::fs::write(&html, html::render(&waterfall, &order.order_id))
+            .with_context(|| format!("writing {}", html.display()))?;
+        println!(
+            "\nwaterfall written to {} (any order: eventkit-local trace <correlationId>)",
+            relative(&html)
+        );
+        Ok(())
     }
 
     async fn send_samples(&self) -> Result<()> {
@@ -295,6 +344,47 @@ impl Session {
 }
 
 /// Deletes the stack the previous demo or dev run left for inspection.
+/// The spans of one order among `spans` (which hold whole batches: a batch's invocation links
+/// every order it carried): those inside a span that carries its `correlation_id` (its
+/// records, and what ran inside them, the relay's publishes of what they committed among
+/// them), with the invocations they ran in.
+fn of_order(spans: Vec<StoredSpan>, correlation_id: &str) -> Vec<StoredSpan> {
+    let by_id: HashMap<&str, &StoredSpan> = spans
+        .iter()
+        .map(|span| (span.span_id.as_str(), span))
+        .collect();
+    let ancestors = |span: &StoredSpan| {
+        let mut chain = Vec::new();
+        let mut parent = span.parent_span_id.as_deref();
+        while let Some(next) = parent.and_then(|id| by_id.get(id)) {
+            if chain.len() > 64 {
+                break;
+            }
+            chain.push(next.span_id.clone());
+            parent = next.parent_span_id.as_deref();
+        }
+        chain
+    };
+    let mut kept: HashSet<String> = HashSet::new();
+    for span in &spans {
+        let chain = ancestors(span);
+        let ours = span.attribute("correlation_id") == Some(correlation_id)
+            || chain.iter().any(|id| {
+                by_id
+                    .get(id.as_str())
+                    .is_some_and(|s| s.attribute("correlation_id") == Some(correlation_id))
+            });
+        if ours {
+            kept.insert(span.span_id.clone());
+            kept.extend(chain);
+        }
+    }
+    spans
+        .into_iter()
+        .filter(|span| kept.contains(&span.span_id))
+        .collect()
+}
+
 async fn remove_previous_stack(clients: &Clients) {
     let Some(previous) = RunningPipeline::read() else {
         return;

@@ -114,12 +114,18 @@ impl<H: EventHandler> RecordHandler for Handler<H> {
         invocation: &Invocation,
     ) -> Result<Handled<H::Output>, RecordError> {
         let event = H::Event::from_record(record, invocation).map_err(RecordError::permanent)?;
-        let output = self
-            .inner
-            .handle(event, invocation)
-            .await
-            .map_err(Into::into)?;
-        Ok(Handled::computed(output))
+        let event_type = record
+            .json()
+            .ok()
+            .and_then(|json| json.get("eventType"))
+            .and_then(serde_json::Value::as_str);
+        let span = crate::telemetry::steps::handler(event_type);
+        let output: Result<H::Output, RecordError> =
+            tracing::Instrument::instrument(self.inner.handle(event, invocation), span.clone())
+                .await
+                .map_err(Into::into);
+        crate::telemetry::steps::handled(&span, &output);
+        Ok(Handled::computed(output?))
     }
 }
 

@@ -20,11 +20,12 @@ use serde::Serialize;
 use super::batched::{BatchEntry, Step};
 use super::group_commit::group_commit;
 use super::record::IdempotencyRecord;
-use super::run::{Commit, Idempotency, Outcome};
+use super::run::{claim_outcome, Commit, Idempotency, Outcome};
 use super::store::{IdempotencyStore, Release};
 use crate::batch::{settle, span_of, BatchOutcome, BatchProcessor, RecordError};
 use crate::events::EventRecord;
 use crate::handler::{Handled, Invocation};
+use crate::telemetry::steps;
 
 /// Whether `idempotency` claims `records` together rather than one by one.
 pub(crate) fn batches<S>(idempotency: &Idempotency<S>, records: &[EventRecord]) -> bool {
@@ -167,11 +168,20 @@ where
         let releases: Vec<Release> = unrun.iter().map(|(_, release)| release.clone()).collect();
         let results = idempotency.store().release_many(&releases).await;
         for ((index, release), result) in unrun.iter().zip(results) {
-            let record_id = records[*index].id();
-            span_of(&records[*index]).in_scope(|| match result {
-                Ok(()) => tracing::info!(idempotency_key = %release.key, record_id, outcome = "released_unrun", "record not run; its claim released"),
-                Err(error) => tracing::warn!(idempotency_key = %release.key, record_id, outcome = "release_failed", %error, "record not run and releasing its claim failed; it waits for the claim's window to end"),
-            });
+            // The processor has already reported this record, in its span, and ended it:
+            // the release is logged with the record's ids, not in a second span of the
+            // record (which would show it twice in its trace).
+            let record = &records[*index];
+            let record_id = record.id();
+            let (event_id, correlation_id) = envelope_ids(record);
+            match result {
+                Ok(()) => {
+                    tracing::info!(idempotency_key = %release.key, record_id, event_id, correlation_id, outcome = "released_unrun", "record not run; its claim released")
+                }
+                Err(error) => {
+                    tracing::warn!(idempotency_key = %release.key, record_id, event_id, correlation_id, outcome = "release_failed", %error, "record not run and releasing its claim failed; it waits for the claim's window to end")
+                }
+            }
         }
     }
 
@@ -183,15 +193,19 @@ where
     for (index, leader, key, payload_hash) in followers {
         let record = &records[index];
         let result = span_of(record).in_scope(|| {
-            idempotency
-                .follow::<T, RecordError>(
+            let span = steps::claim(&key, true);
+            let (outcome, result) = span.in_scope(|| {
+                let followed = idempotency.follow::<T, RecordError>(
                     ended.get(&leader),
                     key,
                     payload_hash.as_deref(),
                     record.id(),
-                )
-                .map(handled)
-                .map_err(RecordError::from)
+                );
+                let outcome = claim_outcome(&followed);
+                (outcome, followed.map(handled).map_err(RecordError::from))
+            });
+            steps::claimed(&span, outcome);
+            result
         });
         settled[index] = Some(settle(record, result));
     }
@@ -209,4 +223,16 @@ fn handled<T>(outcome: Outcome<T>) -> Handled<T> {
             replayed: true,
         },
     }
+}
+
+/// The event id and correlation id of `record`'s envelope (empty when it is none), for a
+/// log line outside the record's span.
+fn envelope_ids(record: &EventRecord) -> (&str, &str) {
+    let json = record.json().ok();
+    let field = |name| {
+        json.and_then(|json| json.get(name))
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("")
+    };
+    (field("eventId"), field("correlationId"))
 }

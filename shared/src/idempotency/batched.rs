@@ -32,9 +32,13 @@ use super::error::{IdempotencyError, StoreError};
 use super::group_commit::{group_commit, Committer, Writes};
 use super::key::{idempotency_key, is_blank};
 use super::record::{IdempotencyRecord, Status};
-use super::run::{check_payload, log_replaced, Commit, Idempotency, NoWork, Outcome};
+use super::run::{
+    check_payload, claim_outcome, log_replaced, Commit, Idempotency, NoWork, Outcome,
+};
 use super::store::{ClaimOutcome, IdempotencyStore, Release};
 use crate::faults::CrashPoint;
+use crate::telemetry::steps;
+use tracing::Instrument;
 
 /// One record of a batch for [`Idempotency::execute_batch`]: what
 /// [`execute`](Idempotency::execute) takes for it.
@@ -282,7 +286,11 @@ impl<S: IdempotencyStore> Idempotency<S> {
         if !claims.is_empty() {
             let records: Vec<IdempotencyRecord> =
                 claims.iter().map(|(_, claim)| claim.clone()).collect();
-            let outcomes = self.store.claim_many(&records, now_ms).await;
+            let outcomes = self
+                .store
+                .claim_many(&records, now_ms)
+                .instrument(steps::claim_batch(records.len()))
+                .await;
             for ((index, claim), outcome) in claims.into_iter().zip(outcomes) {
                 steps[index] = Some(match outcome.map(|outcome| outcome.seen_by(&claim)) {
                     Ok(ClaimOutcome::Claimed { replaced }) => Step::Run { claim, replaced },
@@ -327,7 +335,12 @@ impl<S: IdempotencyStore> Idempotency<S> {
     {
         match step {
             Step::Run { claim, replaced } => {
-                log_replaced(&claim.key, record_id, replaced);
+                // Claimed with the batch's request: the span says what it found, the batch's
+                // own span how long it took.
+                let span = steps::claim(&claim.key, true);
+                steps::claimed(&span, steps::ClaimOutcome::CLAIMED);
+                span.in_scope(|| log_replaced(&claim.key, record_id, replaced));
+                drop(span);
                 self.run_claimed(claim, record_id, Writes::Grouped(committer), handler)
                     .await
             }
@@ -339,17 +352,22 @@ impl<S: IdempotencyStore> Idempotency<S> {
                 // The followers answer from the record itself, each with its own payload,
                 // whatever this record's own answer was.
                 let for_followers = record.clone();
-                let result = if from_cache {
-                    self.replay(&record, payload_hash.as_deref(), record_id, "cache")
-                } else {
-                    self.handle_existing(record, payload_hash.as_deref(), record_id)
-                };
+                let span = steps::claim(&record.key, true);
+                let result = span.in_scope(|| {
+                    if from_cache {
+                        self.replay(&record, payload_hash.as_deref(), record_id, "cache")
+                    } else {
+                        self.handle_existing(record, payload_hash.as_deref(), record_id)
+                    }
+                });
+                steps::claimed(&span, claim_outcome(&result));
                 Ran {
                     record: Some(for_followers),
                     ..Ran::result(result.map(Outcome::Replayed))
                 }
             }
             Step::ClaimFailed { key, source } => {
+                steps::claimed(&steps::claim(&key, true), steps::ClaimOutcome::FAILED);
                 tracing::error!(idempotency_key = %key, record_id, outcome = "store_error", error = %source, "idempotency claim failed; handler not run");
                 Ran::result(Err(IdempotencyError::Store {
                     key,

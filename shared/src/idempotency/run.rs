@@ -21,6 +21,8 @@ use super::group_commit::{Write, Writes};
 use super::key::{hash_value, idempotency_key, is_blank};
 use super::record::{IdempotencyRecord, Status};
 use super::store::{ClaimOutcome, Completion, IdempotencyStore, Release};
+use crate::telemetry::steps;
+use tracing::Instrument;
 
 /// What [`Idempotency::execute`] returned: the handler's result computed now, or the
 /// result an earlier delivery stored, replayed without running the handler.
@@ -202,14 +204,16 @@ impl<S: IdempotencyStore> Idempotency<S> {
         let payload_hash = self.payload_hash(payload);
         let now_ms = self.clock.now_ms();
 
+        let claim_span = steps::claim(&key, false);
         if let Some(cached) = self
             .cache
             .as_ref()
             .and_then(|cache| cache.get(&key, now_ms))
         {
-            return self
-                .replay(&cached, payload_hash.as_deref(), record_id, "cache")
-                .map(Outcome::Replayed);
+            let replayed = claim_span
+                .in_scope(|| self.replay(&cached, payload_hash.as_deref(), record_id, "cache"));
+            steps::claimed(&claim_span, claim_outcome(&replayed));
+            return replayed.map(Outcome::Replayed);
         }
 
         let owner = uuid::Uuid::new_v4().to_string();
@@ -223,19 +227,25 @@ impl<S: IdempotencyStore> Idempotency<S> {
             payload_hash: payload_hash.clone(),
             owner: Some(owner.clone()),
         };
-        match self
+        let claimed = self
             .store
             .claim(&claim, now_ms)
+            .instrument(claim_span.clone())
             .await
-            .map(|outcome| outcome.seen_by(&claim))
-        {
-            Ok(ClaimOutcome::Claimed { replaced }) => log_replaced(&key, record_id, replaced),
+            .map(|outcome| outcome.seen_by(&claim));
+        let _claim_span = claim_span.enter();
+        match claimed {
+            Ok(ClaimOutcome::Claimed { replaced }) => {
+                steps::claimed(&claim_span, steps::ClaimOutcome::CLAIMED);
+                log_replaced(&key, record_id, replaced);
+            }
             Ok(ClaimOutcome::Exists(existing)) => {
-                return self
-                    .handle_existing(existing, payload_hash.as_deref(), record_id)
-                    .map(Outcome::Replayed);
+                let replayed = self.handle_existing(existing, payload_hash.as_deref(), record_id);
+                steps::claimed(&claim_span, claim_outcome(&replayed));
+                return replayed.map(Outcome::Replayed);
             }
             Err(source) => {
+                steps::claimed(&claim_span, steps::ClaimOutcome::FAILED);
                 tracing::error!(idempotency_key = %key, record_id, outcome = "store_error", error = %source, "idempotency claim failed; handler not run");
                 return Err(IdempotencyError::Store {
                     key,
@@ -245,6 +255,8 @@ impl<S: IdempotencyStore> Idempotency<S> {
             }
         }
 
+        drop(_claim_span);
+        drop(claim_span);
         // A panicking handler releases its claim like a failing one: left in progress, the
         // key would block every retry until the window ends (both of an asynchronous
         // invocation's retries land inside it), and the event would be dead-lettered
@@ -421,22 +433,38 @@ impl<S: IdempotencyStore> Idempotency<S> {
                 reason,
             });
         }
-        let committed = match writes {
-            // Shares its batch's request (a transaction, for units of work).
-            Writes::Grouped(committer) => {
-                let completion = Completion {
-                    key: key.clone(),
-                    owner: owner.clone(),
-                    result: result.clone(),
-                    expiration,
-                };
-                committer.write(Write::Complete(completion, work)).await
+        let complete_span = steps::complete(&key, work.events());
+        let committed = async {
+            match writes {
+                // Shares its batch's request (a transaction, for units of work).
+                Writes::Grouped(committer) => {
+                    let completion = Completion {
+                        key: key.clone(),
+                        owner: owner.clone(),
+                        result: result.clone(),
+                        expiration,
+                    };
+                    committer.write(Write::Complete(completion, work)).await
+                }
+                Writes::Direct => {
+                    work.commit(&self.store, &key, &owner, &result, expiration)
+                        .await
+                }
             }
-            Writes::Direct => {
-                work.commit(&self.store, &key, &owner, &result, expiration)
-                    .await
-            }
-        };
+        }
+        .instrument(complete_span.clone())
+        .await;
+        steps::completed(
+            &complete_span,
+            match &committed {
+                Ok(()) => "completed",
+                Err(StoreError::Fenced) => "fenced",
+                Err(_) if W::ATOMIC => "not_committed",
+                Err(_) => "failed",
+            },
+            committed.is_ok(),
+        );
+        drop(complete_span);
         match committed {
             Ok(()) => {
                 tracing::info!(idempotency_key = %key, record_id, outcome = "completed", "claimed the idempotency key, ran the handler and stored its result");
@@ -574,6 +602,11 @@ pub(crate) trait Commit<S> {
     /// Whether a failed commit wrote nothing (so its claim can be released at once).
     const ATOMIC: bool;
 
+    /// How many events the commit stages in the outbox (the completion's span says so).
+    fn events(&self) -> usize {
+        0
+    }
+
     /// Completes `key` for `owner`, with whatever this carries.
     fn commit(
         self,
@@ -632,5 +665,14 @@ impl<S: IdempotencyStore> Commit<S> for NoWork {
             .map(|(completion, _)| completion)
             .collect();
         store.complete_many(&completions).await
+    }
+}
+
+/// What a claim found, for its span, from the answer a duplicate was given.
+pub(super) fn claim_outcome<T, E>(answer: &Result<T, IdempotencyError<E>>) -> steps::ClaimOutcome {
+    match answer {
+        Ok(_) => steps::ClaimOutcome::REPLAYED,
+        Err(IdempotencyError::AlreadyInProgress { .. }) => steps::ClaimOutcome::IN_PROGRESS,
+        Err(_) => steps::ClaimOutcome::FAILED,
     }
 }

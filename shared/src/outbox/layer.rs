@@ -146,6 +146,10 @@ where
 impl<S: TransactionalStore> Commit<S> for UnitOfWork {
     const ATOMIC: bool = true;
 
+    fn events(&self) -> usize {
+        UnitOfWork::events(self).len()
+    }
+
     fn commit(
         self,
         store: &S,

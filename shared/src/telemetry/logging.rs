@@ -53,16 +53,7 @@ fn init_with_export(config: &super::otel::ExportConfig) {
     };
     // An error of `try_init` means a subscriber is already installed: keep it.
     if json {
-        let logs = registry.with(
-            fmt::layer()
-                .json()
-                .flatten_event(true)
-                .with_current_span(false)
-                .with_span_list(true)
-                .with_ansi(false)
-                .with_target(false)
-                .with_writer(std::io::stdout),
-        );
+        let logs = registry.with(json_layer_with_trace_id(std::io::stdout));
         let export = super::otel::layer(config).map_err(unexported).ok();
         let _ = logs.with(export).try_init();
     } else {
@@ -76,6 +67,97 @@ fn init_with_export(config: &super::otel::ExportConfig) {
         let export = super::otel::layer(config).map_err(unexported).ok();
         let _ = logs.with(export).try_init();
     }
+}
+
+/// Lambda's JSON log lines as [`json_subscriber`] writes them, each written inside a traced
+/// span led by its W3C `trace_id`: the lines of one trace are found by the id a tracing
+/// backend shows (CloudWatch Logs Insights: `filter trace_id = "…"`).
+#[cfg(feature = "otel")]
+fn json_layer_with_trace_id<S, W>(writer: W) -> impl tracing_subscriber::Layer<S>
+where
+    S: Subscriber + for<'span> LookupSpan<'span>,
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt::layer()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(true)
+        .with_ansi(false)
+        .with_target(false)
+        .with_writer(writer)
+        .map_event_format(WithTraceId)
+}
+
+/// An event format that puts the current span's W3C trace id first in each JSON line
+/// (`"trace_id":"<32 hex>"`), when the span is traced; other lines are left as written.
+#[cfg(feature = "otel")]
+struct WithTraceId<F>(F);
+
+#[cfg(feature = "otel")]
+impl<S, N, F> tracing_subscriber::fmt::FormatEvent<S, N> for WithTraceId<F>
+where
+    S: Subscriber + for<'span> LookupSpan<'span>,
+    N: for<'writer> tracing_subscriber::fmt::FormatFields<'writer> + 'static,
+    F: tracing_subscriber::fmt::FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        // The nearest span that knows its trace: the dispatcher cannot be asked from inside
+        // a formatter (tracing refuses re-entry), so the id was kept on the span when it was
+        // created ([`remember_trace_id`]).
+        let trace_id = ctx.event_scope().and_then(|scope| {
+            scope
+                .into_iter()
+                .find_map(|span| span.extensions().get::<KnownTraceId>().map(|known| known.0))
+        });
+        let Some(trace_id) = trace_id else {
+            return self.0.format_event(ctx, writer, event);
+        };
+        // Formatted aside, then led by the id: the JSON format has no hook for a field of
+        // ours, and this costs a copy of the line only on traced lines.
+        let mut line = String::new();
+        self.0.format_event(
+            ctx,
+            tracing_subscriber::fmt::format::Writer::new(&mut line),
+            event,
+        )?;
+        match line.strip_prefix('{') {
+            Some(rest) => write!(writer, "{{\"trace_id\":\"{trace_id}\",{rest}"),
+            None => writer.write_str(&line),
+        }
+    }
+}
+
+/// The W3C trace id of a traced span, kept in the span's extensions for the log lines.
+#[cfg(feature = "otel")]
+#[derive(Clone, Copy)]
+struct KnownTraceId(opentelemetry::trace::TraceId);
+
+/// Keeps `span`'s trace id with it (when it is traced), so that every line logged inside it,
+/// or inside its children, carries the id ([`WithTraceId`]). The invocation, record and
+/// publish spans call this; the step spans inside them share their trace.
+#[cfg(feature = "otel")]
+pub(crate) fn remember_trace_id(span: &tracing::Span) {
+    use opentelemetry::trace::TraceContextExt;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let context = span.context();
+    let span_context = context.span().span_context().clone();
+    if !span_context.is_valid() {
+        return;
+    }
+    span.with_subscriber(|(id, dispatch)| {
+        if let Some(registry) = dispatch.downcast_ref::<tracing_subscriber::Registry>() {
+            if let Some(data) = registry.span(id) {
+                data.extensions_mut()
+                    .insert(KnownTraceId(span_context.trace_id()));
+            }
+        }
+    });
 }
 
 /// The level filter and whether lines are JSON, from Lambda's variables.
@@ -180,6 +262,42 @@ mod tests {
         assert_eq!(lines[0]["message"], "reserved");
         assert_eq!(lines[0]["sku"], "A-1");
         assert_eq!(lines[1]["level"], "WARN");
+    }
+
+    #[cfg(feature = "otel")]
+    #[test]
+    fn a_json_line_written_in_a_traced_span_leads_with_its_w3c_trace_id() {
+        use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+        use tracing_opentelemetry::OpenTelemetrySpanExt;
+        use tracing_subscriber::layer::SubscriberExt;
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")))
+            .with(json_layer_with_trace_id(move || writer.clone()));
+        let trace_id = tracing::subscriber::with_default(subscriber, || {
+            tracing::info!("before any span");
+            let record = record_span("m-1", "e-1", "c-9");
+            remember_trace_id(&record);
+            let trace_id = record.context().span().span_context().trace_id();
+            record.in_scope(|| tracing::info!("inside"));
+            trace_id.to_string()
+        });
+        let output = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<Value> = output
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2, "{output}");
+        assert_eq!(lines[0]["message"], "before any span");
+        assert!(lines[0].get("trace_id").is_none(), "no context, no id");
+        assert_eq!(lines[1]["message"], "inside");
+        assert_eq!(lines[1]["trace_id"], trace_id.as_str(), "{output}");
+        assert_eq!(trace_id.len(), 32);
+        // The rest of the line is as before.
+        assert_eq!(lines[1]["spans"][0]["record_id"], "m-1");
+        assert_eq!(lines[1]["level"], "INFO");
     }
 
     #[test]

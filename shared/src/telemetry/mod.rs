@@ -9,6 +9,7 @@ mod metrics;
 pub mod otel;
 #[cfg(feature = "otel")]
 pub(crate) mod spans;
+pub(crate) mod steps;
 mod trace;
 
 pub use context::{current_trace_context, TraceContext, TRACEPARENT_ATTRIBUTE};

@@ -84,7 +84,10 @@ impl Run {
             bus_name: stack.buses["OrdersBus"].clone(),
         };
         let logs = workspace_root().join(".local-cloud/e2e").join(&name);
-        let pipeline = LocalPipeline::run(clients, stack, &RunOptions::new(logs.clone()))
+        let mut options = RunOptions::new(logs.clone());
+        // (#34) The functions' spans, received by the pipeline itself.
+        options.spans = Some(logs.join("spans.jsonl"));
+        let pipeline = LocalPipeline::run(clients, stack, &options)
             .await
             .expect("the functions start");
         Self {

@@ -30,12 +30,15 @@ pub struct Start {
     pub peak_rss_bytes: u64,
 }
 
-/// Starts `binary` `runs` times, one after another, and times each start.
+/// Starts `binary` `runs` times, one after another, and times each start; with
+/// `otlp_endpoint`, with span export on (its exporter built at init), as a traced function
+/// starts.
 pub async fn measure(
     binary: &Path,
     function: &str,
     dynamodb_endpoint: &str,
     runs: usize,
+    otlp_endpoint: Option<&str>,
 ) -> Result<Vec<Start>> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let runtime_api = listener.local_addr()?.to_string();
@@ -67,6 +70,7 @@ pub async fn measure(
             .env("ANALYTICS_TABLE", "analytics")
             .env("LEDGER_TABLE", "ledger")
             .env("ORDERS_BUS_NAME", "orders")
+            .envs(otlp_endpoint.map(|endpoint| ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

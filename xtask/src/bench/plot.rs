@@ -68,6 +68,7 @@ fn short_label(measured: &Measured) -> &'static str {
         Contender::Raw => "raw 1-by-1",
         Contender::Eventkit => "eventkit",
         Contender::EventkitPerRecord => "eventkit 1-by-1",
+        Contender::EventkitTraced => "eventkit traced",
         Contender::EventkitTransactional => "eventkit outbox",
         Contender::EventkitOutboxItems => "eventkit items",
         Contender::EventkitEmits => "eventkit emits",

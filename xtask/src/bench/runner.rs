@@ -32,6 +32,9 @@ pub enum Contender {
     Eventkit,
     /// eventkit, per-record claims.
     EventkitPerRecord,
+    /// eventkit (batched claims) with tracing on: every span exported over OTLP to a
+    /// receiver of the run's, flushed after each invocation as a deployed function does.
+    EventkitTraced,
     /// eventkit's transactional layer: each record's work and event committed with its
     /// completion through the outbox (claims batched, transactions shared).
     EventkitTransactional,
@@ -47,10 +50,11 @@ pub enum Contender {
 
 impl Contender {
     /// In the order they run.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::RawBatched,
         Self::Raw,
         Self::Eventkit,
+        Self::EventkitTraced,
         Self::EventkitPerRecord,
         Self::EventkitTransactional,
         Self::EventkitOutboxItems,
@@ -66,6 +70,7 @@ impl Contender {
             Self::Raw => "raw per-record requests",
             Self::Eventkit => "eventkit",
             Self::EventkitPerRecord => "eventkit, per record",
+            Self::EventkitTraced => "eventkit, traced (spans exported)",
             Self::EventkitTransactional => "eventkit, transactional (events on completions)",
             Self::EventkitOutboxItems => "eventkit, transactional (outbox items)",
             Self::EventkitEmits => "eventkit, emits only (events on completions)",
@@ -81,6 +86,7 @@ impl Contender {
             Self::Raw => "raw",
             Self::Eventkit => "eventkit",
             Self::EventkitPerRecord => "eventkit-per-record",
+            Self::EventkitTraced => "eventkit-traced",
             Self::EventkitTransactional => "eventkit-transactional",
             Self::EventkitOutboxItems => "eventkit-outbox-items",
             Self::EventkitEmits => "eventkit-emits",
@@ -104,6 +110,7 @@ impl Programs {
             Contender::RawBatched
             | Contender::Raw
             | Contender::Eventkit
+            | Contender::EventkitTraced
             | Contender::EventkitPerRecord
             | Contender::EventkitTransactional
             | Contender::EventkitOutboxItems
@@ -189,6 +196,20 @@ pub async fn run(
     setting: &Setting<'_>,
 ) -> Result<Run> {
     let mut command = programs.command(contender, setting.workload, table);
+    // The traced contender's spans go to a receiver of this run's: the export's whole cost
+    // (encoding, the request, the receiver's answer) is the contender's, as on Lambda with
+    // a collector extension on localhost.
+    let receiver = match contender {
+        Contender::EventkitTraced => {
+            let spans = setting.log.with_extension("spans.jsonl");
+            let _ = std::fs::remove_file(&spans);
+            let store = eventkit_local::traces::store::SpanStore::create(spans)?;
+            let receiver = eventkit_local::traces::receiver::Receiver::start(store).await?;
+            command.env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint());
+            Some(receiver)
+        }
+        _ => None,
+    };
     command
         .env_remove("AWS_ENDPOINT_URL")
         .env_remove("RUST_LOG")
@@ -210,6 +231,7 @@ pub async fn run(
         .spawn()
         .with_context(|| format!("starting {}", contender.label()))?;
     let result = drive(&mut child, setting).await;
+    drop(receiver);
     let _ = child.start_kill();
     let _ = child.wait().await;
     result.with_context(|| {

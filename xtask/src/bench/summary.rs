@@ -140,6 +140,8 @@ pub struct FunctionStarts {
     pub name: String,
     /// Every measured start.
     pub starts: Vec<Start>,
+    /// Every start with span export on (`OTEL_EXPORTER_OTLP_ENDPOINT` set).
+    pub traced_starts: Vec<Start>,
     /// The size in bytes of the release binary whose starts were measured (this machine's
     /// architecture, x86_64).
     pub binary_bytes: u64,
@@ -152,6 +154,16 @@ impl FunctionStarts {
     /// The median start, in milliseconds.
     pub fn median_ms(&self) -> f64 {
         median(self.starts.iter().map(|s| ms(s.ready_after)).collect())
+    }
+
+    /// The median start with span export on, in milliseconds.
+    pub fn traced_median_ms(&self) -> f64 {
+        median(
+            self.traced_starts
+                .iter()
+                .map(|s| ms(s.ready_after))
+                .collect(),
+        )
     }
 
     /// The slowest start, in milliseconds.

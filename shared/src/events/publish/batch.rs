@@ -105,6 +105,14 @@ pub(crate) trait BatchSender {
     /// What its messages are: how large an event it can send.
     const CARRIER: Carrier;
 
+    /// Its `messaging.system`, for the publish spans.
+    #[cfg_attr(not(feature = "otel"), allow(dead_code))]
+    const SYSTEM: &'static str;
+
+    /// The topic, queue or bus it sends to, for the publish spans.
+    #[cfg_attr(not(feature = "otel"), allow(dead_code))]
+    fn destination(&self) -> &str;
+
     /// Sends `batch` (at most [`MAX_BATCH_ENTRIES`]) in one request. `Ok` lists the entries
     /// that failed, by position; `Err` means the whole request failed (after the SDK's own
     /// retries) and says why.
@@ -122,6 +130,12 @@ pub(crate) async fn publish_all<S: BatchSender>(
     policy: &RetryPolicy,
     check: &ContractCheck,
 ) -> Vec<PublishFailure> {
+    // Traced, each event goes with its own publish span's context.
+    #[cfg(feature = "otel")]
+    let traced =
+        crate::telemetry::spans::PublishSpans::open(events, S::SYSTEM, sender.destination());
+    #[cfg(feature = "otel")]
+    let events: &[OutgoingEvent] = traced.as_ref().map_or(events, |traced| traced.events());
     let mut failures = too_large(events, S::CARRIER);
     let mut rejected: BTreeSet<usize> = failures.iter().map(|failure| failure.index).collect();
     for failure in check.reject(events) {
@@ -139,6 +153,10 @@ pub(crate) async fn publish_all<S: BatchSender>(
         }
     }
     failures.sort_by_key(|failure| failure.index);
+    #[cfg(feature = "otel")]
+    if let Some(traced) = traced {
+        traced.close(&failures);
+    }
     failures
 }
 
@@ -283,6 +301,11 @@ mod tests {
 
     impl BatchSender for ScriptedSender {
         const CARRIER: Carrier = Carrier::Sns;
+        const SYSTEM: &'static str = "test";
+
+        fn destination(&self) -> &str {
+            "test"
+        }
 
         async fn send_batch(
             &self,
@@ -537,6 +560,11 @@ mod tests {
 
     impl BatchSender for RefusingSender {
         const CARRIER: Carrier = Carrier::Sqs;
+        const SYSTEM: &'static str = "test";
+
+        fn destination(&self) -> &str {
+            "test"
+        }
 
         async fn send_batch(
             &self,

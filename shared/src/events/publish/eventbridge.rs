@@ -91,6 +91,11 @@ impl EventBridgePublisher {
 
 impl BatchSender for EventBridgePublisher {
     const CARRIER: Carrier = Carrier::EventBridge;
+    const SYSTEM: &'static str = "aws.eventbridge";
+
+    fn destination(&self) -> &str {
+        &self.event_bus_name
+    }
 
     async fn send_batch(
         &self,

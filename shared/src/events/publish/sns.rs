@@ -89,6 +89,11 @@ impl SnsPublisher {
 
 impl BatchSender for SnsPublisher {
     const CARRIER: Carrier = Carrier::Sns;
+    const SYSTEM: &'static str = "aws.sns";
+
+    fn destination(&self) -> &str {
+        &self.topic_arn
+    }
 
     async fn send_batch(
         &self,

@@ -103,6 +103,11 @@ impl SqsPublisher {
 
 impl BatchSender for SqsPublisher {
     const CARRIER: Carrier = Carrier::Sqs;
+    const SYSTEM: &'static str = "aws_sqs";
+
+    fn destination(&self) -> &str {
+        &self.queue_url
+    }
 
     async fn send_batch(
         &self,

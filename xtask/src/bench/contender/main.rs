@@ -44,7 +44,7 @@ async fn run() -> Result<()> {
     let [mode, workload, table] = args.as_slice() else {
         bail!(
             "usage: bench-eventkit \
-             eventkit|eventkit-per-record|eventkit-transactional|eventkit-outbox-items|eventkit-emits|raw|raw-batched \
+             eventkit|eventkit-traced|eventkit-per-record|eventkit-transactional|eventkit-outbox-items|eventkit-emits|raw|raw-batched \
              <workload.jsonl> <table>, or bench-eventkit relay <invocations.json> <outbox-table> <queue-url>"
         );
     };
@@ -52,6 +52,8 @@ async fn run() -> Result<()> {
     match mode.as_str() {
         "eventkit" => drive(&eventkit::contender(table, true).await, &workload).await,
         "eventkit-per-record" => drive(&eventkit::contender(table, false).await, &workload).await,
+        // The same contender: the runner's OTEL_EXPORTER_OTLP_ENDPOINT turns export on.
+        "eventkit-traced" => drive(&eventkit::contender(table, true).await, &workload).await,
         "eventkit-transactional" => {
             let staging = eventkit::Staging::WriteAndEvent;
             drive(&eventkit::transactional(table, staging).await, &workload).await
