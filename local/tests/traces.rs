@@ -166,7 +166,8 @@ async fn exported_spans_are_received_and_shown_as_one_connected_trace() {
     .await;
     assert_eq!(first["batchItemFailures"], json!([]));
     // The reservation's event, as its consumer would receive it: it carries the context of
-    // the record span it was made in. Consumed in a batch of two, it is linked, not joined.
+    // the handler span it was made in, inside the record's span. Consumed in a batch of two,
+    // it is linked, not joined.
     let reserved = PUBLISHED
         .lock()
         .unwrap()
@@ -177,9 +178,15 @@ async fn exported_spans_are_received_and_shown_as_one_connected_trace() {
         .iter()
         .find(|span| span.attribute("event_id") == Some("e-42"))
         .expect("the record span was flushed when the invocation returned");
+    let made_in = events
+        .iter()
+        .find(|span| reserved["traceparent"] == format!("00-{}-{}-01", span.trace_id, span.span_id))
+        .unwrap_or_else(|| panic!("no span is the event's context {}", reserved["traceparent"]));
     assert_eq!(
-        reserved["traceparent"],
-        format!("00-{}-{}-01", record.trace_id, record.span_id)
+        made_in.parent_span_id.as_deref(),
+        Some(record.span_id.as_str()),
+        "the event was made in a span of the record ({})",
+        made_in.name
     );
     let derived_id = reserved["eventId"].as_str().unwrap().to_string();
     let second = invoke(
@@ -203,7 +210,7 @@ async fn exported_spans_are_received_and_shown_as_one_connected_trace() {
     );
     assert_ne!(invocations[1].trace_id, producer_trace);
     assert_eq!(invocations[1].links.len(), 1);
-    assert_eq!(invocations[1].links[0].span_id, record.span_id);
+    assert_eq!(invocations[1].links[0].span_id, made_in.span_id);
     assert!(spans
         .iter()
         .all(|span| span.service == "orders" || span.service == "inventory"));
@@ -214,7 +221,7 @@ async fn exported_spans_are_received_and_shown_as_one_connected_trace() {
     let lines: Vec<&str> = text.lines().collect();
     assert!(
         lines[0].starts_with(&format!(
-            "trace {producer_trace} (+1 linked): 6 span(s), 2 service(s)"
+            "trace {producer_trace} (+1 linked): 9 span(s), 2 service(s)"
         )),
         "{text}"
     );
@@ -240,7 +247,8 @@ async fn exported_spans_are_received_and_shown_as_one_connected_trace() {
         .filter(|line| line.contains("process orders"))
         .nth(1)
         .unwrap_or_else(|| panic!("two invocations: {text}"));
-    assert!(linked.contains("link #3"), "{text}");
+    // It links the handler span the StockReserved was made in (#4, inside the record #3).
+    assert!(linked.contains("link #4"), "{text}");
     let html = project.join(".local-cloud/traces/trace-o-42.html");
     assert!(
         text.contains("waterfall written to") && text.contains("trace-o-42.html"),
@@ -254,12 +262,12 @@ async fn exported_spans_are_received_and_shown_as_one_connected_trace() {
     // The same trace by the derived event's id, or by the trace id.
     let (by_event, _) = trace(&project, &derived_id);
     assert!(
-        by_event.lines().next().unwrap_or("").contains("6 span(s)"),
+        by_event.lines().next().unwrap_or("").contains("9 span(s)"),
         "{by_event}"
     );
     let (by_trace, _) = trace(&project, producer_trace);
     assert!(
-        by_trace.lines().next().unwrap_or("").contains("6 span(s)"),
+        by_trace.lines().next().unwrap_or("").contains("9 span(s)"),
         "{by_trace}"
     );
 
