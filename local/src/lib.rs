@@ -50,6 +50,7 @@ pub mod resources;
 pub mod running;
 pub mod runtime_api;
 pub mod sample_events;
+pub mod scaffold;
 pub mod send;
 pub mod spec;
 pub mod stack;

@@ -1,5 +1,6 @@
 //! `eventkit-local`: run a SAM application's functions locally without Docker, in any
-//! directory holding a template. `cargo install --path local`.
+//! directory holding a template. `cargo install eventkit-local` (from a checkout:
+//! `cargo install --path local`).
 //!
 //! - `cloud up | down | status | env`: LocalStack and DynamoDB Local, one local cloud per
 //!   machine user, installed into a cache folder (`~/.cache/eventkit-local`) on first use; a
@@ -13,6 +14,8 @@
 //!   the description `run` keeps in `.local-cloud/apps/`), by logical id;
 //! - `logs [FUNCTION] [--follow]`: the functions' logs, as `sam logs`;
 //! - `generate-event`: a sample event of a supported trigger, as `sam local generate-event`;
+//! - `new NAME`, `init`: a new application on eventkit (functions per trigger, template,
+//!   sample events, tests, README), in a folder of its own or in the current one;
 //! - `trace ID`: an order's (event's, trace's) spans, received from the functions `run`
 //!   started, as a waterfall in the terminal and a self-contained HTML file.
 
@@ -28,6 +31,7 @@ use cli::app::{AppArgs, RunArgs};
 use cli::dlq::DlqAction;
 use cli::generate::GenerateArgs;
 use cli::logs::LogsArgs;
+use cli::new::{InitArgs, NewArgs};
 use cli::send::SendArgs;
 use cli::trace::TraceArgs;
 use cli::Located;
@@ -45,6 +49,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Create an application built on eventkit in a new folder: Rust functions per trigger,
+    /// the SAM template, sample events, tests and a README.
+    New(NewArgs),
+    /// The same in the current folder (files that exist are never overwritten).
+    Init(InitArgs),
     /// The local cloud (LocalStack and DynamoDB Local) of this machine user.
     Cloud {
         #[command(subcommand)]
@@ -116,6 +125,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Status(located) => runtime()?.block_on(cli::status::status(&located)),
         Command::Logs(args) => runtime()?.block_on(cli::logs::logs(&args)),
         Command::GenerateEvent(args) => cli::generate::generate(&args),
+        Command::New(args) => cli::new::new(&args),
+        Command::Init(args) => cli::new::init(&args),
         Command::Trace(args) => cli::trace::trace(&args),
     }
 }

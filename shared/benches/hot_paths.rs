@@ -1,7 +1,7 @@
 //! The in-process hot paths of one SQS batch, without any network: decoding the batch into
 //! typed envelopes, computing idempotency keys (canonical JSON and SHA-256), and the batch
 //! bookkeeping around a handler under the idempotency layer on the in-memory store.
-//! `cargo bench -p eventkit --bench hot_paths`; `cargo xtask bench` compares the whole
+//! `cargo bench -p eventkit-lambda --bench hot_paths`; `cargo xtask bench` compares the whole
 //! toolkit with its peers.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 

@@ -1,7 +1,7 @@
 //! An EventBridge consumer invoked directly by a rule: each event's `detail` is an eventkit
 //! envelope, decoded and upcast to the current version. A failure fails the invocation, so
 //! Lambda's asynchronous retries and the function's DLQ (or on-failure destination) apply.
-//! Build: `cargo build -p eventkit --example eventbridge_consumer`.
+//! Build: `cargo build -p eventkit-lambda --example eventbridge_consumer`.
 // The composed future (runtime, batch, idempotency, SDK; spans with the `otel` feature)
 // nests deeper than rustc's default layout query depth (128).
 #![recursion_limit = "256"]

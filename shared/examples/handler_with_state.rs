@@ -2,7 +2,7 @@
 //! `EventHandler`, so the function's type can be named without boxing; it reads the Lambda
 //! context (request id, deadline) it is invoked in, and runs under lambda_runtime's own
 //! tracing layer through `into_service`.
-//! Build: `cargo build -p eventkit --example handler_with_state`.
+//! Build: `cargo build -p eventkit-lambda --example handler_with_state`.
 // The composed future (runtime, batch, idempotency, SDK; spans with the `otel` feature)
 // nests deeper than rustc's default layout query depth (128).
 #![recursion_limit = "256"]

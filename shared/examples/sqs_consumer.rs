@@ -1,6 +1,6 @@
 //! An SQS consumer: order lines arrive as bare JSON bodies (no envelope), keyed for
 //! idempotency by their `lineId`; a bad body fails alone and goes back to the queue (then to
-//! its DLQ), the others are deleted. Build: `cargo build -p eventkit --example sqs_consumer`.
+//! its DLQ), the others are deleted. Build: `cargo build -p eventkit-lambda --example sqs_consumer`.
 // The composed future (runtime, batch, idempotency, SDK; spans with the `otel` feature)
 // nests deeper than rustc's default layout query depth (128).
 #![recursion_limit = "256"]

@@ -22,6 +22,8 @@
 //! - [`redelivery`]: a failed SQS record sent back to its queue with a growing delay.
 //! - [`faults`]: crashes injected at the dangerous points, for reliability runs.
 #![warn(missing_docs)]
+// docs.rs (built with `--cfg docsrs` on nightly) marks each item with the feature it needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
@@ -41,7 +43,8 @@ pub mod redelivery;
 pub mod runtime;
 pub mod telemetry;
 
-/// The README's code, compiled (and the test example run) as doctests.
+/// The package's README (what crates.io shows), compiled as doctests; the repository's
+/// README is compiled by the tests crate, since it is not part of this package.
 #[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
+#[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

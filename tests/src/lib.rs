@@ -14,6 +14,36 @@ pub mod outbox;
 mod pipeline;
 mod tables;
 
+/// The repository's README: its code compiled (and its test example run) as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
+/// The user guide (`guide/src/`): every page's code compiled, and run where it can be.
+#[cfg(doctest)]
+pub mod guide {
+    #[doc = include_str!("../../guide/src/introduction.md")]
+    pub struct Introduction;
+    #[doc = include_str!("../../guide/src/events.md")]
+    pub struct Events;
+    #[doc = include_str!("../../guide/src/idempotency.md")]
+    pub struct Idempotency;
+    #[doc = include_str!("../../guide/src/batch.md")]
+    pub struct Batch;
+    #[doc = include_str!("../../guide/src/outbox.md")]
+    pub struct Outbox;
+    #[doc = include_str!("../../guide/src/contracts.md")]
+    pub struct Contracts;
+    #[doc = include_str!("../../guide/src/testing.md")]
+    pub struct Testing;
+    #[doc = include_str!("../../guide/src/local.md")]
+    pub struct Local;
+    #[doc = include_str!("../../guide/src/deploying.md")]
+    pub struct Deploying;
+    #[doc = include_str!("../../guide/src/operating.md")]
+    pub struct Operating;
+}
+
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 

@@ -13,10 +13,13 @@
 //! - `seed`: the stock loaded into a deployed stack's inventory table.
 //! - `chaos`: the fault-injection run: lost and doubled effects under kills, crashes,
 //!   DynamoDB and publish faults; writes its figures as tables.
+//! - `release-check`: the published packages (eventkit-lambda, eventkit-local) packaged and
+//!   built from their packages, their contents and sizes, and semver against the last release.
 //! - `bench`: eventkit measured against Powertools for AWS Lambda (Python and TypeScript);
 //!   writes `BENCHMARKS.md`.
 
 mod bench;
+mod release;
 mod test;
 mod tools;
 
@@ -73,6 +76,9 @@ enum Command {
     /// Measure eventkit against Powertools for AWS Lambda (Python and TypeScript) and write
     /// BENCHMARKS.md.
     Bench(bench::BenchArgs),
+    /// Check what `cargo publish` would upload: both packages built from their packaged
+    /// sources, their files and sizes, and the API against the last release.
+    ReleaseCheck,
 }
 
 fn main() -> ExitCode {
@@ -101,5 +107,6 @@ fn run(cli: Cli) -> Result<()> {
         Command::Schemas(args) => schemas::run(&cloud::workspace_root(), &args),
         Command::Chaos(args) => chaos::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::ReleaseCheck => release::run(),
     }
 }

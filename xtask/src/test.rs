@@ -3,7 +3,8 @@
 //! toolkit's feature combinations, clippy with warnings denied, the toolkit's docs with
 //! warnings denied, the whole workspace test suite pointed at the local cloud and the
 //! tools, the crash points' tests with eventkit's `faults` feature on, and the toolkit's own
-//! tests again with `serde_json/preserve_order` on.
+//! tests again with `serde_json/preserve_order` on, and the published packages
+//! (`release-check`).
 
 use std::process::Command;
 
@@ -26,14 +27,14 @@ pub fn run(cloud: &LocalCloud, cargo_test_args: &[String]) -> Result<()> {
         // The toolkit with no AWS service, and with one: each feature stands on its own.
         (
             "features",
-            vec!["check", "-p", "eventkit", "--no-default-features"],
+            vec!["check", "-p", "eventkit-lambda", "--no-default-features"],
         ),
         (
             "features",
             vec![
                 "check",
                 "-p",
-                "eventkit",
+                "eventkit-lambda",
                 "--no-default-features",
                 "--features",
                 "sqs,dynamodb",
@@ -52,7 +53,7 @@ pub fn run(cloud: &LocalCloud, cargo_test_args: &[String]) -> Result<()> {
         ),
         // The toolkit's docs: every public item documented, every link resolving
         // (RUSTDOCFLAGS below turns rustdoc's warnings into errors for this check only).
-        ("docs", vec!["doc", "-p", "eventkit", "--no-deps"]),
+        ("docs", vec!["doc", "-p", "eventkit-lambda", "--no-deps"]),
         ("tests", test),
         // Crash points are compiled in only with eventkit's `faults` feature, which the
         // workspace's tests leave off (its test without the feature ran above): its test with
@@ -62,7 +63,7 @@ pub fn run(cloud: &LocalCloud, cargo_test_args: &[String]) -> Result<()> {
             vec![
                 "test",
                 "-p",
-                "eventkit",
+                "eventkit-lambda",
                 "--lib",
                 "--features",
                 "faults",
@@ -77,7 +78,7 @@ pub fn run(cloud: &LocalCloud, cargo_test_args: &[String]) -> Result<()> {
             vec![
                 "test",
                 "-p",
-                "eventkit",
+                "eventkit-lambda",
                 "--lib",
                 "--features",
                 "serde_json/preserve_order",
@@ -106,6 +107,12 @@ pub fn run(cloud: &LocalCloud, cargo_test_args: &[String]) -> Result<()> {
             bail!("{name} failed (cargo {})", args.join(" "));
         }
     }
+    // The published packages, built from what `cargo publish` would upload (after the
+    // tests, so their dependencies are built already).
+    println!("\n==> packages: cargo xtask release-check");
+    let started = std::time::Instant::now();
+    crate::release::run()?;
+    println!("<== packages: {:.0} s", started.elapsed().as_secs_f64());
     println!("\nall checks passed");
     Ok(())
 }

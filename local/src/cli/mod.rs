@@ -13,6 +13,7 @@ pub mod app;
 pub mod dlq;
 pub mod generate;
 pub mod logs;
+pub mod new;
 pub mod send;
 pub mod status;
 pub mod trace;

@@ -82,14 +82,39 @@ impl Running {
         running
     }
 
+    /// `start_in` with more environment variables.
+    pub fn start_in_with(
+        dir: &Path,
+        stack: &str,
+        args: &[&str],
+        envs: &[(&str, &std::ffi::OsStr)],
+    ) -> Self {
+        let running = Self::spawn_with(dir, stack, args, envs);
+        running.wait_for(
+            |text| text.contains("running; logs in"),
+            "the application to run",
+        );
+        running
+    }
+
     /// `eventkit-local run ARGS` started in `dir`, not waited for.
     pub fn spawn_in(dir: &Path, stack: &str, args: &[&str]) -> Self {
+        Self::spawn_with(dir, stack, args, &[])
+    }
+
+    fn spawn_with(
+        dir: &Path,
+        stack: &str,
+        args: &[&str],
+        envs: &[(&str, &std::ffi::OsStr)],
+    ) -> Self {
         let output = std::env::temp_dir().join(format!("{stack}-{}.out", uuid::Uuid::new_v4()));
         let file = std::fs::File::create(&output).expect("an output file");
         let child = Command::new(env!("CARGO_BIN_EXE_eventkit-local"))
             .current_dir(dir)
             .arg("run")
             .args(args)
+            .envs(envs.iter().copied())
             .stdout(file.try_clone().expect("the output file"))
             .stderr(file)
             .stdin(Stdio::null())

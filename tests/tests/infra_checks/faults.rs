@@ -92,7 +92,7 @@ fn faults_enabled(selection: &[&str]) -> bool {
             "-e",
             "features,no-dev",
             "-i",
-            "eventkit",
+            "eventkit-lambda",
         ])
         .args(selection)
         .current_dir(workspace_root())
@@ -103,7 +103,7 @@ fn faults_enabled(selection: &[&str]) -> bool {
         "cargo tree {selection:?}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    String::from_utf8_lossy(&output.stdout).contains(r#"eventkit feature "faults""#)
+    String::from_utf8_lossy(&output.stdout).contains(r#"eventkit-lambda feature "faults""#)
 }
 
 #[test]

@@ -44,7 +44,7 @@ pub fn run(dir: &Path) -> Result<Vec<Estimate>> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let result = run_logged(
         Command::new(cargo)
-            .args(["bench", "-p", "eventkit", "--bench", "hot_paths"])
+            .args(["bench", "-p", "eventkit-lambda", "--bench", "hot_paths"])
             .current_dir(workspace_root()),
         &dir.join("criterion.log"),
         &step,

@@ -166,7 +166,7 @@ fn document(
         Some(grid) => writeln!(
             out,
             "## In-process hot paths (criterion)\n\n\
-             `shared/benches/hot_paths.rs`, run by `cargo bench -p eventkit --bench hot_paths` \
+             `shared/benches/hot_paths.rs`, run by `cargo bench -p eventkit-lambda --bench hot_paths` \
              (or `cargo xtask bench --criterion`):\n\n{}",
             grid.markdown()
         )?,

@@ -1,0 +1,237 @@
+//! `eventkit-local new` makes an application that works as generated, nothing edited: each
+//! variant (one trigger each, and all three together) passes its own `cargo test` (unit
+//! tests over the in-memory store, a test against DynamoDB Local) and `sam validate --lint`;
+//! the application with every trigger builds with `sam build` (cargo-lambda, arm64) and runs
+//! with `eventkit-local run`, where an order sent twice to each trigger is recorded once by
+//! each function.
+//!
+//! The generated applications depend on this checkout's toolkit (`--eventkit-path`), as a
+//! published runner's would on the same version from crates.io. Their builds share folders
+//! under `target/` (one for the debug builds, one for `sam build`), so a second run compiles
+//! only what changed.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use eventkit_local::clients::{Clients, Endpoints};
+use support::*;
+
+/// The tools `cargo xtask tools` installs (SAM CLI, cargo-lambda, zig), as the infra checks
+/// find them.
+fn tools_bin() -> PathBuf {
+    let bin = std::env::var_os("EVENTKIT_TOOLS_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(".local-cloud/tools/bin"));
+    assert!(
+        bin.join("sam").exists() && bin.join("cargo-lambda").exists(),
+        "SAM CLI and cargo-lambda are not in {}: run `cargo xtask tools` (or set EVENTKIT_TOOLS_BIN)",
+        bin.display()
+    );
+    bin
+}
+
+/// `eventkit-local new NAME --trigger ...` in a fresh folder; the application's folder.
+fn generate(name: &str, triggers: &[&str]) -> PathBuf {
+    let parent = std::env::temp_dir().join(format!(
+        "new-app-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    ));
+    std::fs::create_dir_all(&parent).expect("a scratch folder");
+    let shared = root().join("shared");
+    let mut args = vec!["new", name, "--eventkit-path", shared.to_str().expect("a UTF-8 path")];
+    for trigger in triggers {
+        args.extend(["--trigger", trigger]);
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_eventkit-local"))
+        .current_dir(&parent)
+        .args(&args)
+        .output()
+        .expect("eventkit-local runs");
+    assert!(output.status.success(), "new: {}", describe(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("template.yaml"), "{stdout}");
+    parent.join(name)
+}
+
+/// A command in `app`, with the tools first on PATH, the local cloud's endpoints, and this
+/// build's `eventkit-local` for the application's test to start the cloud with.
+fn run_in(app: &Path, program: &Path, args: &[&str], envs: &[(&str, &Path)]) -> Output {
+    let bin = tools_bin();
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let path = std::env::join_paths(std::iter::once(bin).chain(std::env::split_paths(&path)))
+        .expect("PATH entries join");
+    Command::new(program)
+        .current_dir(app)
+        .args(args)
+        .env("PATH", path)
+        .env("SAM_CLI_TELEMETRY", "0")
+        .env("EVENTKIT_LOCAL", env!("CARGO_BIN_EXE_eventkit-local"))
+        .envs(envs.iter().copied())
+        .output()
+        .unwrap_or_else(|error| panic!("{}: {error}", program.display()))
+}
+
+fn cargo() -> PathBuf {
+    std::env::var_os("CARGO").map_or_else(|| "cargo".into(), PathBuf::from)
+}
+
+/// The debug builds of every generated application (cargo test, eventkit-local run).
+fn debug_target() -> PathBuf {
+    root().join("target/new-apps")
+}
+
+fn describe(output: &Output) -> String {
+    format!(
+        "{}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// The application's own tests and SAM's linter, as its README says to run them.
+fn passes_its_tests_and_lint(app: &Path) {
+    let target = debug_target();
+    let tested = run_in(app, &cargo(), &["test"], &[("CARGO_TARGET_DIR", &target)]);
+    assert!(tested.status.success(), "cargo test: {}", describe(&tested));
+    let stdout = String::from_utf8_lossy(&tested.stdout);
+    assert!(
+        stdout.contains("an_order_delivered_twice_is_recorded_once ... ok")
+            && stdout.contains("an_order_delivered_twice_is_one_item_in_dynamodb ... ok"),
+        "the application's unit and local-cloud tests ran:\n{stdout}"
+    );
+    let linted = run_in(app, &tools_bin().join("sam"), &["validate", "--lint"], &[]);
+    assert!(linted.status.success(), "sam validate --lint: {}", describe(&linted));
+}
+
+#[test]
+fn each_single_trigger_application_passes_its_own_tests_and_lint() {
+    cloud_env();
+    for trigger in ["sqs", "sns", "eventbridge"] {
+        let app = generate(&format!("shop-{trigger}"), &[trigger]);
+        passes_its_tests_and_lint(&app);
+        let _ = std::fs::remove_dir_all(app.parent().unwrap_or(&app));
+    }
+}
+
+#[test]
+fn the_application_with_every_trigger_builds_for_lambda_and_records_each_order_once_locally() {
+    cloud_env();
+    let app = generate("shop", &["sqs", "sns", "eventbridge"]);
+    passes_its_tests_and_lint(&app);
+
+    // sam build as a deployment runs it (cargo-lambda, arm64), unoptimised: what it checks
+    // holds for any profile, and CI has two cores.
+    let sam_target = root().join("target/new-apps-sam");
+    let built = run_in(
+        &app,
+        &tools_bin().join("sam"),
+        &["build"],
+        &[
+            ("CARGO_TARGET_DIR", &sam_target),
+            ("CARGO_PROFILE_RELEASE_LTO", Path::new("off")),
+            ("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", Path::new("256")),
+            ("CARGO_PROFILE_RELEASE_OPT_LEVEL", Path::new("0")),
+        ],
+    );
+    assert!(built.status.success(), "sam build: {}", describe(&built));
+    for function in ["SqsConsumerFunction", "SnsConsumerFunction", "EventbridgeConsumerFunction"] {
+        let bootstrap = app.join(".aws-sam/build").join(function).join("bootstrap");
+        let bytes = std::fs::read(&bootstrap)
+            .unwrap_or_else(|error| panic!("{}: {error}", bootstrap.display()));
+        assert!(
+            bytes.len() > 64 && bytes.starts_with(b"\x7fELF") && bytes[18] == 0xb7,
+            "{} is not an AArch64 executable",
+            bootstrap.display()
+        );
+    }
+
+    // eventkit-local run, with the binaries cargo test built.
+    let stack = format!("shop-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let running = Running::start_in_with(
+        &app,
+        &stack,
+        &["--stack-name", &stack, "--no-watch"],
+        &[("CARGO_TARGET_DIR", debug_target().as_os_str())],
+    );
+    for (target, message) in [
+        ("OrdersQueue", "events/sqs-message.json"),
+        ("OrdersTopic", "events/sns-message.json"),
+        ("OrdersBus", "events/eventbridge-message.json"),
+    ] {
+        // Twice: the second copy is a duplicate (the same eventId).
+        for _ in 0..2 {
+            let sent = run_in(
+                &app,
+                Path::new(env!("CARGO_BIN_EXE_eventkit-local")),
+                &["send", target, "--file", message, "--stack-name", &stack],
+                &[],
+            );
+            assert!(sent.status.success(), "send {target}: {}", describe(&sent));
+        }
+    }
+
+    let logs = app.join(".local-cloud/logs").join(&stack);
+    let log = |function: &str| {
+        std::fs::read_to_string(logs.join(format!("{function}.log"))).unwrap_or_default()
+    };
+    let functions = ["SqsConsumerFunction", "SnsConsumerFunction", "EventbridgeConsumerFunction"];
+    wait_until(
+        "each function to record the order and replay its duplicate",
+        Duration::from_secs(120),
+        || {
+            functions.iter().all(|function| {
+                let text = log(function);
+                text.contains("order recorded") && text.contains("duplicate delivery; replayed")
+            })
+        },
+    );
+    for function in functions {
+        let text = log(function);
+        assert_eq!(
+            text.matches("order recorded").count(),
+            1,
+            "{function} recorded the order once:\n{text}"
+        );
+    }
+
+    // The effect itself: one item per function in the orders table the stack created.
+    let started = running.text();
+    let table = started
+        .lines()
+        .skip_while(|line| !line.contains("OrdersTableName"))
+        .find_map(|line| line.trim().strip_prefix("Value"))
+        .map(|value| value.trim().to_string())
+        .unwrap_or_else(|| panic!("the run names no OrdersTableName output:\n{started}"));
+    let items = tokio::runtime::Runtime::new()
+        .expect("a runtime")
+        .block_on(async {
+            let clients = Clients::new(&Endpoints::from_env()).await;
+            clients
+                .dynamodb
+                .scan()
+                .table_name(&table)
+                .send()
+                .await
+                .expect("the orders table scans")
+                .items
+                .unwrap_or_default()
+        });
+    let mut recorded_by: Vec<String> = items
+        .iter()
+        .filter(|item| item.get("orderId") == Some(&AttributeValue::S("o-1001".into())))
+        .filter_map(|item| item.get("recordedBy")?.as_s().ok().cloned())
+        .collect();
+    recorded_by.sort();
+    assert_eq!(
+        recorded_by,
+        ["eventbridge-consumer", "sns-consumer", "sqs-consumer"],
+        "{items:?}"
+    );
+    running.stop();
+    let _ = std::fs::remove_dir_all(app.parent().unwrap_or(&app));
+}
