@@ -13,12 +13,14 @@
 //! - `seed`: the stock loaded into a deployed stack's inventory table.
 //! - `chaos`: the fault-injection run: lost and doubled effects under kills, crashes,
 //!   DynamoDB and publish faults; writes its figures as tables.
+//! - `guide`: the user guide (`guide/`) built with mdBook into `target/guide/`.
 //! - `release-check`: the published packages (eventkit-lambda, eventkit-local) packaged and
 //!   built from their packages, their contents and sizes, and semver against the last release.
 //! - `bench`: eventkit measured against Powertools for AWS Lambda (Python and TypeScript);
 //!   writes `BENCHMARKS.md`.
 
 mod bench;
+mod guide;
 mod release;
 mod test;
 mod tools;
@@ -79,6 +81,9 @@ enum Command {
     /// Check what `cargo publish` would upload: both packages built from their packaged
     /// sources, their files and sizes, and the API against the last release.
     ReleaseCheck,
+    /// Build the user guide (guide/) with mdBook into target/guide/ (mdBook installed on
+    /// first use).
+    Guide,
 }
 
 fn main() -> ExitCode {
@@ -108,5 +113,6 @@ fn run(cli: Cli) -> Result<()> {
         Command::Chaos(args) => chaos::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::ReleaseCheck => release::run(),
+        Command::Guide => guide::run(),
     }
 }
