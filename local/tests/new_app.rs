@@ -42,7 +42,12 @@ fn generate(name: &str, triggers: &[&str]) -> PathBuf {
     ));
     std::fs::create_dir_all(&parent).expect("a scratch folder");
     let shared = root().join("shared");
-    let mut args = vec!["new", name, "--eventkit-path", shared.to_str().expect("a UTF-8 path")];
+    let mut args = vec![
+        "new",
+        name,
+        "--eventkit-path",
+        shared.to_str().expect("a UTF-8 path"),
+    ];
     for trigger in triggers {
         args.extend(["--trigger", trigger]);
     }
@@ -105,7 +110,11 @@ fn passes_its_tests_and_lint(app: &Path) {
         "the application's unit and local-cloud tests ran:\n{stdout}"
     );
     let linted = run_in(app, &tools_bin().join("sam"), &["validate", "--lint"], &[]);
-    assert!(linted.status.success(), "sam validate --lint: {}", describe(&linted));
+    assert!(
+        linted.status.success(),
+        "sam validate --lint: {}",
+        describe(&linted)
+    );
 }
 
 #[test]
@@ -139,7 +148,11 @@ fn the_application_with_every_trigger_builds_for_lambda_and_records_each_order_o
         ],
     );
     assert!(built.status.success(), "sam build: {}", describe(&built));
-    for function in ["SqsConsumerFunction", "SnsConsumerFunction", "EventbridgeConsumerFunction"] {
+    for function in [
+        "SqsConsumerFunction",
+        "SnsConsumerFunction",
+        "EventbridgeConsumerFunction",
+    ] {
         let bootstrap = app.join(".aws-sam/build").join(function).join("bootstrap");
         let bytes = std::fs::read(&bootstrap)
             .unwrap_or_else(|error| panic!("{}: {error}", bootstrap.display()));
@@ -179,7 +192,11 @@ fn the_application_with_every_trigger_builds_for_lambda_and_records_each_order_o
     let log = |function: &str| {
         std::fs::read_to_string(logs.join(format!("{function}.log"))).unwrap_or_default()
     };
-    let functions = ["SqsConsumerFunction", "SnsConsumerFunction", "EventbridgeConsumerFunction"];
+    let functions = [
+        "SqsConsumerFunction",
+        "SnsConsumerFunction",
+        "EventbridgeConsumerFunction",
+    ];
     wait_until(
         "each function to record the order and replay its duplicate",
         Duration::from_secs(120),

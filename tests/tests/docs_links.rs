@@ -137,7 +137,10 @@ fn every_relative_link_and_anchor_resolves() {
             }
             let linked = std::fs::read_to_string(&file).unwrap_or_default();
             if !anchors(&linked).contains(anchor) {
-                broken.push(format!("{}: {target} (no such heading)", document.display()));
+                broken.push(format!(
+                    "{}: {target} (no such heading)",
+                    document.display()
+                ));
             }
         }
     }
@@ -165,7 +168,10 @@ fn anchors_are_made_as_github_makes_them() {
         slug("Exactly once across hops: the outbox"),
         "exactly-once-across-hops-the-outbox"
     );
-    assert_eq!(slug("What each path costs (requests)"), "what-each-path-costs-requests");
+    assert_eq!(
+        slug("What each path costs (requests)"),
+        "what-each-path-costs-requests"
+    );
     let text = "# Title\n## The `new` command\n```\n# not a heading\n```\nSee [x](#title) and `[y](#code)`.";
     assert_eq!(link_targets(text), ["#title"]);
     let anchors = anchors(text);

@@ -22,9 +22,19 @@ pub fn run() -> Result<()> {
         .output()
         .is_ok_and(|output| String::from_utf8_lossy(&output.stdout).contains(MDBOOK_VERSION));
     if !installed {
-        println!("==> installing mdBook {MDBOOK_VERSION} into {} (first use)", tools.display());
+        println!(
+            "==> installing mdBook {MDBOOK_VERSION} into {} (first use)",
+            tools.display()
+        );
         let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["install", "mdbook", "--locked", "--version", MDBOOK_VERSION, "--root"])
+            .args([
+                "install",
+                "mdbook",
+                "--locked",
+                "--version",
+                MDBOOK_VERSION,
+                "--root",
+            ])
             .arg(&tools)
             .status()
             .context("cargo install mdbook did not start")?;

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
-use comfy_table::{presets::ASCII_MARKDOWN, Table};
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 
 use crate::cloud::workspace_root;
 
@@ -67,11 +67,14 @@ pub fn run() -> Result<()> {
 
     let version = release_version(&root)?;
     let mut table = Table::new();
-    table.load_preset(ASCII_MARKDOWN);
+    table.load_style(UTF8_FULL_CONDENSED);
     table.set_header(["package", "files", "unpacked", "compressed (.crate)"]);
     for package in &PACKAGES {
         let files = listed_files(&root, package)?;
-        let strays: Vec<&String> = files.iter().filter(|file| !package.may_carry(file)).collect();
+        let strays: Vec<&String> = files
+            .iter()
+            .filter(|file| !package.may_carry(file))
+            .collect();
         if !strays.is_empty() {
             bail!(
                 "{} would carry files no build of it reads: {strays:?} (narrow `include` in {}/Cargo.toml)",
@@ -186,9 +189,7 @@ fn release_version(root: &Path) -> Result<String> {
     if versions.windows(2).any(|pair| pair[0] != pair[1]) {
         bail!("the published packages must share one version: {versions:?}");
     }
-    versions
-        .pop()
-        .context("no package to release")
+    versions.pop().context("no package to release")
 }
 
 /// Where cargo writes packages: `CARGO_TARGET_DIR` when set, else the workspace's `target/`.
@@ -203,7 +204,9 @@ fn cargo(root: &Path) -> Command {
 }
 
 fn run_status(command: &mut Command, what: &str) -> Result<()> {
-    let status = command.status().with_context(|| format!("{what} did not start"))?;
+    let status = command
+        .status()
+        .with_context(|| format!("{what} did not start"))?;
     if !status.success() {
         bail!("{what} failed");
     }

@@ -70,7 +70,9 @@ pub enum ScaffoldError {
     #[error("{0} exists and is not empty: `new` makes a folder of its own; run `init` inside an existing one")]
     NotEmpty(PathBuf),
     /// `init` would overwrite a file.
-    #[error("{0} exists already: `init` writes only files that are not there, and none was written")]
+    #[error(
+        "{0} exists already: `init` writes only files that are not there, and none was written"
+    )]
     Exists(PathBuf),
     /// A sample event could not be made.
     #[error("the sample event: {0}")]
@@ -129,7 +131,10 @@ impl Scaffold {
                     &[("toolkit", &self.toolkit.dependency())],
                 ),
             ),
-            (".gitignore".into(), include_str!("files/gitignore.tmpl").to_string()),
+            (
+                ".gitignore".into(),
+                include_str!("files/gitignore.tmpl").to_string(),
+            ),
             (
                 "samconfig.toml".into(),
                 render(include_str!("files/samconfig.toml.tmpl"), &app),

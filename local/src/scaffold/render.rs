@@ -17,9 +17,6 @@ mod tests {
 
     #[test]
     fn fills_every_occurrence_and_leaves_other_braces() {
-        assert_eq!(
-            render("{{a}}-{b}-{{a}}${X}", &[("a", "1")]),
-            "1-{b}-1${X}"
-        );
+        assert_eq!(render("{{a}}-{b}-{{a}}${X}", &[("a", "1")]), "1-{b}-1${X}");
     }
 }

@@ -91,7 +91,9 @@ fn the_toolkit_comes_from_where_it_is_asked_for() {
 
 #[test]
 fn names_that_cannot_name_a_stack_and_no_trigger_are_refused() {
-    for name in ["", "Shop", "1shop", "shop_app", "shop-", "sh--op", "shop app"] {
+    for name in [
+        "", "Shop", "1shop", "shop_app", "shop-", "sh--op", "shop app",
+    ] {
         assert!(
             matches!(
                 Scaffold::new(name, &[AppTrigger::Sqs], ToolkitSource::Registry),
@@ -119,11 +121,20 @@ fn new_refuses_a_folder_with_something_in_it_and_init_overwrites_nothing() {
     // init writes beside what is there...
     let written = scaffold.init(&folder).unwrap();
     assert!(written.contains(&PathBuf::from("template.yaml")));
-    assert_eq!(fs::read_to_string(folder.join("notes.txt")).unwrap(), "mine");
+    assert_eq!(
+        fs::read_to_string(folder.join("notes.txt")).unwrap(),
+        "mine"
+    );
     // ...and, run again, refuses before writing anything.
     fs::write(folder.join("README.md"), "my own").unwrap();
-    assert!(matches!(scaffold.init(&folder), Err(ScaffoldError::Exists(_))));
-    assert_eq!(fs::read_to_string(folder.join("README.md")).unwrap(), "my own");
+    assert!(matches!(
+        scaffold.init(&folder),
+        Err(ScaffoldError::Exists(_))
+    ));
+    assert_eq!(
+        fs::read_to_string(folder.join("README.md")).unwrap(),
+        "my own"
+    );
     fs::remove_dir_all(&folder).unwrap();
 }
 
@@ -151,7 +162,6 @@ fn the_sample_events_carry_the_order_where_each_trigger_puts_it() {
         .contains("o-1001"));
     let eventbridge: serde_json::Value = serde_json::from_str(text("eventbridge.json")).unwrap();
     assert_eq!(eventbridge["detail"]["data"]["orderId"], "o-1001");
-    let entry: serde_json::Value =
-        serde_json::from_str(text("eventbridge-message.json")).unwrap();
+    let entry: serde_json::Value = serde_json::from_str(text("eventbridge-message.json")).unwrap();
     assert_eq!(entry["DetailType"], "OrderPlaced");
 }

@@ -70,7 +70,11 @@ impl AppTrigger {
 
     /// One line of the README's summary.
     pub(super) fn summary(&self) -> String {
-        format!("`{}` records the orders {}", self.function(), self.arrival())
+        format!(
+            "`{}` records the orders {}",
+            self.function(),
+            self.arrival()
+        )
     }
 
     /// The README's command that sends this trigger's sample message.
