@@ -6,9 +6,9 @@
 //! each function.
 //!
 //! The generated applications depend on this checkout's toolkit (`--eventkit-path`), as a
-//! published runner's would on the same version from crates.io. Their builds share folders
-//! under `target/` (one for the debug builds, one for `sam build`), so a second run compiles
-//! only what changed.
+//! published runner's would on the same version from crates.io. Their builds share the
+//! workspace's folders (`target/` for the debug builds, the infra checks' `target/sam-cargo`
+//! for `sam build`), so what is built alike is built once.
 
 mod support;
 
@@ -84,9 +84,11 @@ fn cargo() -> PathBuf {
     std::env::var_os("CARGO").map_or_else(|| "cargo".into(), PathBuf::from)
 }
 
-/// The debug builds of every generated application (cargo test, eventkit-local run).
+/// The debug builds of every generated application (cargo test, eventkit-local run): the
+/// workspace's own target folder, where a dependency built with the same version, features
+/// and profile as ours is reused (the generated profile is the workspace's).
 fn debug_target() -> PathBuf {
-    root().join("target/new-apps")
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from)
 }
 
 fn describe(output: &Output) -> String {
@@ -135,7 +137,8 @@ fn the_application_with_every_trigger_builds_for_lambda_and_records_each_order_o
 
     // sam build as a deployment runs it (cargo-lambda, arm64), unoptimised: what it checks
     // holds for any profile, and CI has two cores.
-    let sam_target = root().join("target/new-apps-sam");
+    // The infra checks' `sam build` folder, so dependencies built alike are built once.
+    let sam_target = root().join("target/sam-cargo");
     let built = run_in(
         &app,
         &tools_bin().join("sam"),

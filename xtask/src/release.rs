@@ -64,6 +64,14 @@ pub fn run() -> Result<()> {
         publish.args(["-p", package.name]);
     }
     run_status(&mut publish, "cargo publish --dry-run")?;
+    // The .crate files where `cargo package` writes them (the dry run keeps its own in a
+    // temporary registry), without building them again.
+    let mut package = cargo(&root);
+    package.args(["package", "--no-verify", "--allow-dirty"]);
+    for package_name in PACKAGES.iter().map(|package| package.name) {
+        package.args(["-p", package_name]);
+    }
+    run_status(&mut package, "cargo package --no-verify")?;
 
     let version = release_version(&root)?;
     let mut table = Table::new();
@@ -142,8 +150,10 @@ fn listed_files(root: &Path, package: &Package) -> Result<Vec<String>> {
 /// The toolkit's API against its last release on crates.io, once there is one.
 fn semver_check(root: &Path) -> Result<()> {
     let toolkit = PACKAGES[0].name;
+    // Asked from outside the workspace: inside it, `cargo info` describes the member.
     let info = cargo(root)
         .args(["info", toolkit])
+        .current_dir(std::env::temp_dir())
         .output()
         .context("cargo info")?;
     let stderr = String::from_utf8_lossy(&info.stderr);
