@@ -14,12 +14,16 @@ pub struct ScaffoldOptions {
     /// A function per trigger; repeat it for several (`--trigger sqs --trigger sns`).
     #[arg(long, short = 't', value_enum, default_value = "sqs")]
     pub trigger: Vec<AppTrigger>,
-    /// Depend on the toolkit in this folder (a checkout's `shared/`) instead of crates.io.
-    #[arg(long, value_name = "DIR", conflicts_with = "eventkit_git")]
+    /// Depend on the toolkit in this folder (a checkout's `shared/`).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["eventkit_git", "eventkit_registry"])]
     pub eventkit_path: Option<PathBuf>,
-    /// Depend on the toolkit from this git repository instead of crates.io.
-    #[arg(long, value_name = "URL")]
+    /// Depend on the toolkit from this git repository, at this runner's version.
+    #[arg(long, value_name = "URL", conflicts_with = "eventkit_registry")]
     pub eventkit_git: Option<String>,
+    /// Depend on the toolkit from crates.io at this runner's version, even when this runner
+    /// was built from a checkout (whose own toolkit is the default then).
+    #[arg(long)]
+    pub eventkit_registry: bool,
 }
 
 /// Options of `new`.
@@ -73,8 +77,10 @@ fn scaffold(name: &str, options: &ScaffoldOptions) -> Result<Scaffold> {
                 .with_context(|| format!("--eventkit-path {}", path.display()))?,
         ),
         (None, Some(url)) => ToolkitSource::Git(url.clone()),
-        (None, None) => ToolkitSource::Registry,
+        (None, None) if options.eventkit_registry => ToolkitSource::Registry,
+        (None, None) => ToolkitSource::default_for_this_build(),
     };
+    println!("toolkit: {}", toolkit.describe());
     Ok(Scaffold::new(name, &options.trigger, toolkit)?)
 }
 

@@ -54,6 +54,30 @@ impl ToolkitSource {
     }
 }
 
+impl ToolkitSource {
+    /// Where this build of the runner points a new application by default: crates.io for
+    /// a published runner; the checkout's own toolkit for one built from a checkout
+    /// (`cargo install --path local`), since its version may not be on crates.io yet.
+    pub fn default_for_this_build() -> Self {
+        let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared");
+        let is_toolkit = fs::read_to_string(shared.join("Cargo.toml"))
+            .is_ok_and(|manifest| manifest.contains("name = \"eventkit-lambda\""));
+        match shared.canonicalize() {
+            Ok(path) if is_toolkit => Self::Path(path),
+            _ => Self::Registry,
+        }
+    }
+
+    /// Where the application gets the toolkit, for people.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Registry => format!("eventkit-lambda {TOOLKIT_VERSION} from crates.io"),
+            Self::Path(path) => format!("eventkit-lambda from {}", path.display()),
+            Self::Git(url) => format!("eventkit-lambda {TOOLKIT_VERSION} from {url}"),
+        }
+    }
+}
+
 /// Why an application could not be generated.
 #[derive(Debug, thiserror::Error)]
 pub enum ScaffoldError {

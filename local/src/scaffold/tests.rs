@@ -165,3 +165,15 @@ fn the_sample_events_carry_the_order_where_each_trigger_puts_it() {
     let entry: serde_json::Value = serde_json::from_str(text("eventbridge-message.json")).unwrap();
     assert_eq!(entry["DetailType"], "OrderPlaced");
 }
+
+#[test]
+fn a_runner_built_from_a_checkout_points_new_applications_at_its_toolkit() {
+    let checkout = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared")
+        .canonicalize()
+        .unwrap();
+    assert_eq!(
+        ToolkitSource::default_for_this_build(),
+        ToolkitSource::Path(checkout)
+    );
+}
