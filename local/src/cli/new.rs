@@ -61,7 +61,8 @@ pub fn init(args: &InitArgs) -> Result<ExitCode> {
         Some(name) => name.clone(),
         None => here
             .file_name()
-            .map(|name| name.to_string_lossy().to_lowercase())
+            // `My_App` names the application `my-app`: the folder's name as a stack's.
+            .map(|name| name.to_string_lossy().to_lowercase().replace(['_', ' '], "-"))
             .context("the current folder has no name: pass --name")?,
     };
     let scaffold = scaffold(&name, &args.options)?;
