@@ -62,7 +62,11 @@ pub fn init(args: &InitArgs) -> Result<ExitCode> {
         None => here
             .file_name()
             // `My_App` names the application `my-app`: the folder's name as a stack's.
-            .map(|name| name.to_string_lossy().to_lowercase().replace(['_', ' '], "-"))
+            .map(|name| {
+                name.to_string_lossy()
+                    .to_lowercase()
+                    .replace(['_', ' '], "-")
+            })
             .context("the current folder has no name: pass --name")?,
     };
     let scaffold = scaffold(&name, &args.options)?;
