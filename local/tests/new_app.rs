@@ -12,6 +12,7 @@
 
 mod support;
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -64,7 +65,7 @@ fn generate(name: &str, triggers: &[&str]) -> PathBuf {
 
 /// A command in `app`, with the tools first on PATH, the local cloud's endpoints, and this
 /// build's `eventkit-local` for the application's test to start the cloud with.
-fn run_in(app: &Path, program: &Path, args: &[&str], envs: &[(&str, &Path)]) -> Output {
+fn run_in(app: &Path, program: &Path, args: &[&str], envs: &[(&str, &OsStr)]) -> Output {
     let bin = tools_bin();
     let path = std::env::var_os("PATH").unwrap_or_default();
     let path = std::env::join_paths(std::iter::once(bin).chain(std::env::split_paths(&path)))
@@ -103,7 +104,12 @@ fn describe(output: &Output) -> String {
 /// The application's own tests and SAM's linter, as its README says to run them.
 fn passes_its_tests_and_lint(app: &Path) {
     let target = debug_target();
-    let tested = run_in(app, &cargo(), &["test"], &[("CARGO_TARGET_DIR", &target)]);
+    let tested = run_in(
+        app,
+        &cargo(),
+        &["test"],
+        &[("CARGO_TARGET_DIR", target.as_os_str())],
+    );
     assert!(tested.status.success(), "cargo test: {}", describe(&tested));
     let stdout = String::from_utf8_lossy(&tested.stdout);
     assert!(
@@ -144,10 +150,10 @@ fn the_application_with_every_trigger_builds_for_lambda_and_records_each_order_o
         &tools_bin().join("sam"),
         &["build"],
         &[
-            ("CARGO_TARGET_DIR", &sam_target),
-            ("CARGO_PROFILE_RELEASE_LTO", Path::new("off")),
-            ("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", Path::new("256")),
-            ("CARGO_PROFILE_RELEASE_OPT_LEVEL", Path::new("0")),
+            ("CARGO_TARGET_DIR", sam_target.as_os_str()),
+            ("CARGO_PROFILE_RELEASE_LTO", OsStr::new("off")),
+            ("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", OsStr::new("256")),
+            ("CARGO_PROFILE_RELEASE_OPT_LEVEL", OsStr::new("0")),
         ],
     );
     assert!(built.status.success(), "sam build: {}", describe(&built));

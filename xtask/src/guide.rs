@@ -26,7 +26,7 @@ pub fn run() -> Result<()> {
             "==> installing mdBook {MDBOOK_VERSION} into {} (first use)",
             tools.display()
         );
-        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        let status = Command::new(crate::test::cargo())
             .args([
                 "install",
                 "mdbook",

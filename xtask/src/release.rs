@@ -95,7 +95,7 @@ pub fn run() -> Result<()> {
             .filter_map(|file| fs::metadata(root.join(package.folder).join(file)).ok())
             .map(|metadata| metadata.len())
             .sum();
-        let crate_file = target_dir(&root)
+        let crate_file = crate::bench::target_dir()
             .join("package")
             .join(format!("{}-{version}.crate", package.name));
         let compressed = fs::metadata(&crate_file)
@@ -202,13 +202,9 @@ fn release_version(root: &Path) -> Result<String> {
     versions.pop().context("no package to release")
 }
 
-/// Where cargo writes packages: `CARGO_TARGET_DIR` when set, else the workspace's `target/`.
-fn target_dir(root: &Path) -> std::path::PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), Into::into)
-}
-
+/// The cargo that runs this xtask, in `root`.
 fn cargo(root: &Path) -> Command {
-    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    let mut command = Command::new(crate::test::cargo());
     command.current_dir(root);
     command
 }

@@ -118,6 +118,6 @@ pub fn run(cloud: &LocalCloud, cargo_test_args: &[String]) -> Result<()> {
 }
 
 /// The cargo that runs this xtask, so the pinned toolchain is used throughout.
-fn cargo() -> String {
+pub(crate) fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }

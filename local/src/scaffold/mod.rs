@@ -52,9 +52,7 @@ impl ToolkitSource {
         };
         format!("{{ {source}, default-features = false, features = [\"dynamodb\", \"sqs\"] }}")
     }
-}
 
-impl ToolkitSource {
     /// Where this build of the runner points a new application by default: crates.io for
     /// a published runner; the checkout's own toolkit for one built from a checkout
     /// (`cargo install --path local`), since its version may not be on crates.io yet.
