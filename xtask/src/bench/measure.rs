@@ -162,6 +162,64 @@ pub async fn everything(
     })
 }
 
+/// `--only`: the throughput rounds of the chosen contenders, nothing else.
+pub async fn only(args: &BenchArgs, dynamodb: &str, dir: &Path) -> Result<Vec<Measured>> {
+    let upstream = dynamodb
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .with_context(|| format!("the endpoint {dynamodb} is not host:port"))?;
+    let no_peer = Peers {
+        python: Default::default(),
+        python_harness: Default::default(),
+        node_harness: Default::default(),
+    };
+    let bench = Bench {
+        programs: Programs {
+            bench_eventkit: contender_binary(),
+            peers: no_peer,
+        },
+        tables: Tables::new(dynamodb).await,
+        upstream,
+        server_pid: dynamodb_local_pid(),
+        dir: dir.to_path_buf(),
+        run_id: uuid::Uuid::new_v4().simple().to_string()[..8].to_string(),
+    };
+    anyhow::ensure!(args.rounds > 0, "--rounds must be at least 1");
+    let workload = dir.join("workload-only.jsonl");
+    workload::write(&workload, args.batches)?;
+    let mut rounds: Vec<Vec<Run>> = vec![Vec::new(); args.only.len()];
+    for round in 1..=args.rounds {
+        for (index, contender) in args.only.iter().enumerate() {
+            let label = format!("round {round}/{}: {}", args.rounds, contender.label());
+            let run = bench
+                .run(*contender, &label, &workload, args.batches, Duration::ZERO)
+                .await?;
+            rounds[index].push(run);
+        }
+    }
+    Ok(args
+        .only
+        .iter()
+        .zip(rounds)
+        .map(|(contender, rounds)| Measured {
+            contender: *contender,
+            latency: rounds[0].clone(),
+            rounds,
+            records: args.batches * BATCH_SIZE,
+        })
+        .collect())
+}
+
+/// The `bench-eventkit` that `--only` runs: `BENCH_EVENTKIT` names one built otherwise (with
+/// symbols, to profile it), else the release build's.
+pub fn contender_binary() -> std::path::PathBuf {
+    std::env::var_os("BENCH_EVENTKIT").map_or_else(
+        || release_dir().join("bench-eventkit"),
+        std::path::PathBuf::from,
+    )
+}
+
 /// What every run shares.
 struct Bench {
     programs: Programs,

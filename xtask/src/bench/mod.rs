@@ -58,6 +58,13 @@ pub struct BenchArgs {
     /// Also run the criterion benchmarks of the in-process hot paths.
     #[arg(long)]
     pub criterion: bool,
+    /// A quick comparison instead of the whole benchmark: only the throughput rounds of
+    /// these eventkit contenders (by their slugs, e.g. `eventkit,eventkit-traced`), printed
+    /// as a table against the first; nothing else is measured and `BENCHMARKS.md` is left
+    /// as it is. `BENCH_EVENTKIT=<path>` runs a `bench-eventkit` built otherwise (say with
+    /// symbols, for `perf`) instead of building one.
+    #[arg(long, value_delimiter = ',', value_parser = runner::Contender::from_slug)]
+    pub only: Vec<runner::Contender>,
     #[command(flatten)]
     ports: cloud::Ports,
 }
@@ -80,6 +87,17 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         .context("the local cloud has no LocalStack endpoint")?;
     let dir = workspace_root().join(".local-cloud/bench");
     std::fs::create_dir_all(&dir)?;
+    if !args.only.is_empty() {
+        if std::env::var_os("BENCH_EVENTKIT").is_none() {
+            build_contender(&dir)?;
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        let measured = runtime.block_on(measure::only(args, &dynamodb, &dir))?;
+        println!("{}", report::quick(&measured).terminal());
+        return Ok(());
+    }
     build(&dir)?;
     let peers = peers::install(&dir)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -113,6 +131,36 @@ pub(crate) fn target_dir() -> PathBuf {
 /// Where `cargo lambda build --arm64` puts a function's bootstrap.
 fn arm64_bootstrap(function: &str) -> PathBuf {
     target_dir().join("lambda").join(function).join("bootstrap")
+}
+
+/// Builds, in release, the eventkit contender only (for `--only`).
+fn build_contender(dir: &std::path::Path) -> Result<()> {
+    let step = Step::start("building the contender (release)");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let built = run_logged(
+        Command::new(&cargo)
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "xtask",
+                "--bin",
+                "bench-eventkit",
+            ])
+            .current_dir(workspace_root()),
+        &dir.join("build.log"),
+        &step,
+    );
+    match built {
+        Ok(()) => {
+            step.done("built");
+            Ok(())
+        }
+        Err(error) => {
+            step.fail();
+            Err(error)
+        }
+    }
 }
 
 /// Builds, in release, the eventkit contender and the function binaries, for this machine

@@ -279,6 +279,34 @@ pub fn targets(targets: &[Target]) -> Grid {
     Grid { header, rows }
 }
 
+/// `--only`'s table: each contender's client CPU and rate per phase, and its CPU as a
+/// ratio of the first contender's, measured in the same rounds.
+pub fn quick(measured: &[Measured]) -> Grid {
+    let mut header = vec!["contender".to_string()];
+    for which in Which::BOTH {
+        let phase = which.label();
+        header.push(format!("client CPU µs/record, {phase}"));
+        header.push(format!("× first, {phase}"));
+        header.push(format!("records/s, {phase}"));
+    }
+    let first = measured.first();
+    let rows = measured
+        .iter()
+        .map(|contender| {
+            let mut row = vec![contender.contender.label().to_string()];
+            for which in Which::BOTH {
+                let cpu = contender.cpu_us_per_record(which);
+                let ratio = first.map_or(f64::NAN, |first| cpu / first.cpu_us_per_record(which));
+                row.push(number(cpu, 0));
+                row.push(format!("{ratio:.2}"));
+                row.push(number(contender.records_per_second(which), 0));
+            }
+            row
+        })
+        .collect();
+    Grid { header, rows }
+}
+
 /// A number with thousands separators and `decimals` decimals; `n/a` for NaN.
 pub fn number(value: f64, decimals: usize) -> String {
     if !value.is_finite() {

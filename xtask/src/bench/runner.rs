@@ -79,6 +79,26 @@ impl Contender {
         }
     }
 
+    /// The eventkit contender (one `bench-eventkit` runs) whose slug is `slug`.
+    pub fn from_slug(slug: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|contender| contender.slug() == slug && contender.runs_bench_eventkit())
+            .ok_or_else(|| {
+                let slugs: Vec<&str> = Self::ALL
+                    .into_iter()
+                    .filter(|contender| contender.runs_bench_eventkit())
+                    .map(Self::slug)
+                    .collect();
+                format!("no such contender; one of {}", slugs.join(", "))
+            })
+    }
+
+    /// Whether `bench-eventkit` runs it (every contender but the peers).
+    fn runs_bench_eventkit(self) -> bool {
+        !matches!(self, Self::Python | Self::Node)
+    }
+
     /// The name in table and file names, and `bench-eventkit`'s mode.
     pub fn slug(self) -> &'static str {
         match self {
