@@ -98,18 +98,20 @@ pub(super) fn outputs() -> String {
     include_str!("files/outbox.outputs.tmpl").to_string()
 }
 
-/// The README's paragraph on the outbox, what to run to see the events, and the relay in
-/// the layout.
+/// The README's paragraph on the outbox, where to see the events, and the relay in the
+/// layout.
 pub(super) fn readme(outbox: bool) -> Vec<(&'static str, String)> {
     let values = [
         (
             "outbox_readme",
-            format!("\n{}", include_str!("files/outbox.README.md.tmpl").trim_end()),
+            format!(
+                "\n{}",
+                render(include_str!("files/outbox.README.md.tmpl"), &[("relay", RELAY)]).trim_end()
+            ),
         ),
         (
-            "outbox_commands",
-            "eventkit-local status          # OrderEventsQueue holds each OrderRecorded published"
-                .to_string(),
+            "outbox_status",
+            ", OrderEventsQueue (one OrderRecorded per order)".to_string(),
         ),
         (
             "outbox_layout",
