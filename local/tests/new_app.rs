@@ -3,7 +3,9 @@
 //! tests over the in-memory store, a test against DynamoDB Local) and `sam validate --lint`;
 //! the application with every trigger builds with `sam build` (cargo-lambda, arm64) and runs
 //! with `eventkit-local run`, where an order sent twice to each trigger is recorded once by
-//! each function.
+//! each function. The outbox variant (`--outbox`, on an SQS consumer) passes the same, and its
+//! run publishes one `OrderRecorded` per order, under the id derived from the order's event,
+//! to the queue its bus's rule feeds.
 //!
 //! The generated applications depend on this checkout's toolkit (`--eventkit-path`), as a
 //! published runner's would on the same version from crates.io. Their builds share the
@@ -12,6 +14,7 @@
 
 mod support;
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -37,6 +40,11 @@ fn tools_bin() -> PathBuf {
 
 /// `eventkit-local new NAME --trigger ...` in a fresh folder; the application's folder.
 fn generate(name: &str, triggers: &[&str]) -> PathBuf {
+    generate_with(name, triggers, &[])
+}
+
+/// [`generate`] with more options (`--outbox`).
+fn generate_with(name: &str, triggers: &[&str], options: &[&str]) -> PathBuf {
     let parent = std::env::temp_dir().join(format!(
         "new-app-{}",
         &uuid::Uuid::new_v4().simple().to_string()[..8]
@@ -52,6 +60,7 @@ fn generate(name: &str, triggers: &[&str]) -> PathBuf {
     for trigger in triggers {
         args.extend(["--trigger", trigger]);
     }
+    args.extend(options);
     let output = Command::new(env!("CARGO_BIN_EXE_eventkit-local"))
         .current_dir(&parent)
         .args(&args)
@@ -141,66 +150,25 @@ fn the_application_with_every_trigger_builds_for_lambda_and_records_each_order_o
     let app = generate("shop", &["sqs", "sns", "eventbridge"]);
     passes_its_tests_and_lint(&app);
 
-    // sam build as a deployment runs it (cargo-lambda, arm64), unoptimised: what it checks
-    // holds for any profile, and CI has two cores.
-    // The infra checks' `sam build` folder, so dependencies built alike are built once.
-    let sam_target = root().join("target/sam-cargo");
-    let built = run_in(
+    builds_for_lambda(
         &app,
-        &tools_bin().join("sam"),
-        &["build"],
         &[
-            ("CARGO_TARGET_DIR", sam_target.as_os_str()),
-            ("CARGO_PROFILE_RELEASE_LTO", OsStr::new("off")),
-            ("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", OsStr::new("256")),
-            ("CARGO_PROFILE_RELEASE_OPT_LEVEL", OsStr::new("0")),
+            "SqsConsumerFunction",
+            "SnsConsumerFunction",
+            "EventbridgeConsumerFunction",
         ],
     );
-    assert!(built.status.success(), "sam build: {}", describe(&built));
-    for function in [
-        "SqsConsumerFunction",
-        "SnsConsumerFunction",
-        "EventbridgeConsumerFunction",
-    ] {
-        let bootstrap = app.join(".aws-sam/build").join(function).join("bootstrap");
-        let bytes = std::fs::read(&bootstrap)
-            .unwrap_or_else(|error| panic!("{}: {error}", bootstrap.display()));
-        assert!(
-            bytes.len() > 64 && bytes.starts_with(b"\x7fELF") && bytes[18] == 0xb7,
-            "{} is not an AArch64 executable",
-            bootstrap.display()
-        );
-    }
 
-    // eventkit-local run, with the binaries cargo test built.
-    let stack = format!("shop-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let running = Running::start_in_with(
-        &app,
-        &stack,
-        &["--stack-name", &stack, "--no-watch"],
-        &[("CARGO_TARGET_DIR", debug_target().as_os_str())],
-    );
+    let (running, stack) = run(&app);
     for (target, message) in [
         ("OrdersQueue", "events/sqs-message.json"),
         ("OrdersTopic", "events/sns-message.json"),
         ("OrdersBus", "events/eventbridge-message.json"),
     ] {
-        // Twice: the second copy is a duplicate (the same eventId).
-        for _ in 0..2 {
-            let sent = run_in(
-                &app,
-                Path::new(env!("CARGO_BIN_EXE_eventkit-local")),
-                &["send", target, "--file", message, "--stack-name", &stack],
-                &[],
-            );
-            assert!(sent.status.success(), "send {target}: {}", describe(&sent));
-        }
+        send_twice(&app, &stack, target, message);
     }
 
-    let logs = app.join(".local-cloud/logs").join(&stack);
-    let log = |function: &str| {
-        std::fs::read_to_string(logs.join(format!("{function}.log"))).unwrap_or_default()
-    };
+    let log = |function: &str| log_of(&app, &stack, function);
     let functions = [
         "SqsConsumerFunction",
         "SnsConsumerFunction",
@@ -226,13 +194,165 @@ fn the_application_with_every_trigger_builds_for_lambda_and_records_each_order_o
     }
 
     // The effect itself: one item per function in the orders table the stack created.
+    let (recorded_by, items) = orders_recorded(&running);
+    assert_eq!(
+        recorded_by,
+        ["eventbridge-consumer", "sns-consumer", "sqs-consumer"],
+        "{items:?}"
+    );
+    running.stop();
+    let _ = std::fs::remove_dir_all(app.parent().unwrap_or(&app));
+}
+
+#[test]
+fn the_outbox_application_builds_for_lambda_and_publishes_one_event_per_order_locally() {
+    cloud_env();
+    let app = generate_with("shop-outbox", &["sqs"], &["--outbox"]);
+    passes_its_tests_and_lint(&app);
+    builds_for_lambda(&app, &["SqsConsumerFunction", "RelayFunction"]);
+
+    let (running, stack) = run(&app);
+    send_twice(&app, &stack, "OrdersQueue", "events/sqs-message.json");
+
+    // The event the consumer stages for the order: its id derived from the order's.
+    let message =
+        std::fs::read_to_string(app.join("events/sqs-message.json")).expect("the sample message");
+    let message: serde_json::Value = serde_json::from_str(&message).expect("JSON");
+    let order_event = message["eventId"].as_str().expect("the sample's eventId");
+    let expected =
+        eventkit::events::derived_event_id(order_event, "OrderRecorded", "sqs-consumer", None);
+
+    let consumer = || log_of(&app, &stack, "SqsConsumerFunction");
+    let relay = || log_of(&app, &stack, "RelayFunction");
+    wait_until(
+        "the consumer to record the order and replay its duplicate, and the relay to publish",
+        Duration::from_secs(120),
+        || {
+            let text = consumer();
+            text.contains("order recorded")
+                && text.contains("duplicate delivery; replayed")
+                && relay().contains("outbox event published")
+        },
+    );
+
+    // What the bus's rule delivered: the one event, read until a quiet spell long past the
+    // stream's polling and the relay's batching window, so a second copy would be seen.
+    let queue = output(&running, "OrderEventsQueueUrl");
+    let received = tokio::runtime::Runtime::new()
+        .expect("a runtime")
+        .block_on(receive_until_quiet(&queue, Duration::from_secs(10)));
+    let events: Vec<&serde_json::Value> = received
+        .iter()
+        .filter(|event| event["detail-type"] == "OrderRecorded")
+        .collect();
+    assert_eq!(
+        events.len(),
+        1,
+        "one OrderRecorded for two deliveries: {received:#?}"
+    );
+    let event = &events[0];
+    assert_eq!(event["detail"]["eventId"], expected.as_str(), "{event:#}");
+    assert_eq!(event["detail"]["causationId"], order_event, "{event:#}");
+    assert_eq!(event["detail"]["data"]["orderId"], "o-1001", "{event:#}");
+    assert_eq!(event["source"], "sqs-consumer", "{event:#}");
+
+    let text = consumer();
+    assert_eq!(
+        text.matches("order recorded").count(),
+        1,
+        "the consumer recorded the order once:\n{text}"
+    );
+    let text = relay();
+    assert_eq!(
+        text.matches("outbox event published").count(),
+        1,
+        "the relay published once:\n{text}"
+    );
+    let (recorded_by, items) = orders_recorded(&running);
+    assert_eq!(recorded_by, ["sqs-consumer"], "{items:?}");
+    running.stop();
+    let _ = std::fs::remove_dir_all(app.parent().unwrap_or(&app));
+}
+
+/// `sam build` as a deployment runs it (cargo-lambda, arm64), unoptimised: what it checks
+/// holds for any profile, and CI has two cores. Each of `functions` is an AArch64
+/// executable.
+fn builds_for_lambda(app: &Path, functions: &[&str]) {
+    // The infra checks' `sam build` folder, so dependencies built alike are built once.
+    let sam_target = root().join("target/sam-cargo");
+    let built = run_in(
+        app,
+        &tools_bin().join("sam"),
+        &["build"],
+        &[
+            ("CARGO_TARGET_DIR", sam_target.as_os_str()),
+            ("CARGO_PROFILE_RELEASE_LTO", OsStr::new("off")),
+            ("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", OsStr::new("256")),
+            ("CARGO_PROFILE_RELEASE_OPT_LEVEL", OsStr::new("0")),
+        ],
+    );
+    assert!(built.status.success(), "sam build: {}", describe(&built));
+    for function in functions {
+        let bootstrap = app.join(".aws-sam/build").join(function).join("bootstrap");
+        let bytes = std::fs::read(&bootstrap)
+            .unwrap_or_else(|error| panic!("{}: {error}", bootstrap.display()));
+        assert!(
+            bytes.len() > 64 && bytes.starts_with(b"\x7fELF") && bytes[18] == 0xb7,
+            "{} is not an AArch64 executable",
+            bootstrap.display()
+        );
+    }
+}
+
+/// `eventkit-local run` of `app` under a stack of its own, with the binaries cargo test
+/// built; the run and the stack's name.
+fn run(app: &Path) -> (Running, String) {
+    let stack = format!("shop-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let running = Running::start_in_with(
+        app,
+        &stack,
+        &["--stack-name", &stack, "--no-watch"],
+        &[("CARGO_TARGET_DIR", debug_target().as_os_str())],
+    );
+    (running, stack)
+}
+
+/// Sends `message` to `target` twice: the second copy is a duplicate (the same eventId).
+fn send_twice(app: &Path, stack: &str, target: &str, message: &str) {
+    for _ in 0..2 {
+        let sent = run_in(
+            app,
+            Path::new(env!("CARGO_BIN_EXE_eventkit-local")),
+            &["send", target, "--file", message, "--stack-name", stack],
+            &[],
+        );
+        assert!(sent.status.success(), "send {target}: {}", describe(&sent));
+    }
+}
+
+/// The log of the running `function`, empty before it has one.
+fn log_of(app: &Path, stack: &str, function: &str) -> String {
+    let log = app
+        .join(".local-cloud/logs")
+        .join(stack)
+        .join(format!("{function}.log"));
+    std::fs::read_to_string(log).unwrap_or_default()
+}
+
+/// The value of the stack's output `key`, as the run printed it.
+fn output(running: &Running, key: &str) -> String {
     let started = running.text();
-    let table = started
+    started
         .lines()
-        .skip_while(|line| !line.contains("OrdersTableName"))
+        .skip_while(|line| !line.contains(key))
         .find_map(|line| line.trim().strip_prefix("Value"))
         .map(|value| value.trim().to_string())
-        .unwrap_or_else(|| panic!("the run names no OrdersTableName output:\n{started}"));
+        .unwrap_or_else(|| panic!("the run names no {key} output:\n{started}"))
+}
+
+/// Who recorded the sample order (`recordedBy`, sorted), and every item of the orders table.
+fn orders_recorded(running: &Running) -> (Vec<String>, Vec<HashMap<String, AttributeValue>>) {
+    let table = output(running, "OrdersTableName");
     let items = tokio::runtime::Runtime::new()
         .expect("a runtime")
         .block_on(async {
@@ -253,11 +373,46 @@ fn the_application_with_every_trigger_builds_for_lambda_and_records_each_order_o
         .filter_map(|item| item.get("recordedBy")?.as_s().ok().cloned())
         .collect();
     recorded_by.sort();
-    assert_eq!(
-        recorded_by,
-        ["eventbridge-consumer", "sns-consumer", "sqs-consumer"],
-        "{items:?}"
-    );
-    running.stop();
-    let _ = std::fs::remove_dir_all(app.parent().unwrap_or(&app));
+    (recorded_by, items)
+}
+
+/// Every message of `queue` (each deleted once read), as JSON, read until none arrived for
+/// `quiet` after the first (which is waited for a minute).
+async fn receive_until_quiet(queue: &str, quiet: Duration) -> Vec<serde_json::Value> {
+    let clients = Clients::new(&Endpoints::from_env()).await;
+    let mut received = Vec::new();
+    let begun = std::time::Instant::now();
+    let mut last = begun;
+    while (received.is_empty() && begun.elapsed() < Duration::from_secs(60))
+        || last.elapsed() < quiet
+    {
+        let batch = clients
+            .sqs
+            .receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("the queue answers");
+        for message in batch.messages() {
+            last = std::time::Instant::now();
+            let body = message.body().unwrap_or_default();
+            received.push(
+                serde_json::from_str(body)
+                    .unwrap_or_else(|error| panic!("{error}: a message not JSON: {body}")),
+            );
+            if let Some(handle) = message.receipt_handle() {
+                clients
+                    .sqs
+                    .delete_message()
+                    .queue_url(queue)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                    .expect("the message deletes");
+            }
+        }
+    }
+    received
 }

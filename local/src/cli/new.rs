@@ -14,6 +14,12 @@ pub struct ScaffoldOptions {
     /// A function per trigger; repeat it for several (`--trigger sqs --trigger sns`).
     #[arg(long, short = 't', value_enum, default_value = "sqs")]
     pub trigger: Vec<AppTrigger>,
+    /// Each function also announces the order it recorded: an `OrderRecorded` event committed
+    /// with its idempotency record (eventkit's outbox), published by a relay function from
+    /// the idempotency table's stream to the application's bus, where a rule sends it to
+    /// `OrderEventsQueue`.
+    #[arg(long)]
+    pub outbox: bool,
     /// Depend on the toolkit in this folder (a checkout's `shared/`).
     #[arg(long, value_name = "DIR", conflicts_with_all = ["eventkit_git", "eventkit_registry"])]
     pub eventkit_path: Option<PathBuf>,
@@ -86,7 +92,7 @@ fn scaffold(name: &str, options: &ScaffoldOptions) -> Result<Scaffold> {
         (None, None) => ToolkitSource::default_for_this_build(),
     };
     println!("toolkit: {}", toolkit.describe());
-    Ok(Scaffold::new(name, &options.trigger, toolkit)?)
+    Ok(Scaffold::new(name, &options.trigger, toolkit)?.with_outbox(options.outbox))
 }
 
 fn report(folder: &Path, written: &[PathBuf], new: bool) {

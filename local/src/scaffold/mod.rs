@@ -7,11 +7,14 @@
 //! orders it receives once per event through eventkit's transactional idempotency layer;
 //! the idempotency and orders tables; a dead-letter queue and a least-privilege policy per
 //! function; samconfig.toml; a sample event per trigger; unit tests over the in-memory store
-//! and a test against DynamoDB Local; and a README with its two commands.
+//! and a test against DynamoDB Local; and a README with its two commands. With `--outbox`
+//! each function also announces the order it recorded, an event committed with its
+//! completion and published by a relay function to the application's bus (see `outbox`).
 //!
 //! The files are templates compiled into the binary (`files/`), filled in by name: no
 //! template engine, since the only logic (which triggers) is assembled here.
 
+mod outbox;
 mod render;
 mod trigger;
 
@@ -115,6 +118,7 @@ pub struct Scaffold {
     name: String,
     triggers: Vec<AppTrigger>,
     toolkit: ToolkitSource,
+    outbox: bool,
 }
 
 impl Scaffold {
@@ -138,20 +142,32 @@ impl Scaffold {
             name: name.to_string(),
             triggers,
             toolkit,
+            outbox: false,
         })
+    }
+
+    /// With the outbox (`--outbox`) or without (the default): each function also emits an
+    /// `OrderRecorded` event, committed on its idempotency record with the order, which a
+    /// relay function publishes from the idempotency table's stream to the application's
+    /// bus; a rule sends each to the `OrderEventsQueue`.
+    #[must_use]
+    pub fn with_outbox(mut self, outbox: bool) -> Self {
+        self.outbox = outbox;
+        self
     }
 
     /// Every file of the application: its path (relative to the application's folder) and
     /// its text.
     pub fn files(&self) -> Result<Vec<(PathBuf, String)>, ScaffoldError> {
         let app = [("app", self.name.as_str())];
+        let toolkit = self.toolkit.dependency();
+        let mut workspace = vec![("toolkit", toolkit.as_str())];
+        let outbox = outbox::app_placeholders(self.outbox);
+        workspace.extend(outbox.iter().map(|(name, value)| (*name, value.as_str())));
         let mut files = vec![
             (
                 "Cargo.toml".into(),
-                render(
-                    include_str!("files/workspace.Cargo.toml.tmpl"),
-                    &[("toolkit", &self.toolkit.dependency())],
-                ),
+                render(include_str!("files/workspace.Cargo.toml.tmpl"), &workspace),
             ),
             (
                 ".gitignore".into(),
@@ -165,7 +181,10 @@ impl Scaffold {
             ("README.md".into(), self.readme()),
         ];
         for trigger in &self.triggers {
-            files.extend(trigger.files(&self.name)?);
+            files.extend(trigger.files(&self.name, self.outbox)?);
+        }
+        if self.outbox {
+            files.extend(outbox::files());
         }
         Ok(files)
     }
@@ -191,16 +210,20 @@ impl Scaffold {
     }
 
     fn template(&self) -> String {
-        let resources: String = self.triggers.iter().map(AppTrigger::resources).collect();
-        let outputs: String = self.triggers.iter().map(AppTrigger::outputs).collect();
-        render(
-            include_str!("files/template.yaml.tmpl"),
-            &[
-                ("app", &self.name),
-                ("resources", &resources),
-                ("outputs", &outputs),
-            ],
-        )
+        let mut resources: String = self.triggers.iter().map(AppTrigger::resources).collect();
+        let mut outputs: String = self.triggers.iter().map(AppTrigger::outputs).collect();
+        if self.outbox {
+            resources.push_str(&outbox::resources(&self.triggers));
+            outputs.push_str(&outbox::outputs());
+        }
+        let outbox = outbox::app_placeholders(self.outbox);
+        let mut values = vec![
+            ("app", self.name.as_str()),
+            ("resources", &resources),
+            ("outputs", &outputs),
+        ];
+        values.extend(outbox.iter().map(|(name, value)| (*name, value.as_str())));
+        render(include_str!("files/template.yaml.tmpl"), &values)
     }
 
     fn readme(&self) -> String {
@@ -217,14 +240,14 @@ impl Scaffold {
             ),
         };
         let send_commands: String = self.triggers.iter().map(AppTrigger::send_command).collect();
-        render(
-            include_str!("files/README.md.tmpl"),
-            &[
-                ("app", &self.name),
-                ("summary", &summary),
-                ("send_commands", &send_commands),
-            ],
-        )
+        let outbox = outbox::readme(self.outbox);
+        let mut values = vec![
+            ("app", self.name.as_str()),
+            ("summary", &summary),
+            ("send_commands", &send_commands),
+        ];
+        values.extend(outbox.iter().map(|(name, value)| (*name, value.as_str())));
+        render(include_str!("files/README.md.tmpl"), &values)
     }
 }
 

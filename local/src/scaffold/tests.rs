@@ -177,3 +177,115 @@ fn a_runner_built_from_a_checkout_points_new_applications_at_its_toolkit() {
         ToolkitSource::Path(checkout)
     );
 }
+
+fn file<'a>(files: &'a [(PathBuf, String)], path: &str) -> &'a str {
+    &files
+        .iter()
+        .find(|(file, _)| file == Path::new(path))
+        .unwrap_or_else(|| panic!("{path} is not generated"))
+        .1
+}
+
+#[test]
+fn every_outbox_variant_fills_every_placeholder() {
+    for triggers in variants() {
+        let scaffold = Scaffold::new("shop", &triggers, ToolkitSource::Registry)
+            .unwrap()
+            .with_outbox(true);
+        for (path, text) in scaffold.files().unwrap() {
+            assert!(
+                !text.contains("{{"),
+                "{triggers:?} with the outbox: {} keeps a placeholder:\n{text}",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn the_outbox_adds_the_stream_the_relay_and_the_bus_and_each_function_emits() {
+    let files = Scaffold::new("shop", &ALL, ToolkitSource::Registry)
+        .unwrap()
+        .with_outbox(true)
+        .files()
+        .unwrap();
+    let template = file(&files, "template.yaml");
+    let parsed = Template::parse(template).unwrap();
+    let resource = |logical: &str| {
+        parsed
+            .resources
+            .iter()
+            .find(|resource| resource.logical_id == logical)
+            .unwrap_or_else(|| panic!("{logical} is not declared"))
+    };
+    assert_eq!(
+        resource("IdempotencyTable").properties["StreamSpecification"]["StreamViewType"],
+        "NEW_IMAGE"
+    );
+    for logical in [
+        "EventsBus",
+        "RelayFailures",
+        "OrderEventsQueue",
+        "OrderRecordedRule",
+    ] {
+        resource(logical);
+    }
+    let relay = resource("RelayFunction");
+    assert_eq!(
+        relay.metadata["BuildProperties"]["Binary"],
+        outbox::RELAY,
+        "the relay is built from its crate"
+    );
+    assert!(
+        files
+            .iter()
+            .any(|(path, _)| path
+                == &PathBuf::from(format!("functions/{}/Cargo.toml", outbox::RELAY)))
+    );
+    let stream = &relay.properties["Events"]["Outbox"]["Properties"];
+    assert_eq!(
+        stream["FilterCriteria"]["Filters"][0]["Pattern"],
+        eventkit::outbox::STREAM_FILTER,
+        "the relay's own marks are filtered out as the toolkit says"
+    );
+    assert_eq!(
+        stream["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0],
+        "RelayFailures"
+    );
+    assert!(
+        template.contains(
+            r#"dynamodb:LeadingKeys: ["sqs-consumer#*", "sns-consumer#*", "eventbridge-consumer#*"]"#
+        ),
+        "the relay marks only the consumers' records"
+    );
+    for trigger in ALL {
+        let function = trigger.function();
+        let lib = file(&files, &format!("functions/{function}/src/lib.rs"));
+        assert!(lib.contains("work.emit_envelope(self.bus.clone(), &recorded)?;"));
+        let main = file(&files, &format!("functions/{function}/src/main.rs"));
+        assert!(main.contains("store.with_outbox_on_completions()"));
+        assert!(main.contains("required(\"EVENT_BUS_NAME\")"));
+    }
+    assert!(file(&files, "Cargo.toml").contains("aws-sdk-eventbridge = "));
+}
+
+#[test]
+fn without_the_outbox_nothing_of_it_is_generated() {
+    let files = Scaffold::new("shop", &ALL, ToolkitSource::Registry)
+        .unwrap()
+        .files()
+        .unwrap();
+    assert!(!files
+        .iter()
+        .any(|(path, _)| path.starts_with(format!("functions/{}", outbox::RELAY))));
+    for (path, text) in &files {
+        for word in [
+            "OrderRecorded",
+            "StreamSpecification",
+            "EventsBus",
+            "aws-sdk-eventbridge",
+        ] {
+            assert!(!text.contains(word), "{} has {word}", path.display());
+        }
+    }
+}

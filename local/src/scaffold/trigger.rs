@@ -23,8 +23,9 @@ pub enum AppTrigger {
 }
 
 /// The sample order every trigger's events carry.
-const ORDER_ID: &str = "o-1001";
-const EVENT_ID: &str = "5b7c2e1a-8f3d-4c6b-9e0a-2d4f6a8c0e13";
+pub(super) const ORDER_ID: &str = "o-1001";
+/// The sample event's id, from which the outbox's derived event ids follow.
+pub(super) const EVENT_ID: &str = "5b7c2e1a-8f3d-4c6b-9e0a-2d4f6a8c0e13";
 
 impl AppTrigger {
     /// Its name on the command line and in file names (`eventbridge`).
@@ -129,7 +130,11 @@ impl AppTrigger {
     }
 
     /// Its function crate and sample events, relative to the application's folder.
-    pub(super) fn files(self, app: &str) -> Result<Vec<(PathBuf, String)>, ScaffoldError> {
+    pub(super) fn files(
+        self,
+        app: &str,
+        outbox: bool,
+    ) -> Result<Vec<(PathBuf, String)>, ScaffoldError> {
         let crate_dir = PathBuf::from("functions").join(self.function());
         let (extra_dependencies, redelivery) = match self {
             // A record that failed transiently goes back to its queue with a growing delay,
@@ -161,18 +166,16 @@ impl AppTrigger {
                 ASYNC_REFUSAL,
             ),
         };
-        let code = |template: &str| {
-            self.fill(
-                template,
-                &[
-                    ("extra_dependencies", extra_dependencies),
-                    ("redelivery", redelivery),
-                    ("amount_in_sample", amount_in_sample),
-                    ("zero_amount", zero_amount),
-                    ("refused_assertion", refused_assertion),
-                ],
-            )
-        };
+        let outbox = super::outbox::function_placeholders(outbox);
+        let mut values = vec![
+            ("extra_dependencies", extra_dependencies),
+            ("redelivery", redelivery),
+            ("amount_in_sample", amount_in_sample),
+            ("zero_amount", zero_amount),
+            ("refused_assertion", refused_assertion),
+        ];
+        values.extend(outbox.iter().map(|(name, value)| (*name, value.as_str())));
+        let code = |template: &str| self.fill(template, &values);
         Ok(vec![
             (
                 crate_dir.join("Cargo.toml"),
