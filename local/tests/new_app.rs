@@ -110,8 +110,15 @@ fn describe(output: &Output) -> String {
     )
 }
 
-/// The application's own tests and SAM's linter, as its README says to run them.
+/// The application's own tests and SAM's linter, as its README says to run them, and its
+/// code as rustfmt would have it.
 fn passes_its_tests_and_lint(app: &Path) {
+    let formatted = run_in(app, &cargo(), &["fmt", "--check"], &[]);
+    assert!(
+        formatted.status.success(),
+        "cargo fmt --check: {}",
+        describe(&formatted)
+    );
     let target = debug_target();
     let tested = run_in(
         app,

@@ -268,8 +268,34 @@ fn write(folder: &Path, files: Vec<(PathBuf, String)>) -> Result<Vec<PathBuf>, S
         })?;
         written.push(relative);
     }
+    format_rust(folder, &written);
     Ok(written)
 }
+
+/// Formats the Rust files among `written` with rustfmt, so that the application starts
+/// `cargo fmt`-clean whatever its names (the templates cannot know where a long name
+/// wraps a line or where its crate sorts among the imports). Best effort: without rustfmt
+/// (a toolchain without the component) the files stay as rendered, valid all the same.
+fn format_rust(folder: &Path, written: &[PathBuf]) {
+    let sources: Vec<PathBuf> = written
+        .iter()
+        .filter(|path| path.extension().is_some_and(|extension| extension == "rs"))
+        .map(|path| folder.join(path))
+        .collect();
+    if sources.is_empty() {
+        return;
+    }
+    let rustfmt = std::env::var_os("RUSTFMT").unwrap_or_else(|| "rustfmt".into());
+    let _ = std::process::Command::new(rustfmt)
+        .args(["--edition", RUST_EDITION])
+        .args(&sources)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+}
+
+/// The edition of the generated crates (their `Cargo.toml`s say the same).
+const RUST_EDITION: &str = "2021";
 
 /// A name a folder and a CloudFormation stack both take: lowercase ASCII
 /// letters, digits and single dashes, starting with a letter, at most 64 characters.
