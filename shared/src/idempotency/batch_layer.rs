@@ -193,19 +193,15 @@ where
     for (index, leader, key, payload_hash) in followers {
         let record = &records[index];
         let result = span_of(record).in_scope(|| {
-            let span = steps::claim(&key, true);
-            let (outcome, result) = span.in_scope(|| {
-                let followed = idempotency.follow::<T, RecordError>(
-                    ended.get(&leader),
-                    key,
-                    payload_hash.as_deref(),
-                    record.id(),
-                );
-                let outcome = claim_outcome(&followed);
-                (outcome, followed.map(handled).map_err(RecordError::from))
-            });
-            steps::claimed(&span, outcome);
-            result
+            let claimed = key.clone();
+            let followed = idempotency.follow::<T, RecordError>(
+                ended.get(&leader),
+                key,
+                payload_hash.as_deref(),
+                record.id(),
+            );
+            steps::claimed_in_batch(&claimed, claim_outcome(&followed));
+            followed.map(handled).map_err(RecordError::from)
         });
         settled[index] = Some(settle(record, result));
     }

@@ -335,12 +335,10 @@ impl<S: IdempotencyStore> Idempotency<S> {
     {
         match step {
             Step::Run { claim, replaced } => {
-                // Claimed with the batch's request: the span says what it found, the batch's
-                // own span how long it took.
-                let span = steps::claim(&claim.key, true);
-                steps::claimed(&span, steps::ClaimOutcome::CLAIMED);
-                span.in_scope(|| log_replaced(&claim.key, record_id, replaced));
-                drop(span);
+                // Claimed with the batch's request: the record's span says what it found, the
+                // batch's claim span how long it took.
+                steps::claimed_in_batch(&claim.key, steps::ClaimOutcome::CLAIMED);
+                log_replaced(&claim.key, record_id, replaced);
                 self.run_claimed(claim, record_id, Writes::Grouped(committer), handler)
                     .await
             }
@@ -352,22 +350,20 @@ impl<S: IdempotencyStore> Idempotency<S> {
                 // The followers answer from the record itself, each with its own payload,
                 // whatever this record's own answer was.
                 let for_followers = record.clone();
-                let span = steps::claim(&record.key, true);
-                let result = span.in_scope(|| {
-                    if from_cache {
-                        self.replay(&record, payload_hash.as_deref(), record_id, "cache")
-                    } else {
-                        self.handle_existing(record, payload_hash.as_deref(), record_id)
-                    }
-                });
-                steps::claimed(&span, claim_outcome(&result));
+                let key = record.key.clone();
+                let result = if from_cache {
+                    self.replay(&record, payload_hash.as_deref(), record_id, "cache")
+                } else {
+                    self.handle_existing(record, payload_hash.as_deref(), record_id)
+                };
+                steps::claimed_in_batch(&key, claim_outcome(&result));
                 Ran {
                     record: Some(for_followers),
                     ..Ran::result(result.map(Outcome::Replayed))
                 }
             }
             Step::ClaimFailed { key, source } => {
-                steps::claimed(&steps::claim(&key, true), steps::ClaimOutcome::FAILED);
+                steps::claimed_in_batch(&key, steps::ClaimOutcome::FAILED);
                 tracing::error!(idempotency_key = %key, record_id, outcome = "store_error", error = %source, "idempotency claim failed; handler not run");
                 Ran::result(Err(IdempotencyError::Store {
                     key,

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use futures::channel::{mpsc, oneshot};
 use futures::StreamExt;
+use tracing::Instrument;
 
 use super::error::StoreError;
 use super::run::Commit;
@@ -153,7 +154,9 @@ async fn write_group<S: IdempotencyStore, W: Commit<S>>(store: &S, group: Vec<Pe
             if completions.is_empty() {
                 Vec::new()
             } else {
-                W::commit_many(store, completions).await
+                let events = completions.iter().map(|(_, work)| work.events()).sum();
+                let span = crate::telemetry::steps::complete_batch(completions.len(), events);
+                W::commit_many(store, completions).instrument(span).await
             }
         },
         async {

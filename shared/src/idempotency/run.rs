@@ -433,7 +433,14 @@ impl<S: IdempotencyStore> Idempotency<S> {
                 reason,
             });
         }
-        let complete_span = steps::complete(&key, work.events());
+        // A completion that shares its batch's request is told on the record's span (the
+        // request has its own span, from the group commit); a direct one has its own span.
+        let grouped = matches!(writes, Writes::Grouped(_));
+        let complete_span = if grouped {
+            tracing::Span::none()
+        } else {
+            steps::complete(&key, work.events())
+        };
         let committed = async {
             match writes {
                 // Shares its batch's request (a transaction, for units of work).
@@ -454,16 +461,17 @@ impl<S: IdempotencyStore> Idempotency<S> {
         }
         .instrument(complete_span.clone())
         .await;
-        steps::completed(
-            &complete_span,
-            match &committed {
-                Ok(()) => "completed",
-                Err(StoreError::Fenced) => "fenced",
-                Err(_) if W::ATOMIC => "not_committed",
-                Err(_) => "failed",
-            },
-            committed.is_ok(),
-        );
+        let completion = match &committed {
+            Ok(()) => "completed",
+            Err(StoreError::Fenced) => "fenced",
+            Err(_) if W::ATOMIC => "not_committed",
+            Err(_) => "failed",
+        };
+        if grouped {
+            steps::completed_in_batch(completion, committed.is_ok());
+        } else {
+            steps::completed(&complete_span, completion, committed.is_ok());
+        }
         drop(complete_span);
         match committed {
             Ok(()) => {

@@ -628,6 +628,68 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn claims_made_in_one_batched_request_are_told_on_the_records_spans() {
+        use crate::handler::RecordHandlerExt as _;
+        use crate::idempotency::{IdempotencyConfig, IdempotencyLayer, InMemoryStore};
+        let store = std::sync::Arc::new(InMemoryStore::new());
+        let layer = IdempotencyLayer::new(store, IdempotencyConfig::new("orders"));
+        let function = EventFunction::new(Handler::new(judge).layer(layer));
+        let first = sqs_event(&[
+            (envelope("e-1", Some(PRODUCER_A), true), None),
+            (envelope("e-2", Some(PRODUCER_B), true), None),
+        ]);
+        // e-2 again, with a new one: one replay, one claim.
+        let second = sqs_event(&[
+            (envelope("e-2", Some(PRODUCER_B), true), None),
+            (envelope("e-3", Some(PRODUCER_A), true), None),
+        ]);
+        let ((), spans) = traced(async {
+            for event in [&first, &second] {
+                let response = function.handle_sqs(event, deadline()).await;
+                assert!(response.unwrap().batch_item_failures.is_empty());
+            }
+        })
+        .await;
+
+        // One span per batched request; none per record, which would last no time.
+        assert_eq!(named(&spans, "idempotency claim batch").len(), 2);
+        assert!(named(&spans, "idempotency claim").is_empty(), "{spans:#?}");
+        let outcomes: Vec<(String, String, String)> = named(&spans, "OrderPlaced")
+            .into_iter()
+            .map(|record| {
+                let value = |key| attribute(record, key).unwrap_or_default();
+                (
+                    value("messaging.message.id"),
+                    value("eventkit.idempotency.outcome"),
+                    value("eventkit.idempotency.replayed"),
+                )
+            })
+            .collect();
+        let count = |outcome: &str, replayed: &str| {
+            outcomes
+                .iter()
+                .filter(|(_, o, r)| o == outcome && r == replayed)
+                .count()
+        };
+        assert_eq!(
+            (count("claimed", "false"), count("replayed", "true")),
+            (3, 1),
+            "{outcomes:?}"
+        );
+        assert_eq!(named(&spans, "handle OrderPlaced").len(), 3);
+        // Completed alike: a span per shared request, the outcome on each record.
+        assert_eq!(named(&spans, "idempotency complete batch").len(), 2);
+        assert!(named(&spans, "idempotency complete").is_empty());
+        let completed = named(&spans, "OrderPlaced")
+            .into_iter()
+            .filter(|record| {
+                attribute(record, "eventkit.idempotency.completion").as_deref() == Some("completed")
+            })
+            .count();
+        assert_eq!(completed, 3);
+    }
+
+    #[tokio::test]
     async fn a_record_released_unrun_has_one_span_not_two() {
         use crate::handler::RecordHandlerExt as _;
         use crate::idempotency::{IdempotencyConfig, IdempotencyLayer, InMemoryStore};

@@ -52,6 +52,26 @@ mod traced {
         )
     }
 
+    /// A claim the batch's one request made: what it found goes on the record's own span
+    /// (the current one) as attributes, not on a span of its own, which would last no time
+    /// (the batch's claim span shows the request).
+    pub(crate) fn claimed_in_batch(key: &str, outcome: ClaimOutcome) {
+        let record = Span::current();
+        if !super::super::spans::traced(&record) {
+            return;
+        }
+        record.set_attribute("eventkit.idempotency.key", key.to_string());
+        record.set_attribute("eventkit.idempotency.batched", true);
+        record.set_attribute("eventkit.idempotency.outcome", outcome.0);
+        record.set_attribute(
+            "eventkit.idempotency.replayed",
+            outcome == ClaimOutcome::REPLAYED,
+        );
+        if outcome == ClaimOutcome::FAILED {
+            record.set_status(Status::error("the idempotency store failed"));
+        }
+    }
+
     pub(crate) fn claim_batch(claims: usize) -> Span {
         if !traced_now() {
             return Span::none();
@@ -126,6 +146,35 @@ mod traced {
         )
     }
 
+    pub(crate) fn complete_batch(completions: usize, events: usize) -> Span {
+        if !traced_now() {
+            return Span::none();
+        }
+        let name = if events > 0 {
+            "outbox commit batch"
+        } else {
+            "idempotency complete batch"
+        };
+        tracing::info_span!(
+            "idempotency complete batch",
+            otel.name = name,
+            otel.kind = "client",
+            eventkit.idempotency.completions = completions,
+            eventkit.outbox.events = events,
+        )
+    }
+
+    pub(crate) fn completed_in_batch(outcome: &'static str, ok: bool) {
+        let record = Span::current();
+        if !super::super::spans::traced(&record) {
+            return;
+        }
+        record.set_attribute("eventkit.idempotency.completion", outcome);
+        if !ok {
+            record.set_status(Status::error(outcome));
+        }
+    }
+
     pub(crate) fn completed(span: &Span, outcome: &'static str, ok: bool) {
         if span.is_none() {
             return;
@@ -138,13 +187,20 @@ mod traced {
 }
 
 #[cfg(feature = "otel")]
-pub(crate) use traced::{claim, claim_batch, claimed, complete, completed, handled, handler};
+pub(crate) use traced::{
+    claim, claim_batch, claimed, claimed_in_batch, complete, complete_batch, completed,
+    completed_in_batch, handled, handler,
+};
 
 /// The span of the claim of `key` (`batched`: the batch's one request claimed it).
 #[cfg(not(feature = "otel"))]
 pub(crate) fn claim(_key: &str, _batched: bool) -> Span {
     Span::none()
 }
+
+/// Records what the batch's claim of `key` found, on the record's span.
+#[cfg(not(feature = "otel"))]
+pub(crate) fn claimed_in_batch(_key: &str, _outcome: ClaimOutcome) {}
 
 /// The span of one request claiming `claims` keys.
 #[cfg(not(feature = "otel"))]
@@ -172,6 +228,16 @@ pub(crate) fn handled<T, E: std::fmt::Display>(_span: &Span, _result: &Result<T,
 pub(crate) fn complete(_key: &str, _events: usize) -> Span {
     Span::none()
 }
+
+/// The span of one request completing `completions` records (their `events` with them).
+#[cfg(not(feature = "otel"))]
+pub(crate) fn complete_batch(_completions: usize, _events: usize) -> Span {
+    Span::none()
+}
+
+/// Records how a completion that shared its batch's request ended, on the record's span.
+#[cfg(not(feature = "otel"))]
+pub(crate) fn completed_in_batch(_outcome: &'static str, _ok: bool) {}
 
 /// Records how the completion ended.
 #[cfg(not(feature = "otel"))]
