@@ -634,10 +634,18 @@ async fn bring_back_late(
                 "control: order {order_id} sent again past its records' retention"
             ));
             let reran = past_retention(pipeline, entrances, text, plan.days).await?;
-            step.done(if reran {
-                "it ran again"
-            } else {
-                "it did not run again"
+            // Crash points stay armed to the end: a crash in the control's own invocation
+            // (after its effect) leaves its message in flight until its visibility timeout.
+            // The invariants and the crash log are read once it was redelivered and done.
+            let left = budget.saturating_sub(started.elapsed());
+            let quiet = settle(pipeline, reading.arrivals, left, |detail| {
+                step.detail(detail)
+            })
+            .await;
+            step.done(match (reran, quiet.is_ok()) {
+                (true, true) => "it ran again",
+                (true, false) => "it ran again; the pipeline did not settle after it",
+                (false, _) => "it did not run again",
             });
             Some(reran)
         }
