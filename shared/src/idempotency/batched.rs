@@ -350,13 +350,12 @@ impl<S: IdempotencyStore> Idempotency<S> {
                 // The followers answer from the record itself, each with its own payload,
                 // whatever this record's own answer was.
                 let for_followers = record.clone();
-                let key = record.key.clone();
                 let result = if from_cache {
                     self.replay(&record, payload_hash.as_deref(), record_id, "cache")
                 } else {
                     self.handle_existing(record, payload_hash.as_deref(), record_id)
                 };
-                steps::claimed_in_batch(&key, claim_outcome(&result));
+                steps::claimed_in_batch(&for_followers.key, claim_outcome(&result));
                 Ran {
                     record: Some(for_followers),
                     ..Ran::result(result.map(Outcome::Replayed))

@@ -204,7 +204,7 @@ impl<S: IdempotencyStore> Idempotency<S> {
         let payload_hash = self.payload_hash(payload);
         let now_ms = self.clock.now_ms();
 
-        let claim_span = steps::claim(&key, false);
+        let claim_span = steps::claim(&key);
         if let Some(cached) = self
             .cache
             .as_ref()

@@ -37,7 +37,7 @@ mod traced {
         super::super::spans::traced(&Span::current())
     }
 
-    pub(crate) fn claim(key: &str, batched: bool) -> Span {
+    pub(crate) fn claim(key: &str) -> Span {
         if !traced_now() {
             return Span::none();
         }
@@ -46,7 +46,7 @@ mod traced {
             otel.name = "idempotency claim",
             otel.kind = "client",
             eventkit.idempotency.key = key,
-            eventkit.idempotency.batched = batched,
+            eventkit.idempotency.batched = false,
             eventkit.idempotency.outcome = Empty,
             eventkit.idempotency.replayed = Empty,
         )
@@ -192,9 +192,10 @@ pub(crate) use traced::{
     completed_in_batch, handled, handler,
 };
 
-/// The span of the claim of `key` (`batched`: the batch's one request claimed it).
+/// The span of the claim of `key`, by a request of its own (a batch's claims are told with
+/// [`claimed_in_batch`]).
 #[cfg(not(feature = "otel"))]
-pub(crate) fn claim(_key: &str, _batched: bool) -> Span {
+pub(crate) fn claim(_key: &str) -> Span {
     Span::none()
 }
 

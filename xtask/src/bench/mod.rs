@@ -136,38 +136,40 @@ fn arm64_bootstrap(function: &str) -> PathBuf {
 /// Builds, in release, the eventkit contender only (for `--only`).
 fn build_contender(dir: &std::path::Path) -> Result<()> {
     let step = Step::start("building the contender (release)");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let built = run_logged(
-        Command::new(&cargo)
-            .args([
-                "build",
-                "--release",
-                "-p",
-                "xtask",
-                "--bin",
-                "bench-eventkit",
-            ])
-            .current_dir(workspace_root()),
-        &dir.join("build.log"),
-        &step,
-    );
-    match built {
-        Ok(()) => {
-            step.done("built");
-            Ok(())
-        }
-        Err(error) => {
-            step.fail();
-            Err(error)
-        }
+    let built = run_logged(&mut contender_build(), &dir.join("build.log"), &step);
+    finished(step, built)
+}
+
+/// `cargo build` of the release `bench-eventkit`.
+fn contender_build() -> Command {
+    let mut command = Command::new(crate::test::cargo());
+    command
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "xtask",
+            "--bin",
+            "bench-eventkit",
+        ])
+        .current_dir(workspace_root());
+    command
+}
+
+/// Ends `step` as `result` says, and hands the result on.
+fn finished(step: Step, result: Result<()>) -> Result<()> {
+    match &result {
+        Ok(()) => step.done("built"),
+        Err(_) => step.fail(),
     }
+    result
 }
 
 /// Builds, in release, the eventkit contender and the function binaries, for this machine
 /// (to start them) and as arm64 bootstraps (to weigh what is deployed).
 fn build(dir: &std::path::Path) -> Result<()> {
     let step = Step::start("building the contender and the functions (release; x86_64 and arm64)");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let cargo = crate::test::cargo();
     let log = dir.join("build.log");
     let mut functions = vec!["build", "--release"];
     let mut arm64 = vec!["lambda", "build", "--release", "--arm64"];
@@ -179,48 +181,26 @@ fn build(dir: &std::path::Path) -> Result<()> {
     let path = std::env::join_paths(std::iter::once(tools_bin.clone()).chain(
         std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
     ))?;
-    let result = run_logged(
-        Command::new(&cargo)
-            .args([
-                "build",
-                "--release",
-                "-p",
-                "xtask",
-                "--bin",
-                "bench-eventkit",
-            ])
-            .current_dir(workspace_root()),
-        &log,
-        &step,
-    )
-    .and_then(|()| {
-        run_logged(
-            Command::new(&cargo)
-                .args(&functions)
-                .current_dir(workspace_root()),
-            &log,
-            &step,
-        )
-    })
-    .and_then(|()| {
-        // cargo-lambda finds zig, its cross linker, on the PATH.
-        run_logged(
-            Command::new(tools_bin.join("cargo-lambda"))
-                .args(&arm64)
-                .env("PATH", &path)
-                .current_dir(workspace_root()),
-            &log,
-            &step,
-        )
-    });
-    match result {
-        Ok(()) => {
-            step.done("built");
-            Ok(())
-        }
-        Err(error) => {
-            step.fail();
-            Err(error)
-        }
-    }
+    let result = run_logged(&mut contender_build(), &log, &step)
+        .and_then(|()| {
+            run_logged(
+                Command::new(&cargo)
+                    .args(&functions)
+                    .current_dir(workspace_root()),
+                &log,
+                &step,
+            )
+        })
+        .and_then(|()| {
+            // cargo-lambda finds zig, its cross linker, on the PATH.
+            run_logged(
+                Command::new(tools_bin.join("cargo-lambda"))
+                    .args(&arm64)
+                    .env("PATH", &path)
+                    .current_dir(workspace_root()),
+                &log,
+                &step,
+            )
+        });
+    finished(step, result)
 }
