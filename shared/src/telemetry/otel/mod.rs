@@ -17,28 +17,27 @@
 //! flush blocks until that thread has sent the spans through reqwest's blocking client, which
 //! runs a runtime of its own: two thread hand-offs and a runtime per flush, about a third of
 //! what tracing cost a record. Here the export is one async request on the function's runtime
-//! (hyper, already in every function for the AWS SDK).
+//! (hyper, already in every function for the AWS SDK), its body written by [`wire`] (why not
+//! opentelemetry-otlp's exporter: see there).
+
+mod settings;
+mod wire;
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_http::hyper::HyperClient;
-use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
+use opentelemetry_http::{Bytes, HttpClient as _, Request};
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter as _, SpanProcessor};
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanProcessor};
 use opentelemetry_sdk::Resource;
 use tracing::Subscriber;
 use tracing_subscriber::filter::FilterFn;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
-/// The variables whose presence turns export on.
-pub const EXPORT_VARIABLES: [&str; 3] = [
-    "OTEL_EXPORTER_OTLP_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-    "OTEL_SERVICE_NAME",
-];
+pub use settings::{ExportConfig, EXPORT_VARIABLES};
 
 /// Spans of these targets are not exported: lambda_runtime's per-invocation span (eventkit
 /// opens its own, parented to the producer's context, which the runtime's cannot be), and
@@ -58,17 +57,16 @@ const NOT_EXPORTED: [&str; 7] = [
 /// records ends about fifty.
 const MAX_PENDING: usize = 8192;
 
-/// How long an export may take unless `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT` or
-/// `OTEL_EXPORTER_OTLP_TIMEOUT` (milliseconds) says otherwise: the SDKs' default.
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// What [`layer`] set up: what [`flush`] sends, and to whom.
 static EXPORT: OnceLock<Export> = OnceLock::new();
 
 struct Export {
     pending: Pending,
-    /// One export at a time, as the exporter requires.
-    exporter: tokio::sync::Mutex<opentelemetry_otlp::SpanExporter>,
+    client: HyperClient,
+    /// Where, with which headers, how long: the variables' settings.
+    config: ExportConfig,
+    /// The `service.name` and `faas.name` of every span.
+    resource: Resource,
     /// Keeps the tracer's provider (and its processor) alive.
     _provider: SdkTracerProvider,
 }
@@ -124,60 +122,30 @@ impl SpanProcessor for Pending {
     }
 }
 
-/// Export's settings, read from the environment.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ExportConfig {
-    /// The `service.name` of every span: `OTEL_SERVICE_NAME`, else the function's name
-    /// (`AWS_LAMBDA_FUNCTION_NAME`), else `unknown_service`.
-    pub service_name: String,
-    /// How long one export may take: `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT`, else
-    /// `OTEL_EXPORTER_OTLP_TIMEOUT` (milliseconds), else 10 s.
-    pub timeout: Duration,
-}
-
-impl ExportConfig {
-    /// The configuration the environment asks for; `None` when export is off.
-    pub fn from_env() -> Option<Self> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    /// [`from_env`](Self::from_env) with the variables read by `lookup`.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Option<Self> {
-        let set = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
-        if set("OTEL_SDK_DISABLED").is_some_and(|value| value.trim().eq_ignore_ascii_case("true")) {
-            return None;
-        }
-        if !EXPORT_VARIABLES.iter().any(|name| set(name).is_some()) {
-            return None;
-        }
-        let service_name = set("OTEL_SERVICE_NAME")
-            .or_else(|| set("AWS_LAMBDA_FUNCTION_NAME"))
-            .unwrap_or_else(|| "unknown_service".to_string());
-        let timeout = set("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT")
-            .or_else(|| set("OTEL_EXPORTER_OTLP_TIMEOUT"))
-            .and_then(|millis| millis.trim().parse::<u64>().ok())
-            .map_or(DEFAULT_TIMEOUT, Duration::from_millis);
-        Some(Self {
-            service_name,
-            timeout,
-        })
-    }
-}
-
 /// Why export could not start or a flush failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OtelError {
-    /// The exporter could not be built (an endpoint that is no URL, say): fix the
-    /// `OTEL_EXPORTER_OTLP_*` variables.
-    #[error("building the OTLP exporter: {0}")]
-    Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
+    /// A variable asks for what this exporter cannot do, or is no valid value: fix it.
+    #[error("{variable}: {reason}")]
+    Setting {
+        /// The variable (or variables, the signal's and the general one) at fault.
+        variable: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Export was already set up in this process, by an earlier call.
     #[error("OpenTelemetry export is already set up in this process")]
     AlreadyInstalled,
-    /// Spans could not be sent (the endpoint refused them or did not answer in time).
-    #[error("exporting spans: {0}")]
-    Flush(#[from] opentelemetry_sdk::error::OTelSdkError),
+    /// Spans could not be sent: the endpoint refused them, did not answer in time, or could
+    /// not be reached.
+    #[error("exporting spans to {endpoint}: {reason}")]
+    Export {
+        /// Where they were sent.
+        endpoint: String,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 /// The `tracing` layer that exports spans as `config` says, to the endpoint the
@@ -193,28 +161,24 @@ where
     if EXPORT.get().is_some() {
         return Err(OtelError::AlreadyInstalled);
     }
-    let mut exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_http()
-        .with_protocol(Protocol::HttpBinary)
-        .with_http_client(HyperClient::with_default_connector(config.timeout, None))
-        .with_timeout(config.timeout)
-        .build()?;
+    check(config)?;
     let mut resource = Resource::builder().with_service_name(config.service_name.clone());
     if let Ok(function) = std::env::var("AWS_LAMBDA_FUNCTION_NAME") {
         resource = resource.with_attribute(opentelemetry::KeyValue::new("faas.name", function));
     }
     let resource = resource.build();
-    exporter.set_resource(&resource);
     let pending = Pending::default();
     let provider = SdkTracerProvider::builder()
         .with_span_processor(pending.clone())
-        .with_resource(resource)
+        .with_resource(resource.clone())
         .build();
     let tracer = provider.tracer("eventkit");
     EXPORT
         .set(Export {
             pending,
-            exporter: tokio::sync::Mutex::new(exporter),
+            client: HyperClient::with_default_connector(config.timeout, None),
+            config: config.clone(),
+            resource,
             _provider: provider,
         })
         .map_err(|_| OtelError::AlreadyInstalled)?;
@@ -254,6 +218,50 @@ pub fn is_exporting() -> bool {
     EXPORT.get().is_some()
 }
 
+/// Whether `config` asks for what this exporter does, with an endpoint and headers a
+/// request can carry.
+fn check(config: &ExportConfig) -> Result<(), OtelError> {
+    if config.protocol != settings::HTTP_PROTOBUF {
+        return Err(OtelError::Setting {
+            variable: "OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL",
+            reason: format!(
+                "{:?} is not supported: spans are sent as {}",
+                config.protocol,
+                settings::HTTP_PROTOBUF
+            ),
+        });
+    }
+    if let Some(compression) = &config.compression {
+        return Err(OtelError::Setting {
+            variable: "OTEL_EXPORTER_OTLP_(TRACES_)COMPRESSION",
+            reason: format!("{compression:?} is not supported: set none or leave it unset"),
+        });
+    }
+    request(config, Bytes::new())
+        .map(drop)
+        .map_err(|error| OtelError::Setting {
+            variable: "OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT or _HEADERS",
+            reason: format!("no request can be made to {:?}: {error}", config.endpoint),
+        })
+}
+
+/// The export request carrying `body`.
+fn request(
+    config: &ExportConfig,
+    body: Bytes,
+) -> Result<Request<Bytes>, opentelemetry_http::HttpError> {
+    let mut request = Request::post(config.endpoint.as_str())
+        .header("content-type", "application/x-protobuf")
+        .header(
+            "user-agent",
+            concat!("eventkit/", env!("CARGO_PKG_VERSION")),
+        );
+    for (name, value) in &config.headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    Ok(request.body(body)?)
+}
+
 /// Sends every span ended since the last flush, in one request, and waits for the
 /// endpoint's answer (at most the export timeout, [`ExportConfig::timeout`]). Nothing to
 /// do, and `Ok`, when export is off or no span ended.
@@ -261,8 +269,6 @@ pub async fn try_flush() -> Result<(), OtelError> {
     let Some(export) = EXPORT.get() else {
         return Ok(());
     };
-    let exporter = export.exporter.lock().await;
-    // Taken under the lock: the spans of one flush leave in one request, in order.
     let (spans, dropped) = export.pending.take();
     if dropped > 0 {
         tracing::warn!(
@@ -273,7 +279,27 @@ pub async fn try_flush() -> Result<(), OtelError> {
     if spans.is_empty() {
         return Ok(());
     }
-    Ok(exporter.export(spans).await?)
+    let failed = |reason: String| OtelError::Export {
+        endpoint: export.config.endpoint.clone(),
+        reason,
+    };
+    let body = wire::export_request(&spans, &export.resource);
+    drop(spans);
+    let request = request(&export.config, Bytes::from(body)).map_err(|e| failed(e.to_string()))?;
+    let response = export
+        .client
+        .send_bytes(request)
+        .await
+        .map_err(|error| failed(error.to_string()))?;
+    if response.status().is_success() {
+        return Ok(());
+    }
+    let answer = String::from_utf8_lossy(response.body());
+    Err(failed(format!(
+        "answered {}: {}",
+        response.status(),
+        answer.chars().take(200).collect::<String>()
+    )))
 }
 
 /// [`try_flush`], a failure logged rather than returned: a tracing backend that is down
@@ -290,56 +316,46 @@ mod tests {
 
     use super::*;
 
-    fn config(variables: &[(&str, &str)]) -> Option<ExportConfig> {
-        let variables: HashMap<String, String> = variables
+    fn config(variables: &[(&str, &str)]) -> ExportConfig {
+        let mut variables: HashMap<String, String> = variables
             .iter()
             .map(|(name, value)| (name.to_string(), value.to_string()))
             .collect();
-        ExportConfig::from_lookup(|name| variables.get(name).cloned())
+        variables
+            .entry("OTEL_SERVICE_NAME".to_string())
+            .or_insert_with(|| "orders".to_string());
+        ExportConfig::from_lookup(|name| variables.get(name).cloned()).expect("export is on")
     }
 
     #[test]
-    fn export_is_off_unless_an_otlp_variable_is_set() {
-        assert_eq!(config(&[]), None);
-        assert_eq!(config(&[("AWS_LAMBDA_FUNCTION_NAME", "inventory")]), None);
-        assert_eq!(config(&[("OTEL_EXPORTER_OTLP_ENDPOINT", " ")]), None);
-        let on = |variable| {
-            config(&[
-                (variable, "http://127.0.0.1:4318"),
-                ("AWS_LAMBDA_FUNCTION_NAME", "inventory"),
-            ])
+    fn export_refuses_to_start_with_what_it_cannot_send() {
+        let refused = |variables: &[(&str, &str)]| match check(&config(variables)) {
+            Err(OtelError::Setting { variable, reason }) => format!("{variable}: {reason}"),
+            other => panic!("{variables:?} was not refused: {other:?}"),
         };
-        for variable in EXPORT_VARIABLES {
-            assert!(on(variable).is_some(), "{variable}");
-        }
-        // OTEL_SDK_DISABLED wins, as in every OpenTelemetry SDK.
-        assert_eq!(
-            config(&[
-                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
-                ("OTEL_SDK_DISABLED", "TRUE"),
-            ]),
-            None
-        );
+        assert!(refused(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")])
+            .contains("\"grpc\" is not supported"));
+        assert!(refused(&[("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")]).contains("\"gzip\""));
+        let endpoint = refused(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://bad host:4318")]);
+        assert!(endpoint.contains("http://bad host:4318"), "{endpoint}");
+        let header = refused(&[("OTEL_EXPORTER_OTLP_HEADERS", "bad name=1")]);
+        assert!(header.contains("HEADERS"), "{header}");
+        assert!(check(&config(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")])).is_ok());
     }
 
     #[test]
-    fn the_service_is_named_by_otel_service_name_else_by_the_function() {
-        let endpoint = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318");
-        let named = |variables: &[(&str, &str)]| config(variables).map(|c| c.service_name);
-        assert_eq!(
-            named(&[
-                endpoint,
-                ("OTEL_SERVICE_NAME", "orders"),
-                ("AWS_LAMBDA_FUNCTION_NAME", "f")
-            ])
-            .as_deref(),
-            Some("orders")
-        );
-        assert_eq!(
-            named(&[endpoint, ("AWS_LAMBDA_FUNCTION_NAME", "f")]).as_deref(),
-            Some("f")
-        );
-        assert_eq!(named(&[endpoint]).as_deref(), Some("unknown_service"));
+    fn an_export_request_posts_protobuf_with_the_configured_headers() {
+        let config = config(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=s%20cret"),
+        ]);
+        let request = request(&config, Bytes::from_static(b"spans")).expect("a request");
+        assert_eq!(request.method(), "POST");
+        assert_eq!(request.uri(), "http://collector:4318/v1/traces");
+        let header = |name| request.headers().get(name).and_then(|v| v.to_str().ok());
+        assert_eq!(header("content-type"), Some("application/x-protobuf"));
+        assert_eq!(header("x-api-key"), Some("s cret"));
+        assert_eq!(request.body().as_ref(), b"spans");
     }
 
     #[test]
@@ -371,25 +387,6 @@ mod tests {
         // No test in this crate installs the process-wide exporter.
         assert!(!is_exporting());
         assert!(try_flush().await.is_ok());
-    }
-
-    #[test]
-    fn the_export_timeout_is_read_in_milliseconds() {
-        let endpoint = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318");
-        let timeout = |variables: &[(&str, &str)]| config(variables).map(|c| c.timeout);
-        assert_eq!(timeout(&[endpoint]), Some(DEFAULT_TIMEOUT));
-        assert_eq!(
-            timeout(&[endpoint, ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500")]),
-            Some(Duration::from_millis(2500))
-        );
-        assert_eq!(
-            timeout(&[
-                endpoint,
-                ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
-                ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "700")
-            ]),
-            Some(Duration::from_millis(700))
-        );
     }
 
     #[test]
