@@ -40,8 +40,9 @@ pub(super) fn export_request(spans: &[SpanData], resource: &Resource) -> Vec<u8>
             None => scopes.push((&span.instrumentation_scope, vec![span])),
         }
     }
-    // About 200 bytes a span; the buffer grows if that is short.
-    let mut out = Vec::with_capacity(256 + spans.len() * 256);
+    // About 300 bytes a span with the messaging attributes; the buffer grows if that is
+    // short.
+    let mut out = Vec::with_capacity(256 + spans.len() * 384);
     message(&mut out, 1, |out| {
         message(out, 1, |out| {
             for (key, value) in resource.iter() {
@@ -212,9 +213,16 @@ fn message(out: &mut Vec<u8>, field: u32, body: impl FnOnce(&mut Vec<u8>)) {
     if length < 0x80 {
         out[at] = length as u8;
     } else {
-        let mut prefix = Vec::with_capacity(10);
-        varint(&mut prefix, length as u64);
-        out.splice(at..at + 1, prefix);
+        let mut prefix = [0_u8; 10];
+        let mut size = 0;
+        let mut rest = length as u64;
+        while rest >= 0x80 {
+            prefix[size] = (rest as u8 & 0x7f) | 0x80;
+            rest >>= 7;
+            size += 1;
+        }
+        prefix[size] = rest as u8;
+        out.splice(at..at + 1, prefix[..=size].iter().copied());
     }
 }
 
