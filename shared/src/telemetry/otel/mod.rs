@@ -17,8 +17,8 @@
 //! flush blocks until that thread has sent the spans through reqwest's blocking client, which
 //! runs a runtime of its own: two thread hand-offs and a runtime per flush, about a third of
 //! what tracing cost a record. Here the export is one async request on the function's runtime
-//! (hyper, already in every function for the AWS SDK), its body written by [`wire`] (why not
-//! opentelemetry-otlp's exporter: see there).
+//! (hyper, already in every function for the AWS SDK), its protobuf body written by eventkit
+//! itself (`otel/wire.rs` says why not by opentelemetry-otlp's exporter).
 
 mod settings;
 mod wire;
