@@ -25,7 +25,8 @@ impl ClaimOutcome {
 
 #[cfg(feature = "otel")]
 mod traced {
-    use opentelemetry::trace::Status;
+    use opentelemetry::trace::{Status, TraceContextExt};
+    use opentelemetry::KeyValue;
     use tracing::field::Empty;
     use tracing::Span;
     use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -72,15 +73,20 @@ mod traced {
         if !may_be_traced(&record) {
             return;
         }
-        record.set_attribute("eventkit.idempotency.key", key.to_string());
-        record.set_attribute("eventkit.idempotency.batched", true);
-        record.set_attribute("eventkit.idempotency.outcome", outcome.0);
-        record.set_attribute(
-            "eventkit.idempotency.replayed",
-            outcome == ClaimOutcome::REPLAYED,
-        );
+        // One look-up of the record's OpenTelemetry span for all its attributes.
+        let context = record.context();
+        let span = context.span();
+        span.set_attributes([
+            KeyValue::new("eventkit.idempotency.key", key.to_string()),
+            KeyValue::new("eventkit.idempotency.batched", true),
+            KeyValue::new("eventkit.idempotency.outcome", outcome.0),
+            KeyValue::new(
+                "eventkit.idempotency.replayed",
+                outcome == ClaimOutcome::REPLAYED,
+            ),
+        ]);
         if outcome == ClaimOutcome::FAILED {
-            record.set_status(Status::error("the idempotency store failed"));
+            span.set_status(Status::error("the idempotency store failed"));
         }
     }
 
@@ -181,9 +187,11 @@ mod traced {
         if !may_be_traced(&record) {
             return;
         }
-        record.set_attribute("eventkit.idempotency.completion", outcome);
+        let context = record.context();
+        let span = context.span();
+        span.set_attribute(KeyValue::new("eventkit.idempotency.completion", outcome));
         if !ok {
-            record.set_status(Status::error(outcome));
+            span.set_status(Status::error(outcome));
         }
     }
 
