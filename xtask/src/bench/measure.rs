@@ -3,7 +3,7 @@
 //! trip delayed, and the function binaries' cold starts.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -40,17 +40,11 @@ pub async fn everything(
     peers: Peers,
 ) -> Result<Measurements> {
     let load_before = load_average();
-    let address = |endpoint: &str| -> Result<SocketAddr> {
-        endpoint
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .parse()
-            .with_context(|| format!("the endpoint {endpoint} is not host:port"))
-    };
     let upstream = address(dynamodb)?;
     let programs = Programs {
         bench_eventkit: release_dir().join("bench-eventkit"),
         peers,
+        callgrind_out: None,
     };
     let bench = Bench {
         programs,
@@ -164,27 +158,7 @@ pub async fn everything(
 
 /// `--only`: the throughput rounds of the chosen contenders, nothing else.
 pub async fn only(args: &BenchArgs, dynamodb: &str, dir: &Path) -> Result<Vec<Measured>> {
-    let upstream = dynamodb
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .parse()
-        .with_context(|| format!("the endpoint {dynamodb} is not host:port"))?;
-    let no_peer = Peers {
-        python: Default::default(),
-        python_harness: Default::default(),
-        node_harness: Default::default(),
-    };
-    let bench = Bench {
-        programs: Programs {
-            bench_eventkit: contender_binary(),
-            peers: no_peer,
-        },
-        tables: Tables::new(dynamodb).await,
-        upstream,
-        server_pid: dynamodb_local_pid(),
-        dir: dir.to_path_buf(),
-        run_id: uuid::Uuid::new_v4().simple().to_string()[..8].to_string(),
-    };
+    let bench = Bench::for_only(dynamodb, dir, None).await?;
     anyhow::ensure!(args.rounds > 0, "--rounds must be at least 1");
     let workload = dir.join("workload-only.jsonl");
     workload::write(&workload, args.batches)?;
@@ -211,6 +185,62 @@ pub async fn only(args: &BenchArgs, dynamodb: &str, dir: &Path) -> Result<Vec<Me
         .collect())
 }
 
+/// What `--instructions` counted of one contender.
+pub struct Counted {
+    /// Who.
+    pub contender: Contender,
+    /// Instructions executed per record, new and duplicate records together: the
+    /// difference between a run of `--batches` and a run of a fifth of them, so that
+    /// starting, the warm-up and ending cancel out.
+    pub per_record: f64,
+}
+
+/// `--instructions`: each `--only` contender run under callgrind at two sizes.
+pub async fn instructions(args: &BenchArgs, dynamodb: &str, dir: &Path) -> Result<Vec<Counted>> {
+    let out = dir.join("callgrind.out");
+    let bench = Bench::for_only(dynamodb, dir, Some(out.clone())).await?;
+    let small = (args.batches / 5).max(1);
+    anyhow::ensure!(
+        args.batches > small,
+        "--batches must be at least 2 with --instructions"
+    );
+    let mut counted = Vec::new();
+    for contender in &args.only {
+        let mut totals = Vec::new();
+        for batches in [small, args.batches] {
+            let workload = dir.join(format!("workload-instructions-{batches}.jsonl"));
+            workload::write(&workload, batches)?;
+            let label = format!("{} under callgrind, {batches} batches", contender.label());
+            let _ = std::fs::remove_file(&out);
+            bench
+                .run(*contender, &label, &workload, batches, Duration::ZERO)
+                .await?;
+            totals.push(callgrind_total(&out)?);
+        }
+        // Both phases, new and duplicate, of every extra batch.
+        let records = ((args.batches - small) * BATCH_SIZE * 2) as f64;
+        counted.push(Counted {
+            contender: *contender,
+            per_record: totals[1].saturating_sub(totals[0]) as f64 / records,
+        });
+    }
+    Ok(counted)
+}
+
+/// The instructions a callgrind output file counted in all (its `summary:` or `totals:`).
+fn callgrind_total(out: &Path) -> Result<u64> {
+    let text = std::fs::read_to_string(out)
+        .with_context(|| format!("reading callgrind's output {}", out.display()))?;
+    text.lines()
+        .find_map(|line| {
+            let count = line
+                .strip_prefix("summary:")
+                .or_else(|| line.strip_prefix("totals:"))?;
+            count.split_whitespace().next()?.parse().ok()
+        })
+        .with_context(|| format!("{} has no instruction total", out.display()))
+}
+
 /// The `bench-eventkit` that `--only` runs: `BENCH_EVENTKIT` names one built otherwise (with
 /// symbols, to profile it), else the release build's.
 pub fn contender_binary() -> std::path::PathBuf {
@@ -231,6 +261,28 @@ struct Bench {
 }
 
 impl Bench {
+    /// The bench of `--only` and `--instructions`: eventkit's contenders only, and under
+    /// callgrind when `callgrind_out` is given.
+    async fn for_only(dynamodb: &str, dir: &Path, callgrind_out: Option<PathBuf>) -> Result<Self> {
+        let no_peer = Peers {
+            python: Default::default(),
+            python_harness: Default::default(),
+            node_harness: Default::default(),
+        };
+        Ok(Self {
+            programs: Programs {
+                bench_eventkit: contender_binary(),
+                peers: no_peer,
+                callgrind_out,
+            },
+            tables: Tables::new(dynamodb).await,
+            upstream: address(dynamodb)?,
+            server_pid: dynamodb_local_pid(),
+            dir: dir.to_path_buf(),
+            run_id: uuid::Uuid::new_v4().simple().to_string()[..8].to_string(),
+        })
+    }
+
     /// One run of `contender` on a fresh table behind a fresh proxy.
     async fn run(
         &self,
@@ -281,6 +333,15 @@ impl Bench {
             }
         }
     }
+}
+
+/// `host:port` of an `http://` endpoint.
+fn address(endpoint: &str) -> Result<SocketAddr> {
+    endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .with_context(|| format!("the endpoint {endpoint} is not host:port"))
 }
 
 /// DynamoDB Local's pid, from the local cloud's pid file, if it names a live DynamoDB Local.

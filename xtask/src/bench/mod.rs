@@ -65,6 +65,15 @@ pub struct BenchArgs {
     /// symbols, for `perf`) instead of building one.
     #[arg(long, value_delimiter = ',', value_parser = runner::Contender::from_slug)]
     pub only: Vec<runner::Contender>,
+    /// With `--only`: count the instructions each contender executes per record, with
+    /// valgrind's callgrind, instead of timing it. Each runs at `--batches` and at a fifth
+    /// of them, and the difference is divided by the records between: new and duplicate
+    /// records together, starting and the warm-up cancelled out. Unlike CPU time, the count
+    /// is the same from run to run whatever else the machine is doing (a machine shared
+    /// with DynamoDB Local, a build or another tenant moves CPU time by a third), but it
+    /// leaves out what the kernel does for the process and what cache misses cost.
+    #[arg(long, requires = "only")]
+    pub instructions: bool,
     #[command(flatten)]
     ports: cloud::Ports,
 }
@@ -94,6 +103,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;
+        if args.instructions {
+            let counted = runtime.block_on(measure::instructions(args, &dynamodb, &dir))?;
+            println!("{}", report::instructions(&counted).terminal());
+            return Ok(());
+        }
         let measured = runtime.block_on(measure::only(args, &dynamodb, &dir))?;
         println!("{}", report::quick(&measured).terminal());
         return Ok(());

@@ -286,6 +286,7 @@ pub fn quick(measured: &[Measured]) -> Grid {
     for which in Which::BOTH {
         let phase = which.label();
         header.push(format!("client CPU µs/record, {phase}"));
+        header.push(format!("of which system, {phase}"));
         header.push(format!("× first, {phase}"));
         header.push(format!("records/s, {phase}"));
     }
@@ -298,10 +299,36 @@ pub fn quick(measured: &[Measured]) -> Grid {
                 let cpu = contender.cpu_us_per_record(which);
                 let ratio = first.map_or(f64::NAN, |first| cpu / first.cpu_us_per_record(which));
                 row.push(number(cpu, 0));
+                row.push(
+                    contender
+                        .system_cpu_us_per_record(which)
+                        .map_or_else(|| "n/a".to_string(), |system| number(system, 0)),
+                );
                 row.push(format!("{ratio:.2}"));
                 row.push(number(contender.records_per_second(which), 0));
             }
             row
+        })
+        .collect();
+    Grid { header, rows }
+}
+
+/// `--instructions`' table: each contender's instructions per record and their ratio to
+/// the first contender's.
+pub fn instructions(counted: &[super::measure::Counted]) -> Grid {
+    let header = ["contender", "instructions/record, new and duplicate", "× first"]
+        .map(String::from)
+        .to_vec();
+    let first = counted.first().map(|first| first.per_record);
+    let rows = counted
+        .iter()
+        .map(|contender| {
+            let ratio = first.map_or(f64::NAN, |first| contender.per_record / first);
+            vec![
+                contender.contender.label().to_string(),
+                number(contender.per_record, 0),
+                format!("{ratio:.3}"),
+            ]
         })
         .collect();
     Grid { header, rows }

@@ -122,6 +122,9 @@ pub struct Programs {
     pub bench_eventkit: PathBuf,
     /// The installed peers.
     pub peers: Peers,
+    /// When set, `bench-eventkit` runs under valgrind's callgrind, which writes its count of
+    /// instructions here (`--instructions`).
+    pub callgrind_out: Option<PathBuf>,
 }
 
 impl Programs {
@@ -135,7 +138,17 @@ impl Programs {
             | Contender::EventkitTransactional
             | Contender::EventkitOutboxItems
             | Contender::EventkitEmits => {
-                let mut command = Command::new(&self.bench_eventkit);
+                let mut command = match &self.callgrind_out {
+                    Some(out) => {
+                        let mut valgrind = Command::new("valgrind");
+                        valgrind
+                            .arg("--tool=callgrind")
+                            .arg(format!("--callgrind-out-file={}", out.display()))
+                            .arg(&self.bench_eventkit);
+                        valgrind
+                    }
+                    None => Command::new(&self.bench_eventkit),
+                };
                 command.arg(contender.slug());
                 command
             }
@@ -162,6 +175,9 @@ pub struct PhaseReport {
     pub seconds: f64,
     /// The contender's CPU time (user + system, all threads) during the phase.
     pub cpu_seconds: f64,
+    /// Of which system time (the peers do not report it).
+    #[serde(default)]
+    pub system_cpu_seconds: Option<f64>,
     /// Wall time of each batch, in milliseconds.
     pub batch_ms: Vec<f64>,
     /// Records reported failed.

@@ -107,6 +107,18 @@ impl Measured {
         self.median_over_rounds(which, |phase| phase.report.cpu_seconds * 1e6 / records)
     }
 
+    /// The system part of [`cpu_us_per_record`](Self::cpu_us_per_record), when the
+    /// contender reports it (eventkit's do).
+    pub fn system_cpu_us_per_record(&self, which: Which) -> Option<f64> {
+        let records = self.records as f64;
+        let values: Option<Vec<f64>> = self
+            .rounds
+            .iter()
+            .map(|run| Some(which.of(run).report.system_cpu_seconds? * 1e6 / records))
+            .collect();
+        values.map(median)
+    }
+
     /// DynamoDB Local's CPU time per record, in microseconds, when it could be read.
     pub fn server_cpu_us_per_record(&self, which: Which) -> Option<f64> {
         let records = self.records as f64;

@@ -60,6 +60,7 @@ pub async fn drive(contender: &impl Contender, workload: &Workload) -> Result<()
     for phase in ["new", "duplicate"] {
         let runs_before = contender.runs();
         let cpu_before = cpu_seconds()?;
+        let system_before = system_cpu_seconds()?;
         let started = Instant::now();
         let mut batch_ms = Vec::with_capacity(workload.batches.len());
         let mut failures = 0;
@@ -73,6 +74,7 @@ pub async fn drive(contender: &impl Contender, workload: &Workload) -> Result<()
             "phase": phase,
             "seconds": seconds,
             "cpu_seconds": cpu_seconds()? - cpu_before,
+            "system_cpu_seconds": system_cpu_seconds()? - system_before,
             "batch_ms": batch_ms,
             "failures": failures,
             "ran": contender.runs() - runs_before,
@@ -134,7 +136,15 @@ fn wait_for_parent() -> Result<()> {
 /// User plus system CPU time of this whole process (every thread) so far.
 pub fn cpu_seconds() -> Result<f64> {
     let usage = getrusage(UsageWho::RUSAGE_SELF).context("getrusage")?;
-    let seconds =
-        |time: nix::sys::time::TimeVal| time.tv_sec() as f64 + time.tv_usec() as f64 * 1e-6;
     Ok(seconds(usage.user_time()) + seconds(usage.system_time()))
+}
+
+/// The system part of [`cpu_seconds`]: what the kernel did for the process (its sockets).
+pub fn system_cpu_seconds() -> Result<f64> {
+    let usage = getrusage(UsageWho::RUSAGE_SELF).context("getrusage")?;
+    Ok(seconds(usage.system_time()))
+}
+
+fn seconds(time: nix::sys::time::TimeVal) -> f64 {
+    time.tv_sec() as f64 + time.tv_usec() as f64 * 1e-6
 }
