@@ -14,7 +14,7 @@ use super::peers::Peers;
 use super::procfs;
 use super::report::number;
 use super::runner::{self, Contender, Programs, Run, Setting};
-use super::summary::{FunctionStarts, Measured};
+use super::summary::{Counted, FunctionStarts, Measured};
 use super::tables::Tables;
 use super::workload::{self, BATCH_SIZE};
 use super::{arm64_bootstrap, release_dir, BenchArgs, FUNCTIONS};
@@ -183,16 +183,6 @@ pub async fn only(args: &BenchArgs, dynamodb: &str, dir: &Path) -> Result<Vec<Me
             records: args.batches * BATCH_SIZE,
         })
         .collect())
-}
-
-/// What `--instructions` counted of one contender.
-pub struct Counted {
-    /// Who.
-    pub contender: Contender,
-    /// Instructions executed per record, new and duplicate records together: the
-    /// difference between a run of `--batches` and a run of a fifth of them, so that
-    /// starting, the warm-up and ending cancel out.
-    pub per_record: f64,
 }
 
 /// `--instructions`: each `--only` contender run under callgrind at two sizes.

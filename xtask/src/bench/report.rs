@@ -315,10 +315,14 @@ pub fn quick(measured: &[Measured]) -> Grid {
 
 /// `--instructions`' table: each contender's instructions per record and their ratio to
 /// the first contender's.
-pub fn instructions(counted: &[super::measure::Counted]) -> Grid {
-    let header = ["contender", "instructions/record, new and duplicate", "× first"]
-        .map(String::from)
-        .to_vec();
+pub fn instructions(counted: &[super::summary::Counted]) -> Grid {
+    let header = [
+        "contender",
+        "instructions/record, new and duplicate",
+        "× first",
+    ]
+    .map(String::from)
+    .to_vec();
     let first = counted.first().map(|first| first.per_record);
     let rows = counted
         .iter()

@@ -211,6 +211,16 @@ pub fn median(values: Vec<f64>) -> f64 {
     }
 }
 
+/// What `--instructions` counted of one contender.
+pub struct Counted {
+    /// Who.
+    pub contender: super::runner::Contender,
+    /// Instructions executed per record, new and duplicate records together: the
+    /// difference between a run of `--batches` and a run of a fifth of them, so that
+    /// starting, the warm-up and ending cancel out.
+    pub per_record: f64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
