@@ -20,6 +20,7 @@
 //! (hyper, already in every function for the AWS SDK), its protobuf body written by eventkit
 //! itself (`otel/wire.rs` says why not by opentelemetry-otlp's exporter).
 
+mod sender;
 mod settings;
 mod wire;
 
@@ -27,8 +28,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_http::hyper::HyperClient;
-use opentelemetry_http::{Bytes, HttpClient as _, Request};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanProcessor};
 use opentelemetry_sdk::Resource;
@@ -37,6 +36,7 @@ use tracing_subscriber::filter::FilterFn;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
+use sender::Sender;
 pub use settings::{ExportConfig, EXPORT_VARIABLES};
 
 /// Spans of these targets are not exported: lambda_runtime's per-invocation span (eventkit
@@ -62,11 +62,7 @@ static EXPORT: OnceLock<Export> = OnceLock::new();
 
 struct Export {
     pending: Pending,
-    client: HyperClient,
-    /// Where, with which headers, how long: the variables' settings.
-    config: ExportConfig,
-    /// The `service.name` and `faas.name` of every span.
-    resource: Resource,
+    sender: Sender,
     /// Keeps the tracer's provider (and its processor) alive.
     _provider: SdkTracerProvider,
 }
@@ -161,7 +157,7 @@ where
     if EXPORT.get().is_some() {
         return Err(OtelError::AlreadyInstalled);
     }
-    check(config)?;
+    sender::check(config)?;
     let mut resource = Resource::builder().with_service_name(config.service_name.clone());
     if let Ok(function) = std::env::var("AWS_LAMBDA_FUNCTION_NAME") {
         resource = resource.with_attribute(opentelemetry::KeyValue::new("faas.name", function));
@@ -176,9 +172,7 @@ where
     EXPORT
         .set(Export {
             pending,
-            client: HyperClient::with_default_connector(config.timeout, None),
-            config: config.clone(),
-            resource,
+            sender: Sender::new(config, resource),
             _provider: provider,
         })
         .map_err(|_| OtelError::AlreadyInstalled)?;
@@ -218,50 +212,6 @@ pub fn is_exporting() -> bool {
     EXPORT.get().is_some()
 }
 
-/// Whether `config` asks for what this exporter does, with an endpoint and headers a
-/// request can carry.
-fn check(config: &ExportConfig) -> Result<(), OtelError> {
-    if config.protocol != settings::HTTP_PROTOBUF {
-        return Err(OtelError::Setting {
-            variable: "OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL",
-            reason: format!(
-                "{:?} is not supported: spans are sent as {}",
-                config.protocol,
-                settings::HTTP_PROTOBUF
-            ),
-        });
-    }
-    if let Some(compression) = &config.compression {
-        return Err(OtelError::Setting {
-            variable: "OTEL_EXPORTER_OTLP_(TRACES_)COMPRESSION",
-            reason: format!("{compression:?} is not supported: set none or leave it unset"),
-        });
-    }
-    request(config, Bytes::new())
-        .map(drop)
-        .map_err(|error| OtelError::Setting {
-            variable: "OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT or _HEADERS",
-            reason: format!("no request can be made to {:?}: {error}", config.endpoint),
-        })
-}
-
-/// The export request carrying `body`.
-fn request(
-    config: &ExportConfig,
-    body: Bytes,
-) -> Result<Request<Bytes>, opentelemetry_http::HttpError> {
-    let mut request = Request::post(config.endpoint.as_str())
-        .header("content-type", "application/x-protobuf")
-        .header(
-            "user-agent",
-            concat!("eventkit/", env!("CARGO_PKG_VERSION")),
-        );
-    for (name, value) in &config.headers {
-        request = request.header(name.as_str(), value.as_str());
-    }
-    Ok(request.body(body)?)
-}
-
 /// Sends every span ended since the last flush, in one request, and waits for the
 /// endpoint's answer (at most the export timeout, [`ExportConfig::timeout`]). Nothing to
 /// do, and `Ok`, when export is off or no span ended.
@@ -279,27 +229,7 @@ pub async fn try_flush() -> Result<(), OtelError> {
     if spans.is_empty() {
         return Ok(());
     }
-    let failed = |reason: String| OtelError::Export {
-        endpoint: export.config.endpoint.clone(),
-        reason,
-    };
-    let body = wire::export_request(&spans, &export.resource);
-    drop(spans);
-    let request = request(&export.config, Bytes::from(body)).map_err(|e| failed(e.to_string()))?;
-    let response = export
-        .client
-        .send_bytes(request)
-        .await
-        .map_err(|error| failed(error.to_string()))?;
-    if response.status().is_success() {
-        return Ok(());
-    }
-    let answer = String::from_utf8_lossy(response.body());
-    Err(failed(format!(
-        "answered {}: {}",
-        response.status(),
-        answer.chars().take(200).collect::<String>()
-    )))
+    export.sender.send(&spans).await
 }
 
 /// [`try_flush`], a failure logged rather than returned: a tracing backend that is down
@@ -312,51 +242,7 @@ pub async fn flush() {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use super::*;
-
-    fn config(variables: &[(&str, &str)]) -> ExportConfig {
-        let mut variables: HashMap<String, String> = variables
-            .iter()
-            .map(|(name, value)| (name.to_string(), value.to_string()))
-            .collect();
-        variables
-            .entry("OTEL_SERVICE_NAME".to_string())
-            .or_insert_with(|| "orders".to_string());
-        ExportConfig::from_lookup(|name| variables.get(name).cloned()).expect("export is on")
-    }
-
-    #[test]
-    fn export_refuses_to_start_with_what_it_cannot_send() {
-        let refused = |variables: &[(&str, &str)]| match check(&config(variables)) {
-            Err(OtelError::Setting { variable, reason }) => format!("{variable}: {reason}"),
-            other => panic!("{variables:?} was not refused: {other:?}"),
-        };
-        assert!(refused(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")])
-            .contains("\"grpc\" is not supported"));
-        assert!(refused(&[("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")]).contains("\"gzip\""));
-        let endpoint = refused(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://bad host:4318")]);
-        assert!(endpoint.contains("http://bad host:4318"), "{endpoint}");
-        let header = refused(&[("OTEL_EXPORTER_OTLP_HEADERS", "bad name=1")]);
-        assert!(header.contains("HEADERS"), "{header}");
-        assert!(check(&config(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")])).is_ok());
-    }
-
-    #[test]
-    fn an_export_request_posts_protobuf_with_the_configured_headers() {
-        let config = config(&[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
-            ("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=s%20cret"),
-        ]);
-        let request = request(&config, Bytes::from_static(b"spans")).expect("a request");
-        assert_eq!(request.method(), "POST");
-        assert_eq!(request.uri(), "http://collector:4318/v1/traces");
-        let header = |name| request.headers().get(name).and_then(|v| v.to_str().ok());
-        assert_eq!(header("content-type"), Some("application/x-protobuf"));
-        assert_eq!(header("x-api-key"), Some("s cret"));
-        assert_eq!(request.body().as_ref(), b"spans");
-    }
 
     #[test]
     fn the_runtimes_and_the_transports_spans_are_not_exported() {
