@@ -282,11 +282,11 @@ mod tests {
         assert_eq!(lines[1]["level"], "WARN");
     }
 
+    /// Runs `logging` under the subscriber [`init_with_export`] installs for JSON (the
+    /// OpenTelemetry layer beside the JSON log layer); what it returned, and what it logged.
     #[cfg(feature = "otel")]
-    #[test]
-    fn a_json_line_written_in_a_traced_span_leads_with_its_w3c_trace_id() {
-        use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
-        use tracing_opentelemetry::OpenTelemetrySpanExt;
+    fn logged_with_export<T>(logging: impl FnOnce() -> T) -> (T, String) {
+        use opentelemetry::trace::TracerProvider as _;
         use tracing_subscriber::layer::SubscriberExt;
         let captured = Captured::default();
         let writer = captured.clone();
@@ -294,7 +294,17 @@ mod tests {
         let subscriber = tracing_subscriber::registry()
             .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")))
             .with(json_layer_with_trace_id(move || writer.clone()));
-        let trace_id = tracing::subscriber::with_default(subscriber, || {
+        let returned = tracing::subscriber::with_default(subscriber, logging);
+        let output = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        (returned, output)
+    }
+
+    #[cfg(feature = "otel")]
+    #[test]
+    fn a_json_line_written_in_a_traced_span_leads_with_its_w3c_trace_id() {
+        use opentelemetry::trace::TraceContextExt;
+        use tracing_opentelemetry::OpenTelemetrySpanExt;
+        let (trace_id, output) = logged_with_export(|| {
             tracing::info!("before any span");
             let record = record_span("m-1", "e-1", "c-9");
             remember_trace_id(&record);
@@ -302,7 +312,6 @@ mod tests {
             record.in_scope(|| tracing::info!("inside"));
             trace_id.to_string()
         });
-        let output = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
         let lines: Vec<Value> = output
             .lines()
             .map(|line| serde_json::from_str(line).unwrap())
@@ -321,21 +330,12 @@ mod tests {
     #[cfg(feature = "otel")]
     #[test]
     fn a_line_logged_in_a_step_span_lists_the_spans_it_would_list_without_export() {
-        use opentelemetry::trace::TracerProvider as _;
-        use tracing_subscriber::layer::SubscriberExt;
-        let captured = Captured::default();
-        let writer = captured.clone();
-        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
-        let subscriber = tracing_subscriber::registry()
-            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")))
-            .with(json_layer_with_trace_id(move || writer.clone()));
-        tracing::subscriber::with_default(subscriber, || {
+        let ((), output) = logged_with_export(|| {
             let _record = record_span("m-1", "e-1", "c-9").entered();
             let handler = crate::telemetry::steps::handler(Some("OrderPlaced"));
             assert!(!handler.is_none(), "the step span exists: it is exported");
             handler.in_scope(|| tracing::info!("inside the handler"));
         });
-        let output = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
         let line: Value = serde_json::from_str(output.trim()).unwrap();
         let names: Vec<&str> = line["spans"]
             .as_array()

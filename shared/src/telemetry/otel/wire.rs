@@ -213,16 +213,8 @@ fn message(out: &mut Vec<u8>, field: u32, body: impl FnOnce(&mut Vec<u8>)) {
     if length < 0x80 {
         out[at] = length as u8;
     } else {
-        let mut prefix = [0_u8; 10];
-        let mut size = 0;
-        let mut rest = length as u64;
-        while rest >= 0x80 {
-            prefix[size] = (rest as u8 & 0x7f) | 0x80;
-            rest >>= 7;
-            size += 1;
-        }
-        prefix[size] = rest as u8;
-        out.splice(at..at + 1, prefix[..=size].iter().copied());
+        let (prefix, size) = varint_bytes(length as u64);
+        out.splice(at..at + 1, prefix[..size].iter().copied());
     }
 }
 
@@ -274,12 +266,22 @@ fn tag(out: &mut Vec<u8>, field: u32, wire_type: u8) {
     varint(out, u64::from(field << 3 | u32::from(wire_type)));
 }
 
-fn varint(out: &mut Vec<u8>, mut value: u64) {
+fn varint(out: &mut Vec<u8>, value: u64) {
+    let (bytes, size) = varint_bytes(value);
+    out.extend_from_slice(&bytes[..size]);
+}
+
+/// `value` as a protobuf varint: its bytes (at most ten) and how many there are.
+fn varint_bytes(mut value: u64) -> ([u8; 10], usize) {
+    let mut bytes = [0_u8; 10];
+    let mut size = 0;
     while value >= 0x80 {
-        out.push((value as u8 & 0x7f) | 0x80);
+        bytes[size] = (value as u8 & 0x7f) | 0x80;
         value >>= 7;
+        size += 1;
     }
-    out.push(value as u8);
+    bytes[size] = value as u8;
+    (bytes, size + 1)
 }
 
 #[cfg(test)]
