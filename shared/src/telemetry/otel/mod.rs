@@ -38,6 +38,7 @@ use tracing_subscriber::Layer;
 
 use sender::Sender;
 pub use settings::{ExportConfig, EXPORT_VARIABLES};
+use wire::{Encoded, EncodedResource};
 
 /// Spans of these targets are not exported: lambda_runtime's per-invocation span (eventkit
 /// opens its own, parented to the producer's context, which the runtime's cannot be), and
@@ -62,12 +63,15 @@ static EXPORT: OnceLock<Export> = OnceLock::new();
 
 struct Export {
     pending: Pending,
+    /// The `service.name` and `faas.name` of every span, as each request carries them.
+    resource: EncodedResource,
     sender: Sender,
     /// Keeps the tracer's provider (and its processor) alive.
     _provider: SdkTracerProvider,
 }
 
-/// The ended spans not yet sent: the provider's span processor.
+/// The ended spans not yet sent, written as OTLP as each ends: the provider's span
+/// processor.
 #[derive(Clone, Debug, Default)]
 struct Pending {
     spans: Arc<Mutex<PendingSpans>>,
@@ -75,19 +79,20 @@ struct Pending {
 
 #[derive(Debug, Default)]
 struct PendingSpans {
-    ended: Vec<SpanData>,
+    ended: Encoded,
     dropped: usize,
 }
 
 impl Pending {
-    /// The spans ended since the last call, and how many were dropped meanwhile.
-    fn take(&self) -> (Vec<SpanData>, usize) {
+    /// The export request of the spans ended since the last call (`None` when none did),
+    /// all of `resource`, and how many were dropped meanwhile.
+    fn take_request(&self, resource: &EncodedResource) -> (Option<Vec<u8>>, usize) {
         match self.spans.lock() {
-            Ok(mut pending) => (
-                std::mem::take(&mut pending.ended),
-                std::mem::take(&mut pending.dropped),
-            ),
-            Err(_) => (Vec::new(), 0),
+            Ok(mut pending) => {
+                let body = (pending.ended.len() > 0).then(|| pending.ended.take_request(resource));
+                (body, std::mem::take(&mut pending.dropped))
+            }
+            Err(_) => (None, 0),
         }
     }
 }
@@ -101,7 +106,7 @@ impl SpanProcessor for Pending {
         }
         if let Ok(mut pending) = self.spans.lock() {
             if pending.ended.len() < MAX_PENDING {
-                pending.ended.push(span);
+                pending.ended.push(&span);
             } else {
                 pending.dropped += 1;
             }
@@ -172,7 +177,8 @@ where
     EXPORT
         .set(Export {
             pending,
-            sender: Sender::new(config, resource),
+            resource: EncodedResource::new(&resource),
+            sender: Sender::new(config),
             _provider: provider,
         })
         .map_err(|_| OtelError::AlreadyInstalled)?;
@@ -219,17 +225,17 @@ pub async fn try_flush() -> Result<(), OtelError> {
     let Some(export) = EXPORT.get() else {
         return Ok(());
     };
-    let (spans, dropped) = export.pending.take();
+    let (body, dropped) = export.pending.take_request(&export.resource);
     if dropped > 0 {
         tracing::warn!(
             dropped,
             "spans were dropped: more than {MAX_PENDING} ended between two flushes"
         );
     }
-    if spans.is_empty() {
-        return Ok(());
+    match body {
+        Some(body) => export.sender.send(body).await,
+        None => Ok(()),
     }
-    export.sender.send(&spans).await
 }
 
 /// [`try_flush`], a failure logged rather than returned: a tracing backend that is down
@@ -275,6 +281,20 @@ mod tests {
         assert!(try_flush().await.is_ok());
     }
 
+    /// The names of the spans in an export request's body.
+    pub(super) fn names_in(body: &[u8]) -> Vec<String> {
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+        use prost::Message;
+        let request = ExportTraceServiceRequest::decode(body).expect("an OTLP request");
+        request
+            .resource_spans
+            .iter()
+            .flat_map(|resource| &resource.scope_spans)
+            .flat_map(|scope| &scope.spans)
+            .map(|span| span.name.clone())
+            .collect()
+    }
+
     #[test]
     fn ended_spans_wait_for_the_flush_up_to_a_bound() {
         use opentelemetry::trace::{Span as _, Tracer as _};
@@ -282,17 +302,19 @@ mod tests {
         let provider = SdkTracerProvider::builder()
             .with_span_processor(pending.clone())
             .build();
+        let resource = EncodedResource::new(&Resource::builder().build());
         let tracer = provider.tracer("test");
         tracer.start("first").end();
         tracer.start("second").end();
-        let (spans, dropped) = pending.take();
-        let names: Vec<&str> = spans.iter().map(|span| span.name.as_ref()).collect();
-        assert_eq!((names, dropped), (vec!["first", "second"], 0));
-        assert!(pending.take().0.is_empty(), "taken once");
+        let (body, dropped) = pending.take_request(&resource);
+        assert_eq!(dropped, 0);
+        assert_eq!(names_in(&body.expect("spans ended")), ["first", "second"]);
+        assert!(pending.take_request(&resource).0.is_none(), "taken once");
         for _ in 0..MAX_PENDING + 3 {
             tracer.start("many").end();
         }
-        let (spans, dropped) = pending.take();
-        assert_eq!((spans.len(), dropped), (MAX_PENDING, 3));
+        let (body, dropped) = pending.take_request(&resource);
+        assert_eq!(dropped, 3);
+        assert_eq!(names_in(&body.expect("spans ended")).len(), MAX_PENDING);
     }
 }

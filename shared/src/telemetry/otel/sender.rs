@@ -4,38 +4,32 @@
 
 use opentelemetry_http::hyper::HyperClient;
 use opentelemetry_http::{Bytes, HttpClient as _, Request};
-use opentelemetry_sdk::trace::SpanData;
-use opentelemetry_sdk::Resource;
 
 use super::settings::HTTP_PROTOBUF;
-use super::{wire, ExportConfig, OtelError};
+use super::{ExportConfig, OtelError};
 
 /// Sends spans where the settings say.
 pub(super) struct Sender {
     client: HyperClient,
     /// Where, with which headers, how long.
     config: ExportConfig,
-    /// The `service.name` and `faas.name` of every span.
-    resource: Resource,
 }
 
 impl Sender {
-    pub(super) fn new(config: &ExportConfig, resource: Resource) -> Self {
+    pub(super) fn new(config: &ExportConfig) -> Self {
         Self {
             client: HyperClient::with_default_connector(config.timeout, None),
             config: config.clone(),
-            resource,
         }
     }
 
-    /// Sends `spans` in one request and waits for the endpoint's answer (at most the
-    /// export timeout). Only a 2xx answer is success.
-    pub(super) async fn send(&self, spans: &[SpanData]) -> Result<(), OtelError> {
+    /// Sends `body`, an OTLP export request, and waits for the endpoint's answer (at most
+    /// the export timeout). Only a 2xx answer is success.
+    pub(super) async fn send(&self, body: Vec<u8>) -> Result<(), OtelError> {
         let failed = |reason: String| OtelError::Export {
             endpoint: self.config.endpoint.clone(),
             reason,
         };
-        let body = wire::export_request(spans, &self.resource);
         let request =
             request(&self.config, Bytes::from(body)).map_err(|error| failed(error.to_string()))?;
         let response = self
@@ -189,14 +183,22 @@ mod tests {
         (endpoint, served)
     }
 
-    fn ended(name: &'static str) -> SpanData {
+    /// The export request of spans named `names`, ended as the exporter's processor sees
+    /// them.
+    fn ended(names: &[&'static str]) -> Vec<u8> {
         use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
         let pending = super::super::Pending::default();
         let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
             .with_span_processor(pending.clone())
             .build();
-        provider.tracer("eventkit").start(name).end();
-        pending.take().0.remove(0)
+        for name in names {
+            provider.tracer("eventkit").start(*name).end();
+        }
+        let resource = opentelemetry_sdk::Resource::builder()
+            .with_service_name("orders")
+            .build();
+        let resource = super::super::EncodedResource::new(&resource);
+        pending.take_request(&resource).0.expect("spans ended")
     }
 
     fn sender_to(endpoint: &str) -> Sender {
@@ -204,10 +206,7 @@ mod tests {
             ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", endpoint),
             ("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=k1"),
         ]);
-        Sender::new(
-            &config,
-            Resource::builder().with_service_name("orders").build(),
-        )
+        Sender::new(&config)
     }
 
     #[tokio::test]
@@ -216,7 +215,7 @@ mod tests {
         use prost::Message;
         let (endpoint, served) = answering("200 OK", "").await;
         let sent = sender_to(&endpoint)
-            .send(&[ended("process orders"), ended("handle OrderPlaced")])
+            .send(ended(&["process orders", "handle OrderPlaced"]))
             .await;
         assert!(sent.is_ok(), "{sent:?}");
         let (head, body) = served.await.unwrap();
@@ -238,7 +237,7 @@ mod tests {
     #[tokio::test]
     async fn a_refusal_and_an_unreachable_endpoint_are_errors_that_say_where_and_why() {
         let (endpoint, served) = answering("503 Service Unavailable", "collector overloaded").await;
-        let refused = sender_to(&endpoint).send(&[ended("record")]).await;
+        let refused = sender_to(&endpoint).send(ended(&["record"])).await;
         let _ = served.await;
         match refused {
             Err(OtelError::Export {
@@ -257,7 +256,7 @@ mod tests {
             .unwrap();
         let endpoint = format!("http://{}/v1/traces", closed.local_addr().unwrap());
         drop(closed);
-        let unreachable = sender_to(&endpoint).send(&[ended("record")]).await;
+        let unreachable = sender_to(&endpoint).send(ended(&["record"])).await;
         assert!(
             matches!(&unreachable, Err(OtelError::Export { endpoint: to, .. }) if *to == endpoint),
             "{unreachable:?}"

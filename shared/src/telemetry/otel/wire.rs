@@ -27,40 +27,126 @@ const FIXED32: u8 = 5;
 const HAS_IS_REMOTE: u32 = 0x100;
 const IS_REMOTE: u32 = 0x200;
 
-/// The body of one OTLP/HTTP export of `spans`, all of `resource`: a single `ResourceSpans`
-/// with a `ScopeSpans` per instrumentation scope, in the order the scopes first appear.
-pub(super) fn export_request(spans: &[SpanData], resource: &Resource) -> Vec<u8> {
-    let mut scopes: Vec<(&InstrumentationScope, Vec<&SpanData>)> = Vec::new();
-    for span in spans {
-        match scopes
-            .iter_mut()
-            .find(|(scope, _)| *scope == &span.instrumentation_scope)
-        {
-            Some((_, members)) => members.push(span),
-            None => scopes.push((&span.instrumentation_scope, vec![span])),
-        }
+/// Ended spans, each written as an OTLP `Span` message when it ends, grouped by
+/// instrumentation scope: what waits for the next export. Written at once, a span's
+/// `SpanData` is freed where it ends, and the buffers keep their room from one export to
+/// the next (#34: holding the `SpanData` until the flush grew a vector of them on every
+/// invocation and walked them twice).
+#[derive(Debug, Default)]
+pub(super) struct Encoded {
+    /// In the order the scopes first appeared; a scope with no span now is left out of the
+    /// request.
+    scopes: Vec<ScopeSpans>,
+    spans: usize,
+}
+
+/// One scope's part of a `ResourceSpans`.
+#[derive(Debug)]
+struct ScopeSpans {
+    scope: InstrumentationScope,
+    /// The `ScopeSpans` fields other than its spans: the scope and its schema URL.
+    head: Vec<u8>,
+    /// The spans, each a `spans` field of `ScopeSpans`.
+    spans: Vec<u8>,
+}
+
+impl Encoded {
+    /// Writes `span` after those written before.
+    pub(super) fn push(&mut self, span: &SpanData) {
+        let scope = &span.instrumentation_scope;
+        let index = match self.scopes.iter().position(|known| known.scope == *scope) {
+            Some(index) => index,
+            None => {
+                let mut head = Vec::new();
+                message(&mut head, 1, |out| instrumentation_scope(out, scope));
+                string(&mut head, 3, scope.schema_url().unwrap_or_default());
+                self.scopes.push(ScopeSpans {
+                    scope: scope.clone(),
+                    head,
+                    spans: Vec::new(),
+                });
+                self.scopes.len() - 1
+            }
+        };
+        // A span's message is 128 bytes to 16 KiB long: two bytes for its length.
+        message_reserving::<2>(&mut self.scopes[index].spans, 2, |out| {
+            span_fields(out, span)
+        });
+        self.spans += 1;
     }
-    // About 300 bytes a span with the messaging attributes; the buffer grows if that is
-    // short.
-    let mut out = Vec::with_capacity(256 + spans.len() * 384);
-    message(&mut out, 1, |out| {
-        message(out, 1, |out| {
+
+    /// How many spans are written.
+    pub(super) fn len(&self) -> usize {
+        self.spans
+    }
+
+    /// The body of one OTLP/HTTP export (an `ExportTraceServiceRequest`) of every span
+    /// written, all of `resource`: a single `ResourceSpans` with a `ScopeSpans` per scope.
+    /// Empties the buffers, which keep their room.
+    pub(super) fn take_request(&mut self, resource: &EncodedResource) -> Vec<u8> {
+        let scope_spans = |scope: &ScopeSpans| scope.head.len() + scope.spans.len();
+        let resource_spans = resource.resource.len()
+            + resource.schema_url.len()
+            + self
+                .scopes
+                .iter()
+                .filter(|scope| !scope.spans.is_empty())
+                .map(|scope| field_size(scope_spans(scope)))
+                .sum::<usize>();
+        // Every length is known: written once, front to back.
+        let mut out = Vec::with_capacity(field_size(resource_spans));
+        tag(&mut out, 1, LENGTH_DELIMITED);
+        varint(&mut out, resource_spans as u64);
+        out.extend_from_slice(&resource.resource);
+        for scope in self
+            .scopes
+            .iter_mut()
+            .filter(|scope| !scope.spans.is_empty())
+        {
+            tag(&mut out, 2, LENGTH_DELIMITED);
+            varint(&mut out, scope_spans(scope) as u64);
+            out.extend_from_slice(&scope.head);
+            out.extend_from_slice(&scope.spans);
+            scope.spans.clear();
+        }
+        out.extend_from_slice(&resource.schema_url);
+        self.spans = 0;
+        out
+    }
+}
+
+/// A resource's fields of every `ResourceSpans`, written once.
+#[derive(Debug)]
+pub(super) struct EncodedResource {
+    resource: Vec<u8>,
+    schema_url: Vec<u8>,
+}
+
+impl EncodedResource {
+    pub(super) fn new(resource: &Resource) -> Self {
+        let mut message_of_resource = Vec::new();
+        message(&mut message_of_resource, 1, |out| {
             for (key, value) in resource.iter() {
                 key_value(out, 1, key, value);
             }
         });
-        for (scope, members) in &scopes {
-            message(out, 2, |out| {
-                message(out, 1, |out| instrumentation_scope(out, scope));
-                for span in members {
-                    message(out, 2, |out| span_fields(out, span));
-                }
-                string(out, 3, scope.schema_url().unwrap_or_default());
-            });
+        let mut schema_url = Vec::new();
+        string(
+            &mut schema_url,
+            3,
+            resource.schema_url().unwrap_or_default(),
+        );
+        Self {
+            resource: message_of_resource,
+            schema_url,
         }
-        string(out, 3, resource.schema_url().unwrap_or_default());
-    });
-    out
+    }
+}
+
+/// The size of a length-delimited field of `length` bytes with a one-byte tag (fields 1
+/// to 15).
+fn field_size(length: usize) -> usize {
+    1 + varint_bytes(length as u64).1 + length
 }
 
 fn instrumentation_scope(out: &mut Vec<u8>, scope: &InstrumentationScope) {
@@ -205,16 +291,25 @@ fn array_values(out: &mut Vec<u8>, array: &Array) {
 /// A nested message as field `field`: its body is written in place, then its length put
 /// before it (one byte reserved; a longer length moves the body along).
 fn message(out: &mut Vec<u8>, field: u32, body: impl FnOnce(&mut Vec<u8>)) {
+    message_reserving::<1>(out, field, body);
+}
+
+/// [`message`] with `RESERVED` bytes kept for the length: a body whose length takes as
+/// many is not moved.
+fn message_reserving<const RESERVED: usize>(
+    out: &mut Vec<u8>,
+    field: u32,
+    body: impl FnOnce(&mut Vec<u8>),
+) {
     tag(out, field, LENGTH_DELIMITED);
     let at = out.len();
-    out.push(0);
+    out.extend_from_slice(&[0; RESERVED]);
     body(out);
-    let length = out.len() - at - 1;
-    if length < 0x80 {
-        out[at] = length as u8;
+    let (prefix, size) = varint_bytes((out.len() - at - RESERVED) as u64);
+    if size == RESERVED {
+        out[at..at + size].copy_from_slice(&prefix[..size]);
     } else {
-        let (prefix, size) = varint_bytes(length as u64);
-        out.splice(at..at + 1, prefix[..size].iter().copied());
+        out.splice(at..at + RESERVED, prefix[..size].iter().copied());
     }
 }
 
@@ -267,6 +362,11 @@ fn tag(out: &mut Vec<u8>, field: u32, wire_type: u8) {
 }
 
 fn varint(out: &mut Vec<u8>, value: u64) {
+    // Most tags and lengths take one byte: pushed without the general case's array.
+    if value < 0x80 {
+        out.push(value as u8);
+        return;
+    }
     let (bytes, size) = varint_bytes(value);
     out.extend_from_slice(&bytes[..size]);
 }
@@ -368,6 +468,16 @@ mod tests {
         }
     }
 
+    /// What the exporter sends for `spans`: each written as it ends, then the request.
+    fn export_request(spans: &[SpanData], resource: &Resource) -> Vec<u8> {
+        let mut encoded = Encoded::default();
+        for span in spans {
+            encoded.push(span);
+        }
+        assert_eq!(encoded.len(), spans.len());
+        encoded.take_request(&EncodedResource::new(resource))
+    }
+
     fn sdk_encoding(spans: Vec<SpanData>, resource: &Resource) -> ExportTraceServiceRequest {
         let resource = ResourceAttributesWithSchema::from(resource);
         ExportTraceServiceRequest {
@@ -443,16 +553,54 @@ mod tests {
     }
 
     #[test]
+    fn each_export_carries_the_spans_written_since_the_last_and_only_their_scopes() {
+        let eventkit = InstrumentationScope::builder("eventkit").build();
+        let other = InstrumentationScope::builder("other").build();
+        let resource = Resource::builder().with_service_name("inventory").build();
+        let encoded_resource = EncodedResource::new(&resource);
+        let mut encoded = Encoded::default();
+        let first = vec![full_span(&eventkit, 0), full_span(&other, 1)];
+        first.iter().for_each(|span| encoded.push(span));
+        let written = encoded.take_request(&encoded_resource);
+        assert_eq!(
+            ExportTraceServiceRequest::decode(written.as_slice()).map(sorted),
+            Ok(sorted(sdk_encoding(first, &resource)))
+        );
+        assert_eq!(encoded.len(), 0);
+
+        // Then spans of the second scope only: the first, now empty, is left out.
+        let second = vec![full_span(&other, 2), full_span(&other, 3)];
+        second.iter().for_each(|span| encoded.push(span));
+        let written = encoded.take_request(&encoded_resource);
+        assert_eq!(
+            ExportTraceServiceRequest::decode(written.as_slice()).map(sorted),
+            Ok(sorted(sdk_encoding(second, &resource)))
+        );
+        let written = encoded.take_request(&encoded_resource);
+        assert_eq!(
+            ExportTraceServiceRequest::decode(written.as_slice()).map(sorted),
+            Ok(sorted(sdk_encoding(Vec::new(), &resource)))
+        );
+    }
+
+    #[test]
     fn lengths_of_every_size_are_put_before_their_message() {
-        for length in [0, 1, 127, 128, 300, 16_383, 16_384, 70_000] {
-            let mut out = vec![0xAA];
-            message(&mut out, 1, |out| {
-                out.extend(std::iter::repeat_n(7, length))
-            });
-            let mut expected = vec![0xAA, 0x0A];
-            varint(&mut expected, length as u64);
-            expected.extend(std::iter::repeat_n(7, length));
-            assert_eq!(out, expected, "length {length}");
+        type Writer = fn(&mut Vec<u8>, u32, Box<dyn FnOnce(&mut Vec<u8>)>);
+        let one: Writer = |out, field, body| message_reserving::<1>(out, field, body);
+        let two: Writer = |out, field, body| message_reserving::<2>(out, field, body);
+        for (reserved, write) in [(1, one), (2, two)] {
+            for length in [0, 1, 127, 128, 300, 16_383, 16_384, 70_000] {
+                let mut out = vec![0xAA];
+                write(
+                    &mut out,
+                    1,
+                    Box::new(move |out| out.extend(std::iter::repeat_n(7, length))),
+                );
+                let mut expected = vec![0xAA, 0x0A];
+                varint(&mut expected, length as u64);
+                expected.extend(std::iter::repeat_n(7, length));
+                assert_eq!(out, expected, "length {length}, {reserved} reserved");
+            }
         }
     }
 }
