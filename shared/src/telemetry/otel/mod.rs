@@ -17,8 +17,9 @@
 //! flush blocks until that thread has sent the spans through reqwest's blocking client, which
 //! runs a runtime of its own: two thread hand-offs and a runtime per flush, about a third of
 //! what tracing cost a record. Here the export is one async request on the function's runtime
-//! (hyper, already in every function for the AWS SDK), its protobuf body written by eventkit
-//! itself (`otel/wire.rs` says why not by opentelemetry-otlp's exporter).
+//! (hyper, already in every function for the AWS SDK; `otel/sender.rs`), its protobuf body
+//! written by eventkit itself as the spans end (`otel/wire.rs` says why not by
+//! opentelemetry-otlp's exporter).
 
 mod sender;
 mod settings;
@@ -162,7 +163,7 @@ where
     if EXPORT.get().is_some() {
         return Err(OtelError::AlreadyInstalled);
     }
-    sender::check(config)?;
+    let sender = Sender::new(config)?;
     let mut resource = Resource::builder().with_service_name(config.service_name.clone());
     if let Ok(function) = std::env::var("AWS_LAMBDA_FUNCTION_NAME") {
         resource = resource.with_attribute(opentelemetry::KeyValue::new("faas.name", function));
@@ -178,7 +179,7 @@ where
         .set(Export {
             pending,
             resource: EncodedResource::new(&resource),
-            sender: Sender::new(config),
+            sender,
             _provider: provider,
         })
         .map_err(|_| OtelError::AlreadyInstalled)?;
