@@ -158,7 +158,7 @@ pub async fn everything(
 
 /// `--only`: the throughput rounds of the chosen contenders, nothing else.
 pub async fn only(args: &BenchArgs, dynamodb: &str, dir: &Path) -> Result<Vec<Measured>> {
-    let bench = Bench::for_only(dynamodb, dir, None).await?;
+    let bench = Bench::for_only(args, dynamodb, dir, None).await?;
     anyhow::ensure!(args.rounds > 0, "--rounds must be at least 1");
     let workload = dir.join("workload-only.jsonl");
     workload::write(&workload, args.batches)?;
@@ -188,7 +188,7 @@ pub async fn only(args: &BenchArgs, dynamodb: &str, dir: &Path) -> Result<Vec<Me
 /// `--instructions`: each `--only` contender run under callgrind at two sizes.
 pub async fn instructions(args: &BenchArgs, dynamodb: &str, dir: &Path) -> Result<Vec<Counted>> {
     let out = dir.join("callgrind.out");
-    let bench = Bench::for_only(dynamodb, dir, Some(out.clone())).await?;
+    let bench = Bench::for_only(args, dynamodb, dir, Some(out.clone())).await?;
     let small = (args.batches / 5).max(1);
     anyhow::ensure!(
         args.batches > small,
@@ -231,15 +231,6 @@ fn callgrind_total(out: &Path) -> Result<u64> {
         .with_context(|| format!("{} has no instruction total", out.display()))
 }
 
-/// The `bench-eventkit` that `--only` runs: `BENCH_EVENTKIT` names one built otherwise (with
-/// symbols, to profile it), else the release build's.
-pub fn contender_binary() -> std::path::PathBuf {
-    std::env::var_os("BENCH_EVENTKIT").map_or_else(
-        || release_dir().join("bench-eventkit"),
-        std::path::PathBuf::from,
-    )
-}
-
 /// What every run shares.
 struct Bench {
     programs: Programs,
@@ -253,7 +244,12 @@ struct Bench {
 impl Bench {
     /// The bench of `--only` and `--instructions`: eventkit's contenders only, and under
     /// callgrind when `callgrind_out` is given.
-    async fn for_only(dynamodb: &str, dir: &Path, callgrind_out: Option<PathBuf>) -> Result<Self> {
+    async fn for_only(
+        args: &BenchArgs,
+        dynamodb: &str,
+        dir: &Path,
+        callgrind_out: Option<PathBuf>,
+    ) -> Result<Self> {
         let no_peer = Peers {
             python: Default::default(),
             python_harness: Default::default(),
@@ -261,7 +257,10 @@ impl Bench {
         };
         Ok(Self {
             programs: Programs {
-                bench_eventkit: contender_binary(),
+                bench_eventkit: args
+                    .contender
+                    .clone()
+                    .unwrap_or_else(|| release_dir().join("bench-eventkit")),
                 peers: no_peer,
                 callgrind_out,
             },

@@ -61,8 +61,7 @@ pub struct BenchArgs {
     /// A quick comparison instead of the whole benchmark: only the throughput rounds of
     /// these eventkit contenders (by their slugs, e.g. `eventkit,eventkit-traced`), printed
     /// as a table against the first; nothing else is measured and `BENCHMARKS.md` is left
-    /// as it is. `BENCH_EVENTKIT=<path>` runs a `bench-eventkit` built otherwise (say with
-    /// symbols, for `perf`) instead of building one.
+    /// as it is.
     #[arg(long, value_delimiter = ',', value_parser = runner::Contender::from_slug)]
     pub only: Vec<runner::Contender>,
     /// With `--only`: count the instructions each contender executes per record, with
@@ -74,6 +73,10 @@ pub struct BenchArgs {
     /// leaves out what the kernel does for the process and what cache misses cost.
     #[arg(long, requires = "only")]
     pub instructions: bool,
+    /// With `--only`: run this `bench-eventkit` instead of building the release one (one
+    /// built with symbols, to profile it; the tests' debug build, to run the bench small).
+    #[arg(long, requires = "only", env = "BENCH_EVENTKIT")]
+    pub contender: Option<PathBuf>,
     #[command(flatten)]
     ports: cloud::Ports,
 }
@@ -97,7 +100,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let dir = workspace_root().join(".local-cloud/bench");
     std::fs::create_dir_all(&dir)?;
     if !args.only.is_empty() {
-        if std::env::var_os("BENCH_EVENTKIT").is_none() {
+        if args.contender.is_none() {
             build_contender(&dir)?;
         }
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -217,4 +220,83 @@ fn build(dir: &std::path::Path) -> Result<()> {
             )
         });
     finished(step, result)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        bench: BenchArgs,
+    }
+
+    /// `cargo xtask bench --only`, small, on the tests' debug build of the contender: each
+    /// contender runs every record of both phases against DynamoDB Local (the runner refuses
+    /// a run that did less), the traced one's spans reach its receiver (refused too
+    /// otherwise), and both report their CPU time. A debug build's figures mean nothing; the
+    /// full-size run is `cargo xtask bench`.
+    #[test]
+    fn a_small_comparison_runs_tracing_off_and_on_and_the_traced_run_exports() {
+        let built = Command::new(crate::test::cargo())
+            .args(["build", "-p", "xtask", "--bin", "bench-eventkit"])
+            .current_dir(workspace_root())
+            .status()
+            .expect("cargo runs");
+        assert!(built.success(), "the contender builds");
+        let contender = target_dir().join("debug").join("bench-eventkit");
+        let args = Cli::parse_from([
+            "bench",
+            "--only=eventkit,eventkit-traced",
+            "--rounds=1",
+            "--batches=3",
+            &format!("--contender={}", contender.display()),
+        ])
+        .bench;
+        let local_cloud = LocalCloud::new(args.ports).expect("the local cloud's ports");
+        local_cloud.up().expect("the local cloud is up");
+        let dynamodb = local_cloud
+            .env_vars()
+            .into_iter()
+            .find(|(name, _)| *name == "AWS_ENDPOINT_URL_DYNAMODB")
+            .map(|(_, url)| url)
+            .expect("a DynamoDB endpoint");
+        let dir = workspace_root().join(".local-cloud/bench-test");
+        std::fs::create_dir_all(&dir).expect("a folder for the run");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let measured = runtime
+            .block_on(measure::only(&args, &dynamodb, &dir))
+            .expect("the small comparison runs");
+
+        let contenders: Vec<runner::Contender> = measured.iter().map(|m| m.contender).collect();
+        assert_eq!(
+            contenders,
+            [
+                runner::Contender::Eventkit,
+                runner::Contender::EventkitTraced
+            ]
+        );
+        for contender in &measured {
+            assert_eq!(contender.records, 30);
+            let run = &contender.rounds[0];
+            for phase in [&run.new, &run.duplicate] {
+                assert!(
+                    phase.report.cpu_seconds > 0.0,
+                    "{:?} reported no CPU time",
+                    contender.contender
+                );
+            }
+        }
+        let table = report::quick(&measured).terminal().to_string();
+        assert!(
+            table.contains("eventkit, traced (spans exported)"),
+            "{table}"
+        );
+    }
 }

@@ -246,6 +246,9 @@ pub async fn run(
         }
         _ => None,
     };
+    let spans_file = receiver
+        .as_ref()
+        .map(|receiver| receiver.store().path().to_path_buf());
     command
         .env_remove("AWS_ENDPOINT_URL")
         .env_remove("RUST_LOG")
@@ -270,13 +273,33 @@ pub async fn run(
     drop(receiver);
     let _ = child.start_kill();
     let _ = child.wait().await;
-    result.with_context(|| {
+    let run = result.with_context(|| {
         format!(
             "{} did not complete its run; its stderr is in {}",
             contender.label(),
             setting.log.display()
         )
-    })
+    })?;
+    if let Some(spans_file) = spans_file {
+        exported_every_record(&spans_file, setting)?;
+    }
+    Ok(run)
+}
+
+/// A traced run only counts if its spans reached the receiver: a failed export is only a
+/// warning in the contender's log, and a run whose export failed would measure less than
+/// what tracing costs. Every record has a span in each phase.
+fn exported_every_record(spans_file: &std::path::Path, setting: &Setting<'_>) -> Result<()> {
+    let spans = eventkit_local::traces::store::read_spans(spans_file)?.len();
+    let expected = 2 * setting.records;
+    if spans < expected {
+        bail!(
+            "the traced contender exported {spans} spans, fewer than its {expected} records \
+             (both phases): its export failed; its stderr is in {}",
+            setting.log.display()
+        );
+    }
+    Ok(())
 }
 
 async fn drive(child: &mut Child, setting: &Setting<'_>) -> Result<Run> {
