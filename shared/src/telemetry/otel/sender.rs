@@ -4,10 +4,11 @@
 //! which [`flush`](super::flush) logs).
 //!
 //! Why hyper's connection rather than a pooled client (#34): opentelemetry-http's client
-//! (hyper-util's pool) spent about 60,000 instructions a request on what one endpoint does
-//! not need: a pool looked up and returned to, a task of its own per connection woken
-//! through channels, the URI parsed and the headers built again each time. Here the request
-//! head is built once, and the connection is polled by the flush that uses it.
+//! (hyper-util's pool) adds to every request what one endpoint does not need: a pool looked
+//! up and returned to, a task of its own per connection woken through channels, the URI
+//! parsed and the headers built again each time. Here the request head is built once, and
+//! the connection is polled by the flush that uses it: about 14,000 instructions less a
+//! request (of some 60,000; the rest is hyper's own encoding and parsing, and the socket).
 
 use std::future::Future;
 use std::pin::Pin;
