@@ -85,18 +85,8 @@ pub struct BenchArgs {
 pub fn run(args: &BenchArgs) -> Result<()> {
     let local_cloud = LocalCloud::new(args.ports)?;
     local_cloud.up()?;
-    let dynamodb = local_cloud
-        .env_vars()
-        .into_iter()
-        .find(|(name, _)| *name == "AWS_ENDPOINT_URL_DYNAMODB")
-        .map(|(_, url)| url)
-        .context("the local cloud has no DynamoDB endpoint")?;
-    let localstack = local_cloud
-        .env_vars()
-        .into_iter()
-        .find(|(name, _)| *name == "AWS_ENDPOINT_URL")
-        .map(|(_, url)| url)
-        .context("the local cloud has no LocalStack endpoint")?;
+    let dynamodb = endpoint(&local_cloud, "AWS_ENDPOINT_URL_DYNAMODB")?;
+    let localstack = endpoint(&local_cloud, "AWS_ENDPOINT_URL")?;
     let dir = workspace_root().join(".local-cloud/bench");
     std::fs::create_dir_all(&dir)?;
     if !args.only.is_empty() {
@@ -132,6 +122,16 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         None
     };
     document::publish(args, &measured, criterion.as_deref())
+}
+
+/// The URL the local cloud's environment variable `variable` gives its clients.
+fn endpoint(local_cloud: &LocalCloud, variable: &str) -> Result<String> {
+    local_cloud
+        .env_vars()
+        .into_iter()
+        .find(|(name, _)| *name == variable)
+        .map(|(_, url)| url)
+        .with_context(|| format!("the local cloud sets no {variable}"))
 }
 
 /// The release target folder.
@@ -258,12 +258,8 @@ mod tests {
         .bench;
         let local_cloud = LocalCloud::new(args.ports).expect("the local cloud's ports");
         local_cloud.up().expect("the local cloud is up");
-        let dynamodb = local_cloud
-            .env_vars()
-            .into_iter()
-            .find(|(name, _)| *name == "AWS_ENDPOINT_URL_DYNAMODB")
-            .map(|(_, url)| url)
-            .expect("a DynamoDB endpoint");
+        let dynamodb =
+            endpoint(&local_cloud, "AWS_ENDPOINT_URL_DYNAMODB").expect("a DynamoDB endpoint");
         let dir = workspace_root().join(".local-cloud/bench-test");
         std::fs::create_dir_all(&dir).expect("a folder for the run");
         let runtime = tokio::runtime::Builder::new_multi_thread()

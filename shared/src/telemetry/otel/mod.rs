@@ -90,7 +90,8 @@ impl Pending {
     fn take_request(&self, resource: &EncodedResource) -> (Option<Vec<u8>>, usize) {
         match self.spans.lock() {
             Ok(mut pending) => {
-                let body = (pending.ended.len() > 0).then(|| pending.ended.take_request(resource));
+                let body =
+                    (!pending.ended.is_empty()).then(|| pending.ended.take_request(resource));
                 (body, std::mem::take(&mut pending.dropped))
             }
             Err(_) => (None, 0),

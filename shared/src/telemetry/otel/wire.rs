@@ -80,6 +80,11 @@ impl Encoded {
         self.spans
     }
 
+    /// Whether no span is written.
+    pub(super) fn is_empty(&self) -> bool {
+        self.spans == 0
+    }
+
     /// The body of one OTLP/HTTP export (an `ExportTraceServiceRequest`) of every span
     /// written, all of `resource`: a single `ResourceSpans` with a `ScopeSpans` per scope.
     /// Empties the buffers, which keep their room.
@@ -559,28 +564,20 @@ mod tests {
         let resource = Resource::builder().with_service_name("inventory").build();
         let encoded_resource = EncodedResource::new(&resource);
         let mut encoded = Encoded::default();
-        let first = vec![full_span(&eventkit, 0), full_span(&other, 1)];
-        first.iter().for_each(|span| encoded.push(span));
-        let written = encoded.take_request(&encoded_resource);
-        assert_eq!(
-            ExportTraceServiceRequest::decode(written.as_slice()).map(sorted),
-            Ok(sorted(sdk_encoding(first, &resource)))
-        );
-        assert_eq!(encoded.len(), 0);
-
+        // The next request carries `spans` (written now), as the SDK's conversion would.
+        let mut next_carries = |spans: Vec<SpanData>| {
+            spans.iter().for_each(|span| encoded.push(span));
+            let written = encoded.take_request(&encoded_resource);
+            assert_eq!(
+                ExportTraceServiceRequest::decode(written.as_slice()).map(sorted),
+                Ok(sorted(sdk_encoding(spans, &resource)))
+            );
+            assert_eq!(encoded.len(), 0);
+        };
+        next_carries(vec![full_span(&eventkit, 0), full_span(&other, 1)]);
         // Then spans of the second scope only: the first, now empty, is left out.
-        let second = vec![full_span(&other, 2), full_span(&other, 3)];
-        second.iter().for_each(|span| encoded.push(span));
-        let written = encoded.take_request(&encoded_resource);
-        assert_eq!(
-            ExportTraceServiceRequest::decode(written.as_slice()).map(sorted),
-            Ok(sorted(sdk_encoding(second, &resource)))
-        );
-        let written = encoded.take_request(&encoded_resource);
-        assert_eq!(
-            ExportTraceServiceRequest::decode(written.as_slice()).map(sorted),
-            Ok(sorted(sdk_encoding(Vec::new(), &resource)))
-        );
+        next_carries(vec![full_span(&other, 2), full_span(&other, 3)]);
+        next_carries(Vec::new());
     }
 
     #[test]
